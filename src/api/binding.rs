@@ -1,0 +1,261 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tags::{Ownership, Tags};
+
+/// Most resource ids one binding may list.
+pub const MAX_RESOURCE_IDS: usize = 1000;
+/// Most tags one binding may declare.
+pub const MAX_DECLARED_TAGS: usize = 64;
+/// Most entries kept in `status.failures` (and `status.conflicts`).
+pub const MAX_STATUS_FAILURES: usize = 10;
+
+/// Tags that a team wants on a set of cloud resources, kept there by tagbinder.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "tagbinder.io",
+    version = "v1alpha1",
+    kind = "ResourceTagBinding",
+    namespaced,
+    shortname = "rtb",
+    category = "tagging",
+    status = "ResourceTagBindingStatus",
+    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"REASON","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"SYNCED","type":"integer","jsonPath":".status.resources.synced"}"#,
+    printcolumn = r#"{"name":"TOTAL","type":"integer","jsonPath":".status.resources.total"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceTagBindingSpec {
+    /// The TagProvider (cluster-scoped) that reaches the cloud. Immutable: moving a binding
+    /// to another account would orphan the tags it applied.
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == oldSelf", "message": "providerRef is immutable; create a new binding instead"}
+    ]))]
+    pub provider_ref: ProviderRef,
+    /// Alibaba Cloud `ResourceType` (`apiGroup`, `instance`, ...) or JD Cloud `serviceCode`
+    /// (`vm`, `disk`, ...).
+    #[schemars(length(min = 1, max = 64))]
+    pub resource_type: String,
+    /// Ids of the resources to tag.
+    // NB: `x-kubernetes-list-type: set` makes the apiserver reject duplicate ids natively, at
+    // no CEL cost (a uniqueness rule in CEL is quadratic and would exhaust the cost budget).
+    #[schemars(length(min = 1, max = 1000))]
+    #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "minLength": 1, "maxLength": 256}))]
+    pub resource_ids: Vec<String>,
+    /// Tags to apply, key to value.
+    #[schemars(extend(
+        "maxProperties" = 64,
+        "additionalProperties" = {"type": "string", "maxLength": 128},
+        "x-kubernetes-validations" = [
+            {"rule": "self.all(k, k.size() > 0)", "message": "tag keys must not be empty"},
+            {"rule": "self.all(k, k.size() <= 128)", "message": "tag keys must be at most 128 characters"},
+            {"rule": "self.all(k, self[k].size() <= 128)", "message": "tag values must be at most 128 characters"}
+        ]
+    ))]
+    pub tags: BTreeMap<String, String>,
+    /// What happens to the applied tags when the binding is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// How often the cloud is re-read to correct drift, e.g. `10m`, `1h30m`.
+    #[serde(default = "default_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub interval: String,
+    /// True: no cloud writes until set back to false.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_interval() -> String {
+    "10m".to_string()
+}
+
+/// Reference to a cluster-scoped TagProvider.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRef {
+    /// Name of the TagProvider.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// What deleting a binding does to the tags it applied.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Remove the tags this binding applied (by the ownership rules), then let go.
+    #[default]
+    Delete,
+    /// Leave the tags on the resources.
+    Orphan,
+}
+
+/// Observed state of a binding.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceTagBindingStatus {
+    /// Generation of the spec that the last pass worked on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// kstatus conditions: Ready, Reconciling, Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The ownership record: what this binding applied and may prune.
+    #[serde(flatten)]
+    pub applied: AppliedRecord,
+    /// Resource counts of the last pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceCounts>,
+    /// Resources that failed in the last pass (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<ResourceFailure>,
+    /// Keys this binding does not write because an older binding declares another value
+    /// (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictEntry>,
+    /// When the cloud last confirmed that the resources match (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+    /// Echo of the `reconcile.fluxcd.io/requestedAt` annotation last handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}
+
+/// What a binding applied: the basis of pruning. The controller keeps it in `status`, the
+/// CLI in its state file; both use this shape.
+///
+/// Usually every resource carries the same owned tags, and the record is just
+/// `appliedTags` + `appliedResourceIds`. After a partial failure, resources whose owned tags
+/// differ are listed with their full owned set in `appliedTagsPerResource`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedRecord {
+    /// Tags this binding applied and still owns.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied_tags: Tags,
+    /// Resources on which this binding owns tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_resource_ids: Vec<String>,
+    /// Resources whose owned tags differ from `appliedTags`, with their full owned set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied_tags_per_resource: BTreeMap<String, Tags>,
+}
+
+impl AppliedRecord {
+    /// The compact record of an ownership map: the most common owned set becomes
+    /// `appliedTags`, the rest are listed per resource.
+    pub fn from_ownership(ownership: &Ownership) -> Self {
+        let mut counts: BTreeMap<&Tags, usize> = BTreeMap::new();
+        for tags in ownership.resources().values() {
+            *counts.entry(tags).or_default() += 1;
+        }
+        let common = counts
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(tags, _)| tags.clone())
+            .unwrap_or_default();
+        let applied_tags_per_resource = ownership
+            .resources()
+            .iter()
+            .filter(|(_, tags)| **tags != common)
+            .map(|(id, tags)| (id.clone(), tags.clone()))
+            .collect();
+        AppliedRecord {
+            applied_tags: common,
+            applied_resource_ids: ownership.resources().keys().cloned().collect(),
+            applied_tags_per_resource,
+        }
+    }
+
+    /// The ownership map this record describes.
+    pub fn to_ownership(&self) -> Ownership {
+        let mut ownership = Ownership::default();
+        for id in &self.applied_resource_ids {
+            let tags = self
+                .applied_tags_per_resource
+                .get(id)
+                .unwrap_or(&self.applied_tags);
+            ownership.set(id, tags.clone());
+        }
+        ownership
+    }
+
+    /// True when the binding owns nothing.
+    pub fn is_empty(&self) -> bool {
+        self.applied_resource_ids.is_empty()
+    }
+}
+
+/// Resource counts of a pass.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ResourceCounts {
+    /// Resources listed in the spec.
+    pub total: u32,
+    /// Resources that carry every declared, non-conflicting tag.
+    pub synced: u32,
+    /// Resources whose last write or read failed.
+    pub failed: u32,
+}
+
+/// One resource that failed.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceFailure {
+    /// The resource id.
+    pub resource_id: String,
+    /// Category, e.g. `NotFound`, `QuotaExceeded`, `ProviderError`.
+    pub reason: String,
+    /// What the cloud said.
+    pub message: String,
+}
+
+/// One key this binding yields to an older binding.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictEntry {
+    /// The resource id.
+    pub resource_id: String,
+    /// The tag key.
+    pub key: String,
+    /// The winning binding, `namespace/name`.
+    pub winner: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn applied_record_round_trips_partial_ownership() {
+        let mut ownership = Ownership::default();
+        ownership.set("a", tags(&[("env", "prod")]));
+        ownership.set("b", tags(&[("env", "prod")]));
+        ownership.set("c", tags(&[("env", "dev")]));
+        let record = AppliedRecord::from_ownership(&ownership);
+        assert_eq!(record.applied_tags, tags(&[("env", "prod")]));
+        assert_eq!(record.applied_resource_ids, vec!["a", "b", "c"]);
+        assert_eq!(record.applied_tags_per_resource.len(), 1);
+        assert_eq!(record.to_ownership(), ownership);
+    }
+
+    #[test]
+    fn empty_record_means_nothing_owned() {
+        let record = AppliedRecord::from_ownership(&Ownership::default());
+        assert!(record.is_empty());
+        assert_eq!(
+            serde_json::to_string(&ResourceTagBindingStatus::default()).unwrap(),
+            "{}"
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Condition types and reasons (kstatus): the words users see in `kubectl get`, events and
+//! `kubectl wait`. Defined once here; never spelled as literals elsewhere.
+
+/// True when every resource carries every declared, non-conflicting tag.
+pub const READY: &str = "Ready";
+/// True while a pass is under way or retrying.
+pub const RECONCILING: &str = "Reconciling";
+/// True when only a spec or provider change can help.
+pub const STALLED: &str = "Stalled";
+
+/// Reasons of the Ready condition (and of the Stalled/Reconciling ones that go with them).
+pub mod reason {
+    /// Every resource carries every declared tag.
+    pub const SYNCED: &str = "Synced";
+    /// Work is under way.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Some resources failed; the rest converged.
+    pub const PARTIAL_FAILURE: &str = "PartialFailure";
+    /// The cloud API failed (throttling, 5xx, network) after retries.
+    pub const PROVIDER_ERROR: &str = "ProviderError";
+    /// The cloud rejected the access key or signature, or denied access.
+    pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    /// The referenced TagProvider does not exist.
+    pub const PROVIDER_NOT_FOUND: &str = "ProviderNotFound";
+    /// The provider's `allowedNamespaces` excludes the binding's namespace.
+    pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+    /// The spec breaks a rule of the provider (key rules, resource types, limits).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// An older binding declares another value for a key on a resource.
+    pub const CONFLICT: &str = "Conflict";
+    /// `spec.suspend` is true.
+    pub const SUSPENDED: &str = "Suspended";
+}

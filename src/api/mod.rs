@@ -1,0 +1,45 @@
+//! CRD types: what users write (`spec`) and what tagbinder reports (`status`).
+//!
+//! `tagbinder crd` prints [`crds`]; `crds/tagbinder.yaml` holds that output and a test keeps
+//! them equal.
+
+mod binding;
+pub mod conditions;
+mod provider;
+
+pub use binding::*;
+pub use provider::*;
+
+use kube::CustomResourceExt;
+
+/// API group of both kinds.
+pub const GROUP: &str = "tagbinder.io";
+/// The one served version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Both CRDs as one multi-document YAML, as `tagbinder crd` prints them.
+pub fn crds_yaml() -> String {
+    let docs = [TagProvider::crd(), ResourceTagBinding::crd()];
+    docs.iter()
+        .map(|crd| {
+            // NB: serialising a CRD that kube-derive built cannot fail (plain data, string keys).
+            serde_yaml::to_string(crd).expect("CRD serialises to YAML")
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_crds_match_generated() {
+        let committed = include_str!("../../crds/tagbinder.yaml");
+        assert_eq!(
+            committed,
+            crds_yaml(),
+            "crds/tagbinder.yaml is stale: run `cargo run -- crd > crds/tagbinder.yaml`"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where and how to reach one cloud account's tag API in one region.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "tagbinder.io",
+    version = "v1alpha1",
+    kind = "TagProvider",
+    shortname = "tp",
+    category = "tagging",
+    status = "TagProviderStatus",
+    printcolumn = r#"{"name":"CLOUD","type":"string","jsonPath":".spec.cloud"}"#,
+    printcolumn = r#"{"name":"REGION","type":"string","jsonPath":".spec.region"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TagProviderSpec {
+    /// Which cloud's tag API this provider speaks.
+    pub cloud: Cloud,
+    /// Cloud region, e.g. `cn-hangzhou` (Alibaba Cloud) or `cn-north-1` (JD Cloud).
+    #[schemars(length(min = 1, max = 64))]
+    pub region: String,
+    /// Alibaba Cloud settings: a product preset, or an explicit API version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alibaba: Option<AlibabaSettings>,
+    /// JD Cloud settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jdcloud: Option<JdcloudSettings>,
+    /// Endpoint URL override (emulator, private link). Default: the preset's public endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/.*)?$"))]
+    pub endpoint: Option<String>,
+    /// Where the access key lives. Absent: the cloud CLI's standard environment variables
+    /// (CLI mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// Client-side rate limit for this provider's API calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Namespaces whose bindings may use this provider. Absent: all namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<LabelSelector>,
+}
+
+/// The clouds tagbinder speaks to.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// Alibaba Cloud RPC-style tag APIs (TagResources, UntagResources, ListTagResources).
+    Alibaba,
+    /// JD Cloud resource-tag service.
+    Jdcloud,
+}
+
+impl Cloud {
+    /// The name users write in `spec.cloud`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Alibaba => "alibaba",
+            Cloud::Jdcloud => "jdcloud",
+        }
+    }
+}
+
+/// Alibaba Cloud product preset or explicit API version.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlibabaSettings {
+    /// Product preset: `apigateway` (2016-07-14) or `ecs` (2014-05-26). Sets the API version
+    /// and the endpoint pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// API version override, e.g. `2016-07-14`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+    pub api_version: Option<String>,
+}
+
+/// JD Cloud settings.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JdcloudSettings {
+    /// Service name in the signature's credential scope (default `resourcetag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_service: Option<String>,
+    /// serviceCodes accepted in addition to the documented list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_service_codes: Vec<String>,
+}
+
+/// Reference to the Secret that holds `accessKeyId` and `accessKeySecret`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    /// The Secret.
+    pub secret_ref: SecretRef,
+}
+
+/// A Secret by namespace and name.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Namespace of the Secret.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Token bucket for one provider's API calls.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Sustained calls per second.
+    #[schemars(range(min = 0.01, max = 10000.0))]
+    pub requests_per_second: f64,
+    /// Calls that may go at once after a quiet period.
+    #[serde(default = "default_burst")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    1
+}
+
+/// Observed state of a provider.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagProviderStatus {
+    /// Generation last observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// kstatus conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

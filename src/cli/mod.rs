@@ -1,0 +1,1 @@
+//! `tagbinder plan|apply`.

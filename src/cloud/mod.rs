@@ -1,0 +1,186 @@
+//! The cloud layer: one trait for a tag API, one module per cloud.
+//!
+//! A client knows its cloud's wire protocol, signature, limits and error codes, and nothing of
+//! Kubernetes: it takes resource types, ids and tag sets, and answers with tags or outcomes.
+
+pub mod alibaba;
+pub mod retry;
+pub mod sign;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use retry::RetryPolicy;
+
+use crate::tags::{Limits, Tags, TagsByResource};
+
+/// A cloud's tag API, as the reconciler uses it.
+pub trait TagApi: Send + Sync {
+    /// Short cloud name for metrics and messages: `alibaba` or `jdcloud`.
+    fn cloud_name(&self) -> &'static str;
+
+    /// Batch limits and tag rules of this cloud (and product).
+    fn limits(&self) -> &Limits;
+
+    /// Checks a binding's `resourceType` against what this cloud (product) accepts. The
+    /// error says which values are accepted.
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
+
+    /// Current tags of the given resources: one entry per requested id (empty when the
+    /// resource carries no tags). The client chunks the ids by `limits().resources_per_call`
+    /// and follows pagination.
+    fn list_tags(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> impl Future<Output = Result<TagsByResource, CloudError>> + Send;
+
+    /// Applies every tag to every resource (overwriting existing values of those keys). The
+    /// caller keeps within `limits()`. Resources the cloud reports as failed individually are
+    /// in [`WriteResult::failed`]; a failure of the whole call is an `Err`.
+    fn tag_resources(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> impl Future<Output = Result<WriteResult, CloudError>> + Send;
+
+    /// Removes the keys of `tags` from every resource. `tags` holds, for each key, the value
+    /// the caller observed (JD Cloud requires it; Alibaba Cloud sends only keys).
+    fn untag_resources(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> impl Future<Output = Result<WriteResult, CloudError>> + Send;
+}
+
+/// Per-resource result of a write call that the cloud accepted as a whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteResult {
+    /// Resources the cloud reported as not written, with why. Every other resource of the
+    /// call was written.
+    pub failed: BTreeMap<String, ResourceError>,
+}
+
+/// Why one resource was not written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceError {
+    /// What kind of failure, as far as the cloud says.
+    pub kind: ErrorKind,
+    /// The cloud's message, for people.
+    pub message: String,
+}
+
+/// The categories that decide what tagbinder does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Access key unknown or disabled, signature rejected, or access denied: only a change of
+    /// credentials or permissions helps.
+    Credentials,
+    /// The request broke a rule of the cloud (bad key, bad type, limits): terminal.
+    InvalidInput,
+    /// A resource (or resource type) does not exist: terminal for that resource.
+    NotFound,
+    /// The resource already carries the most tags it may: terminal until tags are removed.
+    QuotaExceeded,
+    /// Throttling, server errors, timeouts, network errors: retried, then reported.
+    Retryable,
+}
+
+impl ErrorKind {
+    /// The category as a PascalCase word, for status `failures[].reason` and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Credentials => "CredentialsInvalid",
+            ErrorKind::InvalidInput => "InvalidInput",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::QuotaExceeded => "QuotaExceeded",
+            ErrorKind::Retryable => "ProviderError",
+        }
+    }
+}
+
+/// A failed call, classified. Never carries a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{action} failed: {code}: {message}{}", attempts_note(*.attempts))]
+pub struct CloudError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The API action, e.g. `TagResources`.
+    pub action: &'static str,
+    /// The cloud's error code (`Throttling.User`, `UNAUTHENTICATED`), or `Timeout`/`Network`.
+    pub code: String,
+    /// The cloud's message.
+    pub message: String,
+    /// HTTP status, when an answer came.
+    pub http_status: Option<u16>,
+    /// The cloud's request id, when an answer came.
+    pub request_id: Option<String>,
+    /// Attempts made (more than one when retried).
+    pub attempts: u32,
+}
+
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl CloudError {
+    /// True for errors worth another attempt later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Retryable
+    }
+}
+
+/// An access key. The secret never prints: `Debug` shows only the key id, and the secret is
+/// zeroized when dropped.
+#[derive(Clone)]
+pub struct AccessKey {
+    /// The access key id (not secret; it appears in every request).
+    pub id: String,
+    secret: SecretString,
+}
+
+impl AccessKey {
+    /// A key from its id and secret.
+    pub fn new(id: impl Into<String>, secret: impl Into<String>) -> Self {
+        AccessKey {
+            id: id.into(),
+            secret: SecretString::from(secret.into()),
+        }
+    }
+
+    /// The secret, for the signer only.
+    pub fn secret(&self) -> &str {
+        self.secret.expose_secret()
+    }
+}
+
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("id", &self.id)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_key_debug_hides_the_secret() {
+        let key = AccessKey::new("LTAI5tDemo", "very-secret-value");
+        let printed = format!("{key:?}");
+        assert!(printed.contains("LTAI5tDemo"));
+        assert!(!printed.contains("very-secret-value"));
+    }
+}

@@ -1,0 +1,13 @@
+//! tagbinder: a Kubernetes operator that manages cloud resource tags declaratively.
+//!
+//! Layers (DESIGN.md section 2): [`api`] (CRD types) -> [`plan`] (pure diff) -> [`cloud`]
+//! (tag APIs) -> [`reconcile`] (one pass) -> hosts: [`cli`] and the controller. The
+//! [`emulator`] serves both clouds' tag APIs for tests, benchmarks and the embedded cloud.
+
+pub mod api;
+pub mod cli;
+pub mod cloud;
+pub mod emulator;
+pub mod plan;
+pub mod reconcile;
+pub mod tags;

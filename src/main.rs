@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", tagbinder::api::crds_yaml());
+}

@@ -1,0 +1,1 @@
+//! One binding, one pass.

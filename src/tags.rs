@@ -1,0 +1,133 @@
+//! Domain types shared by every layer: tag sets and the ownership record.
+
+use std::collections::BTreeMap;
+
+/// Tag key to value. Ordered, so that batches, output and records are deterministic.
+pub type Tags = BTreeMap<String, String>;
+
+/// Resource id to its tags.
+pub type TagsByResource = BTreeMap<String, Tags>;
+
+/// What one binding applied and still owns: resource id to the tags it owns there.
+///
+/// This is the basis of pruning (DESIGN.md section 3): a key is pruned only where this record
+/// says the binding applied it, with the value it applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ownership {
+    by_resource: TagsByResource,
+}
+
+impl Ownership {
+    /// Owned tags per resource (resources with nothing owned are absent).
+    pub fn resources(&self) -> &TagsByResource {
+        &self.by_resource
+    }
+
+    /// Owned tags on one resource.
+    pub fn on(&self, resource_id: &str) -> Option<&Tags> {
+        self.by_resource.get(resource_id)
+    }
+
+    /// Replaces the owned tags of one resource; an empty set removes the resource.
+    pub fn set(&mut self, resource_id: &str, tags: Tags) {
+        if tags.is_empty() {
+            self.by_resource.remove(resource_id);
+        } else {
+            self.by_resource.insert(resource_id.to_string(), tags);
+        }
+    }
+
+    /// Records that this binding now owns `key=value` on a resource.
+    pub fn own(&mut self, resource_id: &str, key: &str, value: &str) {
+        self.by_resource
+            .entry(resource_id.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+    }
+
+    /// Drops the ownership of one key on one resource.
+    pub fn release(&mut self, resource_id: &str, key: &str) {
+        if let Some(tags) = self.by_resource.get_mut(resource_id) {
+            tags.remove(key);
+            if tags.is_empty() {
+                self.by_resource.remove(resource_id);
+            }
+        }
+    }
+
+    /// True when nothing is owned.
+    pub fn is_empty(&self) -> bool {
+        self.by_resource.is_empty()
+    }
+}
+
+impl FromIterator<(String, Tags)> for Ownership {
+    fn from_iter<I: IntoIterator<Item = (String, Tags)>>(iter: I) -> Self {
+        let mut ownership = Ownership::default();
+        for (id, tags) in iter {
+            ownership.set(&id, tags);
+        }
+        ownership
+    }
+}
+
+/// The tag rules and batch limits of one cloud (or one product of it). Values come from
+/// `../shared/spec/` (Alibaba section 6, JD Cloud section 5); the clients pick them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most resources in one tag, untag or list call.
+    pub resources_per_call: usize,
+    /// Most tags in one tag call.
+    pub tags_per_call: usize,
+    /// Most keys in one untag call.
+    pub keys_per_untag_call: usize,
+    /// Most custom tags one resource may carry.
+    pub tags_per_resource: usize,
+    /// Longest key, in characters (Unicode scalar values).
+    pub key_max_chars: usize,
+    /// Longest value, in characters.
+    pub value_max_chars: usize,
+    /// Key prefixes the cloud reserves for itself (compared case-insensitively by tagbinder).
+    pub reserved_key_prefixes: Vec<String>,
+    /// Value prefixes the cloud reserves (compared case-insensitively by tagbinder).
+    pub reserved_value_prefixes: Vec<String>,
+    /// Substrings no key or value may contain.
+    pub forbidden_substrings: Vec<String>,
+}
+
+impl Limits {
+    /// Alibaba Cloud product tag APIs (spec: alibaba-rpc-tagging.md section 6).
+    pub fn alibaba() -> Self {
+        Limits {
+            resources_per_call: 50,
+            tags_per_call: 20,
+            keys_per_untag_call: 20,
+            tags_per_resource: 20,
+            key_max_chars: 128,
+            value_max_chars: 128,
+            reserved_key_prefixes: strings(&["aliyun", "acs:"]),
+            reserved_value_prefixes: strings(&["aliyun", "acs:"]),
+            forbidden_substrings: strings(&["http://", "https://"]),
+        }
+    }
+
+    /// JD Cloud resource-tag service (spec: jdcloud-resource-tag.md section 5; [inferred]
+    /// defaults, kept configurable).
+    pub fn jdcloud() -> Self {
+        Limits {
+            resources_per_call: 50,
+            tags_per_call: 10,
+            keys_per_untag_call: 10,
+            tags_per_resource: 10,
+            key_max_chars: 127,
+            value_max_chars: 255,
+            reserved_key_prefixes: strings(&["jrn:", "jdc-"]),
+            reserved_value_prefixes: Vec::new(),
+            forbidden_substrings: Vec::new(),
+        }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
