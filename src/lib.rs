@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod cloud;
 pub mod emulator;
 pub mod plan;

@@ -1,3 +1,77 @@
-fn main() {
-    print!("{}", tagbinder::api::crds_yaml());
+//! The `tagbinder` command: the operator, the CLI, the emulator, and the CRDs.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tagbinder::{cli, controller, emulator};
+
+/// tagbinder manages cloud resource tags declaratively, from ResourceTagBinding manifests.
+#[derive(Parser, Debug)]
+#[command(name = "tagbinder", version, about)]
+struct Args {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the operator: reconcile ResourceTagBindings in a cluster.
+    Run(controller::RunArgs),
+    /// Show what apply would change, without writing.
+    Plan(cli::PlanArgs),
+    /// Make the cloud match the manifests.
+    Apply(cli::ApplyArgs),
+    /// Serve both clouds' tag APIs (tests, benchmarks, trying tagbinder without an account).
+    Emulator(emulator::EmulatorArgs),
+    /// Print both CRDs as one multi-document YAML.
+    Crd,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    match args.command {
+        Command::Run(run) => match controller::run(run).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Plan(plan) => cli::plan(plan).await,
+        Command::Apply(apply) => cli::apply(apply).await,
+        Command::Emulator(emulator_args) => match emulator::run(emulator_args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Crd => {
+            print!("{}", tagbinder::api::crds_yaml());
+            ExitCode::SUCCESS
+        }
+    }
 }

@@ -39,8 +39,11 @@ pub struct ResourceTagBindingSpec {
     ]))]
     pub provider_ref: ProviderRef,
     /// Alibaba Cloud `ResourceType` (`apiGroup`, `instance`, ...) or JD Cloud `serviceCode`
-    /// (`vm`, `disk`, ...).
+    /// (`vm`, `disk`, ...). Immutable, for the same reason as `providerRef`.
     #[schemars(length(min = 1, max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == oldSelf", "message": "resourceType is immutable; create a new binding instead"}
+    ]))]
     pub resource_type: String,
     /// Ids of the resources to tag.
     // NB: `x-kubernetes-list-type: set` makes the apiserver reject duplicate ids natively, at

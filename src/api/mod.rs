@@ -4,11 +4,13 @@
 //! them equal.
 
 mod binding;
+mod validation;
 pub mod conditions;
 mod provider;
 
 pub use binding::*;
 pub use provider::*;
+pub use validation::{MAX_RESOURCE_ID_CHARS, MAX_TAG_CHARS};
 
 use kube::CustomResourceExt;
 

@@ -1,1 +1,118 @@
-//! `tagbinder plan|apply`.
+//! `tagbinder plan|apply -f PATH...`: the reconcile over manifests read from files, for GitOps
+//! pipelines and for trying tagbinder without a cluster (DESIGN.md section 5).
+
+pub mod credentials;
+pub mod manifests;
+pub mod output;
+mod run;
+pub mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use run::{Command, run};
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable, like Terraform's plan.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Flags shared by `plan` and `apply`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Manifest file, directory (read recursively), or `-` for standard input. Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Run against tagbinder's emulator, started inside this process, keeping the emulated
+    /// cloud's tags in STATE.
+    #[arg(
+        long,
+        value_name = "STATE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ".tagbinder/cloud.json"
+    )]
+    pub embedded_cloud: Option<PathBuf>,
+    /// Where the ownership record of each binding is kept between runs.
+    #[arg(long, value_name = "FILE", default_value = ".tagbinder/state.json")]
+    pub state: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+/// `tagbinder plan`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Exit 0 when nothing would change, 2 when changes are pending, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// `tagbinder apply`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Also remove the tags of bindings that are in the state file but no longer in the files
+    /// (by their deletionPolicy).
+    #[arg(long)]
+    pub prune_removed: bool,
+}
+
+/// Runs `tagbinder plan` and returns the process exit code.
+pub async fn plan(args: PlanArgs) -> ExitCode {
+    let report = match run(&args.common, Command::Plan).await {
+        Ok(report) => report,
+        Err(errors) => return print_errors(&errors),
+    };
+    print_report(&report, args.common.output);
+    let failed = report.bindings.iter().any(|b| !b.failures.is_empty() || b.reason == crate::api::conditions::reason::PROVIDER_ERROR || b.reason == crate::api::conditions::reason::CREDENTIALS_INVALID);
+    let pending = report.bindings.iter().any(|b| b.write_calls > 0);
+    match (failed, args.detailed_exitcode, pending) {
+        (true, _, _) => ExitCode::from(1),
+        (false, true, true) => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Runs `tagbinder apply` and returns the process exit code: 0 when every binding is Ready.
+pub async fn apply(args: ApplyArgs) -> ExitCode {
+    let command = Command::Apply {
+        prune_removed: args.prune_removed,
+    };
+    let report = match run(&args.common, command).await {
+        Ok(report) => report,
+        Err(errors) => return print_errors(&errors),
+    };
+    print_report(&report, args.common.output);
+    let removed_failed = report.removed.iter().any(|r| r.action == "failed");
+    if report.bindings.iter().all(|b| b.ready) && !removed_failed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn print_report(report: &output::Report, format: Format) {
+    match format {
+        Format::Text => print!("{}", output::render_text(report)),
+        Format::Json => match serde_json::to_string_pretty(report) {
+            Ok(json) => println!("{json}"),
+            Err(error) => eprintln!("error: cannot render the report as JSON: {error}"),
+        },
+    }
+}
+
+fn print_errors(errors: &[String]) -> ExitCode {
+    for error in errors {
+        eprintln!("error: {error}");
+    }
+    ExitCode::from(1)
+}

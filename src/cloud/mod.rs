@@ -58,6 +58,13 @@ pub trait TagApi: Send + Sync {
     ) -> impl Future<Output = Result<WriteResult, CloudError>> + Send;
 }
 
+/// Sees every HTTP attempt a client makes: the controller counts them in
+/// `tagbinder_cloud_requests_total`.
+pub trait CallObserver: Send + Sync {
+    /// One attempt of `action` on `cloud` ended with `outcome`: `ok`, or the error code.
+    fn observe(&self, cloud: &'static str, action: &'static str, outcome: &str);
+}
+
 /// Per-resource result of a write call that the cloud accepted as a whole.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteResult {

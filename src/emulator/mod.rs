@@ -1,72 +1,163 @@
-//! The emulator: both clouds' tag APIs, server side. Placeholder, replaced by the emulator.
+//! The emulator: both clouds' tag APIs, server side, on one port (DESIGN.md section 6).
+//!
+//! It shares no request-building or response-parsing code with [`crate::cloud`]: only the
+//! signing primitives of [`crate::cloud::sign`], pinned to the official-SDK vectors.
+//!
+//! # Endpoints
+//! - `/`: Alibaba Cloud RPC (`GET` query or `POST` form), every product chosen by `Version`
+//!   ([`alibaba`] module docs say what is checked, in which order, with which codes).
+//! - `GET /_emulator/state`: every resource and its tags,
+//!   `{"resources": {cloud: {type: {id: {"region": "..", "tags": {..}}}}}}`, sorted.
+//! - `GET /_emulator/stats`: cloud API requests counted since start or the last reset,
+//!   `{"total": N, "outcomes": {outcome: n}, "requests": {cloud: {action: {outcome: n}}}}`,
+//!   where outcome is `ok` or the error code answered (`Throttling.User`, ...) and action is
+//!   the `Action` parameter (`-` when absent).
+//! - `POST /_emulator/stats/reset`: zeroes the counts (204).
+//! - `POST /_emulator/tags`: `{"cloud", "type", "id", "set": {k: v}, "remove": [k]}` changes a
+//!   resource's tags out of band, bypassing signatures and tag rules; answers the resource,
+//!   or 404 when it does not exist.
+//!
+//! The `/_emulator/` endpoints need no signature: they are for tests and benchmarks, and the
+//! emulator must never listen beyond loopback.
+//!
+//! # State
+//! Resources come from the inventory, or from the state file when it exists at start
+//! (accounts always come from the inventory). With a state file, the state is written
+//! atomically after every successful change and at shutdown.
 
-use std::collections::BTreeMap;
+mod alibaba;
+mod args;
+mod control;
+mod faults;
+mod inventory;
+mod nonce;
+mod stats;
+mod store;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use axum::Router;
+use axum::http::StatusCode;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-/// Accounts and resources the emulated clouds start with.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Inventory {
-    /// Access keys the clouds accept.
-    #[serde(default)]
-    pub accounts: Vec<Account>,
-    /// Resources that exist, with their initial tags.
-    #[serde(default)]
-    pub resources: Vec<InventoryResource>,
-}
+pub use alibaba::{API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, Product};
+pub use args::{EmulatorArgs, run};
+pub use faults::FaultConfig;
+pub use inventory::{
+    ALIBABA, Account, CLOUDS, INVENTORY_API_VERSION, INVENTORY_KIND, Inventory, InventoryResource,
+    JDCLOUD,
+};
 
-/// One access key.
-#[derive(Clone, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Account {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Access key secret.
-    pub access_key_secret: String,
-}
+use self::faults::Faults;
+use self::inventory::Accounts;
+use self::nonce::NonceCache;
+use self::stats::Stats;
+use self::store::{SharedStore, Store};
 
-impl std::fmt::Debug for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One resource.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct InventoryResource {
-    /// `alibaba` or `jdcloud`.
-    pub cloud: String,
-    /// Region id.
-    pub region: String,
-    /// Alibaba `ResourceType` or JD `serviceCode`.
-    #[serde(rename = "type")]
-    pub resource_type: String,
-    /// Resource id.
-    pub id: String,
-    /// Initial tags.
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
+/// How long [`RunningEmulator::shutdown`] waits for open connections before it cuts them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How to run an emulator.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EmulatorConfig {
     /// Accounts and initial resources.
     pub inventory: Inventory,
     /// Where tags persist across runs; loaded at start when it exists.
     pub state_file: Option<PathBuf>,
+    /// Entries per ListTagResources page (default 10, small to exercise pagination).
+    pub page_size: usize,
+    /// Accepted distance between a request's timestamp and the server clock; a nonce is
+    /// remembered at least this long (default 15 minutes).
+    pub clock_skew: Duration,
+    /// Injected faults (default none).
+    pub faults: FaultConfig,
+    /// Alibaba Cloud products, limits and tag rules (default: spec section 1 and 6).
+    pub alibaba: AlibabaConfig,
 }
 
-/// A running emulator.
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            inventory: Inventory::default(),
+            state_file: None,
+            page_size: 10,
+            clock_skew: Duration::from_secs(15 * 60),
+            faults: FaultConfig::default(),
+            alibaba: AlibabaConfig::default(),
+        }
+    }
+}
+
+/// Why the emulator could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// The inventory file cannot be read or is invalid.
+    #[error("inventory {}: {message}", path.display())]
+    Inventory {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The emulator could not start (listen address, state file, invalid configuration).
+    #[error("cannot start the emulator on {listen}: {source}")]
+    Start {
+        /// Address asked for.
+        listen: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The shutdown signal handler could not be installed.
+    #[error("cannot wait for the shutdown signal: {0}")]
+    Signal(#[source] std::io::Error),
+    /// Stopping failed, e.g. the final state could not be written.
+    #[error("emulator shutdown failed: {0}")]
+    Shutdown(#[source] std::io::Error),
+}
+
+/// What every request handler shares.
 #[derive(Debug)]
+pub(crate) struct App {
+    /// Where the emulator listens (the `HostId` of answers without a `Host` header).
+    pub addr: SocketAddr,
+    /// Access keys of every cloud.
+    pub accounts: Accounts,
+    /// Resources and tags.
+    pub store: SharedStore,
+    /// Signature nonces seen, scoped by cloud and access key.
+    pub nonces: NonceCache,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Request counts.
+    pub stats: Stats,
+    /// Entries per list page.
+    pub page_size: usize,
+    /// Accepted timestamp distance.
+    pub clock_skew: Duration,
+    /// Alibaba Cloud rules.
+    pub alibaba: AlibabaConfig,
+}
+
+/// A running emulator. Dropping it stops serving without the final write of the state
+/// (every change was already written); [`RunningEmulator::shutdown`] does both.
 pub struct RunningEmulator {
     addr: SocketAddr,
+    app: Arc<App>,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for RunningEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningEmulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningEmulator {
@@ -75,14 +166,100 @@ impl RunningEmulator {
         format!("http://{}", self.addr)
     }
 
-    /// Stops serving and persists the state.
+    /// The address it listens on (with the port picked when port 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving (open requests finish, for at most 10 seconds) and persists the state.
     pub async fn shutdown(self) -> std::io::Result<()> {
-        Ok(())
+        let RunningEmulator {
+            app,
+            stop,
+            mut server,
+            ..
+        } = self;
+        // NB: the server may have stopped on its own already; then nobody listens, and that
+        // is the outcome wanted.
+        let _ = stop.send(());
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(joined) => joined
+                .map_err(std::io::Error::other)
+                .and_then(|served| served),
+            Err(_) => {
+                tracing::warn!(
+                    "emulator: connections still open after the grace period; closing them"
+                );
+                server.abort();
+                Ok(())
+            }
+        };
+        let persisted = app.store.persist().await;
+        served.and(persisted)
     }
 }
 
-/// Starts serving on `listen` (port 0 picks a free port).
+/// Starts serving on `listen` (port 0 picks a free port) in a background task.
+///
+/// Fails when the address cannot be bound, the inventory is invalid, the state file cannot
+/// be read, or the page size is 0.
 pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Result<RunningEmulator> {
-    let _ = config;
-    Ok(RunningEmulator { addr: listen })
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    if config.page_size == 0 {
+        return Err(invalid("the page size must be at least 1".to_string()));
+    }
+    config
+        .inventory
+        .validate()
+        .map_err(|m| invalid(format!("inventory: {m}")))?;
+    let saved = match &config.state_file {
+        Some(path) => store::load_state(path)?,
+        None => None,
+    };
+    let store = match saved {
+        Some(saved) => {
+            inventory::validate_resources(&saved)
+                .map_err(|m| invalid(format!("state file: {m}")))?;
+            Store::from_resources(&saved)
+        }
+        None => Store::from_resources(&config.inventory.resources),
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = Arc::new(App {
+        addr,
+        accounts: Accounts::new(&config.inventory.accounts),
+        store: SharedStore::new(store, config.state_file),
+        nonces: NonceCache::new(nonce::DEFAULT_CAPACITY),
+        faults: Faults::new(config.faults, Instant::now()),
+        stats: Stats::default(),
+        page_size: config.page_size,
+        clock_skew: config.clock_skew,
+        alibaba: config.alibaba,
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, router(Arc::clone(&app)))
+            .with_graceful_shutdown(async move {
+                // NB: a send and a dropped sender both mean "stop".
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    Ok(RunningEmulator {
+        addr,
+        app,
+        stop,
+        server,
+    })
+}
+
+/// Every cloud's routes and the control endpoints, on one port. A second cloud adds its
+/// routes here.
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .merge(alibaba::routes())
+        .merge(control::routes())
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such emulator endpoint\n") })
+        .with_state(app)
 }

@@ -40,7 +40,8 @@ impl fmt::Display for BindingId {
     }
 }
 
-/// What another binding of the same provider and resource type declares.
+/// What another binding of the same provider and resource type declares. A claim of the
+/// planned binding itself (same namespace/name) is ignored.
 #[derive(Clone, Debug)]
 pub struct Claim<'a> {
     /// The other binding.
@@ -107,7 +108,9 @@ pub enum KeyDecision {
         value: String,
     },
     /// Owned, but not to be pruned (changed out of band, claimed by another binding, or
-    /// already gone): ownership is released and the tag stays as it is.
+    /// already gone): ownership is released and the tag stays as it is. Also a declared key
+    /// carried with the declared value while the record holds another one (changed out of
+    /// band after this binding wrote it): nothing is written and the stale record goes.
     Release,
     /// Declared, but an older binding declares another value: not written.
     Conflict {
@@ -128,7 +131,9 @@ pub struct Plan {
     /// Decision per resource and key (only keys that are declared or owned).
     pub decisions: BTreeMap<String, BTreeMap<String, KeyDecision>>,
     /// Resources that cannot take their declared tags without exceeding
-    /// `limits.tags_per_resource`: left out of the tag batches, with why.
+    /// `limits.tags_per_resource`: left out of the tag batches, with why. Their `Apply`
+    /// decisions stay in `decisions` (not written, so that they can be reported) and their
+    /// prunes still happen.
     pub blocked: BTreeMap<String, String>,
 }
 
@@ -146,7 +151,7 @@ pub struct Confirmed {
 pub struct SpecViolation {
     /// The field, e.g. `spec.tags["acs:env"]`.
     pub field: String,
-    /// The rule, e.g. `key must not start with the reserved prefix "acs:"`.
+    /// The rule, e.g. `key "acs:env" starts with the reserved prefix "acs:"`.
     pub rule: String,
 }
 
@@ -156,6 +161,13 @@ impl fmt::Display for SpecViolation {
     }
 }
 
+mod batch;
 mod engine;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+mod validate;
 
-pub use engine::{plan, validate};
+pub use engine::plan;
+pub use validate::validate;

@@ -1,1 +1,109 @@
-//! One binding, one pass.
+//! One binding, one pass: observe -> plan -> execute -> outcome (DESIGN.md section 2, layer 4).
+//!
+//! Generic over the cloud's [`TagApi`]; knows nothing of the Kubernetes client. The controller
+//! turns an [`Outcome`] into `status`, the CLI into its output and state file.
+
+mod execute;
+mod outcome;
+pub mod provider;
+
+use std::collections::BTreeSet;
+
+pub use outcome::{Outcome, Readiness};
+
+use crate::cloud::{CloudError, TagApi};
+use crate::plan::{self, BindingId, Claim, PlanInput};
+use crate::tags::{Ownership, Tags, TagsByResource};
+
+/// What a pass may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Observe and plan; no cloud writes (`tagbinder plan`, suspended bindings).
+    PlanOnly,
+    /// Observe, plan and write.
+    Apply,
+}
+
+/// One binding as a pass sees it.
+#[derive(Clone, Debug)]
+pub struct PassInput<'a> {
+    /// The binding.
+    pub binding: &'a BindingId,
+    /// Declared tags; empty when the binding is being deleted.
+    pub desired: &'a Tags,
+    /// Resource type (Alibaba `ResourceType`, JD `serviceCode`).
+    pub resource_type: &'a str,
+    /// Declared resources; empty when the binding is being deleted.
+    pub resource_ids: &'a [String],
+    /// The ownership record before the pass.
+    pub owned: &'a Ownership,
+    /// What other bindings of the same provider and resource type declare.
+    pub claims: &'a [Claim<'a>],
+    /// Whether to write.
+    pub mode: Mode,
+}
+
+/// Runs one pass of one binding against a cloud.
+pub async fn run_pass<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Outcome {
+    if let Some(outcome) = check_spec(cloud, input) {
+        return outcome;
+    }
+    let observed = match observe(cloud, input).await {
+        Ok(observed) => observed,
+        Err(error) => return Outcome::observe_failed(input, error),
+    };
+    let plan = plan::plan(&PlanInput {
+        binding: input.binding,
+        desired: input.desired,
+        resource_ids: input.resource_ids,
+        owned: input.owned,
+        observed: &observed,
+        claims: input.claims,
+        limits: cloud.limits(),
+    });
+    match input.mode {
+        Mode::PlanOnly => Outcome::planned(input, plan, observed),
+        Mode::Apply => {
+            let executed = execute::execute(cloud, input.resource_type, &plan).await;
+            Outcome::executed(input, plan, observed, executed)
+        }
+    }
+}
+
+/// Checks what only the provider knows (key rules, resource types): `InvalidSpec` before
+/// any cloud call.
+pub fn spec_violations<C: TagApi>(cloud: &C, resource_type: &str, desired: &Tags) -> Vec<String> {
+    let mut violations = Vec::new();
+    if let Err(rule) = cloud.check_resource_type(resource_type) {
+        violations.push(format!("spec.resourceType: {rule}"));
+    }
+    violations.extend(
+        plan::validate(desired, cloud.limits())
+            .iter()
+            .map(ToString::to_string),
+    );
+    violations
+}
+
+fn check_spec<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Option<Outcome> {
+    // NB: a binding being deleted (nothing declared) is never invalid: it only prunes.
+    if input.resource_ids.is_empty() && input.desired.is_empty() {
+        return None;
+    }
+    let violations = spec_violations(cloud, input.resource_type, input.desired);
+    (!violations.is_empty()).then(|| Outcome::invalid_spec(input, violations.join("; ")))
+}
+
+async fn observe<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Result<TagsByResource, CloudError> {
+    let ids: BTreeSet<&String> = input
+        .resource_ids
+        .iter()
+        .chain(input.owned.resources().keys())
+        .collect();
+    let ids: Vec<String> = ids.into_iter().cloned().collect();
+    if ids.is_empty() {
+        return Ok(TagsByResource::new());
+    }
+    cloud.list_tags(input.resource_type, &ids).await
+}
+

@@ -1,0 +1,65 @@
+//! Credentials in CLI mode: the Secret a provider references, when it is among the files;
+//! otherwise the standard environment variables of the cloud's own CLI.
+
+use k8s_openapi::api::core::v1::Secret;
+
+use super::manifests::{Located, ManifestError, Manifests};
+use crate::api::{Cloud, TagProvider};
+use crate::cloud::AccessKey;
+
+/// Keys of a credentials Secret (both clouds).
+pub const ACCESS_KEY_ID: &str = "accessKeyId";
+/// Keys of a credentials Secret (both clouds).
+pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
+
+/// Environment variables of each cloud's CLI: (key id, secret).
+pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
+    match cloud {
+        Cloud::Alibaba => ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+        Cloud::Jdcloud => ("JDCLOUD_ACCESS_KEY", "JDCLOUD_SECRET_KEY"),
+    }
+}
+
+/// The access key of a provider.
+pub fn access_key(provider: &Located<TagProvider>, manifests: &Manifests) -> Result<AccessKey, ManifestError> {
+    let spec = &provider.value.spec;
+    let secret_ref = spec.credentials.as_ref().map(|c| &c.secret_ref);
+    if let Some(secret_ref) = secret_ref {
+        let key = (secret_ref.namespace.clone(), secret_ref.name.clone());
+        if let Some(secret) = manifests.secrets.get(&key) {
+            return from_secret(secret);
+        }
+    }
+    let (id_var, secret_var) = env_vars(spec.cloud);
+    match (std::env::var(id_var), std::env::var(secret_var)) {
+        (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Ok(AccessKey::new(id, secret)),
+        _ => {
+            let (field, missing) = match secret_ref {
+                Some(r) => (
+                    "spec.credentials.secretRef",
+                    format!("Secret {}/{} is not among the given files, and", r.namespace, r.name),
+                ),
+                None => ("spec.credentials", "no Secret is referenced, and".to_string()),
+            };
+            Err(ManifestError::at(&provider.source, field, format!("{missing} {id_var}/{secret_var} are not set")))
+        }
+    }
+}
+
+fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
+    let value = |key: &str| -> Result<String, ManifestError> {
+        let from_string_data = secret.value.string_data.as_ref().and_then(|d| d.get(key)).cloned();
+        let from_data = secret
+            .value
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|bytes| String::from_utf8(bytes.0.clone()));
+        match (from_string_data, from_data) {
+            (Some(text), _) | (None, Some(Ok(text))) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+            (None, Some(Err(_))) => Err(ManifestError::at(&secret.source, format!("data.{key}"), "is not UTF-8 text")),
+            _ => Err(ManifestError::at(&secret.source, format!("data.{key}"), "required (the access key of the provider)")),
+        }
+    };
+    Ok(AccessKey::new(value(ACCESS_KEY_ID)?, value(ACCESS_KEY_SECRET)?))
+}

@@ -1,0 +1,237 @@
+//! What `plan` and `apply` print: text that reads like Terraform's plan, or JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::api::{ConflictEntry, ResourceFailure};
+use crate::plan::{KeyDecision, Plan};
+
+/// The whole run.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// `plan` or `apply`.
+    pub command: &'static str,
+    /// One entry per declared binding, in precedence order.
+    pub bindings: Vec<BindingReport>,
+    /// Bindings in the state file that the files no longer declare.
+    pub removed: Vec<RemovedReport>,
+    /// Where the embedded cloud keeps its state, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded_cloud: Option<String>,
+}
+
+/// One binding.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingReport {
+    /// `namespace/name`.
+    pub binding: String,
+    /// Provider name.
+    pub provider: String,
+    /// Resource type.
+    pub resource_type: String,
+    /// `spec.suspend`.
+    pub suspended: bool,
+    /// Changes, grouped by key and values.
+    pub changes: Vec<Change>,
+    /// Write calls planned (plan) or made (apply).
+    pub write_calls: usize,
+    /// Ready condition status.
+    pub ready: bool,
+    /// Ready condition reason.
+    pub reason: String,
+    /// Ready condition message.
+    pub message: String,
+    /// Resources declared.
+    pub total: u32,
+    /// Resources carrying every declared tag.
+    pub synced: u32,
+    /// Failed resources.
+    pub failures: Vec<ResourceFailure>,
+    /// Keys yielded to older bindings.
+    pub conflicts: Vec<ConflictEntry>,
+}
+
+/// What happens to one key, on how many resources.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// `add`, `change`, `prune`, `release` or `conflict`.
+    pub action: &'static str,
+    /// Tag key.
+    pub key: String,
+    /// Value before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Value after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The older binding that wins, for conflicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub winner: Option<String>,
+    /// Resources concerned.
+    pub resources: Vec<String>,
+}
+
+/// A binding that left the files.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedReport {
+    /// `namespace/name`.
+    pub binding: String,
+    /// Provider name.
+    pub provider: String,
+    /// What happened: `kept`, `pruned`, `orphaned`, or `failed`.
+    pub action: &'static str,
+    /// Changes made (pruned keys).
+    pub changes: Vec<Change>,
+    /// For people.
+    pub message: String,
+}
+
+/// Action, key, from, to, winner: what makes two resources' changes the same change.
+type ChangeKey = (&'static str, String, Option<String>, Option<String>, Option<String>);
+
+/// Groups a plan's decisions into changes a person can read.
+pub fn changes_of(plan: &Plan) -> Vec<Change> {
+    let mut grouped: BTreeMap<ChangeKey, Vec<String>> = BTreeMap::new();
+    for (resource, keys) in &plan.decisions {
+        for (key, decision) in keys {
+            let group = match decision {
+                KeyDecision::Keep => continue,
+                KeyDecision::Apply { from: None, to } => ("add", key.clone(), None, Some(to.clone()), None),
+                KeyDecision::Apply { from: Some(from), to } => ("change", key.clone(), Some(from.clone()), Some(to.clone()), None),
+                KeyDecision::Prune { value } => ("prune", key.clone(), Some(value.clone()), None, None),
+                KeyDecision::Release => ("release", key.clone(), None, None, None),
+                KeyDecision::Conflict { winner, value } => ("conflict", key.clone(), None, Some(value.clone()), Some(winner.clone())),
+            };
+            grouped.entry(group).or_default().push(resource.clone());
+        }
+    }
+    let mut changes: Vec<Change> = grouped
+        .into_iter()
+        .map(|((action, key, from, to, winner), resources)| Change {
+            action,
+            key,
+            from,
+            to,
+            winner,
+            resources,
+        })
+        .collect();
+    changes.sort_by_key(|change| (action_order(change.action), change.key.clone()));
+    changes
+}
+
+fn action_order(action: &str) -> u8 {
+    match action {
+        "add" => 0,
+        "change" => 1,
+        "prune" => 2,
+        "release" => 3,
+        _ => 4,
+    }
+}
+
+/// True when the change writes to the cloud.
+pub fn is_write(change: &Change) -> bool {
+    matches!(change.action, "add" | "change" | "prune")
+}
+
+fn on(resources: &[String]) -> String {
+    match resources {
+        [one] => format!("on {one}"),
+        many => format!("on {} resources", many.len()),
+    }
+}
+
+fn render_change(change: &Change) -> String {
+    let to = change.to.as_deref().unwrap_or_default();
+    let from = change.from.as_deref().unwrap_or_default();
+    let target = on(&change.resources);
+    match change.action {
+        "add" => format!("+ {}={to} {target}", change.key),
+        "change" => format!("~ {}: {from} -> {to} {target}", change.key),
+        "prune" => format!("- {}={from} (pruned) {target}", change.key),
+        "release" => format!(". {} (no longer owned; left as it is) {target}", change.key),
+        _ => format!(
+            "! {}: conflict, {} declares {to} and wins {target}",
+            change.key,
+            change.winner.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
+/// The text form of a report.
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    let applying = report.command == "apply";
+    for binding in &report.bindings {
+        let _ = writeln!(
+            out,
+            "{} ({} {}, {} resource{})",
+            binding.binding,
+            binding.provider,
+            binding.resource_type,
+            binding.total,
+            if binding.total == 1 { "" } else { "s" }
+        );
+        if binding.suspended {
+            let _ = writeln!(out, "  suspended: no cloud writes until spec.suspend is false");
+        }
+        if binding.changes.is_empty() {
+            let _ = writeln!(out, "  no changes");
+        }
+        for change in &binding.changes {
+            let _ = writeln!(out, "  {}", render_change(change));
+        }
+        if applying || !binding.failures.is_empty() || binding.reason != crate::api::conditions::reason::PROGRESSING {
+            let state = if binding.ready { "Ready" } else { "NotReady" };
+            let _ = writeln!(out, "  => {state} ({}): {}", binding.reason, binding.message);
+        }
+        for failure in &binding.failures {
+            let _ = writeln!(out, "     {}: {}: {}", failure.resource_id, failure.reason, failure.message);
+        }
+    }
+    for removed in &report.removed {
+        let _ = writeln!(out, "{} ({}): no longer declared", removed.binding, removed.provider);
+        for change in &removed.changes {
+            let _ = writeln!(out, "  {}", render_change(change));
+        }
+        let _ = writeln!(out, "  => {}", removed.message);
+    }
+    out.push_str(&summary(report));
+    out.push('\n');
+    if let Some(path) = &report.embedded_cloud {
+        let _ = writeln!(out, "Embedded cloud state: {path}");
+    }
+    out
+}
+
+fn summary(report: &Report) -> String {
+    let calls: usize = report.bindings.iter().map(|b| b.write_calls).sum();
+    let count = |action: &str| -> usize {
+        report
+            .bindings
+            .iter()
+            .flat_map(|b| &b.changes)
+            .filter(|c| c.action == action)
+            .map(|c| c.resources.len())
+            .sum()
+    };
+    let ready = report.bindings.iter().filter(|b| b.ready).count();
+    let total = report.bindings.len();
+    if report.command == "plan" {
+        let (add, change, prune) = (count("add"), count("change"), count("prune"));
+        if add + change + prune == 0 {
+            "No changes: the cloud matches the manifests.".to_string()
+        } else {
+            format!("Plan: {add} to add, {change} to change, {prune} to prune, in {calls} write call(s).")
+        }
+    } else {
+        format!("Apply: {calls} write call(s); {ready} of {total} binding(s) Ready.")
+    }
+}

@@ -1,0 +1,396 @@
+//! One CLI run: load, validate everything, (start the embedded cloud), reconcile each
+//! binding, record ownership, report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+
+use kube::core::{Selector, SelectorExt};
+
+use super::CommonArgs;
+use super::credentials::access_key;
+use super::manifests::{self, Located, ManifestError, Manifests};
+use super::output::{self, BindingReport, RemovedReport, Report};
+use super::state::{BindingState, StateFile, state_key};
+use crate::api::{AppliedRecord, DeletionPolicy, ResourceTagBinding};
+use crate::emulator::{self, EmulatorConfig, RunningEmulator};
+use crate::plan::{BindingId, Claim};
+use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
+use crate::reconcile::{Mode, Outcome, PassInput, run_pass, spec_violations};
+use crate::tags::{Ownership, Tags};
+
+/// What the run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Observe and plan only.
+    Plan,
+    /// Write, and record ownership.
+    Apply {
+        /// Prune the tags of bindings that left the files.
+        prune_removed: bool,
+    },
+}
+
+/// A binding ready to run: its identity, provider, claims.
+struct Declared<'a> {
+    binding: &'a Located<ResourceTagBinding>,
+    id: BindingId,
+    provider: String,
+    resource_ids: BTreeSet<String>,
+}
+
+/// Runs the command; `Err` holds one line per problem (nothing was written then).
+pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<String>> {
+    let manifests = manifests::load(&args.files).map_err(lines)?;
+    let mut state = StateFile::load(&args.state).map_err(|e| vec![e])?;
+    let cloud = match &args.embedded_cloud {
+        Some(path) => Some(start_embedded_cloud(path, &manifests).await?),
+        None => None,
+    };
+    let http = http_client().map_err(|e| vec![format!("cannot build the HTTP client: {e}")])?;
+    let options = ClientOptions {
+        http,
+        endpoint_override: cloud.as_ref().map(RunningEmulator::url),
+        retry: Default::default(),
+        observer: None,
+    };
+    let result = run_with(&manifests, &mut state, &options, command).await;
+    if let Some(cloud) = cloud {
+        cloud
+            .shutdown()
+            .await
+            .map_err(|e| vec![format!("embedded cloud: cannot save its state: {e}")])?;
+    }
+    let mut report = result?;
+    if command != Command::Plan {
+        state.save(&args.state).map_err(|e| vec![e])?;
+    }
+    report.embedded_cloud = args.embedded_cloud.as_ref().map(|p| p.display().to_string());
+    Ok(report)
+}
+
+fn lines(errors: Vec<ManifestError>) -> Vec<String> {
+    errors.iter().map(ToString::to_string).collect()
+}
+
+async fn start_embedded_cloud(path: &std::path::Path, manifests: &Manifests) -> Result<RunningEmulator, Vec<String>> {
+    let config = EmulatorConfig {
+        inventory: manifests.inventory.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
+        state_file: Some(path.to_path_buf()),
+        ..EmulatorConfig::default()
+    };
+    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    emulator::start(listen, config)
+        .await
+        .map_err(|e| vec![format!("embedded cloud: cannot start: {e}")])
+}
+
+async fn run_with(manifests: &Manifests, state: &mut StateFile, options: &ClientOptions, command: Command) -> Result<Report, Vec<String>> {
+    let declared = declared_bindings(manifests);
+    let removed: Vec<BindingState> = removed_bindings(state, &declared);
+    let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
+    check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
+    let mut report = Report {
+        command: if command == Command::Plan { "plan" } else { "apply" },
+        ..Report::default()
+    };
+    for binding in &declared {
+        let client = &clients[&binding.provider];
+        let outcome = reconcile_declared(binding, &declared, client, state, command).await;
+        if command != Command::Plan && !binding.binding.value.spec.suspend {
+            record(state, binding, &outcome);
+        }
+        report.bindings.push(binding_report(binding, &outcome));
+    }
+    for gone in removed {
+        let claims = claims_on(&declared, &gone.provider, &gone.resource_type, None);
+        report.removed.push(handle_removed(gone, &claims, &clients, state, command).await);
+    }
+    Ok(report)
+}
+
+/// Bindings in precedence order (older first, then namespace/name).
+fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
+    let mut declared: Vec<Declared<'_>> = manifests
+        .bindings
+        .iter()
+        .map(|binding| {
+            let meta = &binding.value.metadata;
+            Declared {
+                binding,
+                id: BindingId {
+                    created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+                    namespace: meta.namespace.clone().unwrap_or_default(),
+                    name: meta.name.clone().unwrap_or_default(),
+                },
+                provider: binding.value.spec.provider_ref.name.clone(),
+                resource_ids: binding.value.spec.resource_ids.iter().cloned().collect(),
+            }
+        })
+        .collect();
+    declared.sort_by(|a, b| a.id.precedence().cmp(&b.id.precedence()));
+    declared
+}
+
+fn removed_bindings(state: &StateFile, declared: &[Declared<'_>]) -> Vec<BindingState> {
+    let present: BTreeSet<String> = declared
+        .iter()
+        .map(|d| state_key(&d.provider, &d.id.namespace, &d.id.name))
+        .collect();
+    state
+        .bindings
+        .iter()
+        .filter(|(key, _)| !present.contains(*key))
+        .map(|(_, entry)| entry.clone())
+        .collect()
+}
+
+/// One client per provider in use; a provider that cannot be used is an error of the files.
+fn build_clients(
+    manifests: &Manifests,
+    declared: &[Declared<'_>],
+    removed: &[BindingState],
+    command: Command,
+    options: &ClientOptions,
+) -> Result<BTreeMap<String, ProviderClient>, Vec<ManifestError>> {
+    let mut needed: BTreeSet<&str> = declared.iter().map(|d| d.provider.as_str()).collect();
+    if command == (Command::Apply { prune_removed: true }) {
+        needed.extend(removed.iter().map(|r| r.provider.as_str()));
+    }
+    let mut clients = BTreeMap::new();
+    let mut errors = Vec::new();
+    for name in needed {
+        let Some(provider) = manifests.providers.get(name) else {
+            continue; // NB: reported per binding by check_bindings, or per removed binding.
+        };
+        let built = access_key(provider, manifests).and_then(|key| {
+            client_for(&provider.value.spec, key, options)
+                .map_err(|e| ManifestError::at(&provider.source, e.field, e.rule))
+        });
+        match built {
+            Ok(client) => {
+                clients.insert(name.to_string(), client);
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() { Ok(clients) } else { Err(errors) }
+}
+
+/// Everything the reconciler would report as `Stalled` is an error of the files here, found
+/// before any cloud call: unknown provider, namespace not allowed, provider rules broken.
+fn check_bindings(
+    manifests: &Manifests,
+    declared: &[Declared<'_>],
+    clients: &BTreeMap<String, ProviderClient>,
+    state: &StateFile,
+) -> Result<(), Vec<ManifestError>> {
+    let mut errors = Vec::new();
+    for binding in declared {
+        let source = &binding.binding.source;
+        let spec = &binding.binding.value.spec;
+        let Some(provider) = manifests.providers.get(&binding.provider) else {
+            errors.push(ManifestError::at(
+                source,
+                "spec.providerRef.name",
+                format!("TagProvider {:?} is not among the given files", binding.provider),
+            ));
+            continue;
+        };
+        if let Some(rule) = namespace_refusal(manifests, &provider.value.spec.allowed_namespaces, &binding.id.namespace, &binding.provider) {
+            errors.push(ManifestError::at(source, "metadata.namespace", rule));
+        }
+        if let Some(client) = clients.get(&binding.provider) {
+            for violation in spec_violations(client, &spec.resource_type, &spec.tags) {
+                let (field, rule) = violation.split_once(": ").unwrap_or(("spec", violation.as_str()));
+                errors.push(ManifestError::at(source, field, rule));
+            }
+        }
+        let key = state_key(&binding.provider, &binding.id.namespace, &binding.id.name);
+        if let Some(previous) = state.bindings.get(&key)
+            && previous.resource_type != spec.resource_type
+            && !previous.applied.is_empty()
+        {
+            errors.push(ManifestError::at(
+                source,
+                "spec.resourceType",
+                format!(
+                    "changed from {:?} to {:?}, which would orphan the tags applied to {:?} resources; \
+                     remove the binding (apply --prune-removed) before reusing its name",
+                    previous.resource_type, spec.resource_type, previous.resource_type
+                ),
+            ));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Why a provider refuses a namespace, if it does.
+fn namespace_refusal(
+    manifests: &Manifests,
+    allowed: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    namespace: &str,
+    provider: &str,
+) -> Option<String> {
+    let selector = allowed.as_ref()?;
+    let selector = match Selector::try_from(selector.clone()) {
+        Ok(selector) => selector,
+        Err(error) => return Some(format!("TagProvider {provider:?} has an invalid spec.allowedNamespaces: {error}")),
+    };
+    let mut labels = manifests.namespaces.get(namespace).cloned().unwrap_or_default();
+    labels.insert("kubernetes.io/metadata.name".to_string(), namespace.to_string());
+    (!selector.matches(&labels)).then(|| {
+        format!("namespace {namespace:?} is not allowed by TagProvider {provider:?} (spec.allowedNamespaces: {selector})")
+    })
+}
+
+async fn reconcile_declared(
+    binding: &Declared<'_>,
+    declared: &[Declared<'_>],
+    client: &ProviderClient,
+    state: &StateFile,
+    command: Command,
+) -> Outcome {
+    let spec = &binding.binding.value.spec;
+    let claims = claims_on(declared, &binding.provider, &spec.resource_type, Some(&binding.id));
+    let owned = state
+        .bindings
+        .get(&state_key(&binding.provider, &binding.id.namespace, &binding.id.name))
+        .map(|entry| entry.applied.to_ownership())
+        .unwrap_or_default();
+    let mode = match command {
+        Command::Apply { .. } if !spec.suspend => Mode::Apply,
+        _ => Mode::PlanOnly,
+    };
+    run_pass(
+        client,
+        &PassInput {
+            binding: &binding.id,
+            desired: &spec.tags,
+            resource_type: &spec.resource_type,
+            resource_ids: &spec.resource_ids,
+            owned: &owned,
+            claims: &claims,
+            mode,
+        },
+    )
+    .await
+}
+
+/// What the declared bindings of a provider and resource type claim (but `except`).
+fn claims_on<'a>(declared: &'a [Declared<'_>], provider: &str, resource_type: &str, except: Option<&BindingId>) -> Vec<Claim<'a>> {
+    declared
+        .iter()
+        .filter(|other| Some(&other.id) != except && other.provider == provider)
+        .filter(|other| other.binding.value.spec.resource_type == resource_type)
+        .map(|other| Claim {
+            binding: &other.id,
+            resource_ids: &other.resource_ids,
+            tags: &other.binding.value.spec.tags,
+        })
+        .collect()
+}
+
+fn record(state: &mut StateFile, binding: &Declared<'_>, outcome: &Outcome) {
+    let spec = &binding.binding.value.spec;
+    state.bindings.insert(
+        state_key(&binding.provider, &binding.id.namespace, &binding.id.name),
+        BindingState {
+            provider: binding.provider.clone(),
+            namespace: binding.id.namespace.clone(),
+            name: binding.id.name.clone(),
+            resource_type: spec.resource_type.clone(),
+            deletion_policy: spec.deletion_policy,
+            applied: AppliedRecord::from_ownership(&outcome.ownership),
+        },
+    );
+}
+
+fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
+    let spec = &binding.binding.value.spec;
+    let changes = outcome.plan.as_ref().map(output::changes_of).unwrap_or_default();
+    let planned_calls = outcome.plan.as_ref().map(|p| p.tag_batches.len() + p.untag_batches.len()).unwrap_or(0);
+    let applied = outcome.writes.calls > 0 || outcome.error.is_some();
+    let (reason, message) = if spec.suspend {
+        (crate::api::conditions::reason::SUSPENDED.to_string(), "spec.suspend is true; no cloud writes".to_string())
+    } else {
+        (outcome.readiness.reason.to_string(), outcome.readiness.message.clone())
+    };
+    BindingReport {
+        binding: binding.id.to_string(),
+        provider: binding.provider.clone(),
+        resource_type: spec.resource_type.clone(),
+        suspended: spec.suspend,
+        changes,
+        write_calls: if applied { outcome.writes.calls } else { planned_calls },
+        ready: outcome.readiness.ready && !spec.suspend,
+        reason,
+        message,
+        total: outcome.counts.total,
+        synced: outcome.counts.synced,
+        failures: outcome.failures.clone(),
+        conflicts: outcome.conflicts.clone(),
+    }
+}
+
+async fn handle_removed(
+    gone: BindingState,
+    claims: &[Claim<'_>],
+    clients: &BTreeMap<String, ProviderClient>,
+    state: &mut StateFile,
+    command: Command,
+) -> RemovedReport {
+    let key = state_key(&gone.provider, &gone.namespace, &gone.name);
+    let mut report = RemovedReport {
+        binding: format!("{}/{}", gone.namespace, gone.name),
+        provider: gone.provider.clone(),
+        action: "kept",
+        changes: Vec::new(),
+        message: "its tags are kept; `apply --prune-removed` removes them (by its deletionPolicy)".to_string(),
+    };
+    if command != (Command::Apply { prune_removed: true }) {
+        return report;
+    }
+    if gone.deletion_policy == DeletionPolicy::Orphan {
+        state.bindings.remove(&key);
+        report.action = "orphaned";
+        report.message = "deletionPolicy Orphan: its tags stay on the resources; record dropped".to_string();
+        return report;
+    }
+    let Some(client) = clients.get(&gone.provider) else {
+        report.action = "failed";
+        report.message = format!("TagProvider {:?} is not among the given files; cannot prune", gone.provider);
+        return report;
+    };
+    let id = BindingId {
+        created: None,
+        namespace: gone.namespace.clone(),
+        name: gone.name.clone(),
+    };
+    let owned: Ownership = gone.applied.to_ownership();
+    let outcome = run_pass(
+        client,
+        &PassInput {
+            binding: &id,
+            desired: &Tags::new(),
+            resource_type: &gone.resource_type,
+            resource_ids: &[],
+            owned: &owned,
+            claims,
+            mode: Mode::Apply,
+        },
+    )
+    .await;
+    report.changes = outcome.plan.as_ref().map(output::changes_of).unwrap_or_default();
+    if outcome.ownership.is_empty() && outcome.error.is_none() && outcome.failures.is_empty() {
+        state.bindings.remove(&key);
+        report.action = "pruned";
+        report.message = "its tags were removed; record dropped".to_string();
+    } else {
+        let mut entry = gone;
+        entry.applied = AppliedRecord::from_ownership(&outcome.ownership);
+        state.bindings.insert(key, entry);
+        report.action = "failed";
+        report.message = format!("pruning failed: {}", outcome.readiness.message);
+    }
+    report
+}

@@ -1,0 +1,224 @@
+//! ListTagResources answers: parsing, grouping by resource, and the pagination guard
+//! (spec: alibaba-rpc-tagging.md section 5).
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+use crate::tags::TagsByResource;
+
+/// Most pages followed for one chunk of resource ids before giving up on a server that never
+/// ends its pagination.
+pub(super) const MAX_PAGES: usize = 10_000;
+
+/// One page of a ListTagResources answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct Page {
+    /// The token of the next page, as sent.
+    next_token: Option<String>,
+    #[serde(default)]
+    tag_resources: TagResources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagResources {
+    #[serde(default)]
+    tag_resource: Vec<TagResource>,
+}
+
+/// One (resource, tag) pair. `ResourceType` is informational (`apiGroup` or
+/// `ALIYUN::<PRODUCT>::<TYPE>`) and not read.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagResource {
+    resource_id: String,
+    tag_key: String,
+    tag_value: Option<String>,
+}
+
+impl Page {
+    /// Parses a page from the JSON answer.
+    pub(super) fn parse(body: &str) -> Result<Page, serde_json::Error> {
+        serde_json::from_str(body)
+    }
+
+    /// The token of the next page; `None` when the answer says there is none (token absent,
+    /// empty, or `-1`).
+    pub(super) fn next_token(&self) -> Option<&str> {
+        self.next_token
+            .as_deref()
+            .filter(|token| !token.is_empty() && *token != "-1")
+    }
+
+    /// Adds this page's tags to `observed`, for resources already present there (the ones
+    /// requested); entries of other resources are ignored.
+    pub(super) fn merge_into(self, observed: &mut TagsByResource) {
+        for entry in self.tag_resources.tag_resource {
+            if let Some(tags) = observed.get_mut(&entry.resource_id) {
+                tags.insert(entry.tag_key, entry.tag_value.unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// Why pagination was abandoned.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum PaginationError {
+    /// The server sent a token it had sent before: following it would loop forever.
+    RepeatedToken(String),
+    /// More than [`MAX_PAGES`] pages.
+    TooManyPages,
+}
+
+impl PaginationError {
+    /// A message for people.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            PaginationError::RepeatedToken(token) => format!(
+                "the server sent NextToken {token:?} a second time; stopped following it to \
+                 avoid an endless pagination loop"
+            ),
+            PaginationError::TooManyPages => format!(
+                "the server kept sending a NextToken after {MAX_PAGES} pages; stopped following it"
+            ),
+        }
+    }
+}
+
+/// Tracks the tokens of one paginated listing.
+#[derive(Debug, Default)]
+pub(super) struct Pagination {
+    seen: HashSet<String>,
+    pages: usize,
+}
+
+impl Pagination {
+    /// Records a page that announced `next` and says which token to send next, if any.
+    pub(super) fn advance(
+        &mut self,
+        next: Option<&str>,
+    ) -> Result<Option<String>, PaginationError> {
+        self.pages += 1;
+        let Some(token) = next else {
+            return Ok(None);
+        };
+        if self.pages >= MAX_PAGES {
+            return Err(PaginationError::TooManyPages);
+        }
+        if !self.seen.insert(token.to_string()) {
+            return Err(PaginationError::RepeatedToken(token.to_string()));
+        }
+        Ok(Some(token.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::Tags;
+
+    fn observed(ids: &[&str]) -> TagsByResource {
+        ids.iter().map(|id| (id.to_string(), Tags::new())).collect()
+    }
+
+    #[test]
+    fn groups_entries_by_resource_and_ignores_unrequested_ids() {
+        let body = r#"{
+            "RequestId": "74F02441",
+            "NextToken": "1d2db86sca4384811e0b5e8707e68181f",
+            "TagResources": {"TagResource": [
+                {"ResourceId": "g1", "ResourceType": "apiGroup", "TagKey": "env", "TagValue": "prod"},
+                {"ResourceId": "g1", "ResourceType": "ALIYUN::CLOUDAPI::GROUP", "TagKey": "owner", "TagValue": "web"},
+                {"ResourceId": "g2", "ResourceType": "apiGroup", "TagKey": "flag", "TagValue": ""},
+                {"ResourceId": "elsewhere", "ResourceType": "apiGroup", "TagKey": "env", "TagValue": "dev"}
+            ]}
+        }"#;
+        let page = Page::parse(body).expect("the documented answer parses");
+        assert_eq!(page.next_token(), Some("1d2db86sca4384811e0b5e8707e68181f"));
+        let mut tags = observed(&["g1", "g2", "g3"]);
+        page.merge_into(&mut tags);
+        assert_eq!(tags.len(), 3);
+        assert_eq!(tags["g1"]["env"], "prod");
+        assert_eq!(tags["g1"]["owner"], "web");
+        assert_eq!(tags["g2"]["flag"], "");
+        assert!(tags["g3"].is_empty());
+        assert!(!tags.contains_key("elsewhere"));
+    }
+
+    #[test]
+    fn absent_empty_and_minus_one_tokens_end_the_listing() {
+        for body in [
+            r#"{"RequestId":"R"}"#,
+            r#"{"RequestId":"R","NextToken":null}"#,
+            r#"{"RequestId":"R","NextToken":""}"#,
+            r#"{"RequestId":"R","NextToken":"-1"}"#,
+        ] {
+            let page = Page::parse(body).expect("parses");
+            assert_eq!(page.next_token(), None, "{body}");
+        }
+        let page = Page::parse(r#"{"NextToken":"abc"}"#).expect("parses");
+        assert_eq!(page.next_token(), Some("abc"));
+    }
+
+    #[test]
+    fn missing_or_empty_tag_lists_mean_no_tags() {
+        for body in [
+            r#"{"RequestId":"R"}"#,
+            r#"{"RequestId":"R","TagResources":{}}"#,
+            r#"{"RequestId":"R","TagResources":{"TagResource":[]}}"#,
+        ] {
+            let mut tags = observed(&["g1"]);
+            Page::parse(body).expect("parses").merge_into(&mut tags);
+            assert!(tags["g1"].is_empty(), "{body}");
+        }
+    }
+
+    #[test]
+    fn malformed_entries_are_an_error() {
+        let body = r#"{"TagResources":{"TagResource":[{"ResourceId":"g1"}]}}"#;
+        assert!(Page::parse(body).is_err());
+        assert!(Page::parse("<Response/>").is_err());
+    }
+
+    #[test]
+    fn pagination_follows_new_tokens_and_stops_at_the_end() {
+        let mut pagination = Pagination::default();
+        assert_eq!(pagination.advance(Some("t1")), Ok(Some("t1".to_string())));
+        assert_eq!(pagination.advance(Some("t2")), Ok(Some("t2".to_string())));
+        assert_eq!(pagination.advance(None), Ok(None));
+    }
+
+    #[test]
+    fn pagination_refuses_a_repeated_token() {
+        let mut pagination = Pagination::default();
+        assert_eq!(pagination.advance(Some("t1")), Ok(Some("t1".to_string())));
+        assert_eq!(pagination.advance(Some("t2")), Ok(Some("t2".to_string())));
+        let error = pagination.advance(Some("t1")).expect_err("t1 came before");
+        assert_eq!(error, PaginationError::RepeatedToken("t1".to_string()));
+        assert!(error.describe().contains("\"t1\""));
+    }
+
+    #[test]
+    fn pagination_gives_up_after_max_pages() {
+        let mut pagination = Pagination::default();
+        for page in 1..MAX_PAGES {
+            let token = format!("t{page}");
+            assert_eq!(pagination.advance(Some(&token)), Ok(Some(token.clone())));
+        }
+        assert_eq!(
+            pagination.advance(Some("one-more")),
+            Err(PaginationError::TooManyPages)
+        );
+        let mut last = Pagination {
+            pages: MAX_PAGES - 1,
+            ..Pagination::default()
+        };
+        assert_eq!(
+            last.advance(None),
+            Ok(None),
+            "a last page is always accepted"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! What every reconcile shares: the Kubernetes client, the caches, clients per provider,
+//! metrics, events, and the retry state of each binding.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, ResourceExt};
+use rand::Rng;
+
+use super::Error;
+use super::metrics::Metrics;
+use crate::api::{ResourceTagBinding, TagProvider};
+use crate::cloud::AccessKey;
+use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
+
+/// Keys of a credentials Secret (both clouds).
+pub const ACCESS_KEY_ID: &str = "accessKeyId";
+/// Keys of a credentials Secret (both clouds).
+pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
+
+/// Shared state of the controller.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Every binding the controller watches (for conflicts and claims).
+    pub bindings: Store<ResourceTagBinding>,
+    /// Every provider.
+    pub providers: Store<TagProvider>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// How cloud clients are built.
+    pub client_options: ClientOptions,
+    clients: Mutex<HashMap<String, CachedClient>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+struct CachedClient {
+    /// Provider generation + Secret resourceVersion the client was built from.
+    version: String,
+    client: ProviderClient,
+}
+
+/// Why a provider's client cannot be built: shown in the binding's Ready condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// Secret missing, key missing, or not UTF-8: `CredentialsInvalid`.
+    Credentials(String),
+    /// Provider spec unusable: `InvalidSpec`.
+    Spec(String),
+}
+
+impl Context {
+    /// A context over the caches.
+    pub fn new(
+        client: Client,
+        bindings: Store<ResourceTagBinding>,
+        providers: Store<TagProvider>,
+        metrics: Arc<Metrics>,
+        client_options: ClientOptions,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "tagbinder".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            bindings,
+            providers,
+            metrics,
+            client_options,
+            clients: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cloud client of a provider, rebuilt when the provider or its Secret changed.
+    pub async fn cloud_client(&self, provider: &TagProvider) -> Result<Result<ProviderClient, ClientError>, Error> {
+        let name = provider.name_any();
+        let (key, secret_version) = match self.access_key(provider).await? {
+            Ok(found) => found,
+            Err(message) => return Ok(Err(ClientError::Credentials(message))),
+        };
+        let version = format!("{}/{}", provider.metadata.generation.unwrap_or_default(), secret_version);
+        {
+            // NB: the lock guards a map lookup only.
+            let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = clients.get(&name).filter(|c| c.version == version) {
+                return Ok(Ok(cached.client.clone()));
+            }
+        }
+        let client = match client_for(&provider.spec, key, &self.client_options) {
+            Ok(client) => client,
+            Err(error) => return Ok(Err(ClientError::Spec(format!("TagProvider {name:?}: {error}")))),
+        };
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.insert(
+            name,
+            CachedClient {
+                version,
+                client: client.clone(),
+            },
+        );
+        Ok(Ok(client))
+    }
+
+    /// Reads the provider's Secret. The message of an unusable Secret names the Secret and the
+    /// key, never a value.
+    async fn access_key(&self, provider: &TagProvider) -> Result<Result<(AccessKey, String), String>, Error> {
+        let name = provider.name_any();
+        let Some(credentials) = &provider.spec.credentials else {
+            return Ok(Err(format!(
+                "TagProvider {name:?} has no spec.credentials.secretRef; in a cluster the access key comes from a Secret"
+            )));
+        };
+        let reference = &credentials.secret_ref;
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &reference.namespace);
+        let Some(secret) = api.get_opt(&reference.name).await.map_err(Error::Kube)? else {
+            return Ok(Err(format!(
+                "Secret {}/{} (TagProvider {name:?} spec.credentials.secretRef) does not exist",
+                reference.namespace, reference.name
+            )));
+        };
+        let value = |key: &str| -> Result<String, String> {
+            let bytes = secret.data.as_ref().and_then(|d| d.get(key)).map(|b| b.0.clone());
+            let text = bytes
+                .map(String::from_utf8)
+                .transpose()
+                .map_err(|_| format!("Secret {}/{} key {key:?} is not UTF-8 text", reference.namespace, reference.name))?;
+            match text.map(|t| t.trim().to_string()) {
+                Some(text) if !text.is_empty() => Ok(text),
+                _ => Err(format!(
+                    "Secret {}/{} has no {key:?} key (it needs {ACCESS_KEY_ID:?} and {ACCESS_KEY_SECRET:?})",
+                    reference.namespace, reference.name
+                )),
+            }
+        };
+        let key = match (value(ACCESS_KEY_ID), value(ACCESS_KEY_SECRET)) {
+            (Ok(id), Ok(secret_value)) => AccessKey::new(id, secret_value),
+            (Err(message), _) | (_, Err(message)) => return Ok(Err(message)),
+        };
+        Ok(Ok((key, secret.resource_version().unwrap_or_default())))
+    }
+
+    /// Labels of a namespace (for `allowedNamespaces`), with the automatic name label.
+    pub async fn namespace_labels(&self, namespace: &str) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let mut labels = api
+            .get_opt(namespace)
+            .await
+            .map_err(Error::Kube)?
+            .map(|ns| ns.labels().clone())
+            .unwrap_or_default();
+        labels.insert("kubernetes.io/metadata.name".to_string(), namespace.to_string());
+        Ok(labels)
+    }
+
+    /// The next retry delay of a binding that failed: exponential with full jitter, 5 s to
+    /// 5 min.
+    pub fn backoff(&self, binding: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let count = failures.entry(binding.to_string()).or_default();
+        *count = count.saturating_add(1);
+        let ceiling = Duration::from_secs(5).saturating_mul(1 << (*count - 1).min(6)).min(Duration::from_secs(300));
+        let floor = ceiling / 2;
+        floor + ceiling.mul_f64(rand::rng().random_range(0.0..0.5))
+    }
+
+    /// Forgets the failures of a binding after a pass without retryable errors.
+    pub fn reset_backoff(&self, binding: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(binding);
+    }
+}
+
+/// `spec.interval` with ±10% jitter, so that many bindings do not resync in the same second.
+pub fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(rand::rng().random_range(0.9..1.1))
+}

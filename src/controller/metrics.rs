@@ -1,0 +1,211 @@
+//! Prometheus metrics (DESIGN.md section 7) and the HTTP endpoints `/metrics`, `/healthz` and
+//! `/readyz`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::cloud::CallObserver;
+
+/// Labels of `tagbinder_reconcile_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ready`, or the reason of a pass that did not end Ready, or `error`.
+    pub result: String,
+}
+
+/// Labels of `tagbinder_cloud_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudLabels {
+    /// `alibaba` or `jdcloud`.
+    pub cloud: String,
+    /// API action.
+    pub action: String,
+    /// `ok` or the error code.
+    pub outcome: String,
+}
+
+/// Labels of `tagbinder_bindings`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadyLabels {
+    /// `true` or `false`.
+    pub ready: String,
+}
+
+/// Every metric of the controller.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    cloud_requests: Family<CloudLabels, Counter>,
+    drift_corrections: Counter,
+    bindings: Family<ReadyLabels, Gauge>,
+    readiness: Mutex<HashMap<String, bool>>,
+    caches_synced: AtomicBool,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tagbinder");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        let reconcile_duration = Histogram::new(exponential_buckets(0.01, 2.0, 12));
+        let cloud_requests = Family::<CloudLabels, Counter>::default();
+        let drift_corrections = Counter::default();
+        let bindings = Family::<ReadyLabels, Gauge>::default();
+        registry.register("reconcile", "Reconcile passes by result", reconciles.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of reconcile passes",
+            reconcile_duration.clone(),
+        );
+        registry.register("cloud_requests", "Cloud API requests by cloud, action and outcome", cloud_requests.clone());
+        registry.register("drift_corrections", "Tags rewritten after they drifted in the cloud", drift_corrections.clone());
+        registry.register("bindings", "Bindings by Ready status", bindings.clone());
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_duration,
+            cloud_requests,
+            drift_corrections,
+            bindings,
+            readiness: Mutex::new(HashMap::new()),
+            caches_synced: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one pass and its duration.
+    pub fn reconciled(&self, result: &str, seconds: f64) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+        self.reconcile_duration.observe(seconds);
+    }
+
+    /// Counts corrected drift.
+    pub fn drift_corrected(&self, keys: usize) {
+        self.drift_corrections.inc_by(keys as u64);
+    }
+
+    /// Records a binding's Ready state (`None`: the binding is gone).
+    pub fn set_ready(&self, binding: &str, ready: Option<bool>) {
+        // NB: the lock is held for a map update only; a panic cannot happen inside it.
+        let mut readiness = self.readiness.lock().unwrap_or_else(|e| e.into_inner());
+        match ready {
+            Some(ready) => readiness.insert(binding.to_string(), ready),
+            None => readiness.remove(binding),
+        };
+        let ready = readiness.values().filter(|r| **r).count();
+        let not_ready = readiness.len() - ready;
+        drop(readiness);
+        for (label, count) in [("true", ready), ("false", not_ready)] {
+            self.bindings
+                .get_or_create(&ReadyLabels {
+                    ready: label.to_string(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Marks the caches as synced (`/readyz` answers 200 from then on).
+    pub fn set_caches_synced(&self) {
+        self.caches_synced.store(true, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // NB: encoding into a String cannot fail (fmt::Write on String is infallible).
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl CallObserver for Metrics {
+    fn observe(&self, cloud: &'static str, action: &'static str, outcome: &str) {
+        self.cloud_requests
+            .get_or_create(&CloudLabels {
+                cloud: cloud.to_string(),
+                action: action.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until the task is dropped.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(metrics);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving metrics and health");
+    axum::serve(listener, app).await
+}
+
+async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics.encode(),
+    )
+}
+
+async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    if metrics.caches_synced.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_the_metric_names_of_the_design() {
+        let metrics = Metrics::default();
+        metrics.reconciled("ready", 0.2);
+        metrics.observe("alibaba", "TagResources", "ok");
+        metrics.drift_corrected(2);
+        metrics.set_ready("ns/a", Some(true));
+        metrics.set_ready("ns/b", Some(false));
+        let text = metrics.encode();
+        for expected in [
+            "tagbinder_reconcile_total{result=\"ready\"} 1",
+            "tagbinder_reconcile_duration_seconds_count 1",
+            "tagbinder_cloud_requests_total{cloud=\"alibaba\",action=\"TagResources\",outcome=\"ok\"} 1",
+            "tagbinder_drift_corrections_total 2",
+            "tagbinder_bindings{ready=\"true\"} 1",
+            "tagbinder_bindings{ready=\"false\"} 1",
+        ] {
+            assert!(text.contains(expected), "{expected} in\n{text}");
+        }
+        metrics.set_ready("ns/b", None);
+        assert!(metrics.encode().contains("tagbinder_bindings{ready=\"false\"} 0"));
+    }
+}

@@ -1,0 +1,267 @@
+//! `tagbinder run`: the operator. kube-runtime's `Controller` hosts the same reconcile pass as
+//! the CLI, with a finalizer, status written by server-side apply, events, metrics, health
+//! endpoints and leader election (DESIGN.md sections 4 and 7).
+
+mod binding;
+mod context;
+mod leader;
+pub mod metrics;
+pub mod status;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::{WatchStreamExt, predicates};
+use kube::{Api, Client, ResourceExt};
+
+pub use binding::{error_policy, reconcile};
+pub use context::Context;
+
+use crate::api::{ResourceTagBinding, TagProvider};
+use crate::cloud::CloudError;
+use crate::reconcile::provider::{ClientOptions, http_client};
+
+/// The finalizer that lets a binding prune before it goes.
+pub const FINALIZER: &str = "tagbinder.io/cleanup";
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "tagbinder";
+
+/// Errors of a reconcile, with a category for metrics and messages.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    /// The finalizer machinery failed (adding/removing the finalizer, or the pass inside).
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A retryable cloud failure survived the client's retries.
+    #[error("cloud: {0}")]
+    Cloud(#[source] CloudError),
+    /// Pruning on deletion did not finish.
+    #[error("cleanup not finished: {0}")]
+    Cleanup(String),
+}
+
+impl Error {
+    /// The category as a metric label.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube_error",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                _ => "finalizer_error",
+            },
+            Error::Cloud(_) => "cloud_error",
+            Error::Cleanup(_) => "cleanup_error",
+        }
+    }
+}
+
+/// `tagbinder run` flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch ResourceTagBindings in this namespace only (default: all namespaces).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Reconcile only while holding a Lease (for more than one replica).
+    #[arg(long)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "tagbinder-leader")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, from POD_NAMESPACE or the service
+    /// account, else `default`).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// Bindings reconciled at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach the Kubernetes API (in-cluster config, then KUBECONFIG): {e}"))?;
+    check_crds(&client).await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics_server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
+    let result = if args.leader_election {
+        leader::run_as_leader(&client, &args, metrics.clone()).await
+    } else {
+        run_controller(client, &args, metrics, shutdown_signal()).await;
+        Ok(())
+    };
+    metrics_server.abort();
+    result
+}
+
+/// Fails with a clear message when a CRD is missing.
+async fn check_crds(client: &Client) -> Result<(), String> {
+    let probe = ListParams::default().limit(1);
+    let bindings: Api<ResourceTagBinding> = Api::all(client.clone());
+    let providers: Api<TagProvider> = Api::all(client.clone());
+    for (crd, result) in [
+        ("resourcetagbindings.tagbinder.io", bindings.list_metadata(&probe).await.map(|_| ())),
+        ("tagproviders.tagbinder.io", providers.list_metadata(&probe).await.map(|_| ())),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                return Err(format!(
+                    "the CRD {crd} is not installed; install the CRDs with `tagbinder crd | kubectl apply -f -`"
+                ));
+            }
+            Err(error) => return Err(format!("cannot list {crd}: {error}")),
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Hash of what should trigger a pass: the spec (generation), a requested reconcile, the
+/// start of a deletion, and the finalizers. Status writes change none of these.
+fn pass_trigger(binding: &ResourceTagBinding) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    binding.metadata.generation.hash(&mut hasher);
+    binding.annotations().get(status::REQUESTED_AT_ANNOTATION).hash(&mut hasher);
+    binding.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    binding.finalizers().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run_controller(client: Client, args: &RunArgs, metrics: Arc<metrics::Metrics>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let bindings_api: Api<ResourceTagBinding> = match &args.namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let (bindings_store, bindings_writer) = reflector::store();
+    let bindings_stream = reflector::reflector(bindings_writer, watcher(bindings_api, watcher::Config::default().any_semantic()))
+        .default_backoff()
+        .modify(strip_unused_metadata)
+        .applied_objects()
+        .predicate_filter(pass_trigger, Default::default());
+
+    let (providers_store, providers_writer) = reflector::store();
+    let providers_stream = reflector::reflector(
+        providers_writer,
+        watcher(Api::<TagProvider>::all(client.clone()), watcher::Config::default().any_semantic()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+
+    let secrets_stream = watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .applied_objects();
+
+    let http = match http_client() {
+        Ok(http) => http,
+        Err(error) => {
+            tracing::error!(%error, "cannot build the HTTP client");
+            return;
+        }
+    };
+    let options = ClientOptions {
+        http,
+        endpoint_override: None,
+        retry: Default::default(),
+        observer: Some(metrics.clone()),
+    };
+    let ctx = Arc::new(Context::new(client, bindings_store.clone(), providers_store.clone(), metrics.clone(), options));
+
+    let by_provider = bindings_store.clone();
+    let providers_for_secrets = providers_store.clone();
+    let by_secret = bindings_store.clone();
+    let ready_metrics = metrics.clone();
+    let ready_store = bindings_store.clone();
+    tokio::spawn(async move {
+        if ready_store.wait_until_ready().await.is_ok() {
+            ready_metrics.set_caches_synced();
+        }
+    });
+    Controller::for_stream(bindings_stream, bindings_store)
+        .with_config(ControllerConfig::default().concurrency(args.concurrency))
+        .watches_stream(providers_stream, move |provider: TagProvider| {
+            let name = provider.name_any();
+            by_provider
+                .state()
+                .into_iter()
+                .filter(|b| b.spec.provider_ref.name == name)
+                .map(|b| ObjectRef::from_obj(&*b))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(secrets_stream, move |secret: PartialObjectMeta<Secret>| {
+            let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+            let providers: Vec<String> = providers_for_secrets
+                .state()
+                .into_iter()
+                .filter(|p| {
+                    p.spec
+                        .credentials
+                        .as_ref()
+                        .is_some_and(|c| c.secret_ref.namespace == namespace && c.secret_ref.name == name)
+                })
+                .map(|p| p.name_any())
+                .collect();
+            by_secret
+                .state()
+                .into_iter()
+                .filter(|b| providers.contains(&b.spec.provider_ref.name))
+                .map(|b| ObjectRef::from_obj(&*b))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile error");
+            }
+        })
+        .await;
+}
+
+/// Drops what the cache does not need (managed fields, the last-applied annotation), to keep
+/// memory small with many bindings.
+fn strip_unused_metadata(binding: &mut ResourceTagBinding) {
+    binding.managed_fields_mut().clear();
+    binding
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}

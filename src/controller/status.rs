@@ -1,0 +1,108 @@
+//! From a pass's outcome to `status`: kstatus conditions with `observedGeneration`,
+//! `lastTransitionTime` kept while a condition's status does not flip, and a comparison that
+//! ignores timestamps so that a resync with nothing new writes nothing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+
+use crate::api::conditions::{READY, RECONCILING, STALLED};
+use crate::api::{AppliedRecord, MAX_STATUS_FAILURES, ResourceTagBinding, ResourceTagBindingStatus};
+use crate::reconcile::{Outcome, Readiness};
+
+/// The annotation Flux (and users) set to ask for a pass now.
+pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
+
+/// The status after a pass that got as far as the cloud.
+pub fn from_outcome(binding: &ResourceTagBinding, outcome: &Outcome, now: jiff::Timestamp) -> ResourceTagBindingStatus {
+    let previous = binding.status.clone().unwrap_or_default();
+    let mut status = ResourceTagBindingStatus {
+        observed_generation: binding.metadata.generation,
+        conditions: conditions(binding, &outcome.readiness, now),
+        applied: AppliedRecord::from_ownership(&outcome.ownership),
+        resources: Some(outcome.counts),
+        failures: outcome.failures.iter().take(MAX_STATUS_FAILURES).cloned().collect(),
+        conflicts: outcome.conflicts.iter().take(MAX_STATUS_FAILURES).cloned().collect(),
+        last_sync_time: previous.last_sync_time.clone(),
+        last_handled_reconcile_at: requested_at(binding),
+    };
+    if outcome.is_ready() && (outcome.writes.calls > 0 || previous.last_sync_time.is_none() || !was_ready(&previous)) {
+        status.last_sync_time = Some(now.to_string());
+    }
+    status
+}
+
+/// The status when the pass stopped before the cloud (provider missing, namespace not allowed,
+/// credentials unusable, suspended): conditions change, the ownership record stays.
+pub fn without_pass(binding: &ResourceTagBinding, readiness: &Readiness, now: jiff::Timestamp) -> ResourceTagBindingStatus {
+    let previous = binding.status.clone().unwrap_or_default();
+    ResourceTagBindingStatus {
+        observed_generation: binding.metadata.generation,
+        conditions: conditions(binding, readiness, now),
+        last_handled_reconcile_at: requested_at(binding),
+        ..previous
+    }
+}
+
+fn requested_at(binding: &ResourceTagBinding) -> Option<String> {
+    binding.annotations().get(REQUESTED_AT_ANNOTATION).cloned().or_else(|| {
+        binding
+            .status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.clone())
+    })
+}
+
+fn was_ready(status: &ResourceTagBindingStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True")
+}
+
+/// Ready always; Reconciling while retrying or progressing; Stalled when only a change of spec
+/// or provider can help. Abnormal-true conditions are omitted when false (kstatus).
+fn conditions(binding: &ResourceTagBinding, readiness: &Readiness, now: jiff::Timestamp) -> Vec<Condition> {
+    let previous = binding.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let generation = binding.metadata.generation;
+    let condition = |type_: &str, status: bool| {
+        let status = if status { "True" } else { "False" };
+        let last_transition_time = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: readiness.reason.to_string(),
+            message: readiness.message.clone(),
+            observed_generation: generation,
+            last_transition_time,
+        }
+    };
+    let mut conditions = vec![condition(READY, readiness.ready)];
+    if readiness.stalled {
+        conditions.push(condition(STALLED, true));
+    } else if !readiness.ready {
+        conditions.push(condition(RECONCILING, true));
+    }
+    conditions
+}
+
+/// True when two statuses differ in more than their timestamps.
+pub fn differs(old: Option<&ResourceTagBindingStatus>, new: &ResourceTagBindingStatus) -> bool {
+    let Some(old) = old else {
+        return true;
+    };
+    without_timestamps(old) != without_timestamps(new)
+}
+
+fn without_timestamps(status: &ResourceTagBindingStatus) -> ResourceTagBindingStatus {
+    let epoch = Time(jiff::Timestamp::UNIX_EPOCH);
+    let mut status = status.clone();
+    status.last_sync_time = None;
+    for condition in &mut status.conditions {
+        condition.last_transition_time = epoch.clone();
+    }
+    status
+}

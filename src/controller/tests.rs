@@ -1,0 +1,421 @@
+//! The controller's conversation with the API server, in the kube-rs style: each test states
+//! the exact requests it expects as a named scenario over a tower-test mock; an unexpected
+//! extra request or a hang fails the test. Cloud calls go over real HTTP to the emulator.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::client::Body;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
+
+use super::metrics::Metrics;
+use super::{Context, FINALIZER, reconcile};
+use crate::api::*;
+use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource, RunningEmulator};
+use crate::reconcile::provider::{ClientOptions, http_client};
+
+type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const KEY_ID: &str = "LTAI5tControllerTest";
+const KEY_SECRET: &str = "controller-test-secret";
+
+impl ResourceTagBinding {
+    /// A binding in team-web declaring env=prod on two API groups.
+    fn test() -> Self {
+        let mut binding = ResourceTagBinding::new(
+            "web",
+            ResourceTagBindingSpec {
+                provider_ref: ProviderRef { name: "aliyun".into() },
+                resource_type: "apiGroup".into(),
+                resource_ids: vec!["g1".into(), "g2".into()],
+                tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+                deletion_policy: DeletionPolicy::Delete,
+                interval: "10m".into(),
+                suspend: false,
+            },
+        );
+        binding.meta_mut().namespace = Some("team-web".into());
+        binding.meta_mut().generation = Some(1);
+        binding.meta_mut().resource_version = Some("1".into());
+        binding.meta_mut().uid = Some("uid-web".into());
+        binding.meta_mut().creation_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+        binding
+    }
+
+    fn finalized(mut self) -> Self {
+        self.finalizers_mut().push(FINALIZER.to_string());
+        self
+    }
+
+    fn deleting(mut self) -> Self {
+        self.meta_mut().deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+        self
+    }
+
+    fn with_status(mut self, status: ResourceTagBindingStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+}
+
+fn provider(endpoint: &str) -> TagProvider {
+    let mut provider = TagProvider::new(
+        "aliyun",
+        TagProviderSpec {
+            cloud: Cloud::Alibaba,
+            region: "cn-hangzhou".into(),
+            alibaba: Some(AlibabaSettings {
+                product: Some("apigateway".into()),
+                api_version: None,
+            }),
+            jdcloud: None,
+            endpoint: Some(endpoint.to_string()),
+            credentials: Some(Credentials {
+                secret_ref: SecretRef {
+                    namespace: "tagbinder-system".into(),
+                    name: "aliyun-creds".into(),
+                },
+            }),
+            rate_limit: None,
+            allowed_namespaces: None,
+        },
+    );
+    provider.meta_mut().generation = Some(1);
+    provider
+}
+
+fn secret() -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some("aliyun-creds".into()),
+            namespace: Some("tagbinder-system".into()),
+            resource_version: Some("7".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([
+            ("accessKeyId".to_string(), ByteString(KEY_ID.as_bytes().to_vec())),
+            ("accessKeySecret".to_string(), ByteString(KEY_SECRET.as_bytes().to_vec())),
+        ])),
+        ..Secret::default()
+    }
+}
+
+async fn cloud(tags: &[(&str, &[(&str, &str)])]) -> RunningEmulator {
+    let resources = tags
+        .iter()
+        .map(|(id, tags)| InventoryResource {
+            cloud: "alibaba".into(),
+            region: "cn-hangzhou".into(),
+            resource_type: "apiGroup".into(),
+            id: id.to_string(),
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        })
+        .collect();
+    let config = EmulatorConfig {
+        inventory: Inventory {
+            accounts: vec![Account {
+                access_key_id: KEY_ID.into(),
+                access_key_secret: KEY_SECRET.into(),
+            }],
+            resources,
+        },
+        ..EmulatorConfig::default()
+    };
+    emulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
+        .await
+        .expect("emulator starts")
+}
+
+fn store<K>(objects: Vec<K>) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, mut writer) = reflector::store();
+    for object in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(object));
+    }
+    reader
+}
+
+fn context(bindings: Vec<ResourceTagBinding>, providers: Vec<TagProvider>) -> (Arc<Context>, ApiServerVerifier) {
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(mock, "default");
+    let options = ClientOptions {
+        http: http_client().expect("HTTP client"),
+        endpoint_override: None,
+        retry: crate::cloud::RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        },
+        observer: None,
+    };
+    let ctx = Context::new(client, store(bindings), store(providers), Arc::new(Metrics::default()), options);
+    (Arc::new(ctx), ApiServerVerifier(handle))
+}
+
+/// The requests a test expects, in order.
+enum Scenario {
+    /// A new binding gets the finalizer, and nothing else happens in that pass.
+    FinalizerCreation(ResourceTagBinding),
+    /// No provider: a Warning event, then one status write saying ProviderNotFound.
+    ProviderNotFound(ResourceTagBinding),
+    /// The Secret is read, tags are written to the cloud, the status is patched once, and an
+    /// event says tags were applied.
+    StatusPatchedOnce(ResourceTagBinding),
+    /// The Secret is read and the cloud already matches the status: no write at all.
+    NothingChanged,
+    /// The Secret is read, owned tags are pruned, an event says so, the finalizer goes.
+    CleanupOnDelete(ResourceTagBinding),
+}
+
+struct ApiServerVerifier(ApiServerHandle);
+
+/// Fails the test when the scenario does not finish in time.
+async fn within_5s(handle: tokio::task::JoinHandle<ApiServerVerifier>) -> ApiServerVerifier {
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .expect("the scenario finishes in time")
+        .expect("the scenario does not panic")
+}
+
+impl ApiServerVerifier {
+    fn run(self, scenario: Scenario) -> tokio::task::JoinHandle<ApiServerVerifier> {
+        tokio::spawn(async move {
+            match scenario {
+                Scenario::FinalizerCreation(binding) => self.handle_finalizer_creation(binding).await,
+                Scenario::ProviderNotFound(binding) => {
+                    let verifier = self.handle_event("ProviderNotFound").await;
+                    verifier.handle_status_patch(binding, "ProviderNotFound", "False").await
+                }
+                Scenario::StatusPatchedOnce(binding) => {
+                    let verifier = self.handle_secret_get().await;
+                    let verifier = verifier.handle_status_patch(binding, "Synced", "True").await;
+                    verifier.handle_event("TagsApplied").await
+                }
+                Scenario::NothingChanged => self.handle_secret_get().await,
+                Scenario::CleanupOnDelete(binding) => {
+                    let verifier = self.handle_secret_get().await;
+                    let verifier = verifier.handle_event("Pruned").await;
+                    verifier.handle_finalizer_removal(binding).await
+                }
+            }
+        })
+    }
+
+    async fn next(&mut self) -> (Request<Body>, tower_test::mock::SendResponse<Response<Body>>) {
+        self.0.next_request().await.expect("a request to the API server")
+    }
+
+    async fn body_json(request: Request<Body>) -> Value {
+        let bytes = request.into_body().collect_bytes().await.expect("request body");
+        serde_json::from_slice(&bytes).expect("JSON body")
+    }
+
+    fn respond(send: tower_test::mock::SendResponse<Response<Body>>, value: &impl serde::Serialize) {
+        let body = serde_json::to_vec(value).expect("serialisable response");
+        send.send_response(Response::builder().body(Body::from(body)).expect("response"));
+    }
+
+    async fn handle_finalizer_creation(mut self, binding: ResourceTagBinding) -> Self {
+        let (request, send) = self.next().await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web"
+        );
+        let patch = Self::body_json(request).await.to_string();
+        assert!(patch.contains(FINALIZER), "finalizer in {patch}");
+        Self::respond(send, &binding.finalized());
+        self
+    }
+
+    async fn handle_finalizer_removal(mut self, binding: ResourceTagBinding) -> Self {
+        let (request, send) = self.next().await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web"
+        );
+        let patch = Self::body_json(request).await.to_string();
+        assert!(patch.contains("\"op\":\"remove\""), "finalizer removal in {patch}");
+        Self::respond(send, &binding);
+        self
+    }
+
+    async fn handle_secret_get(mut self) -> Self {
+        let (request, send) = self.next().await;
+        assert_eq!(request.method(), http::Method::GET);
+        assert_eq!(request.uri().path(), "/api/v1/namespaces/tagbinder-system/secrets/aliyun-creds");
+        Self::respond(send, &secret());
+        self
+    }
+
+    async fn handle_event(mut self, reason: &str) -> Self {
+        let (request, send) = self.next().await;
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri().path(), "/apis/events.k8s.io/v1/namespaces/team-web/events");
+        let event = Self::body_json(request).await;
+        assert_eq!(event["reason"], reason, "{event}");
+        let note = event["note"].as_str().unwrap_or_default();
+        assert!(!note.contains(KEY_SECRET), "no secret in events");
+        Self::respond(send, &event);
+        self
+    }
+
+    async fn handle_status_patch(mut self, binding: ResourceTagBinding, reason: &str, ready: &str) -> Self {
+        let (request, send) = self.next().await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web/status"
+        );
+        assert!(request.uri().query().unwrap_or_default().contains("fieldManager=tagbinder"));
+        let patch = Self::body_json(request).await;
+        let ready_condition = patch["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .cloned()
+            .unwrap_or_else(|| panic!("a Ready condition in {patch}"));
+        assert_eq!(ready_condition["reason"], reason, "{patch}");
+        assert_eq!(ready_condition["status"], ready, "{patch}");
+        assert_eq!(ready_condition["observedGeneration"], 1);
+        assert!(!patch.to_string().contains(KEY_SECRET), "no secret in status");
+        let mut updated = binding;
+        updated.status = serde_json::from_value(patch["status"].clone()).expect("status");
+        Self::respond(send, &updated);
+        self
+    }
+
+    /// Asserts that no further request arrives.
+    async fn no_more_requests(mut self) {
+        let next = tokio::time::timeout(Duration::from_millis(200), self.0.next_request()).await;
+        assert!(matches!(next, Err(_) | Ok(None)), "an unexpected extra request");
+    }
+}
+
+fn synced_status() -> ResourceTagBindingStatus {
+    let binding = ResourceTagBinding::test();
+    let outcome_like = ResourceTagBindingStatus {
+        observed_generation: Some(1),
+        applied: AppliedRecord {
+            applied_tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+            applied_resource_ids: vec!["g1".into(), "g2".into()],
+            ..AppliedRecord::default()
+        },
+        resources: Some(ResourceCounts {
+            total: 2,
+            synced: 2,
+            failed: 0,
+        }),
+        ..ResourceTagBindingStatus::default()
+    };
+    let readiness = crate::reconcile::Readiness {
+        ready: true,
+        reason: conditions::reason::SYNCED,
+        message: "all 2 resources carry the declared tags".into(),
+        stalled: false,
+    };
+    let with_conditions = super::status::without_pass(&binding.with_status(outcome_like), &readiness, jiff::Timestamp::UNIX_EPOCH);
+    ResourceTagBindingStatus {
+        last_sync_time: Some(jiff::Timestamp::UNIX_EPOCH.to_string()),
+        ..with_conditions
+    }
+}
+
+#[tokio::test]
+async fn a_new_binding_gets_the_finalizer_first() {
+    let binding = ResourceTagBinding::test();
+    let (ctx, verifier) = context(vec![binding.clone()], vec![]);
+    let scenario = verifier.run(Scenario::FinalizerCreation(binding.clone()));
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+}
+
+#[tokio::test]
+async fn a_missing_provider_is_reported_once_in_status() {
+    let binding = ResourceTagBinding::test().finalized();
+    let (ctx, verifier) = context(vec![binding.clone()], vec![]);
+    let scenario = verifier.run(Scenario::ProviderNotFound(binding.clone()));
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+}
+
+#[tokio::test]
+async fn applies_tags_and_patches_status_once() {
+    let cloud = cloud(&[("g1", &[]), ("g2", &[("team", "web")])]).await;
+    let binding = ResourceTagBinding::test().finalized();
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let scenario = verifier.run(Scenario::StatusPatchedOnce(binding.clone()));
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    cloud.shutdown().await.expect("emulator stops");
+}
+
+#[tokio::test]
+async fn writes_nothing_when_nothing_changed() {
+    let cloud = cloud(&[("g1", &[("env", "prod")]), ("g2", &[("env", "prod")])]).await;
+    let binding = ResourceTagBinding::test().finalized().with_status(synced_status());
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let scenario = verifier.run(Scenario::NothingChanged);
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    cloud.shutdown().await.expect("emulator stops");
+}
+
+#[tokio::test]
+async fn cleanup_prunes_owned_tags_then_removes_the_finalizer() {
+    let cloud = cloud(&[("g1", &[("env", "prod"), ("team", "web")]), ("g2", &[("env", "prod")])]).await;
+    let binding = ResourceTagBinding::test().finalized().deleting().with_status(synced_status());
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let scenario = verifier.run(Scenario::CleanupOnDelete(binding.clone()));
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    let state: Value = reqwest::get(format!("{}/_emulator/state", cloud.url()))
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("JSON state");
+    let text = state.to_string();
+    assert!(text.contains("\"team\":\"web\""), "a foreign tag survives: {text}");
+    assert!(!text.contains("\"env\""), "owned tags are pruned: {text}");
+    cloud.shutdown().await.expect("emulator stops");
+}
+
+#[test]
+fn status_comparison_ignores_timestamps() {
+    let status = synced_status();
+    let mut later = status.clone();
+    later.last_sync_time = Some("2030-01-01T00:00:00Z".into());
+    for condition in &mut later.conditions {
+        condition.last_transition_time = Time(jiff::Timestamp::now());
+    }
+    assert!(!super::status::differs(Some(&status), &later));
+    later.applied.applied_tags.insert("owner".into(), "x".into());
+    assert!(super::status::differs(Some(&status), &later));
+}
+
+#[tokio::test]
+async fn orphan_policy_lets_go_without_touching_the_cloud() {
+    let mut binding = ResourceTagBinding::test().finalized().deleting().with_status(synced_status());
+    binding.spec.deletion_policy = DeletionPolicy::Orphan;
+    let (ctx, verifier) = context(vec![binding.clone()], vec![]);
+    let scenario = tokio::spawn(async move { verifier.handle_finalizer_removal(binding_for_response()).await });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+}
+
+fn binding_for_response() -> ResourceTagBinding {
+    ResourceTagBinding::test().deleting()
+}

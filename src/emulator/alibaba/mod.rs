@@ -1,0 +1,174 @@
+//! Alibaba Cloud RPC tag APIs at `/` (spec: alibaba-rpc-tagging.md).
+//!
+//! A request is `GET /?<params>` or `POST /` with parameters in the query and/or an
+//! `application/x-www-form-urlencoded` body (another body is ignored); the parameters are the
+//! union of both, decoded, and a name sent twice is `InvalidParameter`. Every product of
+//! [`AlibabaConfig::products`] is served on the same path, chosen by `Version`.
+//!
+//! Handling order: added latency, injected faults (before authentication, so a throttled or
+//! failed request leaves its nonce unused, as a client retrying with a fresh nonce expects),
+//! parameter parsing, signature and replay checks ([`auth`]), `Version`, `Action`, the
+//! operation's parameters, then the store. Only `TagResources`, `UntagResources` and
+//! `ListTagResources` exist; the generic Tag service (`2018-08-28`, `ResourceARN.N`) is not
+//! served and answers `InvalidVersion`.
+
+mod auth;
+mod errors;
+mod ops;
+mod params;
+mod render;
+mod requests;
+mod rules;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
+use axum::routing::get;
+
+pub use rules::{API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, Product};
+
+use self::auth::Verifier;
+use self::errors::RpcError;
+use self::params::Received;
+use self::render::{ErrorContext, Format, Node};
+use self::requests::ListRequest;
+use super::App;
+use super::inventory::ALIBABA;
+use super::stats::OK;
+
+/// The routes of the Alibaba Cloud side.
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new().route("/", get(rpc).post(rpc))
+}
+
+async fn rpc(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let form_body = is_form(&headers).then_some(&body[..]);
+    let received = Received::decode(query.as_deref(), form_body);
+    let format = Format::of(received.first("Format"));
+    let action = received.first("Action").unwrap_or("-").to_string();
+    let product_code = received
+        .first("Version")
+        .and_then(|version| app.alibaba.products.get(version))
+        .map_or(rules::DEFAULT_PRODUCT_CODE, |product| product.code.as_str())
+        .to_string();
+    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    match handle(&app, method.as_str(), received).await {
+        Ok(fields) => {
+            app.stats.record(ALIBABA, &action, OK);
+            tracing::debug!(cloud = ALIBABA, %action, outcome = OK, "emulator request");
+            render::success(format, &action, &request_id, fields)
+        }
+        Err(error) => {
+            app.stats.record(ALIBABA, &action, &error.code);
+            tracing::debug!(cloud = ALIBABA, %action, outcome = %error.code, "emulator request");
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map_or_else(|| app.addr.to_string(), str::to_string);
+            let context = ErrorContext {
+                request_id: &request_id,
+                host: &host,
+                product_code: &product_code,
+            };
+            render::error(format, &context, &error)
+        }
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The answer's fields after `RequestId`, or the error.
+async fn handle(
+    app: &App,
+    method: &str,
+    received: Received,
+) -> Result<Vec<(&'static str, Node)>, RpcError> {
+    let latency = app.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(fault) = app.faults.decide(Instant::now()) {
+        return Err(RpcError::from_fault(fault));
+    }
+    let params = received.into_params()?;
+    let verifier = Verifier {
+        accounts: &app.accounts,
+        nonces: &app.nonces,
+        clock_skew: app.clock_skew,
+    };
+    verifier.verify(method, &params, jiff::Timestamp::now(), Instant::now())?;
+    let product = app
+        .alibaba
+        .products
+        .get(params.require("Version")?)
+        .ok_or_else(RpcError::invalid_version)?;
+    let limits = &app.alibaba.limits;
+    match params.require("Action")? {
+        "TagResources" => {
+            let request = requests::tag_request(&params, product, limits)?;
+            app.store
+                .change(|store| ops::tag_resources(store, &request, limits))
+                .await?;
+            Ok(Vec::new())
+        }
+        "UntagResources" => {
+            let request = requests::untag_request(&params, product, limits)?;
+            app.store
+                .change(|store| ops::untag_resources(store, &request, limits))
+                .await?;
+            Ok(Vec::new())
+        }
+        "ListTagResources" => {
+            let request = requests::list_request(&params, product, limits)?;
+            let page = app
+                .store
+                .read(|store| ops::list_tag_resources(store, &request, app.page_size))?;
+            Ok(list_fields(&request, page))
+        }
+        _ => Err(RpcError::action_not_found()),
+    }
+}
+
+/// `NextToken` and `TagResources.TagResource[]` (spec section 5).
+fn list_fields(request: &ListRequest, page: ops::Page) -> Vec<(&'static str, Node)> {
+    let resource_type = &request.target.resource_type;
+    let entries = page
+        .entries
+        .into_iter()
+        .map(|entry| {
+            Node::Fields(vec![
+                ("ResourceId", Node::Text(entry.resource_id)),
+                ("ResourceType", Node::text(resource_type)),
+                ("TagKey", Node::Text(entry.key)),
+                ("TagValue", Node::Text(entry.value)),
+            ])
+        })
+        .collect();
+    vec![
+        ("NextToken", Node::Text(page.next_token)),
+        (
+            "TagResources",
+            Node::Fields(vec![("TagResource", Node::List(entries))]),
+        ),
+    ]
+}

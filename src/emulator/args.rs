@@ -1,0 +1,172 @@
+//! `tagbinder emulator`: command-line flags and the serve-until-signal loop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::faults::FaultConfig;
+use super::inventory::Inventory;
+use super::{EmulatorConfig, EmulatorError, start};
+
+/// Flags of `tagbinder emulator`.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on. Keep it on loopback: the `/_emulator/` endpoints need no
+    /// signature.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8780")]
+    pub listen: SocketAddr,
+    /// Accounts and resources to start with (YAML or JSON; a manifest set works too, its
+    /// CloudInventory document is used).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Where resources and tags persist; loaded at start when it exists, written after every
+    /// change and at exit.
+    #[arg(long = "state", value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+    /// Entries per ListTagResources page (small, to exercise pagination).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub page_size: u64,
+    /// Throttle requests beyond this many per second (token bucket).
+    #[arg(long, value_name = "RPS", value_parser = parse_rate)]
+    pub throttle_above: Option<f64>,
+    /// Share of requests throttled at random (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_ratio)]
+    pub throttle_ratio: f64,
+    /// Share of requests answered with a 500 or 503 at random (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_ratio)]
+    pub error_ratio: f64,
+    /// Latency added to every cloud request, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Seed of the random faults, for a reproducible sequence.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+impl EmulatorArgs {
+    /// The configuration these flags describe; reads the inventory file.
+    pub fn to_config(&self) -> Result<EmulatorConfig, EmulatorError> {
+        let inventory = match &self.inventory {
+            Some(path) => Inventory::load(path)?,
+            None => Inventory::default(),
+        };
+        Ok(EmulatorConfig {
+            inventory,
+            state_file: self.state_file.clone(),
+            // NB: clap bounds the page size to 1.., and a page never needs more than usize.
+            page_size: usize::try_from(self.page_size).unwrap_or(usize::MAX),
+            faults: FaultConfig {
+                throttle_above: self.throttle_above,
+                throttle_ratio: self.throttle_ratio,
+                error_ratio: self.error_ratio,
+                latency: Duration::from_millis(self.latency_ms),
+                seed: self.seed,
+            },
+            ..EmulatorConfig::default()
+        })
+    }
+}
+
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{text:?} is not a number from 0 to 1")),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of requests per second"
+        )),
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM, then stops gracefully and persists the state.
+pub async fn run(args: EmulatorArgs) -> Result<(), EmulatorError> {
+    let config = args.to_config()?;
+    if config.inventory.accounts.is_empty() {
+        tracing::warn!("emulator: no accounts in the inventory; every signed call will fail");
+    }
+    let emulator = start(args.listen, config)
+        .await
+        .map_err(|source| EmulatorError::Start {
+            listen: args.listen,
+            source,
+        })?;
+    tracing::info!(url = %emulator.url(), "emulator: serving");
+    shutdown_signal().await.map_err(EmulatorError::Signal)?;
+    tracing::info!("emulator: stopping");
+    emulator.shutdown().await.map_err(EmulatorError::Shutdown)
+}
+
+/// Waits for Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: EmulatorArgs,
+    }
+
+    #[test]
+    fn flags_have_the_documented_defaults_and_bounds() {
+        let args = Command::try_parse_from(["emulator"]).unwrap().args;
+        assert_eq!(args.listen, "127.0.0.1:8780".parse().unwrap());
+        assert_eq!(args.page_size, 10);
+        let config = args.to_config().unwrap();
+        assert_eq!(config.faults, FaultConfig::default());
+        let faulty = Command::try_parse_from([
+            "emulator",
+            "--throttle-ratio",
+            "0.5",
+            "--error-ratio",
+            "1",
+            "--seed",
+            "3",
+            "--latency-ms",
+            "20",
+            "--throttle-above",
+            "5",
+            "--page-size",
+            "2",
+        ])
+        .unwrap()
+        .args
+        .to_config()
+        .unwrap();
+        assert_eq!(faulty.page_size, 2);
+        assert_eq!(faulty.faults.throttle_above, Some(5.0));
+        assert_eq!(faulty.faults.latency, Duration::from_millis(20));
+        assert_eq!(faulty.faults.seed, Some(3));
+        for bad in [
+            ["emulator", "--throttle-ratio", "1.5"],
+            ["emulator", "--error-ratio", "-0.1"],
+            ["emulator", "--page-size", "0"],
+            ["emulator", "--throttle-above", "0"],
+        ] {
+            assert!(Command::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+}

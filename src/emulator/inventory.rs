@@ -1,0 +1,330 @@
+//! The inventory: the access keys the emulated clouds accept and the resources that exist at
+//! start, read from a YAML or JSON file (or from a `CloudInventory` document of a manifest set).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::EmulatorError;
+
+/// Cloud name of Alibaba Cloud resources (`InventoryResource::cloud`).
+pub const ALIBABA: &str = "alibaba";
+/// Cloud name of JD Cloud resources (`InventoryResource::cloud`).
+pub const JDCLOUD: &str = "jdcloud";
+/// Every cloud the emulator knows.
+pub const CLOUDS: [&str; 2] = [ALIBABA, JDCLOUD];
+
+/// `apiVersion` of an inventory written as a Kubernetes-style document.
+pub const INVENTORY_API_VERSION: &str = "emulator.tagbinder.io/v1alpha1";
+/// `kind` of an inventory written as a Kubernetes-style document.
+pub const INVENTORY_KIND: &str = "CloudInventory";
+
+/// Accounts and resources the emulated clouds start with.
+///
+/// Deserialising also accepts top-level `apiVersion` (`emulator.tagbinder.io/v1alpha1`) and
+/// `kind` (`CloudInventory`), so that an inventory can be one document of a manifest set; any
+/// other value of those two keys is an error.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", try_from = "InventoryDocument")]
+pub struct Inventory {
+    /// Access keys the clouds accept.
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+    /// Resources that exist, with their initial tags.
+    #[serde(default)]
+    pub resources: Vec<InventoryResource>,
+}
+
+/// The inventory as written, with the optional document header.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InventoryDocument {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    accounts: Vec<Account>,
+    #[serde(default)]
+    resources: Vec<InventoryResource>,
+}
+
+impl TryFrom<InventoryDocument> for Inventory {
+    type Error = String;
+
+    fn try_from(document: InventoryDocument) -> Result<Self, Self::Error> {
+        if let Some(api_version) = document.api_version.filter(|v| v != INVENTORY_API_VERSION) {
+            return Err(format!(
+                "apiVersion {api_version:?} is not served; use {INVENTORY_API_VERSION:?}"
+            ));
+        }
+        if let Some(kind) = document.kind.filter(|k| k != INVENTORY_KIND) {
+            return Err(format!(
+                "kind {kind:?} is not an inventory; use {INVENTORY_KIND:?}"
+            ));
+        }
+        Ok(Inventory {
+            accounts: document.accounts,
+            resources: document.resources,
+        })
+    }
+}
+
+/// One access key.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Access key secret.
+    pub access_key_secret: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Access key id to secret, for every cloud.
+#[derive(Debug, Default)]
+pub(crate) struct Accounts {
+    secrets: HashMap<String, SecretString>,
+}
+
+impl Accounts {
+    /// The accounts of an inventory.
+    pub fn new(accounts: &[Account]) -> Self {
+        let secrets = accounts
+            .iter()
+            .map(|a| {
+                let secret = SecretString::from(a.access_key_secret.clone());
+                (a.access_key_id.clone(), secret)
+            })
+            .collect();
+        Accounts { secrets }
+    }
+
+    /// The secret of an access key id.
+    pub fn secret(&self, access_key_id: &str) -> Option<&SecretString> {
+        self.secrets.get(access_key_id)
+    }
+}
+
+/// One resource.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryResource {
+    /// `alibaba` or `jdcloud`.
+    pub cloud: String,
+    /// Region id. Empty: the resource answers in every region.
+    pub region: String,
+    /// Alibaba `ResourceType` or JD `serviceCode`.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// Resource id.
+    pub id: String,
+    /// Initial tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Inventory {
+    /// Reads an inventory file: JSON when the name ends in `.json`, YAML otherwise. A YAML file
+    /// of several documents (a manifest set) must hold exactly one `CloudInventory` document;
+    /// the others are skipped.
+    pub fn load(path: &Path) -> Result<Inventory, EmulatorError> {
+        let fail = |message: String| EmulatorError::Inventory {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| fail(error.to_string()))?;
+        let inventory = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            serde_json::from_str(&text).map_err(|error| error.to_string())
+        } else {
+            from_yaml_documents(&text)
+        }
+        .map_err(fail)?;
+        inventory.validate().map_err(fail)?;
+        Ok(inventory)
+    }
+
+    /// Checks what serde cannot: known clouds, non-empty names, no resource or access key
+    /// listed twice.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut key_ids = BTreeSet::new();
+        for account in &self.accounts {
+            if account.access_key_id.is_empty() {
+                return Err("accounts: an accessKeyId is empty".to_string());
+            }
+            if !key_ids.insert(account.access_key_id.as_str()) {
+                return Err(format!(
+                    "accounts: access key {:?} is listed twice",
+                    account.access_key_id
+                ));
+            }
+        }
+        validate_resources(&self.resources)
+    }
+}
+
+/// Checks a resource list (from an inventory or a state file): known clouds, non-empty type
+/// and id, no (cloud, type, id) twice.
+pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for resource in resources {
+        let name = format!(
+            "{}/{}/{}",
+            resource.cloud, resource.resource_type, resource.id
+        );
+        if !CLOUDS.contains(&resource.cloud.as_str()) {
+            return Err(format!(
+                "resource {name}: cloud {:?} is not one of {CLOUDS:?}",
+                resource.cloud
+            ));
+        }
+        if resource.resource_type.is_empty() || resource.id.is_empty() {
+            return Err(format!("resource {name}: type and id must not be empty"));
+        }
+        if !seen.insert((&resource.cloud, &resource.resource_type, &resource.id)) {
+            return Err(format!("resource {name} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
+fn from_yaml_documents(text: &str) -> Result<Inventory, String> {
+    let mut documents = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        match serde_yaml::Value::deserialize(document).map_err(|e| e.to_string())? {
+            serde_yaml::Value::Null => {}
+            value => documents.push(value),
+        }
+    }
+    let chosen = match documents.len() {
+        0 => return Ok(Inventory::default()),
+        1 => documents.remove(0),
+        _ => {
+            let mut inventories: Vec<_> = documents
+                .into_iter()
+                .filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some(INVENTORY_KIND))
+                .collect();
+            if inventories.len() != 1 {
+                return Err(format!(
+                    "a file of several documents must hold exactly one {INVENTORY_KIND}; it holds {}",
+                    inventories.len()
+                ));
+            }
+            inventories.remove(0)
+        }
+    };
+    serde_yaml::from_value(chosen).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(cloud: &str, id: &str) -> InventoryResource {
+        InventoryResource {
+            cloud: cloud.to_string(),
+            region: "cn-hangzhou".to_string(),
+            resource_type: "apiGroup".to_string(),
+            id: id.to_string(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn accepts_a_document_header_and_rejects_another_kind() {
+        let yaml = "apiVersion: emulator.tagbinder.io/v1alpha1\nkind: CloudInventory\n\
+                    accounts: [{accessKeyId: a, accessKeySecret: s}]\n";
+        let inventory: Inventory = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(inventory.accounts[0].access_key_id, "a");
+        // NB: the CLI reads inventories strictly (serde_ignored); the header must not count
+        // as unknown fields.
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        let mut unknown = Vec::new();
+        let strict: Inventory =
+            serde_ignored::deserialize(value, |path| unknown.push(path.to_string())).unwrap();
+        assert_eq!(strict, inventory);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let wrong = "kind: TagProvider\naccounts: []\n";
+        let error = serde_yaml::from_str::<Inventory>(wrong).unwrap_err();
+        assert!(error.to_string().contains("TagProvider"), "{error}");
+    }
+
+    #[test]
+    fn picks_the_inventory_out_of_a_manifest_set() {
+        let yaml = "apiVersion: tagbinder.io/v1alpha1\nkind: TagProvider\nmetadata: {name: p}\n---\n\
+                    apiVersion: emulator.tagbinder.io/v1alpha1\nkind: CloudInventory\n\
+                    resources: [{cloud: alibaba, region: cn-hangzhou, type: apiGroup, id: g1, tags: {env: dev}}]\n";
+        let inventory = from_yaml_documents(yaml).unwrap();
+        assert_eq!(inventory.resources.len(), 1);
+        assert_eq!(inventory.resources[0].tags["env"], "dev");
+        assert!(from_yaml_documents("kind: A\n---\nkind: B\n").is_err());
+    }
+
+    #[test]
+    fn loads_json_and_yaml_files_and_names_the_file_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let json_path = dir.path().join("inventory.json");
+        let json = r#"{"accounts": [{"accessKeyId": "a", "accessKeySecret": "s"}],
+                       "resources": [{"cloud": "alibaba", "region": "", "type": "app", "id": "x"}]}"#;
+        std::fs::write(&json_path, json).unwrap();
+        let loaded = Inventory::load(&json_path).unwrap();
+        assert_eq!(loaded.resources[0].id, "x");
+        let yaml_path = dir.path().join("inventory.yaml");
+        std::fs::write(
+            &yaml_path,
+            "resources: [{cloud: aws, region: r, type: t, id: i}]\n",
+        )
+        .unwrap();
+        let error = Inventory::load(&yaml_path).unwrap_err().to_string();
+        assert!(
+            error.contains("inventory.yaml") && error.contains("aws"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let account = Account {
+            access_key_id: "id".to_string(),
+            access_key_secret: "very-secret".to_string(),
+        };
+        assert!(!format!("{account:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn validation_rejects_duplicates_and_unknown_clouds() {
+        assert!(
+            validate_resources(&[resource("alibaba", "g1"), resource("jdcloud", "g1")]).is_ok()
+        );
+        let twice = validate_resources(&[resource("alibaba", "g1"), resource("alibaba", "g1")]);
+        assert!(twice.unwrap_err().contains("twice"));
+        let unknown = validate_resources(&[resource("aws", "g1")]);
+        assert!(unknown.unwrap_err().contains("aws"));
+        let accounts = Inventory {
+            accounts: vec![
+                Account {
+                    access_key_id: "a".into(),
+                    access_key_secret: "x".into(),
+                },
+                Account {
+                    access_key_id: "a".into(),
+                    access_key_secret: "y".into(),
+                },
+            ],
+            resources: Vec::new(),
+        };
+        assert!(accounts.validate().is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Property tests: random plans, executed on a simulated cloud, keep the rules of ownership
+//! and the provider's limits, use the fewest tag calls, and settle in one pass.
+
+mod scenario;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::tags::{Limits, Ownership, TagsByResource};
+use scenario::{RESOURCES, SYSTEM_PREFIX, Scenario, everything_confirmed, execute, on, scenario};
+
+/// The fewest tag calls: Σ over groups (same writable tags) and key chunks of
+/// ceil(resources missing a key of the chunk / resources per call).
+fn tag_call_bound(s: &Scenario, plan: &Plan) -> usize {
+    let mut groups: BTreeMap<Vec<&String>, Vec<BTreeSet<&String>>> = BTreeMap::new();
+    for id in s.declared_resources() {
+        let Some(keys) = plan
+            .decisions
+            .get(id)
+            .filter(|_| !plan.blocked.contains_key(id))
+        else {
+            continue;
+        };
+        let missing: BTreeSet<&String> = keys
+            .iter()
+            .filter(|(_, d)| matches!(d, KeyDecision::Apply { .. }))
+            .map(|(key, _)| key)
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let writable: Vec<&String> = s
+            .desired
+            .keys()
+            .filter(|key| !matches!(keys.get(*key), Some(KeyDecision::Conflict { .. })))
+            .collect();
+        groups.entry(writable).or_default().push(missing);
+    }
+    groups
+        .iter()
+        .flat_map(|(keys, members)| {
+            keys.chunks(s.limits.tags_per_call).map(move |chunk| {
+                let missing = members
+                    .iter()
+                    .filter(|member| chunk.iter().any(|key| member.contains(key)))
+                    .count();
+                missing.div_ceil(s.limits.resources_per_call)
+            })
+        })
+        .sum()
+}
+
+fn check_batches_within_limits(plan: &Plan, limits: &Limits) -> Result<(), TestCaseError> {
+    let batches = plan
+        .tag_batches
+        .iter()
+        .map(|b| (&b.resource_ids, &b.tags, limits.tags_per_call))
+        .chain(
+            plan.untag_batches
+                .iter()
+                .map(|b| (&b.resource_ids, &b.tags, limits.keys_per_untag_call)),
+        );
+    for (ids, tags, tags_limit) in batches {
+        prop_assert!(!ids.is_empty() && !tags.is_empty(), "empty batch");
+        prop_assert!(
+            ids.len() <= limits.resources_per_call,
+            "too many resources: {ids:?}"
+        );
+        prop_assert!(tags.len() <= tags_limit, "too many tags: {tags:?}");
+        let unique: BTreeSet<&String> = ids.iter().collect();
+        prop_assert_eq!(unique.len(), ids.len(), "a resource twice in one batch");
+    }
+    Ok(())
+}
+
+fn check_declared_tags_carried(
+    s: &Scenario,
+    plan: &Plan,
+    after: &TagsByResource,
+) -> Result<(), TestCaseError> {
+    for id in s
+        .declared_resources()
+        .into_iter()
+        .filter(|id| !plan.blocked.contains_key(*id))
+    {
+        for (key, value) in &s.desired {
+            if !matches!(plan.decision(id, key), Some(KeyDecision::Conflict { .. })) {
+                prop_assert_eq!(on(after, id).get(key), Some(value), "{} on {}", key, id);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_foreign_and_system_tags_untouched(
+    s: &Scenario,
+    after: &TagsByResource,
+) -> Result<(), TestCaseError> {
+    for id in RESOURCES {
+        let (before, now) = (on(&s.observed, id), on(after, id));
+        for key in before.keys().chain(now.keys()) {
+            let foreign = !s.declares(id, key) && !s.owns(id, key);
+            if foreign || key.starts_with(SYSTEM_PREFIX) {
+                prop_assert_eq!(before.get(key), now.get(key), "{} on {} changed", key, id);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_claimed_keys_kept(s: &Scenario, after: &TagsByResource) -> Result<(), TestCaseError> {
+    for rival in &s.rivals {
+        for id in &rival.resource_ids {
+            for key in rival
+                .tags
+                .keys()
+                .filter(|key| on(&s.observed, id).contains_key(*key))
+            {
+                prop_assert!(
+                    on(after, id).contains_key(key),
+                    "{key} claimed by {} removed from {id}",
+                    rival.binding
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_no_conflict_key_written(s: &Scenario, plan: &Plan) -> Result<(), TestCaseError> {
+    for batch in &plan.tag_batches {
+        for id in &batch.resource_ids {
+            prop_assert!(!plan.blocked.contains_key(id), "blocked {id} written");
+            for (key, value) in &batch.tags {
+                let conflict = matches!(plan.decision(id, key), Some(KeyDecision::Conflict { .. }));
+                prop_assert!(!conflict, "conflict key {key} written to {id}");
+                prop_assert!(
+                    s.declares(id, key) && s.desired.get(key) == Some(value),
+                    "{key}={value} not declared on {id}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_untag_only_owned_unchanged(s: &Scenario, plan: &Plan) -> Result<(), TestCaseError> {
+    for batch in &plan.untag_batches {
+        for id in &batch.resource_ids {
+            for (key, value) in &batch.tags {
+                prop_assert_eq!(
+                    on(&s.observed, id).get(key),
+                    Some(value),
+                    "{} on {} changed",
+                    key,
+                    id
+                );
+                prop_assert_eq!(s.owned.on(id).and_then(|owned| owned.get(key)), Some(value));
+                prop_assert!(
+                    !s.declares(id, key) && !s.claimed(id, key),
+                    "declared {key} pruned from {id}"
+                );
+                prop_assert!(!key.starts_with(SYSTEM_PREFIX), "system key pruned");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_quota(s: &Scenario, plan: &Plan, after: &TagsByResource) -> Result<(), TestCaseError> {
+    for id in s
+        .declared_resources()
+        .into_iter()
+        .filter(|id| !plan.blocked.contains_key(*id))
+    {
+        let added = plan.decisions.get(id).is_some_and(|keys| {
+            keys.values()
+                .any(|d| matches!(d, KeyDecision::Apply { from: None, .. }))
+        });
+        let custom = on(after, id)
+            .keys()
+            .filter(|key| !key.starts_with(SYSTEM_PREFIX))
+            .count();
+        prop_assert!(
+            !added || custom <= s.limits.tags_per_resource,
+            "{id} carries {custom} tags"
+        );
+    }
+    Ok(())
+}
+
+fn check_ownership_matches_carried(
+    plan: &Plan,
+    next: &Ownership,
+    after: &TagsByResource,
+) -> Result<(), TestCaseError> {
+    for (id, owned) in next.resources() {
+        for (key, value) in owned {
+            let lost = matches!(plan.decision(id, key), Some(KeyDecision::Conflict { .. }));
+            prop_assert!(!lost, "{} on {} still owned after a lost conflict", key, id);
+            let unwritten = plan.blocked.contains_key(id)
+                && matches!(plan.decision(id, key), Some(KeyDecision::Apply { .. }));
+            if !unwritten {
+                prop_assert_eq!(
+                    on(after, id).get(key),
+                    Some(value),
+                    "owned {} on {}",
+                    key,
+                    id
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_settles_in_one_pass(
+    s: &Scenario,
+    after: &TagsByResource,
+    next: &Ownership,
+) -> Result<(), TestCaseError> {
+    let again = s.plan_from(after, next);
+    prop_assert!(!again.has_changes(), "second pass writes: {again:?}");
+    prop_assert!(again.blocked.is_empty());
+    prop_assert_eq!(&again.next_ownership(next, &Confirmed::default()), next);
+    Ok(())
+}
+
+fn check_plan(s: &Scenario) -> Result<(), TestCaseError> {
+    let plan = s.plan_from(&s.observed, &s.owned);
+    prop_assert_eq!(
+        &plan,
+        &s.plan_from(&s.observed, &s.owned),
+        "not deterministic"
+    );
+    let after = execute(&plan, &s.observed);
+    check_batches_within_limits(&plan, &s.limits)?;
+    check_declared_tags_carried(s, &plan, &after)?;
+    check_foreign_and_system_tags_untouched(s, &after)?;
+    check_claimed_keys_kept(s, &after)?;
+    prop_assert_eq!(plan.tag_batches.len(), tag_call_bound(s, &plan));
+    check_no_conflict_key_written(s, &plan)?;
+    check_untag_only_owned_unchanged(s, &plan)?;
+    check_quota(s, &plan, &after)?;
+
+    let failed = plan.next_ownership(&s.owned, &Confirmed::default());
+    for (id, owned) in failed.resources() {
+        for (key, value) in owned {
+            prop_assert_eq!(
+                s.owned.on(id).and_then(|o| o.get(key)),
+                Some(value),
+                "ownership gained without a write"
+            );
+        }
+    }
+
+    let next = plan.next_ownership(&s.owned, &everything_confirmed(&plan));
+    check_ownership_matches_carried(&plan, &next, &after)?;
+    if plan.blocked.is_empty() {
+        check_settles_in_one_pass(s, &after, &next)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn executed_plans_keep_the_rules_of_ownership(s in scenario()) {
+        check_plan(&s)?;
+    }
+}

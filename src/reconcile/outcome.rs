@@ -1,0 +1,341 @@
+//! The result of a pass, in the words of `status` (DESIGN.md section 4).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::execute::Executed;
+use super::{Mode, PassInput};
+use crate::api::conditions::reason;
+use crate::api::{ConflictEntry, ResourceCounts, ResourceFailure};
+use crate::cloud::{CloudError, ErrorKind};
+use crate::plan::{KeyDecision, Plan};
+use crate::tags::{Ownership, TagsByResource};
+
+/// The Ready condition a pass arrives at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// Ready=True.
+    pub ready: bool,
+    /// The reason (one of [`crate::api::conditions::reason`]).
+    pub reason: &'static str,
+    /// For people: what is wrong and what to do.
+    pub message: String,
+    /// Only a spec or provider change can help (kstatus `Stalled`).
+    pub stalled: bool,
+}
+
+/// Counts of the writes a pass made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Cloud write calls made.
+    pub calls: usize,
+    /// Keys written (resource x key), confirmed by the cloud.
+    pub applied: usize,
+    /// Of those, keys this binding had applied before and that drifted.
+    pub drift_corrected: usize,
+    /// Keys pruned (resource x key), confirmed by the cloud.
+    pub pruned: usize,
+}
+
+/// Everything a host needs to report one pass.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The plan, when the pass got that far.
+    pub plan: Option<Plan>,
+    /// The tags observed before any write, when the pass got that far.
+    pub observed: Option<TagsByResource>,
+    /// The ownership record after the pass (unchanged when nothing was confirmed).
+    pub ownership: Ownership,
+    /// Resource counts.
+    pub counts: ResourceCounts,
+    /// Every failed resource, sorted by id (status keeps the first ten).
+    pub failures: Vec<ResourceFailure>,
+    /// Every conflicting key, sorted (status keeps the first ten).
+    pub conflicts: Vec<ConflictEntry>,
+    /// The Ready condition.
+    pub readiness: Readiness,
+    /// Writes made.
+    pub writes: WriteCounts,
+    /// The error that ended the pass early, if any (never carries a secret).
+    pub error: Option<CloudError>,
+}
+
+impl Outcome {
+    fn base(input: &PassInput<'_>, readiness: Readiness) -> Self {
+        Outcome {
+            plan: None,
+            observed: None,
+            ownership: input.owned.clone(),
+            counts: ResourceCounts {
+                total: count(input.resource_ids.len()),
+                ..ResourceCounts::default()
+            },
+            failures: Vec::new(),
+            conflicts: Vec::new(),
+            readiness,
+            writes: WriteCounts::default(),
+            error: None,
+        }
+    }
+
+    pub(super) fn invalid_spec(input: &PassInput<'_>, message: String) -> Self {
+        Outcome::base(
+            input,
+            Readiness {
+                ready: false,
+                reason: reason::INVALID_SPEC,
+                message,
+                stalled: true,
+            },
+        )
+    }
+
+    pub(super) fn observe_failed(input: &PassInput<'_>, error: CloudError) -> Self {
+        let mut outcome = Outcome::base(input, readiness_of_error(&error));
+        outcome.error = Some(error);
+        outcome
+    }
+
+    pub(super) fn planned(input: &PassInput<'_>, plan: Plan, observed: TagsByResource) -> Self {
+        debug_assert_eq!(input.mode, Mode::PlanOnly);
+        Outcome::assemble(input, plan, observed, Executed::default())
+    }
+
+    pub(super) fn executed(input: &PassInput<'_>, plan: Plan, observed: TagsByResource, executed: Executed) -> Self {
+        Outcome::assemble(input, plan, observed, executed)
+    }
+
+    fn assemble(input: &PassInput<'_>, plan: Plan, observed: TagsByResource, mut executed: Executed) -> Self {
+        let applying = input.mode == Mode::Apply;
+        if let Some(error) = executed.stopped_by.clone() {
+            fail_unconfirmed(&plan, &mut executed, &error);
+        }
+        let failures = failures_of(&plan, &executed);
+        let failed: BTreeSet<&str> = failures.iter().map(|f| f.resource_id.as_str()).collect();
+        let synced = input
+            .resource_ids
+            .iter()
+            .filter(|id| !failed.contains(id.as_str()))
+            .filter(|id| pending_keys(&plan, id, &executed, applying) == 0)
+            .count();
+        let conflicts = conflicts_of(&plan);
+        let writes = write_counts(input, &plan, &executed);
+        let ownership = if applying {
+            plan.next_ownership(input.owned, &executed.confirmed)
+        } else {
+            input.owned.clone()
+        };
+        let readiness = readiness_of(input, &plan, &executed, &failures, &conflicts, synced);
+        Outcome {
+            counts: ResourceCounts {
+                total: count(input.resource_ids.len()),
+                synced: count(synced),
+                failed: count(failed.len()),
+            },
+            plan: Some(plan),
+            observed: Some(observed),
+            ownership,
+            failures,
+            conflicts,
+            readiness,
+            writes,
+            error: executed.stopped_by,
+        }
+    }
+
+    /// True when the pass left every resource as declared (Ready=True).
+    pub fn is_ready(&self) -> bool {
+        self.readiness.ready
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Keys of a resource still waiting for a write after the pass.
+fn pending_keys(plan: &Plan, id: &str, executed: &Executed, applied: bool) -> usize {
+    let Some(decisions) = plan.decisions.get(id) else {
+        return 0;
+    };
+    decisions
+        .iter()
+        .filter(|(key, decision)| {
+            matches!(decision, KeyDecision::Apply { .. })
+                && !(applied && executed.confirmed.written.contains(&(id.to_string(), key.to_string())))
+        })
+        .count()
+}
+
+/// When a pass stops early, every resource with an unconfirmed write failed with that error.
+fn fail_unconfirmed(plan: &Plan, executed: &mut Executed, error: &CloudError) {
+    let writes = plan
+        .tag_batches
+        .iter()
+        .map(|b| (&b.resource_ids, &b.tags, &executed.confirmed.written))
+        .chain(
+            plan.untag_batches
+                .iter()
+                .map(|b| (&b.resource_ids, &b.tags, &executed.confirmed.pruned)),
+        );
+    let mut unconfirmed = BTreeSet::new();
+    for (ids, tags, confirmed) in writes {
+        for id in ids {
+            if tags.keys().any(|key| !confirmed.contains(&(id.clone(), key.clone()))) {
+                unconfirmed.insert(id.clone());
+            }
+        }
+    }
+    for id in unconfirmed {
+        executed
+            .failures
+            .entry(id)
+            .or_insert_with(|| crate::cloud::ResourceError {
+                kind: error.kind,
+                message: error.to_string(),
+            });
+    }
+}
+
+fn failures_of(plan: &Plan, executed: &Executed) -> Vec<ResourceFailure> {
+    let mut failures: BTreeMap<&str, ResourceFailure> = BTreeMap::new();
+    for (id, message) in &plan.blocked {
+        failures.insert(
+            id,
+            ResourceFailure {
+                resource_id: id.clone(),
+                reason: ErrorKind::QuotaExceeded.as_str().to_string(),
+                message: message.clone(),
+            },
+        );
+    }
+    for (id, error) in &executed.failures {
+        failures.entry(id).or_insert_with(|| ResourceFailure {
+            resource_id: id.clone(),
+            reason: error.kind.as_str().to_string(),
+            message: error.message.clone(),
+        });
+    }
+    failures.into_values().collect()
+}
+
+fn conflicts_of(plan: &Plan) -> Vec<ConflictEntry> {
+    plan.decisions
+        .iter()
+        .flat_map(|(id, keys)| {
+            keys.iter().filter_map(move |(key, decision)| match decision {
+                KeyDecision::Conflict { winner, .. } => Some(ConflictEntry {
+                    resource_id: id.clone(),
+                    key: key.clone(),
+                    winner: winner.clone(),
+                }),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+fn write_counts(input: &PassInput<'_>, plan: &Plan, executed: &Executed) -> WriteCounts {
+    let mut counts = WriteCounts {
+        calls: executed.calls,
+        pruned: executed.confirmed.pruned.len(),
+        ..WriteCounts::default()
+    };
+    for (id, key) in &executed.confirmed.written {
+        let decision = plan.decisions.get(id).and_then(|keys| keys.get(key));
+        if let Some(KeyDecision::Apply { to, .. }) = decision {
+            counts.applied += 1;
+            if input.owned.on(id).and_then(|owned| owned.get(key)) == Some(to) {
+                counts.drift_corrected += 1;
+            }
+        }
+    }
+    counts
+}
+
+fn readiness_of_error(error: &CloudError) -> Readiness {
+    match error.kind {
+        ErrorKind::Credentials => Readiness {
+            ready: false,
+            reason: reason::CREDENTIALS_INVALID,
+            message: format!("the cloud rejected the provider's credentials: {error}"),
+            stalled: true,
+        },
+        _ => Readiness {
+            ready: false,
+            reason: reason::PROVIDER_ERROR,
+            message: error.to_string(),
+            stalled: false,
+        },
+    }
+}
+
+fn readiness_of(
+    input: &PassInput<'_>,
+    plan: &Plan,
+    executed: &Executed,
+    failures: &[ResourceFailure],
+    conflicts: &[ConflictEntry],
+    synced: usize,
+) -> Readiness {
+    if let Some(error) = &executed.stopped_by {
+        return readiness_of_error(error);
+    }
+    let total = input.resource_ids.len();
+    if !failures.is_empty() {
+        let listed: Vec<String> = failures
+            .iter()
+            .take(3)
+            .map(|f| format!("{}: {}: {}", f.resource_id, f.reason, f.message))
+            .collect();
+        let more = failures.len().saturating_sub(3);
+        let more = if more > 0 { format!("; and {more} more") } else { String::new() };
+        return Readiness {
+            ready: false,
+            reason: reason::PARTIAL_FAILURE,
+            message: format!("{} of {total} resources failed: {}{more}", failures.len(), listed.join("; ")),
+            stalled: false,
+        };
+    }
+    if synced < total {
+        return Readiness {
+            ready: false,
+            reason: reason::PROGRESSING,
+            message: format!("{} of {total} resources need tag changes", total - synced),
+            stalled: false,
+        };
+    }
+    if let Some(first) = conflicts.first() {
+        return Readiness {
+            ready: false,
+            reason: reason::CONFLICT,
+            message: conflict_message(conflicts, first),
+            stalled: false,
+        };
+    }
+    let pending_prunes = input.mode == Mode::PlanOnly && !plan.untag_batches.is_empty();
+    Readiness {
+        ready: true,
+        reason: reason::SYNCED,
+        message: if pending_prunes {
+            format!("all {total} resources carry the declared tags; owned tags are pending removal")
+        } else {
+            format!("all {total} resources carry the declared tags")
+        },
+        stalled: false,
+    }
+}
+
+fn conflict_message(conflicts: &[ConflictEntry], first: &ConflictEntry) -> String {
+    let keys: BTreeSet<&str> = conflicts.iter().map(|c| c.key.as_str()).collect();
+    let resources: BTreeSet<&str> = conflicts.iter().map(|c| c.resource_id.as_str()).collect();
+    format!(
+        "{} key(s) ({}) on {} resource(s) are declared with another value by an older binding; \
+         {} wins (first: key {:?} on {})",
+        keys.len(),
+        keys.into_iter().collect::<Vec<_>>().join(", "),
+        resources.len(),
+        first.winner,
+        first.key,
+        first.resource_id
+    )
+}
