@@ -34,13 +34,18 @@ fn quickstart_copy() -> tempfile::TempDir {
     std::fs::create_dir(dir.path().join("manifests")).unwrap();
     for entry in std::fs::read_dir(quickstart()).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join("manifests").join(path.file_name().unwrap())).unwrap();
+        std::fs::copy(
+            &path,
+            dir.path().join("manifests").join(path.file_name().unwrap()),
+        )
+        .unwrap();
     }
     dir
 }
 
 fn cloud_tags(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join(".tagbinder/cloud.json")).expect("the embedded cloud saved its state");
+    let text = std::fs::read_to_string(dir.join(".tagbinder/cloud.json"))
+        .expect("the embedded cloud saved its state");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -51,7 +56,10 @@ fn tags_of(state: &Value, id: &str) -> Value {
         match value {
             Value::Object(map) => {
                 if map.get("id").and_then(Value::as_str) == Some(id) {
-                    return map.get("tags").cloned().or(Some(Value::Object(Default::default())));
+                    return map
+                        .get("tags")
+                        .cloned()
+                        .or(Some(Value::Object(Default::default())));
                 }
                 map.values().find_map(|v| find(v, id))
             }
@@ -70,89 +78,220 @@ fn quickstart_converges_and_a_second_plan_shows_no_changes() {
 
     let apply = tagbinder(dir.path(), &["apply", "-f", files, "--embedded-cloud"]);
     let out = stdout(&apply);
-    assert!(apply.status.success(), "apply failed:\n{out}\n{}", stderr(&apply));
+    assert!(
+        apply.status.success(),
+        "apply failed:\n{out}\n{}",
+        stderr(&apply)
+    );
     assert!(out.contains("+ env=prod on 3 resources"), "{out}");
-    assert!(out.contains("~ owner: legacy-team -> team-web on 5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12"), "{out}");
+    assert!(
+        out.contains("~ owner: legacy-team -> team-web on 5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12"),
+        "{out}"
+    );
     assert!(out.contains("2 of 2 binding(s) Ready"), "{out}");
 
     let state = cloud_tags(dir.path());
-    assert_eq!(tags_of(&state, "5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12")["owner"], "team-web");
+    assert_eq!(
+        tags_of(&state, "5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12")["owner"],
+        "team-web"
+    );
     let plugin = tags_of(&state, "plugin-ratelimit-7f3e");
     assert_eq!(plugin["created-by"], "console", "a foreign tag survives");
     assert_eq!(plugin["owner"], "team-data");
     let untouched = tags_of(&state, "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f50");
-    assert_eq!(untouched["env"], "staging", "an undeclared resource is untouched");
+    assert_eq!(
+        untouched["env"], "staging",
+        "an undeclared resource is untouched"
+    );
 
-    let plan = tagbinder(dir.path(), &["plan", "-f", files, "--embedded-cloud", "--detailed-exitcode"]);
-    assert_eq!(plan.status.code(), Some(0), "{}\n{}", stdout(&plan), stderr(&plan));
+    let plan = tagbinder(
+        dir.path(),
+        &[
+            "plan",
+            "-f",
+            files,
+            "--embedded-cloud",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&plan),
+        stderr(&plan)
+    );
     assert!(stdout(&plan).contains("No changes"), "{}", stdout(&plan));
 
     let again = tagbinder(dir.path(), &["apply", "-f", files, "--embedded-cloud"]);
     assert!(again.status.success());
-    assert!(stdout(&again).contains("Apply: 0 write call(s)"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("Apply: 0 write call(s)"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 #[test]
 fn editing_a_tag_changes_only_that_tag() {
     let dir = quickstart_copy();
     let manifests = dir.path().join("manifests");
-    assert!(tagbinder(dir.path(), &["apply", "-f", "manifests", "--embedded-cloud"]).status.success());
+    assert!(
+        tagbinder(
+            dir.path(),
+            &["apply", "-f", "manifests", "--embedded-cloud"]
+        )
+        .status
+        .success()
+    );
 
     let bindings = manifests.join("bindings.yaml");
-    let text = std::fs::read_to_string(&bindings).unwrap().replace("cost-center: cc-1042", "cost-center: cc-2000");
+    let text = std::fs::read_to_string(&bindings)
+        .unwrap()
+        .replace("cost-center: cc-1042", "cost-center: cc-2000");
     std::fs::write(&bindings, text).unwrap();
 
-    let plan = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud", "--detailed-exitcode"]);
+    let plan = tagbinder(
+        dir.path(),
+        &[
+            "plan",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--detailed-exitcode",
+        ],
+    );
     let out = stdout(&plan);
     assert_eq!(plan.status.code(), Some(2), "{out}\n{}", stderr(&plan));
-    let changes: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with(['+', '~', '-'])).collect();
-    assert_eq!(changes, vec!["  ~ cost-center: cc-1042 -> cc-2000 on 3 resources"], "{out}");
-    assert!(out.contains("Plan: 0 to add, 3 to change, 0 to prune, in 1 write call(s)."), "{out}");
+    let changes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['+', '~', '-']))
+        .collect();
+    assert_eq!(
+        changes,
+        vec!["  ~ cost-center: cc-1042 -> cc-2000 on 3 resources"],
+        "{out}"
+    );
+    assert!(
+        out.contains("Plan: 0 to add, 3 to change, 0 to prune, in 1 write call(s)."),
+        "{out}"
+    );
 
-    let apply = tagbinder(dir.path(), &["apply", "-f", "manifests", "--embedded-cloud"]);
+    let apply = tagbinder(
+        dir.path(),
+        &["apply", "-f", "manifests", "--embedded-cloud"],
+    );
     assert!(apply.status.success(), "{}", stdout(&apply));
-    assert_eq!(tags_of(&cloud_tags(dir.path()), "285bb759342649a1b70c2093a772e087")["cost-center"], "cc-2000");
+    assert_eq!(
+        tags_of(&cloud_tags(dir.path()), "285bb759342649a1b70c2093a772e087")["cost-center"],
+        "cc-2000"
+    );
 }
 
 #[test]
 fn a_removed_tag_is_pruned_and_a_removed_binding_is_kept_until_asked() {
     let dir = quickstart_copy();
     let manifests = dir.path().join("manifests");
-    assert!(tagbinder(dir.path(), &["apply", "-f", "manifests", "--embedded-cloud"]).status.success());
+    assert!(
+        tagbinder(
+            dir.path(),
+            &["apply", "-f", "manifests", "--embedded-cloud"]
+        )
+        .status
+        .success()
+    );
 
     // Drop `cost-center` from the web binding, and the data binding altogether.
     let bindings = manifests.join("bindings.yaml");
     let text = std::fs::read_to_string(&bindings).unwrap();
-    let web_only = text.split("\n---\n").next().unwrap().replace("    cost-center: cc-1042\n", "");
+    let web_only = text
+        .split("\n---\n")
+        .next()
+        .unwrap()
+        .replace("    cost-center: cc-1042\n", "");
     std::fs::write(&bindings, web_only).unwrap();
 
-    let apply = tagbinder(dir.path(), &["apply", "-f", "manifests", "--embedded-cloud"]);
+    let apply = tagbinder(
+        dir.path(),
+        &["apply", "-f", "manifests", "--embedded-cloud"],
+    );
     let out = stdout(&apply);
     assert!(apply.status.success(), "{out}\n{}", stderr(&apply));
-    assert!(out.contains("- cost-center=cc-1042 (pruned) on 3 resources"), "{out}");
-    assert!(out.contains("team-data/data-plugins (aliyun-apigw-hangzhou): no longer declared"), "{out}");
+    assert!(
+        out.contains("- cost-center=cc-1042 (pruned) on 3 resources"),
+        "{out}"
+    );
+    assert!(
+        out.contains("team-data/data-plugins (aliyun-apigw-hangzhou): no longer declared"),
+        "{out}"
+    );
     let state = cloud_tags(dir.path());
-    assert!(tags_of(&state, "285bb759342649a1b70c2093a772e087").get("cost-center").is_none());
-    assert_eq!(tags_of(&state, "plugin-auth-2b9c")["owner"], "team-data", "kept without --prune-removed");
+    assert!(
+        tags_of(&state, "285bb759342649a1b70c2093a772e087")
+            .get("cost-center")
+            .is_none()
+    );
+    assert_eq!(
+        tags_of(&state, "plugin-auth-2b9c")["owner"],
+        "team-data",
+        "kept without --prune-removed"
+    );
 
-    let prune = tagbinder(dir.path(), &["apply", "-f", "manifests", "--embedded-cloud", "--prune-removed"]);
-    assert!(prune.status.success(), "{}\n{}", stdout(&prune), stderr(&prune));
+    let prune = tagbinder(
+        dir.path(),
+        &[
+            "apply",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--prune-removed",
+        ],
+    );
+    assert!(
+        prune.status.success(),
+        "{}\n{}",
+        stdout(&prune),
+        stderr(&prune)
+    );
     let state = cloud_tags(dir.path());
-    assert!(tags_of(&state, "plugin-auth-2b9c").get("owner").is_none(), "{state}");
-    assert_eq!(tags_of(&state, "plugin-ratelimit-7f3e")["created-by"], "console", "foreign tag kept");
+    assert!(
+        tags_of(&state, "plugin-auth-2b9c").get("owner").is_none(),
+        "{state}"
+    );
+    assert_eq!(
+        tags_of(&state, "plugin-ratelimit-7f3e")["created-by"],
+        "console",
+        "foreign tag kept"
+    );
 }
 
 #[test]
 fn json_output_is_one_document() {
     let dir = tempfile::tempdir().unwrap();
     let files = quickstart();
-    let plan = tagbinder(dir.path(), &["plan", "-f", files.to_str().unwrap(), "--embedded-cloud", "-o", "json"]);
+    let plan = tagbinder(
+        dir.path(),
+        &[
+            "plan",
+            "-f",
+            files.to_str().unwrap(),
+            "--embedded-cloud",
+            "-o",
+            "json",
+        ],
+    );
     assert!(plan.status.success(), "{}", stderr(&plan));
     let report: Value = serde_json::from_slice(&plan.stdout).expect("JSON on stdout");
     assert_eq!(report["command"], "plan");
     assert_eq!(report["bindings"].as_array().unwrap().len(), 2);
     let first = &report["bindings"][0];
-    assert!(first["changes"].as_array().unwrap().iter().any(|c| c["action"] == "add"));
+    assert!(
+        first["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["action"] == "add")
+    );
 }
 
 #[test]
@@ -172,9 +311,20 @@ fn manifests_can_come_from_standard_input() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(all.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(all.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}\n{}", stdout(&output), stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
 }
 
 /// Writes the quickstart with `bindings.yaml` replaced, and runs `plan` on it.
@@ -182,7 +332,10 @@ fn plan_with_bindings(bindings: &str) -> Output {
     let dir = quickstart_copy();
     std::fs::write(dir.path().join("manifests/bindings.yaml"), bindings).unwrap();
     let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
-    assert!(!dir.path().join(".tagbinder/state.json").exists(), "plan writes no state");
+    assert!(
+        !dir.path().join(".tagbinder/state.json").exists(),
+        "plan writes no state"
+    );
     output
 }
 
@@ -199,7 +352,10 @@ spec:
 fn assert_one_line_error(output: &Output, expected: &[&str]) {
     assert_eq!(output.status.code(), Some(1), "{}", stdout(output));
     let err = stderr(output);
-    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("an error line: {err}"));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("an error line: {err}"));
     for part in expected {
         assert!(line.contains(part), "{part:?} in {line:?}");
     }
@@ -207,14 +363,26 @@ fn assert_one_line_error(output: &Output, expected: &[&str]) {
 
 #[test]
 fn an_unknown_field_names_file_document_and_field() {
-    let output = plan_with_bindings(&BINDING.replace("  tags: {env: prod}", "  tags: {env: prod}\n  tagz: {x: y}"));
-    assert_one_line_error(&output, &["bindings.yaml: document 1", "spec.tagz", "unknown field"]);
+    let output = plan_with_bindings(
+        &BINDING.replace("  tags: {env: prod}", "  tags: {env: prod}\n  tagz: {x: y}"),
+    );
+    assert_one_line_error(
+        &output,
+        &["bindings.yaml: document 1", "spec.tagz", "unknown field"],
+    );
 }
 
 #[test]
 fn a_missing_provider_is_an_error_of_the_binding() {
     let output = plan_with_bindings(&BINDING.replace("aliyun-apigw-hangzhou", "nope"));
-    assert_one_line_error(&output, &["bindings.yaml: document 1", "spec.providerRef.name", "\"nope\""]);
+    assert_one_line_error(
+        &output,
+        &[
+            "bindings.yaml: document 1",
+            "spec.providerRef.name",
+            "\"nope\"",
+        ],
+    );
 }
 
 #[test]
@@ -225,7 +393,8 @@ fn a_reserved_key_prefix_is_refused_before_any_call() {
 
 #[test]
 fn an_unknown_resource_type_is_refused() {
-    let output = plan_with_bindings(&BINDING.replace("resourceType: apiGroup", "resourceType: bucket"));
+    let output =
+        plan_with_bindings(&BINDING.replace("resourceType: apiGroup", "resourceType: bucket"));
     assert_one_line_error(&output, &["spec.resourceType", "bucket", "apiGroup"]);
 }
 
@@ -244,11 +413,128 @@ fn a_namespace_the_provider_does_not_allow_is_refused() {
     )
     .unwrap();
     let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
-    assert_one_line_error(&output, &["bindings.yaml: document 2", "metadata.namespace", "team-data"]);
+    assert_one_line_error(
+        &output,
+        &[
+            "bindings.yaml: document 2",
+            "metadata.namespace",
+            "team-data",
+        ],
+    );
 }
 
 #[test]
 fn malformed_yaml_is_reported_with_its_location() {
     let output = plan_with_bindings("apiVersion: tagbinder.io/v1alpha1\nkind: [unclosed\n");
     assert_one_line_error(&output, &["bindings.yaml: document 1", "malformed YAML"]);
+}
+
+/// A free loopback port (the emulator binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `tagbinder emulator` in the background; killed on drop.
+struct EmulatorProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl EmulatorProcess {
+    fn start(inventory: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+            .args([
+                "emulator",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--inventory",
+            ])
+            .arg(inventory)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return EmulatorProcess { child, url };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("the emulator did not start listening on {url}");
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let mut stream =
+            std::net::TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
+        use std::io::{Read, Write};
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON from {path}: {e}: {body}"))
+    }
+
+    fn calls(&self, action: &str) -> u64 {
+        self.get("/_emulator/stats")["requests"]["alibaba"][action]["ok"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn quickstart_makes_the_fewest_calls_against_a_separate_emulator() {
+    let dir = quickstart_copy();
+    let emulator = EmulatorProcess::start(&dir.path().join("manifests/inventory.yaml"));
+    let provider = dir.path().join("manifests/provider.yaml");
+    let text = std::fs::read_to_string(&provider).unwrap().replace(
+        "  region: cn-hangzhou\n",
+        &format!("  region: cn-hangzhou\n  endpoint: {}\n", emulator.url),
+    );
+    std::fs::write(&provider, text).unwrap();
+
+    let apply = tagbinder(dir.path(), &["apply", "-f", "manifests"]);
+    assert!(
+        apply.status.success(),
+        "{}\n{}",
+        stdout(&apply),
+        stderr(&apply)
+    );
+    // Lower bound: one read per binding (3 and 2 resources, under 50), and one write per
+    // binding (every resource misses a declared key; under 20 keys and 50 resources).
+    assert_eq!(emulator.calls("ListTagResources"), 2);
+    assert_eq!(emulator.calls("TagResources"), 2);
+    assert_eq!(emulator.calls("UntagResources"), 0);
+
+    let again = tagbinder(dir.path(), &["apply", "-f", "manifests"]);
+    assert!(again.status.success());
+    assert_eq!(
+        emulator.calls("ListTagResources"),
+        4,
+        "a second pass only reads"
+    );
+    assert_eq!(
+        emulator.calls("TagResources"),
+        2,
+        "a second pass writes nothing"
+    );
 }

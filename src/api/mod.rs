@@ -4,9 +4,9 @@
 //! them equal.
 
 mod binding;
-mod validation;
 pub mod conditions;
 mod provider;
+mod validation;
 
 pub use binding::*;
 pub use provider::*;

@@ -23,7 +23,9 @@ impl ResourceTagBindingSpec {
         }
         self.check_resource_ids(&mut violations);
         self.check_tags(&mut violations);
-        if humantime::parse_duration(&self.interval).is_err() || !interval_matches_schema(&self.interval) {
+        if humantime::parse_duration(&self.interval).is_err()
+            || !interval_matches_schema(&self.interval)
+        {
             violations.push(format!(
                 "spec.interval: {:?} is not a duration like 30s, 10m or 1h30m",
                 self.interval
@@ -91,7 +93,9 @@ fn interval_matches_schema(interval: &str) -> bool {
         return false;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         let number = &rest[..digits];
         let valid_number = !number.is_empty()
             && !number.starts_with('.')
@@ -101,7 +105,9 @@ fn interval_matches_schema(interval: &str) -> bool {
             return false;
         }
         rest = &rest[digits..];
-        let unit = ["ms", "s", "m", "h"].into_iter().find(|unit| rest.starts_with(unit));
+        let unit = ["ms", "s", "m", "h"]
+            .into_iter()
+            .find(|unit| rest.starts_with(unit));
         match unit {
             Some(unit) => rest = &rest[unit.len()..],
             None => return false,
@@ -143,9 +149,18 @@ mod tests {
         spec.tags.insert(String::new(), "x".into());
         spec.tags.insert("long".into(), "v".repeat(129));
         let violations = spec.schema_violations().join("\n");
-        assert!(violations.contains("spec.resourceIds[2]: duplicate id \"a\""), "{violations}");
-        assert!(violations.contains("tag keys must not be empty"), "{violations}");
-        assert!(violations.contains("value is 129 characters; the limit is 128"), "{violations}");
+        assert!(
+            violations.contains("spec.resourceIds[2]: duplicate id \"a\""),
+            "{violations}"
+        );
+        assert!(
+            violations.contains("tag keys must not be empty"),
+            "{violations}"
+        );
+        assert!(
+            violations.contains("value is 129 characters; the limit is 128"),
+            "{violations}"
+        );
     }
 
     #[test]

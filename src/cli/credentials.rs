@@ -15,13 +15,19 @@ pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
 /// Environment variables of each cloud's CLI: (key id, secret).
 pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
     match cloud {
-        Cloud::Alibaba => ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+        Cloud::Alibaba => (
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        ),
         Cloud::Jdcloud => ("JDCLOUD_ACCESS_KEY", "JDCLOUD_SECRET_KEY"),
     }
 }
 
 /// The access key of a provider.
-pub fn access_key(provider: &Located<TagProvider>, manifests: &Manifests) -> Result<AccessKey, ManifestError> {
+pub fn access_key(
+    provider: &Located<TagProvider>,
+    manifests: &Manifests,
+) -> Result<AccessKey, ManifestError> {
     let spec = &provider.value.spec;
     let secret_ref = spec.credentials.as_ref().map(|c| &c.secret_ref);
     if let Some(secret_ref) = secret_ref {
@@ -32,23 +38,40 @@ pub fn access_key(provider: &Located<TagProvider>, manifests: &Manifests) -> Res
     }
     let (id_var, secret_var) = env_vars(spec.cloud);
     match (std::env::var(id_var), std::env::var(secret_var)) {
-        (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Ok(AccessKey::new(id, secret)),
+        (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok(AccessKey::new(id, secret))
+        }
         _ => {
             let (field, missing) = match secret_ref {
                 Some(r) => (
                     "spec.credentials.secretRef",
-                    format!("Secret {}/{} is not among the given files, and", r.namespace, r.name),
+                    format!(
+                        "Secret {}/{} is not among the given files, and",
+                        r.namespace, r.name
+                    ),
                 ),
-                None => ("spec.credentials", "no Secret is referenced, and".to_string()),
+                None => (
+                    "spec.credentials",
+                    "no Secret is referenced, and".to_string(),
+                ),
             };
-            Err(ManifestError::at(&provider.source, field, format!("{missing} {id_var}/{secret_var} are not set")))
+            Err(ManifestError::at(
+                &provider.source,
+                field,
+                format!("{missing} {id_var}/{secret_var} are not set"),
+            ))
         }
     }
 }
 
 fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
     let value = |key: &str| -> Result<String, ManifestError> {
-        let from_string_data = secret.value.string_data.as_ref().and_then(|d| d.get(key)).cloned();
+        let from_string_data = secret
+            .value
+            .string_data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .cloned();
         let from_data = secret
             .value
             .data
@@ -56,10 +79,23 @@ fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
             .and_then(|d| d.get(key))
             .map(|bytes| String::from_utf8(bytes.0.clone()));
         match (from_string_data, from_data) {
-            (Some(text), _) | (None, Some(Ok(text))) if !text.trim().is_empty() => Ok(text.trim().to_string()),
-            (None, Some(Err(_))) => Err(ManifestError::at(&secret.source, format!("data.{key}"), "is not UTF-8 text")),
-            _ => Err(ManifestError::at(&secret.source, format!("data.{key}"), "required (the access key of the provider)")),
+            (Some(text), _) | (None, Some(Ok(text))) if !text.trim().is_empty() => {
+                Ok(text.trim().to_string())
+            }
+            (None, Some(Err(_))) => Err(ManifestError::at(
+                &secret.source,
+                format!("data.{key}"),
+                "is not UTF-8 text",
+            )),
+            _ => Err(ManifestError::at(
+                &secret.source,
+                format!("data.{key}"),
+                "required (the access key of the provider)",
+            )),
         }
     };
-    Ok(AccessKey::new(value(ACCESS_KEY_ID)?, value(ACCESS_KEY_SECRET)?))
+    Ok(AccessKey::new(
+        value(ACCESS_KEY_ID)?,
+        value(ACCESS_KEY_SECRET)?,
+    ))
 }

@@ -98,7 +98,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Manifests, Vec<ManifestError>> {
     for (file, text) in read_inputs(paths, &mut errors) {
         parse_file(&file, &text, &mut manifests, &mut errors);
     }
-    if errors.is_empty() { Ok(manifests) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(manifests)
+    } else {
+        Err(errors)
+    }
 }
 
 fn read_inputs(paths: &[PathBuf], errors: &mut Vec<ManifestError>) -> Vec<(String, String)> {
@@ -111,7 +115,10 @@ fn read_inputs(paths: &[PathBuf], errors: &mut Vec<ManifestError>) -> Vec<(Strin
                 .read_to_end(&mut bytes);
             match read {
                 Ok(_) => push_text("-", bytes, &mut files, errors),
-                Err(error) => errors.push(ManifestError::of_file("-", format!("cannot read standard input: {error}"))),
+                Err(error) => errors.push(ManifestError::of_file(
+                    "-",
+                    format!("cannot read standard input: {error}"),
+                )),
             }
         } else if path.is_dir() {
             match manifest_files_in(path) {
@@ -119,7 +126,9 @@ fn read_inputs(paths: &[PathBuf], errors: &mut Vec<ManifestError>) -> Vec<(Strin
                     &path.display().to_string(),
                     "directory holds no .yaml, .yml or .json files",
                 )),
-                Ok(found) => found.iter().for_each(|file| read_file(file, &mut files, errors)),
+                Ok(found) => found
+                    .iter()
+                    .for_each(|file| read_file(file, &mut files, errors)),
                 Err(error) => errors.push(ManifestError::of_file(
                     &path.display().to_string(),
                     format!("cannot list directory: {error}"),
@@ -142,7 +151,10 @@ fn manifest_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     for path in entries {
         if path.is_dir() {
             found.extend(manifest_files_in(&path)?);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             found.push(path);
         }
     }
@@ -153,7 +165,12 @@ fn read_file(path: &Path, files: &mut Vec<(String, String)>, errors: &mut Vec<Ma
     let name = path.display().to_string();
     let size = match std::fs::metadata(path) {
         Ok(meta) => meta.len(),
-        Err(error) => return errors.push(ManifestError::of_file(&name, format!("cannot read: {error}"))),
+        Err(error) => {
+            return errors.push(ManifestError::of_file(
+                &name,
+                format!("cannot read: {error}"),
+            ));
+        }
     };
     if size > MAX_FILE_BYTES {
         return errors.push(ManifestError::of_file(
@@ -163,19 +180,33 @@ fn read_file(path: &Path, files: &mut Vec<(String, String)>, errors: &mut Vec<Ma
     }
     match std::fs::read(path) {
         Ok(bytes) => push_text(&name, bytes, files, errors),
-        Err(error) => errors.push(ManifestError::of_file(&name, format!("cannot read: {error}"))),
+        Err(error) => errors.push(ManifestError::of_file(
+            &name,
+            format!("cannot read: {error}"),
+        )),
     }
 }
 
-fn push_text(name: &str, bytes: Vec<u8>, files: &mut Vec<(String, String)>, errors: &mut Vec<ManifestError>) {
+fn push_text(
+    name: &str,
+    bytes: Vec<u8>,
+    files: &mut Vec<(String, String)>,
+    errors: &mut Vec<ManifestError>,
+) {
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return errors.push(ManifestError::of_file(name, format!("input is larger than {MAX_FILE_BYTES} bytes")));
+        return errors.push(ManifestError::of_file(
+            name,
+            format!("input is larger than {MAX_FILE_BYTES} bytes"),
+        ));
     }
     match String::from_utf8(bytes) {
         Ok(text) => files.push((name.to_string(), text)),
         Err(error) => errors.push(ManifestError::of_file(
             name,
-            format!("not UTF-8 text (invalid byte at offset {})", error.utf8_error().valid_up_to()),
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                error.utf8_error().valid_up_to()
+            ),
         )),
     }
 }
@@ -190,7 +221,11 @@ fn parse_file(file: &str, text: &str, manifests: &mut Manifests, errors: &mut Ve
             Ok(serde_yaml::Value::Null) => continue,
             Ok(value) => value,
             Err(error) => {
-                errors.push(ManifestError::at(&source, "-", format!("malformed YAML: {error}")));
+                errors.push(ManifestError::at(
+                    &source,
+                    "-",
+                    format!("malformed YAML: {error}"),
+                ));
                 // NB: after a syntax error the YAML stream cannot be resynchronised.
                 return;
             }
@@ -201,63 +236,128 @@ fn parse_file(file: &str, text: &str, manifests: &mut Manifests, errors: &mut Ve
     }
 }
 
-fn parse_document(source: &Source, value: serde_yaml::Value, manifests: &mut Manifests) -> Result<(), ManifestError> {
-    let api_version = string_field(&value, "apiVersion").ok_or_else(|| ManifestError::at(source, "apiVersion", "required"))?;
-    let kind = string_field(&value, "kind").ok_or_else(|| ManifestError::at(source, "kind", "required"))?;
+fn parse_document(
+    source: &Source,
+    value: serde_yaml::Value,
+    manifests: &mut Manifests,
+) -> Result<(), ManifestError> {
+    let api_version = string_field(&value, "apiVersion")
+        .ok_or_else(|| ManifestError::at(source, "apiVersion", "required"))?;
+    let kind = string_field(&value, "kind")
+        .ok_or_else(|| ManifestError::at(source, "kind", "required"))?;
     match (api_version.as_str(), kind.as_str()) {
         (TAGBINDER_API, "TagProvider") => {
             let provider: TagProvider = typed(source, value, true)?;
             let name = required_name(source, &provider.metadata.name)?;
             if let Some(previous) = manifests.providers.get(&name) {
-                return Err(ManifestError::at(source, "metadata.name", format!("TagProvider {name:?} is also defined at {}", previous.source)));
+                return Err(ManifestError::at(
+                    source,
+                    "metadata.name",
+                    format!(
+                        "TagProvider {name:?} is also defined at {}",
+                        previous.source
+                    ),
+                ));
             }
-            manifests.providers.insert(name, Located { source: source.clone(), value: provider });
+            manifests.providers.insert(
+                name,
+                Located {
+                    source: source.clone(),
+                    value: provider,
+                },
+            );
         }
         (TAGBINDER_API, "ResourceTagBinding") => {
             let mut binding: ResourceTagBinding = typed(source, value, true)?;
             let name = required_name(source, &binding.metadata.name)?;
-            let namespace = binding.metadata.namespace.get_or_insert_with(|| "default".to_string()).clone();
+            let namespace = binding
+                .metadata
+                .namespace
+                .get_or_insert_with(|| "default".to_string())
+                .clone();
             let duplicate = manifests.bindings.iter().find(|b| {
-                b.value.metadata.name.as_deref() == Some(name.as_str()) && b.value.metadata.namespace.as_deref() == Some(namespace.as_str())
+                b.value.metadata.name.as_deref() == Some(name.as_str())
+                    && b.value.metadata.namespace.as_deref() == Some(namespace.as_str())
             });
             if let Some(previous) = duplicate {
-                return Err(ManifestError::at(source, "metadata.name", format!("ResourceTagBinding {namespace}/{name} is also defined at {}", previous.source)));
+                return Err(ManifestError::at(
+                    source,
+                    "metadata.name",
+                    format!(
+                        "ResourceTagBinding {namespace}/{name} is also defined at {}",
+                        previous.source
+                    ),
+                ));
             }
             if let Some(violation) = binding.spec.schema_violations().into_iter().next() {
-                let (field, rule) = violation.split_once(": ").unwrap_or(("spec", violation.as_str()));
+                let (field, rule) = violation
+                    .split_once(": ")
+                    .unwrap_or(("spec", violation.as_str()));
                 return Err(ManifestError::at(source, field, rule));
             }
-            manifests.bindings.push(Located { source: source.clone(), value: binding });
+            manifests.bindings.push(Located {
+                source: source.clone(),
+                value: binding,
+            });
         }
         ("v1", "Secret") => {
             let secret: Secret = typed(source, value, false)?;
             let name = required_name(source, &secret.metadata.name)?;
-            let namespace = secret.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-            manifests.secrets.insert((namespace, name), Located { source: source.clone(), value: secret });
+            let namespace = secret
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_string());
+            manifests.secrets.insert(
+                (namespace, name),
+                Located {
+                    source: source.clone(),
+                    value: secret,
+                },
+            );
         }
         ("v1", "Namespace") => {
             let namespace: Namespace = typed(source, value, false)?;
             let name = required_name(source, &namespace.metadata.name)?;
-            manifests.namespaces.insert(name, namespace.metadata.labels.unwrap_or_default());
+            manifests
+                .namespaces
+                .insert(name, namespace.metadata.labels.unwrap_or_default());
         }
         (INVENTORY_API, "CloudInventory") => {
             let inventory: Inventory = typed(source, value, true)?;
             if let Some(previous) = &manifests.inventory {
-                return Err(ManifestError::at(source, "kind", format!("a CloudInventory is also defined at {}", previous.source)));
+                return Err(ManifestError::at(
+                    source,
+                    "kind",
+                    format!("a CloudInventory is also defined at {}", previous.source),
+                ));
             }
-            manifests.inventory = Some(Located { source: source.clone(), value: inventory });
+            manifests.inventory = Some(Located {
+                source: source.clone(),
+                value: inventory,
+            });
         }
         (_, "TagProvider" | "ResourceTagBinding") => {
-            return Err(ManifestError::at(source, "apiVersion", format!("{api_version:?} is not served for {kind}; use {TAGBINDER_API:?}")));
+            return Err(ManifestError::at(
+                source,
+                "apiVersion",
+                format!("{api_version:?} is not served for {kind}; use {TAGBINDER_API:?}"),
+            ));
         }
         (_, "CloudInventory") => {
-            return Err(ManifestError::at(source, "apiVersion", format!("{api_version:?} is not served for CloudInventory; use {INVENTORY_API:?}")));
+            return Err(ManifestError::at(
+                source,
+                "apiVersion",
+                format!("{api_version:?} is not served for CloudInventory; use {INVENTORY_API:?}"),
+            ));
         }
         _ => {
             return Err(ManifestError::at(
                 source,
                 "kind",
-                format!("{api_version}/{kind} is not a kind tagbinder reads (TagProvider, ResourceTagBinding, Secret, Namespace, CloudInventory)"),
+                format!(
+                    "{api_version}/{kind} is not a kind tagbinder reads (TagProvider, ResourceTagBinding, Secret, Namespace, CloudInventory)"
+                ),
             ));
         }
     }
@@ -277,7 +377,11 @@ fn required_name(source: &Source, name: &Option<String>) -> Result<String, Manif
 
 /// Deserialises a document into its type; with `strict`, a field the type does not know is an
 /// error (the apiserver would prune it silently, which hides typos).
-fn typed<T: DeserializeOwned>(source: &Source, value: serde_yaml::Value, strict: bool) -> Result<T, ManifestError> {
+fn typed<T: DeserializeOwned>(
+    source: &Source,
+    value: serde_yaml::Value,
+    strict: bool,
+) -> Result<T, ManifestError> {
     let mut unknown = Vec::new();
     let parsed: Result<T, _> = serde_ignored::deserialize(value, |path| {
         let path = path.to_string();

@@ -73,7 +73,11 @@ pub async fn plan(args: PlanArgs) -> ExitCode {
         Err(errors) => return print_errors(&errors),
     };
     print_report(&report, args.common.output);
-    let failed = report.bindings.iter().any(|b| !b.failures.is_empty() || b.reason == crate::api::conditions::reason::PROVIDER_ERROR || b.reason == crate::api::conditions::reason::CREDENTIALS_INVALID);
+    let failed = report.bindings.iter().any(|b| {
+        !b.failures.is_empty()
+            || b.reason == crate::api::conditions::reason::PROVIDER_ERROR
+            || b.reason == crate::api::conditions::reason::CREDENTIALS_INVALID
+    });
     let pending = report.bindings.iter().any(|b| b.write_calls > 0);
     match (failed, args.detailed_exitcode, pending) {
         (true, _, _) => ExitCode::from(1),

@@ -93,7 +93,13 @@ pub struct RemovedReport {
 }
 
 /// Action, key, from, to, winner: what makes two resources' changes the same change.
-type ChangeKey = (&'static str, String, Option<String>, Option<String>, Option<String>);
+type ChangeKey = (
+    &'static str,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Groups a plan's decisions into changes a person can read.
 pub fn changes_of(plan: &Plan) -> Vec<Change> {
@@ -102,11 +108,30 @@ pub fn changes_of(plan: &Plan) -> Vec<Change> {
         for (key, decision) in keys {
             let group = match decision {
                 KeyDecision::Keep => continue,
-                KeyDecision::Apply { from: None, to } => ("add", key.clone(), None, Some(to.clone()), None),
-                KeyDecision::Apply { from: Some(from), to } => ("change", key.clone(), Some(from.clone()), Some(to.clone()), None),
-                KeyDecision::Prune { value } => ("prune", key.clone(), Some(value.clone()), None, None),
+                KeyDecision::Apply { from: None, to } => {
+                    ("add", key.clone(), None, Some(to.clone()), None)
+                }
+                KeyDecision::Apply {
+                    from: Some(from),
+                    to,
+                } => (
+                    "change",
+                    key.clone(),
+                    Some(from.clone()),
+                    Some(to.clone()),
+                    None,
+                ),
+                KeyDecision::Prune { value } => {
+                    ("prune", key.clone(), Some(value.clone()), None, None)
+                }
                 KeyDecision::Release => ("release", key.clone(), None, None, None),
-                KeyDecision::Conflict { winner, value } => ("conflict", key.clone(), None, Some(value.clone()), Some(winner.clone())),
+                KeyDecision::Conflict { winner, value } => (
+                    "conflict",
+                    key.clone(),
+                    None,
+                    Some(value.clone()),
+                    Some(winner.clone()),
+                ),
             };
             grouped.entry(group).or_default().push(resource.clone());
         }
@@ -180,7 +205,10 @@ pub fn render_text(report: &Report) -> String {
             if binding.total == 1 { "" } else { "s" }
         );
         if binding.suspended {
-            let _ = writeln!(out, "  suspended: no cloud writes until spec.suspend is false");
+            let _ = writeln!(
+                out,
+                "  suspended: no cloud writes until spec.suspend is false"
+            );
         }
         if binding.changes.is_empty() {
             let _ = writeln!(out, "  no changes");
@@ -188,16 +216,31 @@ pub fn render_text(report: &Report) -> String {
         for change in &binding.changes {
             let _ = writeln!(out, "  {}", render_change(change));
         }
-        if applying || !binding.failures.is_empty() || binding.reason != crate::api::conditions::reason::PROGRESSING {
+        if applying
+            || !binding.failures.is_empty()
+            || binding.reason != crate::api::conditions::reason::PROGRESSING
+        {
             let state = if binding.ready { "Ready" } else { "NotReady" };
-            let _ = writeln!(out, "  => {state} ({}): {}", binding.reason, binding.message);
+            let _ = writeln!(
+                out,
+                "  => {state} ({}): {}",
+                binding.reason, binding.message
+            );
         }
         for failure in &binding.failures {
-            let _ = writeln!(out, "     {}: {}: {}", failure.resource_id, failure.reason, failure.message);
+            let _ = writeln!(
+                out,
+                "     {}: {}: {}",
+                failure.resource_id, failure.reason, failure.message
+            );
         }
     }
     for removed in &report.removed {
-        let _ = writeln!(out, "{} ({}): no longer declared", removed.binding, removed.provider);
+        let _ = writeln!(
+            out,
+            "{} ({}): no longer declared",
+            removed.binding, removed.provider
+        );
         for change in &removed.changes {
             let _ = writeln!(out, "  {}", render_change(change));
         }
@@ -229,7 +272,9 @@ fn summary(report: &Report) -> String {
         if add + change + prune == 0 {
             "No changes: the cloud matches the manifests.".to_string()
         } else {
-            format!("Plan: {add} to add, {change} to change, {prune} to prune, in {calls} write call(s).")
+            format!(
+                "Plan: {add} to add, {change} to change, {prune} to prune, in {calls} write call(s)."
+            )
         }
     } else {
         format!("Apply: {calls} write call(s); {ready} of {total} binding(s) Ready.")

@@ -64,7 +64,10 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
     if command != Command::Plan {
         state.save(&args.state).map_err(|e| vec![e])?;
     }
-    report.embedded_cloud = args.embedded_cloud.as_ref().map(|p| p.display().to_string());
+    report.embedded_cloud = args
+        .embedded_cloud
+        .as_ref()
+        .map(|p| p.display().to_string());
     Ok(report)
 }
 
@@ -72,9 +75,16 @@ fn lines(errors: Vec<ManifestError>) -> Vec<String> {
     errors.iter().map(ToString::to_string).collect()
 }
 
-async fn start_embedded_cloud(path: &std::path::Path, manifests: &Manifests) -> Result<RunningEmulator, Vec<String>> {
+async fn start_embedded_cloud(
+    path: &std::path::Path,
+    manifests: &Manifests,
+) -> Result<RunningEmulator, Vec<String>> {
     let config = EmulatorConfig {
-        inventory: manifests.inventory.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
+        inventory: manifests
+            .inventory
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default(),
         state_file: Some(path.to_path_buf()),
         ..EmulatorConfig::default()
     };
@@ -84,13 +94,22 @@ async fn start_embedded_cloud(path: &std::path::Path, manifests: &Manifests) -> 
         .map_err(|e| vec![format!("embedded cloud: cannot start: {e}")])
 }
 
-async fn run_with(manifests: &Manifests, state: &mut StateFile, options: &ClientOptions, command: Command) -> Result<Report, Vec<String>> {
+async fn run_with(
+    manifests: &Manifests,
+    state: &mut StateFile,
+    options: &ClientOptions,
+    command: Command,
+) -> Result<Report, Vec<String>> {
     let declared = declared_bindings(manifests);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
     let mut report = Report {
-        command: if command == Command::Plan { "plan" } else { "apply" },
+        command: if command == Command::Plan {
+            "plan"
+        } else {
+            "apply"
+        },
         ..Report::default()
     };
     for binding in &declared {
@@ -103,7 +122,9 @@ async fn run_with(manifests: &Manifests, state: &mut StateFile, options: &Client
     }
     for gone in removed {
         let claims = claims_on(&declared, &gone.provider, &gone.resource_type, None);
-        report.removed.push(handle_removed(gone, &claims, &clients, state, command).await);
+        report
+            .removed
+            .push(handle_removed(gone, &claims, &clients, state, command).await);
     }
     Ok(report)
 }
@@ -153,7 +174,11 @@ fn build_clients(
     options: &ClientOptions,
 ) -> Result<BTreeMap<String, ProviderClient>, Vec<ManifestError>> {
     let mut needed: BTreeSet<&str> = declared.iter().map(|d| d.provider.as_str()).collect();
-    if command == (Command::Apply { prune_removed: true }) {
+    if command
+        == (Command::Apply {
+            prune_removed: true,
+        })
+    {
         needed.extend(removed.iter().map(|r| r.provider.as_str()));
     }
     let mut clients = BTreeMap::new();
@@ -173,7 +198,11 @@ fn build_clients(
             Err(error) => errors.push(error),
         }
     }
-    if errors.is_empty() { Ok(clients) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(clients)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Everything the reconciler would report as `Stalled` is an error of the files here, found
@@ -192,16 +221,26 @@ fn check_bindings(
             errors.push(ManifestError::at(
                 source,
                 "spec.providerRef.name",
-                format!("TagProvider {:?} is not among the given files", binding.provider),
+                format!(
+                    "TagProvider {:?} is not among the given files",
+                    binding.provider
+                ),
             ));
             continue;
         };
-        if let Some(rule) = namespace_refusal(manifests, &provider.value.spec.allowed_namespaces, &binding.id.namespace, &binding.provider) {
+        if let Some(rule) = namespace_refusal(
+            manifests,
+            &provider.value.spec.allowed_namespaces,
+            &binding.id.namespace,
+            &binding.provider,
+        ) {
             errors.push(ManifestError::at(source, "metadata.namespace", rule));
         }
         if let Some(client) = clients.get(&binding.provider) {
             for violation in spec_violations(client, &spec.resource_type, &spec.tags) {
-                let (field, rule) = violation.split_once(": ").unwrap_or(("spec", violation.as_str()));
+                let (field, rule) = violation
+                    .split_once(": ")
+                    .unwrap_or(("spec", violation.as_str()));
                 errors.push(ManifestError::at(source, field, rule));
             }
         }
@@ -221,7 +260,11 @@ fn check_bindings(
             ));
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Why a provider refuses a namespace, if it does.
@@ -234,10 +277,21 @@ fn namespace_refusal(
     let selector = allowed.as_ref()?;
     let selector = match Selector::try_from(selector.clone()) {
         Ok(selector) => selector,
-        Err(error) => return Some(format!("TagProvider {provider:?} has an invalid spec.allowedNamespaces: {error}")),
+        Err(error) => {
+            return Some(format!(
+                "TagProvider {provider:?} has an invalid spec.allowedNamespaces: {error}"
+            ));
+        }
     };
-    let mut labels = manifests.namespaces.get(namespace).cloned().unwrap_or_default();
-    labels.insert("kubernetes.io/metadata.name".to_string(), namespace.to_string());
+    let mut labels = manifests
+        .namespaces
+        .get(namespace)
+        .cloned()
+        .unwrap_or_default();
+    labels.insert(
+        "kubernetes.io/metadata.name".to_string(),
+        namespace.to_string(),
+    );
     (!selector.matches(&labels)).then(|| {
         format!("namespace {namespace:?} is not allowed by TagProvider {provider:?} (spec.allowedNamespaces: {selector})")
     })
@@ -251,10 +305,19 @@ async fn reconcile_declared(
     command: Command,
 ) -> Outcome {
     let spec = &binding.binding.value.spec;
-    let claims = claims_on(declared, &binding.provider, &spec.resource_type, Some(&binding.id));
+    let claims = claims_on(
+        declared,
+        &binding.provider,
+        &spec.resource_type,
+        Some(&binding.id),
+    );
     let owned = state
         .bindings
-        .get(&state_key(&binding.provider, &binding.id.namespace, &binding.id.name))
+        .get(&state_key(
+            &binding.provider,
+            &binding.id.namespace,
+            &binding.id.name,
+        ))
         .map(|entry| entry.applied.to_ownership())
         .unwrap_or_default();
     let mode = match command {
@@ -277,7 +340,12 @@ async fn reconcile_declared(
 }
 
 /// What the declared bindings of a provider and resource type claim (but `except`).
-fn claims_on<'a>(declared: &'a [Declared<'_>], provider: &str, resource_type: &str, except: Option<&BindingId>) -> Vec<Claim<'a>> {
+fn claims_on<'a>(
+    declared: &'a [Declared<'_>],
+    provider: &str,
+    resource_type: &str,
+    except: Option<&BindingId>,
+) -> Vec<Claim<'a>> {
     declared
         .iter()
         .filter(|other| Some(&other.id) != except && other.provider == provider)
@@ -307,13 +375,27 @@ fn record(state: &mut StateFile, binding: &Declared<'_>, outcome: &Outcome) {
 
 fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
     let spec = &binding.binding.value.spec;
-    let changes = outcome.plan.as_ref().map(output::changes_of).unwrap_or_default();
-    let planned_calls = outcome.plan.as_ref().map(|p| p.tag_batches.len() + p.untag_batches.len()).unwrap_or(0);
+    let changes = outcome
+        .plan
+        .as_ref()
+        .map(output::changes_of)
+        .unwrap_or_default();
+    let planned_calls = outcome
+        .plan
+        .as_ref()
+        .map(|p| p.tag_batches.len() + p.untag_batches.len())
+        .unwrap_or(0);
     let applied = outcome.writes.calls > 0 || outcome.error.is_some();
     let (reason, message) = if spec.suspend {
-        (crate::api::conditions::reason::SUSPENDED.to_string(), "spec.suspend is true; no cloud writes".to_string())
+        (
+            crate::api::conditions::reason::SUSPENDED.to_string(),
+            "spec.suspend is true; no cloud writes".to_string(),
+        )
     } else {
-        (outcome.readiness.reason.to_string(), outcome.readiness.message.clone())
+        (
+            outcome.readiness.reason.to_string(),
+            outcome.readiness.message.clone(),
+        )
     };
     BindingReport {
         binding: binding.id.to_string(),
@@ -321,7 +403,11 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
         resource_type: spec.resource_type.clone(),
         suspended: spec.suspend,
         changes,
-        write_calls: if applied { outcome.writes.calls } else { planned_calls },
+        write_calls: if applied {
+            outcome.writes.calls
+        } else {
+            planned_calls
+        },
         ready: outcome.readiness.ready && !spec.suspend,
         reason,
         message,
@@ -345,20 +431,29 @@ async fn handle_removed(
         provider: gone.provider.clone(),
         action: "kept",
         changes: Vec::new(),
-        message: "its tags are kept; `apply --prune-removed` removes them (by its deletionPolicy)".to_string(),
+        message: "its tags are kept; `apply --prune-removed` removes them (by its deletionPolicy)"
+            .to_string(),
     };
-    if command != (Command::Apply { prune_removed: true }) {
+    if command
+        != (Command::Apply {
+            prune_removed: true,
+        })
+    {
         return report;
     }
     if gone.deletion_policy == DeletionPolicy::Orphan {
         state.bindings.remove(&key);
         report.action = "orphaned";
-        report.message = "deletionPolicy Orphan: its tags stay on the resources; record dropped".to_string();
+        report.message =
+            "deletionPolicy Orphan: its tags stay on the resources; record dropped".to_string();
         return report;
     }
     let Some(client) = clients.get(&gone.provider) else {
         report.action = "failed";
-        report.message = format!("TagProvider {:?} is not among the given files; cannot prune", gone.provider);
+        report.message = format!(
+            "TagProvider {:?} is not among the given files; cannot prune",
+            gone.provider
+        );
         return report;
     };
     let id = BindingId {
@@ -380,7 +475,11 @@ async fn handle_removed(
         },
     )
     .await;
-    report.changes = outcome.plan.as_ref().map(output::changes_of).unwrap_or_default();
+    report.changes = outcome
+        .plan
+        .as_ref()
+        .map(output::changes_of)
+        .unwrap_or_default();
     if outcome.ownership.is_empty() && outcome.error.is_none() && outcome.failures.is_empty() {
         state.bindings.remove(&key);
         report.action = "pruned";

@@ -57,7 +57,12 @@ impl StateFile {
                     ..StateFile::default()
                 });
             }
-            Err(error) => return Err(format!("{}: cannot read the state file: {error}", path.display())),
+            Err(error) => {
+                return Err(format!(
+                    "{}: cannot read the state file: {error}",
+                    path.display()
+                ));
+            }
         };
         let state: StateFile = serde_json::from_str(&text)
             .map_err(|error| format!("{}: not a tagbinder state file: {error}", path.display()))?;
@@ -73,7 +78,9 @@ impl StateFile {
 
     /// Writes the state file atomically (a temporary file in the same directory, renamed).
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let fail = |error: &dyn std::fmt::Display| format!("{}: cannot write the state file: {error}", path.display());
+        let fail = |error: &dyn std::fmt::Display| {
+            format!("{}: cannot write the state file: {error}", path.display())
+        };
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),

@@ -22,7 +22,10 @@ use crate::reconcile::{Mode, Outcome, PassInput, Readiness, run_pass};
 use crate::tags::Tags;
 
 /// Entry point of the controller: one binding, through the finalizer.
-pub async fn reconcile(binding: Arc<ResourceTagBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    binding: Arc<ResourceTagBinding>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let started = Instant::now();
     let namespace = binding.namespace().unwrap_or_default();
     let api: Api<ResourceTagBinding> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -39,7 +42,8 @@ pub async fn reconcile(binding: Arc<ResourceTagBinding>, ctx: Arc<Context>) -> R
         Ok(_) => "ok",
         Err(error) => error.metric_label(),
     };
-    ctx.metrics.reconciled(label, started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconciled(label, started.elapsed().as_secs_f64());
     tracing::debug!(binding = %key, result = label, "reconciled");
     result
 }
@@ -53,12 +57,20 @@ pub fn error_policy(binding: Arc<ResourceTagBinding>, error: &Error, ctx: Arc<Co
 }
 
 fn binding_key(binding: &ResourceTagBinding) -> String {
-    format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any())
+    format!(
+        "{}/{}",
+        binding.namespace().unwrap_or_default(),
+        binding.name_any()
+    )
 }
 
 fn binding_id(binding: &ResourceTagBinding) -> BindingId {
     BindingId {
-        created: binding.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+        created: binding
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second()),
         namespace: binding.namespace().unwrap_or_default(),
         name: binding.name_any(),
     }
@@ -95,19 +107,28 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
         )));
     };
     if let Some(refusal) = namespace_refusal(binding, &provider, ctx).await? {
-        return Ok(Gate::Closed(stalled(reason::NAMESPACE_NOT_ALLOWED, refusal)));
+        return Ok(Gate::Closed(stalled(
+            reason::NAMESPACE_NOT_ALLOWED,
+            refusal,
+        )));
     }
     if let Some(violation) = binding.spec.schema_violations().into_iter().next() {
         return Ok(Gate::Closed(stalled(reason::INVALID_SPEC, violation)));
     }
     match ctx.cloud_client(&provider).await? {
         Ok(client) => Ok(Gate::Open(Box::new(client))),
-        Err(ClientError::Credentials(message)) => Ok(Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message))),
+        Err(ClientError::Credentials(message)) => {
+            Ok(Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message)))
+        }
         Err(ClientError::Spec(message)) => Ok(Gate::Closed(stalled(reason::INVALID_SPEC, message))),
     }
 }
 
-async fn namespace_refusal(binding: &ResourceTagBinding, provider: &TagProvider, ctx: &Context) -> Result<Option<String>, Error> {
+async fn namespace_refusal(
+    binding: &ResourceTagBinding,
+    provider: &TagProvider,
+    ctx: &Context,
+) -> Result<Option<String>, Error> {
     let Some(selector) = &provider.spec.allowed_namespaces else {
         return Ok(None);
     };
@@ -133,7 +154,14 @@ async fn apply(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Er
         Gate::Open(client) => client,
         Gate::Closed(readiness) => {
             if previous_reason(binding) != Some(readiness.reason) {
-                publish(binding, EventType::Warning, readiness.reason, readiness.message.clone(), ctx).await;
+                publish(
+                    binding,
+                    EventType::Warning,
+                    readiness.reason,
+                    readiness.message.clone(),
+                    ctx,
+                )
+                .await;
             }
             let status = status::without_pass(binding, &readiness, jiff::Timestamp::now());
             write_status(binding, status, ctx).await?;
@@ -146,17 +174,35 @@ async fn apply(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Er
         let readiness = Readiness {
             ready: false,
             reason: reason::SUSPENDED,
-            message: "spec.suspend is true: no cloud writes until it is set back to false".to_string(),
+            message: "spec.suspend is true: no cloud writes until it is set back to false"
+                .to_string(),
             stalled: false,
         };
-        write_status(binding, status::without_pass(binding, &readiness, jiff::Timestamp::now()), ctx).await?;
+        write_status(
+            binding,
+            status::without_pass(binding, &readiness, jiff::Timestamp::now()),
+            ctx,
+        )
+        .await?;
         ctx.metrics.set_ready(&key, Some(false));
         return Ok(Action::await_change());
     }
-    let outcome = pass(binding, &client, ctx, &binding.spec.tags, &binding.spec.resource_ids).await;
+    let outcome = pass(
+        binding,
+        &client,
+        ctx,
+        &binding.spec.tags,
+        &binding.spec.resource_ids,
+    )
+    .await;
     ctx.metrics.drift_corrected(outcome.writes.drift_corrected);
     ctx.metrics.set_ready(&key, Some(outcome.is_ready()));
-    write_status(binding, status::from_outcome(binding, &outcome, jiff::Timestamp::now()), ctx).await?;
+    write_status(
+        binding,
+        status::from_outcome(binding, &outcome, jiff::Timestamp::now()),
+        ctx,
+    )
+    .await?;
     publish_events(binding, &outcome, ctx).await;
     if let Some(error) = outcome.error.as_ref().filter(|e| e.is_retryable()) {
         return Err(Error::Cloud(error.clone()));
@@ -184,7 +230,14 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         Gate::Closed(readiness) if readiness.reason == reason::PROVIDER_NOT_FOUND => {
             // NB: without its provider a binding can never prune; holding the finalizer would
             // block the deletion (and its namespace's) forever. Say so, and let go.
-            publish(binding, EventType::Warning, "OrphanedTags", readiness.message.clone(), ctx).await;
+            publish(
+                binding,
+                EventType::Warning,
+                "OrphanedTags",
+                readiness.message.clone(),
+                ctx,
+            )
+            .await;
             return Ok(Action::await_change());
         }
         Gate::Closed(readiness) => return Err(Error::Cleanup(readiness.message)),
@@ -192,15 +245,36 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     let outcome = pass(binding, &client, ctx, &Tags::new(), &[]).await;
     if outcome.ownership.is_empty() && outcome.failures.is_empty() && outcome.error.is_none() {
         if outcome.writes.pruned > 0 {
-            publish(binding, EventType::Normal, "Pruned", format!("removed {} tag(s) this binding applied", outcome.writes.pruned), ctx).await;
+            publish(
+                binding,
+                EventType::Normal,
+                "Pruned",
+                format!(
+                    "removed {} tag(s) this binding applied",
+                    outcome.writes.pruned
+                ),
+                ctx,
+            )
+            .await;
         }
         return Ok(Action::await_change());
     }
-    write_status(binding, status::from_outcome(binding, &outcome, jiff::Timestamp::now()), ctx).await?;
+    write_status(
+        binding,
+        status::from_outcome(binding, &outcome, jiff::Timestamp::now()),
+        ctx,
+    )
+    .await?;
     Err(Error::Cleanup(outcome.readiness.message))
 }
 
-async fn pass(binding: &ResourceTagBinding, client: &ProviderClient, ctx: &Context, desired: &Tags, resource_ids: &[String]) -> Outcome {
+async fn pass(
+    binding: &ResourceTagBinding,
+    client: &ProviderClient,
+    ctx: &Context,
+    desired: &Tags,
+    resource_ids: &[String],
+) -> Outcome {
     let id = binding_id(binding);
     let owned = binding
         .status
@@ -214,7 +288,13 @@ async fn pass(binding: &ResourceTagBinding, client: &ProviderClient, ctx: &Conte
         .filter(|other| other.spec.provider_ref == binding.spec.provider_ref)
         .filter(|other| other.spec.resource_type == binding.spec.resource_type)
         .filter(|other| other.metadata.deletion_timestamp.is_none())
-        .map(|other| (binding_id(&other), other.spec.resource_ids.iter().cloned().collect(), other))
+        .map(|other| {
+            (
+                binding_id(&other),
+                other.spec.resource_ids.iter().cloned().collect(),
+                other,
+            )
+        })
         .filter(|(other_id, _, _)| *other_id != id)
         .collect();
     let claims: Vec<Claim<'_>> = others
@@ -247,19 +327,28 @@ fn interval(binding: &ResourceTagBinding) -> Duration {
 }
 
 /// Writes the status with server-side apply, only when it changed beyond timestamps.
-async fn write_status(binding: &ResourceTagBinding, status: ResourceTagBindingStatus, ctx: &Context) -> Result<(), Error> {
+async fn write_status(
+    binding: &ResourceTagBinding,
+    status: ResourceTagBindingStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
     if !status::differs(binding.status.as_ref(), &status) {
         return Ok(());
     }
-    let api: Api<ResourceTagBinding> = Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
+    let api: Api<ResourceTagBinding> =
+        Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": ResourceTagBinding::api_version(&()),
         "kind": ResourceTagBinding::kind(&()),
         "status": status,
     });
-    api.patch_status(&binding.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(Error::Kube)?;
+    api.patch_status(
+        &binding.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
     Ok(())
 }
 
@@ -268,7 +357,11 @@ fn previous_reason(binding: &ResourceTagBinding) -> Option<&str> {
     binding
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == crate::api::conditions::READY))
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == crate::api::conditions::READY)
+        })
         .map(|c| c.reason.as_str())
 }
 
@@ -276,21 +369,62 @@ async fn publish_events(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &C
     let previous_reason = previous_reason(binding);
     let writes = outcome.writes;
     if writes.drift_corrected > 0 {
-        publish(binding, EventType::Normal, "DriftCorrected", format!("rewrote {} tag(s) changed out of band", writes.drift_corrected), ctx).await;
+        publish(
+            binding,
+            EventType::Normal,
+            "DriftCorrected",
+            format!(
+                "rewrote {} tag(s) changed out of band",
+                writes.drift_corrected
+            ),
+            ctx,
+        )
+        .await;
     }
     if writes.applied > writes.drift_corrected {
-        publish(binding, EventType::Normal, "TagsApplied", format!("applied {} tag(s)", writes.applied - writes.drift_corrected), ctx).await;
+        publish(
+            binding,
+            EventType::Normal,
+            "TagsApplied",
+            format!("applied {} tag(s)", writes.applied - writes.drift_corrected),
+            ctx,
+        )
+        .await;
     }
     if writes.pruned > 0 {
-        publish(binding, EventType::Normal, "Pruned", format!("removed {} tag(s) no longer declared", writes.pruned), ctx).await;
+        publish(
+            binding,
+            EventType::Normal,
+            "Pruned",
+            format!("removed {} tag(s) no longer declared", writes.pruned),
+            ctx,
+        )
+        .await;
     }
     let reason = outcome.readiness.reason;
-    if previous_reason != Some(reason) && (reason == reason::CONFLICT || outcome.readiness.stalled || reason == reason::PARTIAL_FAILURE) {
-        publish(binding, EventType::Warning, reason, outcome.readiness.message.clone(), ctx).await;
+    if previous_reason != Some(reason)
+        && (reason == reason::CONFLICT
+            || outcome.readiness.stalled
+            || reason == reason::PARTIAL_FAILURE)
+    {
+        publish(
+            binding,
+            EventType::Warning,
+            reason,
+            outcome.readiness.message.clone(),
+            ctx,
+        )
+        .await;
     }
 }
 
-async fn publish(binding: &ResourceTagBinding, type_: EventType, reason: &str, note: String, ctx: &Context) {
+async fn publish(
+    binding: &ResourceTagBinding,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    ctx: &Context,
+) {
     let event = KubeEvent {
         type_,
         reason: reason.to_string(),

@@ -81,13 +81,20 @@ impl Context {
     }
 
     /// The cloud client of a provider, rebuilt when the provider or its Secret changed.
-    pub async fn cloud_client(&self, provider: &TagProvider) -> Result<Result<ProviderClient, ClientError>, Error> {
+    pub async fn cloud_client(
+        &self,
+        provider: &TagProvider,
+    ) -> Result<Result<ProviderClient, ClientError>, Error> {
         let name = provider.name_any();
         let (key, secret_version) = match self.access_key(provider).await? {
             Ok(found) => found,
             Err(message) => return Ok(Err(ClientError::Credentials(message))),
         };
-        let version = format!("{}/{}", provider.metadata.generation.unwrap_or_default(), secret_version);
+        let version = format!(
+            "{}/{}",
+            provider.metadata.generation.unwrap_or_default(),
+            secret_version
+        );
         {
             // NB: the lock guards a map lookup only.
             let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
@@ -97,7 +104,11 @@ impl Context {
         }
         let client = match client_for(&provider.spec, key, &self.client_options) {
             Ok(client) => client,
-            Err(error) => return Ok(Err(ClientError::Spec(format!("TagProvider {name:?}: {error}")))),
+            Err(error) => {
+                return Ok(Err(ClientError::Spec(format!(
+                    "TagProvider {name:?}: {error}"
+                ))));
+            }
         };
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.insert(
@@ -112,7 +123,10 @@ impl Context {
 
     /// Reads the provider's Secret. The message of an unusable Secret names the Secret and the
     /// key, never a value.
-    async fn access_key(&self, provider: &TagProvider) -> Result<Result<(AccessKey, String), String>, Error> {
+    async fn access_key(
+        &self,
+        provider: &TagProvider,
+    ) -> Result<Result<(AccessKey, String), String>, Error> {
         let name = provider.name_any();
         let Some(credentials) = &provider.spec.credentials else {
             return Ok(Err(format!(
@@ -128,11 +142,17 @@ impl Context {
             )));
         };
         let value = |key: &str| -> Result<String, String> {
-            let bytes = secret.data.as_ref().and_then(|d| d.get(key)).map(|b| b.0.clone());
-            let text = bytes
-                .map(String::from_utf8)
-                .transpose()
-                .map_err(|_| format!("Secret {}/{} key {key:?} is not UTF-8 text", reference.namespace, reference.name))?;
+            let bytes = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|b| b.0.clone());
+            let text = bytes.map(String::from_utf8).transpose().map_err(|_| {
+                format!(
+                    "Secret {}/{} key {key:?} is not UTF-8 text",
+                    reference.namespace, reference.name
+                )
+            })?;
             match text.map(|t| t.trim().to_string()) {
                 Some(text) if !text.is_empty() => Ok(text),
                 _ => Err(format!(
@@ -149,7 +169,10 @@ impl Context {
     }
 
     /// Labels of a namespace (for `allowedNamespaces`), with the automatic name label.
-    pub async fn namespace_labels(&self, namespace: &str) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    pub async fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let mut labels = api
             .get_opt(namespace)
@@ -157,7 +180,10 @@ impl Context {
             .map_err(Error::Kube)?
             .map(|ns| ns.labels().clone())
             .unwrap_or_default();
-        labels.insert("kubernetes.io/metadata.name".to_string(), namespace.to_string());
+        labels.insert(
+            "kubernetes.io/metadata.name".to_string(),
+            namespace.to_string(),
+        );
         Ok(labels)
     }
 
@@ -167,7 +193,9 @@ impl Context {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let count = failures.entry(binding.to_string()).or_default();
         *count = count.saturating_add(1);
-        let ceiling = Duration::from_secs(5).saturating_mul(1 << (*count - 1).min(6)).min(Duration::from_secs(300));
+        let ceiling = Duration::from_secs(5)
+            .saturating_mul(1 << (*count - 1).min(6))
+            .min(Duration::from_secs(300));
         let floor = ceiling / 2;
         floor + ceiling.mul_f64(rand::rng().random_range(0.0..0.5))
     }

@@ -18,10 +18,12 @@ const LEASE_GRACE: u64 = 5;
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
 
 /// The namespace of this pod: `POD_NAMESPACE`, else the service account's, else `default`.
-fn pod_namespace() -> String {
+pub(super) fn pod_namespace() -> String {
     std::env::var("POD_NAMESPACE")
         .ok()
-        .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
         .map(|ns| ns.trim().to_string())
         .filter(|ns| !ns.is_empty())
         .unwrap_or_else(|| "default".to_string())
@@ -29,11 +31,16 @@ fn pod_namespace() -> String {
 
 /// This replica's identity in the Lease: `POD_NAME`, else a random id.
 fn identity() -> String {
-    std::env::var("POD_NAME").unwrap_or_else(|_| format!("tagbinder-{}", uuid::Uuid::new_v4().simple()))
+    std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("tagbinder-{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// Waits for the lease, reconciles while holding it, and releases it on shutdown.
-pub async fn run_as_leader(client: &Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<(), String> {
+pub async fn run_as_leader(
+    client: &Client,
+    args: &RunArgs,
+    metrics: Arc<Metrics>,
+) -> Result<(), String> {
     let namespace = args.lease_namespace.clone().unwrap_or_else(pod_namespace);
     let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
         .with_namespace(&namespace)
@@ -42,7 +49,12 @@ pub async fn run_as_leader(client: &Client, args: &RunArgs, metrics: Arc<Metrics
         .with_grace(LEASE_GRACE)
         .build()
         .await
-        .map_err(|e| format!("leader election: cannot use Lease {namespace}/{}: {e}", args.lease_name))?;
+        .map_err(|e| {
+            format!(
+                "leader election: cannot use Lease {namespace}/{}: {e}",
+                args.lease_name
+            )
+        })?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     tracing::info!(lease = %args.lease_name, %namespace, "waiting for the lease");

@@ -71,14 +71,26 @@ impl Default for Metrics {
         let cloud_requests = Family::<CloudLabels, Counter>::default();
         let drift_corrections = Counter::default();
         let bindings = Family::<ReadyLabels, Gauge>::default();
-        registry.register("reconcile", "Reconcile passes by result", reconciles.clone());
+        registry.register(
+            "reconcile",
+            "Reconcile passes by result",
+            reconciles.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Duration of reconcile passes",
             reconcile_duration.clone(),
         );
-        registry.register("cloud_requests", "Cloud API requests by cloud, action and outcome", cloud_requests.clone());
-        registry.register("drift_corrections", "Tags rewritten after they drifted in the cloud", drift_corrections.clone());
+        registry.register(
+            "cloud_requests",
+            "Cloud API requests by cloud, action and outcome",
+            cloud_requests.clone(),
+        );
+        registry.register(
+            "drift_corrections",
+            "Tags rewritten after they drifted in the cloud",
+            drift_corrections.clone(),
+        );
         registry.register("bindings", "Bindings by Ready status", bindings.clone());
         Metrics {
             registry,
@@ -169,7 +181,10 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
 
 async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         metrics.encode(),
     )
 }
@@ -206,6 +221,10 @@ mod tests {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }
         metrics.set_ready("ns/b", None);
-        assert!(metrics.encode().contains("tagbinder_bindings{ready=\"false\"} 0"));
+        assert!(
+            metrics
+                .encode()
+                .contains("tagbinder_bindings{ready=\"false\"} 0")
+        );
     }
 }

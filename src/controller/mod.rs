@@ -16,9 +16,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, ResourceExt};
@@ -58,7 +58,8 @@ impl Error {
         match self {
             Error::Kube(_) => "kube_error",
             Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
                 _ => "finalizer_error",
             },
             Error::Cloud(_) => "cloud_error",
@@ -93,9 +94,9 @@ pub struct RunArgs {
 
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), String> {
-    let client = Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach the Kubernetes API (in-cluster config, then KUBECONFIG): {e}"))?;
+    let client = Client::try_default().await.map_err(|e| {
+        format!("cannot reach the Kubernetes API (in-cluster config, then KUBECONFIG): {e}")
+    })?;
     check_crds(&client).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let metrics_server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
@@ -115,8 +116,14 @@ async fn check_crds(client: &Client) -> Result<(), String> {
     let bindings: Api<ResourceTagBinding> = Api::all(client.clone());
     let providers: Api<TagProvider> = Api::all(client.clone());
     for (crd, result) in [
-        ("resourcetagbindings.tagbinder.io", bindings.list_metadata(&probe).await.map(|_| ())),
-        ("tagproviders.tagbinder.io", providers.list_metadata(&probe).await.map(|_| ())),
+        (
+            "resourcetagbindings.tagbinder.io",
+            bindings.list_metadata(&probe).await.map(|_| ()),
+        ),
+        (
+            "tagproviders.tagbinder.io",
+            providers.list_metadata(&probe).await.map(|_| ()),
+        ),
     ] {
         match result {
             Ok(()) => {}
@@ -136,7 +143,9 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(term) => term,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
@@ -159,37 +168,53 @@ fn pass_trigger(binding: &ResourceTagBinding) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     binding.metadata.generation.hash(&mut hasher);
-    binding.annotations().get(status::REQUESTED_AT_ANNOTATION).hash(&mut hasher);
-    binding.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    binding
+        .annotations()
+        .get(status::REQUESTED_AT_ANNOTATION)
+        .hash(&mut hasher);
+    binding
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
     binding.finalizers().hash(&mut hasher);
     Some(hasher.finish())
 }
 
 /// Runs the controller until `shutdown` resolves.
-pub async fn run_controller(client: Client, args: &RunArgs, metrics: Arc<metrics::Metrics>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run_controller(
+    client: Client,
+    args: &RunArgs,
+    metrics: Arc<metrics::Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let bindings_api: Api<ResourceTagBinding> = match &args.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
     let (bindings_store, bindings_writer) = reflector::store();
-    let bindings_stream = reflector::reflector(bindings_writer, watcher(bindings_api, watcher::Config::default().any_semantic()))
-        .default_backoff()
-        .modify(strip_unused_metadata)
-        .applied_objects()
-        .predicate_filter(pass_trigger, Default::default());
+    let bindings_stream = reflector::reflector(
+        bindings_writer,
+        watcher(bindings_api, watcher::Config::default().any_semantic()),
+    )
+    .default_backoff()
+    .modify(strip_unused_metadata)
+    .applied_objects()
+    .predicate_filter(pass_trigger, Default::default());
 
     let (providers_store, providers_writer) = reflector::store();
     let providers_stream = reflector::reflector(
         providers_writer,
-        watcher(Api::<TagProvider>::all(client.clone()), watcher::Config::default().any_semantic()),
+        watcher(
+            Api::<TagProvider>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        ),
     )
     .default_backoff()
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
 
-    let secrets_stream = watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), watcher::Config::default().any_semantic())
-        .default_backoff()
-        .applied_objects();
+    let secrets_stream = secret_watches(&client, args.namespace.as_deref());
 
     let http = match http_client() {
         Ok(http) => http,
@@ -204,7 +229,13 @@ pub async fn run_controller(client: Client, args: &RunArgs, metrics: Arc<metrics
         retry: Default::default(),
         observer: Some(metrics.clone()),
     };
-    let ctx = Arc::new(Context::new(client, bindings_store.clone(), providers_store.clone(), metrics.clone(), options));
+    let ctx = Arc::new(Context::new(
+        client,
+        bindings_store.clone(),
+        providers_store.clone(),
+        metrics.clone(),
+        options,
+    ));
 
     let by_provider = bindings_store.clone();
     let providers_for_secrets = providers_store.clone();
@@ -233,10 +264,9 @@ pub async fn run_controller(client: Client, args: &RunArgs, metrics: Arc<metrics
                 .state()
                 .into_iter()
                 .filter(|p| {
-                    p.spec
-                        .credentials
-                        .as_ref()
-                        .is_some_and(|c| c.secret_ref.namespace == namespace && c.secret_ref.name == name)
+                    p.spec.credentials.as_ref().is_some_and(|c| {
+                        c.secret_ref.namespace == namespace && c.secret_ref.name == name
+                    })
                 })
                 .map(|p| p.name_any())
                 .collect();
@@ -255,6 +285,29 @@ pub async fn run_controller(client: Client, args: &RunArgs, metrics: Arc<metrics
             }
         })
         .await;
+}
+
+/// Metadata-only watches of the Secrets that providers may reference: every namespace, or
+/// with `--namespace`, that namespace and the controller's own (where the chart keeps
+/// credentials), so that a namespaced install needs no cluster-wide access to Secrets.
+fn secret_watches(
+    client: &Client,
+    namespace: Option<&str>,
+) -> futures::stream::BoxStream<'static, Result<PartialObjectMeta<Secret>, watcher::Error>> {
+    let watch = |api: Api<PartialObjectMeta<Secret>>| {
+        watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .applied_objects()
+    };
+    let Some(namespace) = namespace else {
+        return watch(Api::all(client.clone())).boxed();
+    };
+    let own = leader::pod_namespace();
+    let watched = watch(Api::namespaced(client.clone(), namespace));
+    if own == namespace {
+        return watched.boxed();
+    }
+    futures::stream::select(watched, watch(Api::namespaced(client.clone(), &own))).boxed()
 }
 
 /// Drops what the cache does not need (managed fields, the last-applied annotation), to keep

@@ -6,26 +6,44 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
 use crate::api::conditions::{READY, RECONCILING, STALLED};
-use crate::api::{AppliedRecord, MAX_STATUS_FAILURES, ResourceTagBinding, ResourceTagBindingStatus};
+use crate::api::{
+    AppliedRecord, MAX_STATUS_FAILURES, ResourceTagBinding, ResourceTagBindingStatus,
+};
 use crate::reconcile::{Outcome, Readiness};
 
 /// The annotation Flux (and users) set to ask for a pass now.
 pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
 
 /// The status after a pass that got as far as the cloud.
-pub fn from_outcome(binding: &ResourceTagBinding, outcome: &Outcome, now: jiff::Timestamp) -> ResourceTagBindingStatus {
+pub fn from_outcome(
+    binding: &ResourceTagBinding,
+    outcome: &Outcome,
+    now: jiff::Timestamp,
+) -> ResourceTagBindingStatus {
     let previous = binding.status.clone().unwrap_or_default();
     let mut status = ResourceTagBindingStatus {
         observed_generation: binding.metadata.generation,
         conditions: conditions(binding, &outcome.readiness, now),
         applied: AppliedRecord::from_ownership(&outcome.ownership),
         resources: Some(outcome.counts),
-        failures: outcome.failures.iter().take(MAX_STATUS_FAILURES).cloned().collect(),
-        conflicts: outcome.conflicts.iter().take(MAX_STATUS_FAILURES).cloned().collect(),
+        failures: outcome
+            .failures
+            .iter()
+            .take(MAX_STATUS_FAILURES)
+            .cloned()
+            .collect(),
+        conflicts: outcome
+            .conflicts
+            .iter()
+            .take(MAX_STATUS_FAILURES)
+            .cloned()
+            .collect(),
         last_sync_time: previous.last_sync_time.clone(),
         last_handled_reconcile_at: requested_at(binding),
     };
-    if outcome.is_ready() && (outcome.writes.calls > 0 || previous.last_sync_time.is_none() || !was_ready(&previous)) {
+    if outcome.is_ready()
+        && (outcome.writes.calls > 0 || previous.last_sync_time.is_none() || !was_ready(&previous))
+    {
         status.last_sync_time = Some(now.to_string());
     }
     status
@@ -33,7 +51,11 @@ pub fn from_outcome(binding: &ResourceTagBinding, outcome: &Outcome, now: jiff::
 
 /// The status when the pass stopped before the cloud (provider missing, namespace not allowed,
 /// credentials unusable, suspended): conditions change, the ownership record stays.
-pub fn without_pass(binding: &ResourceTagBinding, readiness: &Readiness, now: jiff::Timestamp) -> ResourceTagBindingStatus {
+pub fn without_pass(
+    binding: &ResourceTagBinding,
+    readiness: &Readiness,
+    now: jiff::Timestamp,
+) -> ResourceTagBindingStatus {
     let previous = binding.status.clone().unwrap_or_default();
     ResourceTagBindingStatus {
         observed_generation: binding.metadata.generation,
@@ -44,12 +66,16 @@ pub fn without_pass(binding: &ResourceTagBinding, readiness: &Readiness, now: ji
 }
 
 fn requested_at(binding: &ResourceTagBinding) -> Option<String> {
-    binding.annotations().get(REQUESTED_AT_ANNOTATION).cloned().or_else(|| {
-        binding
-            .status
-            .as_ref()
-            .and_then(|s| s.last_handled_reconcile_at.clone())
-    })
+    binding
+        .annotations()
+        .get(REQUESTED_AT_ANNOTATION)
+        .cloned()
+        .or_else(|| {
+            binding
+                .status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.clone())
+        })
 }
 
 fn was_ready(status: &ResourceTagBindingStatus) -> bool {
@@ -61,8 +87,16 @@ fn was_ready(status: &ResourceTagBindingStatus) -> bool {
 
 /// Ready always; Reconciling while retrying or progressing; Stalled when only a change of spec
 /// or provider can help. Abnormal-true conditions are omitted when false (kstatus).
-fn conditions(binding: &ResourceTagBinding, readiness: &Readiness, now: jiff::Timestamp) -> Vec<Condition> {
-    let previous = binding.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+fn conditions(
+    binding: &ResourceTagBinding,
+    readiness: &Readiness,
+    now: jiff::Timestamp,
+) -> Vec<Condition> {
+    let previous = binding
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let generation = binding.metadata.generation;
     let condition = |type_: &str, status: bool| {
         let status = if status { "True" } else { "False" };

@@ -20,7 +20,9 @@ use serde_json::Value;
 use super::metrics::Metrics;
 use super::{Context, FINALIZER, reconcile};
 use crate::api::*;
-use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource, RunningEmulator};
+use crate::emulator::{
+    self, Account, EmulatorConfig, Inventory, InventoryResource, RunningEmulator,
+};
 use crate::reconcile::provider::{ClientOptions, http_client};
 
 type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -34,7 +36,9 @@ impl ResourceTagBinding {
         let mut binding = ResourceTagBinding::new(
             "web",
             ResourceTagBindingSpec {
-                provider_ref: ProviderRef { name: "aliyun".into() },
+                provider_ref: ProviderRef {
+                    name: "aliyun".into(),
+                },
                 resource_type: "apiGroup".into(),
                 resource_ids: vec!["g1".into(), "g2".into()],
                 tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
@@ -102,8 +106,14 @@ fn secret() -> Secret {
             ..ObjectMeta::default()
         },
         data: Some(BTreeMap::from([
-            ("accessKeyId".to_string(), ByteString(KEY_ID.as_bytes().to_vec())),
-            ("accessKeySecret".to_string(), ByteString(KEY_SECRET.as_bytes().to_vec())),
+            (
+                "accessKeyId".to_string(),
+                ByteString(KEY_ID.as_bytes().to_vec()),
+            ),
+            (
+                "accessKeySecret".to_string(),
+                ByteString(KEY_SECRET.as_bytes().to_vec()),
+            ),
         ])),
         ..Secret::default()
     }
@@ -117,7 +127,10 @@ async fn cloud(tags: &[(&str, &[(&str, &str)])]) -> RunningEmulator {
             region: "cn-hangzhou".into(),
             resource_type: "apiGroup".into(),
             id: id.to_string(),
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
         .collect();
     let config = EmulatorConfig {
@@ -147,7 +160,10 @@ where
     reader
 }
 
-fn context(bindings: Vec<ResourceTagBinding>, providers: Vec<TagProvider>) -> (Arc<Context>, ApiServerVerifier) {
+fn context(
+    bindings: Vec<ResourceTagBinding>,
+    providers: Vec<TagProvider>,
+) -> (Arc<Context>, ApiServerVerifier) {
     let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(mock, "default");
     let options = ClientOptions {
@@ -160,7 +176,13 @@ fn context(bindings: Vec<ResourceTagBinding>, providers: Vec<TagProvider>) -> (A
         },
         observer: None,
     };
-    let ctx = Context::new(client, store(bindings), store(providers), Arc::new(Metrics::default()), options);
+    let ctx = Context::new(
+        client,
+        store(bindings),
+        store(providers),
+        Arc::new(Metrics::default()),
+        options,
+    );
     (Arc::new(ctx), ApiServerVerifier(handle))
 }
 
@@ -193,14 +215,20 @@ impl ApiServerVerifier {
     fn run(self, scenario: Scenario) -> tokio::task::JoinHandle<ApiServerVerifier> {
         tokio::spawn(async move {
             match scenario {
-                Scenario::FinalizerCreation(binding) => self.handle_finalizer_creation(binding).await,
+                Scenario::FinalizerCreation(binding) => {
+                    self.handle_finalizer_creation(binding).await
+                }
                 Scenario::ProviderNotFound(binding) => {
                     let verifier = self.handle_event("ProviderNotFound").await;
-                    verifier.handle_status_patch(binding, "ProviderNotFound", "False").await
+                    verifier
+                        .handle_status_patch(binding, "ProviderNotFound", "False")
+                        .await
                 }
                 Scenario::StatusPatchedOnce(binding) => {
                     let verifier = self.handle_secret_get().await;
-                    let verifier = verifier.handle_status_patch(binding, "Synced", "True").await;
+                    let verifier = verifier
+                        .handle_status_patch(binding, "Synced", "True")
+                        .await;
                     verifier.handle_event("TagsApplied").await
                 }
                 Scenario::NothingChanged => self.handle_secret_get().await,
@@ -213,18 +241,37 @@ impl ApiServerVerifier {
         })
     }
 
-    async fn next(&mut self) -> (Request<Body>, tower_test::mock::SendResponse<Response<Body>>) {
-        self.0.next_request().await.expect("a request to the API server")
+    async fn next(
+        &mut self,
+    ) -> (
+        Request<Body>,
+        tower_test::mock::SendResponse<Response<Body>>,
+    ) {
+        self.0
+            .next_request()
+            .await
+            .expect("a request to the API server")
     }
 
     async fn body_json(request: Request<Body>) -> Value {
-        let bytes = request.into_body().collect_bytes().await.expect("request body");
+        let bytes = request
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("request body");
         serde_json::from_slice(&bytes).expect("JSON body")
     }
 
-    fn respond(send: tower_test::mock::SendResponse<Response<Body>>, value: &impl serde::Serialize) {
+    fn respond(
+        send: tower_test::mock::SendResponse<Response<Body>>,
+        value: &impl serde::Serialize,
+    ) {
         let body = serde_json::to_vec(value).expect("serialisable response");
-        send.send_response(Response::builder().body(Body::from(body)).expect("response"));
+        send.send_response(
+            Response::builder()
+                .body(Body::from(body))
+                .expect("response"),
+        );
     }
 
     async fn handle_finalizer_creation(mut self, binding: ResourceTagBinding) -> Self {
@@ -248,7 +295,10 @@ impl ApiServerVerifier {
             "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web"
         );
         let patch = Self::body_json(request).await.to_string();
-        assert!(patch.contains("\"op\":\"remove\""), "finalizer removal in {patch}");
+        assert!(
+            patch.contains("\"op\":\"remove\""),
+            "finalizer removal in {patch}"
+        );
         Self::respond(send, &binding);
         self
     }
@@ -256,7 +306,10 @@ impl ApiServerVerifier {
     async fn handle_secret_get(mut self) -> Self {
         let (request, send) = self.next().await;
         assert_eq!(request.method(), http::Method::GET);
-        assert_eq!(request.uri().path(), "/api/v1/namespaces/tagbinder-system/secrets/aliyun-creds");
+        assert_eq!(
+            request.uri().path(),
+            "/api/v1/namespaces/tagbinder-system/secrets/aliyun-creds"
+        );
         Self::respond(send, &secret());
         self
     }
@@ -264,7 +317,10 @@ impl ApiServerVerifier {
     async fn handle_event(mut self, reason: &str) -> Self {
         let (request, send) = self.next().await;
         assert_eq!(request.method(), http::Method::POST);
-        assert_eq!(request.uri().path(), "/apis/events.k8s.io/v1/namespaces/team-web/events");
+        assert_eq!(
+            request.uri().path(),
+            "/apis/events.k8s.io/v1/namespaces/team-web/events"
+        );
         let event = Self::body_json(request).await;
         assert_eq!(event["reason"], reason, "{event}");
         let note = event["note"].as_str().unwrap_or_default();
@@ -273,14 +329,25 @@ impl ApiServerVerifier {
         self
     }
 
-    async fn handle_status_patch(mut self, binding: ResourceTagBinding, reason: &str, ready: &str) -> Self {
+    async fn handle_status_patch(
+        mut self,
+        binding: ResourceTagBinding,
+        reason: &str,
+        ready: &str,
+    ) -> Self {
         let (request, send) = self.next().await;
         assert_eq!(request.method(), http::Method::PATCH);
         assert_eq!(
             request.uri().path(),
             "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web/status"
         );
-        assert!(request.uri().query().unwrap_or_default().contains("fieldManager=tagbinder"));
+        assert!(
+            request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("fieldManager=tagbinder")
+        );
         let patch = Self::body_json(request).await;
         let ready_condition = patch["status"]["conditions"]
             .as_array()
@@ -290,7 +357,10 @@ impl ApiServerVerifier {
         assert_eq!(ready_condition["reason"], reason, "{patch}");
         assert_eq!(ready_condition["status"], ready, "{patch}");
         assert_eq!(ready_condition["observedGeneration"], 1);
-        assert!(!patch.to_string().contains(KEY_SECRET), "no secret in status");
+        assert!(
+            !patch.to_string().contains(KEY_SECRET),
+            "no secret in status"
+        );
         let mut updated = binding;
         updated.status = serde_json::from_value(patch["status"].clone()).expect("status");
         Self::respond(send, &updated);
@@ -300,7 +370,10 @@ impl ApiServerVerifier {
     /// Asserts that no further request arrives.
     async fn no_more_requests(mut self) {
         let next = tokio::time::timeout(Duration::from_millis(200), self.0.next_request()).await;
-        assert!(matches!(next, Err(_) | Ok(None)), "an unexpected extra request");
+        assert!(
+            matches!(next, Err(_) | Ok(None)),
+            "an unexpected extra request"
+        );
     }
 }
 
@@ -326,7 +399,11 @@ fn synced_status() -> ResourceTagBindingStatus {
         message: "all 2 resources carry the declared tags".into(),
         stalled: false,
     };
-    let with_conditions = super::status::without_pass(&binding.with_status(outcome_like), &readiness, jiff::Timestamp::UNIX_EPOCH);
+    let with_conditions = super::status::without_pass(
+        &binding.with_status(outcome_like),
+        &readiness,
+        jiff::Timestamp::UNIX_EPOCH,
+    );
     ResourceTagBindingStatus {
         last_sync_time: Some(jiff::Timestamp::UNIX_EPOCH.to_string()),
         ..with_conditions
@@ -365,7 +442,9 @@ async fn applies_tags_and_patches_status_once() {
 #[tokio::test]
 async fn writes_nothing_when_nothing_changed() {
     let cloud = cloud(&[("g1", &[("env", "prod")]), ("g2", &[("env", "prod")])]).await;
-    let binding = ResourceTagBinding::test().finalized().with_status(synced_status());
+    let binding = ResourceTagBinding::test()
+        .finalized()
+        .with_status(synced_status());
     let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
     let scenario = verifier.run(Scenario::NothingChanged);
     reconcile(Arc::new(binding), ctx).await.expect("reconcile");
@@ -375,8 +454,15 @@ async fn writes_nothing_when_nothing_changed() {
 
 #[tokio::test]
 async fn cleanup_prunes_owned_tags_then_removes_the_finalizer() {
-    let cloud = cloud(&[("g1", &[("env", "prod"), ("team", "web")]), ("g2", &[("env", "prod")])]).await;
-    let binding = ResourceTagBinding::test().finalized().deleting().with_status(synced_status());
+    let cloud = cloud(&[
+        ("g1", &[("env", "prod"), ("team", "web")]),
+        ("g2", &[("env", "prod")]),
+    ])
+    .await;
+    let binding = ResourceTagBinding::test()
+        .finalized()
+        .deleting()
+        .with_status(synced_status());
     let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
     let scenario = verifier.run(Scenario::CleanupOnDelete(binding.clone()));
     reconcile(Arc::new(binding), ctx).await.expect("reconcile");
@@ -388,7 +474,10 @@ async fn cleanup_prunes_owned_tags_then_removes_the_finalizer() {
         .await
         .expect("JSON state");
     let text = state.to_string();
-    assert!(text.contains("\"team\":\"web\""), "a foreign tag survives: {text}");
+    assert!(
+        text.contains("\"team\":\"web\""),
+        "a foreign tag survives: {text}"
+    );
     assert!(!text.contains("\"env\""), "owned tags are pruned: {text}");
     cloud.shutdown().await.expect("emulator stops");
 }
@@ -402,16 +491,26 @@ fn status_comparison_ignores_timestamps() {
         condition.last_transition_time = Time(jiff::Timestamp::now());
     }
     assert!(!super::status::differs(Some(&status), &later));
-    later.applied.applied_tags.insert("owner".into(), "x".into());
+    later
+        .applied
+        .applied_tags
+        .insert("owner".into(), "x".into());
     assert!(super::status::differs(Some(&status), &later));
 }
 
 #[tokio::test]
 async fn orphan_policy_lets_go_without_touching_the_cloud() {
-    let mut binding = ResourceTagBinding::test().finalized().deleting().with_status(synced_status());
+    let mut binding = ResourceTagBinding::test()
+        .finalized()
+        .deleting()
+        .with_status(synced_status());
     binding.spec.deletion_policy = DeletionPolicy::Orphan;
     let (ctx, verifier) = context(vec![binding.clone()], vec![]);
-    let scenario = tokio::spawn(async move { verifier.handle_finalizer_removal(binding_for_response()).await });
+    let scenario = tokio::spawn(async move {
+        verifier
+            .handle_finalizer_removal(binding_for_response())
+            .await
+    });
     reconcile(Arc::new(binding), ctx).await.expect("reconcile");
     within_5s(scenario).await.no_more_requests().await;
 }

@@ -56,7 +56,13 @@ pub(super) async fn execute<C: TagApi>(cloud: &C, resource_type: &str, plan: &Pl
 impl Executed {
     /// Runs one batch. An all-or-nothing call that fails for a terminal reason is split in
     /// halves until the bad resources are isolated, so one bad id does not block the others.
-    async fn run<C: TagApi>(&mut self, cloud: &C, resource_type: &str, write: Write<'_>, ids: &[String]) {
+    async fn run<C: TagApi>(
+        &mut self,
+        cloud: &C,
+        resource_type: &str,
+        write: Write<'_>,
+        ids: &[String],
+    ) {
         let mut pending = vec![ids.to_vec()];
         while let Some(chunk) = pending.pop() {
             self.calls += 1;
@@ -91,7 +97,9 @@ impl Executed {
     fn record(&mut self, write: Write<'_>, ids: &[String], result: &WriteResult) {
         for id in ids {
             if let Some(error) = result.failed.get(id) {
-                self.failures.entry(id.clone()).or_insert_with(|| error.clone());
+                self.failures
+                    .entry(id.clone())
+                    .or_insert_with(|| error.clone());
                 continue;
             }
             let confirmed = match write {

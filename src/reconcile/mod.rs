@@ -94,7 +94,10 @@ fn check_spec<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Option<Outcome> {
     (!violations.is_empty()).then(|| Outcome::invalid_spec(input, violations.join("; ")))
 }
 
-async fn observe<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Result<TagsByResource, CloudError> {
+async fn observe<C: TagApi>(
+    cloud: &C,
+    input: &PassInput<'_>,
+) -> Result<TagsByResource, CloudError> {
     let ids: BTreeSet<&String> = input
         .resource_ids
         .iter()
@@ -106,4 +109,3 @@ async fn observe<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Result<TagsByRe
     }
     cloud.list_tags(input.resource_type, &ids).await
 }
-

@@ -100,11 +100,21 @@ impl Outcome {
         Outcome::assemble(input, plan, observed, Executed::default())
     }
 
-    pub(super) fn executed(input: &PassInput<'_>, plan: Plan, observed: TagsByResource, executed: Executed) -> Self {
+    pub(super) fn executed(
+        input: &PassInput<'_>,
+        plan: Plan,
+        observed: TagsByResource,
+        executed: Executed,
+    ) -> Self {
         Outcome::assemble(input, plan, observed, executed)
     }
 
-    fn assemble(input: &PassInput<'_>, plan: Plan, observed: TagsByResource, mut executed: Executed) -> Self {
+    fn assemble(
+        input: &PassInput<'_>,
+        plan: Plan,
+        observed: TagsByResource,
+        mut executed: Executed,
+    ) -> Self {
         let applying = input.mode == Mode::Apply;
         if let Some(error) = executed.stopped_by.clone() {
             fail_unconfirmed(&plan, &mut executed, &error);
@@ -161,7 +171,11 @@ fn pending_keys(plan: &Plan, id: &str, executed: &Executed, applied: bool) -> us
         .iter()
         .filter(|(key, decision)| {
             matches!(decision, KeyDecision::Apply { .. })
-                && !(applied && executed.confirmed.written.contains(&(id.to_string(), key.to_string())))
+                && !(applied
+                    && executed
+                        .confirmed
+                        .written
+                        .contains(&(id.to_string(), key.to_string())))
         })
         .count()
 }
@@ -180,7 +194,10 @@ fn fail_unconfirmed(plan: &Plan, executed: &mut Executed, error: &CloudError) {
     let mut unconfirmed = BTreeSet::new();
     for (ids, tags, confirmed) in writes {
         for id in ids {
-            if tags.keys().any(|key| !confirmed.contains(&(id.clone(), key.clone()))) {
+            if tags
+                .keys()
+                .any(|key| !confirmed.contains(&(id.clone(), key.clone())))
+            {
                 unconfirmed.insert(id.clone());
             }
         }
@@ -222,14 +239,15 @@ fn conflicts_of(plan: &Plan) -> Vec<ConflictEntry> {
     plan.decisions
         .iter()
         .flat_map(|(id, keys)| {
-            keys.iter().filter_map(move |(key, decision)| match decision {
-                KeyDecision::Conflict { winner, .. } => Some(ConflictEntry {
-                    resource_id: id.clone(),
-                    key: key.clone(),
-                    winner: winner.clone(),
-                }),
-                _ => None,
-            })
+            keys.iter()
+                .filter_map(move |(key, decision)| match decision {
+                    KeyDecision::Conflict { winner, .. } => Some(ConflictEntry {
+                        resource_id: id.clone(),
+                        key: key.clone(),
+                        winner: winner.clone(),
+                    }),
+                    _ => None,
+                })
         })
         .collect()
 }
@@ -288,11 +306,19 @@ fn readiness_of(
             .map(|f| format!("{}: {}: {}", f.resource_id, f.reason, f.message))
             .collect();
         let more = failures.len().saturating_sub(3);
-        let more = if more > 0 { format!("; and {more} more") } else { String::new() };
+        let more = if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        };
         return Readiness {
             ready: false,
             reason: reason::PARTIAL_FAILURE,
-            message: format!("{} of {total} resources failed: {}{more}", failures.len(), listed.join("; ")),
+            message: format!(
+                "{} of {total} resources failed: {}{more}",
+                failures.len(),
+                listed.join("; ")
+            ),
             stalled: false,
         };
     }

@@ -51,7 +51,11 @@ pub struct ClientOptions {
 }
 
 /// Builds the client of one provider.
-pub fn client_for(spec: &TagProviderSpec, key: AccessKey, options: &ClientOptions) -> Result<ProviderClient, ProviderSpecError> {
+pub fn client_for(
+    spec: &TagProviderSpec,
+    key: AccessKey,
+    options: &ClientOptions,
+) -> Result<ProviderClient, ProviderSpecError> {
     match spec.cloud {
         Cloud::Alibaba => alibaba_client(spec, key, options).map(ProviderClient::Alibaba),
         Cloud::Jdcloud => Err(spec_error(
@@ -61,13 +65,24 @@ pub fn client_for(spec: &TagProviderSpec, key: AccessKey, options: &ClientOption
     }
 }
 
-fn alibaba_client(spec: &TagProviderSpec, key: AccessKey, options: &ClientOptions) -> Result<AlibabaClient, ProviderSpecError> {
+fn alibaba_client(
+    spec: &TagProviderSpec,
+    key: AccessKey,
+    options: &ClientOptions,
+) -> Result<AlibabaClient, ProviderSpecError> {
     let settings = spec.alibaba.clone().unwrap_or_default();
     let preset = match settings.product.as_deref() {
         Some(product) => Some(alibaba::preset(product).ok_or_else(|| {
             spec_error(
                 "spec.alibaba.product",
-                format!("unknown product {product:?}; known: {}", alibaba::PRESETS.iter().map(|p| p.product).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "unknown product {product:?}; known: {}",
+                    alibaba::PRESETS
+                        .iter()
+                        .map(|p| p.product)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             )
         })?),
         None => None,
@@ -82,7 +97,12 @@ fn alibaba_client(spec: &TagProviderSpec, key: AccessKey, options: &ClientOption
         .clone()
         .or_else(|| spec.endpoint.clone())
         .or_else(|| preset.map(|p| p.endpoint(&spec.region)))
-        .ok_or_else(|| spec_error("spec.endpoint", "required when spec.alibaba.product is not set"))?;
+        .ok_or_else(|| {
+            spec_error(
+                "spec.endpoint",
+                "required when spec.alibaba.product is not set",
+            )
+        })?;
     let config = AlibabaConfig {
         endpoint,
         api_version,
@@ -93,7 +113,11 @@ fn alibaba_client(spec: &TagProviderSpec, key: AccessKey, options: &ClientOption
         timeout: CALL_TIMEOUT,
         limits: Limits::alibaba(),
     };
-    Ok(AlibabaClient::new(config, options.http.clone()))
+    let client = AlibabaClient::new(config, options.http.clone());
+    Ok(match &options.observer {
+        Some(observer) => client.with_observer(observer.clone()),
+        None => client,
+    })
 }
 
 impl TagApi for ProviderClient {
@@ -115,21 +139,43 @@ impl TagApi for ProviderClient {
         }
     }
 
-    async fn list_tags(&self, resource_type: &str, resource_ids: &[String]) -> Result<TagsByResource, CloudError> {
+    async fn list_tags(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<TagsByResource, CloudError> {
         match self {
             ProviderClient::Alibaba(client) => client.list_tags(resource_type, resource_ids).await,
         }
     }
 
-    async fn tag_resources(&self, resource_type: &str, resource_ids: &[String], tags: &Tags) -> Result<WriteResult, CloudError> {
+    async fn tag_resources(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<WriteResult, CloudError> {
         match self {
-            ProviderClient::Alibaba(client) => client.tag_resources(resource_type, resource_ids, tags).await,
+            ProviderClient::Alibaba(client) => {
+                client
+                    .tag_resources(resource_type, resource_ids, tags)
+                    .await
+            }
         }
     }
 
-    async fn untag_resources(&self, resource_type: &str, resource_ids: &[String], tags: &Tags) -> Result<WriteResult, CloudError> {
+    async fn untag_resources(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<WriteResult, CloudError> {
         match self {
-            ProviderClient::Alibaba(client) => client.untag_resources(resource_type, resource_ids, tags).await,
+            ProviderClient::Alibaba(client) => {
+                client
+                    .untag_resources(resource_type, resource_ids, tags)
+                    .await
+            }
         }
     }
 }

@@ -48,7 +48,11 @@ impl Algorithm {
 }
 
 /// Everything but `A-Z a-z 0-9 - _ . ~` (spec section 2, step 2.3).
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 /// The same, keeping `/` (the canonical URI, step 2.2).
 const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 
@@ -112,7 +116,10 @@ pub struct CanonicalInput<'a> {
 
 /// The signed-header list: lowercase names, sorted, joined by `;`.
 pub fn signed_headers(headers: &[(&str, &str)]) -> String {
-    let mut names: Vec<String> = headers.iter().map(|(name, _)| name.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .collect();
     names.sort();
     names.join(";")
 }
@@ -147,7 +154,12 @@ pub fn credential_scope(algorithm: Algorithm, date: &str, region: &str, service:
 }
 
 /// The string to sign (step 4).
-pub fn string_to_sign(algorithm: Algorithm, date: &str, scope: &str, canonical_request: &str) -> String {
+pub fn string_to_sign(
+    algorithm: Algorithm,
+    date: &str,
+    scope: &str,
+    canonical_request: &str,
+) -> String {
     format!(
         "{}\n{date}\n{scope}\n{}",
         algorithm.name(),
@@ -163,9 +175,18 @@ fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 /// The signing key (step 5): HMAC chain over date, region, service and terminator.
-pub fn signing_key(algorithm: Algorithm, secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+pub fn signing_key(
+    algorithm: Algorithm,
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+) -> Vec<u8> {
     let date8 = date.get(..8).unwrap_or(date);
-    let k_date = hmac(format!("{}{secret}", algorithm.key_prefix()).as_bytes(), date8.as_bytes());
+    let k_date = hmac(
+        format!("{}{secret}", algorithm.key_prefix()).as_bytes(),
+        date8.as_bytes(),
+    );
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
     hmac(&k_service, algorithm.terminator().as_bytes())
@@ -177,7 +198,13 @@ pub fn signature(signing_key: &[u8], string_to_sign: &str) -> String {
 }
 
 /// The Authorization header (step 7), with its comma-and-space separators.
-pub fn authorization(algorithm: Algorithm, access_key: &str, scope: &str, signed_headers: &str, signature: &str) -> String {
+pub fn authorization(
+    algorithm: Algorithm,
+    access_key: &str,
+    scope: &str,
+    signed_headers: &str,
+    signature: &str,
+) -> String {
     format!(
         "{} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         algorithm.name()
@@ -232,7 +259,10 @@ mod tests {
     use super::*;
 
     fn vectors(file: &str) -> Vec<Value> {
-        let path = format!("{}/../shared/spec/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../shared/spec/vectors/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let parsed: Value = serde_json::from_str(&text).expect("vector JSON");
         parsed["vectors"].as_array().expect("vectors").clone()
@@ -245,7 +275,9 @@ mod tests {
         let url = vector["url"].as_str().unwrap();
         let after_scheme = url.split_once("://").unwrap().1;
         let (host, path_and_query) = after_scheme.split_at(after_scheme.find('/').unwrap());
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         // NB: the JDCLOUD3 vectors pass the date and nonce in as request headers.
         let field = |name: &str| -> String {
             vector[name]
@@ -275,7 +307,10 @@ mod tests {
         let headers: Vec<(&str, &str)> = signed_line
             .split(';')
             .map(|name| {
-                let (_, value) = available.iter().find(|(key, _)| key == name).unwrap_or_else(|| panic!("{name} in {name:?}"));
+                let (_, value) = available
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .unwrap_or_else(|| panic!("{name} in {name:?}"));
                 (name, value.as_str())
             })
             .collect();
@@ -292,8 +327,18 @@ mod tests {
         let service = vector["service"].as_str().unwrap();
         let scope = credential_scope(algorithm, date, region, service);
         let to_sign = string_to_sign(algorithm, date, &scope, &canonical);
-        assert_eq!(to_sign, vector["string_to_sign"].as_str().unwrap(), "{name}: string to sign");
-        let key = signing_key(algorithm, vector["secret_key"].as_str().unwrap(), date, region, service);
+        assert_eq!(
+            to_sign,
+            vector["string_to_sign"].as_str().unwrap(),
+            "{name}: string to sign"
+        );
+        let key = signing_key(
+            algorithm,
+            vector["secret_key"].as_str().unwrap(),
+            date,
+            region,
+            service,
+        );
         if let Some(expected) = vector["k_signing_hex"].as_str() {
             assert_eq!(hex::encode(&key), expected, "{name}: signing key");
         }
@@ -304,7 +349,11 @@ mod tests {
             signed_line,
             &signature(&key, &to_sign),
         );
-        assert_eq!(header, vector["authorization"].as_str().unwrap(), "{name}: Authorization");
+        assert_eq!(
+            header,
+            vector["authorization"].as_str().unwrap(),
+            "{name}: Authorization"
+        );
         let parsed = parse_authorization(&header).expect("parses");
         assert_eq!(parsed.algorithm, algorithm);
         assert_eq!(parsed.scope, scope);
@@ -326,14 +375,25 @@ mod tests {
 
     #[test]
     fn the_canonical_uri_is_the_same_for_raw_and_encoded_colons() {
-        assert_eq!(canonical_uri("/v1/regions/cn-north-1/tags:tagResources"), "/v1/regions/cn-north-1/tags%3AtagResources");
-        assert_eq!(canonical_uri("/v1/regions/cn-north-1/tags%3AtagResources"), "/v1/regions/cn-north-1/tags%3AtagResources");
+        assert_eq!(
+            canonical_uri("/v1/regions/cn-north-1/tags:tagResources"),
+            "/v1/regions/cn-north-1/tags%3AtagResources"
+        );
+        assert_eq!(
+            canonical_uri("/v1/regions/cn-north-1/tags%3AtagResources"),
+            "/v1/regions/cn-north-1/tags%3AtagResources"
+        );
         assert_eq!(canonical_uri(""), "/");
     }
 
     #[test]
     fn rejects_other_authorization_schemes() {
-        assert!(parse_authorization("AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=00").is_none());
+        assert!(
+            parse_authorization(
+                "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=00"
+            )
+            .is_none()
+        );
         assert!(parse_authorization("JDCLOUD2-HMAC-SHA256 garbage").is_none());
     }
 }
