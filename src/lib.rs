@@ -6,8 +6,8 @@
 
 pub mod api;
 pub mod cli;
-pub mod controller;
 pub mod cloud;
+pub mod controller;
 pub mod emulator;
 pub mod plan;
 pub mod reconcile;

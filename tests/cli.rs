@@ -447,7 +447,7 @@ struct EmulatorProcess {
 impl EmulatorProcess {
     fn start(inventory: &Path) -> Self {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
             .args([
                 "emulator",
                 "--listen",
@@ -466,6 +466,8 @@ impl EmulatorProcess {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the emulator did not start listening on {url}");
     }
 
@@ -537,4 +539,31 @@ fn quickstart_makes_the_fewest_calls_against_a_separate_emulator() {
         2,
         "a second pass writes nothing"
     );
+}
+
+#[test]
+fn no_secret_in_the_output_or_the_logs_of_a_full_run_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = quickstart();
+    let secret = "quickstart-demo-secret-not-for-production";
+    let output = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .args(["apply", "-f", files.to_str().unwrap(), "--embedded-cloud"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let logs = stderr(&output);
+    assert!(logs.contains(" TRACE "), "trace logging is on:\n{logs}");
+    assert!(
+        logs.contains("TagResources"),
+        "the logs cover the cloud calls:\n{logs}"
+    );
+    for text in [stdout(&output), logs] {
+        assert!(!text.contains(secret), "the secret leaked");
+        assert!(
+            !text.contains("cXVpY2tzdGFydC1kZW1vLXNlY3JldC1ub3QtZm9yLXByb2R1Y3Rpb24"),
+            "the secret leaked in base64"
+        );
+    }
 }
