@@ -44,4 +44,26 @@ mod tests {
             "crds/tagbinder.yaml is stale: run `cargo run -- crd > crds/tagbinder.yaml`"
         );
     }
+
+    /// The Helm chart and the kustomization install copies of the CRDs (Helm cannot read
+    /// files outside the chart); both are the generated text, byte for byte.
+    #[test]
+    fn packaged_crd_copies_match_generated() {
+        let generated = crds_yaml();
+        for (path, copy) in [
+            (
+                "deploy/helm/tagbinder/files/crds/tagbinder.yaml",
+                include_str!("../../deploy/helm/tagbinder/files/crds/tagbinder.yaml"),
+            ),
+            (
+                "deploy/manifests/crds/tagbinder.yaml",
+                include_str!("../../deploy/manifests/crds/tagbinder.yaml"),
+            ),
+        ] {
+            assert_eq!(
+                copy, generated,
+                "{path} drifted from the generated CRDs: run `cargo run -- crd > {path}`"
+            );
+        }
+    }
 }

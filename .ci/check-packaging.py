@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Checks the rendered chart and kustomization (see check-packaging.sh, which renders them
+into OUT): every object valid against the Kubernetes API schemas (strict, oldest and newest
+supported version), the Deployment's security settings, the RBAC of each mode exactly as
+the controller needs it, the CRDs equal to crds/tagbinder.yaml, and the kustomization in
+step with the chart.
+
+    check-packaging.py OUT
+"""
+
+import os
+import sys
+
+import kubernetes_validate
+import yaml
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
+RELEASE_NAMESPACE = "tagbinder-system"
+WATCH_NAMESPACE = "team-web"
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+
+
+def grants(namespace, group, resource, verbs, name=None):
+    """Normalized grants: (namespace or "*" for cluster-wide, group, resource, verb, name)."""
+    return {(namespace, group, resource, verb, name) for verb in verbs}
+
+
+def binding_grants(namespace):
+    return (
+        grants(namespace, "tagbinder.io", "resourcetagbindings", ("get", "list", "watch", "patch"))
+        | grants(namespace, "tagbinder.io", "resourcetagbindings/status", ("patch",))
+        | grants(namespace, "", "secrets", ("get", "list", "watch"))
+        | grants(namespace, "events.k8s.io", "events", ("create", "patch"))
+    )
+
+
+PROVIDER_GRANTS = grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch"))
+CLUSTER_MODE = binding_grants("*") | PROVIDER_GRANTS | grants("*", "", "namespaces", ("get",))
+
+
+def lease_grants(release):
+    return grants(release, "coordination.k8s.io", "leases", ("create",)) | grants(
+        release, "coordination.k8s.io", "leases", ("get", "patch"), "tagbinder-leader"
+    )
+
+
+def namespaced_mode(watch, release):
+    expected = (
+        binding_grants(watch)
+        | PROVIDER_GRANTS
+        | grants("*", "", "namespaces", ("get",), watch)
+    )
+    if watch != release:
+        expected |= grants(release, "", "secrets", ("get", "list", "watch"))
+    return expected
+
+
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+class Rendering:
+    def __init__(self, name, path):
+        self.name = name
+        with open(path, encoding="utf-8") as handle:
+            self.documents = [d for d in yaml.safe_load_all(handle) if isinstance(d, dict)]
+        self.problems = []
+
+    def fail(self, message):
+        self.problems.append(f"{self.name}: {message}")
+
+    def of_kind(self, kind):
+        return [d for d in self.documents if d.get("kind") == kind]
+
+    def one(self, kind):
+        found = self.of_kind(kind)
+        if len(found) != 1:
+            self.fail(f"expected one {kind}, found {len(found)}")
+            return {}
+        return found[0]
+
+
+def validate(rendering):
+    for document in rendering.documents:
+        kind, name = document.get("kind"), (document.get("metadata") or {}).get("name")
+        namespace = (document.get("metadata") or {}).get("namespace")
+        if kind not in CLUSTER_SCOPED and kind != "ServiceMonitor" and not namespace:
+            rendering.fail(f"{kind} {name} has no metadata.namespace")
+        if kind == "ServiceMonitor":
+            continue  # the Prometheus Operator's kind: no schema among Kubernetes'
+        for version in KUBERNETES_VERSIONS:
+            try:
+                kubernetes_validate.validate(document, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                rendering.fail(f"{kind} {name} is invalid for Kubernetes {version}: {error.message} at {list(error.path)}")
+            except kubernetes_validate.SchemaNotFoundError:
+                rendering.fail(f"{kind} {name}: no schema for Kubernetes {version}")
+
+
+def check_deployment(rendering, replicas, leader_election, watch_namespace):
+    deployment = rendering.one("Deployment")
+    if not deployment:
+        return
+    spec = deployment["spec"]
+    if spec.get("replicas") != replicas:
+        rendering.fail(f"replicas {spec.get('replicas')}, expected {replicas}")
+    if spec.get("strategy", {}).get("type") != "Recreate":
+        rendering.fail("the update strategy is not Recreate")
+    pod = spec["template"]["spec"]
+    if pod.get("securityContext") != POD_SECURITY:
+        rendering.fail(f"pod securityContext {pod.get('securityContext')}, expected {POD_SECURITY}")
+    accounts = rendering.of_kind("ServiceAccount")
+    if accounts and pod.get("serviceAccountName") != accounts[0]["metadata"]["name"]:
+        rendering.fail("the pod does not run as the rendered ServiceAccount")
+    (container,) = pod["containers"]
+    if container.get("securityContext") != CONTAINER_SECURITY:
+        rendering.fail(f"container securityContext {container.get('securityContext')}, expected {CONTAINER_SECURITY}")
+    args = container.get("args", [])
+    expected_args = {"run", "--log-format=json", "--metrics-addr=0.0.0.0:8080"}
+    if not expected_args <= set(args) or args[0] != "run":
+        rendering.fail(f"args {args} lack {sorted(expected_args - set(args))} or do not start with run")
+    if ("--leader-election" in args) != leader_election:
+        rendering.fail(f"--leader-election {'missing' if leader_election else 'unexpected'} in {args}")
+    namespace_args = [a for a in args if a.startswith("--namespace")]
+    expected_namespace = [f"--namespace={watch_namespace}"] if watch_namespace else []
+    if namespace_args != expected_namespace:
+        rendering.fail(f"namespace args {namespace_args}, expected {expected_namespace}")
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container.get("env", [])}
+    if env.get("POD_NAME") != "metadata.name" or env.get("POD_NAMESPACE") != "metadata.namespace":
+        rendering.fail("POD_NAME and POD_NAMESPACE do not come from the downward API")
+    ports = container.get("ports", [])
+    if [(p.get("name"), p.get("containerPort")) for p in ports] != [("metrics", 8080)]:
+        rendering.fail(f"ports {ports}, expected one named metrics on 8080")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = container.get(probe, {}).get("httpGet", {})
+        if (get.get("path"), get.get("port")) != (path, "metrics"):
+            rendering.fail(f"{probe} is not GET {path} on the metrics port")
+    if not container.get("resources", {}).get("requests"):
+        rendering.fail("the container has no resource requests")
+    services = [s for s in rendering.of_kind("Service") if s["spec"].get("selector")]
+    selector = spec["selector"]["matchLabels"]
+    labels = spec["template"]["metadata"]["labels"]
+    if any(labels.get(k) != v for k, v in selector.items()):
+        rendering.fail("the pod template does not match the Deployment's selector")
+    for service in services:
+        if any(labels.get(k) != v for k, v in service["spec"]["selector"].items()):
+            rendering.fail(f"Service {service['metadata']['name']} does not select the pods")
+
+
+def rbac_grants(rendering):
+    """Normalized grants of the rendered ServiceAccount."""
+    (account,) = rendering.of_kind("ServiceAccount") or [{"metadata": {"name": "?", "namespace": "?"}}]
+    subject = (account["metadata"]["name"], account["metadata"].get("namespace"))
+    roles = {}
+    for kind in ("Role", "ClusterRole"):
+        for role in rendering.of_kind(kind):
+            roles[(kind, role["metadata"].get("namespace"), role["metadata"]["name"])] = role
+    result = set()
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for binding in rendering.of_kind(kind):
+            subjects = {(s.get("name"), s.get("namespace")) for s in binding.get("subjects", []) if s.get("kind") == "ServiceAccount"}
+            if subject not in subjects:
+                rendering.fail(f"{kind} {binding['metadata']['name']} binds another subject: {subjects}")
+                continue
+            namespace = binding["metadata"].get("namespace") if kind == "RoleBinding" else None
+            reference = binding["roleRef"]
+            role_namespace = namespace if reference["kind"] == "Role" else None
+            role = roles.get((reference["kind"], role_namespace, reference["name"]))
+            if role is None:
+                rendering.fail(f"{kind} {binding['metadata']['name']} references a missing {reference['kind']} {reference['name']}")
+                continue
+            for rule in role.get("rules", []):
+                for group in rule.get("apiGroups", []):
+                    for resource in rule.get("resources", []):
+                        for verb in rule.get("verbs", []):
+                            for name in rule.get("resourceNames") or [None]:
+                                result.add((namespace or "*", group, resource, verb, name))
+    return result
+
+
+def check_rbac(rendering, expected):
+    got = rbac_grants(rendering)
+    for grant in sorted(got - expected, key=str):
+        rendering.fail(f"RBAC grants more than the controller needs: {grant}")
+    for grant in sorted(expected - got, key=str):
+        rendering.fail(f"RBAC lacks what the controller needs: {grant}")
+
+
+def strip_release_metadata(crd):
+    crd = yaml.safe_load(yaml.safe_dump(crd))
+    metadata = crd["metadata"]
+    metadata.pop("labels", None)
+    metadata.pop("annotations", None)
+    return crd
+
+
+def check_crds(rendering, expected_crds, installed, annotation):
+    crds = rendering.of_kind("CustomResourceDefinition")
+    if not installed:
+        if crds:
+            rendering.fail("CRDs rendered although crds.install is false")
+        return
+    by_name = lambda crd: crd["metadata"]["name"]  # noqa: E731 (kustomize reorders)
+    if sorted((strip_release_metadata(c) for c in crds), key=by_name) != sorted(expected_crds, key=by_name):
+        rendering.fail("the rendered CRDs differ from crds/tagbinder.yaml (beyond labels and annotations)")
+    key, value = annotation
+    for crd in crds:
+        if crd["metadata"].get("annotations", {}).get(key) != value:
+            rendering.fail(f"CRD {crd['metadata']['name']} lacks the annotation {key}: {value}")
+
+
+def check_copies(problems):
+    with open(os.path.join(ROOT, "crds", "tagbinder.yaml"), encoding="utf-8") as handle:
+        source = handle.read()
+    for copy in ("deploy/helm/tagbinder/files/crds/tagbinder.yaml", "deploy/manifests/crds/tagbinder.yaml"):
+        with open(os.path.join(ROOT, copy), encoding="utf-8") as handle:
+            if handle.read() != source:
+                problems.append(f"{copy} differs from crds/tagbinder.yaml: cp crds/tagbinder.yaml {copy}")
+    return [d for d in yaml.safe_load_all(source) if d]
+
+
+def check_gitops(problems):
+    """deploy/flux and deploy/argocd parse; the ConfigMap is valid; the operator's Flux
+    Kustomization points at a folder of this repository."""
+    for folder in ("deploy/flux", "deploy/argocd"):
+        for file in sorted(os.listdir(os.path.join(ROOT, folder))):
+            if not file.endswith(".yaml"):
+                continue
+            with open(os.path.join(ROOT, folder, file), encoding="utf-8") as handle:
+                for document in yaml.safe_load_all(handle):
+                    if document is None or "tests" in document:
+                        continue
+                    if not all(document.get(k) for k in ("apiVersion", "kind", "metadata")):
+                        problems.append(f"{folder}/{file}: a document lacks apiVersion, kind or metadata")
+                    elif document["kind"] == "ConfigMap":
+                        try:
+                            kubernetes_validate.validate(document, KUBERNETES_VERSIONS[-1], strict=True)
+                        except kubernetes_validate.ValidationError as error:
+                            problems.append(f"{folder}/{file}: {error.message}")
+                    elif document["kind"] == "Kustomization" and document["spec"]["sourceRef"]["name"] == "tagbinder":
+                        if not os.path.isfile(os.path.join(ROOT, document["spec"]["path"], "kustomization.yaml")):
+                            problems.append(f"{folder}/{file}: no kustomization.yaml at {document['spec']['path']}")
+
+
+def count(rendering, kind, expected):
+    found = len(rendering.of_kind(kind))
+    if found != expected:
+        rendering.fail(f"{found} {kind}(s), expected {expected}")
+
+
+def main():
+    out = sys.argv[1]
+    problems = []
+    expected_crds = check_copies(problems)
+    check_gitops(problems)
+
+    scenarios = {
+        # name: (replicas, leader election, watch namespace, release namespace, CRDs, extras)
+        "default": (1, False, None, RELEASE_NAMESPACE, True, set()),
+        "leader-election": (1, True, None, RELEASE_NAMESPACE, True, set()),
+        "replicas-2": (2, True, None, RELEASE_NAMESPACE, True, set()),
+        "namespaced": (1, False, WATCH_NAMESPACE, RELEASE_NAMESPACE, True, set()),
+        "namespaced-in-place": (1, False, WATCH_NAMESPACE, WATCH_NAMESPACE, True, set()),
+        "everything": (2, True, WATCH_NAMESPACE, RELEASE_NAMESPACE, False, {"ServiceMonitor", "PodDisruptionBudget"}),
+    }
+    for name, (replicas, leader, watch, release, crds, extras) in scenarios.items():
+        rendering = Rendering(f"helm template ({name})", os.path.join(out, f"{name}.yaml"))
+        validate(rendering)
+        check_deployment(rendering, replicas, leader, watch)
+        expected = namespaced_mode(watch, release) if watch else set(CLUSTER_MODE)
+        if leader:
+            expected |= lease_grants(release)
+        check_rbac(rendering, expected)
+        check_crds(rendering, expected_crds, crds, ("helm.sh/resource-policy", "keep"))
+        count(rendering, "ServiceAccount", 1)
+        for kind in ("ServiceMonitor", "PodDisruptionBudget"):
+            count(rendering, kind, 1 if kind in extras else 0)
+        if "PodDisruptionBudget" in extras:
+            budget = rendering.one("PodDisruptionBudget")
+            if budget.get("spec", {}).get("selector", {}).get("matchLabels") != rendering.one("Deployment")["spec"]["selector"]["matchLabels"]:
+                rendering.fail("the PodDisruptionBudget does not select the Deployment's pods")
+        problems += rendering.problems
+
+    manifests = Rendering("kubectl kustomize deploy/manifests", os.path.join(out, "manifests.yaml"))
+    validate(manifests)
+    check_deployment(manifests, 1, True, None)
+    check_rbac(manifests, CLUSTER_MODE | lease_grants(RELEASE_NAMESPACE))
+    check_crds(manifests, expected_crds, True, ("kustomize.toolkit.fluxcd.io/prune", "disabled"))
+    count(manifests, "Namespace", 1)
+    count(manifests, "Service", 1)
+    chart = Rendering("chart", os.path.join(out, "leader-election.yaml"))
+    chart_container = chart.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    manifest_container = manifests.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    for field in ("args", "env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
+        if chart_container.get(field) != manifest_container.get(field):
+            manifests.fail(f"container {field} differs from the chart's (leaderElection.enabled=true): "
+                           f"{manifest_container.get(field)} != {chart_container.get(field)}")
+    problems += manifests.problems + chart.problems
+
+    for problem in problems:
+        print(f"packaging: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
