@@ -4,8 +4,10 @@
 //! Kubernetes: it takes resource types, ids and tag sets, and answers with tags or outcomes.
 
 pub mod alibaba;
+pub mod jdcloud;
 pub mod retry;
 pub mod sign;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::api::{Cloud, TagProviderSpec};
 use crate::cloud::alibaba::{self, AlibabaClient, AlibabaConfig};
+use crate::cloud::jdcloud::{self, JdcloudClient, JdcloudConfig};
 use crate::cloud::{AccessKey, CallObserver, CloudError, RetryPolicy, TagApi, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
@@ -18,6 +19,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ProviderClient {
     /// Alibaba Cloud.
     Alibaba(AlibabaClient),
+    /// JD Cloud.
+    Jdcloud(JdcloudClient),
 }
 
 /// A provider spec that cannot be turned into a client.
@@ -58,11 +61,45 @@ pub fn client_for(
 ) -> Result<ProviderClient, ProviderSpecError> {
     match spec.cloud {
         Cloud::Alibaba => alibaba_client(spec, key, options).map(ProviderClient::Alibaba),
-        Cloud::Jdcloud => Err(spec_error(
-            "spec.cloud",
-            "jdcloud providers need the JD Cloud client, which this build does not include",
-        )),
+        Cloud::Jdcloud => jdcloud_client(spec, key, options).map(ProviderClient::Jdcloud),
     }
+}
+
+fn jdcloud_client(
+    spec: &TagProviderSpec,
+    key: AccessKey,
+    options: &ClientOptions,
+) -> Result<JdcloudClient, ProviderSpecError> {
+    let settings = spec.jdcloud.clone().unwrap_or_default();
+    let signing_service = settings
+        .signing_service
+        .unwrap_or_else(|| jdcloud::DEFAULT_SIGNING_SERVICE.to_string());
+    if signing_service.is_empty() {
+        return Err(spec_error(
+            "spec.jdcloud.signingService",
+            "must not be empty (default resourcetag)",
+        ));
+    }
+    let endpoint = options
+        .endpoint_override
+        .clone()
+        .or_else(|| spec.endpoint.clone())
+        .unwrap_or_else(|| jdcloud::DEFAULT_ENDPOINT.to_string());
+    let config = JdcloudConfig {
+        endpoint,
+        region: spec.region.clone(),
+        signing_service,
+        service_codes: JdcloudConfig::service_codes_with(&settings.extra_service_codes),
+        key,
+        retry: options.retry.clone(),
+        timeout: CALL_TIMEOUT,
+        limits: Limits::jdcloud(),
+    };
+    let client = JdcloudClient::new(config, options.http.clone());
+    Ok(match &options.observer {
+        Some(observer) => client.with_observer(observer.clone()),
+        None => client,
+    })
 }
 
 fn alibaba_client(
@@ -124,18 +161,21 @@ impl TagApi for ProviderClient {
     fn cloud_name(&self) -> &'static str {
         match self {
             ProviderClient::Alibaba(client) => client.cloud_name(),
+            ProviderClient::Jdcloud(client) => client.cloud_name(),
         }
     }
 
     fn limits(&self) -> &Limits {
         match self {
             ProviderClient::Alibaba(client) => client.limits(),
+            ProviderClient::Jdcloud(client) => client.limits(),
         }
     }
 
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
         match self {
             ProviderClient::Alibaba(client) => client.check_resource_type(resource_type),
+            ProviderClient::Jdcloud(client) => client.check_resource_type(resource_type),
         }
     }
 
@@ -146,6 +186,7 @@ impl TagApi for ProviderClient {
     ) -> Result<TagsByResource, CloudError> {
         match self {
             ProviderClient::Alibaba(client) => client.list_tags(resource_type, resource_ids).await,
+            ProviderClient::Jdcloud(client) => client.list_tags(resource_type, resource_ids).await,
         }
     }
 
@@ -161,6 +202,11 @@ impl TagApi for ProviderClient {
                     .tag_resources(resource_type, resource_ids, tags)
                     .await
             }
+            ProviderClient::Jdcloud(client) => {
+                client
+                    .tag_resources(resource_type, resource_ids, tags)
+                    .await
+            }
         }
     }
 
@@ -172,6 +218,11 @@ impl TagApi for ProviderClient {
     ) -> Result<WriteResult, CloudError> {
         match self {
             ProviderClient::Alibaba(client) => {
+                client
+                    .untag_resources(resource_type, resource_ids, tags)
+                    .await
+            }
+            ProviderClient::Jdcloud(client) => {
                 client
                     .untag_resources(resource_type, resource_ids, tags)
                     .await
