@@ -68,7 +68,7 @@ impl ResourceTagBindingSpec {
         }
         for (key, value) in &self.tags {
             if key.is_empty() {
-                violations.push("spec.tags: tag keys must not be empty".to_string());
+                violations.push("spec.tags[\"\"]: tag keys must not be empty".to_string());
             }
             let key_chars = key.chars().count();
             if key_chars > MAX_TAG_CHARS {

@@ -64,6 +64,20 @@ pub fn access_key(
     }
 }
 
+/// `namespace/name` of a Secret, for messages.
+fn secret_name(secret: &Located<Secret>) -> String {
+    format!(
+        "{}/{}",
+        secret
+            .value
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default"),
+        secret.value.metadata.name.as_deref().unwrap_or("-")
+    )
+}
+
 fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
     let value = |key: &str| -> Result<String, ManifestError> {
         let from_string_data = secret
@@ -90,7 +104,11 @@ fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
             _ => Err(ManifestError::at(
                 &secret.source,
                 format!("data.{key}"),
-                "required (the access key of the provider)",
+                format!(
+                    "required in Secret {}: the provider's access key needs {ACCESS_KEY_ID} and \
+                     {ACCESS_KEY_SECRET}",
+                    secret_name(secret)
+                ),
             )),
         }
     };

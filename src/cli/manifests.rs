@@ -175,7 +175,12 @@ fn read_file(path: &Path, files: &mut Vec<(String, String)>, errors: &mut Vec<Ma
     if size > MAX_FILE_BYTES {
         return errors.push(ManifestError::of_file(
             &name,
-            format!("file is {size} bytes; the limit is {MAX_FILE_BYTES}"),
+            format!(
+                "file is {} ({size} bytes); the limit is {} per file, as the Kubernetes API \
+                 server's request limit",
+                mib(size),
+                mib(MAX_FILE_BYTES)
+            ),
         ));
     }
     match std::fs::read(path) {
@@ -187,6 +192,11 @@ fn read_file(path: &Path, files: &mut Vec<(String, String)>, errors: &mut Vec<Ma
     }
 }
 
+/// A size in MiB with one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 fn push_text(
     name: &str,
     bytes: Vec<u8>,
@@ -196,7 +206,10 @@ fn push_text(
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return errors.push(ManifestError::of_file(
             name,
-            format!("input is larger than {MAX_FILE_BYTES} bytes"),
+            format!(
+                "input is larger than {} ({MAX_FILE_BYTES} bytes), the limit per file",
+                mib(MAX_FILE_BYTES)
+            ),
         ));
     }
     match String::from_utf8(bytes) {
@@ -383,15 +396,30 @@ fn typed<T: DeserializeOwned>(
     strict: bool,
 ) -> Result<T, ManifestError> {
     let mut unknown = Vec::new();
-    let parsed: Result<T, _> = serde_ignored::deserialize(value, |path| {
+    let mut on_ignored = |path: serde_ignored::Path<'_>| {
         let path = path.to_string();
         // NB: kube-derive's types read apiVersion and kind themselves (checked above) and
         // hand them to serde as ignored.
         if path != "apiVersion" && path != "kind" {
             unknown.push(path);
         }
-    });
-    let parsed = parsed.map_err(|error| ManifestError::at(source, "-", error.to_string()))?;
+    };
+    let ignoring = serde_ignored::Deserializer::new(value, &mut on_ignored);
+    // NB: serde_path_to_error names the field a type error is in (`spec.deletionPolicy`).
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(ignoring);
+    let parsed = parsed.map_err(|error| {
+        let field = match error.path().to_string() {
+            path if path == "." || path.is_empty() => "-".to_string(),
+            path => path,
+        };
+        let rule = error.inner().to_string();
+        let rule = if field.starts_with("data.") && !rule.starts_with("invalid type") {
+            format!("values under data must be base64 ({rule}); put plain text under stringData")
+        } else {
+            rule
+        };
+        ManifestError::at(source, field, rule)
+    })?;
     match unknown.into_iter().next() {
         Some(path) if strict => Err(ManifestError::at(source, path, "unknown field")),
         _ => Ok(parsed),
