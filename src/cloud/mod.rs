@@ -4,6 +4,8 @@
 //! Kubernetes: it takes resource types, ids and tag sets, and answers with tags or outcomes.
 
 pub mod alibaba;
+#[cfg(test)]
+mod fuzzing;
 pub mod jdcloud;
 pub mod retry;
 pub mod sign;

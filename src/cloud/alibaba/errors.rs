@@ -72,7 +72,13 @@ struct ErrorBody {
 /// The error of a non-2xx answer: classified by its `Code` when the body is an Alibaba error
 /// document, by the HTTP status otherwise.
 pub(super) fn from_answer(action: &'static str, http_status: u16, body: &str) -> CloudError {
-    let parsed = serde_json::from_str::<ErrorBody>(body).ok();
+    let parsed = serde_json::from_str::<ErrorBody>(body)
+        .ok()
+        .map(|mut parsed| {
+            // NB: an empty Code says nothing; fall back to the HTTP status.
+            parsed.code = parsed.code.filter(|code| !code.trim().is_empty());
+            parsed
+        });
     let (code, request_id, message) = match parsed {
         Some(ErrorBody {
             request_id,

@@ -8,6 +8,8 @@
 //! - `list`: ListTagResources answers and the pagination guard.
 
 mod errors;
+#[cfg(test)]
+mod fuzz;
 mod list;
 mod presets;
 mod request;

@@ -11,6 +11,8 @@
 //! ([`WriteResult::failed`]).
 
 mod errors;
+#[cfg(test)]
+mod fuzz;
 mod request;
 mod wire;
 

@@ -1,0 +1,52 @@
+//! The answer parsers under fuzzing: no input makes them panic, and what they accept keeps
+//! its invariants (spec: alibaba-rpc-tagging.md sections 5 and 7).
+
+use proptest::prelude::*;
+
+use super::{errors, list};
+use crate::cloud::fuzzing::body;
+use crate::tags::{Tags, TagsByResource};
+
+const VOCABULARY: &[&str] = &[
+    "RequestId",
+    "NextToken",
+    "TagResources",
+    "TagResource",
+    "ResourceId",
+    "ResourceType",
+    "TagKey",
+    "TagValue",
+    "Code",
+    "Message",
+    "Recommend",
+    "HostId",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn list_pages_never_panic_and_only_fill_requested_resources(text in body(VOCABULARY)) {
+        let requested = ["r-1", "r-2"];
+        let mut observed: TagsByResource =
+            requested.iter().map(|id| (id.to_string(), Tags::new())).collect();
+        if let Ok(page) = list::Page::parse(&text) {
+            if let Some(token) = page.next_token() {
+                prop_assert!(!token.is_empty() && token != "-1");
+            }
+            page.merge_into(&mut observed);
+        }
+        prop_assert_eq!(observed.len(), requested.len());
+    }
+
+    #[test]
+    fn error_answers_never_panic_and_keep_the_status(
+        text in body(VOCABULARY),
+        status in 100u16..600,
+    ) {
+        let error = errors::from_answer("ListTagResources", status, &text);
+        prop_assert_eq!(error.http_status, Some(status));
+        prop_assert!(!error.code.is_empty());
+        prop_assert!(error.message.chars().count() <= 2 * text.chars().count() + 400);
+    }
+}
