@@ -52,8 +52,10 @@ pub fn rpc_string_to_sign<'a>(
 /// The signature (spec section 3 step 6): Base64(HMAC-SHA1(secret + "&", string to sign)).
 pub fn rpc_signature(access_key_secret: &str, string_to_sign: &str) -> String {
     // NB: HMAC accepts keys of any length; new_from_slice cannot fail for it.
-    let mut mac = Hmac::<Sha1>::new_from_slice(format!("{access_key_secret}&").as_bytes())
-        .expect("HMAC takes keys of any length");
+    // NB: the key is a copy of the secret: zeroized when dropped.
+    let key = zeroize::Zeroizing::new(format!("{access_key_secret}&"));
+    let mut mac =
+        Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(string_to_sign.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }

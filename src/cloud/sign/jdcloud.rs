@@ -167,26 +167,28 @@ pub fn string_to_sign(
     )
 }
 
-fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
+/// Key material: zeroized when dropped.
+pub type KeyBytes = zeroize::Zeroizing<Vec<u8>>;
+
+fn hmac(key: &[u8], message: &[u8]) -> KeyBytes {
     // NB: HMAC takes keys of any length; new_from_slice cannot fail for it.
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(message);
-    mac.finalize().into_bytes().to_vec()
+    zeroize::Zeroizing::new(mac.finalize().into_bytes().to_vec())
 }
 
-/// The signing key (step 5): HMAC chain over date, region, service and terminator.
+/// The signing key (step 5): HMAC chain over date, region, service and terminator. Every
+/// intermediate key, and the result, is zeroized when dropped.
 pub fn signing_key(
     algorithm: Algorithm,
     secret: &str,
     date: &str,
     region: &str,
     service: &str,
-) -> Vec<u8> {
+) -> KeyBytes {
     let date8 = date.get(..8).unwrap_or(date);
-    let k_date = hmac(
-        format!("{}{secret}", algorithm.key_prefix()).as_bytes(),
-        date8.as_bytes(),
-    );
+    let prefixed = zeroize::Zeroizing::new(format!("{}{secret}", algorithm.key_prefix()));
+    let k_date = hmac(prefixed.as_bytes(), date8.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
     hmac(&k_service, algorithm.terminator().as_bytes())
