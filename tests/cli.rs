@@ -11,6 +11,8 @@ fn tagbinder(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .env_remove("JDCLOUD_ACCESS_KEY")
+        .env_remove("JDCLOUD_SECRET_KEY")
         .env("RUST_LOG", "warn")
         .output()
         .expect("the tagbinder binary runs")
@@ -88,7 +90,11 @@ fn quickstart_converges_and_a_second_plan_shows_no_changes() {
         out.contains("~ owner: legacy-team -> team-web on 5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12"),
         "{out}"
     );
-    assert!(out.contains("2 of 2 binding(s) Ready"), "{out}");
+    assert!(out.contains("3 of 3 binding(s) Ready"), "{out}");
+    assert!(
+        out.contains("team-web/web-vms (jdcloud-cn-north-1 vm, 2 resources)"),
+        "{out}"
+    );
 
     let state = cloud_tags(dir.path());
     assert_eq!(
@@ -98,6 +104,10 @@ fn quickstart_converges_and_a_second_plan_shows_no_changes() {
     let plugin = tags_of(&state, "plugin-ratelimit-7f3e");
     assert_eq!(plugin["created-by"], "console", "a foreign tag survives");
     assert_eq!(plugin["owner"], "team-data");
+    let vm = tags_of(&state, "i-ab12cd34ef");
+    assert_eq!(vm["backup"], "daily", "a foreign JD Cloud tag survives");
+    assert_eq!(vm["env"], "prod");
+    assert_eq!(tags_of(&state, "i-uvvtdzuxre")["owner"], "team-web");
     let untouched = tags_of(&state, "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f50");
     assert_eq!(
         untouched["env"], "staging",
@@ -283,7 +293,7 @@ fn json_output_is_one_document() {
     assert!(plan.status.success(), "{}", stderr(&plan));
     let report: Value = serde_json::from_slice(&plan.stdout).expect("JSON on stdout");
     assert_eq!(report["command"], "plan");
-    assert_eq!(report["bindings"].as_array().unwrap().len(), 2);
+    assert_eq!(report["bindings"].as_array().unwrap().len(), 3);
     let first = &report["bindings"][0];
     assert!(
         first["changes"]
@@ -489,8 +499,8 @@ impl EmulatorProcess {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON from {path}: {e}: {body}"))
     }
 
-    fn calls(&self, action: &str) -> u64 {
-        self.get("/_emulator/stats")["requests"]["alibaba"][action]["ok"]
+    fn calls(&self, cloud: &str, action: &str) -> u64 {
+        self.get("/_emulator/stats")["requests"][cloud][action]["ok"]
             .as_u64()
             .unwrap_or(0)
     }
@@ -513,6 +523,12 @@ fn quickstart_makes_the_fewest_calls_against_a_separate_emulator() {
         &format!("  region: cn-hangzhou\n  endpoint: {}\n", emulator.url),
     );
     std::fs::write(&provider, text).unwrap();
+    let jd_provider = dir.path().join("manifests/provider-jdcloud.yaml");
+    let text = std::fs::read_to_string(&jd_provider).unwrap().replace(
+        "  region: cn-north-1\n",
+        &format!("  region: cn-north-1\n  endpoint: {}\n", emulator.url),
+    );
+    std::fs::write(&jd_provider, text).unwrap();
 
     let apply = tagbinder(dir.path(), &["apply", "-f", "manifests"]);
     assert!(
@@ -521,22 +537,27 @@ fn quickstart_makes_the_fewest_calls_against_a_separate_emulator() {
         stdout(&apply),
         stderr(&apply)
     );
-    // Lower bound: one read per binding (3 and 2 resources, under 50), and one write per
-    // binding (every resource misses a declared key; under 20 keys and 50 resources).
-    assert_eq!(emulator.calls("ListTagResources"), 2);
-    assert_eq!(emulator.calls("TagResources"), 2);
-    assert_eq!(emulator.calls("UntagResources"), 0);
+    // Lower bound: one read per binding (3, 2 and 2 resources, under 50), and one write per
+    // binding (every resource misses a declared key; under the clouds' key and resource
+    // limits per call).
+    assert_eq!(emulator.calls("alibaba", "ListTagResources"), 2);
+    assert_eq!(emulator.calls("alibaba", "TagResources"), 2);
+    assert_eq!(emulator.calls("alibaba", "UntagResources"), 0);
+    assert_eq!(emulator.calls("jdcloud", "describeResources"), 1);
+    assert_eq!(emulator.calls("jdcloud", "tagResources"), 1);
+    assert_eq!(emulator.calls("jdcloud", "unTagResources"), 0);
 
     let again = tagbinder(dir.path(), &["apply", "-f", "manifests"]);
     assert!(again.status.success());
     assert_eq!(
-        emulator.calls("ListTagResources"),
+        emulator.calls("alibaba", "ListTagResources"),
         4,
         "a second pass only reads"
     );
+    assert_eq!(emulator.calls("jdcloud", "describeResources"), 2);
     assert_eq!(
-        emulator.calls("TagResources"),
-        2,
+        emulator.calls("alibaba", "TagResources") + emulator.calls("jdcloud", "tagResources"),
+        3,
         "a second pass writes nothing"
     );
 }
@@ -559,11 +580,62 @@ fn no_secret_in_the_output_or_the_logs_of_a_full_run_at_trace_level() {
         logs.contains("TagResources"),
         "the logs cover the cloud calls:\n{logs}"
     );
-    for text in [stdout(&output), logs] {
-        assert!(!text.contains(secret), "the secret leaked");
-        assert!(
-            !text.contains("cXVpY2tzdGFydC1kZW1vLXNlY3JldC1ub3QtZm9yLXByb2R1Y3Rpb24"),
-            "the secret leaked in base64"
-        );
+    assert!(
+        logs.contains("tagResources"),
+        "the logs cover the JD Cloud calls:\n{logs}"
+    );
+    use base64::Engine;
+    for secret in [secret, "jdcloud-quickstart-demo-secret-not-for-production"] {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+        for text in [stdout(&output), logs.clone()] {
+            assert!(!text.contains(secret), "the secret leaked");
+            assert!(!text.contains(&encoded), "the secret leaked in base64");
+        }
     }
+}
+
+#[test]
+fn the_partial_failure_example_reports_its_one_missing_resource_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/partial-failure");
+    let files = files.to_str().unwrap();
+    let apply = tagbinder(
+        dir.path(),
+        &["apply", "-f", files, "--embedded-cloud", "-o", "json"],
+    );
+    assert_eq!(apply.status.code(), Some(1), "{}", stderr(&apply));
+    let report: Value = serde_json::from_slice(&apply.stdout).expect("JSON on stdout");
+    let binding = &report["bindings"][0];
+    assert_eq!(binding["reason"], "PartialFailure");
+    assert_eq!(
+        (binding["total"].as_u64(), binding["synced"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let failures = binding["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["resourceId"], "i-decommissioned");
+    assert_eq!(failures[0]["reason"], "NotFound");
+
+    let state = cloud_tags(dir.path());
+    for id in ["i-batch0001", "i-batch0002"] {
+        assert_eq!(tags_of(&state, id)["env"], "prod", "{id} converged");
+        assert_eq!(tags_of(&state, id)["owner"], "team-data");
+    }
+    assert_eq!(tags_of(&state, "i-batch0002")["backup"], "weekly");
+
+    let plan = tagbinder(
+        dir.path(),
+        &["plan", "-f", files, "--embedded-cloud", "-o", "json"],
+    );
+    let report: Value = serde_json::from_slice(&plan.stdout).expect("JSON on stdout");
+    let pending: Vec<&Value> = report["bindings"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|change| change["resources"].as_array().unwrap())
+        .collect();
+    assert!(
+        pending.iter().all(|id| *id == "i-decommissioned"),
+        "only the missing resource is still pending: {pending:?}"
+    );
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::faults::FaultConfig;
 use super::inventory::Inventory;
-use super::{EmulatorConfig, EmulatorError, start};
+use super::{EmulatorConfig, EmulatorError, JdcloudConfig, JdcloudLimits, start};
 
 /// Flags of `tagbinder emulator`.
 #[derive(Clone, Debug, PartialEq, clap::Args)]
@@ -41,6 +41,15 @@ pub struct EmulatorArgs {
     /// Seed of the random faults, for a reproducible sequence.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// JD Cloud: most tags one resource may carry (spec section 5; not confirmed by JD Cloud).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jdcloud_tags_per_resource: u64,
+    /// JD Cloud: most tags in one tagResources or unTagResources call.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jdcloud_tags_per_call: u64,
+    /// JD Cloud: most resources in one call.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jdcloud_resources_per_call: u64,
 }
 
 impl EmulatorArgs {
@@ -62,9 +71,23 @@ impl EmulatorArgs {
                 latency: Duration::from_millis(self.latency_ms),
                 seed: self.seed,
             },
+            jdcloud: JdcloudConfig {
+                limits: JdcloudLimits {
+                    tags_per_resource: count(self.jdcloud_tags_per_resource),
+                    tags_per_call: count(self.jdcloud_tags_per_call),
+                    resources_per_call: count(self.jdcloud_resources_per_call),
+                    ..JdcloudLimits::default()
+                },
+                ..JdcloudConfig::default()
+            },
             ..EmulatorConfig::default()
         })
     }
+}
+
+/// A count bounded by clap to 1.., as a usize.
+fn count(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
 }
 
 fn parse_ratio(text: &str) -> Result<f64, String> {
@@ -95,6 +118,8 @@ pub async fn run(args: EmulatorArgs) -> Result<(), EmulatorError> {
             listen: args.listen,
             source,
         })?;
+    // NB: on stdout, so that a script can read where to point its providers.
+    println!("tagbinder emulator: serving {}", emulator.url());
     tracing::info!(url = %emulator.url(), "emulator: serving");
     shutdown_signal().await.map_err(EmulatorError::Signal)?;
     tracing::info!("emulator: stopping");

@@ -6,6 +6,9 @@
 //! # Endpoints
 //! - `/`: Alibaba Cloud RPC (`GET` query or `POST` form), every product chosen by `Version`
 //!   ([`alibaba`] module docs say what is checked, in which order, with which codes).
+//! - `/v1/regions/{regionId}/tags:<operation>`: JD Cloud's resource-tag service
+//!   (tagResources, unTagResources, describeResources; JSON bodies, JDCLOUD2 or JDCLOUD3
+//!   signatures, per-resource results; see the [`jdcloud`] module docs).
 //! - `GET /_emulator/state`: every resource and its tags,
 //!   `{"resources": {cloud: {type: {id: {"region": "..", "tags": {..}}}}}}`, sorted.
 //! - `GET /_emulator/stats`: cloud API requests counted since start or the last reset,
@@ -30,6 +33,7 @@ mod args;
 mod control;
 mod faults;
 mod inventory;
+mod jdcloud;
 mod nonce;
 mod stats;
 mod store;
@@ -51,12 +55,18 @@ pub use inventory::{
     ALIBABA, Account, CLOUDS, INVENTORY_API_VERSION, INVENTORY_KIND, Inventory, InventoryResource,
     JDCLOUD,
 };
+pub use jdcloud::{JdcloudConfig, JdcloudLimits};
 
 use self::faults::Faults;
 use self::inventory::Accounts;
 use self::nonce::NonceCache;
 use self::stats::Stats;
 use self::store::{SharedStore, Store};
+
+/// Byte comparison whose time does not depend on where the inputs differ (signatures).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// How long [`RunningEmulator::shutdown`] waits for open connections before it cuts them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -77,6 +87,9 @@ pub struct EmulatorConfig {
     pub faults: FaultConfig,
     /// Alibaba Cloud products, limits and tag rules (default: spec section 1 and 6).
     pub alibaba: AlibabaConfig,
+    /// JD Cloud product lines, signing service names, limits and tag rules (default: spec
+    /// sections 1, 4 and 5).
+    pub jdcloud: JdcloudConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -88,6 +101,7 @@ impl Default for EmulatorConfig {
             clock_skew: Duration::from_secs(15 * 60),
             faults: FaultConfig::default(),
             alibaba: AlibabaConfig::default(),
+            jdcloud: JdcloudConfig::default(),
         }
     }
 }
@@ -141,6 +155,8 @@ pub(crate) struct App {
     pub clock_skew: Duration,
     /// Alibaba Cloud rules.
     pub alibaba: AlibabaConfig,
+    /// JD Cloud rules.
+    pub jdcloud: JdcloudConfig,
 }
 
 /// A running emulator. Dropping it stops serving without the final write of the state
@@ -236,6 +252,7 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         page_size: config.page_size,
         clock_skew: config.clock_skew,
         alibaba: config.alibaba,
+        jdcloud: config.jdcloud,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
@@ -254,11 +271,11 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
     })
 }
 
-/// Every cloud's routes and the control endpoints, on one port. A second cloud adds its
-/// routes here.
+/// Every cloud's routes and the control endpoints, on one port.
 fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(alibaba::routes())
+        .merge(jdcloud::routes())
         .merge(control::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such emulator endpoint\n") })
         .with_state(app)

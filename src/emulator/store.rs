@@ -102,6 +102,18 @@ impl Store {
             .map(|(k, r)| (k.id.as_str(), r))
     }
 
+    /// The service codes of the JD Cloud resources, in order, each once.
+    pub fn jdcloud_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self
+            .resources
+            .keys()
+            .filter(|key| key.cloud == super::inventory::JDCLOUD)
+            .map(|key| key.resource_type.clone())
+            .collect();
+        types.dedup();
+        types
+    }
+
     /// Every resource, in key order, in the inventory's shape.
     pub fn to_resources(&self) -> Vec<InventoryResource> {
         self.resources

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::errors::RpcError;
 use super::params::Params;
 use crate::cloud::sign::{rpc_signature, rpc_string_to_sign};
+use crate::emulator::constant_time_eq;
 use crate::emulator::inventory::{ALIBABA, Accounts};
 use crate::emulator::nonce::NonceCache;
 
@@ -105,11 +106,6 @@ fn check_signature(method: &str, params: &Params, secret: &SecretString) -> Resu
     } else {
         Err(RpcError::signature_mismatch(&string_to_sign))
     }
-}
-
-/// Byte comparison whose time does not depend on where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
