@@ -533,3 +533,52 @@ async fn requests_that_break_the_rules_get_invalid_argument() {
         "nothing written"
     );
 }
+
+#[tokio::test]
+async fn an_answer_slower_than_the_timeout_is_a_retried_timeout() {
+    let emulator = emulator(EmulatorConfig {
+        faults: FaultConfig {
+            slow_ratio: 1.0,
+            slow_answer: Duration::from_secs(5),
+            ..FaultConfig::default()
+        },
+        ..config()
+    })
+    .await;
+    let mut client_config = ClientConfig {
+        endpoint: emulator.url(),
+        region: REGION.to_string(),
+        signing_service: DEFAULT_SIGNING_SERVICE.to_string(),
+        service_codes: ClientConfig::service_codes_with(&[]),
+        key: AccessKey::new(KEY_ID, SECRET),
+        retry: fast_retry(2),
+        timeout: Duration::from_millis(200),
+        limits: Limits::jdcloud(),
+    };
+    let client = JdcloudClient::new(client_config.clone(), http());
+    let error = client.list_tags("vm", &ids(&["i-1"])).await.unwrap_err();
+    assert_eq!(error.code, "Timeout");
+    assert_eq!(error.kind, ErrorKind::Retryable);
+    assert_eq!(error.attempts, 2);
+    // A skewed server clock is a clear credentials-side error, not a retry loop.
+    let skewed = emulator_with_clock(jiff::SignedDuration::from_mins(-30)).await;
+    client_config.endpoint = skewed.url();
+    client_config.timeout = Duration::from_secs(5);
+    let error = JdcloudClient::new(client_config, http())
+        .list_tags("vm", &ids(&["i-1"]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Credentials);
+    assert!(error.message.contains("clock"), "{}", error.message);
+}
+
+async fn emulator_with_clock(offset: jiff::SignedDuration) -> RunningEmulator {
+    emulator(EmulatorConfig {
+        faults: FaultConfig {
+            clock_offset: offset,
+            ..FaultConfig::default()
+        },
+        ..config()
+    })
+    .await
+}

@@ -41,6 +41,27 @@ pub struct EmulatorArgs {
     /// Seed of the random faults, for a reproducible sequence.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Share of requests whose connection is dropped before they are handled.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_ratio)]
+    pub drop_ratio: f64,
+    /// Share of requests handled (writes happen) whose answer is lost on a dropped connection.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_ratio)]
+    pub lost_answer_ratio: f64,
+    /// Share of requests answered only after --slow-ms (e.g. past the client's timeout).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_ratio)]
+    pub slow_ratio: f64,
+    /// Delay of a slow answer, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = 60_000)]
+    pub slow_ms: u64,
+    /// Offset of the emulator's clock from the host's, in seconds (negative: behind), for
+    /// the signature date and timestamp checks.
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub clock_offset_secs: i64,
     /// JD Cloud: most tags one resource may carry (spec section 5; not confirmed by JD Cloud).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub jdcloud_tags_per_resource: u64,
@@ -70,6 +91,11 @@ impl EmulatorArgs {
                 error_ratio: self.error_ratio,
                 latency: Duration::from_millis(self.latency_ms),
                 seed: self.seed,
+                drop_ratio: self.drop_ratio,
+                lost_answer_ratio: self.lost_answer_ratio,
+                slow_ratio: self.slow_ratio,
+                slow_answer: Duration::from_millis(self.slow_ms),
+                clock_offset: jiff::SignedDuration::from_secs(self.clock_offset_secs),
             },
             jdcloud: JdcloudConfig {
                 limits: JdcloudLimits {

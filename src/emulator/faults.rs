@@ -1,8 +1,11 @@
 //! Injected faults: throttling above a request rate, random throttling and server errors
-//! (deterministic with a seed), and added latency.
+//! (deterministic with a seed), added latency, connections dropped before or after the
+//! request is handled, answers slower than a client's timeout, and a skewed server clock.
 //!
-//! Cloud-agnostic: [`Faults::decide`] says which fault hits a request; each cloud's endpoint
-//! answers it in its own error shape.
+//! Cloud-agnostic: [`Faults::decide`] says which error answer hits a request, and each
+//! cloud's endpoint answers it in its own error shape; [`Faults::decide_connection`] says
+//! what happens to the connection, which [`connection_faults`] applies around every cloud
+//! request (never the `/_emulator/` ones).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,6 +27,29 @@ pub struct FaultConfig {
     pub latency: Duration,
     /// Seed of the random faults; the same seed gives the same sequence. `None`: from the OS.
     pub seed: Option<u64>,
+    /// Share of requests whose connection is dropped before they are handled (nothing
+    /// happens; the client sees a broken answer).
+    pub drop_ratio: f64,
+    /// Share of requests that are handled (a write happens) but whose answer is lost on a
+    /// dropped connection: the client cannot know, and retries.
+    pub lost_answer_ratio: f64,
+    /// Share of requests answered only after [`FaultConfig::slow_answer`].
+    pub slow_ratio: f64,
+    /// How long a slow answer takes, e.g. longer than the client's timeout.
+    pub slow_answer: Duration,
+    /// The server clock's offset from the host's (signature date and timestamp checks).
+    pub clock_offset: jiff::SignedDuration,
+}
+
+/// What happens to the connection of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConnectionFault {
+    /// Dropped before the request is handled.
+    DropBefore,
+    /// Dropped after the request is handled, instead of the answer.
+    DropAfter,
+    /// Answered after the slow-answer delay.
+    Slow,
 }
 
 /// A fault that hits one request.
@@ -49,15 +75,20 @@ pub(crate) struct Faults {
 #[derive(Debug)]
 struct FaultState {
     rng: StdRng,
+    /// A separate stream, so that connection faults do not shift the answer faults.
+    connection_rng: StdRng,
     bucket: Option<TokenBucket>,
 }
 
 impl Faults {
     /// Faults as configured; the rate limiter starts full.
     pub fn new(config: FaultConfig, now: Instant) -> Self {
-        let rng = match config.seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_os_rng(),
+        let (rng, connection_rng) = match config.seed {
+            Some(seed) => (
+                StdRng::seed_from_u64(seed),
+                StdRng::seed_from_u64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15)),
+            ),
+            None => (StdRng::from_os_rng(), StdRng::from_os_rng()),
         };
         let bucket = config
             .throttle_above
@@ -65,13 +96,48 @@ impl Faults {
             .map(|rate| TokenBucket::new(rate, now));
         Faults {
             config,
-            state: Mutex::new(FaultState { rng, bucket }),
+            state: Mutex::new(FaultState {
+                rng,
+                connection_rng,
+                bucket,
+            }),
         }
     }
 
     /// Latency to add before handling a request.
     pub fn latency(&self) -> Duration {
         self.config.latency
+    }
+
+    /// The server's clock: the host's, offset as configured.
+    pub fn now(&self) -> jiff::Timestamp {
+        let now = jiff::Timestamp::now();
+        now.checked_add(self.config.clock_offset).unwrap_or(now)
+    }
+
+    /// The connection fault of the next request, if any; like [`Faults::decide`], every call
+    /// draws the same amount of randomness.
+    pub fn decide_connection(&self) -> Option<ConnectionFault> {
+        let config = &self.config;
+        if config.drop_ratio <= 0.0 && config.lost_answer_ratio <= 0.0 && config.slow_ratio <= 0.0 {
+            return None;
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let roll: f64 = state.connection_rng.random();
+        if roll < config.drop_ratio {
+            Some(ConnectionFault::DropBefore)
+        } else if roll < config.drop_ratio + config.lost_answer_ratio {
+            Some(ConnectionFault::DropAfter)
+        } else if roll < config.drop_ratio + config.lost_answer_ratio + config.slow_ratio {
+            Some(ConnectionFault::Slow)
+        } else {
+            None
+        }
+    }
+
+    /// How long a slow answer takes.
+    pub fn slow_answer(&self) -> Duration {
+        self.config.slow_answer
     }
 
     /// The fault for the next request, if any. Every call draws the same amount of
@@ -98,6 +164,43 @@ impl Faults {
             None
         }
     }
+}
+
+/// Applies the connection faults around one cloud request: a dropped connection is an
+/// answer whose body breaks after the headers, so the client gets no usable answer.
+pub(crate) async fn connection_faults(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<super::App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match app.faults.decide_connection() {
+        None => next.run(request).await,
+        Some(ConnectionFault::Slow) => {
+            tokio::time::sleep(app.faults.slow_answer()).await;
+            next.run(request).await
+        }
+        Some(ConnectionFault::DropBefore) => {
+            app.stats.record("-", "-", "dropped");
+            broken_answer()
+        }
+        Some(ConnectionFault::DropAfter) => {
+            let handled = next.run(request).await;
+            app.stats.record("-", "-", "answerLost");
+            drop(handled);
+            broken_answer()
+        }
+    }
+}
+
+/// A 200 whose body fails: hyper resets the connection mid-answer.
+fn broken_answer() -> axum::response::Response {
+    let broken = futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected fault: connection dropped",
+        ))
+    });
+    axum::response::Response::new(axum::body::Body::from_stream(broken))
 }
 
 /// A token bucket: `rate` tokens per second, holding at most `max(rate, 1)`.

@@ -273,9 +273,15 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
 
 /// Every cloud's routes and the control endpoints, on one port.
 fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let clouds = Router::new()
         .merge(alibaba::routes())
         .merge(jdcloud::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            faults::connection_faults,
+        ));
+    Router::new()
+        .merge(clouds)
         .merge(control::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such emulator endpoint\n") })
         .with_state(app)

@@ -116,7 +116,7 @@ async fn handle(
         nonces: &app.nonces,
         clock_skew: app.clock_skew,
     };
-    verifier.verify(method, &params, jiff::Timestamp::now(), Instant::now())?;
+    verifier.verify(method, &params, app.faults.now(), Instant::now())?;
     let product = app
         .alibaba
         .products

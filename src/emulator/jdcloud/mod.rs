@@ -227,7 +227,7 @@ async fn serve(
         body,
         region: &region,
     };
-    verifier.verify(&received, jiff::Timestamp::now(), Instant::now())?;
+    verifier.verify(&received, app.faults.now(), Instant::now())?;
     // NB: the SDKs also send `regionId` in the body; the path decides (section 1).
     let document: Value = serde_json::from_slice(body).map_err(|error| {
         JdError::invalid_argument(format!("the body is not a JSON document: {error}"))
