@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Which faults to inject.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Which faults to inject (default: none).
+#[derive(Clone, Debug, PartialEq)]
 pub struct FaultConfig {
     /// Throttle requests beyond this many per second (token bucket, burst of one second's
     /// worth). `None`, or a rate that is not positive: no rate limit.
@@ -39,6 +39,24 @@ pub struct FaultConfig {
     pub slow_answer: Duration,
     /// The server clock's offset from the host's (signature date and timestamp checks).
     pub clock_offset: jiff::SignedDuration,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        FaultConfig {
+            throttle_above: None,
+            throttle_ratio: 0.0,
+            error_ratio: 0.0,
+            latency: Duration::ZERO,
+            seed: None,
+            drop_ratio: 0.0,
+            lost_answer_ratio: 0.0,
+            slow_ratio: 0.0,
+            // NB: the delay matters only with a slow ratio; a minute outlasts most timeouts.
+            slow_answer: Duration::from_secs(60),
+            clock_offset: jiff::SignedDuration::ZERO,
+        }
+    }
 }
 
 /// What happens to the connection of one request.
