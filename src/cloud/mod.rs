@@ -5,7 +5,7 @@
 
 pub mod alibaba;
 #[cfg(test)]
-mod fuzzing;
+pub(crate) mod fuzzing;
 pub mod jdcloud;
 pub mod retry;
 pub mod sign;

@@ -32,6 +32,8 @@ mod alibaba;
 mod args;
 mod control;
 mod faults;
+#[cfg(test)]
+mod fuzz;
 mod inventory;
 mod jdcloud;
 mod nonce;

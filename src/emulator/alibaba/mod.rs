@@ -172,3 +172,24 @@ fn list_fields(request: &ListRequest, page: ops::Page) -> Vec<(&'static str, Nod
         ),
     ]
 }
+
+/// Every parser of a request, for the fuzz tests.
+#[cfg(test)]
+pub(crate) mod fuzzing {
+    use super::*;
+
+    /// Decodes `query` and `body` and parses them as each operation of each product.
+    pub(crate) fn parse_every_operation(query: &str, body: &[u8]) {
+        let received = Received::decode(Some(query), Some(body));
+        let _ = received.first("Action");
+        let Ok(params) = received.into_params() else {
+            return;
+        };
+        let config = AlibabaConfig::default();
+        for product in config.products.values() {
+            let _ = requests::tag_request(&params, product, &config.limits);
+            let _ = requests::untag_request(&params, product, &config.limits);
+            let _ = requests::list_request(&params, product, &config.limits);
+        }
+    }
+}

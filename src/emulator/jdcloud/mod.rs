@@ -271,6 +271,26 @@ async fn serve(
     }
 }
 
+/// Every parser of a request body, for the fuzz tests.
+#[cfg(test)]
+pub(crate) mod fuzzing {
+    use super::*;
+
+    /// Parses `document` as each operation in `region`, and applies what parses to a store.
+    pub(crate) fn parse_every_operation(document: &Value, region: &str) {
+        let config = JdcloudConfig::default();
+        let mut store = crate::emulator::store::Store::default();
+        for write in [Write::Tag, Write::Untag] {
+            if let Ok(request) = ops::write_request(write, document, region, &config) {
+                let _ = ops::write(&mut store, write, &request, region, &config);
+            }
+        }
+        if let Ok(request) = ops::describe_request(document, region, &config) {
+            let _ = ops::describe(&store, &request, region);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
