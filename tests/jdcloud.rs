@@ -524,8 +524,8 @@ async fn requests_that_break_the_rules_get_invalid_argument() {
         &Signed::default(),
     )
     .await;
-    assert_eq!(code, StatusCode::NOT_FOUND, "{answer}");
-    assert_eq!(answer["error"]["status"], "NOT_FOUND");
+    assert_eq!(code, StatusCode::NOT_IMPLEMENTED, "{answer}");
+    assert_eq!(answer["error"]["status"], "NOT_IMPLEMENTED");
     let state = state(&emulator).await;
     assert_eq!(
         tags_in(&state, "vm", "i-1"),

@@ -26,6 +26,7 @@ use crate::emulator::nonce::NonceCache;
 
 const DATE_HEADER: &str = "x-jdcloud-date";
 const NONCE_HEADER: &str = "x-jdcloud-nonce";
+const TOKEN_HEADER: &str = "x-jdcloud-security-token";
 const DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
 /// What the verifier needs besides the request.
@@ -88,6 +89,20 @@ impl Verifier<'_> {
             JdError::unauthenticated(format!("unknown access key {}", parsed.access_key))
         })?;
         let remaining = self.remaining_validity(timestamp, now)?;
+        // NB: a security token must be signed (section 1); and this emulator issues no
+        // temporary credentials, so a request that carries one cannot be authenticated.
+        if request.headers.contains_key(TOKEN_HEADER) {
+            let signed = parsed
+                .signed_headers
+                .iter()
+                .any(|name| name == TOKEN_HEADER);
+            return Err(JdError::unauthenticated(if signed {
+                "temporary credentials (x-jdcloud-security-token) are not issued by this \
+                 emulator; use an access key of its inventory"
+            } else {
+                "x-jdcloud-security-token must be among the signed headers"
+            }));
+        }
         if !parsed.signed_headers.iter().any(|name| name == "host") {
             return Err(JdError::unauthenticated("SignedHeaders must include host"));
         }
@@ -125,15 +140,15 @@ impl Verifier<'_> {
             region,
             service,
         );
-        let expected = signature(
-            &key,
-            &string_to_sign(parsed.algorithm, date, &parsed.scope, &canonical),
-        );
+        let to_sign = string_to_sign(parsed.algorithm, date, &parsed.scope, &canonical);
+        let expected = signature(&key, &to_sign);
         if !constant_time_eq(expected.as_bytes(), parsed.signature.as_bytes()) {
-            return Err(JdError::unauthenticated(
+            // NB: like the clouds, the answer shows the server's string to sign (no secret in
+            // it), so that a client can find where its signing differs.
+            return Err(JdError::unauthenticated(format!(
                 "the request signature does not match the signature computed with the access \
-                 key's secret",
-            ));
+                 key's secret; the server's string to sign:\n{to_sign}"
+            )));
         }
         let scope = format!("{JDCLOUD}/{}", parsed.access_key);
         let expires = instant + remaining.max(self.clock_skew);

@@ -3,9 +3,9 @@
 //!
 //! Served: `POST /v1/regions/{regionId}/tags:tagResources`, `tags:unTagResources` and
 //! `tags:describeResources`, with a JSON body; the `:` may arrive raw or as `%3A` (the path
-//! is percent-decoded before routing and signing, section 2 step 2.2). Other operations of
-//! the service (describeTags, describeKeys, ...) answer 404 `NOT_FOUND`; another method 501
-//! `NOT_IMPLEMENTED`.
+//! is percent-decoded before routing and signing, section 2 step 2.2). The service's other
+//! operations (describeTags, describeKeys, describeValues, queryResource) and another method
+//! answer 501 `NOT_IMPLEMENTED`; any other path 404 `NOT_FOUND`.
 //!
 //! Handling order: added latency, injected faults (before authentication, so a throttled or
 //! failed request leaves its nonce unused), the path (operation), the signature and replay
@@ -39,8 +39,8 @@ use super::faults::Fault;
 use super::inventory::JDCLOUD;
 use super::stats::OK;
 
-/// The `pin` (account name) of every answer.
-const PIN: &str = "tagbinder-emulator";
+/// The `pin` (account name) of every answer, as in the documentation's examples.
+const PIN: &str = "jdcloud_user";
 
 /// The routes of the JD Cloud side.
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -118,6 +118,16 @@ impl JdError {
     }
 }
 
+/// The operations served.
+const SERVED: [&str; 3] = ["tagResources", "unTagResources", "describeResources"];
+/// The service's other operations (section 1), answered 501.
+const UNSERVED: [&str; 4] = [
+    "describeTags",
+    "describeKeys",
+    "describeValues",
+    "queryResource",
+];
+
 /// What the path names.
 enum Operation {
     Write(Write),
@@ -146,10 +156,11 @@ async fn handle(
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let routed = route(uri.path());
+    // NB: a path that names no operation of the service counts under `-`.
     let action = routed
         .as_ref()
         .map(|(_, operation)| operation.strip_prefix("tags:").unwrap_or(operation))
-        .filter(|action| !action.is_empty())
+        .filter(|action| SERVED.contains(action) || UNSERVED.contains(action))
         .unwrap_or("-")
         .to_string();
     let result = serve(&app, &method, &uri, &headers, &body, routed).await;
@@ -199,6 +210,17 @@ async fn serve(
         "tags:tagResources" => Operation::Write(Write::Tag),
         "tags:unTagResources" => Operation::Write(Write::Untag),
         "tags:describeResources" => Operation::Describe,
+        "describeTags" | "tags:describeKeys" | "tags:describeValues" | "queryResource" => {
+            return Err(JdError::new(
+                501,
+                "NOT_IMPLEMENTED",
+                format!(
+                    "{operation_name} is an operation of the service that this emulator does \
+                     not serve; it serves {}",
+                    SERVED.join(", ")
+                ),
+            ));
+        }
         _ => return Err(not_found()),
     };
     if region.is_empty() {
@@ -261,7 +283,7 @@ async fn serve(
             let request = ops::describe_request(&document, &region, config)?;
             let list = app
                 .store
-                .read(|store| ops::describe(store, &request, &region));
+                .read(|store| ops::describe(store, &request, &region, config));
             Ok(json!({"data": {
                 "pin": PIN,
                 "region": region,
@@ -286,7 +308,7 @@ pub(crate) mod fuzzing {
             }
         }
         if let Ok(request) = ops::describe_request(document, region, &config) {
-            let _ = ops::describe(&store, &request, region);
+            let _ = ops::describe(&store, &request, region, &config);
         }
     }
 }

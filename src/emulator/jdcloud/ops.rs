@@ -107,8 +107,8 @@ pub(crate) fn write_request(
         match &service_code {
             Some(first) if *first != code => {
                 return Err(invalid(format!(
-                    "Invalid parameter {member}.resources: all resources of one call must \
-                     belong to one product line; got {first} and {code}"
+                    "Invalid parameter {member}.resources: two product lines ({first} and \
+                     {code}); all resources of one call must belong to one product line"
                 )));
             }
             _ => service_code = Some(code),
@@ -210,11 +210,12 @@ pub(crate) fn write(
                 for (key, value) in &request.tags {
                     tags.insert(key.clone(), value.clone());
                 }
-                if tags.len() > config.limits.tags_per_resource {
+                // NB: system tags (reserved prefixes) do not count toward the quota.
+                let user_tags = tags.keys().filter(|key| !config.is_reserved(key)).count();
+                if user_tags > config.limits.tags_per_resource {
                     Err(format!(
-                        "tag quota exceeded: the resource would carry {} tags; at most {} per \
-                         resource",
-                        tags.len(),
+                        "tag quota exceeded: the resource would carry {user_tags} tags; at most \
+                         {} per resource",
                         config.limits.tags_per_resource
                     ))
                 } else {
@@ -223,15 +224,16 @@ pub(crate) fn write(
             }
             Write::Untag => {
                 let mut tags = resource.tags.clone();
-                let mismatch = request
-                    .tags
-                    .iter()
-                    .find(|(key, value)| tags.get(key).is_some_and(|current| current != value));
+                let mismatch = request.tags.iter().find_map(|(key, value)| {
+                    tags.get(key)
+                        .filter(|current| *current != value)
+                        .map(|current| (key, value, current))
+                });
                 match mismatch {
                     // NB: the value must match for the key to go (section 3, [inferred]).
-                    Some((key, value)) => Err(format!(
-                        "tag {key}: the value given ({value:?}) does not match the resource's \
-                         value; nothing was removed"
+                    Some((key, value, current)) => Err(format!(
+                        "tag {key}: the value given ({value:?}) is not the resource's value \
+                         ({current:?}); nothing was removed"
                     )),
                     None => {
                         for (key, _) in &request.tags {
@@ -260,6 +262,7 @@ struct ResourceVo {
     service_codes: Option<Vec<String>>,
     resource_ids: Option<Vec<String>>,
     tag_filters: Option<Vec<TagFilter>>,
+    show_tag_status: Option<u8>,
 }
 
 /// `{key, values[], operator}`; `eq` (the default) is exact match on one of the values.
@@ -281,6 +284,8 @@ pub(crate) struct DescribeRequest {
     pub resource_ids: Option<Vec<String>>,
     /// Tag filters, all of which must hold.
     pub tag_filters: Vec<TagFilter>,
+    /// `showTagStatus` 1: system tags (reserved prefixes) too; 0, the default: user tags.
+    pub system_tags: bool,
 }
 
 /// Reads and checks a describeResources request.
@@ -326,16 +331,32 @@ pub(crate) fn describe_request(
             }
         }
     }
+    let system_tags = match vo.show_tag_status {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "Invalid parameter resourceVo.showTagStatus: {other}; 0 (user tags) or 1 (also \
+                 system tags)"
+            )));
+        }
+    };
     Ok(DescribeRequest {
         service_code,
         resource_ids: vo.resource_ids,
         tag_filters,
+        system_tags,
     })
 }
 
 /// `resourceTagMappingList`: the tagged resources of `region` that match, by service code
 /// and id; untagged resources are omitted (section 3).
-pub(crate) fn describe(store: &Store, request: &DescribeRequest, region: &str) -> Vec<Value> {
+pub(crate) fn describe(
+    store: &Store,
+    request: &DescribeRequest,
+    region: &str,
+    config: &JdcloudConfig,
+) -> Vec<Value> {
     let codes: Vec<String> = match &request.service_code {
         Some(code) => vec![code.clone()],
         None => store.jdcloud_types(),
@@ -347,17 +368,22 @@ pub(crate) fn describe(store: &Store, request: &DescribeRequest, region: &str) -
                 .resource_ids
                 .as_ref()
                 .is_none_or(|ids| ids.iter().any(|wanted| wanted == id));
-            if !wanted || resource.tags.is_empty() || !resource.is_in(Some(region)) {
+            if !wanted || !resource.is_in(Some(region)) {
                 continue;
             }
+            let shown: BTreeMap<String, String> = resource
+                .tags
+                .iter()
+                .filter(|(key, _)| request.system_tags || !config.is_reserved(key))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
             let matches = request.tag_filters.iter().all(|filter| {
-                resource
-                    .tags
+                shown
                     .get(&filter.key)
                     .is_some_and(|value| filter.values.is_empty() || filter.values.contains(value))
             });
-            if matches {
-                list.push(mapping(code, id, &resource.tags));
+            if !shown.is_empty() && matches {
+                list.push(mapping(code, id, &shown));
             }
         }
     }
@@ -489,7 +515,7 @@ mod tests {
         let outcome = untag(&mut store, &[("env", "prod"), ("team", "web")]);
         assert_eq!(outcome.failed.len(), 1, "{outcome:?}");
         assert_eq!(outcome.failed[0].0, "i-1");
-        assert!(outcome.failed[0].1.contains("does not match"));
+        assert!(outcome.failed[0].1.contains("is not the resource's value"));
         assert_eq!(tags_of(&store, "vm", "i-1")["env"], "dev", "kept");
         assert!(tags_of(&store, "vm", "i-2").is_empty());
         let outcome = untag(&mut store, &[("absent", "x")]);
@@ -604,7 +630,7 @@ mod tests {
             &config,
         )
         .unwrap();
-        let list = describe(&store, &request, "cn-north-1");
+        let list = describe(&store, &request, "cn-north-1", &config);
         assert_eq!(
             list,
             vec![
@@ -618,7 +644,7 @@ mod tests {
             &config,
         )
         .unwrap();
-        assert_eq!(describe(&store, &filtered, "cn-east-2").len(), 1);
+        assert_eq!(describe(&store, &filtered, "cn-east-2", &config).len(), 1);
         assert!(
             describe_request(
                 &json!({"resourceVo": {"serviceCodes": ["vm", "disk"]}}),

@@ -86,6 +86,20 @@ impl JdcloudConfig {
         Ok(())
     }
 
+    /// The reserved prefix `key` starts with (compared case-insensitively), if any.
+    fn reserved_prefix_of(&self, key: &str) -> Option<&String> {
+        let lower = key.to_lowercase();
+        self.limits
+            .reserved_key_prefixes
+            .iter()
+            .find(|prefix| lower.starts_with(&prefix.to_lowercase()))
+    }
+
+    /// True for a system tag's key (a reserved prefix).
+    pub(crate) fn is_reserved(&self, key: &str) -> bool {
+        self.reserved_prefix_of(key).is_some()
+    }
+
     /// A key of 1 to `key_max_chars` characters without a reserved prefix, a value of at
     /// most `value_max_chars` characters.
     pub(crate) fn check_tag(&self, field: &str, key: &str, value: &str) -> Result<(), JdError> {
@@ -98,12 +112,7 @@ impl JdcloudConfig {
                 limits.key_max_chars
             )));
         }
-        let lower = key.to_lowercase();
-        if let Some(prefix) = limits
-            .reserved_key_prefixes
-            .iter()
-            .find(|prefix| lower.starts_with(&prefix.to_lowercase()))
-        {
+        if let Some(prefix) = self.reserved_prefix_of(key) {
             return Err(JdError::invalid_argument(format!(
                 "Invalid parameter {field}.key: {key:?} starts with the reserved prefix {prefix}"
             )));
