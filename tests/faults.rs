@@ -286,3 +286,86 @@ async fn a_mixed_fleet_converges_under_faults_without_losing_or_clobbering_a_tag
     );
     println!("passes: {passes} then {more}; stats: {stats}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_killed_midway_is_finished_by_the_next_without_pruning_what_should_stay() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fleet = fleet();
+    let emulator = start(
+        "127.0.0.1:0".parse().unwrap(),
+        EmulatorConfig {
+            inventory: inventory(&fleet),
+            faults: FaultConfig {
+                latency: Duration::from_millis(100),
+                ..FaultConfig::default()
+            },
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .expect("the emulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("providers.yaml"), providers(&emulator.url())).unwrap();
+    std::fs::write(
+        manifests.join("bindings.yaml"),
+        bindings(&fleet, &first_tags),
+    )
+    .unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .args(["apply", "-f", "manifests"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some, but not all, bindings have been written.
+    let mut written = 0;
+    for _ in 0..400 {
+        let stats = get(&emulator, "/_emulator/stats").await;
+        written = stats["requests"]["alibaba"]["TagResources"]["ok"]
+            .as_u64()
+            .unwrap_or(0);
+        if written >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        (2..6).contains(&written),
+        "the pass was cut midway ({written} of 6 Alibaba writes)"
+    );
+
+    let root = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || converge(&root, 1))
+        .await
+        .unwrap();
+    assert_fleet_carries(&emulator, &fleet, &first_tags).await;
+
+    // The next change prunes what the record proves this binding applied, and keeps the
+    // rest: nothing declared is lost, no foreign tag is touched.
+    std::fs::write(
+        manifests.join("bindings.yaml"),
+        bindings(&fleet, &second_tags),
+    )
+    .unwrap();
+    let root = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || converge(&root, 1))
+        .await
+        .unwrap();
+    let state = get(&emulator, "/_emulator/state").await;
+    for member in &fleet {
+        for id in &member.ids {
+            let tags = &state["resources"][member.cloud][member.resource_type][id]["tags"];
+            assert_eq!(tags["foreign"], format!("kept-{id}").as_str());
+            for (key, value) in second_tags(member) {
+                assert_eq!(tags[&key], value.as_str(), "{id} {key}");
+            }
+        }
+    }
+}
