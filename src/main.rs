@@ -54,6 +54,9 @@ fn init_logging(format: LogFormat) {
 async fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format);
+    // NB: one process-wide TLS provider (ring) for kube and the cloud clients alike, chosen
+    // before either builds a client; installing fails only when one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match args.command {
         Command::Run(run) => match controller::run(run).await {
             Ok(()) => ExitCode::SUCCESS,

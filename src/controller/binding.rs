@@ -15,7 +15,9 @@ use kube::{Api, Resource, ResourceExt};
 use super::context::{ClientError, Context, jittered};
 use super::{Error, FIELD_MANAGER, FINALIZER, status};
 use crate::api::conditions::reason;
-use crate::api::{DeletionPolicy, ResourceTagBinding, ResourceTagBindingStatus, TagProvider};
+use crate::api::{
+    AppliedRecord, DeletionPolicy, ResourceTagBinding, ResourceTagBindingStatus, TagProvider,
+};
 use crate::plan::{BindingId, Claim};
 use crate::reconcile::provider::ProviderClient;
 use crate::reconcile::{Mode, Outcome, PassInput, Readiness, run_pass};
@@ -82,6 +84,9 @@ enum Gate {
     Open(Box<ProviderClient>),
     /// Stop: report this, and wait for a change of spec, provider or Secret.
     Closed(Readiness),
+    /// Stop: report this, and look again after `spec.interval`. For a Secret the controller
+    /// may not read: the fix is an RBAC change, which no watch of the controller sees.
+    Forbidden(Readiness),
 }
 
 fn stalled(reason: &'static str, message: String) -> Readiness {
@@ -94,6 +99,10 @@ fn stalled(reason: &'static str, message: String) -> Readiness {
 }
 
 async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error> {
+    // NB: the bindings' cache is complete before the first pass (kube-runtime holds passes
+    // until then), the providers' is not: a pass that ran before it filled would report a
+    // provider that exists as missing, and nothing would trigger the pass again.
+    ctx.providers_synced.wait().await;
     let provider_name = &binding.spec.provider_ref.name;
     let Some(provider) = ctx
         .providers
@@ -120,6 +129,10 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
         Err(ClientError::Credentials(message)) => {
             Ok(Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message)))
         }
+        Err(ClientError::Forbidden(message)) => Ok(Gate::Forbidden(stalled(
+            reason::CREDENTIALS_INVALID,
+            message,
+        ))),
         Err(ClientError::Spec(message)) => Ok(Gate::Closed(stalled(reason::INVALID_SPEC, message))),
     }
 }
@@ -150,26 +163,48 @@ async fn namespace_refusal(
 
 async fn apply(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Error> {
     let key = binding_key(binding);
-    let client = match gate(binding, ctx).await? {
-        Gate::Open(client) => client,
-        Gate::Closed(readiness) => {
-            if previous_reason(binding) != Some(readiness.reason) {
-                publish(
-                    binding,
-                    EventType::Warning,
-                    readiness.reason,
-                    readiness.message.clone(),
-                    ctx,
-                )
-                .await;
-            }
-            let status = status::without_pass(binding, &readiness, jiff::Timestamp::now());
-            write_status(binding, status, ctx).await?;
-            ctx.metrics.set_ready(&key, Some(false));
-            ctx.reset_backoff(&key);
-            return Ok(Action::await_change());
-        }
+    let (readiness, next) = match gate(binding, ctx).await? {
+        Gate::Open(client) => return converge(binding, &client, ctx).await,
+        Gate::Closed(readiness) => (readiness, Action::await_change()),
+        Gate::Forbidden(readiness) => (readiness, Action::requeue(jittered(interval(binding)))),
     };
+    if previous_reason(binding) != Some(readiness.reason) {
+        publish(
+            binding,
+            EventType::Warning,
+            readiness.reason,
+            readiness.message.clone(),
+            ctx,
+        )
+        .await;
+    }
+    write_status(binding, status_without_pass(binding, &readiness, ctx), ctx).await?;
+    ctx.metrics.set_ready(&key, Some(false));
+    ctx.reset_backoff(&key);
+    Ok(next)
+}
+
+/// The status of a pass that stopped before the cloud: new conditions, the ownership record
+/// unchanged (the one a failed status write could not record, if any).
+fn status_without_pass(
+    binding: &ResourceTagBinding,
+    readiness: &Readiness,
+    ctx: &Context,
+) -> ResourceTagBindingStatus {
+    let mut status = status::without_pass(binding, readiness, jiff::Timestamp::now());
+    if let Some(owned) = ctx.unrecorded(binding) {
+        status.applied = AppliedRecord::from_ownership(&owned);
+    }
+    status
+}
+
+/// The pass proper, once the provider, the namespace, the spec and the credentials allow it.
+async fn converge(
+    binding: &ResourceTagBinding,
+    client: &ProviderClient,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let key = binding_key(binding);
     if binding.spec.suspend {
         let readiness = Readiness {
             ready: false,
@@ -178,18 +213,13 @@ async fn apply(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Er
                 .to_string(),
             stalled: false,
         };
-        write_status(
-            binding,
-            status::without_pass(binding, &readiness, jiff::Timestamp::now()),
-            ctx,
-        )
-        .await?;
+        write_status(binding, status_without_pass(binding, &readiness, ctx), ctx).await?;
         ctx.metrics.set_ready(&key, Some(false));
         return Ok(Action::await_change());
     }
     let outcome = pass(
         binding,
-        &client,
+        client,
         ctx,
         &binding.spec.tags,
         &binding.spec.resource_ids,
@@ -217,12 +247,8 @@ async fn apply(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Er
 async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Error> {
     let key = binding_key(binding);
     ctx.metrics.set_ready(&key, None);
-    let owned = binding
-        .status
-        .as_ref()
-        .map(|s| s.applied.to_ownership())
-        .unwrap_or_default();
-    if binding.spec.deletion_policy == DeletionPolicy::Orphan || owned.is_empty() {
+    if binding.spec.deletion_policy == DeletionPolicy::Orphan || ctx.owned(binding).is_empty() {
+        ctx.ownership_recorded(binding);
         return Ok(Action::await_change());
     }
     let client = match gate(binding, ctx).await? {
@@ -238,12 +264,16 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
                 ctx,
             )
             .await;
+            ctx.ownership_recorded(binding);
             return Ok(Action::await_change());
         }
-        Gate::Closed(readiness) => return Err(Error::Cleanup(readiness.message)),
+        Gate::Closed(readiness) | Gate::Forbidden(readiness) => {
+            return Err(Error::Cleanup(readiness.message));
+        }
     };
     let outcome = pass(binding, &client, ctx, &Tags::new(), &[]).await;
     if outcome.ownership.is_empty() && outcome.failures.is_empty() && outcome.error.is_none() {
+        ctx.ownership_recorded(binding);
         if outcome.writes.pruned > 0 {
             publish(
                 binding,
@@ -276,11 +306,7 @@ async fn pass(
     resource_ids: &[String],
 ) -> Outcome {
     let id = binding_id(binding);
-    let owned = binding
-        .status
-        .as_ref()
-        .map(|s| s.applied.to_ownership())
-        .unwrap_or_default();
+    let owned = ctx.owned(binding);
     let others: Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)> = ctx
         .bindings
         .state()
@@ -326,13 +352,15 @@ fn interval(binding: &ResourceTagBinding) -> Duration {
     humantime::parse_duration(&binding.spec.interval).unwrap_or(Duration::from_secs(600))
 }
 
-/// Writes the status with server-side apply, only when it changed beyond timestamps.
+/// Writes the status with server-side apply, only when it changed beyond timestamps. When the
+/// write fails, the ownership record it carried is kept in memory for the next pass.
 async fn write_status(
     binding: &ResourceTagBinding,
     status: ResourceTagBindingStatus,
     ctx: &Context,
 ) -> Result<(), Error> {
     if !status::differs(binding.status.as_ref(), &status) {
+        ctx.ownership_recorded(binding);
         return Ok(());
     }
     let api: Api<ResourceTagBinding> =
@@ -342,14 +370,23 @@ async fn write_status(
         "kind": ResourceTagBinding::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &binding.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
+    let written = api
+        .patch_status(
+            &binding.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await;
+    match written {
+        Ok(_) => {
+            ctx.ownership_recorded(binding);
+            Ok(())
+        }
+        Err(error) => {
+            ctx.ownership_unrecorded(binding, status.applied.to_ownership());
+            Err(Error::Kube(error))
+        }
+    }
 }
 
 /// Events on transitions only: tags applied, drift corrected, pruned, conflict, stalled.

@@ -16,6 +16,7 @@ use super::metrics::Metrics;
 use crate::api::{ResourceTagBinding, TagProvider};
 use crate::cloud::AccessKey;
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
+use crate::tags::Ownership;
 
 /// Keys of a credentials Secret (both clouds).
 pub const ACCESS_KEY_ID: &str = "accessKeyId";
@@ -30,6 +31,8 @@ pub struct Context {
     pub bindings: Store<ResourceTagBinding>,
     /// Every provider.
     pub providers: Store<TagProvider>,
+    /// Whether `providers` has been filled once.
+    pub providers_synced: Synced,
     /// Event recorder.
     pub recorder: Recorder,
     /// Metrics.
@@ -38,6 +41,8 @@ pub struct Context {
     pub client_options: ClientOptions,
     clients: Mutex<HashMap<String, CachedClient>>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Ownership records that a pass confirmed but whose status write failed, by binding uid.
+    unrecorded: Mutex<HashMap<String, Ownership>>,
 }
 
 struct CachedClient {
@@ -51,6 +56,8 @@ struct CachedClient {
 pub enum ClientError {
     /// Secret missing, key missing, or not UTF-8: `CredentialsInvalid`.
     Credentials(String),
+    /// The controller may not read the Secret (403): `CredentialsInvalid`, until RBAC changes.
+    Forbidden(String),
     /// Provider spec unusable: `InvalidSpec`.
     Spec(String),
 }
@@ -61,6 +68,7 @@ impl Context {
         client: Client,
         bindings: Store<ResourceTagBinding>,
         providers: Store<TagProvider>,
+        providers_synced: Synced,
         metrics: Arc<Metrics>,
         client_options: ClientOptions,
     ) -> Self {
@@ -73,10 +81,12 @@ impl Context {
             client,
             bindings,
             providers,
+            providers_synced,
             metrics,
             client_options,
             clients: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            unrecorded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -88,7 +98,7 @@ impl Context {
         let name = provider.name_any();
         let (key, secret_version) = match self.access_key(provider).await? {
             Ok(found) => found,
-            Err(message) => return Ok(Err(ClientError::Credentials(message))),
+            Err(error) => return Ok(Err(error)),
         };
         let version = format!(
             "{}/{}",
@@ -126,20 +136,31 @@ impl Context {
     async fn access_key(
         &self,
         provider: &TagProvider,
-    ) -> Result<Result<(AccessKey, String), String>, Error> {
+    ) -> Result<Result<(AccessKey, String), ClientError>, Error> {
         let name = provider.name_any();
         let Some(credentials) = &provider.spec.credentials else {
-            return Ok(Err(format!(
+            return Ok(Err(ClientError::Credentials(format!(
                 "TagProvider {name:?} has no spec.credentials.secretRef; in a cluster the access key comes from a Secret"
-            )));
+            ))));
         };
         let reference = &credentials.secret_ref;
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &reference.namespace);
-        let Some(secret) = api.get_opt(&reference.name).await.map_err(Error::Kube)? else {
-            return Ok(Err(format!(
-                "Secret {}/{} (TagProvider {name:?} spec.credentials.secretRef) does not exist",
-                reference.namespace, reference.name
-            )));
+        let secret = match api.get_opt(&reference.name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                return Ok(Err(ClientError::Credentials(format!(
+                    "Secret {}/{} (TagProvider {name:?} spec.credentials.secretRef) does not exist",
+                    reference.namespace, reference.name
+                ))));
+            }
+            // NB: the apiserver's message names the user and the Secret, never its data.
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                return Ok(Err(ClientError::Forbidden(format!(
+                    "the controller may not read Secret {}/{} (TagProvider {name:?} spec.credentials.secretRef): {}; grant it get on secrets in namespace {}",
+                    reference.namespace, reference.name, status.message, reference.namespace
+                ))));
+            }
+            Err(error) => return Err(Error::Kube(error)),
         };
         let value = |key: &str| -> Result<String, String> {
             let bytes = secret
@@ -163,7 +184,9 @@ impl Context {
         };
         let key = match (value(ACCESS_KEY_ID), value(ACCESS_KEY_SECRET)) {
             (Ok(id), Ok(secret_value)) => AccessKey::new(id, secret_value),
-            (Err(message), _) | (_, Err(message)) => return Ok(Err(message)),
+            (Err(message), _) | (_, Err(message)) => {
+                return Ok(Err(ClientError::Credentials(message)));
+            }
         };
         Ok(Ok((key, secret.resource_version().unwrap_or_default())))
     }
@@ -200,10 +223,80 @@ impl Context {
         floor + ceiling.mul_f64(rand::rng().random_range(0.0..0.5))
     }
 
+    /// The ownership record a pass starts from: the one whose status write failed, if any (it
+    /// is newer than `status`), else the one in `status`.
+    pub fn owned(&self, binding: &ResourceTagBinding) -> Ownership {
+        let unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        binding
+            .uid()
+            .and_then(|uid| unrecorded.get(&uid).cloned())
+            .or_else(|| binding.status.as_ref().map(|s| s.applied.to_ownership()))
+            .unwrap_or_default()
+    }
+
+    /// The record whose status write failed, if any.
+    pub fn unrecorded(&self, binding: &ResourceTagBinding) -> Option<Ownership> {
+        let unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        binding.uid().and_then(|uid| unrecorded.get(&uid).cloned())
+    }
+
+    /// Keeps a record that the cloud confirmed but `status` could not take, so that the next
+    /// pass does not mistake the tags this binding wrote for tags that were already there
+    /// (which it would then never prune).
+    pub fn ownership_unrecorded(&self, binding: &ResourceTagBinding, ownership: Ownership) {
+        if let Some(uid) = binding.uid() {
+            let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+            unrecorded.insert(uid, ownership);
+        }
+    }
+
+    /// The record is in `status` now (or the binding is gone).
+    pub fn ownership_recorded(&self, binding: &ResourceTagBinding) {
+        if let Some(uid) = binding.uid() {
+            let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+            unrecorded.remove(&uid);
+        }
+    }
+
     /// Forgets the failures of a binding after a pass without retryable errors.
     pub fn reset_backoff(&self, binding: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.remove(binding);
+    }
+}
+
+/// Whether a cache has been filled once (its watch's first list is in). Any number of tasks
+/// may wait for it.
+// NB: kube-runtime's `Store::wait_until_ready` wakes only the last of several concurrent
+// waiters (one oneshot receiver behind a lock), so the controller's own waits use this.
+#[derive(Clone, Debug)]
+pub struct Synced(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Synced {
+    fn default() -> Self {
+        Synced(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Synced {
+    /// A cache that is filled already.
+    #[cfg(test)]
+    pub fn done() -> Self {
+        let synced = Synced::default();
+        synced.mark();
+        synced
+    }
+
+    /// The cache is filled.
+    pub fn mark(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the cache is filled.
+    pub async fn wait(&self) {
+        let mut filled = self.0.subscribe();
+        // NB: the sender lives in `self`, so the channel cannot close while waiting.
+        let _ = filled.wait_for(|filled| *filled).await;
     }
 }
 

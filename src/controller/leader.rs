@@ -58,6 +58,7 @@ pub async fn run_as_leader(
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     tracing::info!(lease = %args.lease_name, %namespace, "waiting for the lease");
+    metrics.set_standby(Some(format!("{namespace}/{}", args.lease_name)));
     loop {
         tokio::select! {
             () = &mut shutdown => return Ok(()),
@@ -69,6 +70,7 @@ pub async fn run_as_leader(
         }
     }
     tracing::info!("lease acquired; reconciling");
+    metrics.set_standby(None);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = run_controller(client.clone(), args, metrics, async move {
         let _ = stopped.await;

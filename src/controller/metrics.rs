@@ -23,7 +23,8 @@ use crate::cloud::CallObserver;
 /// Labels of `tagbinder_reconcile_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    /// `ready`, or the reason of a pass that did not end Ready, or `error`.
+    /// `ok` for a pass that ended without an error (whatever its Ready condition), else the
+    /// error's category (`kube_error`, `cloud_error`, `cleanup_error`, `finalizer_error`).
     pub result: String,
 }
 
@@ -55,6 +56,8 @@ pub struct Metrics {
     bindings: Family<ReadyLabels, Gauge>,
     readiness: Mutex<HashMap<String, bool>>,
     caches_synced: AtomicBool,
+    /// The Lease a standby replica waits for.
+    standby_for: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,6 +104,7 @@ impl Default for Metrics {
             bindings,
             readiness: Mutex::new(HashMap::new()),
             caches_synced: AtomicBool::new(false),
+            standby_for: Mutex::new(None),
         }
     }
 }
@@ -144,6 +148,31 @@ impl Metrics {
     /// Marks the caches as synced (`/readyz` answers 200 from then on).
     pub fn set_caches_synced(&self) {
         self.caches_synced.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks this replica as a standby waiting for `lease` (`None`: it holds the lease now).
+    /// `/readyz` answers 503 while it waits, saying so: only the leader is ready (the chart's
+    /// Recreate strategy and PodDisruptionBudget are built on that).
+    pub fn set_standby(&self, lease: Option<String>) {
+        *self.standby_for.lock().unwrap_or_else(|e| e.into_inner()) = lease;
+    }
+
+    /// `/readyz`: 200 once the caches synced; 503 before, naming the Lease a standby waits for.
+    fn readiness_probe(&self) -> (StatusCode, String) {
+        if self.caches_synced.load(Ordering::Relaxed) {
+            return (StatusCode::OK, "ok".to_string());
+        }
+        let standby = self.standby_for.lock().unwrap_or_else(|e| e.into_inner());
+        match standby.as_ref() {
+            Some(lease) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("standby: waiting for the Lease {lease}"),
+            ),
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "caches not synced".to_string(),
+            ),
+        }
     }
 
     /// The Prometheus text exposition.
@@ -190,11 +219,7 @@ async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoRespon
 }
 
 async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.caches_synced.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
-    }
+    metrics.readiness_probe()
 }
 
 #[cfg(test)]
@@ -225,6 +250,25 @@ mod tests {
             metrics
                 .encode()
                 .contains("tagbinder_bindings{ready=\"false\"} 0")
+        );
+    }
+
+    #[test]
+    fn a_standby_is_not_ready_and_says_why() {
+        let metrics = Metrics::default();
+        assert_eq!(metrics.readiness_probe().0, StatusCode::SERVICE_UNAVAILABLE);
+        metrics.set_standby(Some("tagbinder-system/tagbinder-leader".into()));
+        let (code, body) = metrics.readiness_probe();
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body,
+            "standby: waiting for the Lease tagbinder-system/tagbinder-leader"
+        );
+        metrics.set_standby(None);
+        metrics.set_caches_synced();
+        assert_eq!(
+            metrics.readiness_probe(),
+            (StatusCode::OK, "ok".to_string())
         );
     }
 }

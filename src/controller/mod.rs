@@ -13,7 +13,7 @@ mod tests;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
@@ -24,7 +24,7 @@ use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, ResourceExt};
 
 pub use binding::{error_policy, reconcile};
-pub use context::Context;
+pub use context::{Context, Synced};
 
 use crate::api::{ResourceTagBinding, TagProvider};
 use crate::cloud::CloudError;
@@ -97,7 +97,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let client = Client::try_default().await.map_err(|e| {
         format!("cannot reach the Kubernetes API (in-cluster config, then KUBECONFIG): {e}")
     })?;
-    check_crds(&client).await?;
+    check_crds(&client, args.namespace.as_deref()).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let metrics_server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
     let result = if args.leader_election {
@@ -110,10 +110,14 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     result
 }
 
-/// Fails with a clear message when a CRD is missing.
-async fn check_crds(client: &Client) -> Result<(), String> {
+/// Fails with a clear message when a CRD is missing. With `--namespace`, bindings are probed in
+/// that namespace only: a namespaced install has no cluster-wide access to them.
+async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), String> {
     let probe = ListParams::default().limit(1);
-    let bindings: Api<ResourceTagBinding> = Api::all(client.clone());
+    let bindings: Api<ResourceTagBinding> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
     let providers: Api<TagProvider> = Api::all(client.clone());
     for (crd, result) in [
         (
@@ -193,16 +197,19 @@ pub async fn run_controller(
         None => Api::all(client.clone()),
     };
     let (bindings_store, bindings_writer) = reflector::store();
+    let bindings_synced = Synced::default();
     let bindings_stream = reflector::reflector(
         bindings_writer,
         watcher(bindings_api, watcher::Config::default().any_semantic()),
     )
     .default_backoff()
+    .inspect_ok(marks_synced(&bindings_synced))
     .modify(strip_unused_metadata)
     .applied_objects()
     .predicate_filter(pass_trigger, Default::default());
 
     let (providers_store, providers_writer) = reflector::store();
+    let providers_synced = Synced::default();
     let providers_stream = reflector::reflector(
         providers_writer,
         watcher(
@@ -211,6 +218,7 @@ pub async fn run_controller(
         ),
     )
     .default_backoff()
+    .inspect_ok(marks_synced(&providers_synced))
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
 
@@ -233,6 +241,7 @@ pub async fn run_controller(
         client,
         bindings_store.clone(),
         providers_store.clone(),
+        providers_synced.clone(),
         metrics.clone(),
         options,
     ));
@@ -241,11 +250,10 @@ pub async fn run_controller(
     let providers_for_secrets = providers_store.clone();
     let by_secret = bindings_store.clone();
     let ready_metrics = metrics.clone();
-    let ready_store = bindings_store.clone();
     tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            ready_metrics.set_caches_synced();
-        }
+        bindings_synced.wait().await;
+        providers_synced.wait().await;
+        ready_metrics.set_caches_synced();
     });
     Controller::for_stream(bindings_stream, bindings_store)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
@@ -308,6 +316,16 @@ fn secret_watches(
         return watched.boxed();
     }
     futures::stream::select(watched, watch(Api::namespaced(client.clone(), &own))).boxed()
+}
+
+/// Marks a cache as filled when its reflector has applied the first complete list.
+fn marks_synced<K>(synced: &Synced) -> impl FnMut(&watcher::Event<K>) + use<K> {
+    let synced = synced.clone();
+    move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            synced.mark();
+        }
+    }
 }
 
 /// Drops what the cache does not need (managed fields, the last-applied annotation), to keep

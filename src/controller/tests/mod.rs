@@ -25,7 +25,9 @@ use crate::emulator::{
 };
 use crate::reconcile::provider::{ClientOptions, http_client};
 
-type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+mod verifier;
+
+use verifier::{ApiServerVerifier, Scenario, within_5s};
 
 const KEY_ID: &str = "LTAI5tControllerTest";
 const KEY_SECRET: &str = "controller-test-secret";
@@ -154,9 +156,11 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
     for object in objects {
-        writer.apply_watcher_event(&watcher::Event::Apply(object));
+        writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
     reader
 }
 
@@ -180,201 +184,11 @@ fn context(
         client,
         store(bindings),
         store(providers),
+        super::Synced::done(),
         Arc::new(Metrics::default()),
         options,
     );
     (Arc::new(ctx), ApiServerVerifier(handle))
-}
-
-/// The requests a test expects, in order.
-enum Scenario {
-    /// A new binding gets the finalizer, and nothing else happens in that pass.
-    FinalizerCreation(ResourceTagBinding),
-    /// No provider: a Warning event, then one status write saying ProviderNotFound.
-    ProviderNotFound(ResourceTagBinding),
-    /// The Secret is read, tags are written to the cloud, the status is patched once, and an
-    /// event says tags were applied.
-    StatusPatchedOnce(ResourceTagBinding),
-    /// The Secret is read and the cloud already matches the status: no write at all.
-    NothingChanged,
-    /// The Secret is read, owned tags are pruned, an event says so, the finalizer goes.
-    CleanupOnDelete(ResourceTagBinding),
-}
-
-struct ApiServerVerifier(ApiServerHandle);
-
-/// Fails the test when the scenario does not finish in time.
-async fn within_5s(handle: tokio::task::JoinHandle<ApiServerVerifier>) -> ApiServerVerifier {
-    tokio::time::timeout(Duration::from_secs(5), handle)
-        .await
-        .expect("the scenario finishes in time")
-        .expect("the scenario does not panic")
-}
-
-impl ApiServerVerifier {
-    fn run(self, scenario: Scenario) -> tokio::task::JoinHandle<ApiServerVerifier> {
-        tokio::spawn(async move {
-            match scenario {
-                Scenario::FinalizerCreation(binding) => {
-                    self.handle_finalizer_creation(binding).await
-                }
-                Scenario::ProviderNotFound(binding) => {
-                    let verifier = self.handle_event("ProviderNotFound").await;
-                    verifier
-                        .handle_status_patch(binding, "ProviderNotFound", "False")
-                        .await
-                }
-                Scenario::StatusPatchedOnce(binding) => {
-                    let verifier = self.handle_secret_get().await;
-                    let verifier = verifier
-                        .handle_status_patch(binding, "Synced", "True")
-                        .await;
-                    verifier.handle_event("TagsApplied").await
-                }
-                Scenario::NothingChanged => self.handle_secret_get().await,
-                Scenario::CleanupOnDelete(binding) => {
-                    let verifier = self.handle_secret_get().await;
-                    let verifier = verifier.handle_event("Pruned").await;
-                    verifier.handle_finalizer_removal(binding).await
-                }
-            }
-        })
-    }
-
-    async fn next(
-        &mut self,
-    ) -> (
-        Request<Body>,
-        tower_test::mock::SendResponse<Response<Body>>,
-    ) {
-        self.0
-            .next_request()
-            .await
-            .expect("a request to the API server")
-    }
-
-    async fn body_json(request: Request<Body>) -> Value {
-        let bytes = request
-            .into_body()
-            .collect_bytes()
-            .await
-            .expect("request body");
-        serde_json::from_slice(&bytes).expect("JSON body")
-    }
-
-    fn respond(
-        send: tower_test::mock::SendResponse<Response<Body>>,
-        value: &impl serde::Serialize,
-    ) {
-        let body = serde_json::to_vec(value).expect("serialisable response");
-        send.send_response(
-            Response::builder()
-                .body(Body::from(body))
-                .expect("response"),
-        );
-    }
-
-    async fn handle_finalizer_creation(mut self, binding: ResourceTagBinding) -> Self {
-        let (request, send) = self.next().await;
-        assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(
-            request.uri().path(),
-            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web"
-        );
-        let patch = Self::body_json(request).await.to_string();
-        assert!(patch.contains(FINALIZER), "finalizer in {patch}");
-        Self::respond(send, &binding.finalized());
-        self
-    }
-
-    async fn handle_finalizer_removal(mut self, binding: ResourceTagBinding) -> Self {
-        let (request, send) = self.next().await;
-        assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(
-            request.uri().path(),
-            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web"
-        );
-        let patch = Self::body_json(request).await.to_string();
-        assert!(
-            patch.contains("\"op\":\"remove\""),
-            "finalizer removal in {patch}"
-        );
-        Self::respond(send, &binding);
-        self
-    }
-
-    async fn handle_secret_get(mut self) -> Self {
-        let (request, send) = self.next().await;
-        assert_eq!(request.method(), http::Method::GET);
-        assert_eq!(
-            request.uri().path(),
-            "/api/v1/namespaces/tagbinder-system/secrets/aliyun-creds"
-        );
-        Self::respond(send, &secret());
-        self
-    }
-
-    async fn handle_event(mut self, reason: &str) -> Self {
-        let (request, send) = self.next().await;
-        assert_eq!(request.method(), http::Method::POST);
-        assert_eq!(
-            request.uri().path(),
-            "/apis/events.k8s.io/v1/namespaces/team-web/events"
-        );
-        let event = Self::body_json(request).await;
-        assert_eq!(event["reason"], reason, "{event}");
-        let note = event["note"].as_str().unwrap_or_default();
-        assert!(!note.contains(KEY_SECRET), "no secret in events");
-        Self::respond(send, &event);
-        self
-    }
-
-    async fn handle_status_patch(
-        mut self,
-        binding: ResourceTagBinding,
-        reason: &str,
-        ready: &str,
-    ) -> Self {
-        let (request, send) = self.next().await;
-        assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(
-            request.uri().path(),
-            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web/status"
-        );
-        assert!(
-            request
-                .uri()
-                .query()
-                .unwrap_or_default()
-                .contains("fieldManager=tagbinder")
-        );
-        let patch = Self::body_json(request).await;
-        let ready_condition = patch["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-            .cloned()
-            .unwrap_or_else(|| panic!("a Ready condition in {patch}"));
-        assert_eq!(ready_condition["reason"], reason, "{patch}");
-        assert_eq!(ready_condition["status"], ready, "{patch}");
-        assert_eq!(ready_condition["observedGeneration"], 1);
-        assert!(
-            !patch.to_string().contains(KEY_SECRET),
-            "no secret in status"
-        );
-        let mut updated = binding;
-        updated.status = serde_json::from_value(patch["status"].clone()).expect("status");
-        Self::respond(send, &updated);
-        self
-    }
-
-    /// Asserts that no further request arrives.
-    async fn no_more_requests(mut self) {
-        let next = tokio::time::timeout(Duration::from_millis(200), self.0.next_request()).await;
-        assert!(
-            matches!(next, Err(_) | Ok(None)),
-            "an unexpected extra request"
-        );
-    }
 }
 
 fn synced_status() -> ResourceTagBindingStatus {
@@ -517,4 +331,67 @@ async fn orphan_policy_lets_go_without_touching_the_cloud() {
 
 fn binding_for_response() -> ResourceTagBinding {
     ResourceTagBinding::test().deleting()
+}
+
+#[tokio::test]
+async fn a_failed_status_write_keeps_the_ownership_record_for_the_next_pass() {
+    let cloud = cloud(&[("g1", &[]), ("g2", &[])]).await;
+    let binding = ResourceTagBinding::test().finalized();
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let scenario = tokio::spawn(async move {
+        verifier
+            .handle_secret_get()
+            .await
+            .handle_status_conflict()
+            .await
+    });
+    let failed = reconcile(Arc::new(binding.clone()), ctx.clone()).await;
+    assert!(failed.is_err(), "the failed status write fails the pass");
+    let verifier = within_5s(scenario).await;
+
+    // NB: the cloud carries env=prod now; without the kept record the next pass would take
+    // it for a tag that was there before, and never prune it.
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_get().await;
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "Synced", "True")
+            .await;
+        assert_eq!(patch["status"]["appliedTags"]["env"], "prod", "{patch}");
+        assert_eq!(
+            patch["status"]["appliedResourceIds"],
+            serde_json::json!(["g1", "g2"])
+        );
+        verifier
+    });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    cloud.shutdown().await.expect("emulator stops");
+}
+
+#[tokio::test]
+async fn a_secret_the_controller_may_not_read_stalls_and_is_rechecked() {
+    let binding = ResourceTagBinding::test().finalized();
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider("http://127.0.0.1:9")]);
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_forbidden().await;
+        let verifier = verifier.handle_event("CredentialsInvalid").await;
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "CredentialsInvalid", "False")
+            .await;
+        let message = patch["status"]["conditions"][0]["message"].to_string();
+        assert!(
+            message.contains("may not read Secret tagbinder-system/aliyun-creds"),
+            "{message}"
+        );
+        verifier
+    });
+    let action = reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    assert_ne!(
+        action,
+        kube::runtime::controller::Action::await_change(),
+        "RBAC changes are not watched: the binding is looked at again"
+    );
 }

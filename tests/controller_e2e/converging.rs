@@ -1,0 +1,401 @@
+//! Scenarios of the shared controller: bindings converge, change, go away, stay put, and say
+//! why when they cannot.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::json;
+use tagbinder::api::{ConflictEntry, DeletionPolicy, ResourceCounts};
+
+use crate::support::fixtures::{Tenant, condition, is_true, provider_for_labels, tags, version};
+use crate::support::processes::{KEY_SECRET, POD_NAMESPACE};
+use crate::{Env, OPERATOR};
+
+async fn merge(tenant: &Tenant, name: &str, patch: serde_json::Value) {
+    tenant
+        .bindings
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch the binding");
+}
+
+async fn delete(tenant: &Tenant, name: &str) {
+    tenant
+        .bindings
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete the binding");
+}
+
+/// Waits until `tenant`'s bindings made `more` passes after `since`.
+async fn passes_after(env: &Env, tenant: &Tenant, since: usize, more: usize) {
+    crate::support::fixtures::eventually(
+        &format!("{more} more passes in {}", tenant.namespace),
+        || async {
+            let now = tenant.passes(&env.server, OPERATOR);
+            if now >= since + more {
+                Ok(())
+            } else {
+                Err(format!("{now} passes, from {since}"))
+            }
+        },
+    )
+    .await;
+}
+
+pub async fn applies_tags_and_writes_status_once(env: Arc<Env>) {
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "apply").await;
+    tenant
+        .create(&tenant.binding(
+            "web",
+            &["apply-g1", "apply-g2"],
+            &[("env", "prod"), ("owner", "team-web")],
+        ))
+        .await;
+    let ready = tenant.ready("web").await;
+
+    let status = ready.status.clone().expect("a status");
+    let condition = condition(&ready, "Ready").expect("a Ready condition");
+    assert_eq!(condition.reason, "Synced");
+    assert_eq!(condition.observed_generation, Some(1));
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(
+        status.applied.applied_tags,
+        tags(&[("env", "prod"), ("owner", "team-web")])
+    );
+    assert_eq!(
+        status.resources,
+        Some(ResourceCounts {
+            total: 2,
+            synced: 2,
+            failed: 0
+        })
+    );
+    assert!(
+        ready
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.contains(&"tagbinder.io/cleanup".to_string()))
+    );
+    assert_eq!(
+        env.cloud.tags("apply-g1").await,
+        tags(&[("env", "prod"), ("owner", "team-web")])
+    );
+    assert_eq!(
+        env.cloud.tags("apply-g2").await,
+        tags(&[("env", "prod"), ("owner", "team-web"), ("team", "web")]),
+        "a foreign tag is kept"
+    );
+
+    // Resyncs that find nothing new write nothing: not the status, not an event.
+    let passes = tenant.passes(&env.server, OPERATOR);
+    passes_after(&env, &tenant, passes, 3).await;
+    let later = tenant.bindings.get("web").await.expect("the binding");
+    assert_eq!(
+        version(&later),
+        version(&ready),
+        "no write after the first convergence"
+    );
+    assert_eq!(
+        later.status.and_then(|s| s.last_sync_time),
+        status.last_sync_time
+    );
+    assert_eq!(
+        tenant.status_writes(&env.server, OPERATOR, "web"),
+        1,
+        "status written once"
+    );
+    let events = tenant.events(&env.client, "web").await;
+    let applied: Vec<_> = events
+        .iter()
+        .filter(|(_, reason, _)| reason == "TagsApplied")
+        .collect();
+    assert_eq!(applied.len(), 1, "one TagsApplied event: {events:?}");
+}
+
+pub async fn a_changed_spec_rewrites_and_prunes(env: Arc<Env>) {
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "change").await;
+    tenant
+        .create(&tenant.binding("web", &["change-g1"], &[("env", "prod"), ("owner", "a")]))
+        .await;
+    tenant.ready("web").await;
+
+    merge(
+        &tenant,
+        "web",
+        json!({"spec": {"tags": {"env": "staging", "owner": null, "cost": "c1"}}}),
+    )
+    .await;
+    let changed = tenant
+        .wait("web", "Ready for generation 2", |b| {
+            b.status.as_ref().and_then(|s| s.observed_generation) == Some(2) && is_true(b, "Ready")
+        })
+        .await;
+    assert_eq!(
+        env.cloud.tags("change-g1").await,
+        tags(&[("cost", "c1"), ("env", "staging")])
+    );
+    let status = changed.status.expect("a status");
+    assert_eq!(
+        status.applied.applied_tags,
+        tags(&[("cost", "c1"), ("env", "staging")])
+    );
+    assert!(
+        status
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(2)),
+        "{:?}",
+        status.conditions
+    );
+    tenant.wait_event(&env.client, "web", "Pruned").await;
+}
+
+pub async fn deleting_with_policy_delete_prunes_what_it_applied(env: Arc<Env>) {
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "delete").await;
+    tenant
+        .create(&tenant.binding("web", &["delete-g1"], &[("env", "prod")]))
+        .await;
+    tenant.ready("web").await;
+    assert_eq!(
+        env.cloud.tags("delete-g1").await,
+        tags(&[("created-by", "console"), ("env", "prod")])
+    );
+
+    delete(&tenant, "web").await;
+    tenant.gone("web").await;
+    assert_eq!(
+        env.cloud.tags("delete-g1").await,
+        tags(&[("created-by", "console")]),
+        "only what it applied is pruned"
+    );
+    tenant.wait_event(&env.client, "web", "Pruned").await;
+}
+
+pub async fn deleting_with_policy_orphan_leaves_the_tags(env: Arc<Env>) {
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "orphan").await;
+    let mut binding = tenant.binding("web", &["orphan-g1"], &[("env", "prod")]);
+    binding.spec.deletion_policy = DeletionPolicy::Orphan;
+    tenant.create(&binding).await;
+    tenant.ready("web").await;
+
+    delete(&tenant, "web").await;
+    tenant.gone("web").await;
+    assert_eq!(env.cloud.tags("orphan-g1").await, tags(&[("env", "prod")]));
+}
+
+pub async fn drift_in_the_cloud_is_corrected_on_the_next_interval(env: Arc<Env>) {
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "drift").await;
+    tenant
+        .create(&tenant.binding("web", &["drift-g1"], &[("env", "prod")]))
+        .await;
+    tenant.ready("web").await;
+
+    env.cloud
+        .edit("drift-g1", &[("env", "tampered")], &[])
+        .await;
+    crate::support::fixtures::eventually("the drifted tag is rewritten", || async {
+        let now = env.cloud.tags("drift-g1").await;
+        if now == tags(&[("env", "prod")]) {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+    .await;
+    tenant
+        .wait_event(&env.client, "web", "DriftCorrected")
+        .await;
+    let (_, metrics) = env.controller.endpoint("/metrics").await;
+    let corrected: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tagbinder_drift_corrections_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("tagbinder_drift_corrections_total in\n{metrics}"));
+    assert!(corrected >= 1.0, "{metrics}");
+    let still = tenant.bindings.get("web").await.expect("the binding");
+    assert!(is_true(&still, "Ready"));
+}
+
+pub async fn the_older_of_two_conflicting_bindings_wins_without_flapping(env: Arc<Env>) {
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "conflict").await;
+    // NB: the names sort the other way round, so that only age can decide.
+    let older = tenant
+        .create(&tenant.binding("z-older", &["conflict-g1"], &[("env", "prod")]))
+        .await;
+    tenant.ready("z-older").await;
+    let created = older
+        .metadata
+        .creation_timestamp
+        .map(|Time(t)| t.as_second())
+        .expect("a creation time");
+    while jiff::Timestamp::now().as_second() <= created {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tenant
+        .create(&tenant.binding(
+            "a-newer",
+            &["conflict-g1"],
+            &[("env", "staging"), ("owner", "b")],
+        ))
+        .await;
+
+    let loser = tenant.not_ready("a-newer", "Conflict").await;
+    let message = &condition(&loser, "Ready").expect("Ready").message;
+    assert!(
+        message.contains("e2e-conflict/z-older"),
+        "the winner is named: {message}"
+    );
+    let status = loser.status.clone().expect("a status");
+    assert_eq!(
+        status.conflicts,
+        vec![ConflictEntry {
+            resource_id: "conflict-g1".into(),
+            key: "env".into(),
+            winner: "e2e-conflict/z-older".into()
+        }]
+    );
+    assert_eq!(status.applied.applied_tags, tags(&[("owner", "b")]));
+    assert_eq!(
+        env.cloud.tags("conflict-g1").await,
+        tags(&[("env", "prod"), ("owner", "b")])
+    );
+
+    // No flapping: passes go on, nothing is written, in Kubernetes or in the cloud.
+    let winner = tenant.bindings.get("z-older").await.expect("the winner");
+    let passes = tenant.passes(&env.server, OPERATOR);
+    passes_after(&env, &tenant, passes, 6).await;
+    assert_eq!(
+        version(&tenant.bindings.get("z-older").await.expect("winner")),
+        version(&winner)
+    );
+    assert_eq!(
+        version(&tenant.bindings.get("a-newer").await.expect("loser")),
+        version(&loser)
+    );
+    assert_eq!(
+        env.cloud.tags("conflict-g1").await,
+        tags(&[("env", "prod"), ("owner", "b")])
+    );
+    let events = tenant.events(&env.client, "a-newer").await;
+    assert_eq!(
+        events.iter().filter(|(_, r, _)| r == "Conflict").count(),
+        1,
+        "{events:?}"
+    );
+}
+
+pub async fn a_suspended_binding_makes_no_cloud_writes(env: Arc<Env>) {
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "suspend").await;
+    let mut binding = tenant.binding("web", &["suspend-g1"], &[("env", "prod")]);
+    binding.spec.suspend = true;
+    tenant.create(&binding).await;
+    let suspended = tenant.not_ready("web", "Suspended").await;
+    assert!(condition(&suspended, "Ready").is_some_and(|c| c.message.contains("spec.suspend")));
+    assert_eq!(
+        env.cloud.tags("suspend-g1").await,
+        tags(&[("env", "legacy")]),
+        "no cloud write"
+    );
+
+    merge(&tenant, "web", json!({"spec": {"suspend": false}})).await;
+    tenant.ready("web").await;
+    assert_eq!(env.cloud.tags("suspend-g1").await, tags(&[("env", "prod")]));
+}
+
+pub async fn a_namespace_the_provider_does_not_allow_is_stalled(env: Arc<Env>) {
+    let secret = "notallowed-creds";
+    let provider = provider_for_labels("notallowed", &env.cloud.url, secret, &[("team", "web")]);
+    let tenant = Tenant::with_provider(&env.client, "notallowed", provider).await;
+    tenant
+        .create(&tenant.binding("web", &["notallowed-g1"], &[("env", "prod")]))
+        .await;
+
+    let refused = tenant.not_ready("web", "NamespaceNotAllowed").await;
+    assert!(is_true(&refused, "Stalled"));
+    let message = &condition(&refused, "Ready").expect("Ready").message;
+    assert!(
+        message.contains("e2e-notallowed") && message.contains("notallowed"),
+        "{message}"
+    );
+    assert_eq!(env.cloud.tags("notallowed-g1").await, tags(&[]));
+    let events = tenant
+        .wait_event(&env.client, "web", "NamespaceNotAllowed")
+        .await;
+    assert!(
+        events
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "NamespaceNotAllowed")
+    );
+}
+
+pub async fn a_forbidden_secret_is_reported_without_its_data(env: Arc<Env>) {
+    let secret = "forbidden-creds";
+    env.server
+        .deny(move |c| c.is(OPERATOR, "get", "secrets") && c.on(POD_NAMESPACE, secret));
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "forbidden").await;
+    tenant
+        .create(&tenant.binding("web", &["forbidden-g1"], &[("env", "prod")]))
+        .await;
+
+    let stalled = tenant.not_ready("web", "CredentialsInvalid").await;
+    assert!(is_true(&stalled, "Stalled"));
+    let message = &condition(&stalled, "Ready").expect("Ready").message;
+    assert!(
+        message.contains("tagbinder-system/forbidden-creds"),
+        "the Secret is named: {message}"
+    );
+    assert!(message.contains("forbidden"), "{message}");
+    let events = tenant
+        .wait_event(&env.client, "web", "CredentialsInvalid")
+        .await;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(KEY_SECRET);
+    let everything = format!(
+        "{} {events:?}",
+        serde_json::to_string(&stalled).expect("JSON")
+    );
+    assert!(
+        !everything.contains(KEY_SECRET) && !everything.contains(&encoded),
+        "no secret data"
+    );
+    assert_eq!(env.cloud.tags("forbidden-g1").await, tags(&[]));
+
+    // Access may be granted later (no watch sees RBAC): the binding is looked at again, and
+    // the unchanged status is not rewritten.
+    let passes = tenant.passes(&env.server, OPERATOR);
+    passes_after(&env, &tenant, passes, 2).await;
+    let later = tenant.bindings.get("web").await.expect("the binding");
+    assert_eq!(version(&later), version(&stalled));
+}
+
+pub async fn a_conflict_on_a_status_write_is_retried_and_ownership_is_kept(env: Arc<Env>) {
+    env.server.fail_next(1, 409, |c| {
+        c.is(OPERATOR, "patch", "resourcetagbindings/status") && c.on("e2e-retry", "web")
+    });
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "retry").await;
+    tenant
+        .create(&tenant.binding("web", &["retry-g1"], &[("env", "prod")]))
+        .await;
+
+    let ready = tenant.ready("web").await;
+    assert!(
+        tenant.status_writes(&env.server, OPERATOR, "web") >= 2,
+        "the failed write was retried"
+    );
+    assert_eq!(env.cloud.tags("retry-g1").await, tags(&[("env", "prod")]));
+    assert_eq!(
+        ready.status.expect("a status").applied.applied_tags,
+        tags(&[("env", "prod")]),
+        "the tags written before the failed status write are still recorded as applied"
+    );
+    delete(&tenant, "web").await;
+    tenant.gone("web").await;
+    assert_eq!(
+        env.cloud.tags("retry-g1").await,
+        tags(&[]),
+        "and so they are pruned"
+    );
+}
