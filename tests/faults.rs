@@ -83,7 +83,9 @@ fn inventory(fleet: &[Member]) -> Inventory {
     }
 }
 
-fn providers(url: &str) -> String {
+/// Both providers, with `rate` as their `spec.rateLimit`.
+fn providers(url: &str, rate: &str) -> String {
+    let rate = format!("\n  rateLimit: {rate}");
     format!(
         "apiVersion: tagbinder.io/v1alpha1
 kind: TagProvider
@@ -93,7 +95,7 @@ spec:
   region: cn-hangzhou
   alibaba: {{product: apigateway}}
   endpoint: {url}
-  credentials: {{secretRef: {{namespace: ops, name: aliyun}}}}
+  credentials: {{secretRef: {{namespace: ops, name: aliyun}}}}{rate}
 ---
 apiVersion: tagbinder.io/v1alpha1
 kind: TagProvider
@@ -102,7 +104,7 @@ spec:
   cloud: jdcloud
   region: cn-north-1
   endpoint: {url}
-  credentials: {{secretRef: {{namespace: ops, name: jd}}}}
+  credentials: {{secretRef: {{namespace: ops, name: jd}}}}{rate}
 ---
 apiVersion: v1
 kind: Secret
@@ -242,7 +244,14 @@ async fn a_mixed_fleet_converges_under_faults_without_losing_or_clobbering_a_tag
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
-    std::fs::write(manifests.join("providers.yaml"), providers(&emulator.url())).unwrap();
+    std::fs::write(
+        manifests.join("providers.yaml"),
+        // NB: 30% of the answers throttle at random, and the rate limiter halves its rate on
+        // each: from the default rate it would crawl. A provider that expects this sets a
+        // higher rate.
+        providers(&emulator.url(), "{requestsPerSecond: 200, burst: 20}"),
+    )
+    .unwrap();
     std::fs::write(
         manifests.join("bindings.yaml"),
         bindings(&fleet, &first_tags),
@@ -307,7 +316,14 @@ async fn a_pass_killed_midway_is_finished_by_the_next_without_pruning_what_shoul
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
-    std::fs::write(manifests.join("providers.yaml"), providers(&emulator.url())).unwrap();
+    // NB: the six Alibaba bindings declare six different tag sets: six TagResources calls,
+    // coalesced into one round. The provider's rate limit paces them 250 ms apart, so that the
+    // run can be killed between two of them.
+    std::fs::write(
+        manifests.join("providers.yaml"),
+        providers(&emulator.url(), "{requestsPerSecond: 4, burst: 1}"),
+    )
+    .unwrap();
     std::fs::write(
         manifests.join("bindings.yaml"),
         bindings(&fleet, &first_tags),

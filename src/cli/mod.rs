@@ -10,7 +10,7 @@ pub mod state;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use run::{Command, run};
+pub use run::{Command, Strategy, run, run_with};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -1,7 +1,7 @@
 //! One CLI run: load, validate everything, (start the embedded cloud), reconcile each
 //! binding, record ownership, report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use kube::core::{Selector, SelectorExt};
@@ -12,6 +12,9 @@ use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
 use super::state::{BindingState, StateFile, state_key};
 use crate::api::{AppliedRecord, DeletionPolicy, ResourceTagBinding};
+use crate::cloud::TagApi;
+use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
+use crate::cloud::per_resource::PerResource;
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::plan::{BindingId, Claim};
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
@@ -52,8 +55,9 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
         endpoint_override: cloud.as_ref().map(RunningEmulator::url),
         retry: Default::default(),
         observer: None,
+        default_rate_limit: true,
     };
-    let result = run_with(&manifests, &mut state, &options, command).await;
+    let result = run_with(&manifests, &mut state, &options, command, Strategy::Batched).await;
     if let Some(cloud) = cloud {
         cloud
             .shutdown()
@@ -94,11 +98,26 @@ async fn start_embedded_cloud(
         .map_err(|e| vec![format!("embedded cloud: cannot start: {e}")])
 }
 
-async fn run_with(
+/// How a run's cloud calls are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Every binding's reads and writes coalesced per provider and resource type: each round
+    /// (all reads, then all writes) closes when every binding has asked, so the calls made do
+    /// not depend on timing.
+    Batched,
+    /// One call per resource per change, as per-resource models (Terraform, Crossplane) do:
+    /// for comparison in `tagbinder bench`.
+    PerResource,
+}
+
+/// Runs `command` over loaded manifests with clients built from `options`, recording
+/// ownership in `state` (not saved).
+pub async fn run_with(
     manifests: &Manifests,
     state: &mut StateFile,
     options: &ClientOptions,
     command: Command,
+    strategy: Strategy,
 ) -> Result<Report, Vec<String>> {
     let declared = declared_bindings(manifests);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
@@ -112,9 +131,28 @@ async fn run_with(
         },
         ..Report::default()
     };
-    for binding in &declared {
-        let client = &clients[&binding.provider];
-        let outcome = reconcile_declared(binding, &declared, client, state, command).await;
+    let outcomes = match strategy {
+        Strategy::Batched => {
+            let batchers: BTreeMap<&String, Batcher<ProviderClient>> = clients
+                .iter()
+                .map(|(name, client)| (name, Batcher::new(client.clone(), DEFAULT_WINDOW)))
+                .collect();
+            // NB: every binding joins the rounds of its provider and resource type before any
+            // pass starts, so that each round waits for all of them.
+            let participants = declared.iter().map(|binding| {
+                batchers[&binding.provider].participant(&binding.binding.value.spec.resource_type)
+            });
+            reconcile_all(&declared, participants.collect(), state, command).await
+        }
+        Strategy::PerResource => {
+            let clients = declared
+                .iter()
+                .map(|binding| PerResource(clients[&binding.provider].clone()))
+                .collect();
+            reconcile_all(&declared, clients, state, command).await
+        }
+    };
+    for (binding, outcome) in declared.iter().zip(outcomes) {
         if command != Command::Plan && !binding.binding.value.spec.suspend {
             record(state, binding, &outcome);
         }
@@ -297,20 +335,36 @@ fn namespace_refusal(
     })
 }
 
-async fn reconcile_declared(
+/// Runs every binding's pass at once, each with its own client (dropped when its pass ends).
+async fn reconcile_all<C: TagApi>(
+    declared: &[Declared<'_>],
+    clients: Vec<C>,
+    state: &StateFile,
+    command: Command,
+) -> Vec<Outcome> {
+    let index = ClaimIndex::new(declared);
+    let index = &index;
+    let passes = declared
+        .iter()
+        .zip(clients)
+        .map(|(binding, client)| async move {
+            let outcome =
+                reconcile_declared(binding, declared, index, &client, state, command).await;
+            drop(client);
+            outcome
+        });
+    futures::future::join_all(passes).await
+}
+
+async fn reconcile_declared<C: TagApi>(
     binding: &Declared<'_>,
     declared: &[Declared<'_>],
-    client: &ProviderClient,
+    index: &ClaimIndex<'_>,
+    client: &C,
     state: &StateFile,
     command: Command,
 ) -> Outcome {
     let spec = &binding.binding.value.spec;
-    let claims = claims_on(
-        declared,
-        &binding.provider,
-        &spec.resource_type,
-        Some(&binding.id),
-    );
     let owned = state
         .bindings
         .get(&state_key(
@@ -320,6 +374,7 @@ async fn reconcile_declared(
         ))
         .map(|entry| entry.applied.to_ownership())
         .unwrap_or_default();
+    let claims = index.claims_on(declared, binding, owned.resources().keys());
     let mode = match command {
         Command::Apply { .. } if !spec.suspend => Mode::Apply,
         _ => Mode::PlanOnly,
@@ -337,6 +392,59 @@ async fn reconcile_declared(
         },
     )
     .await
+}
+
+/// Which declared bindings name each resource (by provider and resource type): the claims
+/// that bear on a binding are those of the bindings sharing one of its resources, found
+/// without scanning every binding.
+struct ClaimIndex<'a> {
+    by_resource: HashMap<(&'a str, &'a str, &'a str), Vec<usize>>,
+}
+
+impl<'a> ClaimIndex<'a> {
+    fn new(declared: &'a [Declared<'a>]) -> Self {
+        let mut by_resource: HashMap<_, Vec<usize>> = HashMap::new();
+        for (index, binding) in declared.iter().enumerate() {
+            let resource_type = binding.binding.value.spec.resource_type.as_str();
+            for id in &binding.resource_ids {
+                by_resource
+                    .entry((binding.provider.as_str(), resource_type, id.as_str()))
+                    .or_default()
+                    .push(index);
+            }
+        }
+        ClaimIndex { by_resource }
+    }
+
+    /// The claims of the other bindings declaring one of `binding`'s resources or of the
+    /// `owned` ones (the only claims the plan looks at), in precedence order.
+    fn claims_on<'d>(
+        &self,
+        declared: &'d [Declared<'_>],
+        binding: &Declared<'_>,
+        owned: impl Iterator<Item = &'d String>,
+    ) -> Vec<Claim<'d>> {
+        let resource_type = binding.binding.value.spec.resource_type.as_str();
+        let mut others: BTreeSet<usize> = BTreeSet::new();
+        let owned: Vec<&str> = owned.map(String::as_str).collect();
+        let ids = binding.resource_ids.iter().map(String::as_str);
+        for id in ids.chain(owned) {
+            let key = (binding.provider.as_str(), resource_type, id);
+            if let Some(indices) = self.by_resource.get(&key) {
+                others.extend(indices);
+            }
+        }
+        others
+            .into_iter()
+            .map(|index| &declared[index])
+            .filter(|other| other.id != binding.id)
+            .map(|other| Claim {
+                binding: &other.id,
+                resource_ids: &other.resource_ids,
+                tags: &other.binding.value.spec.tags,
+            })
+            .collect()
+    }
 }
 
 /// What the declared bindings of a provider and resource type claim (but `except`).

@@ -4,9 +4,12 @@
 //! Kubernetes: it takes resource types, ids and tag sets, and answers with tags or outcomes.
 
 pub mod alibaba;
+pub mod batcher;
 #[cfg(test)]
 pub(crate) mod fuzzing;
 pub mod jdcloud;
+pub mod per_resource;
+pub mod ratelimit;
 pub mod retry;
 pub mod sign;
 mod transport;
@@ -17,6 +20,7 @@ use std::future::Future;
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub use ratelimit::{Rate, RateLimiter};
 pub use retry::RetryPolicy;
 
 use crate::tags::{Limits, Tags, TagsByResource};
@@ -60,6 +64,70 @@ pub trait TagApi: Send + Sync {
         resource_ids: &[String],
         tags: &Tags,
     ) -> impl Future<Output = Result<WriteResult, CloudError>> + Send;
+
+    /// Independent writes of one caller, handed over together so that a coalescing client
+    /// ([`batcher::Batcher`]) can share calls with other callers' writes; one result per
+    /// write, in order. Each write keeps within `limits()`.
+    ///
+    /// The default sends them one after another and stops at the first error that would
+    /// fail every later call the same way (credentials, or retryable after retries): the
+    /// writes after it are answered with that error, unsent.
+    fn write_all(
+        &self,
+        resource_type: &str,
+        writes: &[Write<'_>],
+    ) -> impl Future<Output = Vec<Result<WriteResult, CloudError>>> + Send {
+        async move {
+            let mut results: Vec<Result<WriteResult, CloudError>> = Vec::new();
+            for write in writes {
+                if let Some(Err(error)) = results.last()
+                    && stops_every_call(error)
+                {
+                    let error = error.clone();
+                    results.push(Err(error));
+                    continue;
+                }
+                let result = match write.op {
+                    WriteOp::Tag => {
+                        self.tag_resources(resource_type, write.resource_ids, write.tags)
+                            .await
+                    }
+                    WriteOp::Untag => {
+                        self.untag_resources(resource_type, write.resource_ids, write.tags)
+                            .await
+                    }
+                };
+                results.push(result);
+            }
+            results
+        }
+    }
+}
+
+/// Which write: TagResources or UntagResources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WriteOp {
+    /// Apply every tag to every resource.
+    Tag,
+    /// Remove every key (carrying the given value) from every resource.
+    Untag,
+}
+
+/// One write call a caller asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Write<'a> {
+    /// Tag or untag.
+    pub op: WriteOp,
+    /// The resources.
+    pub resource_ids: &'a [String],
+    /// The tags (for an untag, the keys with the values observed).
+    pub tags: &'a Tags,
+}
+
+/// Credentials errors need a human; retryable errors that survived the retries mean the
+/// cloud is struggling: either way, further calls would fail the same way for now.
+pub fn stops_every_call(error: &CloudError) -> bool {
+    matches!(error.kind, ErrorKind::Credentials | ErrorKind::Retryable)
 }
 
 /// Sees every HTTP attempt a client makes: the controller counts them in

@@ -12,6 +12,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 
+use super::context::CloudClient;
 use super::context::{ClientError, Context, jittered};
 use super::{Error, FIELD_MANAGER, FINALIZER, status};
 use crate::api::conditions::reason;
@@ -19,7 +20,6 @@ use crate::api::{
     AppliedRecord, DeletionPolicy, ResourceTagBinding, ResourceTagBindingStatus, TagProvider,
 };
 use crate::plan::{BindingId, Claim};
-use crate::reconcile::provider::ProviderClient;
 use crate::reconcile::{Mode, Outcome, PassInput, Readiness, run_pass};
 use crate::tags::Tags;
 
@@ -81,7 +81,7 @@ fn binding_id(binding: &ResourceTagBinding) -> BindingId {
 /// Where a pass stops before the cloud, and why.
 enum Gate {
     /// Go on with this client.
-    Open(Box<ProviderClient>),
+    Open(Box<CloudClient>),
     /// Stop: report this, and wait for a change of spec, provider or Secret.
     Closed(Readiness),
     /// Stop: report this, and look again after `spec.interval`. For a Secret the controller
@@ -201,7 +201,7 @@ fn status_without_pass(
 /// The pass proper, once the provider, the namespace, the spec and the credentials allow it.
 async fn converge(
     binding: &ResourceTagBinding,
-    client: &ProviderClient,
+    client: &CloudClient,
     ctx: &Context,
 ) -> Result<Action, Error> {
     let key = binding_key(binding);
@@ -300,7 +300,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
 
 async fn pass(
     binding: &ResourceTagBinding,
-    client: &ProviderClient,
+    client: &CloudClient,
     ctx: &Context,
     desired: &Tags,
     resource_ids: &[String],

@@ -15,7 +15,13 @@ use super::Error;
 use super::metrics::Metrics;
 use crate::api::{ResourceTagBinding, TagProvider};
 use crate::cloud::AccessKey;
+use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
+
+/// A provider's client as reconciles use it: one per provider, shared by every binding of
+/// it, coalescing the reads and identical writes of bindings that reconcile at about the same
+/// time (within [`DEFAULT_WINDOW`]) into shared calls, and paced by the provider's rate limit.
+pub type CloudClient = Batcher<ProviderClient>;
 use crate::tags::Ownership;
 
 /// Keys of a credentials Secret (both clouds).
@@ -48,7 +54,7 @@ pub struct Context {
 struct CachedClient {
     /// Provider generation + Secret resourceVersion the client was built from.
     version: String,
-    client: ProviderClient,
+    client: CloudClient,
 }
 
 /// Why a provider's client cannot be built: shown in the binding's Ready condition.
@@ -94,7 +100,7 @@ impl Context {
     pub async fn cloud_client(
         &self,
         provider: &TagProvider,
-    ) -> Result<Result<ProviderClient, ClientError>, Error> {
+    ) -> Result<Result<CloudClient, ClientError>, Error> {
         let name = provider.name_any();
         let (key, secret_version) = match self.access_key(provider).await? {
             Ok(found) => found,
@@ -113,7 +119,7 @@ impl Context {
             }
         }
         let client = match client_for(&provider.spec, key, &self.client_options) {
-            Ok(client) => client,
+            Ok(client) => Batcher::new(client, DEFAULT_WINDOW),
             Err(error) => {
                 return Ok(Err(ClientError::Spec(format!(
                     "TagProvider {name:?}: {error}"

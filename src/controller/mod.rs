@@ -236,6 +236,7 @@ pub async fn run_controller(
         endpoint_override: None,
         retry: Default::default(),
         observer: Some(metrics.clone()),
+        default_rate_limit: true,
     };
     let ctx = Arc::new(Context::new(
         client,

@@ -162,6 +162,7 @@ impl fmt::Display for SpecViolation {
 }
 
 mod batch;
+pub mod bound;
 mod engine;
 #[cfg(test)]
 mod proptests;

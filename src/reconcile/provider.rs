@@ -8,7 +8,9 @@ use std::time::Duration;
 use crate::api::{Cloud, TagProviderSpec};
 use crate::cloud::alibaba::{self, AlibabaClient, AlibabaConfig};
 use crate::cloud::jdcloud::{self, JdcloudClient, JdcloudConfig};
-use crate::cloud::{AccessKey, CallObserver, CloudError, RetryPolicy, TagApi, WriteResult};
+use crate::cloud::{
+    AccessKey, CallObserver, CloudError, Rate, RateLimiter, RetryPolicy, TagApi, WriteResult,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// Timeout of one HTTP attempt to a cloud.
@@ -51,6 +53,36 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// Sees every HTTP attempt (metrics).
     pub observer: Option<Arc<dyn CallObserver>>,
+    /// Whether a provider without `spec.rateLimit` gets its cloud's default rate limit
+    /// ([`default_rate`]); `false` leaves it unlimited (benchmarks of the raw call count).
+    pub default_rate_limit: bool,
+}
+
+/// The rate limit of a provider without `spec.rateLimit`.
+///
+/// Neither cloud publishes a per-user limit for its tag APIs. Alibaba Cloud's OpenAPI flow
+/// control commonly allows tens of calls per second per user and action; JD Cloud's gateway
+/// throttles with 429 at a level it does not document. The defaults stay well below both and
+/// adapt downwards when the cloud throttles anyway (see [`crate::cloud::ratelimit`]).
+pub fn default_rate(cloud: Cloud) -> Rate {
+    match cloud {
+        Cloud::Alibaba => Rate::ALIBABA_DEFAULT,
+        Cloud::Jdcloud => Rate::JDCLOUD_DEFAULT,
+    }
+}
+
+/// The rate limiter of a provider: `spec.rateLimit`, or the cloud's default when the host
+/// wants one.
+pub fn rate_limiter(spec: &TagProviderSpec, options: &ClientOptions) -> Option<Arc<RateLimiter>> {
+    let rate = match &spec.rate_limit {
+        Some(limit) => Rate {
+            per_second: limit.requests_per_second,
+            burst: limit.burst,
+        },
+        None if options.default_rate_limit => default_rate(spec.cloud),
+        None => return None,
+    };
+    Some(Arc::new(RateLimiter::new(rate)))
 }
 
 /// Builds the client of one provider.
@@ -95,7 +127,10 @@ fn jdcloud_client(
         timeout: CALL_TIMEOUT,
         limits: Limits::jdcloud(),
     };
-    let client = JdcloudClient::new(config, options.http.clone());
+    let mut client = JdcloudClient::new(config, options.http.clone());
+    if let Some(limiter) = rate_limiter(spec, options) {
+        client = client.with_rate_limiter(limiter);
+    }
     Ok(match &options.observer {
         Some(observer) => client.with_observer(observer.clone()),
         None => client,
@@ -150,7 +185,10 @@ fn alibaba_client(
         timeout: CALL_TIMEOUT,
         limits: Limits::alibaba(),
     };
-    let client = AlibabaClient::new(config, options.http.clone());
+    let mut client = AlibabaClient::new(config, options.http.clone());
+    if let Some(limiter) = rate_limiter(spec, options) {
+        client = client.with_rate_limiter(limiter);
+    }
     Ok(match &options.observer {
         Some(observer) => client.with_observer(observer.clone()),
         None => client,

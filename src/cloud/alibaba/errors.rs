@@ -9,6 +9,12 @@ use crate::cloud::{CloudError, ErrorKind};
 /// HTTP statuses that the official SDK retries whatever the error code.
 const RETRYABLE_STATUSES: [u16; 4] = [500, 502, 503, 504];
 
+/// True for the codes of Alibaba Cloud's flow control (`Throttling`, `Throttling.User`,
+/// `Throttling.Api`, ...): the rate limiter slows down on them.
+pub fn is_throttling(error: &CloudError) -> bool {
+    error.code.starts_with("Throttling")
+}
+
 /// The category of an Alibaba Cloud error code, with the HTTP status as a fallback for codes
 /// that do not say (the official SDK retries 500, 502, 503 and 504 whatever the code).
 pub fn classify(code: &str, http_status: Option<u16>) -> ErrorKind {

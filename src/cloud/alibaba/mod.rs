@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
 use super::{AccessKey, CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
@@ -63,6 +64,7 @@ pub struct AlibabaClient {
     config: AlibabaConfig,
     http: reqwest::Client,
     observer: Option<Arc<dyn CallObserver>>,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl fmt::Debug for AlibabaClient {
@@ -70,6 +72,10 @@ impl fmt::Debug for AlibabaClient {
         f.debug_struct("AlibabaClient")
             .field("config", &self.config)
             .field("observed", &self.observer.is_some())
+            .field(
+                "rate",
+                &self.limiter.as_ref().map(|limiter| limiter.configured()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +87,7 @@ impl AlibabaClient {
             config,
             http,
             observer: None,
+            limiter: None,
         }
     }
 
@@ -91,14 +98,26 @@ impl AlibabaClient {
         self
     }
 
-    /// One attempt of `action`, reported to the observer.
+    /// The same client, sending every HTTP attempt through `limiter` (shared by every client
+    /// of one provider), which slows down when the cloud throttles.
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// One attempt of `action`, through the rate limiter, reported to the observer.
     async fn attempt(
         &self,
         action: &'static str,
         operation: &[(String, String)],
         attempt: u32,
     ) -> Result<String, AttemptError> {
-        let result = request::send(&self.http, &self.config, action, operation, attempt).await;
+        let result = limited(
+            self.limiter.as_deref(),
+            errors::is_throttling,
+            request::send(&self.http, &self.config, action, operation, attempt),
+        )
+        .await;
         if let Some(observer) = &self.observer {
             let outcome = match &result {
                 Ok(_) => "ok",

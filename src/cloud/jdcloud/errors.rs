@@ -17,6 +17,13 @@ pub fn classify(http_status: u16, status: Option<&str>) -> ErrorKind {
     }
 }
 
+/// True for JD Cloud's throttling answers (`RATE_LIMIT_EXCEEDED`, or a 429 that is not a
+/// quota): the rate limiter slows down on them.
+pub fn is_throttling(error: &CloudError) -> bool {
+    error.code == "RATE_LIMIT_EXCEEDED"
+        || (error.http_status == Some(429) && error.code != "QUOTA_EXCEEDED")
+}
+
 /// What the user can do about a status whose message may not say it.
 fn remedy(http_status: u16, status: Option<&str>) -> Option<&'static str> {
     match (http_status, status) {

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
 use super::transport::local;
 use super::{AccessKey, CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteResult};
@@ -112,6 +113,7 @@ pub struct JdcloudClient {
     config: JdcloudConfig,
     http: reqwest::Client,
     observer: Option<Arc<dyn CallObserver>>,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl fmt::Debug for JdcloudClient {
@@ -119,6 +121,10 @@ impl fmt::Debug for JdcloudClient {
         f.debug_struct("JdcloudClient")
             .field("config", &self.config)
             .field("observed", &self.observer.is_some())
+            .field(
+                "rate",
+                &self.limiter.as_ref().map(|limiter| limiter.configured()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +136,7 @@ impl JdcloudClient {
             config,
             http,
             observer: None,
+            limiter: None,
         }
     }
 
@@ -149,7 +156,14 @@ impl JdcloudClient {
         }
     }
 
-    /// One attempt of `action`, reported to the observer.
+    /// The same client, sending every HTTP attempt through `limiter` (shared by every client
+    /// of one provider), which slows down when the cloud throttles.
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// One attempt of `action`, through the rate limiter, reported to the observer.
     async fn attempt(
         &self,
         action: &'static str,
@@ -158,7 +172,7 @@ impl JdcloudClient {
         body: &str,
         attempt: u32,
     ) -> Result<String, AttemptError> {
-        let result = request::send(
+        let send = request::send(
             &self.http,
             &self.config,
             action,
@@ -166,8 +180,8 @@ impl JdcloudClient {
             target,
             body,
             attempt,
-        )
-        .await;
+        );
+        let result = limited(self.limiter.as_deref(), errors::is_throttling, send).await;
         if let Some(observer) = &self.observer {
             let outcome = match &result {
                 Ok(_) => "ok",

@@ -179,6 +179,7 @@ fn context(
             max_delay: Duration::from_millis(5),
         },
         observer: None,
+        default_rate_limit: true,
     };
     let ctx = Context::new(
         client,

@@ -1,0 +1,337 @@
+//! The pure core of coalescing: which calls carry a round of requests, and what each request
+//! gets back from them. No I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::cloud::{CloudError, ResourceError, WriteOp, WriteResult};
+use crate::tags::Tags;
+
+/// The list calls that answer every request of a round: the distinct ids, sorted, `per_call`
+/// at a time (so `ceil(distinct / per_call)` calls, and no id read twice).
+pub fn list_calls<'a>(
+    requests: impl IntoIterator<Item = &'a [String]>,
+    per_call: usize,
+) -> Vec<Vec<String>> {
+    let distinct: BTreeSet<&String> = requests.into_iter().flatten().collect();
+    let distinct: Vec<String> = distinct.into_iter().cloned().collect();
+    distinct
+        .chunks(per_call.max(1))
+        .map(<[String]>::to_vec)
+        .collect()
+}
+
+/// One write call of a round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteCall {
+    /// Tag or untag.
+    pub op: WriteOp,
+    /// The payload every resource of the call gets.
+    pub tags: Tags,
+    /// At most `per_call` ids, sorted.
+    pub resource_ids: Vec<String>,
+}
+
+/// The write calls that carry every request of a round: requests with the same operation and
+/// the same tags (an untag's keys with their values) share calls, `per_call` resources at a
+/// time; an id asked for twice with the same payload is written once. Ordered by operation,
+/// then tags, then ids.
+pub fn write_calls<'a>(
+    requests: impl IntoIterator<Item = (WriteOp, &'a Tags, &'a [String])>,
+    per_call: usize,
+) -> Vec<WriteCall> {
+    let mut groups: BTreeMap<(WriteOp, &Tags), BTreeSet<&String>> = BTreeMap::new();
+    for (op, tags, ids) in requests {
+        if ids.is_empty() || tags.is_empty() {
+            continue;
+        }
+        groups.entry((op, tags)).or_default().extend(ids);
+    }
+    let mut calls = Vec::new();
+    for ((op, tags), ids) in groups {
+        let ids: Vec<&String> = ids.into_iter().collect();
+        for chunk in ids.chunks(per_call.max(1)) {
+            calls.push(WriteCall {
+                op,
+                tags: tags.clone(),
+                resource_ids: chunk.iter().map(|id| (*id).clone()).collect(),
+            });
+        }
+    }
+    calls
+}
+
+/// What became of one resource of a write call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdOutcome {
+    /// The cloud confirmed the write.
+    Written,
+    /// The cloud refused it for this resource (per-resource result, or a call of this
+    /// resource alone that failed for a terminal reason).
+    Failed(ResourceError),
+    /// The call failed with an error that stops every call (credentials, or retryable after
+    /// retries), or was not sent after one did.
+    Stopped(CloudError),
+}
+
+/// What a write request gets back, from the outcomes of its resources (every id of the
+/// request must have one): `Err` when every resource was stopped (the first error), else the
+/// per-resource failures, where a stopped resource fails with its error's kind and message.
+pub fn route_write(
+    resource_ids: &[String],
+    outcomes: &HashMap<&str, &IdOutcome>,
+) -> Result<WriteResult, CloudError> {
+    let mut result = WriteResult::default();
+    let mut first_stop: Option<&CloudError> = None;
+    let mut all_stopped = !resource_ids.is_empty();
+    for id in resource_ids {
+        match outcomes.get(id.as_str()) {
+            Some(IdOutcome::Written) => all_stopped = false,
+            Some(IdOutcome::Failed(error)) => {
+                all_stopped = false;
+                result.failed.insert(id.clone(), error.clone());
+            }
+            Some(IdOutcome::Stopped(error)) => {
+                first_stop.get_or_insert(error);
+                result.failed.insert(
+                    id.clone(),
+                    ResourceError {
+                        kind: error.kind,
+                        message: error.to_string(),
+                    },
+                );
+            }
+            None => {
+                // NB: the round computes an outcome for every id it was asked for; a missing
+                // one would be a bug, and is no write the cloud confirmed.
+                all_stopped = false;
+                result.failed.insert(
+                    id.clone(),
+                    ResourceError {
+                        kind: crate::cloud::ErrorKind::Retryable,
+                        message: "no answer for this resource in its coalesced call".to_string(),
+                    },
+                );
+            }
+        }
+    }
+    match first_stop {
+        Some(error) if all_stopped => Err(error.clone()),
+        _ => Ok(result),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::cloud::ErrorKind;
+
+    fn ids(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn error(kind: ErrorKind, code: &str) -> CloudError {
+        CloudError {
+            kind,
+            action: "TagResources",
+            code: code.to_string(),
+            message: "test".to_string(),
+            http_status: Some(400),
+            request_id: None,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn list_calls_read_each_distinct_id_once_in_chunks() {
+        let a = ids(&["r3", "r1", "r2"]);
+        let b = ids(&["r2", "r4", "r5"]);
+        let calls = list_calls([a.as_slice(), b.as_slice()], 2);
+        assert_eq!(
+            calls,
+            vec![ids(&["r1", "r2"]), ids(&["r3", "r4"]), ids(&["r5"])]
+        );
+        assert!(list_calls([a.as_slice()], 0).iter().all(|c| c.len() == 1));
+    }
+
+    #[test]
+    fn writes_with_the_same_payload_share_calls_and_others_do_not() {
+        let prod = tags(&[("env", "prod")]);
+        let dev = tags(&[("env", "dev")]);
+        let a = ids(&["a1", "a2", "shared"]);
+        let b = ids(&["b1", "shared"]);
+        let c = ids(&["c1"]);
+        let calls = write_calls(
+            [
+                (WriteOp::Tag, &prod, a.as_slice()),
+                (WriteOp::Tag, &prod, b.as_slice()),
+                (WriteOp::Tag, &dev, c.as_slice()),
+                (WriteOp::Untag, &prod, c.as_slice()),
+            ],
+            3,
+        );
+        assert_eq!(
+            calls,
+            vec![
+                WriteCall {
+                    op: WriteOp::Tag,
+                    tags: dev.clone(),
+                    resource_ids: ids(&["c1"])
+                },
+                WriteCall {
+                    op: WriteOp::Tag,
+                    tags: prod.clone(),
+                    resource_ids: ids(&["a1", "a2", "b1"])
+                },
+                WriteCall {
+                    op: WriteOp::Tag,
+                    tags: prod.clone(),
+                    resource_ids: ids(&["shared"])
+                },
+                WriteCall {
+                    op: WriteOp::Untag,
+                    tags: prod,
+                    resource_ids: ids(&["c1"])
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_writes_make_no_call() {
+        let none = Tags::new();
+        let prod = tags(&[("env", "prod")]);
+        let a = ids(&["a1"]);
+        let calls = write_calls(
+            [
+                (WriteOp::Tag, &none, a.as_slice()),
+                (WriteOp::Tag, &prod, &[][..]),
+            ],
+            50,
+        );
+        assert!(calls.is_empty());
+    }
+
+    #[test]
+    fn a_request_gets_its_own_failures_only() {
+        let written = IdOutcome::Written;
+        let refused = IdOutcome::Failed(ResourceError {
+            kind: ErrorKind::NotFound,
+            message: "no such group".into(),
+        });
+        let outcomes: HashMap<&str, &IdOutcome> =
+            HashMap::from([("a1", &written), ("a2", &refused), ("b1", &refused)]);
+        let result = route_write(&ids(&["a1", "a2"]), &outcomes).expect("accepted");
+        assert_eq!(result.failed.keys().collect::<Vec<_>>(), ["a2"]);
+        assert_eq!(result.failed["a2"].kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_request_whose_every_resource_stopped_gets_the_error() {
+        let stopped = IdOutcome::Stopped(error(ErrorKind::Retryable, "Throttling.User"));
+        let outcomes: HashMap<&str, &IdOutcome> =
+            HashMap::from([("a1", &stopped), ("a2", &stopped)]);
+        let error = route_write(&ids(&["a1", "a2"]), &outcomes).expect_err("stopped");
+        assert_eq!(error.code, "Throttling.User");
+    }
+
+    #[test]
+    fn a_partly_stopped_request_keeps_what_was_confirmed() {
+        let written = IdOutcome::Written;
+        let stopped = IdOutcome::Stopped(error(ErrorKind::Retryable, "ServiceUnavailable"));
+        let outcomes: HashMap<&str, &IdOutcome> =
+            HashMap::from([("a1", &written), ("a2", &stopped)]);
+        let result = route_write(&ids(&["a1", "a2"]), &outcomes).expect("partly written");
+        assert_eq!(result.failed.len(), 1);
+        assert_eq!(result.failed["a2"].kind, ErrorKind::Retryable);
+        assert!(result.failed["a2"].message.contains("ServiceUnavailable"));
+    }
+
+    #[test]
+    fn a_missing_outcome_is_never_a_confirmed_write() {
+        let outcomes: HashMap<&str, &IdOutcome> = HashMap::new();
+        let result = route_write(&ids(&["a1"]), &outcomes).expect("reported per resource");
+        assert!(result.failed.contains_key("a1"));
+    }
+
+    fn request_strategy() -> impl Strategy<Value = Vec<(bool, u8, Vec<u8>)>> {
+        prop::collection::vec(
+            (any::<bool>(), 0u8..3, prop::collection::vec(0u8..40, 0..30)),
+            0..12,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn every_requested_write_is_in_exactly_one_call_of_its_payload(
+            raw in request_strategy(),
+            per_call in 1usize..8,
+        ) {
+            let payloads: Vec<Tags> = (0..3)
+                .map(|i| tags(&[("k", &format!("v{i}"))]))
+                .collect();
+            let requests: Vec<(WriteOp, usize, Vec<String>)> = raw
+                .iter()
+                .map(|(untag, payload, ids)| {
+                    let op = if *untag { WriteOp::Untag } else { WriteOp::Tag };
+                    let ids = ids.iter().map(|i| format!("r{i:02}")).collect();
+                    (op, usize::from(*payload), ids)
+                })
+                .collect();
+            let calls = write_calls(
+                requests
+                    .iter()
+                    .map(|(op, payload, ids)| (*op, &payloads[*payload], ids.as_slice())),
+                per_call,
+            );
+            let mut expected: BTreeMap<(WriteOp, &Tags), BTreeSet<&String>> = BTreeMap::new();
+            for (op, payload, ids) in &requests {
+                if !ids.is_empty() {
+                    expected.entry((*op, &payloads[*payload])).or_default().extend(ids);
+                }
+            }
+            let mut seen: BTreeMap<(WriteOp, &Tags), Vec<&String>> = BTreeMap::new();
+            for call in &calls {
+                prop_assert!(!call.resource_ids.is_empty());
+                prop_assert!(call.resource_ids.len() <= per_call);
+                seen.entry((call.op, &call.tags)).or_default().extend(&call.resource_ids);
+            }
+            let expected_calls: usize = expected
+                .values()
+                .map(|ids| ids.len().div_ceil(per_call))
+                .sum();
+            prop_assert_eq!(calls.len(), expected_calls);
+            for (key, ids) in &expected {
+                let got = seen.get(key).cloned().unwrap_or_default();
+                prop_assert_eq!(got.len(), ids.len(), "an id written twice or missed");
+                prop_assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), ids.clone());
+            }
+        }
+
+        #[test]
+        fn list_calls_cover_every_id_once_in_the_fewest_calls(
+            raw in prop::collection::vec(prop::collection::vec(0u16..500, 0..80), 0..10),
+            per_call in 1usize..60,
+        ) {
+            let requests: Vec<Vec<String>> = raw
+                .iter()
+                .map(|ids| ids.iter().map(|i| format!("r{i:03}")).collect())
+                .collect();
+            let calls = list_calls(requests.iter().map(Vec::as_slice), per_call);
+            let distinct: BTreeSet<&String> = requests.iter().flatten().collect();
+            prop_assert_eq!(calls.len(), distinct.len().div_ceil(per_call));
+            let listed: Vec<&String> = calls.iter().flatten().collect();
+            prop_assert_eq!(listed.len(), distinct.len());
+            prop_assert_eq!(listed.into_iter().collect::<BTreeSet<_>>(), distinct);
+            prop_assert!(calls.iter().all(|c| !c.is_empty() && c.len() <= per_call));
+        }
+    }
+}
