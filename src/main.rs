@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tagbinder::{cli, controller, emulator};
+use tagbinder::{bench, cli, controller, emulator};
 
 /// tagbinder manages cloud resource tags declaratively, from ResourceTagBinding manifests.
 #[derive(Parser, Debug)]
@@ -35,6 +35,9 @@ enum Command {
     Emulator(emulator::EmulatorArgs),
     /// Print both CRDs as one multi-document YAML.
     Crd,
+    /// Converge a generated fleet against the emulator (in this process) and print the calls
+    /// made, the lower bound, wall time and peak memory as JSON.
+    Bench(bench::BenchArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -69,6 +72,19 @@ async fn main() -> ExitCode {
         Command::Apply(apply) => cli::apply(apply).await,
         Command::Emulator(emulator_args) => match emulator::run(emulator_args).await {
             Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Bench(bench_args) => match bench::run(&bench_args).await {
+            Ok(report) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
             Err(error) => {
                 eprintln!("error: {error}");
                 ExitCode::from(1)

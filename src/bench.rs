@@ -1,0 +1,596 @@
+//! `tagbinder bench`: converges a generated fleet against the emulator started in this
+//! process, twice (a first convergence, then a pass with nothing to change), and prints as
+//! JSON the calls made by action, the lower bound ([`crate::plan::bound`]), their ratio, the
+//! wall time and the peak RSS of each pass. `--compare` measures the batched and the
+//! per-resource strategy in one run.
+//!
+//! The fleet: `--bindings N` bindings of one provider, each declaring `--tags T` tags on
+//! `--resources-per-binding M` resources. Binding `i` uses tag set `i % --tag-sets` (sets
+//! have disjoint keys, so bindings never conflict). With `--overlap F`, consecutive bindings
+//! share `round(F * M / 2)` resources, so that a share `F` of each binding's resources is also
+//! targeted by another binding.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::api::{Cloud, ResourceTagBinding, TagProvider};
+use crate::cli::manifests::{Located, Manifests, Source};
+use crate::cli::state::StateFile;
+use crate::cli::{Command, Strategy, run_with};
+use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
+use crate::plan::BindingId;
+use crate::plan::bound::{CallBound, FleetBinding, lower_bound};
+use crate::reconcile::provider::{ClientOptions, http_client};
+use crate::tags::{Limits, Tags, TagsByResource};
+
+const KEY_ID: &str = "BENCHACCESSKEYID0000000001";
+const KEY_SECRET: &str = "bench-secret-not-for-production";
+const NAMESPACE: &str = "bench";
+
+/// `tagbinder bench`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Bindings in the fleet.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub bindings: u32,
+    /// Resources each binding declares.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub resources_per_binding: u32,
+    /// Tags each binding declares.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub tags: u32,
+    /// Share (0 to 1) of each binding's resources that another binding also targets.
+    #[arg(long, default_value_t = 0.0)]
+    pub overlap: f64,
+    /// Distinct tag sets; binding i declares set i % tag-sets.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub tag_sets: u32,
+    /// How calls are made: batched (tagbinder) or per-resource (one call per resource per
+    /// change, as Terraform's and Crossplane's per-resource models do).
+    #[arg(long, value_enum, default_value_t = BenchStrategy::Batched)]
+    pub strategy: BenchStrategy,
+    /// Measure both strategies in one run, with the ratio between them.
+    #[arg(long)]
+    pub compare: bool,
+    /// Rate limit of the provider, calls per second (burst 1). Absent: no rate limit.
+    #[arg(long)]
+    pub qps: Option<f64>,
+    /// Which cloud's tag API.
+    #[arg(long, value_enum, default_value_t = BenchCloud::Alibaba)]
+    pub cloud: BenchCloud,
+}
+
+/// `--strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchStrategy {
+    /// tagbinder's coalesced calls.
+    Batched,
+    /// One call per resource per change.
+    PerResource,
+}
+
+/// `--cloud`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchCloud {
+    /// Alibaba Cloud API Gateway groups (`apiGroup`).
+    Alibaba,
+    /// JD Cloud virtual machines (`vm`).
+    Jdcloud,
+}
+
+impl BenchCloud {
+    fn cloud(self) -> Cloud {
+        match self {
+            BenchCloud::Alibaba => Cloud::Alibaba,
+            BenchCloud::Jdcloud => Cloud::Jdcloud,
+        }
+    }
+
+    fn resource_type(self) -> &'static str {
+        match self {
+            BenchCloud::Alibaba => "apiGroup",
+            BenchCloud::Jdcloud => "vm",
+        }
+    }
+
+    fn region(self) -> &'static str {
+        match self {
+            BenchCloud::Alibaba => "cn-hangzhou",
+            BenchCloud::Jdcloud => "cn-north-1",
+        }
+    }
+
+    fn limits(self) -> Limits {
+        match self {
+            BenchCloud::Alibaba => Limits::alibaba(),
+            BenchCloud::Jdcloud => Limits::jdcloud(),
+        }
+    }
+}
+
+/// The generated fleet.
+struct Fleet {
+    bindings: Vec<(BindingId, Tags, Vec<String>)>,
+    resources: Vec<String>,
+}
+
+impl Fleet {
+    fn generate(args: &BenchArgs) -> Result<Fleet, String> {
+        if !(0.0..=1.0).contains(&args.overlap) {
+            return Err(format!(
+                "--overlap {}: must be between 0 and 1",
+                args.overlap
+            ));
+        }
+        let per_binding = args.resources_per_binding as usize;
+        let shared = ((args.overlap * per_binding as f64) / 2.0).round() as usize;
+        let own = per_binding - shared;
+        let limits = args.cloud.limits();
+        let tags = args.tags as usize;
+        let sets_on_a_resource = if shared > 0 && args.tag_sets > 1 {
+            2
+        } else {
+            1
+        };
+        if tags * sets_on_a_resource > limits.tags_per_resource {
+            return Err(format!(
+                "--tags {tags}: {} resources may carry at most {} tags, and with --overlap > 0 \
+                 a shared resource carries the tags of two tag sets ({} tags)",
+                args.cloud.cloud().as_str(),
+                limits.tags_per_resource,
+                tags * sets_on_a_resource
+            ));
+        }
+        let count = args.bindings as usize;
+        // NB: a ring of `count * own` resources; binding i declares `per_binding` of them from
+        // `i * own`, so it shares its first `shared` with binding i - 1 and its last `shared`
+        // with binding i + 1 (when shared > 0).
+        let total = count * own;
+        let resources: Vec<String> = (0..total).map(|n| format!("res-{n:07}")).collect();
+        let bindings = (0..count)
+            .map(|i| {
+                let set = i % args.tag_sets as usize;
+                let tags: Tags = (0..tags)
+                    .map(|k| (format!("set{set}-key{k}"), format!("value-{k}")))
+                    .collect();
+                let mut ids: Vec<String> = (0..per_binding)
+                    .map(|j| resources[(i * own + j) % total].clone())
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                let id = BindingId {
+                    created: Some(1_700_000_000 + i as i64),
+                    namespace: NAMESPACE.to_string(),
+                    name: format!("fleet-{i:06}"),
+                };
+                (id, tags, ids)
+            })
+            .collect();
+        Ok(Fleet {
+            bindings,
+            resources,
+        })
+    }
+
+    fn manifests(&self, args: &BenchArgs, url: &str) -> Result<Manifests, String> {
+        let source = |document| Source {
+            file: "bench".to_string(),
+            document,
+        };
+        let mut provider = json!({
+            "apiVersion": "tagbinder.io/v1alpha1",
+            "kind": "TagProvider",
+            "metadata": {"name": "bench"},
+            "spec": {
+                "cloud": args.cloud.cloud().as_str(),
+                "region": args.cloud.region(),
+                "endpoint": url,
+                "credentials": {"secretRef": {"namespace": NAMESPACE, "name": "bench"}},
+            },
+        });
+        if args.cloud == BenchCloud::Alibaba {
+            provider["spec"]["alibaba"] = json!({"product": "apigateway"});
+        }
+        if let Some(qps) = args.qps {
+            provider["spec"]["rateLimit"] = json!({"requestsPerSecond": qps, "burst": 1});
+        }
+        let provider: TagProvider = from_json(provider)?;
+        let secret = from_json(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "bench", "namespace": NAMESPACE},
+            "stringData": {"accessKeyId": KEY_ID, "accessKeySecret": KEY_SECRET},
+        }))?;
+        let mut manifests = Manifests::default();
+        manifests.providers.insert(
+            "bench".to_string(),
+            Located {
+                source: source(1),
+                value: provider,
+            },
+        );
+        manifests.secrets.insert(
+            (NAMESPACE.to_string(), "bench".to_string()),
+            Located {
+                source: source(2),
+                value: secret,
+            },
+        );
+        for (n, (id, tags, ids)) in self.bindings.iter().enumerate() {
+            let created = jiff::Timestamp::from_second(id.created.unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+            let binding: ResourceTagBinding = from_json(json!({
+                "apiVersion": "tagbinder.io/v1alpha1",
+                "kind": "ResourceTagBinding",
+                "metadata": {
+                    "name": id.name,
+                    "namespace": id.namespace,
+                    "creationTimestamp": created.to_string(),
+                },
+                "spec": {
+                    "providerRef": {"name": "bench"},
+                    "resourceType": args.cloud.resource_type(),
+                    "resourceIds": ids,
+                    "tags": tags,
+                },
+            }))?;
+            manifests.bindings.push(Located {
+                source: source(3 + n),
+                value: binding,
+            });
+        }
+        Ok(manifests)
+    }
+
+    fn inventory(&self, args: &BenchArgs) -> Inventory {
+        Inventory {
+            accounts: vec![Account {
+                access_key_id: KEY_ID.to_string(),
+                access_key_secret: KEY_SECRET.to_string(),
+            }],
+            resources: self
+                .resources
+                .iter()
+                .map(|id| InventoryResource {
+                    cloud: args.cloud.cloud().as_str().to_string(),
+                    region: args.cloud.region().to_string(),
+                    resource_type: args.cloud.resource_type().to_string(),
+                    id: id.clone(),
+                    tags: Default::default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The lower bound of a pass starting from `observed`.
+    fn bound(&self, args: &BenchArgs, observed: &TagsByResource) -> CallBound {
+        let fleet: Vec<FleetBinding<'_>> = self
+            .bindings
+            .iter()
+            .map(|(binding, tags, ids)| FleetBinding {
+                binding,
+                resource_type: args.cloud.resource_type(),
+                tags,
+                resource_ids: ids,
+            })
+            .collect();
+        let observed = BTreeMap::from([(args.cloud.resource_type().to_string(), observed.clone())]);
+        lower_bound(&fleet, &observed, &args.cloud.limits())
+    }
+
+    /// Every resource with the tags of every binding that declares it.
+    fn converged(&self) -> TagsByResource {
+        let mut state = TagsByResource::new();
+        for (_, tags, ids) in &self.bindings {
+            for id in ids {
+                state
+                    .entry(id.clone())
+                    .or_default()
+                    .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        state
+    }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_json::from_value(value).map_err(|e| format!("bench: generated an invalid object: {e}"))
+}
+
+/// Calls of one pass by action, from the emulator's counts.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Calls {
+    list: u64,
+    tag: u64,
+    untag: u64,
+    total: u64,
+    /// Requests that the emulator did not answer with success (none expected).
+    failed: u64,
+    /// The same by the cloud's action names.
+    by_action: BTreeMap<String, u64>,
+}
+
+fn calls_of(stats: &Value) -> Calls {
+    let mut calls = Calls::default();
+    let clouds = stats["requests"].as_object().cloned().unwrap_or_default();
+    for actions in clouds.values() {
+        for (action, outcomes) in actions.as_object().into_iter().flatten() {
+            let outcomes = outcomes.as_object().cloned().unwrap_or_default();
+            let all: u64 = outcomes.values().filter_map(Value::as_u64).sum();
+            let ok = outcomes.get("ok").and_then(Value::as_u64).unwrap_or(0);
+            calls.failed += all - ok;
+            calls.total += all;
+            *calls.by_action.entry(action.clone()).or_default() += all;
+            let lower = action.to_ascii_lowercase();
+            if lower.starts_with("list") || lower.starts_with("describe") {
+                calls.list += all;
+            } else if lower.starts_with("untag") {
+                calls.untag += all;
+            } else {
+                calls.tag += all;
+            }
+        }
+    }
+    calls
+}
+
+/// Peak resident set of this process since the last reset, in MiB (Linux: `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
+}
+
+/// Resets the peak resident set to the current one (Linux >= 4.0); false when not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Runs the benchmark and returns its JSON report.
+pub async fn run(args: &BenchArgs) -> Result<Value, String> {
+    let fleet = Fleet::generate(args)?;
+    let strategies = if args.compare {
+        vec![BenchStrategy::Batched, BenchStrategy::PerResource]
+    } else {
+        vec![args.strategy]
+    };
+    let mut runs = Vec::new();
+    for strategy in &strategies {
+        runs.push(run_strategy(args, &fleet, *strategy).await?);
+    }
+    let mut report = json!({
+        "fleet": {
+            "cloud": args.cloud.cloud().as_str(),
+            "resourceType": args.cloud.resource_type(),
+            "bindings": args.bindings,
+            "resourcesPerBinding": args.resources_per_binding,
+            "tags": args.tags,
+            "tagSets": args.tag_sets,
+            "overlap": args.overlap,
+            "distinctResources": fleet.resources.len(),
+            "qps": args.qps,
+        },
+        "runs": runs,
+    });
+    if args.compare {
+        let first_total = |run: &Value| {
+            run["passes"][0]["calls"]["total"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        };
+        let ratio = first_total(&report["runs"][1]) / first_total(&report["runs"][0]);
+        report["comparison"] = json!({
+            "perResourceToBatchedCalls": (ratio * 100.0).round() / 100.0,
+        });
+    }
+    Ok(report)
+}
+
+async fn run_strategy(
+    args: &BenchArgs,
+    fleet: &Fleet,
+    strategy: BenchStrategy,
+) -> Result<Value, String> {
+    let config = EmulatorConfig {
+        inventory: fleet.inventory(args),
+        // NB: one page per list call (50 resources x 20 tags fit), so that list calls count
+        // reads, not the cloud's page size; see the README's Performance section.
+        page_size: 1000,
+        ..EmulatorConfig::default()
+    };
+    let emulator = emulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
+        .await
+        .map_err(|e| format!("bench: cannot start the emulator: {e}"))?;
+    let url = emulator.url();
+    let manifests = fleet.manifests(args, &url)?;
+    let http = http_client().map_err(|e| format!("bench: cannot build the HTTP client: {e}"))?;
+    let options = ClientOptions {
+        http: http.clone(),
+        endpoint_override: None,
+        retry: Default::default(),
+        observer: None,
+        default_rate_limit: false,
+    };
+    let mut state = StateFile::default();
+    let mut passes = Vec::new();
+    let bounds = [
+        ("first", fleet.bound(args, &TagsByResource::new())),
+        ("no-change", fleet.bound(args, &fleet.converged())),
+    ];
+    for (name, bound) in bounds {
+        control(&http, &url, "stats/reset").await?;
+        let rss_reset = reset_peak_rss();
+        let started = Instant::now();
+        let report = run_with(
+            &manifests,
+            &mut state,
+            &options,
+            Command::Apply {
+                prune_removed: false,
+            },
+            match strategy {
+                BenchStrategy::Batched => Strategy::Batched,
+                BenchStrategy::PerResource => Strategy::PerResource,
+            },
+        )
+        .await
+        .map_err(|errors| errors.join("; "))?;
+        let wall = started.elapsed();
+        let peak = peak_rss_mib();
+        let ready = report.bindings.iter().filter(|b| b.ready).count();
+        if ready != report.bindings.len() {
+            let first = report.bindings.iter().find(|b| !b.ready);
+            return Err(format!(
+                "bench: {} of {} bindings did not converge ({strategy:?}, {name} pass); first: {:?}",
+                report.bindings.len() - ready,
+                report.bindings.len(),
+                first.map(|b| (&b.binding, &b.reason, &b.message))
+            ));
+        }
+        let calls = calls_of(&control(&http, &url, "stats").await?);
+        passes.push(pass_report(
+            name, &calls, &bound, wall, peak, rss_reset, args.qps, ready,
+        ));
+    }
+    emulator
+        .shutdown()
+        .await
+        .map_err(|e| format!("bench: emulator shutdown: {e}"))?;
+    Ok(json!({"strategy": strategy, "passes": passes}))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pass_report(
+    name: &str,
+    calls: &Calls,
+    bound: &CallBound,
+    wall: Duration,
+    peak: Option<f64>,
+    rss_reset: bool,
+    qps: Option<f64>,
+    ready: usize,
+) -> Value {
+    let ratio = if bound.total() == 0 {
+        if calls.total == 0 { 1.0 } else { f64::INFINITY }
+    } else {
+        calls.total as f64 / bound.total() as f64
+    };
+    let wall_seconds = (wall.as_secs_f64() * 1000.0).round() / 1000.0;
+    let mut pass = json!({
+        "pass": name,
+        "calls": calls,
+        "lowerBound": {
+            "list": bound.list,
+            "tag": bound.tag,
+            "untag": bound.untag,
+            "total": bound.total(),
+        },
+        "ratioToLowerBound": (ratio * 1000.0).round() / 1000.0,
+        "writes": calls.tag + calls.untag,
+        "wallSeconds": wall_seconds,
+        "peakRssMiB": peak,
+        "peakRssSince": if rss_reset { "pass start" } else { "process start" },
+        "readyBindings": ready,
+    });
+    if let Some(qps) = qps {
+        // NB: with burst 1, n calls need (n - 1) / qps seconds at least.
+        let floor = calls.total.saturating_sub(1) as f64 / qps;
+        pass["rateLimitSeconds"] = json!((floor * 1000.0).round() / 1000.0);
+        pass["wallToRateLimit"] = json!(if floor > 0.0 {
+            ((wall.as_secs_f64() / floor) * 1000.0).round() / 1000.0
+        } else {
+            f64::NAN
+        });
+    }
+    pass
+}
+
+async fn control(http: &reqwest::Client, url: &str, path: &str) -> Result<Value, String> {
+    let address = format!("{url}/_emulator/{path}");
+    let request = if path.ends_with("reset") {
+        http.post(&address)
+    } else {
+        http.get(&address)
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("bench: {address}: {e}"))?;
+    if response.status() == reqwest::StatusCode::NO_CONTENT {
+        return Ok(Value::Null);
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| format!("bench: {address}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(bindings: u32, per_binding: u32, overlap: f64, sets: u32) -> BenchArgs {
+        BenchArgs {
+            bindings,
+            resources_per_binding: per_binding,
+            tags: 5,
+            overlap,
+            tag_sets: sets,
+            strategy: BenchStrategy::Batched,
+            compare: false,
+            qps: None,
+            cloud: BenchCloud::Alibaba,
+        }
+    }
+
+    #[test]
+    fn overlap_shares_resources_between_consecutive_bindings() {
+        let fleet = Fleet::generate(&args(4, 10, 0.4, 2)).unwrap();
+        assert_eq!(
+            fleet.resources.len(),
+            4 * 8,
+            "2 of 10 shared with the next binding"
+        );
+        let (_, _, first) = &fleet.bindings[0];
+        let (_, _, second) = &fleet.bindings[1];
+        let shared: Vec<_> = first.iter().filter(|id| second.contains(id)).collect();
+        assert_eq!(shared.len(), 2);
+        let multi = fleet
+            .converged()
+            .values()
+            .filter(|tags| tags.len() == 10)
+            .count();
+        assert_eq!(multi, 4 * 2, "shared resources carry both tag sets");
+    }
+
+    #[test]
+    fn the_bound_of_a_fleet_without_overlap() {
+        let a = args(100, 10, 0.0, 10);
+        let fleet = Fleet::generate(&a).unwrap();
+        let first = fleet.bound(&a, &TagsByResource::new());
+        // 1,000 resources: 20 reads; 10 tag sets of 100 resources each: 2 calls each.
+        assert_eq!((first.list, first.tag, first.untag), (20, 20, 0));
+        let again = fleet.bound(&a, &fleet.converged());
+        assert_eq!((again.list, again.tag), (20, 0));
+    }
+
+    #[test]
+    fn too_many_tags_for_shared_resources_is_refused() {
+        let mut a = args(10, 10, 0.5, 2);
+        a.tags = 11;
+        let error = Fleet::generate(&a).err().expect("refused");
+        assert!(
+            error.contains("--tags 11") && error.contains("at most 20"),
+            "{error}"
+        );
+        a.overlap = 1.5;
+        assert!(Fleet::generate(&a).err().unwrap().contains("--overlap 1.5"));
+    }
+}

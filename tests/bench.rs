@@ -1,0 +1,106 @@
+//! `tagbinder bench` in a smoke size: the call counts are deterministic (every round of the
+//! batcher waits for every binding), so they are asserted exactly; times and memory never are.
+
+use serde_json::Value;
+use tagbinder::bench::{self, BenchArgs, BenchCloud, BenchStrategy};
+
+fn args(bindings: u32, per_binding: u32) -> BenchArgs {
+    BenchArgs {
+        bindings,
+        resources_per_binding: per_binding,
+        tags: 5,
+        overlap: 0.0,
+        tag_sets: 10,
+        strategy: BenchStrategy::Batched,
+        compare: false,
+        qps: None,
+        cloud: BenchCloud::Alibaba,
+    }
+}
+
+async fn run(args: BenchArgs) -> Value {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    bench::run(&args).await.expect("the fleet converges")
+}
+
+fn count(pass: &Value, path: &[&str]) -> u64 {
+    let mut value = pass;
+    for key in path {
+        value = &value[*key];
+    }
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("{path:?} in {pass}"))
+}
+
+/// Every pass of every run: the calls made equal the lower bound, and a no-change pass
+/// makes no write.
+fn assert_at_the_bound(report: &Value, strategy: &str) {
+    let run = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["strategy"] == strategy)
+        .expect("the run");
+    for pass in run["passes"].as_array().unwrap() {
+        assert_eq!(pass["calls"]["failed"], 0, "{pass}");
+        assert_eq!(
+            count(pass, &["calls", "total"]),
+            count(pass, &["lowerBound", "total"]),
+            "{pass}"
+        );
+        assert_eq!(pass["ratioToLowerBound"], 1.0, "{pass}");
+    }
+    assert_eq!(run["passes"][1]["pass"], "no-change");
+    assert_eq!(run["passes"][1]["writes"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_calls_meet_the_lower_bound_and_per_resource_calls_are_fifty_times_more() {
+    let mut a = args(20, 50);
+    a.compare = true;
+    let report = run(a).await;
+    assert_at_the_bound(&report, "batched");
+    let first = &report["runs"][0]["passes"][0];
+    // 1,000 resources: 20 reads; 10 tag sets on 100 resources each: 2 writes per set.
+    assert_eq!(count(first, &["calls", "list"]), 20);
+    assert_eq!(count(first, &["calls", "tag"]), 20);
+    let per_resource = &report["runs"][1]["passes"][0];
+    assert_eq!(count(per_resource, &["calls", "list"]), 1000);
+    assert_eq!(count(per_resource, &["calls", "tag"]), 1000);
+    assert_eq!(report["comparison"]["perResourceToBatchedCalls"], 50.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_bindings_read_and_write_each_resource_once() {
+    let mut a = args(60, 10);
+    a.overlap = 0.6;
+    a.tag_sets = 3;
+    let report = run(a).await;
+    assert_at_the_bound(&report, "batched");
+    let first = &report["runs"][0]["passes"][0];
+    // Each binding shares 3 of its 10 resources with the next one (of another tag set):
+    // 60 x 7 = 420 distinct resources, each read once: ceil(420 / 50) = 9 reads.
+    assert_eq!(report["fleet"]["distinctResources"], 420);
+    assert_eq!(count(first, &["calls", "list"]), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jd_cloud_calls_meet_the_lower_bound_too() {
+    let mut a = args(30, 20);
+    a.cloud = BenchCloud::Jdcloud;
+    a.overlap = 0.2;
+    a.tags = 4;
+    let report = run(a).await;
+    assert_at_the_bound(&report, "batched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_run_makes_the_same_calls() {
+    let mut a = args(10, 10);
+    a.qps = Some(50.0);
+    let report = run(a).await;
+    assert_at_the_bound(&report, "batched");
+    let first = &report["runs"][0]["passes"][0];
+    assert!(first["rateLimitSeconds"].as_f64().is_some(), "{first}");
+}
