@@ -144,7 +144,8 @@ async fn run(options: &Options) -> Result<(), String> {
     let ids: Vec<String> = (0..options.bindings)
         .flat_map(|i| resource_ids(i, options.resources_per_binding))
         .collect();
-    let resources: Vec<(&str, &[(&str, &str)])> = ids.iter().map(|id| (id.as_str(), &[][..])).collect();
+    let resources: Vec<(&str, &[(&str, &str)])> =
+        ids.iter().map(|id| (id.as_str(), &[][..])).collect();
     let cloud = CloudEmulator::start(dir.path(), &resources).await;
     let server = ApiServer::start().await;
     let client = server.client(USER);
@@ -196,7 +197,10 @@ async fn run(options: &Options) -> Result<(), String> {
         first: &first,
         resync: &after.since(&first),
     };
-    println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+    );
     report.check()
 }
 
@@ -234,13 +238,20 @@ fn manifest(index: usize, per_binding: usize, interval: &str) -> ResourceTagBind
         &binding_name(index),
         PROVIDER,
         &ids,
-        &[("env", "bench"), ("owner", &team), ("cost-center", "cc-1234")],
+        &[
+            ("env", "bench"),
+            ("owner", &team),
+            ("cost-center", "cc-1234"),
+        ],
     );
     binding.spec.interval = interval.to_string();
     let applied = serde_json::to_string(&binding).unwrap_or_default();
     binding.metadata = ObjectMeta {
         namespace: Some(NAMESPACE.to_string()),
-        labels: Some(BTreeMap::from([("app.kubernetes.io/part-of".to_string(), "bench".to_string())])),
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/part-of".to_string(),
+            "bench".to_string(),
+        )])),
         annotations: Some(BTreeMap::from([(
             "kubectl.kubernetes.io/last-applied-configuration".to_string(),
             applied,
@@ -377,7 +388,12 @@ impl Phase {
             status_writes: self
                 .status_writes
                 .iter()
-                .map(|(k, v)| (k.clone(), v - earlier.status_writes.get(k).copied().unwrap_or(0)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v - earlier.status_writes.get(k).copied().unwrap_or(0),
+                    )
+                })
                 .filter(|(_, v)| *v > 0)
                 .collect(),
             api_calls: minus(&self.api_calls, &earlier.api_calls),
@@ -393,7 +409,12 @@ impl Phase {
     fn to_json(&self, bindings: usize) -> Value {
         let per_binding = |count: u64| count as f64 / bindings as f64;
         let writes: Vec<u64> = (0..bindings)
-            .map(|i| self.status_writes.get(&binding_name(i)).copied().unwrap_or(0))
+            .map(|i| {
+                self.status_writes
+                    .get(&binding_name(i))
+                    .copied()
+                    .unwrap_or(0)
+            })
             .collect();
         json!({
             "reconciles": self.reconciles,

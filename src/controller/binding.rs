@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use kube::api::{Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
@@ -499,7 +499,8 @@ async fn publish(
         action: "Reconcile".to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &binding.object_ref(&())).await {
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(error) = recorder.publish(&event, &binding.object_ref(&())).await {
         tracing::warn!(%error, "cannot publish event");
     }
 }

@@ -269,7 +269,9 @@ fn list(
     };
     let (page, current) = {
         let state = shared.lock();
-        let after = after.as_ref().map(|(ns, name)| (ns.as_str(), name.as_str()));
+        let after = after
+            .as_ref()
+            .map(|(ns, name)| (ns.as_str(), name.as_str()));
         (
             state.list_page(ty, namespace, selector, limit, after),
             state.resource_version(),

@@ -156,7 +156,12 @@ impl ApiServer {
 
     /// How many objects of a resource (`group`, `plural`) satisfy `matches`: for benchmarks
     /// that poll thousands of objects, without listing them over HTTP.
-    pub fn count(&self, group: &str, plural: &str, matches: impl Fn(&serde_json::Value) -> bool) -> usize {
+    pub fn count(
+        &self,
+        group: &str,
+        plural: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> usize {
         self.shared.lock().count(group, plural, matches)
     }
 

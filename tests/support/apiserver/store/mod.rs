@@ -237,10 +237,7 @@ impl State {
             .filter(|((_, _, ns, _), _)| namespace.is_none_or(|n| n == ns));
         for ((_, _, ns, name), object) in matching {
             if limit.is_some_and(|limit| items.len() >= limit) {
-                return Page {
-                    items,
-                    next: last,
-                };
+                return Page { items, next: last };
             }
             let object = Self::with_type_meta(ty, object.clone());
             if selector.matches(&object) {
