@@ -1,15 +1,16 @@
 //! Reconciling one ResourceTagBinding: the same pass as the CLI, hosted by kube-runtime, with
 //! the finalizer, the status write, events and the requeue policy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 
 use super::context::CloudClient;
@@ -21,7 +22,7 @@ use crate::api::{
 };
 use crate::plan::{BindingId, Claim};
 use crate::reconcile::{Mode, Outcome, PassInput, Readiness, run_pass};
-use crate::tags::Tags;
+use crate::tags::{Ownership, Tags};
 
 /// Entry point of the controller: one binding, through the finalizer.
 pub async fn reconcile(
@@ -307,22 +308,7 @@ async fn pass(
 ) -> Outcome {
     let id = binding_id(binding);
     let owned = ctx.owned(binding);
-    let others: Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)> = ctx
-        .bindings
-        .state()
-        .into_iter()
-        .filter(|other| other.spec.provider_ref == binding.spec.provider_ref)
-        .filter(|other| other.spec.resource_type == binding.spec.resource_type)
-        .filter(|other| other.metadata.deletion_timestamp.is_none())
-        .map(|other| {
-            (
-                binding_id(&other),
-                other.spec.resource_ids.iter().cloned().collect(),
-                other,
-            )
-        })
-        .filter(|(other_id, _, _)| *other_id != id)
-        .collect();
+    let others = rivals(binding, &id, &ctx.bindings, resource_ids, &owned);
     let claims: Vec<Claim<'_>> = others
         .iter()
         .map(|(other_id, ids, other)| Claim {
@@ -344,6 +330,50 @@ async fn pass(
         },
     )
     .await
+}
+
+/// The other bindings whose claims bear on this pass: same provider and resource type, not
+/// being deleted, on at least one resource the pass considers (declared or owned; the plan
+/// looks at no other).
+///
+/// NB: the filter runs under the cache's read lock and clones nothing but the few matches,
+/// so that a pass costs O(bindings) comparisons, not O(bindings) copies of resource lists.
+fn rivals(
+    binding: &ResourceTagBinding,
+    id: &BindingId,
+    bindings: &Store<ResourceTagBinding>,
+    resource_ids: &[String],
+    owned: &Ownership,
+) -> Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)> {
+    let considered: HashSet<&str> = resource_ids
+        .iter()
+        .chain(owned.resources().keys())
+        .map(String::as_str)
+        .collect();
+    if considered.is_empty() {
+        return Vec::new();
+    }
+    bindings
+        .state_filter(|other| {
+            other.spec.provider_ref == binding.spec.provider_ref
+                && other.spec.resource_type == binding.spec.resource_type
+                && other.metadata.deletion_timestamp.is_none()
+                && other
+                    .spec
+                    .resource_ids
+                    .iter()
+                    .any(|r| considered.contains(r.as_str()))
+        })
+        .into_iter()
+        .map(|other| {
+            (
+                binding_id(&other),
+                other.spec.resource_ids.iter().cloned().collect(),
+                other,
+            )
+        })
+        .filter(|(other_id, _, _)| other_id != id)
+        .collect()
 }
 
 fn interval(binding: &ResourceTagBinding) -> Duration {
@@ -469,7 +499,8 @@ async fn publish(
         action: "Reconcile".to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &binding.object_ref(&())).await {
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(error) = recorder.publish(&event, &binding.object_ref(&())).await {
         tracing::warn!(%error, "cannot publish event");
     }
 }

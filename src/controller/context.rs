@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use rand::Rng;
@@ -39,8 +39,11 @@ pub struct Context {
     pub providers: Store<TagProvider>,
     /// Whether `providers` has been filled once.
     pub providers_synced: Synced,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Who publishes events.
+    // NB: not a shared `Recorder`: its cache of every event published in the last six minutes
+    // (for series) was the largest memory consumer at 10,000 bindings, and a table that never
+    // shrinks; events here are published on transitions only, so series are rare anyway.
+    pub reporter: Reporter,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// How cloud clients are built.
@@ -83,7 +86,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             bindings,
             providers,

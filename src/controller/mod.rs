@@ -198,13 +198,14 @@ pub async fn run_controller(
     };
     let (bindings_store, bindings_writer) = reflector::store();
     let bindings_synced = Synced::default();
+    // NB: stripped before the reflector, so that the cache holds the stripped objects.
     let bindings_stream = reflector::reflector(
         bindings_writer,
-        watcher(bindings_api, watcher::Config::default().any_semantic()),
+        watcher(bindings_api, watcher::Config::default().any_semantic())
+            .modify(strip_unused_metadata),
     )
     .default_backoff()
     .inspect_ok(marks_synced(&bindings_synced))
-    .modify(strip_unused_metadata)
     .applied_objects()
     .predicate_filter(pass_trigger, Default::default());
 
@@ -329,11 +330,20 @@ fn marks_synced<K>(synced: &Synced) -> impl FnMut(&watcher::Event<K>) + use<K> {
     }
 }
 
-/// Drops what the cache does not need (managed fields, the last-applied annotation), to keep
-/// memory small with many bindings.
+/// Drops what the cache does not need, to keep memory small with many bindings: managed
+/// fields, labels, owner references and every annotation but the one that asks for a pass
+/// (the last-applied configuration of `kubectl apply` is a copy of the whole object). The
+/// controller reads the spec, the status, and of the metadata only the name, namespace, uid,
+/// resourceVersion, generation, timestamps, finalizers and that annotation.
 fn strip_unused_metadata(binding: &mut ResourceTagBinding) {
-    binding.managed_fields_mut().clear();
-    binding
-        .annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
+    let metadata = &mut binding.metadata;
+    metadata.managed_fields = None;
+    metadata.labels = None;
+    metadata.owner_references = None;
+    if let Some(annotations) = &mut metadata.annotations {
+        annotations.retain(|key, _| key == status::REQUESTED_AT_ANNOTATION);
+        if annotations.is_empty() {
+            metadata.annotations = None;
+        }
+    }
 }

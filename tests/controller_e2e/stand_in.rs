@@ -97,6 +97,25 @@ pub async fn the_stand_in_serves_discovery_and_apiserver_semantics(env: Arc<Env>
             .items
             .is_empty()
     );
+    for name in ["s2", "s3"] {
+        let mut more = secret.clone();
+        more.metadata.name = Some(name.into());
+        secrets
+            .create(&PostParams::default(), &more)
+            .await
+            .expect("create a Secret");
+    }
+    let mut paged = Vec::new();
+    let mut page = ListParams::default().limit(2);
+    loop {
+        let list = secrets.list(&page).await.expect("a page");
+        paged.extend(list.items.iter().map(|s| s.name_any()));
+        match list.metadata.continue_ {
+            Some(token) if !token.is_empty() => page = page.continue_token(&token),
+            _ => break,
+        }
+    }
+    assert_eq!(paged, ["s", "s2", "s3"], "pages of `limit`, in order");
     let strategic = json!({"metadata": {"labels": {"merged": "yes"}}});
     let merged = secrets
         .patch("s", &PatchParams::default(), &Patch::Strategic(&strategic))

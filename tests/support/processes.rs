@@ -202,6 +202,11 @@ impl Controller {
         http("GET", &format!("{}{path}", self.metrics_url), None).await
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = self.child.id().expect("the controller is running");

@@ -30,6 +30,8 @@ struct Query {
     field_selector: Option<String>,
     field_manager: Option<String>,
     timeout_seconds: Option<u64>,
+    limit: Option<usize>,
+    continue_token: Option<String>,
 }
 
 impl Query {
@@ -44,6 +46,8 @@ impl Query {
                 "fieldSelector" => parsed.field_selector = Some(value),
                 "fieldManager" => parsed.field_manager = Some(value),
                 "timeoutSeconds" => parsed.timeout_seconds = value.parse().ok(),
+                "limit" => parsed.limit = value.parse().ok().filter(|limit| *limit > 0),
+                "continue" => parsed.continue_token = Some(value).filter(|v| !v.is_empty()),
                 _ => {}
             }
         }
@@ -203,7 +207,7 @@ fn resource(
     };
     let result = match verb {
         "get" => shared.lock().get(&ty, namespace, name).map(view),
-        "list" => return list(shared, &ty, namespace, &selector, metadata_only),
+        "list" => return list(shared, &ty, namespace, &selector, query, metadata_only),
         "watch" => return watch(shared, &ty, namespace, selector, query, metadata_only),
         "create" => {
             parse_json(body).and_then(|object| shared.lock().create(&ty, namespace, object))
@@ -244,33 +248,74 @@ fn patch_request(
     })
 }
 
+/// A list, in pages of `limit` with a `continue` token, as etcd serves it; with
+/// `resourceVersion=0` the whole list at once, as the watch cache serves it (it ignores
+/// `limit`). Every page answers the resourceVersion of the first: a watch from there replays
+/// what changed while the pages were read (a real apiserver serves a snapshot instead).
 fn list(
     shared: &Shared,
     ty: &ResourceType,
     namespace: Option<&str>,
     selector: &Selector,
+    query: &Query,
     metadata_only: bool,
 ) -> Response {
-    let (items, rv) = shared.lock().list(ty, namespace, selector);
+    let from_cache = query.resource_version.as_deref() == Some("0");
+    let limit = query.limit.filter(|_| !from_cache);
+    let (rv, after) = match query.continue_token.as_deref().map(parse_continue) {
+        None => (None, None),
+        Some(Ok((rv, ns, name))) => (Some(rv), Some((ns, name))),
+        Some(Err(error)) => return failure(&error),
+    };
+    let (page, current) = {
+        let state = shared.lock();
+        let after = after
+            .as_ref()
+            .map(|(ns, name)| (ns.as_str(), name.as_str()));
+        (
+            state.list_page(ty, namespace, selector, limit, after),
+            state.resource_version(),
+        )
+    };
+    let rv = rv.unwrap_or(current);
     let (api_version, kind, items) = if metadata_only {
-        let items: Vec<Value> = items.iter().map(store::partial).collect();
+        let items: Vec<Value> = page.items.iter().map(store::partial).collect();
         (
             "meta.k8s.io/v1".to_string(),
             "PartialObjectMetadataList".to_string(),
             items,
         )
     } else {
-        (ty.api_version(), format!("{}List", ty.kind), items)
+        (ty.api_version(), format!("{}List", ty.kind), page.items)
     };
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some((ns, name)) = page.next {
+        metadata["continue"] = json!(format!("{rv}|{ns}|{name}"));
+    }
     reply(
         StatusCode::OK,
         &json!({
             "apiVersion": api_version,
             "kind": kind,
-            "metadata": {"resourceVersion": rv.to_string()},
+            "metadata": metadata,
             "items": items,
         }),
     )
+}
+
+/// `rv|namespace|name` (neither may contain `|`).
+fn parse_continue(token: &str) -> Result<(u64, String, String), ApiError> {
+    let mut parts = token.splitn(3, '|');
+    match (
+        parts.next().and_then(|rv| rv.parse().ok()),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(rv), Some(ns), Some(name)) => Ok((rv, ns.to_string(), name.to_string())),
+        _ => Err(ApiError::bad_request(format!(
+            "invalid continue token {token:?}"
+        ))),
+    }
 }
 
 /// A watch in progress.

@@ -154,6 +154,17 @@ impl ApiServer {
             .clone()
     }
 
+    /// How many objects of a resource (`group`, `plural`) satisfy `matches`: for benchmarks
+    /// that poll thousands of objects, without listing them over HTTP.
+    pub fn count(
+        &self,
+        group: &str,
+        plural: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> usize {
+        self.shared.lock().count(group, plural, matches)
+    }
+
     /// The next `times` calls that `matches` accepts answer `code` (a `Status` with the
     /// matching reason), and do nothing else.
     pub fn fail_next(

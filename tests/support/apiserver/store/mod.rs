@@ -2,6 +2,7 @@
 //! subresource separation, finalizers, and the history that watches replay from.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -30,6 +31,13 @@ pub struct Change {
     /// `ADDED`, `MODIFIED` or `DELETED`.
     pub event: &'static str,
     pub object: Value,
+}
+
+/// One page of a list.
+pub struct Page {
+    pub items: Vec<Value>,
+    /// (namespace, name) of the last item, when more objects may follow.
+    pub next: Option<(String, String)>,
 }
 
 /// The start of a watch.
@@ -143,6 +151,19 @@ impl State {
         state
     }
 
+    /// How many objects of a resource satisfy `matches`.
+    pub fn count(&self, group: &str, plural: &str, matches: impl Fn(&Value) -> bool) -> usize {
+        self.objects
+            .iter()
+            .filter(|((g, p, _, _), object)| g == group && p == plural && matches(object))
+            .count()
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
     /// Every served type.
     pub fn types(&self) -> &[ResourceType] {
         &self.types
@@ -188,16 +209,43 @@ impl State {
         namespace: Option<&str>,
         selector: &Selector,
     ) -> (Vec<Value>, u64) {
-        let items = self
+        let page = self.list_page(ty, namespace, selector, None, None);
+        (page.items, self.rv)
+    }
+
+    /// One page of matching objects: at most `limit` (all when `None`), after the object
+    /// `after` (namespace, name) when given, in key order, and the key of the last one when
+    /// more may follow.
+    pub fn list_page(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        selector: &Selector,
+        limit: Option<usize>,
+        after: Option<(&str, &str)>,
+    ) -> Page {
+        let start = match after {
+            Some((ns, name)) => Bound::Excluded(key(ty, Some(ns), name)),
+            None => Bound::Included(key(ty, None, "")),
+        };
+        let mut items = Vec::new();
+        let mut last = None;
+        let matching = self
             .objects
-            .iter()
-            .filter(|((group, plural, ns, _), _)| {
-                *group == ty.group && *plural == ty.plural && namespace.is_none_or(|n| n == ns)
-            })
-            .map(|(_, o)| Self::with_type_meta(ty, o.clone()))
-            .filter(|o| selector.matches(o))
-            .collect();
-        (items, self.rv)
+            .range((start, Bound::Unbounded))
+            .take_while(|((group, plural, _, _), _)| *group == ty.group && *plural == ty.plural)
+            .filter(|((_, _, ns, _), _)| namespace.is_none_or(|n| n == ns));
+        for ((_, _, ns, name), object) in matching {
+            if limit.is_some_and(|limit| items.len() >= limit) {
+                return Page { items, next: last };
+            }
+            let object = Self::with_type_meta(ty, object.clone());
+            if selector.matches(&object) {
+                items.push(object);
+                last = Some((ns.clone(), name.clone()));
+            }
+        }
+        Page { items, next: None }
     }
 
     /// What a watch from `since` replays (`None` or 0: the current objects as ADDED), and the

@@ -1,0 +1,530 @@
+//! The controller at scale (issue 6): N bindings in the controller's cache, against the
+//! end-to-end suite's emulated API server and the cloud emulator, with the built binary.
+//!
+//! It reports, as JSON on stdout: the time from the controller's start to every binding
+//! Ready, the controller's peak RSS (`VmHWM`), status writes per binding on first convergence
+//! and on the no-change resync that follows (`spec.interval`), and the Kubernetes and cloud
+//! API calls of each phase. Then it checks the counts, which are deterministic: every binding
+//! Ready, exactly one status write per binding on first convergence, none on the resync. It
+//! never checks a time or a size.
+//!
+//! ```text
+//! cargo bench --bench controller_scale                       # 10,000 bindings
+//! cargo bench --bench controller_scale -- --smoke            # 50 bindings, for CI
+//! cargo bench --bench controller_scale -- --bindings 2000 --resources-per-binding 3 --interval 30s
+//! ```
+
+// NB: the bench uses part of the end-to-end suite's support; the rest is not dead code there.
+#[allow(dead_code)]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tagbinder::api::ResourceTagBinding;
+
+use support::apiserver::{ApiServer, RecordedCall};
+use support::fixtures::{self, Crds};
+use support::processes::{CloudEmulator, Controller, ControllerOptions, http};
+
+/// The user the bench acts as.
+const USER: &str = "bench";
+/// The controller's user name and `POD_NAME`.
+const OPERATOR: &str = "tagbinder-bench";
+/// Where the bindings live.
+const NAMESPACE: &str = "bench";
+const PROVIDER: &str = "bench-apigw";
+const SECRET: &str = "bench-creds";
+const GROUP: &str = "tagbinder.io";
+const BINDINGS: &str = "resourcetagbindings";
+/// Bindings created at once.
+const CREATE_CONCURRENCY: usize = 64;
+
+/// What to run.
+#[derive(Debug)]
+struct Options {
+    bindings: usize,
+    resources_per_binding: usize,
+    /// `spec.interval` of every binding: the resync measured. Longer than the first
+    /// convergence, so that the two phases do not overlap.
+    interval: Duration,
+    smoke: bool,
+}
+
+impl Options {
+    fn parse() -> Result<Self, String> {
+        let mut options = Options {
+            bindings: 10_000,
+            resources_per_binding: 1,
+            interval: Duration::from_secs(60),
+            smoke: false,
+        };
+        let mut interval = None;
+        let mut bindings = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--smoke" => options.smoke = true,
+                "--bindings" => bindings = Some(number(&value("--bindings")?)?),
+                "--resources-per-binding" => {
+                    options.resources_per_binding = number(&value("--resources-per-binding")?)?
+                }
+                "--interval" => {
+                    let text = value("--interval")?;
+                    interval = Some(
+                        humantime::parse_duration(&text)
+                            .map_err(|e| format!("--interval {text}: {e}"))?,
+                    );
+                }
+                // NB: `cargo bench` passes `--bench`; a filter may follow from the command line.
+                "--bench" => {}
+                other if !other.starts_with('-') => {}
+                other => return Err(format!("unknown flag {other}")),
+            }
+        }
+        if options.smoke {
+            options.bindings = 50;
+            options.interval = Duration::from_secs(5);
+        }
+        options.bindings = bindings.unwrap_or(options.bindings);
+        options.interval = interval.unwrap_or(options.interval);
+        Ok(options)
+    }
+
+    /// How long every binding may take to become Ready before the bench fails.
+    fn patience(&self) -> Duration {
+        Duration::from_secs(60) + Duration::from_millis(100) * self.bindings as u32
+    }
+}
+
+fn number(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(format!("{text:?} is not a positive number"))
+}
+
+fn main() -> ExitCode {
+    let options = match Options::parse() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("controller_scale: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let result = runtime.block_on(run(&options));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("controller_scale: FAILED: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The resource ids of binding `index`.
+fn resource_ids(index: usize, per_binding: usize) -> Vec<String> {
+    (0..per_binding)
+        .map(|j| format!("bench{index:05}x{j}"))
+        .collect()
+}
+
+async fn run(options: &Options) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("a scratch directory: {e}"))?;
+    let ids: Vec<String> = (0..options.bindings)
+        .flat_map(|i| resource_ids(i, options.resources_per_binding))
+        .collect();
+    let resources: Vec<(&str, &[(&str, &str)])> =
+        ids.iter().map(|id| (id.as_str(), &[][..])).collect();
+    let cloud = CloudEmulator::start(dir.path(), &resources).await;
+    let server = ApiServer::start().await;
+    let client = server.client(USER);
+    fixtures::install(&client, Crds::Both).await;
+    fixtures::create_namespace(&client, NAMESPACE, &[]).await;
+    fixtures::create_credentials(&client, SECRET).await;
+    fixtures::create_provider(&client, &fixtures::provider(PROVIDER, &cloud.url, SECRET)).await;
+    let created = Instant::now();
+    create_bindings(&client, options).await?;
+    eprintln!(
+        "controller_scale: {} bindings created in {:.1}s; starting the controller",
+        options.bindings,
+        created.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let mut controller = Controller::start(
+        &server,
+        dir.path(),
+        ControllerOptions {
+            identity: OPERATOR,
+            leader_election: false,
+            namespace: None,
+        },
+    );
+    let pid = controller.pid().ok_or("the controller is not running")?;
+    wait_all_ready(&server, &controller, options, started).await?;
+    let to_ready = started.elapsed();
+    let first = Phase::measure(&server, &cloud, &controller).await;
+    eprintln!(
+        "controller_scale: all Ready in {:.1}s; waiting for the resync ({:?})",
+        to_ready.as_secs_f64(),
+        options.interval
+    );
+
+    wait_resync(&controller, options, first.reconciles).await?;
+    // NB: a pass counts as reconciled after its status write; a short pause lets the calls
+    // of a pass that may still be under way land in the window they belong to.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = Phase::measure(&server, &cloud, &controller).await;
+    let memory = memory_of(pid);
+    controller.terminate();
+    controller.exited(Duration::from_secs(30)).await;
+
+    let report = Report {
+        options,
+        to_ready,
+        memory,
+        first: &first,
+        resync: &after.since(&first),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+    );
+    report.check()
+}
+
+/// Creates the bindings as `kubectl apply` would: with the last-applied annotation (a copy of
+/// the object, which the controller's cache has no use for) and a label.
+async fn create_bindings(client: &Client, options: &Options) -> Result<(), String> {
+    let api: Api<ResourceTagBinding> = Api::namespaced(client.clone(), NAMESPACE);
+    let interval = humantime::format_duration(options.interval).to_string();
+    futures::stream::iter(0..options.bindings)
+        .map(|index| {
+            let api = api.clone();
+            let interval = interval.clone();
+            async move {
+                let binding = manifest(index, options.resources_per_binding, &interval);
+                api.create(&PostParams::default(), &binding)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("create binding {index}: {e}"))
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<()>()
+        .await
+}
+
+fn binding_name(index: usize) -> String {
+    format!("b{index:05}")
+}
+
+fn manifest(index: usize, per_binding: usize, interval: &str) -> ResourceTagBinding {
+    let ids = resource_ids(index, per_binding);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let team = format!("team-{}", index % 20);
+    let mut binding = fixtures::binding(
+        &binding_name(index),
+        PROVIDER,
+        &ids,
+        &[
+            ("env", "bench"),
+            ("owner", &team),
+            ("cost-center", "cc-1234"),
+        ],
+    );
+    binding.spec.interval = interval.to_string();
+    let applied = serde_json::to_string(&binding).unwrap_or_default();
+    binding.metadata = ObjectMeta {
+        namespace: Some(NAMESPACE.to_string()),
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/part-of".to_string(),
+            "bench".to_string(),
+        )])),
+        annotations: Some(BTreeMap::from([(
+            "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+            applied,
+        )])),
+        ..binding.metadata
+    };
+    binding
+}
+
+fn is_ready(binding: &Value) -> bool {
+    binding["status"]["conditions"]
+        .as_array()
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+async fn wait_all_ready(
+    server: &ApiServer,
+    controller: &Controller,
+    options: &Options,
+    started: Instant,
+) -> Result<(), String> {
+    let mut last_report = Instant::now();
+    loop {
+        let ready = server.count(GROUP, BINDINGS, is_ready);
+        if ready == options.bindings {
+            return Ok(());
+        }
+        if started.elapsed() > options.patience() {
+            let logs = controller.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+            return Err(format!(
+                "{ready} of {} bindings Ready after {:?}; the controller's last log lines:\n{}",
+                options.bindings,
+                options.patience(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "controller_scale: {ready} of {} Ready after {:.0}s",
+                options.bindings,
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the controller has reconciled once more per binding than at the end of the
+/// first convergence: with `spec.interval` longer than the first convergence, that is every
+/// binding's first resync.
+async fn wait_resync(controller: &Controller, options: &Options, since: u64) -> Result<(), String> {
+    let wanted = since + options.bindings as u64;
+    let deadline = Instant::now() + options.interval.mul_f64(1.2) + options.patience();
+    loop {
+        let reconciles = reconciles(controller).await;
+        if reconciles >= wanted {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} of {} resync passes done",
+                reconciles - since,
+                options.bindings
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `tagbinder_reconcile_total`, every result.
+async fn reconciles(controller: &Controller) -> u64 {
+    let (_, metrics) = controller.endpoint("/metrics").await;
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("tagbinder_reconcile_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Counts at the end of a phase (or, after [`Phase::since`], during it).
+#[derive(Debug, Default)]
+struct Phase {
+    /// Status writes (patch or update of `status`) by binding name.
+    status_writes: HashMap<String, u64>,
+    /// The controller's Kubernetes API calls, by `verb resource[/subresource]`.
+    api_calls: BTreeMap<String, u64>,
+    /// Cloud API calls, by action.
+    cloud_calls: BTreeMap<String, u64>,
+    reconciles: u64,
+}
+
+impl Phase {
+    async fn measure(server: &ApiServer, cloud: &CloudEmulator, controller: &Controller) -> Self {
+        let mut phase = Phase {
+            reconciles: reconciles(controller).await,
+            ..Phase::default()
+        };
+        for call in server.calls().iter().filter(|c| c.user == OPERATOR) {
+            if is_status_write(call) {
+                let name = call.call.name.clone().unwrap_or_default();
+                *phase.status_writes.entry(name).or_default() += 1;
+            }
+            *phase.api_calls.entry(describe(call)).or_default() += 1;
+        }
+        let (_, stats) = http("GET", &format!("{}/_emulator/stats", cloud.url), None).await;
+        let stats: Value = serde_json::from_str(&stats).unwrap_or_default();
+        if let Some(actions) = stats["requests"]["alibaba"].as_object() {
+            for (action, outcomes) in actions {
+                let count = outcomes
+                    .as_object()
+                    .map(|o| o.values().filter_map(Value::as_u64).sum())
+                    .unwrap_or(0);
+                phase.cloud_calls.insert(action.clone(), count);
+            }
+        }
+        phase
+    }
+
+    /// What happened between `earlier` and this.
+    fn since(&self, earlier: &Phase) -> Phase {
+        let minus = |now: &BTreeMap<String, u64>, then: &BTreeMap<String, u64>| {
+            now.iter()
+                .map(|(k, v)| (k.clone(), v - then.get(k).copied().unwrap_or(0)))
+                .filter(|(_, v)| *v > 0)
+                .collect()
+        };
+        Phase {
+            status_writes: self
+                .status_writes
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v - earlier.status_writes.get(k).copied().unwrap_or(0),
+                    )
+                })
+                .filter(|(_, v)| *v > 0)
+                .collect(),
+            api_calls: minus(&self.api_calls, &earlier.api_calls),
+            cloud_calls: minus(&self.cloud_calls, &earlier.cloud_calls),
+            reconciles: self.reconciles - earlier.reconciles,
+        }
+    }
+
+    fn status_writes_total(&self) -> u64 {
+        self.status_writes.values().sum()
+    }
+
+    fn to_json(&self, bindings: usize) -> Value {
+        let per_binding = |count: u64| count as f64 / bindings as f64;
+        let writes: Vec<u64> = (0..bindings)
+            .map(|i| {
+                self.status_writes
+                    .get(&binding_name(i))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        json!({
+            "reconciles": self.reconciles,
+            "status_writes": {
+                "total": self.status_writes_total(),
+                "per_binding": per_binding(self.status_writes_total()),
+                "min_per_binding": writes.iter().min(),
+                "max_per_binding": writes.iter().max(),
+            },
+            "kubernetes_api_calls": {
+                "total": self.api_calls.values().sum::<u64>(),
+                "by_call": self.api_calls,
+            },
+            "cloud_calls": {
+                "total": self.cloud_calls.values().sum::<u64>(),
+                "per_binding": per_binding(self.cloud_calls.values().sum()),
+                "by_action": self.cloud_calls,
+            },
+        })
+    }
+}
+
+fn is_status_write(call: &RecordedCall) -> bool {
+    call.call.resource == BINDINGS
+        && call.call.subresource.as_deref() == Some("status")
+        && matches!(call.call.verb.as_str(), "patch" | "update")
+}
+
+fn describe(call: &RecordedCall) -> String {
+    match &call.call.subresource {
+        Some(sub) => format!("{} {}/{sub}", call.call.verb, call.call.resource),
+        None => format!("{} {}", call.call.verb, call.call.resource),
+    }
+}
+
+/// The controller's memory, from `/proc/PID/status`: peak and current resident set, in KiB.
+#[derive(Debug, Default)]
+struct Memory {
+    peak_kib: Option<u64>,
+    current_kib: Option<u64>,
+}
+
+fn memory_of(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Memory {
+        peak_kib: field("VmHWM:"),
+        current_kib: field("VmRSS:"),
+    }
+}
+
+struct Report<'a> {
+    options: &'a Options,
+    to_ready: Duration,
+    memory: Memory,
+    first: &'a Phase,
+    resync: &'a Phase,
+}
+
+impl Report<'_> {
+    fn to_json(&self) -> Value {
+        let mib = |kib: Option<u64>| kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0);
+        json!({
+            "bench": "controller_scale",
+            "mode": if self.options.smoke { "smoke" } else { "full" },
+            "bindings": self.options.bindings,
+            "resources_per_binding": self.options.resources_per_binding,
+            "interval": humantime::format_duration(self.options.interval).to_string(),
+            "seconds_to_all_ready": (self.to_ready.as_secs_f64() * 100.0).round() / 100.0,
+            "controller_peak_rss_mib": mib(self.memory.peak_kib),
+            "controller_rss_at_end_mib": mib(self.memory.current_kib),
+            "first_convergence": self.first.to_json(self.options.bindings),
+            "resync": self.resync.to_json(self.options.bindings),
+        })
+    }
+
+    /// The deterministic counts: one status write per binding on first convergence, none on
+    /// the resync. Never a time or a size.
+    fn check(&self) -> Result<(), String> {
+        let bindings = self.options.bindings;
+        let mut problems = Vec::new();
+        let off: Vec<String> = (0..bindings)
+            .map(binding_name)
+            .filter_map(|name| {
+                let count = self.first.status_writes.get(&name).copied().unwrap_or(0);
+                (count != 1).then(|| format!("{name}: {count}"))
+            })
+            .collect();
+        if !off.is_empty() {
+            problems.push(format!(
+                "{} binding(s) without exactly one status write on first convergence (e.g. {})",
+                off.len(),
+                off.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if self.resync.status_writes_total() > 0 {
+            problems.push(format!(
+                "{} status write(s) on the no-change resync",
+                self.resync.status_writes_total()
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
