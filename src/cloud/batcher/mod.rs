@@ -81,6 +81,10 @@ struct Queue {
     /// Rounds sent so far; a window timer only closes the round it was armed for.
     rounds: u64,
     timer_armed: bool,
+    /// The window of the round being gathered has passed (it waits for the round in flight).
+    window_passed: bool,
+    /// A round of this resource type is being sent: the next one gathers until it is done.
+    in_flight: bool,
 }
 
 struct Request {
@@ -170,17 +174,25 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
     }
 
     /// Sends the round when it is complete, or arms its window.
+    ///
+    /// One round per resource type is in flight at a time: while one is being sent (its calls
+    /// waiting for the rate limiter, or for the cloud), the next one keeps gathering, so that
+    /// under load rounds grow and calls are fewer, as in a group commit. Without load, a round
+    /// goes when its window has passed, or when every participant has asked.
     fn decide(&self, resource_type: &str, queue: &mut Queue) {
         if queue.pending.is_empty() {
             return;
         }
-        if queue.active > 0 {
-            if queue.waiting.len() >= queue.active {
-                self.send_round(resource_type, queue);
-            }
+        let complete = if queue.active > 0 {
+            queue.waiting.len() >= queue.active
+        } else {
+            queue.window_passed
+        };
+        if complete && !queue.in_flight {
+            self.send_round(resource_type, queue);
             return;
         }
-        if !queue.timer_armed {
+        if queue.active == 0 && !queue.timer_armed {
             queue.timer_armed = true;
             let round = queue.rounds;
             let batcher = self.clone();
@@ -191,7 +203,8 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
                 if let Some(queue) = queues.get_mut(&resource_type)
                     && queue.rounds == round
                 {
-                    batcher.send_round(&resource_type, queue);
+                    queue.window_passed = true;
+                    batcher.decide(&resource_type, queue);
                 }
             });
         }
@@ -202,9 +215,17 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         queue.waiting.clear();
         queue.rounds += 1;
         queue.timer_armed = false;
+        queue.window_passed = false;
+        queue.in_flight = true;
         let batcher = self.clone();
         let resource_type = resource_type.to_string();
-        spawn(async move { batcher.run_round(&resource_type, requests).await });
+        spawn(async move {
+            let _done = RoundDone {
+                batcher: batcher.clone(),
+                resource_type: resource_type.clone(),
+            };
+            batcher.run_round(&resource_type, requests).await;
+        });
     }
 
     async fn run_round(&self, resource_type: &str, requests: Vec<Request>) {
@@ -491,6 +512,22 @@ type WriteRequests = Vec<(
     Vec<String>,
     oneshot::Sender<Result<WriteResult, CloudError>>,
 )>;
+
+/// Ends a round in flight, even if it panicked: the next round may go.
+struct RoundDone<C: TagApi + Clone + 'static> {
+    batcher: Batcher<C>,
+    resource_type: String,
+}
+
+impl<C: TagApi + Clone + 'static> Drop for RoundDone<C> {
+    fn drop(&mut self) {
+        let mut queues = self.batcher.lock();
+        if let Some(queue) = queues.get_mut(&self.resource_type) {
+            queue.in_flight = false;
+            self.batcher.decide(&self.resource_type, queue);
+        }
+    }
+}
 
 /// The outcome of each resource of one write call.
 struct CallOutcomes {

@@ -23,6 +23,8 @@ struct FakeState {
     calls: Vec<(&'static str, Vec<String>, Tags)>,
     missing: Vec<String>,
     credentials_broken: bool,
+    /// How long a list call takes.
+    latency: Duration,
 }
 
 impl FakeCloud {
@@ -85,6 +87,8 @@ impl TagApi for FakeCloud {
 
     async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CloudError> {
         self.log("List", ids, &Tags::new());
+        let latency = self.state.lock().unwrap().latency;
+        tokio::time::sleep(latency).await;
         assert!(
             ids.len() <= self.limits.resources_per_call,
             "a list over the limit"
@@ -346,4 +350,38 @@ async fn untags_go_before_tags_in_a_round() {
     assert!(results.iter().all(Result::is_ok));
     let actions: Vec<&str> = cloud.calls().iter().map(|(a, ..)| *a).collect();
     assert_eq!(actions, ["Untag", "Tag"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_a_round_is_in_flight_the_next_one_gathers() {
+    let cloud = FakeCloud::new(50);
+    cloud.state.lock().unwrap().latency = Duration::from_millis(100);
+    let batcher = Batcher::new(cloud.clone(), Duration::from_millis(20));
+    let read = |range: std::ops::Range<usize>, after: u64| {
+        let batcher = batcher.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(after)).await;
+            batcher.list_tags("apiGroup", &ids(range)).await
+        }
+    };
+    let start = tokio::time::Instant::now();
+    let answers = futures::join!(
+        read(0..2, 0),
+        read(2..4, 30),
+        read(4..6, 40),
+        read(6..8, 80)
+    );
+    for answer in [answers.0, answers.1, answers.2, answers.3] {
+        assert_eq!(answer.expect("read").len(), 2);
+    }
+    assert_eq!(
+        cloud.count("List"),
+        2,
+        "the first round alone, then the three that came while it was in flight"
+    );
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(220),
+        "round 1 at 20 ms, done at 120; round 2 right then, done at 220"
+    );
 }
