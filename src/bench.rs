@@ -425,7 +425,7 @@ async fn run_strategy(
         ("no-change", fleet.bound(args, &fleet.converged())),
     ];
     for (name, bound) in bounds {
-        control(&http, &url, "stats/reset").await?;
+        reset_stats(&http, &url).await?;
         let rss_reset = reset_peak_rss();
         let started = Instant::now();
         let report = run_with(
@@ -454,7 +454,7 @@ async fn run_strategy(
                 first.map(|b| (&b.binding, &b.reason, &b.message))
             ));
         }
-        let calls = calls_of(&control(&http, &url, "stats").await?);
+        let calls = calls_of(&stats(&http, &url).await?);
         passes.push(pass_report(
             name, &calls, &bound, wall, peak, rss_reset, args.qps, ready,
         ));
@@ -512,23 +512,24 @@ fn pass_report(
     pass
 }
 
-async fn control(http: &reqwest::Client, url: &str, path: &str) -> Result<Value, String> {
-    let address = format!("{url}/_emulator/{path}");
-    let request = if path.ends_with("reset") {
-        http.post(&address)
-    } else {
-        http.get(&address)
-    };
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("bench: {address}: {e}"))?;
-    if response.status() == reqwest::StatusCode::NO_CONTENT {
-        return Ok(Value::Null);
-    }
+/// The emulator's request counts so far.
+async fn stats(http: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let address = format!("{url}/_emulator/stats");
+    let response = http.get(&address).send().await;
+    let response = response.map_err(|e| format!("bench: {address}: {e}"))?;
     response
         .json()
         .await
+        .map_err(|e| format!("bench: {address}: {e}"))
+}
+
+/// Starts the emulator's request counts from zero.
+async fn reset_stats(http: &reqwest::Client, url: &str) -> Result<(), String> {
+    let address = format!("{url}/_emulator/stats/reset");
+    let response = http.post(&address).send().await;
+    response
+        .and_then(reqwest::Response::error_for_status)
+        .map(drop)
         .map_err(|e| format!("bench: {address}: {e}"))
 }
 

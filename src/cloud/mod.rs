@@ -7,6 +7,7 @@ pub mod alibaba;
 pub mod batcher;
 #[cfg(test)]
 pub(crate) mod fuzzing;
+pub mod isolate;
 pub mod jdcloud;
 pub mod per_resource;
 pub mod ratelimit;
@@ -69,35 +70,33 @@ pub trait TagApi: Send + Sync {
     /// ([`batcher::Batcher`]) can share calls with other callers' writes; one result per
     /// write, in order. Each write keeps within `limits()`.
     ///
-    /// The default sends them one after another and stops at the first error that would
-    /// fail every later call the same way (credentials, or retryable after retries): the
-    /// writes after it are answered with that error, unsent.
+    /// The default sends them one after another, each with its failing resources isolated
+    /// ([`isolate::write_isolating`]), and stops at the first error that would fail every
+    /// later call the same way (credentials, or retryable after retries): the writes after it
+    /// are answered with that error, unsent.
     fn write_all(
         &self,
         resource_type: &str,
         writes: &[Write<'_>],
     ) -> impl Future<Output = Vec<Result<WriteResult, CloudError>>> + Send {
         async move {
-            let mut results: Vec<Result<WriteResult, CloudError>> = Vec::new();
+            let mut results = Vec::with_capacity(writes.len());
+            let mut stopped: Option<CloudError> = None;
             for write in writes {
-                if let Some(Err(error)) = results.last()
-                    && stops_every_call(error)
-                {
-                    let error = error.clone();
-                    results.push(Err(error));
+                if let Some(error) = &stopped {
+                    results.push(Err(error.clone()));
                     continue;
                 }
-                let result = match write.op {
-                    WriteOp::Tag => {
-                        self.tag_resources(resource_type, write.resource_ids, write.tags)
-                            .await
-                    }
-                    WriteOp::Untag => {
-                        self.untag_resources(resource_type, write.resource_ids, write.tags)
-                            .await
-                    }
-                };
-                results.push(result);
+                let outcomes = isolate::write_isolating(
+                    self,
+                    resource_type,
+                    write.op,
+                    write.resource_ids.to_vec(),
+                    write.tags,
+                )
+                .await;
+                stopped = isolate::stop_of(&outcomes).cloned();
+                results.push(isolate::result_of(write.resource_ids, &outcomes));
             }
             results
         }

@@ -1,9 +1,8 @@
-//! The pure core of coalescing: which calls carry a round of requests, and what each request
-//! gets back from them. No I/O.
+//! The pure core of coalescing: which calls carry a round of requests. No I/O.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cloud::{CloudError, ResourceError, WriteOp, WriteResult};
+use crate::cloud::WriteOp;
 use crate::tags::Tags;
 
 /// The list calls that answer every request of a round: the distinct ids, sorted, `per_call`
@@ -60,72 +59,15 @@ pub fn write_calls<'a>(
     calls
 }
 
-/// What became of one resource of a write call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IdOutcome {
-    /// The cloud confirmed the write.
-    Written,
-    /// The cloud refused it for this resource (per-resource result, or a call of this
-    /// resource alone that failed for a terminal reason).
-    Failed(ResourceError),
-    /// The call failed with an error that stops every call (credentials, or retryable after
-    /// retries), or was not sent after one did.
-    Stopped(CloudError),
-}
-
-/// What a write request gets back, from the outcomes of its resources (every id of the
-/// request must have one): `Err` when every resource was stopped (the first error), else the
-/// per-resource failures, where a stopped resource fails with its error's kind and message.
-pub fn route_write(
-    resource_ids: &[String],
-    outcomes: &HashMap<&str, &IdOutcome>,
-) -> Result<WriteResult, CloudError> {
-    let mut result = WriteResult::default();
-    let mut first_stop: Option<&CloudError> = None;
-    let mut all_stopped = !resource_ids.is_empty();
-    for id in resource_ids {
-        match outcomes.get(id.as_str()) {
-            Some(IdOutcome::Written) => all_stopped = false,
-            Some(IdOutcome::Failed(error)) => {
-                all_stopped = false;
-                result.failed.insert(id.clone(), error.clone());
-            }
-            Some(IdOutcome::Stopped(error)) => {
-                first_stop.get_or_insert(error);
-                result.failed.insert(
-                    id.clone(),
-                    ResourceError {
-                        kind: error.kind,
-                        message: error.to_string(),
-                    },
-                );
-            }
-            None => {
-                // NB: the round computes an outcome for every id it was asked for; a missing
-                // one would be a bug, and is no write the cloud confirmed.
-                all_stopped = false;
-                result.failed.insert(
-                    id.clone(),
-                    ResourceError {
-                        kind: crate::cloud::ErrorKind::Retryable,
-                        message: "no answer for this resource in its coalesced call".to_string(),
-                    },
-                );
-            }
-        }
-    }
-    match first_stop {
-        Some(error) if all_stopped => Err(error.clone()),
-        _ => Ok(result),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
+    use std::collections::HashMap;
+
     use super::*;
-    use crate::cloud::ErrorKind;
+    use crate::cloud::isolate::{IdOutcome, route_write};
+    use crate::cloud::{CloudError, ErrorKind, ResourceError};
 
     fn ids(values: &[&str]) -> Vec<String> {
         values.iter().map(|v| v.to_string()).collect()

@@ -29,10 +29,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::oneshot;
 
-use self::merge::{IdOutcome, WriteCall};
-use super::{
-    CloudError, ErrorKind, ResourceError, TagApi, Write, WriteOp, WriteResult, stops_every_call,
-};
+use self::merge::WriteCall;
+use super::isolate::{self, IdOutcome, route_write};
+use super::{CloudError, ErrorKind, TagApi, Write, WriteOp, WriteResult, stops_every_call};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// How long the first request of a round waits for others when no participant is registered.
@@ -348,7 +347,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         let results: Vec<Result<WriteResult, CloudError>> = writes
             .iter()
             .map(|(op, tags, ids, _)| {
-                merge::route_write(ids, by_payload.get(&(*op, tags)).unwrap_or(&none))
+                route_write(ids, by_payload.get(&(*op, tags)).unwrap_or(&none))
             })
             .collect();
         for ((.., reply), result) in writes.into_iter().zip(results) {
@@ -357,81 +356,17 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         }
     }
 
-    /// Sends one write call; when it fails for a terminal reason, splits it in halves until
-    /// the failing resources are alone.
+    /// Sends one write call, its failing resources isolated.
     async fn write_isolating(&self, resource_type: &str, call: WriteCall) -> CallOutcomes {
         let WriteCall {
             op,
             tags,
             resource_ids,
         } = call;
-        let mut outcomes = Vec::with_capacity(resource_ids.len());
-        let mut pending = vec![resource_ids];
-        let mut stopped: Option<CloudError> = None;
-        while let Some(chunk) = pending.pop() {
-            if let Some(error) = &stopped {
-                outcomes.extend(
-                    chunk
-                        .into_iter()
-                        .map(|id| (id, IdOutcome::Stopped(error.clone()))),
-                );
-                continue;
-            }
-            match self.send_write(resource_type, op, &chunk, &tags).await {
-                Ok(result) => outcomes.extend(chunk.into_iter().map(|id| {
-                    let outcome = match result.failed.get(&id) {
-                        Some(error) => IdOutcome::Failed(error.clone()),
-                        None => IdOutcome::Written,
-                    };
-                    (id, outcome)
-                })),
-                Err(error) if stops_every_call(&error) => {
-                    outcomes.extend(
-                        chunk
-                            .into_iter()
-                            .map(|id| (id, IdOutcome::Stopped(error.clone()))),
-                    );
-                    stopped = Some(error);
-                }
-                Err(error) if chunk.len() > 1 => {
-                    tracing::debug!(%error, resources = chunk.len(), "coalesced write failed; splitting it to isolate the failing resources");
-                    let mut left = chunk;
-                    let right = left.split_off(left.len() / 2);
-                    pending.push(right);
-                    pending.push(left);
-                }
-                Err(error) => {
-                    let failure = ResourceError {
-                        kind: error.kind,
-                        message: error.to_string(),
-                    };
-                    outcomes.extend(
-                        chunk
-                            .into_iter()
-                            .map(|id| (id, IdOutcome::Failed(failure.clone()))),
-                    );
-                }
-            }
-        }
+        let outcomes =
+            isolate::write_isolating(&self.shared.inner, resource_type, op, resource_ids, &tags)
+                .await;
         CallOutcomes { op, tags, outcomes }
-    }
-
-    async fn send_write(
-        &self,
-        resource_type: &str,
-        op: WriteOp,
-        resource_ids: &[String],
-        tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
-        let inner = &self.shared.inner;
-        match op {
-            WriteOp::Tag => inner.tag_resources(resource_type, resource_ids, tags).await,
-            WriteOp::Untag => {
-                inner
-                    .untag_resources(resource_type, resource_ids, tags)
-                    .await
-            }
-        }
     }
 
     async fn list(
@@ -495,8 +430,15 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         &self,
         caller: Option<u64>,
         resource_type: &str,
-        write: Write<'_>,
+        op: WriteOp,
+        resource_ids: &[String],
+        tags: &Tags,
     ) -> Result<WriteResult, CloudError> {
+        let write = Write {
+            op,
+            resource_ids,
+            tags,
+        };
         let mut results = self.write(caller, resource_type, &[write]).await;
         results.pop().unwrap_or_else(|| Err(dropped("write")))
     }
@@ -587,12 +529,8 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         resource_ids: &[String],
         tags: &Tags,
     ) -> Result<WriteResult, CloudError> {
-        let write = Write {
-            op: WriteOp::Tag,
-            resource_ids,
-            tags,
-        };
-        self.write_one(None, resource_type, write).await
+        self.write_one(None, resource_type, WriteOp::Tag, resource_ids, tags)
+            .await
     }
 
     async fn untag_resources(
@@ -601,12 +539,8 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         resource_ids: &[String],
         tags: &Tags,
     ) -> Result<WriteResult, CloudError> {
-        let write = Write {
-            op: WriteOp::Untag,
-            resource_ids,
-            tags,
-        };
-        self.write_one(None, resource_type, write).await
+        self.write_one(None, resource_type, WriteOp::Untag, resource_ids, tags)
+            .await
     }
 
     async fn write_all(
@@ -660,13 +594,10 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         resource_ids: &[String],
         tags: &Tags,
     ) -> Result<WriteResult, CloudError> {
-        let write = Write {
-            op: WriteOp::Tag,
-            resource_ids,
-            tags,
-        };
         let caller = self.caller(resource_type);
-        self.batcher.write_one(caller, resource_type, write).await
+        self.batcher
+            .write_one(caller, resource_type, WriteOp::Tag, resource_ids, tags)
+            .await
     }
 
     async fn untag_resources(
@@ -675,13 +606,10 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         resource_ids: &[String],
         tags: &Tags,
     ) -> Result<WriteResult, CloudError> {
-        let write = Write {
-            op: WriteOp::Untag,
-            resource_ids,
-            tags,
-        };
         let caller = self.caller(resource_type);
-        self.batcher.write_one(caller, resource_type, write).await
+        self.batcher
+            .write_one(caller, resource_type, WriteOp::Untag, resource_ids, tags)
+            .await
     }
 
     async fn write_all(
