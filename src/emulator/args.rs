@@ -138,6 +138,12 @@ pub async fn run(args: EmulatorArgs) -> Result<(), EmulatorError> {
     if config.inventory.accounts.is_empty() {
         tracing::warn!("emulator: no accounts in the inventory; every signed call will fail");
     }
+    let config_accounts: Vec<String> = config
+        .inventory
+        .accounts
+        .iter()
+        .map(|a| a.access_key_id.clone())
+        .collect();
     let emulator = start(args.listen, config)
         .await
         .map_err(|source| EmulatorError::Start {
@@ -146,6 +152,14 @@ pub async fn run(args: EmulatorArgs) -> Result<(), EmulatorError> {
         })?;
     // NB: on stdout, so that a script can read where to point its providers.
     println!("tagbinder emulator: serving {}", emulator.url());
+    for account in &config_accounts {
+        // NB: the Tag service's ARNs carry this UID (or `*`); the key id is not secret.
+        println!(
+            "tagbinder emulator: access key {} is account {}",
+            account,
+            super::account_uid(account)
+        );
+    }
     tracing::info!(url = %emulator.url(), "emulator: serving");
     shutdown_signal().await.map_err(EmulatorError::Signal)?;
     tracing::info!("emulator: stopping");

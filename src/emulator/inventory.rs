@@ -90,6 +90,19 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// The account UID (Alibaba Cloud's 16-digit account id, used in the Tag service's ARNs) of
+/// an access key: derived from the access key id, so that it is stable across runs and
+/// needs no configuration. Written out at start by `tagbinder emulator`.
+pub fn account_uid(access_key_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("tagbinder-emulator-uid:{access_key_id}"));
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // NB: 16 digits, the first not 0, like real account ids.
+    let number = u64::from_be_bytes(first) % 9_000_000_000_000_000 + 1_000_000_000_000_000;
+    number.to_string()
+}
+
 /// Access key id to secret, for every cloud.
 #[derive(Debug, Default)]
 pub(crate) struct Accounts {
@@ -107,6 +120,13 @@ impl Accounts {
             })
             .collect();
         Accounts { secrets }
+    }
+
+    /// The account UID of a known access key id ([`account_uid`]).
+    pub fn uid(&self, access_key_id: &str) -> Option<String> {
+        self.secrets
+            .contains_key(access_key_id)
+            .then(|| account_uid(access_key_id))
     }
 
     /// The secret of an access key id.
@@ -292,6 +312,21 @@ mod tests {
             error.contains("inventory.yaml") && error.contains("aws"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn account_uids_are_stable_sixteen_digit_numbers() {
+        let uid = account_uid("LTAI-key");
+        assert_eq!(uid, account_uid("LTAI-key"));
+        assert_ne!(uid, account_uid("other-key"));
+        assert_eq!(uid.len(), 16);
+        assert!(uid.bytes().all(|b| b.is_ascii_digit()), "{uid}");
+        let accounts = Accounts::new(&[Account {
+            access_key_id: "LTAI-key".into(),
+            access_key_secret: "s".into(),
+        }]);
+        assert_eq!(accounts.uid("LTAI-key"), Some(uid));
+        assert_eq!(accounts.uid("unknown"), None);
     }
 
     #[test]

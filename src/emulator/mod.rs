@@ -50,12 +50,15 @@ use axum::http::StatusCode;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use alibaba::{API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, Product};
+pub use alibaba::{
+    API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, Product, TAG_SERVICE_VERSION,
+    TagServiceLimits,
+};
 pub use args::{EmulatorArgs, run};
 pub use faults::FaultConfig;
 pub use inventory::{
     ALIBABA, Account, CLOUDS, INVENTORY_API_VERSION, INVENTORY_KIND, Inventory, InventoryResource,
-    JDCLOUD,
+    JDCLOUD, account_uid,
 };
 pub use jdcloud::{JdcloudConfig, JdcloudLimits};
 

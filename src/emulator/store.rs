@@ -102,6 +102,14 @@ impl Store {
             .map(|(k, r)| (k.id.as_str(), r))
     }
 
+    /// Every Alibaba Cloud resource as (type, id, resource), in key order.
+    pub fn alibaba_typed(&self) -> impl Iterator<Item = (&str, &str, &StoredResource)> {
+        self.resources
+            .iter()
+            .filter(|(key, _)| key.cloud == super::inventory::ALIBABA)
+            .map(|(key, stored)| (key.resource_type.as_str(), key.id.as_str(), stored))
+    }
+
     /// The service codes of the JD Cloud resources, in order, each once.
     pub fn jdcloud_types(&self) -> Vec<String> {
         let mut types: Vec<String> = self

@@ -38,14 +38,15 @@ pub(crate) struct Verifier<'a> {
 }
 
 impl Verifier<'_> {
-    /// Checks a request received with `method` (`GET` or `POST`) at `now`.
+    /// Checks a V1 request received with `method` (`GET` or `POST`) at `now`; answers the
+    /// caller's access key id.
     pub fn verify(
         &self,
         method: &str,
         params: &Params,
         now: jiff::Timestamp,
         instant: Instant,
-    ) -> Result<(), RpcError> {
+    ) -> Result<String, RpcError> {
         for name in REQUIRED {
             params.require(name)?;
         }
@@ -65,8 +66,25 @@ impl Verifier<'_> {
             .map_err(|_| RpcError::timestamp_format())?;
         let remaining = self.remaining_validity(timestamp, now)?;
         check_signature(method, params, secret)?;
+        self.remember_nonce(
+            access_key_id,
+            params.require("SignatureNonce")?,
+            remaining,
+            instant,
+        )?;
+        Ok(access_key_id.to_string())
+    }
+
+    /// Records a verified request's nonce (V1 and V3 share one scope per access key), or
+    /// `SignatureNonceUsed`.
+    pub(super) fn remember_nonce(
+        &self,
+        access_key_id: &str,
+        nonce: &str,
+        remaining: Duration,
+        instant: Instant,
+    ) -> Result<(), RpcError> {
         let scope = format!("{ALIBABA}/{access_key_id}");
-        let nonce = params.require("SignatureNonce")?;
         // NB: the nonce is kept for at least the window and as long as the timestamp stays
         // acceptable, so a replay with the same timestamp is refused for as long as it could
         // otherwise pass.
@@ -79,7 +97,7 @@ impl Verifier<'_> {
     }
 
     /// How long `timestamp` stays within the window, or `InvalidTimeStamp.Expired`.
-    fn remaining_validity(
+    pub(super) fn remaining_validity(
         &self,
         timestamp: jiff::Timestamp,
         now: jiff::Timestamp,
@@ -174,7 +192,10 @@ mod tests {
         let now: jiff::Timestamp = "2026-01-15T08:30:00Z".parse().unwrap();
         let instant = Instant::now();
         let fresh = signed("secret", "n1", "2026-01-15T08:20:00Z");
-        assert_eq!(verifier.verify("GET", &fresh, now, instant), Ok(()));
+        assert_eq!(
+            verifier.verify("GET", &fresh, now, instant),
+            Ok("key".to_string())
+        );
         let replay = verifier.verify("GET", &fresh, now, instant).unwrap_err();
         assert_eq!(replay.code, "SignatureNonceUsed");
         let stale = signed("secret", "n2", "2026-01-15T08:14:59Z");
@@ -224,7 +245,7 @@ mod tests {
         let forged_nonce_is_still_free = signed("secret", "n5", "2026-01-15T08:30:00Z");
         assert_eq!(
             verifier.verify("GET", &forged_nonce_is_still_free, now, instant),
-            Ok(())
+            Ok("key".to_string())
         );
     }
 

@@ -59,6 +59,48 @@ impl RpcError {
         )
     }
 
+    /// `InvalidParameter.<Suffix>` with what is wrong with the value [detail inferred].
+    pub fn invalid_detail(code_suffix: &str, name: &str, detail: &str) -> Self {
+        RpcError::new(
+            StatusCode::BAD_REQUEST,
+            suffixed("InvalidParameter", Some(code_suffix)),
+            format!("The specified value of parameter \"{name}\" is not valid. {detail}"),
+        )
+    }
+
+    /// `InvalidParameter` for a name given twice in one part of the request [inferred].
+    pub fn given_twice(name: &str, part: &str) -> Self {
+        RpcError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!(
+                "The parameter \"{name}\" is given more than once in the {part}; give each parameter once."
+            ),
+        )
+    }
+
+    /// `IncompleteSignature` with what is wrong with a V3 `Authorization` [detail inferred].
+    pub fn incomplete_v3_signature(detail: &str) -> Self {
+        RpcError::new(
+            StatusCode::BAD_REQUEST,
+            "IncompleteSignature",
+            format!("The request signature does not conform to Aliyun standards. {detail}"),
+        )
+    }
+
+    /// `SignatureDoesNotMatch` of a V3 request: the server's string to sign (spec section 4,
+    /// [seen]) and, to make the mismatch debuggable, its canonical request [inferred].
+    pub fn v3_signature_mismatch(string_to_sign: &str, canonical_request: &str) -> Self {
+        RpcError::new(
+            StatusCode::BAD_REQUEST,
+            "SignatureDoesNotMatch",
+            format!(
+                "Specified signature does not match our calculation. server StringToSign is \
+                 [{string_to_sign}] server CanonicalRequest is [{canonical_request}]"
+            ),
+        )
+    }
+
     /// `IncompleteSignature`.
     pub fn incomplete_signature() -> Self {
         RpcError::new(

@@ -2,15 +2,22 @@
 //!
 //! A request is `GET /?<params>` or `POST /` with parameters in the query and/or an
 //! `application/x-www-form-urlencoded` body (another body is ignored); the parameters are the
-//! union of both, decoded, and a name sent twice is `InvalidParameter`. Every product of
-//! [`AlibabaConfig::products`] is served on the same path, chosen by `Version`.
+//! union of both, decoded ([`params`]: a name in both takes the body's value, a name twice in
+//! one part is `InvalidParameter`). Every product of [`AlibabaConfig::products`] is served on
+//! the same path, chosen by its API version; so is the Tag service (`2018-08-28`,
+//! [`tag_service`]).
+//!
+//! Two signatures are accepted, as the cloud does: V1 (`SignatureVersion=1.0`, HMAC-SHA1,
+//! [`auth`]), with `Action` and `Version` as parameters, and V3 (`Authorization:
+//! ACS3-HMAC-SHA256 ...`, [`v3`]), with the action and version in `x-acs-action` and
+//! `x-acs-version`. A V1 answer is XML unless `Format=JSON`; a V3 answer is JSON unless
+//! `Format` or an `Accept` without JSON asks for XML.
 //!
 //! Handling order: added latency, injected faults (before authentication, so a throttled or
 //! failed request leaves its nonce unused, as a client retrying with a fresh nonce expects),
-//! parameter parsing, signature and replay checks ([`auth`]), `Version`, `Action`, the
-//! operation's parameters, then the store. Only `TagResources`, `UntagResources` and
-//! `ListTagResources` exist; the generic Tag service (`2018-08-28`, `ResourceARN.N`) is not
-//! served and answers `InvalidVersion`.
+//! parameter parsing, signature and replay checks, version, action, the operation's
+//! parameters, then the store. Only `TagResources`, `UntagResources` and `ListTagResources`
+//! exist.
 
 mod auth;
 mod errors;
@@ -19,6 +26,8 @@ mod params;
 mod render;
 mod requests;
 mod rules;
+mod tag_service;
+mod v3;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,11 +35,12 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::Response;
 use axum::routing::get;
 
 pub use rules::{API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, Product};
+pub use tag_service::{TAG_SERVICE_VERSION, TagServiceLimits};
 
 use self::auth::Verifier;
 use self::errors::RpcError;
@@ -46,24 +56,57 @@ pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new().route("/", get(rpc).post(rpc))
 }
 
+/// What a request is, before it is verified.
+struct Call<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    /// Signed with V3 (else V1).
+    v3: bool,
+}
+
 async fn rpc(
     State(app): State<Arc<App>>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let form_body = is_form(&headers).then_some(&body[..]);
     let received = Received::decode(query.as_deref(), form_body);
-    let format = Format::of(received.first("Format"));
-    let action = received.first("Action").unwrap_or("-").to_string();
-    let product_code = received
-        .first("Version")
-        .and_then(|version| app.alibaba.products.get(version))
-        .map_or(rules::DEFAULT_PRODUCT_CODE, |product| product.code.as_str())
-        .to_string();
+    let v3 = v3::is_v3(&headers);
+    let (action, version) = if v3 {
+        v3::action_and_version(&headers)
+    } else {
+        (received.first("Action"), received.first("Version"))
+    };
+    let format = match received.first("Format") {
+        Some(format) => Format::of(Some(format)),
+        None if v3 => Format::of_accept(headers.get(header::ACCEPT)),
+        None => Format::Xml,
+    };
+    let action = action.unwrap_or("-").to_string();
+    let product_code = match version {
+        Some(TAG_SERVICE_VERSION) => tag_service::PRODUCT_CODE,
+        Some(version) => app
+            .alibaba
+            .products
+            .get(version)
+            .map_or(rules::DEFAULT_PRODUCT_CODE, |product| product.code.as_str()),
+        None => rules::DEFAULT_PRODUCT_CODE,
+    }
+    .to_string();
     let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
-    match handle(&app, method.as_str(), received).await {
+    let call = Call {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+        v3,
+    };
+    match handle(&app, &call, received).await {
         Ok(fields) => {
             app.stats.record(ALIBABA, &action, OK);
             tracing::debug!(cloud = ALIBABA, %action, outcome = OK, "emulator request");
@@ -100,7 +143,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 /// The answer's fields after `RequestId`, or the error.
 async fn handle(
     app: &App,
-    method: &str,
+    call: &Call<'_>,
     received: Received,
 ) -> Result<Vec<(&'static str, Node)>, RpcError> {
     let latency = app.faults.latency();
@@ -110,20 +153,52 @@ async fn handle(
     if let Some(fault) = app.faults.decide(Instant::now()) {
         return Err(RpcError::from_fault(fault));
     }
+    let query: Vec<(String, String)> = received
+        .query_pairs()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
     let params = received.into_params()?;
     let verifier = Verifier {
         accounts: &app.accounts,
         nonces: &app.nonces,
         clock_skew: app.clock_skew,
     };
-    verifier.verify(method, &params, app.faults.now(), Instant::now())?;
+    let (access_key_id, action, version) = if call.v3 {
+        let request = v3::V3Request {
+            method: call.method.as_str(),
+            path: call.uri.path(),
+            headers: call.headers,
+            query: query
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect(),
+            body: call.body,
+        };
+        let key = verifier.verify_v3(&request, app.faults.now(), Instant::now())?;
+        let (action, version) = v3::action_and_version(call.headers);
+        // NB: verify_v3 required both headers.
+        (key, action.unwrap_or_default(), version.unwrap_or_default())
+    } else {
+        let key = verifier.verify(
+            call.method.as_str(),
+            &params,
+            app.faults.now(),
+            Instant::now(),
+        )?;
+        (key, params.require("Action")?, params.require("Version")?)
+    };
+    if version == TAG_SERVICE_VERSION {
+        // NB: the key was just verified, so it has a UID.
+        let uid = app.accounts.uid(&access_key_id).unwrap_or_default();
+        return tag_service::handle(app, action, &params, &uid).await;
+    }
     let product = app
         .alibaba
         .products
-        .get(params.require("Version")?)
+        .get(version)
         .ok_or_else(RpcError::invalid_version)?;
     let limits = &app.alibaba.limits;
-    match params.require("Action")? {
+    match action {
         "TagResources" => {
             let request = requests::tag_request(&params, product, limits)?;
             app.store

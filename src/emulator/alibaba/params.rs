@@ -1,5 +1,11 @@
 //! The parameters of an RPC request: the union of the query string and an
-//! `application/x-www-form-urlencoded` body, decoded, each name at most once.
+//! `application/x-www-form-urlencoded` body, decoded.
+//!
+//! A name given both in the query and in the body takes the body's value: the official SDK
+//! signs exactly that union (aliyun-python-sdk-core 2.16.1 `get_signed_url`:
+//! `dict(query).update(body)`, and it adds `RegionId` to the query when a caller put it in
+//! the body) [sdk]. A name given twice in the same part is refused, naming the part
+//! [inferred: the SDKs never send one].
 
 use std::collections::BTreeMap;
 
@@ -8,42 +14,61 @@ use super::errors::RpcError;
 /// Name/value pairs as received, in order, before duplicates are checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Received {
-    pairs: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    body: Vec<(String, String)>,
 }
 
 impl Received {
-    /// Decodes the query string and, when `form_body` is true, the body. Decoding follows the
-    /// form rules (`+` is a space), so any correct client encoding gives the same text.
+    /// Decodes the query string and, when given, the form body. Decoding follows the form
+    /// rules (`+` is a space), so any correct client encoding gives the same text.
     pub fn decode(query: Option<&str>, body: Option<&[u8]>) -> Self {
-        let mut pairs: Vec<(String, String)> = query
+        let query = query
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        if let Some(body) = body {
-            pairs.extend(form_urlencoded::parse(body).into_owned());
-        }
-        Received { pairs }
+        let body = body
+            .map(|b| form_urlencoded::parse(b).into_owned().collect())
+            .unwrap_or_default();
+        Received { query, body }
     }
 
-    /// The first value of `name`, even when the name is repeated (used to pick the answer
-    /// format and the action for the statistics before validation).
+    /// The value of `name` as it will count (the body's when both parts carry it), even when
+    /// the name is repeated (used to pick the answer format and the action for the
+    /// statistics before validation).
     pub fn first(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        find(&self.body, name).or_else(|| find(&self.query, name))
     }
 
-    /// The parameters, or `InvalidParameter` naming the first parameter sent twice.
+    /// The query string's pairs alone (what a V3 signature covers).
+    pub fn query_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.query.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The parameters, or `InvalidParameter` naming the first parameter sent twice in the
+    /// same part.
     pub fn into_params(self) -> Result<Params, RpcError> {
-        let mut values = BTreeMap::new();
-        for (name, value) in self.pairs {
-            if values.contains_key(&name) {
-                return Err(RpcError::invalid(None, &name));
-            }
-            values.insert(name, value);
-        }
+        let query = unique(self.query, "query string")?;
+        let mut values = query;
+        values.extend(unique(self.body, "form body")?);
         Ok(Params { values })
     }
+}
+
+fn find<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn unique(pairs: Vec<(String, String)>, part: &str) -> Result<BTreeMap<String, String>, RpcError> {
+    let mut values = BTreeMap::new();
+    for (name, value) in pairs {
+        if values.contains_key(&name) {
+            return Err(RpcError::given_twice(&name, part));
+        }
+        values.insert(name, value);
+    }
+    Ok(values)
 }
 
 /// The parameters of a request, by name.
@@ -148,10 +173,21 @@ mod tests {
     }
 
     #[test]
-    fn a_name_sent_twice_is_invalid_even_across_query_and_body() {
-        let error = params("Action=A", "Action=A").unwrap_err();
+    fn the_body_wins_over_the_query_and_a_name_twice_in_one_part_is_named() {
+        // NB: what aliyun-python-sdk-core signs when a caller puts RegionId in the body.
+        let united = params("RegionId=cn-beijing&Action=A", "RegionId=cn-hangzhou").unwrap();
+        assert_eq!(united.get("RegionId"), Some("cn-hangzhou"));
+        let received = Received::decode(Some("RegionId=a"), Some(b"RegionId=b"));
+        assert_eq!(received.first("RegionId"), Some("b"));
+        let error = params("Action=A&Action=B", "").unwrap_err();
         assert_eq!(error.code, "InvalidParameter");
-        assert!(error.message.contains("\"Action\""));
+        assert!(
+            error.message.contains("\"Action\"") && error.message.contains("query string"),
+            "{}",
+            error.message
+        );
+        let error = self::params("", "Tag.1.Key=a&Tag.1.Key=b").unwrap_err();
+        assert!(error.message.contains("form body"), "{}", error.message);
     }
 
     #[test]

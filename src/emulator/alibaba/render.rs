@@ -20,6 +20,20 @@ pub(crate) enum Format {
 }
 
 impl Format {
+    /// The format a V3 request without `Format` gets: JSON, unless its `Accept` names XML
+    /// and not JSON.
+    pub fn of_accept(accept: Option<&axum::http::HeaderValue>) -> Self {
+        let accept = accept
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if accept.contains("xml") && !accept.contains("json") {
+            Format::Xml
+        } else {
+            Format::Json
+        }
+    }
+
     /// The format asked for by a `Format` parameter.
     pub fn of(format: Option<&str>) -> Self {
         match format {

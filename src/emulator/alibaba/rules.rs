@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::errors::RpcError;
+use super::tag_service::{Aliases, TagServiceLimits};
 
 /// The Alibaba Cloud side's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +14,11 @@ pub struct AlibabaConfig {
     pub products: BTreeMap<String, Product>,
     /// Batch limits and tag rules.
     pub limits: AlibabaLimits,
+    /// The Tag service's own limits (its tag rules are [`AlibabaConfig::limits`]').
+    pub tag_service: TagServiceLimits,
+    /// Product codes of Tag-service ARNs (e.g. `ecs`) that name the resources of a product
+    /// served here through its own API, by that product's `Version`.
+    pub tag_service_products: BTreeMap<String, String>,
 }
 
 /// One product's tag API.
@@ -86,6 +92,11 @@ impl Default for AlibabaConfig {
         AlibabaConfig {
             products,
             limits: AlibabaLimits::default(),
+            tag_service: TagServiceLimits::default(),
+            tag_service_products: BTreeMap::from([
+                ("apigateway".to_string(), API_GATEWAY_VERSION.to_string()),
+                ("ecs".to_string(), ECS_VERSION.to_string()),
+            ]),
         }
     }
 }
@@ -102,6 +113,21 @@ impl Default for AlibabaLimits {
             reserved_prefixes: vec!["aliyun".to_string(), "acs:".to_string()],
             forbidden_substrings: vec!["http://".to_string(), "https://".to_string()],
         }
+    }
+}
+
+impl AlibabaConfig {
+    /// Where Tag-service ARNs find the resources of the products served here.
+    pub(crate) fn tag_service_aliases(&self) -> Aliases {
+        let by_product = self
+            .tag_service_products
+            .iter()
+            .filter_map(|(code, version)| {
+                let product = self.products.get(version)?;
+                Some((code.clone(), product.resource_types.clone()))
+            })
+            .collect();
+        Aliases { by_product }
     }
 }
 

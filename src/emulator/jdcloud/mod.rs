@@ -254,6 +254,7 @@ async fn serve(
     let document: Value = serde_json::from_slice(body).map_err(|error| {
         JdError::invalid_argument(format!("the body is not a JSON document: {error}"))
     })?;
+    let document = without_nulls(document);
     if !document.is_object() {
         return Err(JdError::invalid_argument("the body must be a JSON object"));
     }
@@ -293,6 +294,24 @@ async fn serve(
     }
 }
 
+/// The document with every object member whose value is `null` removed, at any depth: the
+/// official SDKs serialise unset optional fields as `null` (e.g. a `TagFilter` without
+/// `values`), and the cloud reads them as absent. A `null` inside an array stays (it is not an
+/// absent field, and is refused where a value is expected).
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(members) => Value::Object(
+            members
+                .into_iter()
+                .filter(|(_, member)| !member.is_null())
+                .map(|(name, member)| (name, without_nulls(member)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
 /// Every parser of a request body, for the fuzz tests.
 #[cfg(test)]
 pub(crate) mod fuzzing {
@@ -329,6 +348,27 @@ mod tests {
         );
         assert_eq!(route("/v1/regions/cn-north-1"), None);
         assert_eq!(route("/v2/regions/x/tags:tagResources"), None);
+    }
+
+    #[test]
+    fn nulls_are_absent_members_at_any_depth() {
+        let sent = json!({"regionId": "cn-north-1", "resourceVo": {
+            "serviceCodes": ["vm"], "resourceIds": null, "orderCondition": null,
+            "tagFilters": [{"key": "env", "values": null, "operator": null}],
+            "list": [null, 1]}});
+        let config = JdcloudConfig::default();
+        let cleaned = without_nulls(sent.clone());
+        assert_eq!(
+            cleaned,
+            json!({"regionId": "cn-north-1", "resourceVo": {
+                "serviceCodes": ["vm"],
+                "tagFilters": [{"key": "env"}],
+                "list": [null, 1]}})
+        );
+        assert!(ops::describe_request(&sent, "cn-north-1", &config).is_err());
+        let request = ops::describe_request(&cleaned, "cn-north-1", &config).unwrap();
+        assert_eq!(request.resource_ids, None);
+        assert_eq!(request.tag_filters.len(), 1);
     }
 
     #[test]
