@@ -448,18 +448,51 @@ async fn versions_actions_resource_types_and_repeated_names_are_checked() {
         "ECS types are served under the ECS version"
     );
 
+    // A name in both the query and the form body: the body's value counts, as the official
+    // SDK signs it (aliyun-python-sdk-core adds RegionId to the query when a caller put it
+    // in the body). g3 is in cn-hangzhou: the query's cn-beijing would not find it.
+    let both = call("TagResources")
+        .param("ResourceType", "apiGroup")
+        .param("RegionId", "cn-hangzhou")
+        .ids(&["g3"])
+        .tags(&[("where", "body")])
+        .via(Transport::PostForm);
+    let signature = rpc_signature(SECRET, &both.string_to_sign());
+    let mut body = both.params.clone();
+    body.push(("Signature".to_string(), signature));
+    let answer = http()
+        .post(format!("{}/?RegionId=cn-beijing", emulator.url()))
+        .form(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        StatusCode::OK,
+        "{}",
+        answer.text().await.unwrap()
+    );
+    assert_eq!(
+        tags_in(&state(&emulator).await, "apiGroup", "g3")["where"],
+        "body"
+    );
+
     let twice = http()
-        .post(format!(
-            "{}/?Format=JSON&ResourceType=apiGroup",
+        .get(format!(
+            "{}/?Format=JSON&ResourceType=apiGroup&ResourceType=app",
             emulator.url()
         ))
-        .form(&[("ResourceType", "apiGroup")])
         .send()
         .await
         .unwrap();
     assert_eq!(twice.status(), StatusCode::BAD_REQUEST);
     let body: Value = twice.json().await.unwrap();
     assert_eq!(body["Code"], "InvalidParameter");
+    let message = body["Message"].as_str().unwrap();
+    assert!(
+        message.contains("\"ResourceType\"") && message.contains("more than once in the query"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
