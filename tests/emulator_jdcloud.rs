@@ -1124,3 +1124,32 @@ async fn jdcloud_state_persists_across_a_restart() {
     );
     second.shutdown().await.unwrap();
 }
+
+/// The official SDK serialises every unset optional field as JSON `null` (a `TagFilter`
+/// without `values`, a `ResourceReqVo` without `resourceIds`...); the cloud reads `null` as
+/// absent, and so does the emulator.
+#[tokio::test]
+async fn null_fields_are_absent_as_the_sdk_sends_them() {
+    let emulator = emulator(config()).await;
+    let body = json!({"regionId": REGION, "tagResources": {
+        "resources": [{"serviceCode": "vm", "resourceId": ["i-1"]}],
+        "tags": [{"key": "env", "value": "prod"}]}});
+    call("tags:tagResources", body)
+        .send(&emulator)
+        .await
+        .assert_full_success();
+    let sdk_shaped = json!({"regionId": REGION, "resourceVo": {
+        "serviceCodes": ["vm"], "resourceIds": null, "showTagStatus": null,
+        "orderCondition": null, "descOrAsc": null, "pageSize": null, "currentPage": null,
+        "tagFilters": [{"key": "env", "values": null, "operator": null}]}});
+    let answer = call("tags:describeResources", sdk_shaped)
+        .send(&emulator)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let ids: Vec<String> = mappings(&answer).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["vm/i-1"], "a filter without values matches any value");
+    let null_vo = call("tags:describeResources", json!({"resourceVo": null}))
+        .send(&emulator)
+        .await;
+    assert_eq!(null_vo.status, StatusCode::OK, "{}", null_vo.body);
+}
