@@ -49,6 +49,11 @@ fn rpc_text() -> impl Strategy<Value = String> {
         "All",
         "MaxResult",
         "Format",
+        "ResourceARN.1",
+        "ResourceARN.2",
+        "Tags",
+        "Category",
+        "PageSize",
     ]);
     let value = prop_oneof![
         Just("TagResources".to_string()),
@@ -56,6 +61,11 @@ fn rpc_text() -> impl Strategy<Value = String> {
         Just("ListTagResources".to_string()),
         Just("2016-07-14".to_string()),
         Just("apiGroup".to_string()),
+        Just("arn%3Aacs%3Aecs%3A*%3A*%3Ainstance%2Fi-1".to_string()),
+        Just("acs:rds::1:dbinstance/".to_string()),
+        Just("%7B%22k%22%3A%22v%22%7D".to_string()),
+        Just("Custom".to_string()),
+        Just("1000".to_string()),
         Just("%".to_string()),
         Just("%zz".to_string()),
         Just("%E4%B8".to_string()),

@@ -266,5 +266,6 @@ pub(crate) mod fuzzing {
             let _ = requests::untag_request(&params, product, &config.limits);
             let _ = requests::list_request(&params, product, &config.limits);
         }
+        tag_service::parse_every_operation(&params);
     }
 }

@@ -278,3 +278,41 @@ fn page_size(params: &Params, limits: &TagServiceLimits) -> Result<usize, RpcErr
         )),
     }
 }
+
+/// Every parser of the Tag service, and its operations on an empty store, for the fuzz tests.
+#[cfg(test)]
+pub(crate) fn parse_every_operation(params: &Params) {
+    let config = super::AlibabaConfig::default();
+    let (limits, rules) = (&config.tag_service, &config.limits);
+    let aliases = config.tag_service_aliases();
+    let mut store = crate::emulator::store::Store::default();
+    if let (Ok(arns), Ok(tags)) = (
+        arns(params, limits, true),
+        write_tags(params, limits, rules),
+    ) {
+        let _ = ops::tag(&mut store, &aliases, &arns, &tags, "r", "1", rules);
+    }
+    if let (Ok(arns), Ok(keys)) = (
+        arns(params, limits, true),
+        untag_keys(params, limits, rules),
+    ) {
+        let _ = ops::untag(&mut store, &aliases, &arns, &keys, "r", "1");
+    }
+    if let (Ok(arns), Ok(filter), Ok(category), Ok(page_size)) = (
+        arns(params, limits, false),
+        list_filter(params, limits),
+        category(params),
+        page_size(params, limits),
+    ) {
+        let request = ops::ListRequest {
+            arns,
+            filter,
+            category,
+            page_size,
+            next_token: params.get("NextToken").map(str::to_string),
+            region: "r".to_string(),
+            uid: "1".to_string(),
+        };
+        let _ = ops::list(&store, &aliases, &request, rules);
+    }
+}
