@@ -942,3 +942,49 @@ async fn an_invalid_configuration_does_not_start() {
         .unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// Issue 13: ListTagResources with `Tag.N` filters and no `ResourceId.N` selects every
+/// resource of the type that carries all of them, across pages.
+#[tokio::test]
+async fn listing_by_tag_filter_alone_selects_across_pages() {
+    let emulator = emulator(EmulatorConfig {
+        page_size: 1,
+        ..config()
+    })
+    .await;
+    let tagged = call("TagResources")
+        .param("ResourceType", "apiGroup")
+        .ids(&["g1", "g2", "g3"])
+        .tags(&[("env", "prod")])
+        .send(&emulator)
+        .await;
+    assert_eq!(tagged.status, StatusCode::OK, "{}", tagged.body);
+    let mut selected = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut list = call("ListTagResources")
+            .param("ResourceType", "apiGroup")
+            .tags(&[("env", "prod"), ("team", "web")]);
+        if let Some(token) = &token {
+            list = list.param("NextToken", token);
+        }
+        let answer = list.send(&emulator).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        pages += 1;
+        for entry in answer.body["TagResources"]["TagResource"]
+            .as_array()
+            .unwrap()
+        {
+            selected.push(format!("{}:{}", entry["ResourceId"], entry["TagKey"]));
+        }
+        match answer.body["NextToken"].as_str() {
+            Some("-1") | None => break,
+            Some(next) => token = Some(next.to_string()),
+        }
+        assert!(pages < 20, "pagination does not end");
+    }
+    // g2 alone carries both; every tag of a selected resource is listed, one per page.
+    assert_eq!(selected, ["\"g2\":\"env\"", "\"g2\":\"team\""]);
+    assert_eq!(pages, 2);
+}
