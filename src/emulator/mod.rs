@@ -5,6 +5,7 @@
 //!
 //! # Endpoints
 //! - `/`: Alibaba Cloud RPC (`GET` query or `POST` form), every product chosen by `Version`
+//!   (or `x-acs-version`), V1 and V3 signatures, the Tag service (`2018-08-28`) by ARN
 //!   ([`alibaba`] module docs say what is checked, in which order, with which codes).
 //! - `/v1/regions/{regionId}/tags:<operation>`: JD Cloud's resource-tag service
 //!   (tagResources, unTagResources, describeResources; JSON bodies, JDCLOUD2 or JDCLOUD3
