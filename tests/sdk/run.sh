@@ -20,6 +20,15 @@ if [ ! -x "$binary" ]; then
 fi
 
 if [ ! -f "$stamp" ] || ! cmp -s tests/sdk/requirements.txt "$stamp"; then
+  # NB: Debian splits venv/ensurepip out of python3; CI runs as root on a fresh machine.
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && apt-get install -y -qq python3-venv
+    else
+      echo "error: python3 has no venv/ensurepip module; install python3-venv" >&2
+      exit 1
+    fi
+  fi
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
