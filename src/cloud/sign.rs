@@ -205,3 +205,6 @@ mod tests {
 
 /// JD Cloud signing (JDCLOUD2/JDCLOUD3-HMAC-SHA256).
 pub mod jdcloud;
+
+/// Alibaba Cloud V3 signing (ACS3-HMAC-SHA256).
+pub mod acs3;
