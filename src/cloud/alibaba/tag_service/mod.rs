@@ -4,7 +4,7 @@
 //! other resources of the call are written, as with JD Cloud.
 
 mod arn;
-mod wire;
+pub(super) mod wire;
 
 use std::time::Duration;
 

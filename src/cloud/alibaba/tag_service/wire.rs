@@ -66,7 +66,7 @@ struct Tag {
 /// Reads one page into `observed` (the requested ids of `kind`; others are ignored) and says
 /// the next page's token: `None` when absent or empty (the Tag service's end of listing).
 /// Tags of category `System` are left out: tagbinder never writes, prunes or counts them.
-pub(super) fn read_list(
+pub(in crate::cloud::alibaba) fn read_list(
     kind: &ArnType<'_>,
     body: &str,
     observed: &mut TagsByResource,
@@ -124,7 +124,7 @@ struct FailureResult {
 /// Reads a write answer: the resources of the call (ids of `kind`) that failed, classified by
 /// their code. A failure naming no resource of the call makes the answer unreadable: which
 /// resource failed is unknown, and no write may be taken as confirmed on a guess.
-pub(super) fn read_write(
+pub(in crate::cloud::alibaba) fn read_write(
     kind: &ArnType<'_>,
     resource_ids: &[String],
     body: &str,
