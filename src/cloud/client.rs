@@ -19,9 +19,7 @@ use super::pagination::Pagination;
 use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
 use super::transport::{excerpt, from_transport, local};
-use super::{
-    AccessKey, CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteOp, WriteResult,
-};
+use super::{CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// The three operations of every tag API.
@@ -49,8 +47,6 @@ impl From<WriteOp> for Operation {
 pub struct Settings<'a> {
     /// Base URL of the API, for messages.
     pub endpoint: &'a str,
-    /// The access key (its secret is for the protocol's signer only).
-    pub key: &'a AccessKey,
     /// Retry policy for retryable failures.
     pub retry: &'a RetryPolicy,
     /// Timeout of one HTTP attempt.
@@ -80,7 +76,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     /// Short cloud name for metrics and messages: `alibaba` or `jdcloud`.
     fn cloud_name(&self) -> &'static str;
 
-    /// Endpoint, key, retry policy, timeout and limits.
+    /// Endpoint, retry policy, timeout and limits.
     fn settings(&self) -> Settings<'_>;
 
     /// The action name of `operation` on the wire, e.g. `TagResources`.

@@ -90,7 +90,6 @@ impl AlibabaConfig {
     fn settings(&self) -> Settings<'_> {
         Settings {
             endpoint: &self.endpoint,
-            key: &self.key,
             retry: &self.retry,
             timeout: self.timeout,
             limits: &self.limits,

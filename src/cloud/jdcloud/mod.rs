@@ -169,7 +169,6 @@ impl Protocol for JdcloudConfig {
     fn settings(&self) -> Settings<'_> {
         Settings {
             endpoint: &self.endpoint,
-            key: &self.key,
             retry: &self.retry,
             timeout: self.timeout,
             limits: &self.limits,
