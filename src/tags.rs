@@ -85,6 +85,9 @@ pub struct Limits {
     pub tags_per_resource: usize,
     /// Longest key, in characters (Unicode scalar values).
     pub key_max_chars: usize,
+    /// Shortest value, in characters: 0 where an empty value is allowed, 1 where it is not
+    /// (the Alibaba Tag service).
+    pub value_min_chars: usize,
     /// Longest value, in characters.
     pub value_max_chars: usize,
     /// Key prefixes the cloud reserves for itself (compared case-insensitively by tagbinder).
@@ -104,10 +107,23 @@ impl Limits {
             keys_per_untag_call: 20,
             tags_per_resource: 20,
             key_max_chars: 128,
+            value_min_chars: 0,
             value_max_chars: 128,
             reserved_key_prefixes: strings(&["aliyun", "acs:"]),
             reserved_value_prefixes: strings(&["aliyun", "acs:"]),
             forbidden_substrings: strings(&["http://", "https://"]),
+        }
+    }
+
+    /// Alibaba Cloud's Tag service (spec: alibaba-rpc-tagging.md sections 5 and 6): the
+    /// product rules, with 10 tags per TagResources, 10 keys per UntagResources, and values
+    /// of 1..128 characters.
+    pub fn alibaba_tag_service() -> Self {
+        Limits {
+            tags_per_call: 10,
+            keys_per_untag_call: 10,
+            value_min_chars: 1,
+            ..Limits::alibaba()
         }
     }
 
@@ -120,6 +136,7 @@ impl Limits {
             keys_per_untag_call: 10,
             tags_per_resource: 10,
             key_max_chars: 127,
+            value_min_chars: 0,
             value_max_chars: 255,
             reserved_key_prefixes: strings(&["jrn:", "jdc-"]),
             reserved_value_prefixes: Vec::new(),

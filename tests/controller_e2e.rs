@@ -20,6 +20,8 @@ mod converging;
 mod operating;
 #[path = "controller_e2e/stand_in.rs"]
 mod stand_in;
+#[path = "controller_e2e/tag_service.rs"]
+mod tag_service;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,7 @@ use support::runner;
 use converging::*;
 use operating::*;
 use stand_in::*;
+use tag_service::*;
 
 /// The shared controller's user name (bearer token) and `POD_NAME`.
 pub const OPERATOR: &str = "tagbinder-main";
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
         scenario!(a_dropped_watch_resumes_and_an_expired_one_lists_again),
         scenario!(a_standby_takes_over_when_the_leader_stops),
         scenario!(the_stand_in_serves_discovery_and_apiserver_semantics),
+        scenario!(the_tag_service_converges_prunes_and_reports_a_missing_resource),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

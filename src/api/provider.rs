@@ -69,14 +69,38 @@ impl Cloud {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlibabaSettings {
-    /// Product preset: `apigateway` (2016-07-14) or `ecs` (2014-05-26). Sets the API version
-    /// and the endpoint pattern.
+    /// Product preset: `apigateway` (2016-07-14) or `ecs` (2014-05-26), a product's own tag
+    /// API; or `tag` (2018-08-28), the Tag service, which tags the resources of every product
+    /// by ARN (bindings then name `resourceType: PRODUCT:TYPE`, e.g. `rds:dbinstance`). Sets
+    /// the API version and the endpoint pattern.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
     /// API version override, e.g. `2016-07-14`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
     pub api_version: Option<String>,
+    /// The account in the Tag service's ARNs: `*` (default), which the service reads as the
+    /// caller's own account, or the account's numeric UID. Only with `product: tag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(\*|[0-9]{1,32})$"))]
+    pub account_id: Option<String>,
+    /// The request signature: `v1` (HMAC-SHA1, the default: accepted by every Alibaba RPC
+    /// API) or `v3` (ACS3-HMAC-SHA256, what the current official SDKs send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_version: Option<AlibabaSignatureVersion>,
+}
+
+/// How Alibaba Cloud requests are signed: `v1` (HMAC-SHA1, the default: every Alibaba RPC
+/// API accepts it) or `v3` (ACS3-HMAC-SHA256, what the current official SDKs send).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AlibabaSignatureVersion {
+    /// The RPC signature, HMAC-SHA1 (`SignatureVersion=1.0`).
+    #[default]
+    #[serde(rename = "v1")]
+    V1,
+    /// ACS3-HMAC-SHA256.
+    #[serde(rename = "v3")]
+    V3,
 }
 
 /// JD Cloud settings.

@@ -2,13 +2,16 @@
 //!
 //! A client knows its cloud's wire protocol, signature, limits and error codes, and nothing of
 //! Kubernetes: it takes resource types, ids and tag sets, and answers with tags or outcomes.
+//! Every client is the one chassis ([`client::Client`]) over an API's [`client::Protocol`].
 
 pub mod alibaba;
 pub mod batcher;
+pub mod client;
 #[cfg(test)]
 pub(crate) mod fuzzing;
 pub mod isolate;
 pub mod jdcloud;
+mod pagination;
 pub mod per_resource;
 pub mod ratelimit;
 pub mod retry;
@@ -21,6 +24,7 @@ use std::future::Future;
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub use client::{Client, Protocol};
 pub use ratelimit::{Rate, RateLimiter};
 pub use retry::RetryPolicy;
 

@@ -63,6 +63,13 @@ fn key_rules(key: &str, limits: &Limits) -> Vec<String> {
 
 fn value_rules(value: &str, limits: &Limits) -> Vec<String> {
     let mut rules = Vec::new();
+    let chars = value.chars().count();
+    if chars < limits.value_min_chars {
+        rules.push(format!(
+            "value is {chars} characters; this provider needs at least {}",
+            limits.value_min_chars
+        ));
+    }
     if let Some(rule) = length_rule("value", value, limits.value_max_chars) {
         rules.push(rule);
     }

@@ -5,22 +5,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{Cloud, TagProviderSpec};
-use crate::cloud::alibaba::{self, AlibabaClient, AlibabaConfig};
+use crate::api::{AlibabaSignatureVersion, Cloud, TagProviderSpec};
+use crate::cloud::alibaba::{
+    self, AlibabaClient, AlibabaConfig, ProductApi, SignatureVersion, TagService, TagServiceClient,
+};
 use crate::cloud::jdcloud::{self, JdcloudClient, JdcloudConfig};
 use crate::cloud::{
-    AccessKey, CallObserver, CloudError, Rate, RateLimiter, RetryPolicy, TagApi, WriteResult,
+    AccessKey, CallObserver, Client, CloudError, Protocol, Rate, RateLimiter, RetryPolicy, TagApi,
+    WriteResult,
 };
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// Timeout of one HTTP attempt to a cloud.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client of whichever cloud a provider names.
+/// A client of whichever cloud (and API) a provider names.
 #[derive(Clone, Debug)]
 pub enum ProviderClient {
-    /// Alibaba Cloud.
+    /// An Alibaba Cloud product's own tag API (API Gateway, ECS, ...).
     Alibaba(AlibabaClient),
+    /// Alibaba Cloud's Tag service (`alibaba.product: tag`).
+    TagService(TagServiceClient),
     /// JD Cloud.
     Jdcloud(JdcloudClient),
 }
@@ -92,16 +97,37 @@ pub fn client_for(
     options: &ClientOptions,
 ) -> Result<ProviderClient, ProviderSpecError> {
     match spec.cloud {
-        Cloud::Alibaba => alibaba_client(spec, key, options).map(ProviderClient::Alibaba),
-        Cloud::Jdcloud => jdcloud_client(spec, key, options).map(ProviderClient::Jdcloud),
+        Cloud::Alibaba => alibaba_client(spec, key, options),
+        Cloud::Jdcloud => jdcloud_config(spec, key, options).map(|config| {
+            ProviderClient::Jdcloud(with_options(
+                Client::new(config, options.http.clone()),
+                spec,
+                options,
+            ))
+        }),
     }
 }
 
-fn jdcloud_client(
+/// The chassis' options of the host: the provider's rate limiter and the call observer.
+fn with_options<P: Protocol>(
+    mut client: Client<P>,
+    spec: &TagProviderSpec,
+    options: &ClientOptions,
+) -> Client<P> {
+    if let Some(limiter) = rate_limiter(spec, options) {
+        client = client.with_rate_limiter(limiter);
+    }
+    match &options.observer {
+        Some(observer) => client.with_observer(observer.clone()),
+        None => client,
+    }
+}
+
+fn jdcloud_config(
     spec: &TagProviderSpec,
     key: AccessKey,
     options: &ClientOptions,
-) -> Result<JdcloudClient, ProviderSpecError> {
+) -> Result<JdcloudConfig, ProviderSpecError> {
     let settings = spec.jdcloud.clone().unwrap_or_default();
     let signing_service = settings
         .signing_service
@@ -117,7 +143,7 @@ fn jdcloud_client(
         .clone()
         .or_else(|| spec.endpoint.clone())
         .unwrap_or_else(|| jdcloud::DEFAULT_ENDPOINT.to_string());
-    let config = JdcloudConfig {
+    Ok(JdcloudConfig {
         endpoint,
         region: spec.region.clone(),
         signing_service,
@@ -126,14 +152,6 @@ fn jdcloud_client(
         retry: options.retry.clone(),
         timeout: CALL_TIMEOUT,
         limits: Limits::jdcloud(),
-    };
-    let mut client = JdcloudClient::new(config, options.http.clone());
-    if let Some(limiter) = rate_limiter(spec, options) {
-        client = client.with_rate_limiter(limiter);
-    }
-    Ok(match &options.observer {
-        Some(observer) => client.with_observer(observer.clone()),
-        None => client,
     })
 }
 
@@ -141,19 +159,65 @@ fn alibaba_client(
     spec: &TagProviderSpec,
     key: AccessKey,
     options: &ClientOptions,
-) -> Result<AlibabaClient, ProviderSpecError> {
+) -> Result<ProviderClient, ProviderSpecError> {
     let settings = spec.alibaba.clone().unwrap_or_default();
+    let signature = match settings.signature_version.unwrap_or_default() {
+        AlibabaSignatureVersion::V1 => SignatureVersion::V1,
+        AlibabaSignatureVersion::V3 => SignatureVersion::V3,
+    };
+    let is_tag_service = settings
+        .product
+        .as_deref()
+        .is_some_and(|product| product.eq_ignore_ascii_case(alibaba::TAG_SERVICE_PRODUCT));
+    if settings.account_id.is_some() && !is_tag_service {
+        return Err(spec_error(
+            "spec.alibaba.accountId",
+            "only the Tag service (spec.alibaba.product: tag) addresses resources by ARN; \
+             remove accountId or set product: tag",
+        ));
+    }
+    let endpoint = options
+        .endpoint_override
+        .clone()
+        .or_else(|| spec.endpoint.clone());
+    if is_tag_service {
+        let account_id = settings
+            .account_id
+            .clone()
+            .unwrap_or_else(|| alibaba::ANY_ACCOUNT.to_string());
+        alibaba::check_account_id(&account_id)
+            .map_err(|rule| spec_error("spec.alibaba.accountId", rule))?;
+        let config = AlibabaConfig {
+            endpoint: endpoint.unwrap_or_else(|| alibaba::tag_service_endpoint(&spec.region)),
+            api_version: settings
+                .api_version
+                .unwrap_or_else(|| alibaba::TAG_SERVICE_API_VERSION.to_string()),
+            region: spec.region.clone(),
+            signature,
+            key,
+            retry: options.retry.clone(),
+            timeout: CALL_TIMEOUT,
+            limits: Limits::alibaba_tag_service(),
+        };
+        let protocol = TagService { config, account_id };
+        let client = Client::new(protocol, options.http.clone());
+        return Ok(ProviderClient::TagService(with_options(
+            client, spec, options,
+        )));
+    }
     let preset = match settings.product.as_deref() {
         Some(product) => Some(alibaba::preset(product).ok_or_else(|| {
             spec_error(
                 "spec.alibaba.product",
                 format!(
-                    "unknown product {product:?}; known: {}",
+                    "unknown product {product:?}; known: {}, {} (the Tag service, for every \
+                     other product)",
                     alibaba::PRESETS
                         .iter()
                         .map(|p| p.product)
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    alibaba::TAG_SERVICE_PRODUCT
                 ),
             )
         })?),
@@ -164,10 +228,7 @@ fn alibaba_client(
         .clone()
         .or_else(|| preset.map(|p| p.api_version.to_string()))
         .ok_or_else(|| spec_error("spec.alibaba", "set product (a preset) or apiVersion"))?;
-    let endpoint = options
-        .endpoint_override
-        .clone()
-        .or_else(|| spec.endpoint.clone())
+    let endpoint = endpoint
         .or_else(|| preset.map(|p| p.endpoint(&spec.region)))
         .ok_or_else(|| {
             spec_error(
@@ -179,42 +240,42 @@ fn alibaba_client(
         endpoint,
         api_version,
         region: spec.region.clone(),
-        resource_types: preset.map(|p| p.resource_types.iter().map(|t| t.to_string()).collect()),
+        signature,
         key,
         retry: options.retry.clone(),
         timeout: CALL_TIMEOUT,
         limits: Limits::alibaba(),
     };
-    let mut client = AlibabaClient::new(config, options.http.clone());
-    if let Some(limiter) = rate_limiter(spec, options) {
-        client = client.with_rate_limiter(limiter);
-    }
-    Ok(match &options.observer {
-        Some(observer) => client.with_observer(observer.clone()),
-        None => client,
-    })
+    let protocol = ProductApi {
+        config,
+        resource_types: preset.map(|p| p.resource_types.iter().map(|t| t.to_string()).collect()),
+    };
+    let client = Client::new(protocol, options.http.clone());
+    Ok(ProviderClient::Alibaba(with_options(client, spec, options)))
+}
+
+/// Runs `$body` with `$client` bound to the client inside whichever variant `$self` is.
+macro_rules! each_client {
+    ($self:expr, $client:ident => $body:expr) => {
+        match $self {
+            ProviderClient::Alibaba($client) => $body,
+            ProviderClient::TagService($client) => $body,
+            ProviderClient::Jdcloud($client) => $body,
+        }
+    };
 }
 
 impl TagApi for ProviderClient {
     fn cloud_name(&self) -> &'static str {
-        match self {
-            ProviderClient::Alibaba(client) => client.cloud_name(),
-            ProviderClient::Jdcloud(client) => client.cloud_name(),
-        }
+        each_client!(self, client => client.cloud_name())
     }
 
     fn limits(&self) -> &Limits {
-        match self {
-            ProviderClient::Alibaba(client) => client.limits(),
-            ProviderClient::Jdcloud(client) => client.limits(),
-        }
+        each_client!(self, client => client.limits())
     }
 
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
-        match self {
-            ProviderClient::Alibaba(client) => client.check_resource_type(resource_type),
-            ProviderClient::Jdcloud(client) => client.check_resource_type(resource_type),
-        }
+        each_client!(self, client => client.check_resource_type(resource_type))
     }
 
     async fn list_tags(
@@ -222,10 +283,7 @@ impl TagApi for ProviderClient {
         resource_type: &str,
         resource_ids: &[String],
     ) -> Result<TagsByResource, CloudError> {
-        match self {
-            ProviderClient::Alibaba(client) => client.list_tags(resource_type, resource_ids).await,
-            ProviderClient::Jdcloud(client) => client.list_tags(resource_type, resource_ids).await,
-        }
+        each_client!(self, client => client.list_tags(resource_type, resource_ids).await)
     }
 
     async fn tag_resources(
@@ -234,18 +292,7 @@ impl TagApi for ProviderClient {
         resource_ids: &[String],
         tags: &Tags,
     ) -> Result<WriteResult, CloudError> {
-        match self {
-            ProviderClient::Alibaba(client) => {
-                client
-                    .tag_resources(resource_type, resource_ids, tags)
-                    .await
-            }
-            ProviderClient::Jdcloud(client) => {
-                client
-                    .tag_resources(resource_type, resource_ids, tags)
-                    .await
-            }
-        }
+        each_client!(self, client => client.tag_resources(resource_type, resource_ids, tags).await)
     }
 
     async fn untag_resources(
@@ -254,21 +301,9 @@ impl TagApi for ProviderClient {
         resource_ids: &[String],
         tags: &Tags,
     ) -> Result<WriteResult, CloudError> {
-        match self {
-            ProviderClient::Alibaba(client) => {
-                client
-                    .untag_resources(resource_type, resource_ids, tags)
-                    .await
-            }
-            ProviderClient::Jdcloud(client) => {
-                client
-                    .untag_resources(resource_type, resource_ids, tags)
-                    .await
-            }
-        }
+        each_client!(self, client => client.untag_resources(resource_type, resource_ids, tags).await)
     }
 }
-
 /// A shared HTTP client for cloud calls (rustls with the ring provider).
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     // NB: installing the process-wide crypto provider fails only when one is installed
@@ -278,4 +313,100 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .user_agent(concat!("tagbinder/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::alibaba::ANY_ACCOUNT;
+
+    fn spec(yaml: &str) -> TagProviderSpec {
+        serde_yaml::from_str(yaml).expect("a provider spec")
+    }
+
+    fn options() -> ClientOptions {
+        ClientOptions {
+            http: reqwest::Client::new(),
+            endpoint_override: None,
+            retry: RetryPolicy::default(),
+            observer: None,
+            default_rate_limit: true,
+        }
+    }
+
+    fn build(yaml: &str) -> Result<ProviderClient, ProviderSpecError> {
+        client_for(&spec(yaml), AccessKey::new("AK", "secret"), &options())
+    }
+
+    #[test]
+    fn product_tag_is_the_tag_service_with_its_endpoint_limits_and_account() {
+        let client = build("{cloud: alibaba, region: cn-shanghai, alibaba: {product: tag}}")
+            .expect("a client");
+        let ProviderClient::TagService(client) = &client else {
+            panic!("not the Tag service: {client:?}");
+        };
+        let protocol = client.protocol();
+        assert_eq!(
+            protocol.config.endpoint,
+            "https://tag.cn-shanghai.aliyuncs.com"
+        );
+        assert_eq!(protocol.config.api_version, "2018-08-28");
+        assert_eq!(protocol.config.signature, SignatureVersion::V1);
+        assert_eq!(protocol.account_id, ANY_ACCOUNT);
+        assert_eq!(client.limits(), &Limits::alibaba_tag_service());
+        assert_eq!(client.check_resource_type("rds:dbinstance"), Ok(()));
+        assert!(client.check_resource_type("apiGroup").is_err());
+
+        let client = build(
+            "{cloud: alibaba, region: cn-shanghai, endpoint: 'http://127.0.0.1:1', \
+             alibaba: {product: tag, accountId: '1234567890123456', signatureVersion: v3}}",
+        )
+        .expect("a client");
+        let ProviderClient::TagService(client) = &client else {
+            panic!("not the Tag service: {client:?}");
+        };
+        assert_eq!(client.protocol().account_id, "1234567890123456");
+        assert_eq!(client.protocol().config.signature, SignatureVersion::V3);
+        assert_eq!(client.protocol().config.endpoint, "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn signature_version_applies_to_product_apis_too() {
+        let client = build(
+            "{cloud: alibaba, region: cn-hangzhou, alibaba: {product: ecs, signatureVersion: v3}}",
+        )
+        .expect("a client");
+        let ProviderClient::Alibaba(client) = &client else {
+            panic!("not a product API: {client:?}");
+        };
+        assert_eq!(client.protocol().config.signature, SignatureVersion::V3);
+        assert_eq!(client.limits().tags_per_call, 20);
+    }
+
+    #[test]
+    fn account_ids_are_checked_and_only_for_the_tag_service() {
+        let error =
+            build("{cloud: alibaba, region: cn-hangzhou, alibaba: {product: ecs, accountId: '*'}}")
+                .expect_err("no ARNs on ECS's own API");
+        assert_eq!(error.field, "spec.alibaba.accountId");
+        assert!(error.rule.contains("product: tag"), "{}", error.rule);
+        let error = build(
+            "{cloud: alibaba, region: cn-hangzhou, alibaba: {product: tag, accountId: 'me'}}",
+        )
+        .expect_err("not an account id");
+        assert_eq!(error.field, "spec.alibaba.accountId");
+        assert!(error.rule.contains("numeric UID"), "{}", error.rule);
+    }
+
+    #[test]
+    fn unknown_products_point_at_the_tag_service() {
+        let error = build("{cloud: alibaba, region: cn-hangzhou, alibaba: {product: rds}}")
+            .expect_err("no preset");
+        assert_eq!(error.field, "spec.alibaba.product");
+        assert!(
+            error.rule.contains("apigateway, ecs, tag"),
+            "{}",
+            error.rule
+        );
+    }
 }

@@ -115,7 +115,7 @@ pub fn provider(name: &str, endpoint: &str, secret: &str) -> TagProvider {
             region: "cn-hangzhou".into(),
             alibaba: Some(AlibabaSettings {
                 product: Some("apigateway".into()),
-                api_version: None,
+                ..AlibabaSettings::default()
             }),
             jdcloud: None,
             endpoint: Some(endpoint.to_string()),

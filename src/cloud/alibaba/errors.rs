@@ -1,9 +1,9 @@
-//! Alibaba Cloud error answers and transport failures, classified into [`ErrorKind`]s
+//! Alibaba Cloud error answers, classified into [`ErrorKind`]s
 //! (spec: alibaba-rpc-tagging.md section 7).
 
 use serde::Deserialize;
 
-pub(super) use crate::cloud::transport::{excerpt, from_transport, local};
+use crate::cloud::transport::excerpt;
 use crate::cloud::{CloudError, ErrorKind};
 
 /// HTTP statuses that the official SDK retries whatever the error code.

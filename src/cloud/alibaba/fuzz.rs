@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 
+use super::tag_service::{ArnType, wire};
 use super::{errors, list};
 use crate::cloud::fuzzing::body;
 use crate::tags::{Tags, TagsByResource};
@@ -20,6 +21,14 @@ const VOCABULARY: &[&str] = &[
     "Message",
     "Recommend",
     "HostId",
+    "ResourceARN",
+    "Tags",
+    "Key",
+    "Value",
+    "Category",
+    "FailedResources",
+    "FailedResource",
+    "Result",
 ];
 
 proptest! {
@@ -48,5 +57,22 @@ proptest! {
         prop_assert_eq!(error.http_status, Some(status));
         prop_assert!(!error.code.is_empty());
         prop_assert!(error.message.chars().count() <= 2 * text.chars().count() + 400);
+    }
+
+    #[test]
+    fn tag_service_answers_never_panic_and_only_name_resources_of_the_call(
+        text in body(VOCABULARY),
+    ) {
+        let kind = ArnType { product: "ecs", resource_type: "instance" };
+        let requested = ["i-1".to_string(), "i-2".to_string()];
+        let mut observed: TagsByResource =
+            requested.iter().map(|id| (id.clone(), Tags::new())).collect();
+        if let Ok(Some(token)) = wire::read_list(&kind, &text, &mut observed) {
+            prop_assert!(!token.is_empty());
+        }
+        prop_assert_eq!(observed.len(), requested.len());
+        if let Ok(result) = wire::read_write(&kind, &requested, &text) {
+            prop_assert!(result.failed.keys().all(|id| requested.contains(id)));
+        }
     }
 }

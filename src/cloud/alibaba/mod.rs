@@ -1,11 +1,19 @@
-//! Alibaba Cloud RPC-style tag client (spec: `../shared/spec/alibaba-rpc-tagging.md`):
-//! TagResources, UntagResources and ListTagResources of one product (API Gateway, ECS, ...)
-//! in one region, signed with the RPC HMAC-SHA1 scheme, retried with jittered backoff.
+//! Alibaba Cloud RPC-style tag APIs (spec: `../shared/spec/alibaba-rpc-tagging.md`), as
+//! protocols of the client chassis ([`crate::cloud::client`]):
+//! - [`ProductApi`]: a product's own TagResources, UntagResources and ListTagResources (API
+//!   Gateway, ECS, ...), resources addressed by `ResourceType` + `ResourceId.N`,
+//!   all-or-nothing writes;
+//! - [`TagService`]: the Tag service (2018-08-28), resources of any product addressed by ARN,
+//!   per-resource results.
+//!
+//! Both sign with the RPC HMAC-SHA1 scheme (V1) or ACS3-HMAC-SHA256 (V3), per
+//! [`SignatureVersion`].
 //!
 //! - `presets`: API versions, endpoints and resource types of known products;
-//! - `request`: building, signing and sending one attempt;
-//! - `errors`: classification of error answers and transport failures;
-//! - `list`: ListTagResources answers and the pagination guard.
+//! - `request`: building and signing one attempt;
+//! - `errors`: classification of error answers;
+//! - `list`: product ListTagResources answers;
+//! - `tag_service`: the Tag service's ARNs, requests and answers.
 
 mod errors;
 #[cfg(test)]
@@ -13,28 +21,44 @@ mod fuzz;
 mod list;
 mod presets;
 mod request;
+mod tag_service;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Instrument;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
 
-use super::ratelimit::{RateLimiter, limited};
-use super::retry::{AttemptError, retry};
-use super::{AccessKey, CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteResult};
+use super::client::{Client, HttpRequest, Operation, Settings};
+use super::retry::retry_after_seconds;
+use super::{AccessKey, CloudError, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use errors::classify;
 pub use presets::{APIGATEWAY, ECS, PRESETS, ProductPreset, endpoint_for, preset};
+pub use tag_service::{
+    ANY_ACCOUNT, ArnType, ParsedArn, TAG_SERVICE_API_VERSION, TAG_SERVICE_PRODUCT, TagService,
+    TagServiceClient, arn, check_account_id, parse_arn, parse_resource_type, tag_service_endpoint,
+};
 
 const LIST: &str = "ListTagResources";
 const TAG: &str = "TagResources";
 const UNTAG: &str = "UntagResources";
+/// Throttled answers may say, in seconds, when to come back.
+const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
 
-/// Everything a client needs to reach one product in one region.
+/// Which signature an Alibaba client sends (spec sections 3 and 4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SignatureVersion {
+    /// The RPC scheme, HMAC-SHA1, `SignatureVersion=1.0`: accepted by every RPC API.
+    #[default]
+    V1,
+    /// ACS3-HMAC-SHA256: what the current official SDKs send.
+    V3,
+}
+
+/// Everything a client needs to reach one Alibaba Cloud RPC API in one region.
 #[derive(Clone, Debug)]
 pub struct AlibabaConfig {
     /// Base URL, e.g. `https://apigateway.cn-hangzhou.aliyuncs.com`.
@@ -43,8 +67,8 @@ pub struct AlibabaConfig {
     pub api_version: String,
     /// Region id, sent as `RegionId`.
     pub region: String,
-    /// Accepted resource types; `None` accepts any.
-    pub resource_types: Option<Vec<String>>,
+    /// The signature to send.
+    pub signature: SignatureVersion,
     /// The access key.
     pub key: AccessKey,
     /// Retry policy for retryable failures.
@@ -55,196 +79,69 @@ pub struct AlibabaConfig {
     pub limits: Limits,
 }
 
-/// Client of one Alibaba Cloud product's tag API.
-///
-/// Product tag APIs are all-or-nothing: a write either succeeds for every resource of the
-/// call ([`WriteResult::default`]) or fails as a whole (`Err`).
-#[derive(Clone)]
-pub struct AlibabaClient {
-    config: AlibabaConfig,
-    http: reqwest::Client,
-    observer: Option<Arc<dyn CallObserver>>,
-    limiter: Option<Arc<RateLimiter>>,
+/// One RPC call: the action and its operation parameters.
+#[derive(Clone, Debug)]
+pub struct RpcCall {
+    action: &'static str,
+    params: Vec<(String, String)>,
 }
 
-impl fmt::Debug for AlibabaClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AlibabaClient")
-            .field("config", &self.config)
-            .field("observed", &self.observer.is_some())
-            .field(
-                "rate",
-                &self.limiter.as_ref().map(|limiter| limiter.configured()),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-impl AlibabaClient {
-    /// A client over a shared HTTP client.
-    pub fn new(config: AlibabaConfig, http: reqwest::Client) -> Self {
-        AlibabaClient {
-            config,
-            http,
-            observer: None,
-            limiter: None,
+impl AlibabaConfig {
+    fn settings(&self) -> Settings<'_> {
+        Settings {
+            endpoint: &self.endpoint,
+            retry: &self.retry,
+            timeout: self.timeout,
+            limits: &self.limits,
         }
     }
 
-    /// The same client, reporting the outcome of every HTTP attempt (`ok` or the error code)
-    /// to `observer`, e.g. for `tagbinder_cloud_requests_total`.
-    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observer = Some(observer);
-        self
-    }
-
-    /// The same client, sending every HTTP attempt through `limiter` (shared by every client
-    /// of one provider), which slows down when the cloud throttles.
-    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
-        self.limiter = Some(limiter);
-        self
-    }
-
-    /// One attempt of `action`, through the rate limiter, reported to the observer.
-    async fn attempt(
-        &self,
-        action: &'static str,
-        operation: &[(String, String)],
-        attempt: u32,
-    ) -> Result<String, AttemptError> {
-        let result = limited(
-            self.limiter.as_deref(),
-            errors::is_throttling,
-            request::send(&self.http, &self.config, action, operation, attempt),
+    fn sign(&self, call: &RpcCall) -> Result<HttpRequest, CloudError> {
+        request::signed_request(
+            self.signature,
+            &self.key,
+            &request::Unsigned {
+                endpoint: &self.endpoint,
+                api_version: &self.api_version,
+                action: call.action,
+                operation: &call.params,
+            },
+            &request::Freshness::now(),
         )
-        .await;
-        if let Some(observer) = &self.observer {
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(failure) => failure.error.code.as_str(),
-            };
-            observer.observe(self.cloud_name(), action, outcome);
-        }
-        result
     }
 
-    /// One call of `action`, retried by the policy; answers with the body of the 2xx answer.
-    async fn call(
-        &self,
-        action: &'static str,
-        resources: usize,
-        operation: &[(String, String)],
-    ) -> Result<String, CloudError> {
-        let span = tracing::debug_span!("alibaba_call", action, resources);
-        let outcome = retry(&self.config.retry, action, |attempt| {
-            self.attempt(action, operation, attempt)
-        })
-        .instrument(span.clone())
-        .await;
-        match &outcome {
-            Ok(_) => tracing::debug!(parent: &span, "call succeeded"),
-            Err(error) => tracing::debug!(
-                parent: &span,
-                code = %error.code,
-                kind = error.kind.as_str(),
-                attempts = error.attempts,
-                request_id = error.request_id.as_deref(),
-                "call failed"
-            ),
-        }
-        outcome
+    fn error_of(&self, action: &'static str, status: u16, body: &str) -> CloudError {
+        errors::from_answer(action, status, body)
     }
 
-    /// `RegionId`, `ResourceType` and `ResourceId.N`: the parameters of every operation.
-    fn resource_params(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-    ) -> Vec<(String, String)> {
-        let mut params = vec![
-            ("RegionId".to_string(), self.config.region.clone()),
-            ("ResourceType".to_string(), resource_type.to_string()),
-        ];
-        params.extend(indexed("ResourceId", resource_ids));
-        params
+    fn document_name(&self, action: &'static str) -> String {
+        format!("an Alibaba Cloud {action} document")
     }
+}
 
-    /// Lists one chunk of ids (at most `resources_per_call`), following `NextToken`.
-    async fn list_chunk(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-        observed: &mut TagsByResource,
-    ) -> Result<(), CloudError> {
-        let mut pagination = list::Pagination::default();
-        let mut token: Option<String> = None;
-        loop {
-            let mut params = self.resource_params(resource_type, resource_ids);
-            if let Some(token) = token.take() {
-                params.push(("NextToken".to_string(), token));
-            }
-            let body = self.call(LIST, resource_ids.len(), &params).await?;
-            let page = list::Page::parse(&body).map_err(|error| {
-                errors::local(
-                    ErrorKind::InvalidInput,
-                    LIST,
-                    "InvalidResponse",
-                    format!(
-                        "the answer of {} is not a ListTagResources document ({error}); is it an \
-                         Alibaba Cloud API endpoint? Body starts: {}",
-                        self.config.endpoint,
-                        errors::excerpt(body.trim())
-                    ),
-                    1,
-                )
-            })?;
-            token = pagination.advance(page.next_token()).map_err(|error| {
-                errors::local(
-                    ErrorKind::Retryable,
-                    LIST,
-                    "PaginationLoop",
-                    error.describe(),
-                    1,
-                )
-            })?;
-            page.merge_into(observed);
-            if token.is_none() {
-                return Ok(());
-            }
-        }
+/// The action of an operation: the same three names on every Alibaba tag API.
+fn action(operation: Operation) -> &'static str {
+    match operation {
+        Operation::List => LIST,
+        Operation::Tag => TAG,
+        Operation::Untag => UNTAG,
     }
+}
 
-    /// Refuses, before sending, a write the caller should have batched (a programming error).
-    fn check_batch(
-        &self,
-        action: &'static str,
-        resource_ids: usize,
-        items: usize,
-        item_limit: usize,
-        item_name: &str,
-    ) -> Result<(), CloudError> {
-        let resource_limit = self.config.limits.resources_per_call;
-        let excess = if resource_ids > resource_limit {
-            Some((resource_ids, resource_limit, "resource ids"))
-        } else if items > item_limit {
-            Some((items, item_limit, item_name))
-        } else {
-            None
-        };
-        match excess {
-            None => Ok(()),
-            Some((count, limit, what)) => Err(errors::local(
-                ErrorKind::InvalidInput,
-                action,
-                "BatchTooLarge",
-                format!(
-                    "{count} {what} in one {action} call; Alibaba Cloud accepts at most {limit} \
-                     per call, so the caller must split the batch (nothing was sent)"
-                ),
-                0,
-            )),
-        }
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(retry_after_seconds)
+}
+
+fn request_id(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(rename = "RequestId")]
+        request_id: Option<String>,
     }
+    serde_json::from_str::<Envelope>(body).ok()?.request_id
 }
 
 /// `Name.1=v1`, `Name.2=v2`, ...: the flattening of a repeated parameter.
@@ -258,17 +155,54 @@ fn indexed<'a>(
         .map(move |(index, value)| (format!("{name}.{}", index + 1), value.clone()))
 }
 
-impl TagApi for AlibabaClient {
+/// A product's own tag API (API Gateway, ECS, ...): `ResourceType` + `ResourceId.N`.
+///
+/// Product tag APIs are all-or-nothing: a write either succeeds for every resource of the
+/// call ([`WriteResult::default`]) or fails as a whole (`Err`).
+#[derive(Clone, Debug)]
+pub struct ProductApi {
+    /// Endpoint, version, region, signature, key, retry, limits.
+    pub config: AlibabaConfig,
+    /// Accepted resource types; `None` accepts any.
+    pub resource_types: Option<Vec<String>>,
+}
+
+/// Client of one Alibaba Cloud product's tag API.
+pub type AlibabaClient = Client<ProductApi>;
+
+impl ProductApi {
+    /// `RegionId`, `ResourceType` and `ResourceId.N`: the parameters of every operation.
+    fn resource_params(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Vec<(String, String)> {
+        let mut params = vec![
+            ("RegionId".to_string(), self.config.region.clone()),
+            ("ResourceType".to_string(), resource_type.to_string()),
+        ];
+        params.extend(indexed("ResourceId", resource_ids));
+        params
+    }
+}
+
+impl super::client::Protocol for ProductApi {
+    type Call = RpcCall;
+
     fn cloud_name(&self) -> &'static str {
         "alibaba"
     }
 
-    fn limits(&self) -> &Limits {
-        &self.config.limits
+    fn settings(&self) -> Settings<'_> {
+        self.config.settings()
+    }
+
+    fn action(&self, operation: Operation) -> &'static str {
+        action(operation)
     }
 
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
-        match &self.config.resource_types {
+        match &self.resource_types {
             Some(accepted) if !accepted.iter().any(|known| known == resource_type) => Err(format!(
                 "resource type {resource_type:?} is not one this product accepts; accepted: {}",
                 accepted.join(", ")
@@ -277,58 +211,97 @@ impl TagApi for AlibabaClient {
         }
     }
 
-    async fn list_tags(
+    fn list_call(
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
-        let mut observed: TagsByResource = resource_ids
-            .iter()
-            .map(|id| (id.clone(), Tags::new()))
-            .collect();
-        // NB: the map holds each id once, so a repeated id is listed once.
-        let unique: Vec<String> = observed.keys().cloned().collect();
-        for chunk in unique.chunks(self.config.limits.resources_per_call.max(1)) {
-            self.list_chunk(resource_type, chunk, &mut observed).await?;
+        token: Option<&str>,
+    ) -> Result<RpcCall, CloudError> {
+        let mut params = self.resource_params(resource_type, resource_ids);
+        if let Some(token) = token {
+            params.push(("NextToken".to_string(), token.to_string()));
         }
-        Ok(observed)
+        Ok(RpcCall {
+            action: LIST,
+            params,
+        })
     }
 
-    async fn tag_resources(
+    fn read_list(
         &self,
+        _resource_type: &str,
+        body: &str,
+        observed: &mut TagsByResource,
+    ) -> Result<Option<String>, String> {
+        let page = list::Page::parse(body).map_err(|error| error.to_string())?;
+        let next = page.next_token().map(str::to_string);
+        page.merge_into(observed);
+        Ok(next)
+    }
+
+    fn write_call(
+        &self,
+        op: WriteOp,
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
-        if resource_ids.is_empty() || tags.is_empty() {
-            return Ok(WriteResult::default());
-        }
-        let limit = self.config.limits.tags_per_call;
-        self.check_batch(TAG, resource_ids.len(), tags.len(), limit, "tags")?;
+    ) -> Result<RpcCall, CloudError> {
         let mut params = self.resource_params(resource_type, resource_ids);
-        for (index, (key, value)) in tags.iter().enumerate() {
-            params.push((format!("Tag.{}.Key", index + 1), key.clone()));
-            params.push((format!("Tag.{}.Value", index + 1), value.clone()));
-        }
-        self.call(TAG, resource_ids.len(), &params).await?;
+        let action = match op {
+            WriteOp::Tag => {
+                for (index, (key, value)) in tags.iter().enumerate() {
+                    params.push((format!("Tag.{}.Key", index + 1), key.clone()));
+                    params.push((format!("Tag.{}.Value", index + 1), value.clone()));
+                }
+                TAG
+            }
+            WriteOp::Untag => {
+                // NB: keys only, and never `All=true`, which would remove foreign tags too.
+                params.extend(indexed("TagKey", tags.keys()));
+                UNTAG
+            }
+        };
+        Ok(RpcCall { action, params })
+    }
+
+    fn read_write(
+        &self,
+        _op: WriteOp,
+        _resource_type: &str,
+        _resource_ids: &[String],
+        _body: &str,
+    ) -> Result<WriteResult, String> {
+        // NB: all-or-nothing (spec section 5): a 2xx answer means every resource was written.
         Ok(WriteResult::default())
     }
 
-    async fn untag_resources(
+    fn sign(&self, call: &RpcCall) -> Result<HttpRequest, CloudError> {
+        self.config.sign(call)
+    }
+
+    fn error_of(
         &self,
-        resource_type: &str,
-        resource_ids: &[String],
-        tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
-        if resource_ids.is_empty() || tags.is_empty() {
-            return Ok(WriteResult::default());
-        }
-        let limit = self.config.limits.keys_per_untag_call;
-        self.check_batch(UNTAG, resource_ids.len(), tags.len(), limit, "tag keys")?;
-        // NB: keys only, and never `All=true`, which would remove foreign tags too.
-        let mut params = self.resource_params(resource_type, resource_ids);
-        params.extend(indexed("TagKey", tags.keys()));
-        self.call(UNTAG, resource_ids.len(), &params).await?;
-        Ok(WriteResult::default())
+        action: &'static str,
+        status: u16,
+        _headers: &HeaderMap,
+        body: &str,
+    ) -> CloudError {
+        self.config.error_of(action, status, body)
+    }
+
+    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
+        retry_after(headers)
+    }
+
+    fn request_id(&self, _headers: &HeaderMap, body: &str) -> Option<String> {
+        request_id(body)
+    }
+
+    fn is_throttling(&self, error: &CloudError) -> bool {
+        errors::is_throttling(error)
+    }
+
+    fn document_name(&self, action: &'static str) -> String {
+        self.config.document_name(action)
     }
 }

@@ -1,29 +1,28 @@
-//! One signed RPC request and its answer (spec: alibaba-rpc-tagging.md sections 2 and 3):
-//! common parameters in the query string, operation parameters in an
-//! `application/x-www-form-urlencoded` body, the signature over the union of both, and a
-//! fresh nonce, timestamp and signature on every attempt.
+//! One signed RPC request (spec: alibaba-rpc-tagging.md sections 2 to 4): operation
+//! parameters in an `application/x-www-form-urlencoded` body, signed with the RPC HMAC-SHA1
+//! scheme (V1: common parameters and `Signature` in the query, the signature over the union
+//! of query and body) or with ACS3-HMAC-SHA256 (V3: action, version, date and nonce in
+//! `x-acs-*` headers, the body covered by its hash); a fresh nonce, time and signature on
+//! every attempt.
 
-use reqwest::header::CONTENT_TYPE;
-use serde::Deserialize;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName};
 
-use super::AlibabaConfig;
-use super::errors;
-use crate::cloud::AccessKey;
-use crate::cloud::retry::{AttemptError, retry_after_seconds};
-use crate::cloud::sign::{rpc_percent_encode, rpc_signature, rpc_string_to_sign};
+use super::SignatureVersion;
+use crate::cloud::client::HttpRequest;
+use crate::cloud::sign::{acs3, rpc_percent_encode, rpc_signature, rpc_string_to_sign};
+use crate::cloud::transport::local;
+use crate::cloud::{AccessKey, CloudError, ErrorKind};
 
 /// The HTTP method of every call: parameters may be long (50 ids, 20 Unicode tags).
 const METHOD: &str = "POST";
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
-/// Throttled answers may say, in seconds, when to come back.
-const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
 
 /// What makes one attempt unique: its nonce and its timestamp.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Freshness {
-    /// `SignatureNonce`: a UUID v4.
+    /// `SignatureNonce` (V1) or `x-acs-signature-nonce` (V3): a UUID v4.
     pub nonce: String,
-    /// `Timestamp`: now, UTC, `yyyy-MM-ddTHH:mm:ssZ`.
+    /// `Timestamp` (V1) or `x-acs-date` (V3): now, UTC, `yyyy-MM-ddTHH:mm:ssZ`.
     pub timestamp: String,
 }
 
@@ -102,67 +101,141 @@ pub(super) fn root_url(endpoint: &str) -> String {
     format!("{}/", endpoint.trim_end_matches('/'))
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "RequestId")]
-    request_id: Option<String>,
+/// What to sign: one call of `action` with its operation parameters.
+pub(super) struct Unsigned<'a> {
+    pub endpoint: &'a str,
+    pub api_version: &'a str,
+    pub action: &'static str,
+    pub operation: &'a [(String, String)],
 }
 
-/// Makes attempt number `attempt` of `action`: signs afresh, sends, and answers with the body
-/// of a 2xx answer or the classified failure (with the server's retry-after hint).
-pub(super) async fn send(
-    http: &reqwest::Client,
-    config: &AlibabaConfig,
-    action: &'static str,
-    operation: &[(String, String)],
-    attempt: u32,
-) -> Result<String, AttemptError> {
-    let signed = sign(
-        &config.key,
-        &config.api_version,
-        action,
-        operation,
-        &Freshness::now(),
-    );
-    let url = root_url(&config.endpoint);
-    let response = http
-        .post(format!("{url}?{}", signed.query))
-        .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-        .body(signed.body)
-        .timeout(config.timeout)
-        .send()
-        .await
-        .map_err(|error| {
-            let error = errors::from_transport(action, &url, config.timeout, error);
-            tracing::debug!(attempt, code = %error.code, "no answer");
-            AttemptError::from(error)
-        })?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(retry_after_seconds);
-    let body = response.text().await.map_err(|error| AttemptError {
-        error: errors::from_transport(action, &url, config.timeout, error),
-        retry_after,
-    })?;
-    if (200..300).contains(&status) {
-        let request_id = serde_json::from_str::<Envelope>(&body)
-            .ok()
-            .and_then(|envelope| envelope.request_id);
-        tracing::debug!(attempt, status, request_id, "answer");
-        return Ok(body);
+/// The signed request of one attempt.
+pub(super) fn signed_request(
+    version: SignatureVersion,
+    key: &AccessKey,
+    unsigned: &Unsigned<'_>,
+    freshness: &Freshness,
+) -> Result<HttpRequest, CloudError> {
+    let url = root_url(unsigned.endpoint);
+    let form = [(CONTENT_TYPE, FORM_CONTENT_TYPE.to_string())];
+    match version {
+        SignatureVersion::V1 => {
+            let signed = sign(
+                key,
+                unsigned.api_version,
+                unsigned.action,
+                unsigned.operation,
+                freshness,
+            );
+            Ok(HttpRequest {
+                method: reqwest::Method::POST,
+                url: format!("{url}?{}", signed.query),
+                headers: form.into(),
+                body: signed.body,
+            })
+        }
+        SignatureVersion::V3 => {
+            let host = host_of(unsigned.endpoint).map_err(|message| {
+                local(
+                    ErrorKind::InvalidInput,
+                    unsigned.action,
+                    "InvalidEndpoint",
+                    message,
+                    1,
+                )
+            })?;
+            let body = wire_encode(
+                unsigned
+                    .operation
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            );
+            let mut headers = sign_v3(key, &host, unsigned, &body, freshness);
+            headers.extend(form);
+            Ok(HttpRequest {
+                method: reqwest::Method::POST,
+                url,
+                headers,
+                body,
+            })
+        }
     }
-    let error = errors::from_answer(action, status, &body);
-    tracing::debug!(
-        attempt,
-        status,
-        code = %error.code,
-        request_id = error.request_id.as_deref(),
-        "error answer"
-    );
-    Err(AttemptError { error, retry_after })
+}
+
+/// The `host` a request to `endpoint` carries: the host, with `:port` only when the port is
+/// not the scheme's default.
+pub(super) fn host_of(endpoint: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|error| format!("endpoint {endpoint:?} is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "endpoint {endpoint:?} must be an http or https URL"
+        ));
+    }
+    let name = url
+        .host_str()
+        .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
+    // NB: `Url::port` is None for the scheme's default port, as the Host header wants it.
+    Ok(match url.port() {
+        Some(port) => format!("{name}:{port}"),
+        None => name.to_string(),
+    })
+}
+
+const ACTION_HEADER: &str = "x-acs-action";
+const VERSION_HEADER: &str = "x-acs-version";
+const DATE_HEADER: &str = "x-acs-date";
+const NONCE_HEADER: &str = "x-acs-signature-nonce";
+const CONTENT_HASH_HEADER: &str = "x-acs-content-sha256";
+
+/// The headers of a V3 request whose form body is `body` (content-type aside, which is
+/// signed here and sent by the caller), Authorization last (spec section 4).
+pub(super) fn sign_v3(
+    key: &AccessKey,
+    host: &str,
+    unsigned: &Unsigned<'_>,
+    body: &str,
+    freshness: &Freshness,
+) -> Vec<(HeaderName, String)> {
+    let hash = acs3::payload_hash(body.as_bytes());
+    let headers = [
+        ("host", host),
+        (ACTION_HEADER, unsigned.action),
+        (VERSION_HEADER, unsigned.api_version),
+        (DATE_HEADER, freshness.timestamp.as_str()),
+        (NONCE_HEADER, freshness.nonce.as_str()),
+        (CONTENT_HASH_HEADER, hash.as_str()),
+        ("content-type", FORM_CONTENT_TYPE),
+    ];
+    let (canonical_headers, signed_headers) = acs3::canonical_headers(headers);
+    // NB: every operation parameter travels in the body, so the canonical query is empty
+    // (the layout of the vector `cloudapi-untagresources-form-body`).
+    let canonical = acs3::canonical_request(&acs3::CanonicalInput {
+        method: METHOD,
+        uri: "/",
+        query: "",
+        headers: &canonical_headers,
+        signed_headers: &signed_headers,
+        payload_hash: &hash,
+    });
+    let signature = acs3::signature(key.secret(), &acs3::string_to_sign(&canonical));
+    let mut sent: Vec<(HeaderName, String)> = headers
+        .into_iter()
+        .filter(|(name, _)| *name != "content-type")
+        .map(|(name, value)| {
+            let name = if name == "host" {
+                HOST
+            } else {
+                HeaderName::from_static(name)
+            };
+            (name, value.to_string())
+        })
+        .collect();
+    sent.push((
+        AUTHORIZATION,
+        acs3::authorization(&key.id, &signed_headers, &signature),
+    ));
+    sent
 }
 
 #[cfg(test)]
@@ -265,6 +338,91 @@ mod tests {
             .timestamp
             .parse::<jiff::Timestamp>()
             .expect("the timestamp is RFC 3339");
+    }
+
+    #[test]
+    fn v3_headers_reproduce_the_official_form_body_vector() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/spec/vectors/alibaba_acs3_v3.json"
+        );
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("JSON");
+        let vector = file["vectors"]
+            .as_array()
+            .expect("vectors")
+            .iter()
+            .find(|vector| vector["name"] == "cloudapi-untagresources-form-body")
+            .expect("the form-body vector exists");
+        let text = |name: &str| vector[name].as_str().expect(name).to_string();
+        let header = |name: &str| vector["headers"][name].as_str().expect(name).to_string();
+        let key = AccessKey::new(text("access_key_id"), text("access_key_secret"));
+        let unsigned = Unsigned {
+            endpoint: "https://apigateway.cn-hangzhou.aliyuncs.com",
+            api_version: "2016-07-14",
+            action: "UntagResources",
+            operation: &[],
+        };
+        let freshness = Freshness {
+            nonce: header("x-acs-signature-nonce"),
+            timestamp: header("x-acs-date"),
+        };
+        let headers = sign_v3(&key, &header("host"), &unsigned, &text("body"), &freshness);
+        let sent = |name: &str| {
+            headers
+                .iter()
+                .find(|(sent, _)| sent.as_str() == name)
+                .map(|(_, value)| value.clone())
+        };
+        assert_eq!(sent("authorization"), Some(text("authorization")));
+        assert_eq!(
+            sent("x-acs-content-sha256"),
+            Some(header("x-acs-content-sha256"))
+        );
+        assert_eq!(sent("x-acs-action").as_deref(), Some("UntagResources"));
+        assert!(
+            headers
+                .iter()
+                .all(|(_, value)| !value.contains(key.secret()))
+        );
+    }
+
+    #[test]
+    fn v3_requests_carry_the_parameters_in_a_form_body_only() {
+        let key = AccessKey::new("AK", "v3-secret-value");
+        let operation = vec![
+            ("RegionId".to_string(), "cn-hangzhou".to_string()),
+            (
+                "ResourceARN.1".to_string(),
+                "arn:acs:ecs:cn-hangzhou:*:instance/i-1".to_string(),
+            ),
+        ];
+        let unsigned = Unsigned {
+            endpoint: "http://127.0.0.1:8080",
+            api_version: "2018-08-28",
+            action: "ListTagResources",
+            operation: &operation,
+        };
+        let request = signed_request(SignatureVersion::V3, &key, &unsigned, &Freshness::now())
+            .expect("signed");
+        assert_eq!(request.url, "http://127.0.0.1:8080/");
+        assert_eq!(decode(&request.body), operation);
+        let host = request.headers.iter().find(|(name, _)| *name == HOST);
+        assert_eq!(
+            host.map(|(_, value)| value.as_str()),
+            Some("127.0.0.1:8080")
+        );
+        let error = signed_request(
+            SignatureVersion::V3,
+            &key,
+            &Unsigned {
+                endpoint: "not a url",
+                ..unsigned
+            },
+            &Freshness::now(),
+        )
+        .expect_err("no host");
+        assert_eq!(error.code, "InvalidEndpoint");
     }
 
     #[test]

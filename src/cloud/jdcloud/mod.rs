@@ -1,8 +1,8 @@
 //! JD Cloud resource-tag client (spec: `../shared/spec/jdcloud-resource-tag.md`):
 //! tagResources, unTagResources and describeResources on `/v1/regions/{regionId}/...`,
-//! signed with JDCLOUD2-HMAC-SHA256, retried with jittered backoff.
+//! signed with JDCLOUD2-HMAC-SHA256: a protocol of the client chassis ([`Client`]).
 //!
-//! - `request`: building, signing and sending one attempt;
+//! - `request`: building and signing one attempt;
 //! - `wire`: the JSON bodies and answers;
 //! - `errors`: classification of error answers and of per-resource failures.
 //!
@@ -16,16 +16,14 @@ mod fuzz;
 mod request;
 mod wire;
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Instrument;
+use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 
-use super::ratelimit::{RateLimiter, limited};
-use super::retry::{AttemptError, retry};
+use super::client::{Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
+use super::retry::retry_after_seconds;
 use super::transport::local;
-use super::{AccessKey, CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteResult};
+use super::{AccessKey, CloudError, ErrorKind, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use errors::classify;
@@ -107,295 +105,210 @@ impl JdcloudConfig {
     }
 }
 
-/// Client of JD Cloud's resource-tag service.
-#[derive(Clone)]
-pub struct JdcloudClient {
-    config: JdcloudConfig,
-    http: reqwest::Client,
-    observer: Option<Arc<dyn CallObserver>>,
-    limiter: Option<Arc<RateLimiter>>,
+/// Client of JD Cloud's resource-tag service: the chassis over [`JdcloudConfig`].
+pub type JdcloudClient = Client<JdcloudConfig>;
+
+/// One JD Cloud call: where it goes and its JSON body.
+#[derive(Clone, Debug)]
+pub struct JdcloudCall {
+    region: String,
+    target: request::Target,
+    body: String,
 }
 
-impl fmt::Debug for JdcloudClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JdcloudClient")
-            .field("config", &self.config)
-            .field("observed", &self.observer.is_some())
-            .field(
-                "rate",
-                &self.limiter.as_ref().map(|limiter| limiter.configured()),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-impl JdcloudClient {
-    /// A client over a shared HTTP client.
-    pub fn new(config: JdcloudConfig, http: reqwest::Client) -> Self {
-        JdcloudClient {
-            config,
-            http,
-            observer: None,
-            limiter: None,
-        }
-    }
-
-    /// The same client, reporting the outcome of every HTTP attempt (`ok` or the error code)
-    /// to `observer`, e.g. for `tagbinder_cloud_requests_total`.
-    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observer = Some(observer);
-        self
-    }
-
+impl JdcloudConfig {
     /// The region of calls on `service_code`: `cn-all` for `cdn`, else the configured one.
     pub fn region_for<'a>(&'a self, service_code: &str) -> &'a str {
         if service_code == "cdn" {
             CDN_REGION
         } else {
-            &self.config.region
+            &self.region
         }
     }
 
-    /// The same client, sending every HTTP attempt through `limiter` (shared by every client
-    /// of one provider), which slows down when the cloud throttles.
-    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
-        self.limiter = Some(limiter);
-        self
-    }
-
-    /// One attempt of `action`, through the rate limiter, reported to the observer.
-    async fn attempt(
+    /// The call of `action` on `service_code` resources with `body`.
+    fn call(
         &self,
         action: &'static str,
-        region: &str,
-        target: &request::Target,
-        body: &str,
-        attempt: u32,
-    ) -> Result<String, AttemptError> {
-        let send = request::send(
-            &self.http,
-            &self.config,
-            action,
+        service_code: &str,
+        body: String,
+    ) -> Result<JdcloudCall, CloudError> {
+        let region = self.region_for(service_code).to_string();
+        let operation = format!("tags:{action}");
+        let target = request::target(&self.endpoint, &region, &operation).map_err(|message| {
+            local(
+                ErrorKind::InvalidInput,
+                action,
+                "InvalidEndpoint",
+                message,
+                0,
+            )
+        })?;
+        Ok(JdcloudCall {
             region,
             target,
             body,
-            attempt,
-        );
-        let result = limited(self.limiter.as_deref(), errors::is_throttling, send).await;
-        if let Some(observer) = &self.observer {
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(failure) => failure.error.code.as_str(),
-            };
-            observer.observe(self.cloud_name(), action, outcome);
-        }
-        result
-    }
-
-    /// One call of `action` (path `operation`) on `service_code` resources, retried by the
-    /// policy (each attempt signed afresh); answers with the body of the 2xx answer.
-    async fn call(
-        &self,
-        action: &'static str,
-        operation: &str,
-        service_code: &str,
-        resources: usize,
-        body: &str,
-    ) -> Result<String, CloudError> {
-        let region = self.region_for(service_code);
-        let target =
-            request::target(&self.config.endpoint, region, operation).map_err(|message| {
-                local(
-                    ErrorKind::InvalidInput,
-                    action,
-                    "InvalidEndpoint",
-                    message,
-                    0,
-                )
-            })?;
-        let span = tracing::debug_span!("jdcloud_call", action, resources);
-        let outcome = retry(&self.config.retry, action, |attempt| {
-            self.attempt(action, region, &target, body, attempt)
         })
-        .instrument(span.clone())
-        .await;
-        match &outcome {
-            Ok(_) => tracing::debug!(parent: &span, "call succeeded"),
-            Err(error) => tracing::debug!(
-                parent: &span,
-                code = %error.code,
-                kind = error.kind.as_str(),
-                attempts = error.attempts,
-                request_id = error.request_id.as_deref(),
-                "call failed"
-            ),
-        }
-        outcome
-    }
-
-    /// Refuses, before sending, a write the caller should have batched (a programming error).
-    fn check_batch(
-        &self,
-        action: &'static str,
-        resource_ids: usize,
-        tags: usize,
-        tag_limit: usize,
-    ) -> Result<(), CloudError> {
-        let resource_limit = self.config.limits.resources_per_call;
-        let excess = if resource_ids > resource_limit {
-            Some((resource_ids, resource_limit, "resource ids"))
-        } else if tags > tag_limit {
-            Some((tags, tag_limit, "tags"))
-        } else {
-            None
-        };
-        match excess {
-            None => Ok(()),
-            Some((count, limit, what)) => Err(local(
-                ErrorKind::InvalidInput,
-                action,
-                "BatchTooLarge",
-                format!(
-                    "{count} {what} in one {action} call; tagbinder's JD Cloud limit is {limit} \
-                     per call, so the caller must split the batch (nothing was sent)"
-                ),
-                0,
-            )),
-        }
-    }
-
-    /// A write (`tagResources` or `unTagResources`): one call, per-resource results.
-    async fn write(
-        &self,
-        action: &'static str,
-        service_code: &str,
-        resource_ids: &[String],
-        tags: &Tags,
-        tag_limit: usize,
-    ) -> Result<WriteResult, CloudError> {
-        if resource_ids.is_empty() || tags.is_empty() {
-            return Ok(WriteResult::default());
-        }
-        self.check_batch(action, resource_ids.len(), tags.len(), tag_limit)?;
-        let body = wire::write_body(action, service_code, resource_ids, tags);
-        let operation = format!("tags:{action}");
-        let answer = self
-            .call(action, &operation, service_code, resource_ids.len(), &body)
-            .await?;
-        let parsed = wire::parse_write(&answer)
-            .map_err(|error| self.not_a_document(action, &answer, &error.to_string()))?;
-        let mut result = WriteResult::default();
-        for (id, message) in parsed.failed {
-            // NB: an id the call did not carry is the server's confusion, not a result.
-            if resource_ids.contains(&id) {
-                result.failed.insert(id, errors::resource_error(&message));
-            } else {
-                tracing::debug!(resource = %id, "failedResourcesMap names a resource not in the call");
-            }
-        }
-        if !result.failed.is_empty() {
-            tracing::debug!(
-                action,
-                failed = result.failed.len(),
-                request_id = parsed.request_id.as_deref(),
-                "some resources failed"
-            );
-        }
-        Ok(result)
-    }
-
-    fn not_a_document(&self, action: &'static str, body: &str, error: &str) -> CloudError {
-        local(
-            ErrorKind::InvalidInput,
-            action,
-            "InvalidResponse",
-            format!(
-                "the answer of {} is not a JD Cloud {action} document ({error}); is it a JD \
-                 Cloud resource-tag endpoint? Body starts: {}",
-                self.config.endpoint,
-                super::transport::excerpt(body.trim())
-            ),
-            1,
-        )
     }
 }
 
-impl TagApi for JdcloudClient {
+fn header_request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-jdcloud-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+}
+
+impl Protocol for JdcloudConfig {
+    type Call = JdcloudCall;
+
     fn cloud_name(&self) -> &'static str {
         "jdcloud"
     }
 
-    fn limits(&self) -> &Limits {
-        &self.config.limits
+    fn settings(&self) -> Settings<'_> {
+        Settings {
+            endpoint: &self.endpoint,
+            retry: &self.retry,
+            timeout: self.timeout,
+            limits: &self.limits,
+        }
+    }
+
+    fn action(&self, operation: Operation) -> &'static str {
+        match operation {
+            Operation::List => DESCRIBE,
+            Operation::Tag => TAG,
+            Operation::Untag => UNTAG,
+        }
     }
 
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
-        if self
-            .config
-            .service_codes
-            .iter()
-            .any(|code| code == resource_type)
-        {
+        if self.service_codes.iter().any(|code| code == resource_type) {
             return Ok(());
         }
         Err(format!(
             "resource type {resource_type:?} is not a JD Cloud serviceCode this provider \
              accepts; accepted: {} (add more with the provider's jdcloud.extraServiceCodes)",
-            self.config.service_codes.join(", ")
+            self.service_codes.join(", ")
         ))
     }
 
-    async fn list_tags(
+    fn list_call(
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
-        let mut observed: TagsByResource = resource_ids
-            .iter()
-            .map(|id| (id.clone(), Tags::new()))
-            .collect();
-        // NB: the map holds each id once, so a repeated id is read once.
-        let unique: Vec<String> = observed.keys().cloned().collect();
-        let operation = format!("tags:{DESCRIBE}");
-        for chunk in unique.chunks(self.config.limits.resources_per_call.max(1)) {
-            let body = wire::describe_body(resource_type, chunk);
-            let answer = self
-                .call(DESCRIBE, &operation, resource_type, chunk.len(), &body)
-                .await?;
-            wire::merge_describe(&answer, &mut observed)
-                .map_err(|error| self.not_a_document(DESCRIBE, &answer, &error.to_string()))?;
+        _token: Option<&str>,
+    ) -> Result<JdcloudCall, CloudError> {
+        self.call(
+            DESCRIBE,
+            resource_type,
+            wire::describe_body(resource_type, resource_ids),
+        )
+    }
+
+    fn read_list(
+        &self,
+        _resource_type: &str,
+        body: &str,
+        observed: &mut TagsByResource,
+    ) -> Result<Option<String>, String> {
+        // NB: describeResources answers every match at once (section 3): no next page.
+        wire::merge_describe(body, observed)
+            .map(|()| None)
+            .map_err(|error| error.to_string())
+    }
+
+    fn write_call(
+        &self,
+        op: WriteOp,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<JdcloudCall, CloudError> {
+        // NB: an untag sends each key with the value the caller observed: the service
+        // requires both (section 3, unTagResources), and removes the key only where the value
+        // matches.
+        let action = self.action(op.into());
+        let body = wire::write_body(action, resource_type, resource_ids, tags);
+        self.call(action, resource_type, body)
+    }
+
+    fn read_write(
+        &self,
+        _op: WriteOp,
+        _resource_type: &str,
+        resource_ids: &[String],
+        body: &str,
+    ) -> Result<WriteResult, String> {
+        let parsed = wire::parse_write(body).map_err(|error| error.to_string())?;
+        Ok(failures_of_call(
+            resource_ids,
+            parsed
+                .failed
+                .into_iter()
+                .map(|(id, message)| (id, errors::resource_error(&message))),
+        ))
+    }
+
+    fn sign(&self, call: &JdcloudCall) -> Result<HttpRequest, CloudError> {
+        let headers = request::sign(
+            &self.key,
+            &call.region,
+            &self.signing_service,
+            &call.target,
+            &call.body,
+            &request::Freshness::now(),
+        );
+        Ok(HttpRequest {
+            method: reqwest::Method::POST,
+            url: call.target.url.clone(),
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| (HeaderName::from_static(name), value))
+                .collect(),
+            body: call.body.clone(),
+        })
+    }
+
+    fn error_of(
+        &self,
+        action: &'static str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &str,
+    ) -> CloudError {
+        let mut error = errors::from_answer(action, status, body);
+        if error.request_id.is_none() {
+            error.request_id = header_request_id(headers);
         }
-        Ok(observed)
+        error
     }
 
-    async fn tag_resources(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-        tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
-        let limit = self.config.limits.tags_per_call;
-        self.write(TAG, resource_type, resource_ids, tags, limit)
-            .await
+    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
+        headers
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(retry_after_seconds)
     }
 
-    async fn untag_resources(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-        tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
-        // NB: each key goes with the value the caller observed: the service requires both
-        // (section 3, unTagResources), and removes the key only where the value matches.
-        let limit = self.config.limits.keys_per_untag_call;
-        self.write(UNTAG, resource_type, resource_ids, tags, limit)
-            .await
+    fn request_id(&self, headers: &HeaderMap, body: &str) -> Option<String> {
+        wire::request_id(body).or_else(|| header_request_id(headers))
+    }
+
+    fn is_throttling(&self, error: &CloudError) -> bool {
+        errors::is_throttling(error)
+    }
+
+    fn document_name(&self, action: &'static str) -> String {
+        format!("a JD Cloud {action} document")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::TagApi;
 
     fn client(extra: &[&str]) -> JdcloudClient {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -436,8 +349,8 @@ mod tests {
     #[test]
     fn cdn_calls_go_to_cn_all() {
         let client = client(&[]);
-        assert_eq!(client.region_for("cdn"), "cn-all");
-        assert_eq!(client.region_for("vm"), "cn-north-1");
+        assert_eq!(client.protocol().region_for("cdn"), "cn-all");
+        assert_eq!(client.protocol().region_for("vm"), "cn-north-1");
     }
 
     #[test]
@@ -463,6 +376,6 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.code, "BatchTooLarge");
-        assert!(error.message.contains("11 tags"), "{}", error.message);
+        assert!(error.message.contains("11 tag keys"), "{}", error.message);
     }
 }

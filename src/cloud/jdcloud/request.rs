@@ -1,20 +1,12 @@
-//! One signed JD Cloud request and its answer (spec: jdcloud-resource-tag.md sections 1 and
-//! 2): `POST /v1/regions/{regionId}/tags:<operation>` with a JSON body, signed with
+//! One signed JD Cloud request (spec: jdcloud-resource-tag.md sections 1 and 2): `POST /v1/regions/{regionId}/tags:<operation>` with a JSON body, signed with
 //! JDCLOUD2-HMAC-SHA256 over `content-type;host;x-jdcloud-date;x-jdcloud-nonce`, with a
 //! fresh date, nonce and signature on every attempt (section 2, "Clock and replay").
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER};
-
-use super::JdcloudConfig;
-use super::errors;
-use super::wire;
 use crate::cloud::AccessKey;
-use crate::cloud::retry::{AttemptError, retry_after_seconds};
 use crate::cloud::sign::jdcloud::{
     Algorithm, CanonicalInput, authorization, canonical_request, credential_scope, sha256_hex,
     signature, signed_headers, signing_key, string_to_sign,
 };
-use crate::cloud::transport::from_transport;
 
 /// The HTTP method of every tag operation (section 1).
 const METHOD: &str = "POST";
@@ -135,78 +127,6 @@ pub(super) fn sign(
             ),
         ),
     ]
-}
-
-/// Makes attempt number `attempt` of `action` at `target` in `region`: signs afresh, sends,
-/// and answers with the body of a 2xx answer or the classified failure (with the server's
-/// `Retry-After` hint, when it gives one in seconds).
-pub(super) async fn send(
-    http: &reqwest::Client,
-    config: &JdcloudConfig,
-    action: &'static str,
-    region: &str,
-    target: &Target,
-    body: &str,
-    attempt: u32,
-) -> Result<String, AttemptError> {
-    let headers = sign(
-        &config.key,
-        region,
-        &config.signing_service,
-        target,
-        body,
-        &Freshness::now(),
-    );
-    let mut request = http
-        .post(&target.url)
-        .timeout(config.timeout)
-        .body(body.to_string());
-    for (name, value) in headers {
-        let name = match name {
-            "content-type" => CONTENT_TYPE,
-            "host" => HOST,
-            "authorization" => AUTHORIZATION,
-            other => reqwest::header::HeaderName::from_static(other),
-        };
-        request = request.header(name, value);
-    }
-    let response = request.send().await.map_err(|error| {
-        let error = from_transport(action, &target.url, config.timeout, error);
-        tracing::debug!(attempt, code = %error.code, "no answer");
-        AttemptError::from(error)
-    })?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(retry_after_seconds);
-    let header_request_id = response
-        .headers()
-        .get("x-jdcloud-request-id")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string);
-    let text = response.text().await.map_err(|error| AttemptError {
-        error: from_transport(action, &target.url, config.timeout, error),
-        retry_after,
-    })?;
-    if (200..300).contains(&status) {
-        let request_id = wire::request_id(&text).or(header_request_id);
-        tracing::debug!(attempt, status, request_id, "answer");
-        return Ok(text);
-    }
-    let mut error = errors::from_answer(action, status, &text);
-    if error.request_id.is_none() {
-        error.request_id = header_request_id;
-    }
-    tracing::debug!(
-        attempt,
-        status,
-        code = %error.code,
-        request_id = error.request_id.as_deref(),
-        "error answer"
-    );
-    Err(AttemptError { error, retry_after })
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ fn provider(endpoint: &str) -> TagProvider {
             region: "cn-hangzhou".into(),
             alibaba: Some(AlibabaSettings {
                 product: Some("apigateway".into()),
-                api_version: None,
+                ..AlibabaSettings::default()
             }),
             jdcloud: None,
             endpoint: Some(endpoint.to_string()),

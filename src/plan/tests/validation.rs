@@ -142,3 +142,16 @@ fn validate_uses_the_clouds_own_prefixes() {
         r#"key "JDC-env" starts with the reserved prefix "jdc-""#
     );
 }
+
+#[test]
+fn the_tag_service_refuses_empty_values_that_products_accept() {
+    let desired = tags(&[("flag", ""), ("env", "prod")]);
+    assert!(validate(&desired, &Limits::alibaba()).is_empty());
+    let found = validate(&desired, &Limits::alibaba_tag_service());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].field, r#"spec.tags["flag"]"#);
+    assert_eq!(
+        found[0].rule,
+        "value is 0 characters; this provider needs at least 1"
+    );
+}

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::cloud::sign::{rpc_signature, rpc_string_to_sign};
+use crate::cloud::sign::{acs3, rpc_signature, rpc_string_to_sign};
 
 /// One scripted answer.
 #[derive(Clone)]
@@ -49,6 +49,7 @@ pub(super) struct Received {
     pub method: Method,
     pub query: String,
     pub content_type: Option<String>,
+    pub headers: HeaderMap,
     pub body: String,
 }
 
@@ -89,6 +90,61 @@ impl Received {
                 .map(|(name, value)| (name.as_str(), value.as_str())),
         );
         assert_eq!(rpc_signature(secret, &string_to_sign), signature);
+    }
+
+    /// A header's value.
+    pub(super) fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Verifies a V3 signature as the server does (spec section 4): the headers that
+    /// `SignedHeaders` lists, the query, the hash of the body as received.
+    pub(super) fn assert_v3_signed_with(&self, key_id: &str, secret: &str) {
+        let authorization = self
+            .header("authorization")
+            .expect("an Authorization header");
+        let parsed = acs3::parse_authorization(&authorization).expect("an ACS3 Authorization");
+        assert_eq!(parsed.access_key_id, key_id);
+        let signed: Vec<&str> = parsed.signed_headers.split(';').collect();
+        for required in ["host", "x-acs-action", "x-acs-version", "x-acs-date"] {
+            assert!(
+                signed.contains(&required),
+                "{required} is signed: {signed:?}"
+            );
+        }
+        let values: Vec<(String, String)> = signed
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    self.header(name).expect("a signed header"),
+                )
+            })
+            .collect();
+        let (headers, signed_list) =
+            acs3::canonical_headers(values.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        assert_eq!(signed_list, parsed.signed_headers);
+        let hash = acs3::payload_hash(self.body.as_bytes());
+        assert_eq!(self.header("x-acs-content-sha256"), Some(hash.clone()));
+        let query: Vec<(String, String)> = form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .collect();
+        let query = acs3::canonical_query(query.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let canonical = acs3::canonical_request(&acs3::CanonicalInput {
+            method: self.method.as_str(),
+            uri: "/",
+            query: &query,
+            headers: &headers,
+            signed_headers: &signed_list,
+            payload_hash: &hash,
+        });
+        assert_eq!(
+            acs3::signature(secret, &acs3::string_to_sign(&canonical)),
+            parsed.signature
+        );
     }
 }
 
@@ -143,6 +199,7 @@ async fn answer(
                 .get("content-type")
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_string),
+            headers: headers.clone(),
             body,
         });
         let fallback = script.fallback.clone();

@@ -2,6 +2,7 @@
 //! Signatures are checked with the `sign` primitives on the decoded received parameters.
 
 mod mock;
+mod tag_service;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,8 @@ use axum::http::Method;
 
 use self::mock::{Mock, error_reply, ok, reply};
 use super::*;
+use crate::cloud::client::Protocol;
+use crate::cloud::{CallObserver, ErrorKind, TagApi};
 
 const KEY_ID: &str = "LTAI5tMockKeyId";
 const SECRET: &str = "MockSecret-never-in-a-log";
@@ -30,11 +33,27 @@ fn fast_retry(max_attempts: u32) -> RetryPolicy {
 }
 
 fn client_at(endpoint: &str, retry: RetryPolicy) -> AlibabaClient {
+    client_with(endpoint, retry, |_| {})
+}
+
+/// An API Gateway client, its protocol changed by `change` first.
+fn client_with(
+    endpoint: &str,
+    retry: RetryPolicy,
+    change: impl FnOnce(&mut ProductApi),
+) -> AlibabaClient {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = AlibabaConfig {
-        endpoint: endpoint.to_string(),
-        api_version: "2016-07-14".to_string(),
-        region: "cn-hangzhou".to_string(),
+    let mut protocol = ProductApi {
+        config: AlibabaConfig {
+            endpoint: endpoint.to_string(),
+            api_version: "2016-07-14".to_string(),
+            region: "cn-hangzhou".to_string(),
+            signature: SignatureVersion::V1,
+            key: AccessKey::new(KEY_ID, SECRET),
+            retry,
+            timeout: Duration::from_secs(10),
+            limits: Limits::alibaba(),
+        },
         resource_types: Some(
             APIGATEWAY
                 .resource_types
@@ -42,12 +61,9 @@ fn client_at(endpoint: &str, retry: RetryPolicy) -> AlibabaClient {
                 .map(|t| t.to_string())
                 .collect(),
         ),
-        key: AccessKey::new(KEY_ID, SECRET),
-        retry,
-        timeout: Duration::from_secs(10),
-        limits: Limits::alibaba(),
     };
-    AlibabaClient::new(config, reqwest::Client::new())
+    change(&mut protocol);
+    AlibabaClient::new(protocol, reqwest::Client::new())
 }
 
 fn ids(items: &[&str]) -> Vec<String> {
@@ -219,8 +235,9 @@ async fn list_follows_next_token_and_reports_every_requested_id() {
 #[tokio::test]
 async fn list_chunks_ids_by_the_resource_limit() {
     let mock = Mock::start(vec![], reply(200, r#"{"RequestId":"L"}"#)).await;
-    let mut client = mock.client(fast_retry(1));
-    client.config.limits.resources_per_call = 2;
+    let client = client_with(&mock.endpoint, fast_retry(1), |api| {
+        api.config.limits.resources_per_call = 2;
+    });
     let observed = client
         .list_tags("app", &ids(&["a", "b", "c"]))
         .await
@@ -367,10 +384,11 @@ async fn retry_after_header_becomes_the_retry_hint() {
     throttled.retry_after = Some("2");
     let mock = Mock::start(vec![], throttled).await;
     let client = mock.client(fast_retry(1));
-    let params = client.resource_params("app", &ids(&["a"]));
-    let failure = request::send(&client.http, &client.config, LIST, &params, 1)
-        .await
-        .expect_err("throttled");
+    let call = client
+        .protocol()
+        .list_call("app", &ids(&["a"]), None)
+        .expect("a call");
+    let failure = client.send(LIST, &call, 1).await.expect_err("throttled");
     assert_eq!(failure.retry_after, Some(Duration::from_secs(2)));
     assert_eq!(failure.error.kind, ErrorKind::Retryable);
 }
@@ -414,8 +432,9 @@ async fn slow_answers_time_out_as_retryable() {
     let mut slow = ok();
     slow.delay = Duration::from_secs(5);
     let mock = Mock::start(vec![], slow).await;
-    let mut client = mock.client(fast_retry(1));
-    client.config.timeout = Duration::from_millis(50);
+    let client = client_with(&mock.endpoint, fast_retry(1), |api| {
+        api.config.timeout = Duration::from_millis(50);
+    });
     let error = client
         .list_tags("app", &ids(&["a"]))
         .await
@@ -472,8 +491,9 @@ fn resource_types_are_checked_against_the_preset() {
         .expect_err("not API Gateway");
     assert!(refusal.contains("apiGroup, plugin, app, api"), "{refusal}");
 
-    let mut open = client_at("http://127.0.0.1:9", fast_retry(1));
-    open.config.resource_types = None;
+    let open = client_with("http://127.0.0.1:9", fast_retry(1), |api| {
+        api.resource_types = None;
+    });
     assert_eq!(open.check_resource_type("anything"), Ok(()));
 }
 

@@ -1,0 +1,198 @@
+//! Alibaba Cloud's Tag service (OpenAPI `Tag` 2018-08-28; spec: alibaba-rpc-tagging.md
+//! sections 1, 5 and 6): the resources of every product, addressed by ARN, through one API.
+//! Unlike the product tag APIs, its writes report per resource (`FailedResources`): the
+//! other resources of the call are written, as with JD Cloud.
+
+mod arn;
+pub(super) mod wire;
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+
+use super::{AlibabaConfig, RpcCall, indexed};
+use crate::cloud::client::{Client, HttpRequest, Operation, Protocol, Settings};
+use crate::cloud::transport::local;
+use crate::cloud::{CloudError, ErrorKind, WriteOp, WriteResult};
+use crate::tags::{Tags, TagsByResource};
+
+pub use arn::{
+    ANY_ACCOUNT, ArnType, ParsedArn, arn, check_account_id, parse_arn, parse_resource_type,
+};
+
+/// `spec.alibaba.product` of the Tag service.
+pub const TAG_SERVICE_PRODUCT: &str = "tag";
+
+/// The Tag service's API version.
+pub const TAG_SERVICE_API_VERSION: &str = "2018-08-28";
+
+/// Largest `PageSize` of ListTagResources (spec section 5): the fewest pages.
+const PAGE_SIZE: &str = "1000";
+
+/// The public endpoint of the Tag service in a region: `https://tag.{region}.aliyuncs.com`.
+/// (The official SDK maps a few regions elsewhere, e.g. `us-west-1` to `tag.us-east-1`; set
+/// the provider's `endpoint` for those.)
+pub fn tag_service_endpoint(region: &str) -> String {
+    format!("https://tag.{region}.aliyuncs.com")
+}
+
+/// The Tag service in one region of one account.
+#[derive(Clone, Debug)]
+pub struct TagService {
+    /// Endpoint, version, region, signature, key, retry, limits.
+    pub config: AlibabaConfig,
+    /// The account id in the ARNs: `*` (the caller's account) or the numeric UID.
+    pub account_id: String,
+}
+
+/// Client of the Tag service.
+pub type TagServiceClient = Client<TagService>;
+
+impl TagService {
+    /// `RegionId` and `ResourceARN.N`: the parameters of every operation.
+    fn resource_params(
+        &self,
+        action: &'static str,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CloudError> {
+        let kind = parse_resource_type(resource_type).map_err(|rule| {
+            local(
+                ErrorKind::InvalidInput,
+                action,
+                "InvalidResourceType",
+                rule,
+                0,
+            )
+        })?;
+        let arns: Vec<String> = resource_ids
+            .iter()
+            .map(|id| arn(&kind, &self.config.region, &self.account_id, id))
+            .collect();
+        let mut params = vec![("RegionId".to_string(), self.config.region.clone())];
+        params.extend(indexed("ResourceARN", &arns));
+        Ok(params)
+    }
+
+    fn kind<'a>(&self, resource_type: &'a str) -> Result<ArnType<'a>, String> {
+        parse_resource_type(resource_type)
+    }
+}
+
+impl Protocol for TagService {
+    type Call = RpcCall;
+
+    fn cloud_name(&self) -> &'static str {
+        "alibaba"
+    }
+
+    fn settings(&self) -> Settings<'_> {
+        self.config.settings()
+    }
+
+    fn action(&self, operation: Operation) -> &'static str {
+        super::action(operation)
+    }
+
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+        parse_resource_type(resource_type).map(|_| ())
+    }
+
+    fn list_call(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        token: Option<&str>,
+    ) -> Result<RpcCall, CloudError> {
+        let mut params = self.resource_params(super::LIST, resource_type, resource_ids)?;
+        // NB: system tags are the cloud's own; reading only custom ones keeps them out of
+        // every decision (spec section 5: Category Custom|System|All, default All).
+        params.push(("Category".to_string(), "Custom".to_string()));
+        params.push(("PageSize".to_string(), PAGE_SIZE.to_string()));
+        if let Some(token) = token {
+            params.push(("NextToken".to_string(), token.to_string()));
+        }
+        Ok(RpcCall {
+            action: super::LIST,
+            params,
+        })
+    }
+
+    fn read_list(
+        &self,
+        resource_type: &str,
+        body: &str,
+        observed: &mut TagsByResource,
+    ) -> Result<Option<String>, String> {
+        wire::read_list(&self.kind(resource_type)?, body, observed)
+    }
+
+    fn write_call(
+        &self,
+        op: WriteOp,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<RpcCall, CloudError> {
+        let action = super::action(op.into());
+        let mut params = self.resource_params(action, resource_type, resource_ids)?;
+        match op {
+            WriteOp::Tag => {
+                // NB: `Tags` is one JSON object as a string (spec section 5); a map of
+                // strings always serialises.
+                let object = serde_json::to_string(tags).map_err(|error| {
+                    local(
+                        ErrorKind::InvalidInput,
+                        action,
+                        "InvalidTags",
+                        error.to_string(),
+                        0,
+                    )
+                })?;
+                params.push(("Tags".to_string(), object));
+            }
+            WriteOp::Untag => params.extend(indexed("TagKey", tags.keys())),
+        }
+        Ok(RpcCall { action, params })
+    }
+
+    fn read_write(
+        &self,
+        _op: WriteOp,
+        resource_type: &str,
+        resource_ids: &[String],
+        body: &str,
+    ) -> Result<WriteResult, String> {
+        wire::read_write(&self.kind(resource_type)?, resource_ids, body)
+    }
+
+    fn sign(&self, call: &RpcCall) -> Result<HttpRequest, CloudError> {
+        self.config.sign(call)
+    }
+
+    fn error_of(
+        &self,
+        action: &'static str,
+        status: u16,
+        _headers: &HeaderMap,
+        body: &str,
+    ) -> CloudError {
+        self.config.error_of(action, status, body)
+    }
+
+    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
+        super::retry_after(headers)
+    }
+
+    fn request_id(&self, _headers: &HeaderMap, body: &str) -> Option<String> {
+        super::request_id(body)
+    }
+
+    fn is_throttling(&self, error: &CloudError) -> bool {
+        super::errors::is_throttling(error)
+    }
+
+    fn document_name(&self, action: &'static str) -> String {
+        format!("a Tag service {action} document")
+    }
+}

@@ -1,0 +1,498 @@
+//! The client chassis: one implementation of what every tag API client does around its wire
+//! protocol. A [`Client`] over a [`Protocol`] owns the HTTP client, the rate limiter, the call
+//! observer, the retry loop, the batch-limit check, the chunking of ids, the pagination guard
+//! and a `Debug` without secrets; the protocol contributes only what differs between APIs:
+//! building and signing a request, classifying error answers, and reading answers.
+//!
+//! API Gateway and ECS ([`super::alibaba::ProductApi`]), the Tag service
+//! ([`super::alibaba::TagService`]) and JD Cloud ([`super::jdcloud::JdcloudConfig`]) are
+//! protocols of this one chassis.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName};
+use tracing::Instrument;
+
+use super::pagination::Pagination;
+use super::ratelimit::{RateLimiter, limited};
+use super::retry::{AttemptError, retry};
+use super::transport::{excerpt, from_transport, local};
+use super::{CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteOp, WriteResult};
+use crate::tags::{Limits, Tags, TagsByResource};
+
+/// The three operations of every tag API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Read the tags of resources.
+    List,
+    /// Apply tags to resources.
+    Tag,
+    /// Remove keys from resources.
+    Untag,
+}
+
+impl From<WriteOp> for Operation {
+    fn from(op: WriteOp) -> Self {
+        match op {
+            WriteOp::Tag => Operation::Tag,
+            WriteOp::Untag => Operation::Untag,
+        }
+    }
+}
+
+/// What the chassis needs from a protocol's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings<'a> {
+    /// Base URL of the API, for messages.
+    pub endpoint: &'a str,
+    /// Retry policy for retryable failures.
+    pub retry: &'a RetryPolicy,
+    /// Timeout of one HTTP attempt.
+    pub timeout: Duration,
+    /// Batch limits and tag rules.
+    pub limits: &'a Limits,
+}
+
+/// One signed HTTP request, ready to send.
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    /// `GET` or `POST`.
+    pub method: reqwest::Method,
+    /// Full URL, query included.
+    pub url: String,
+    /// Headers besides those reqwest adds itself.
+    pub headers: Vec<(HeaderName, String)>,
+    /// The body (empty for none).
+    pub body: String,
+}
+
+/// One tag API's wire protocol: everything that differs between APIs, nothing that does not.
+pub trait Protocol: fmt::Debug + Send + Sync + 'static {
+    /// A call as built once (parameters, target) and signed afresh on each attempt.
+    type Call: Send + Sync;
+
+    /// Short cloud name for metrics and messages: `alibaba` or `jdcloud`.
+    fn cloud_name(&self) -> &'static str;
+
+    /// Endpoint, retry policy, timeout and limits.
+    fn settings(&self) -> Settings<'_>;
+
+    /// The action name of `operation` on the wire, e.g. `TagResources`.
+    fn action(&self, operation: Operation) -> &'static str;
+
+    /// Checks a binding's `resourceType`; the error says which values are accepted.
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
+
+    /// The call that lists the tags of `resource_ids` (at most `resources_per_call`, each
+    /// once), from the page `token` on.
+    fn list_call(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        token: Option<&str>,
+    ) -> Result<Self::Call, CloudError>;
+
+    /// Reads one 2xx answer of a list call into `observed` (which holds an entry for each
+    /// requested id; others are ignored) and says the token of the next page, if any.
+    fn read_list(
+        &self,
+        resource_type: &str,
+        body: &str,
+        observed: &mut TagsByResource,
+    ) -> Result<Option<String>, String>;
+
+    /// The call that applies (`Tag`) or removes (`Untag`) `tags` on `resource_ids`, within
+    /// the limits.
+    fn write_call(
+        &self,
+        op: WriteOp,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<Self::Call, CloudError>;
+
+    /// Reads the 2xx answer of a write call: the resources (of `resource_ids`) the cloud
+    /// reports as not written.
+    fn read_write(
+        &self,
+        op: WriteOp,
+        resource_type: &str,
+        resource_ids: &[String],
+        body: &str,
+    ) -> Result<WriteResult, String>;
+
+    /// Signs `call` for one attempt, with a fresh nonce and time.
+    fn sign(&self, call: &Self::Call) -> Result<HttpRequest, CloudError>;
+
+    /// The error of a non-2xx answer, classified.
+    fn error_of(
+        &self,
+        action: &'static str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &str,
+    ) -> CloudError;
+
+    /// The server's hint of when to try again, from the answer's headers.
+    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration>;
+
+    /// The request id of a 2xx answer, for logs.
+    fn request_id(&self, headers: &HeaderMap, body: &str) -> Option<String>;
+
+    /// True for the cloud's throttling errors: the rate limiter slows down on them.
+    fn is_throttling(&self, error: &CloudError) -> bool;
+
+    /// What a 2xx answer should be, for the message when it is not: e.g. `an Alibaba Cloud
+    /// ListTagResources document`.
+    fn document_name(&self, action: &'static str) -> String;
+}
+
+/// A tag API client: the chassis over one protocol.
+#[derive(Clone)]
+pub struct Client<P> {
+    protocol: Arc<P>,
+    http: reqwest::Client,
+    observer: Option<Arc<dyn CallObserver>>,
+    limiter: Option<Arc<RateLimiter>>,
+}
+
+impl<P: Protocol> fmt::Debug for Client<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // NB: the protocol's configuration holds the key, whose Debug shows only its id.
+        f.debug_struct("Client")
+            .field("protocol", &self.protocol)
+            .field("observed", &self.observer.is_some())
+            .field(
+                "rate",
+                &self.limiter.as_ref().map(|limiter| limiter.configured()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol> Client<P> {
+    /// A client of `protocol` over a shared HTTP client.
+    pub fn new(protocol: impl Into<P>, http: reqwest::Client) -> Self {
+        Client {
+            protocol: Arc::new(protocol.into()),
+            http,
+            observer: None,
+            limiter: None,
+        }
+    }
+
+    /// The protocol (and its configuration).
+    pub fn protocol(&self) -> &P {
+        &self.protocol
+    }
+
+    /// The same client, reporting the outcome of every HTTP attempt (`ok` or the error code)
+    /// to `observer`, e.g. for `tagbinder_cloud_requests_total`.
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The same client, sending every HTTP attempt through `limiter` (shared by every client
+    /// of one provider), which slows down when the cloud throttles.
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Sends one signed attempt of `call`: the body of a 2xx answer, or the classified
+    /// failure with the server's retry-after hint.
+    pub(crate) async fn send(
+        &self,
+        action: &'static str,
+        call: &P::Call,
+        attempt: u32,
+    ) -> Result<String, AttemptError> {
+        let request = self.protocol.sign(call)?;
+        let timeout = self.protocol.settings().timeout;
+        // NB: errors name the URL without its query, which may carry AccessKeyId and Signature.
+        let shown = request
+            .url
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut builder = self
+            .http
+            .request(request.method, &request.url)
+            .timeout(timeout);
+        for (name, value) in request.headers {
+            builder = builder.header(name, value);
+        }
+        if !request.body.is_empty() {
+            builder = builder.body(request.body);
+        }
+        let response = builder.send().await.map_err(|error| {
+            let error = from_transport(action, &shown, timeout, error);
+            tracing::debug!(attempt, code = %error.code, "no answer");
+            AttemptError::from(error)
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let retry_after = self.protocol.retry_after(&headers);
+        let body = response.text().await.map_err(|error| AttemptError {
+            error: from_transport(action, &shown, timeout, error),
+            retry_after,
+        })?;
+        if (200..300).contains(&status) {
+            let request_id = self.protocol.request_id(&headers, &body);
+            tracing::debug!(attempt, status, request_id, "answer");
+            return Ok(body);
+        }
+        let error = self.protocol.error_of(action, status, &headers, &body);
+        tracing::debug!(
+            attempt,
+            status,
+            code = %error.code,
+            request_id = error.request_id.as_deref(),
+            "error answer"
+        );
+        Err(AttemptError { error, retry_after })
+    }
+
+    /// One attempt, through the rate limiter, reported to the observer.
+    async fn attempt(
+        &self,
+        action: &'static str,
+        call: &P::Call,
+        attempt: u32,
+    ) -> Result<String, AttemptError> {
+        let protocol = &self.protocol;
+        let result = limited(
+            self.limiter.as_deref(),
+            |error| protocol.is_throttling(error),
+            self.send(action, call, attempt),
+        )
+        .await;
+        if let Some(observer) = &self.observer {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(failure) => failure.error.code.as_str(),
+            };
+            observer.observe(protocol.cloud_name(), action, outcome);
+        }
+        result
+    }
+
+    /// One call, retried by the policy (each attempt signed afresh); answers with the body of
+    /// the 2xx answer.
+    async fn call(
+        &self,
+        action: &'static str,
+        resources: usize,
+        call: &P::Call,
+    ) -> Result<String, CloudError> {
+        let cloud = self.protocol.cloud_name();
+        let span = tracing::debug_span!("cloud_call", cloud, action, resources);
+        let outcome = retry(self.protocol.settings().retry, action, |attempt| {
+            self.attempt(action, call, attempt)
+        })
+        .instrument(span.clone())
+        .await;
+        match &outcome {
+            Ok(_) => tracing::debug!(parent: &span, "call succeeded"),
+            Err(error) => tracing::debug!(
+                parent: &span,
+                code = %error.code,
+                kind = error.kind.as_str(),
+                attempts = error.attempts,
+                request_id = error.request_id.as_deref(),
+                "call failed"
+            ),
+        }
+        outcome
+    }
+
+    /// The error of a 2xx answer that is not the document it should be.
+    fn not_a_document(&self, action: &'static str, body: &str, error: &str) -> CloudError {
+        local(
+            ErrorKind::InvalidInput,
+            action,
+            "InvalidResponse",
+            format!(
+                "the answer of {} is not {} ({error}); is the provider's endpoint right? Body \
+                 starts: {}",
+                self.protocol.settings().endpoint,
+                self.protocol.document_name(action),
+                excerpt(body.trim())
+            ),
+            1,
+        )
+    }
+
+    /// Lists one chunk of ids (at most `resources_per_call`), following the pages.
+    async fn list_chunk(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        observed: &mut TagsByResource,
+    ) -> Result<(), CloudError> {
+        let action = self.protocol.action(Operation::List);
+        let mut pagination = Pagination::default();
+        let mut token: Option<String> = None;
+        loop {
+            let call = self
+                .protocol
+                .list_call(resource_type, resource_ids, token.as_deref())?;
+            let body = self.call(action, resource_ids.len(), &call).await?;
+            let next = self
+                .protocol
+                .read_list(resource_type, &body, observed)
+                .map_err(|error| self.not_a_document(action, &body, &error))?;
+            token = pagination.advance(next.as_deref()).map_err(|error| {
+                local(
+                    ErrorKind::Retryable,
+                    action,
+                    "PaginationLoop",
+                    error.describe(),
+                    1,
+                )
+            })?;
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Refuses, before sending, a write the caller should have batched (a programming error).
+    fn check_batch(
+        &self,
+        action: &'static str,
+        op: WriteOp,
+        resource_ids: usize,
+        tags: usize,
+    ) -> Result<(), CloudError> {
+        let limits = self.protocol.settings().limits;
+        let (item_limit, item_name) = match op {
+            WriteOp::Tag => (limits.tags_per_call, "tags"),
+            WriteOp::Untag => (limits.keys_per_untag_call, "tag keys"),
+        };
+        let excess = if resource_ids > limits.resources_per_call {
+            Some((resource_ids, limits.resources_per_call, "resource ids"))
+        } else if tags > item_limit {
+            Some((tags, item_limit, item_name))
+        } else {
+            None
+        };
+        match excess {
+            None => Ok(()),
+            Some((count, limit, what)) => Err(local(
+                ErrorKind::InvalidInput,
+                action,
+                "BatchTooLarge",
+                format!(
+                    "{count} {what} in one {action} call; this API accepts at most {limit} per \
+                     call, so the caller must split the batch (nothing was sent)"
+                ),
+                0,
+            )),
+        }
+    }
+
+    /// A write: the limits checked, one call, per-resource results.
+    async fn write(
+        &self,
+        op: WriteOp,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<WriteResult, CloudError> {
+        if resource_ids.is_empty() || tags.is_empty() {
+            return Ok(WriteResult::default());
+        }
+        let action = self.protocol.action(op.into());
+        self.check_batch(action, op, resource_ids.len(), tags.len())?;
+        let call = self
+            .protocol
+            .write_call(op, resource_type, resource_ids, tags)?;
+        let body = self.call(action, resource_ids.len(), &call).await?;
+        let result = self
+            .protocol
+            .read_write(op, resource_type, resource_ids, &body)
+            .map_err(|error| self.not_a_document(action, &body, &error))?;
+        if !result.failed.is_empty() {
+            tracing::debug!(
+                action,
+                failed = result.failed.len(),
+                "some resources failed"
+            );
+        }
+        Ok(result)
+    }
+}
+
+impl<P: Protocol> TagApi for Client<P> {
+    fn cloud_name(&self) -> &'static str {
+        self.protocol.cloud_name()
+    }
+
+    fn limits(&self) -> &Limits {
+        self.protocol.settings().limits
+    }
+
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+        self.protocol.check_resource_type(resource_type)
+    }
+
+    async fn list_tags(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<TagsByResource, CloudError> {
+        let mut observed: TagsByResource = resource_ids
+            .iter()
+            .map(|id| (id.clone(), Tags::new()))
+            .collect();
+        // NB: the map holds each id once, so a repeated id is listed once.
+        let unique: Vec<String> = observed.keys().cloned().collect();
+        let per_call = self.limits().resources_per_call.max(1);
+        for chunk in unique.chunks(per_call) {
+            self.list_chunk(resource_type, chunk, &mut observed).await?;
+        }
+        Ok(observed)
+    }
+
+    async fn tag_resources(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<WriteResult, CloudError> {
+        self.write(WriteOp::Tag, resource_type, resource_ids, tags)
+            .await
+    }
+
+    async fn untag_resources(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<WriteResult, CloudError> {
+        self.write(WriteOp::Untag, resource_type, resource_ids, tags)
+            .await
+    }
+}
+
+/// Keeps, of the resources a write answer reports as failed, those the call carried: an id
+/// the call did not carry is the server's confusion, not a result.
+pub(crate) fn failures_of_call(
+    resource_ids: &[String],
+    failed: impl IntoIterator<Item = (String, super::ResourceError)>,
+) -> WriteResult {
+    let mut result = WriteResult::default();
+    for (id, error) in failed {
+        if resource_ids.contains(&id) {
+            result.failed.insert(id, error);
+        } else {
+            tracing::debug!(resource = %id, "a write answer names a resource not in the call");
+        }
+    }
+    result
+}
