@@ -414,7 +414,7 @@ async fn paced_fleet(fleet: &[Member]) -> (RunningEmulator, tempfile::TempDir) {
     std::fs::create_dir(&manifests).unwrap();
     std::fs::write(
         manifests.join("providers.yaml"),
-        providers(&emulator.url(), "{requestsPerSecond: 10, burst: 1}"),
+        providers(&emulator.url(), "{requestsPerSecond: 20, burst: 1}"),
     )
     .unwrap();
     std::fs::write(
