@@ -330,3 +330,31 @@ fn summary(report: &Report) -> String {
         format!("Apply: {calls} write call(s); {ready} of {total} binding(s) Ready.")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_escaped() {
+        assert!(matches!(clean("team-web/env=prod"), Cow::Borrowed(_)));
+        assert_eq!(clean("a\rb\u{1b}[2Kc\n"), "a\\u{d}b\\u{1b}[2Kc\\u{a}");
+        assert_eq!(clean("x\u{202e}y\u{85}"), "x\\u{202e}y\\u{85}");
+        assert_eq!(clean("环境"), "环境");
+    }
+
+    #[test]
+    fn a_plan_with_a_failed_binding_is_not_no_changes() {
+        let mut report = Report {
+            command: "plan",
+            bindings: vec![BindingReport {
+                reason: crate::api::conditions::reason::PROVIDER_ERROR.to_string(),
+                ..BindingReport::default()
+            }],
+            ..Report::default()
+        };
+        assert!(summary(&report).starts_with("Plan incomplete: 1 binding(s)"));
+        report.bindings[0].reason = "Ready".to_string();
+        assert!(summary(&report).starts_with("No changes"));
+    }
+}

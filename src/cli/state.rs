@@ -256,6 +256,8 @@ fn wait_for(
         match tried {
             Ok(()) => return Ok(()),
             Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                // NB: a blocking sleep: the run has started nothing else yet, and waits for
+                // the lock before anything else.
                 std::thread::sleep(Duration::from_millis(100).min(timeout));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
