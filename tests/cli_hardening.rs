@@ -461,3 +461,47 @@ fn prune_removed_says_what_it_removed_and_counts_its_calls() {
     assert!(out.contains("Apply: 0 write call(s)"), "{out}");
     assert_eq!(cloud_tags(dir.path(), "g2")["tier"], "by-hand");
 }
+
+#[test]
+fn a_binding_moved_to_a_provider_reaching_the_same_cloud_and_region_keeps_its_record() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod, tier: web}"));
+    assert!(apply(dir.path(), &[]).status.success());
+    // The provider renamed, the binding pointed at the new name, `tier` no longer declared.
+    std::fs::write(
+        dir.path().join("manifests/provider.yaml"),
+        PROVIDER.replace("metadata: {name: aliyun}", "metadata: {name: aliyun-hz}"),
+    )
+    .unwrap();
+    let moved = binding("team", "web", "g1", "{env: prod}").replace(
+        "providerRef: {name: aliyun}",
+        "providerRef: {name: aliyun-hz}",
+    );
+    std::fs::write(dir.path().join("manifests/bindings.yaml"), &moved).unwrap();
+    let output = apply(dir.path(), &[]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    assert!(out.contains("- tier=web (pruned) on g1"), "{out}");
+    assert_eq!(
+        state_file(dir.path())["bindings"]["team/web"]["provider"],
+        "aliyun-hz"
+    );
+
+    // Another region: the record would mean nothing there.
+    std::fs::write(
+        dir.path().join("manifests/provider.yaml"),
+        PROVIDER
+            .replace("metadata: {name: aliyun}", "metadata: {name: aliyun-sh}")
+            .replace("region: cn-hangzhou", "region: cn-shanghai"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("manifests/bindings.yaml"),
+        moved.replace("aliyun-hz", "aliyun-sh"),
+    )
+    .unwrap();
+    let output = apply(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let error = stderr(&output);
+    assert!(error.contains("spec.providerRef.name"), "{error}");
+    assert!(error.contains("alibaba cn-hangzhou"), "{error}");
+}
