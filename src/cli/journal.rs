@@ -8,7 +8,7 @@
 //! killed at any point; it may not survive the machine losing power in the same instant.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -42,10 +42,11 @@ struct Line {
     writes: Vec<PendingWrite>,
 }
 
-/// The open journal of a run.
+/// The journal of a run, created at its first line (a run that writes nothing leaves none).
 #[derive(Debug)]
 pub struct Journal {
-    file: Mutex<std::fs::File>,
+    path: PathBuf,
+    file: Mutex<Option<std::fs::File>>,
     generation: u64,
 }
 
@@ -61,25 +62,14 @@ impl PartialEq for JournalHandle {
 }
 
 impl Journal {
-    /// Opens (creates) the journal of the state file at `path` for a run that read `state`.
-    pub fn open(path: &Path, state: &StateFile) -> Result<Journal, String> {
-        let journal = beside(path, ".journal");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&journal)
-            .map_err(|e| {
-                format!(
-                    "{}: the state file cannot be written (cannot open its journal {}: {e}); \
-                     nothing was changed",
-                    path.display(),
-                    journal.display()
-                )
-            })?;
-        Ok(Journal {
-            file: Mutex::new(file),
+    /// The journal of the state file at `path` for a run that read `state`. Whether its
+    /// directory can be written was checked with the lock ([`super::state::StateLock`]).
+    pub fn open(path: &Path, state: &StateFile) -> Journal {
+        Journal {
+            path: beside(path, ".journal"),
+            file: Mutex::new(None),
             generation: state.generation + 1,
-        })
+        }
     }
 
     fn record(
@@ -98,7 +88,16 @@ impl Journal {
         text.push('\n');
         // NB: a poisoned lock means another pass panicked mid-write; the file is append-only
         // and a torn line is skipped when read, so writing on is safe.
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let file = match guard.take() {
+            Some(file) => guard.insert(file),
+            None => guard.insert(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            ),
+        };
         file.write_all(text.as_bytes())
     }
 }
@@ -327,7 +326,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let mut state = StateFile::load(&path).unwrap();
-        let journal = Journal::open(&path, &state).unwrap();
+        let journal = Journal::open(&path, &state);
         let write = PendingWrite {
             resource_type: "apiGroup".into(),
             resource_ids: vec!["g1".into(), "g2".into()],
@@ -338,6 +337,8 @@ mod tests {
         journal
             .file
             .lock()
+            .unwrap()
+            .as_mut()
             .unwrap()
             .write_all(b"{\"generation\": 1, \"bin")
             .unwrap();
@@ -357,7 +358,7 @@ mod tests {
         let mut state = StateFile::empty();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let journal = Journal::open(&path, &state).unwrap();
+        let journal = Journal::open(&path, &state);
         let tags = Tags::from([("env".into(), "prod".into()), ("tier".into(), "web".into())]);
         let write = PendingWrite {
             resource_type: "apiGroup".into(),

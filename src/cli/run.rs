@@ -56,7 +56,7 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
     let mut state = StateFile::load(&args.state).map_err(|e| vec![e])?;
     journal::load_pending(&args.state, &mut state).map_err(|e| vec![e])?;
     if command != Command::Plan {
-        let journal = Journal::open(&args.state, &state).map_err(|e| vec![e])?;
+        let journal = Journal::open(&args.state, &state);
         state.journal = JournalHandle(Some(Arc::new(journal)));
     }
     let cloud = match &args.embedded_cloud {
