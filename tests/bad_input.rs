@@ -122,6 +122,13 @@ fn base_with(from: &str, to: &str) -> String {
     BASE.replacen(from, to, 1)
 }
 
+fn base_edit_provider_ref() -> String {
+    edit(
+        "providerRef: {name: aliyun}",
+        "providerRef: {name: \"Aliyun/x\"}",
+    )
+}
+
 fn many_tags(count: usize) -> String {
     let tags: Vec<String> = (0..count).map(|i| format!("k{i}: v")).collect();
     format!("{{{}}}", tags.join(", "))
@@ -298,6 +305,87 @@ fn catalogue() -> Vec<Case> {
             edit_jd("{env: prod}", &many_tags(11)),
             &["spec.tags", "10"],
         ),
+        // Names: Kubernetes' rules, which keep the state file's keys unambiguous.
+        case(
+            "a namespace holding a slash",
+            edit("namespace: team-web}", "namespace: \"team/web\"}"),
+            &["metadata.namespace", "team/web", "RFC 1123 label"],
+        ),
+        case(
+            "a name holding a slash",
+            edit("{name: web,", "{name: \"web/api\","),
+            &["metadata.name", "web/api", "RFC 1123 subdomain"],
+        ),
+        case(
+            "an uppercase name",
+            edit("{name: web,", "{name: Web,"),
+            &["metadata.name", "\"Web\"", "lowercase"],
+        ),
+        case(
+            "a name holding a space",
+            edit("{name: web,", "{name: \"web api\","),
+            &["metadata.name", "\"web api\""],
+        ),
+        case(
+            "a providerRef that is not a valid name",
+            base_edit_provider_ref(),
+            &["spec.providerRef.name", "RFC 1123"],
+        ),
+        // Values the clouds do not allow, and that would rewrite a terminal's output.
+        case(
+            "a carriage return in a value",
+            edit("{env: prod}", "{env: \"pr\\rod\"}"),
+            &["spec.tags[\"env\"]", "control character"],
+        ),
+        case(
+            "an escape sequence in a key",
+            edit("{env: prod}", "{\"env\\e[2K\": prod}"),
+            &["spec.tags[\"env\\u{1b}[2K\"]", "control character"],
+        ),
+        case(
+            "a newline in a resource id",
+            edit("[group-1, group-2]", "[group-1, \"group-2\\n\"]"),
+            &["spec.resourceIds[1]", "control character"],
+        ),
+        case(
+            "an interval of zero",
+            edit("  tags: {env: prod}", "  tags: {env: prod}\n  interval: 0s"),
+            &["spec.interval", "\"0s\"", "shorter than 1s"],
+        ),
+        case(
+            "an unknown field under status",
+            format!("{BINDING}status: {{appliedTags: {{env: prod}}, x: 1}}\n"),
+            &["bindings.yaml: document 1", "status.x", "unknown field"],
+        ),
+        // Input that would exhaust memory or time before any rule applies.
+        case(
+            "aliases expanding a large string many times",
+            format!(
+                "a: &a {}\nb: [{}]\n",
+                "x".repeat(1024 * 1024),
+                vec!["*a"; 600].join(", ")
+            ),
+            &["bindings.yaml: document 1", "aliases expanded"],
+        ),
+        case(
+            "nested aliases",
+            {
+                let mut text = String::from("a0: &a0 [x, x]\n");
+                for level in 1..40 {
+                    let previous = level - 1;
+                    text.push_str(&format!(
+                        "a{level}: &a{level} [*a{previous}, *a{previous}]\n"
+                    ));
+                }
+                text
+            },
+            &["bindings.yaml: document 1", "nodes (aliases expanded)"],
+        ),
+        case(
+            "3 MiB of nested brackets",
+            "[".repeat(3 * 1024 * 1024 - 16),
+            &["bindings.yaml: document 1", "deeper than 64"],
+        ),
         // References.
         case(
             "an unknown provider",
@@ -340,6 +428,21 @@ fn catalogue() -> Vec<Case> {
                 "stringData: {accessKeyId: LTAI5tCatalogueKey}",
             )),
             expected: vec!["aliyun-creds", "accessKeySecret"],
+        },
+        Case {
+            name: "a Secret defined twice",
+            bindings: format!(
+                "{BINDING}---\napiVersion: v1\nkind: Secret\n\
+                 metadata: {{name: aliyun-creds, namespace: tagbinder-system}}\n\
+                 stringData: {{accessKeyId: other, accessKeySecret: other}}\n"
+            )
+            .into(),
+            base: None,
+            expected: vec![
+                "bindings.yaml: document 2",
+                "Secret tagbinder-system/aliyun-creds",
+                "also defined at",
+            ],
         },
         Case {
             name: "a Secret whose data is not base64",
@@ -447,7 +550,7 @@ fn check(case: &Case) -> Result<(), String> {
 fn every_bad_input_gets_a_specific_error_and_no_cloud_write() {
     let cases = catalogue();
     assert!(
-        cases.len() >= 30,
+        cases.len() >= 50,
         "the catalogue holds {} cases",
         cases.len()
     );

@@ -241,6 +241,26 @@ fn the_schema_refuses_what_the_catalogue_says_it_refuses() {
             with(&["spec", "tags"], json!({"env": 3})),
             "/spec/tags/env",
         ),
+        (
+            "an interval of zero",
+            with(&["spec", "interval"], json!("0s")),
+            "at least 1s",
+        ),
+        (
+            "an interval under a second",
+            with(&["spec", "interval"], json!("500ms")),
+            "at least 1s",
+        ),
+        (
+            "a carriage return in a tag value",
+            with(&["spec", "tags"], json!({"env": "pr\rod"})),
+            "/spec/tags/env",
+        ),
+        (
+            "an escape sequence in a resource id",
+            with(&["spec", "resourceIds"], json!(["group-1", "g\u{1b}[2K"])),
+            "/spec/resourceIds/1",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, object, expected) in &cases {

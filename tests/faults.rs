@@ -385,3 +385,111 @@ async fn a_pass_killed_midway_is_finished_by_the_next_without_pruning_what_shoul
         }
     }
 }
+
+/// The ownership records of a state file (`bindings`), without the run counter.
+fn records(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join(".tagbinder/state.json")).expect("a state file");
+    let state: Value = serde_json::from_str(&text).unwrap();
+    state["bindings"].clone()
+}
+
+/// A fresh emulator holding the fleet, and a directory with its manifests, paced so that the
+/// writes of one apply spread over most of its run.
+async fn paced_fleet(fleet: &[Member]) -> (RunningEmulator, tempfile::TempDir) {
+    let emulator = start(
+        "127.0.0.1:0".parse().unwrap(),
+        EmulatorConfig {
+            inventory: inventory(fleet),
+            faults: FaultConfig {
+                latency: Duration::from_millis(10),
+                ..FaultConfig::default()
+            },
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .expect("the emulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("providers.yaml"),
+        providers(&emulator.url(), "{requestsPerSecond: 20, burst: 1}"),
+    )
+    .unwrap();
+    std::fs::write(
+        manifests.join("bindings.yaml"),
+        bindings(fleet, &first_tags),
+    )
+    .unwrap();
+    (emulator, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_killed_at_random_points_ends_with_the_ownership_of_an_uninterrupted_run() {
+    use rand::{Rng, SeedableRng};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fleet = fleet();
+
+    let (_reference_cloud, reference_dir) = paced_fleet(&fleet).await;
+    let root = reference_dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || converge(&root, 1))
+        .await
+        .unwrap();
+    let reference = records(reference_dir.path());
+    assert_eq!(reference.as_object().map(|r| r.len()), Some(fleet.len()));
+
+    // NB: each kill waits for a random number of tag writes to have been answered, then a
+    // random few milliseconds: points before, between and after writes, found by the cloud's
+    // counts rather than by the clock.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261130);
+    let mut cut_after_a_write = 0;
+    for round in 0..24 {
+        let (emulator, dir) = paced_fleet(&fleet).await;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+            .args(["apply", "-f", "manifests"])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let wait_for_writes = rng.random_range(0..10u64);
+        let then = Duration::from_millis(rng.random_range(0..40));
+        let mut writes = tag_writes(&emulator).await;
+        while writes < wait_for_writes && child.try_wait().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            writes = tag_writes(&emulator).await;
+        }
+        tokio::time::sleep(then).await;
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        let writes = tag_writes(&emulator).await;
+        if !status.success() && writes > 0 {
+            cut_after_a_write += 1;
+        }
+        let root = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || converge(&root, 2))
+            .await
+            .unwrap();
+        assert_fleet_carries(&emulator, &fleet, &first_tags).await;
+        assert_eq!(
+            records(dir.path()),
+            reference,
+            "round {round}: killed after {writes} tag write(s) (waited for {wait_for_writes}, \
+             then {then:?})"
+        );
+    }
+    assert!(
+        cut_after_a_write >= 12,
+        "only {cut_after_a_write} of 24 kills landed after a write"
+    );
+}
+
+/// Tag writes the emulator answered, both clouds.
+async fn tag_writes(emulator: &RunningEmulator) -> u64 {
+    let stats = get(emulator, "/_emulator/stats").await;
+    let ok =
+        |cloud: &str, action: &str| stats["requests"][cloud][action]["ok"].as_u64().unwrap_or(0);
+    ok("alibaba", "TagResources") + ok("jdcloud", "tagResources")
+}

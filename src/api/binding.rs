@@ -49,12 +49,15 @@ pub struct ResourceTagBindingSpec {
     // NB: `x-kubernetes-list-type: set` makes the apiserver reject duplicate ids natively, at
     // no CEL cost (a uniqueness rule in CEL is quadratic and would exhaust the cost budget).
     #[schemars(length(min = 1, max = 1000))]
-    #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "minLength": 1, "maxLength": 256}))]
+    #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^\x00-\x1F\x7F-\x9F]*$"}))]
     pub resource_ids: Vec<String>,
     /// Tags to apply, key to value.
     #[schemars(extend(
         "maxProperties" = 64,
-        "additionalProperties" = {"type": "string", "maxLength": 128},
+        // NB: control characters in keys are refused by `schema_violations` (the controller's
+        // InvalidSpec and the CLI): a CEL regex over map keys of unbounded length would exceed
+        // the apiserver's rule cost budget.
+        "additionalProperties" = {"type": "string", "maxLength": 128, "pattern": r"^[^\x00-\x1F\x7F-\x9F]*$"},
         "x-kubernetes-validations" = [
             {"rule": "self.all(k, k.size() > 0)", "message": "tag keys must not be empty"},
             {"rule": "self.all(k, k.size() <= 128)", "message": "tag keys must be at most 128 characters"},
@@ -65,9 +68,12 @@ pub struct ResourceTagBindingSpec {
     /// What happens to the applied tags when the binding is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
-    /// How often the cloud is re-read to correct drift, e.g. `10m`, `1h30m`.
+    /// How often the cloud is re-read to correct drift, e.g. `10m`, `1h30m`; at least `1s`.
     #[serde(default = "default_interval")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) >= duration('1s')", "message": "interval must be at least 1s"}
+    ]))]
     pub interval: String,
     /// True: no cloud writes until set back to false.
     #[serde(default)]

@@ -10,7 +10,10 @@ mod validation;
 
 pub use binding::*;
 pub use provider::*;
-pub use validation::{MAX_RESOURCE_ID_CHARS, MAX_TAG_CHARS};
+pub use validation::{
+    MAX_RESOURCE_ID_CHARS, MAX_TAG_CHARS, MIN_INTERVAL, NO_CONTROL_CHARS, control_char,
+    dns_label_violation, dns_subdomain_violation,
+};
 
 use kube::CustomResourceExt;
 

@@ -10,6 +10,56 @@ use super::{MAX_DECLARED_TAGS, MAX_RESOURCE_IDS, ResourceTagBindingSpec};
 pub const MAX_TAG_CHARS: usize = 128;
 /// Longest resource id the CRD schema accepts.
 pub const MAX_RESOURCE_ID_CHARS: usize = 256;
+/// Shortest `spec.interval`: a shorter one would re-read the cloud in a hot loop.
+pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The CRD's pattern for values and resource ids: no control characters. Neither cloud's
+/// documents allow them (`../shared/spec/`, "Limits and tag rules"), and printed raw they
+/// could rewrite a terminal's output.
+pub const NO_CONTROL_CHARS: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+
+/// The first control character of `text` (C0, DEL or C1), if any.
+pub fn control_char(text: &str) -> Option<char> {
+    text.chars().find(|c| c.is_control())
+}
+
+/// Why `value` is not a DNS-1123 label (a namespace's name), as Kubernetes says it.
+pub fn dns_label_violation(value: &str) -> Option<String> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    (!valid).then(|| {
+        format!(
+            "{value:?} is not a valid name: a lowercase RFC 1123 label must be 1 to 63 \
+             characters of a-z, 0-9 and '-', starting and ending with a letter or digit, \
+             as Kubernetes requires"
+        )
+    })
+}
+
+/// Why `value` is not a DNS-1123 subdomain (an object's name), as Kubernetes says it.
+pub fn dns_subdomain_violation(value: &str) -> Option<String> {
+    let valid = !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    (!valid).then(|| {
+        format!(
+            "{value:?} is not a valid name: a lowercase RFC 1123 subdomain must be 1 to 253 \
+             characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit, \
+             as Kubernetes requires"
+        )
+    })
+}
 
 impl ResourceTagBindingSpec {
     /// What the apiserver would refuse at `kubectl apply` time, as `field: rule` lines.
@@ -23,13 +73,20 @@ impl ResourceTagBindingSpec {
         }
         self.check_resource_ids(&mut violations);
         self.check_tags(&mut violations);
-        if humantime::parse_duration(&self.interval).is_err()
-            || !interval_matches_schema(&self.interval)
-        {
-            violations.push(format!(
+        match humantime::parse_duration(&self.interval) {
+            Ok(interval) if interval_matches_schema(&self.interval) => {
+                if interval < MIN_INTERVAL {
+                    violations.push(format!(
+                        "spec.interval: {:?} is shorter than {}s, the shortest interval",
+                        self.interval,
+                        MIN_INTERVAL.as_secs()
+                    ));
+                }
+            }
+            _ => violations.push(format!(
                 "spec.interval: {:?} is not a duration like 30s, 10m or 1h30m",
                 self.interval
-            ));
+            )),
         }
         violations
     }
@@ -51,6 +108,12 @@ impl ResourceTagBindingSpec {
             } else if id.chars().count() > MAX_RESOURCE_ID_CHARS {
                 violations.push(format!(
                     "spec.resourceIds[{index}]: longer than {MAX_RESOURCE_ID_CHARS} characters"
+                ));
+            }
+            if let Some(c) = control_char(id) {
+                violations.push(format!(
+                    "spec.resourceIds[{index}]: {id:?} holds the control character {c:?}, \
+                     which resource ids cannot hold"
                 ));
             }
             if !seen.insert(id) {
@@ -75,6 +138,14 @@ impl ResourceTagBindingSpec {
                 violations.push(format!(
                     "spec.tags[{key:?}]: key is {key_chars} characters; the limit is {MAX_TAG_CHARS}"
                 ));
+            }
+            for (what, text) in [("key", key), ("value", value)] {
+                if let Some(c) = control_char(text) {
+                    violations.push(format!(
+                        "spec.tags[{key:?}]: the {what} holds the control character {c:?}; \
+                         tags cannot hold control characters"
+                    ));
+                }
             }
             let value_chars = value.chars().count();
             if value_chars > MAX_TAG_CHARS {
@@ -181,6 +252,57 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_zero_interval_and_control_characters() {
+        let mut spec = spec();
+        spec.interval = "0s".into();
+        spec.tags.insert("k\u{1b}".into(), "v".into());
+        spec.tags.insert("env".into(), "pr\rod".into());
+        spec.resource_ids.push("c\n".into());
+        let violations = spec.schema_violations().join("\n");
+        assert!(violations.contains("shorter than 1s"), "{violations}");
+        assert!(
+            violations.contains("spec.tags[\"k\\u{1b}\"]: the key holds"),
+            "{violations}"
+        );
+        assert!(
+            violations.contains("spec.tags[\"env\"]: the value holds"),
+            "{violations}"
+        );
+        assert!(violations.contains("spec.resourceIds[2]"), "{violations}");
+        spec.interval = "500ms".into();
+        assert!(
+            spec.schema_violations()
+                .join("")
+                .contains("shorter than 1s")
+        );
+    }
+
+    #[test]
+    fn names_follow_kubernetes_rules() {
+        for good in ["a", "team-web", "a1", &"x".repeat(63)] {
+            assert_eq!(dns_label_violation(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "a/b",
+            "Team",
+            "we b",
+            "-a",
+            "a-",
+            "a.b",
+            &"x".repeat(64),
+        ] {
+            assert!(dns_label_violation(bad).is_some(), "{bad}");
+        }
+        for good in ["a.b", "web-api.v1", "x"] {
+            assert_eq!(dns_subdomain_violation(good), None, "{good}");
+        }
+        for bad in ["", "a/b", "A", "a..b", ".a", "a b", &"x".repeat(254)] {
+            assert!(dns_subdomain_violation(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
     fn rules_match_the_crd_schema() {
         let crd = serde_json::to_string(&ResourceTagBinding::crd()).unwrap();
         assert!(crd.contains(&format!("\"maxProperties\":{MAX_DECLARED_TAGS}")));
@@ -188,5 +310,11 @@ mod tests {
         assert!(crd.contains(&format!("\"maxLength\":{MAX_RESOURCE_ID_CHARS}")));
         assert!(crd.contains(&format!("k.size() <= {MAX_TAG_CHARS}")));
         assert!(crd.contains(&format!("self[k].size() <= {MAX_TAG_CHARS}")));
+        let pattern = serde_json::to_string(NO_CONTROL_CHARS).unwrap();
+        assert_eq!(crd.matches(&format!("\"pattern\":{pattern}")).count(), 2);
+        assert!(crd.contains(&format!(
+            "duration(self) >= duration('{}s')",
+            MIN_INTERVAL.as_secs()
+        )));
     }
 }

@@ -2,20 +2,19 @@
 //! TagProvider, ResourceTagBinding, Secret and Namespace objects (and, for the embedded cloud,
 //! a CloudInventory).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{ResourceTagBinding, TagProvider};
+use super::schema;
+use crate::api::{ResourceTagBinding, TagProvider, dns_label_violation, dns_subdomain_violation};
 use crate::emulator::Inventory;
 
-/// Largest manifest file read (the apiserver's own request limit is 3 MiB).
-pub const MAX_FILE_BYTES: u64 = 3 * 1024 * 1024;
+pub use crate::input::MAX_FILE_BYTES;
 
 /// Where a document came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +62,8 @@ impl ManifestError {
         }
     }
 
-    fn of_file(file: &str, rule: impl Into<String>) -> Self {
+    /// An error of a whole file.
+    pub(super) fn of_file(file: &str, rule: impl Into<String>) -> Self {
         ManifestError {
             location: file.to_string(),
             field: "-".to_string(),
@@ -95,8 +95,9 @@ const INVENTORY_API: &str = "emulator.tagbinder.io/v1alpha1";
 pub fn load(paths: &[PathBuf]) -> Result<Manifests, Vec<ManifestError>> {
     let mut manifests = Manifests::default();
     let mut errors = Vec::new();
-    for (file, text) in read_inputs(paths, &mut errors) {
-        parse_file(&file, &text, &mut manifests, &mut errors);
+    let mut bindings = HashMap::new();
+    for (file, text) in super::files::read_inputs(paths, &mut errors) {
+        parse_file(&file, &text, &mut manifests, &mut bindings, &mut errors);
     }
     if errors.is_empty() {
         Ok(manifests)
@@ -105,126 +106,26 @@ pub fn load(paths: &[PathBuf]) -> Result<Manifests, Vec<ManifestError>> {
     }
 }
 
-fn read_inputs(paths: &[PathBuf], errors: &mut Vec<ManifestError>) -> Vec<(String, String)> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.as_os_str() == "-" {
-            let mut bytes = Vec::new();
-            let read = std::io::stdin()
-                .take(MAX_FILE_BYTES + 1)
-                .read_to_end(&mut bytes);
-            match read {
-                Ok(_) => push_text("-", bytes, &mut files, errors),
-                Err(error) => errors.push(ManifestError::of_file(
-                    "-",
-                    format!("cannot read standard input: {error}"),
-                )),
-            }
-        } else if path.is_dir() {
-            match manifest_files_in(path) {
-                Ok(found) if found.is_empty() => errors.push(ManifestError::of_file(
-                    &path.display().to_string(),
-                    "directory holds no .yaml, .yml or .json files",
-                )),
-                Ok(found) => found
-                    .iter()
-                    .for_each(|file| read_file(file, &mut files, errors)),
-                Err(error) => errors.push(ManifestError::of_file(
-                    &path.display().to_string(),
-                    format!("cannot list directory: {error}"),
-                )),
-            }
-        } else {
-            read_file(path, &mut files, errors);
-        }
-    }
-    files
-}
+/// Bindings read so far, by (namespace, name): their index in `Manifests::bindings`.
+type BindingIndex = HashMap<(String, String), usize>;
 
-/// Manifest files under a directory, recursively, in name order.
-fn manifest_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            found.extend(manifest_files_in(&path)?);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
-            found.push(path);
-        }
-    }
-    Ok(found)
-}
-
-fn read_file(path: &Path, files: &mut Vec<(String, String)>, errors: &mut Vec<ManifestError>) {
-    let name = path.display().to_string();
-    let size = match std::fs::metadata(path) {
-        Ok(meta) => meta.len(),
-        Err(error) => {
-            return errors.push(ManifestError::of_file(
-                &name,
-                format!("cannot read: {error}"),
-            ));
-        }
-    };
-    if size > MAX_FILE_BYTES {
-        return errors.push(ManifestError::of_file(
-            &name,
-            format!(
-                "file is {} ({size} bytes); the limit is {} per file, as the Kubernetes API \
-                 server's request limit",
-                mib(size),
-                mib(MAX_FILE_BYTES)
-            ),
-        ));
-    }
-    match std::fs::read(path) {
-        Ok(bytes) => push_text(&name, bytes, files, errors),
-        Err(error) => errors.push(ManifestError::of_file(
-            &name,
-            format!("cannot read: {error}"),
-        )),
-    }
-}
-
-/// A size in MiB with one decimal, for messages.
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-fn push_text(
-    name: &str,
-    bytes: Vec<u8>,
-    files: &mut Vec<(String, String)>,
+fn parse_file(
+    file: &str,
+    text: &str,
+    manifests: &mut Manifests,
+    bindings: &mut BindingIndex,
     errors: &mut Vec<ManifestError>,
 ) {
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return errors.push(ManifestError::of_file(
-            name,
-            format!(
-                "input is larger than {} ({MAX_FILE_BYTES} bytes), the limit per file",
-                mib(MAX_FILE_BYTES)
-            ),
-        ));
+    // NB: bounds first: serde_yaml would expand every alias, and its parser takes quadratic
+    // time on deep flow nesting, before any of its own limits apply.
+    let limits = crate::input::YamlLimits::for_file(MAX_FILE_BYTES);
+    if let Err(error) = crate::input::check_yaml(text, limits) {
+        let source = Source {
+            file: file.to_string(),
+            document: error.document,
+        };
+        return errors.push(ManifestError::at(&source, "-", error.rule));
     }
-    match String::from_utf8(bytes) {
-        Ok(text) => files.push((name.to_string(), text)),
-        Err(error) => errors.push(ManifestError::of_file(
-            name,
-            format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                error.utf8_error().valid_up_to()
-            ),
-        )),
-    }
-}
-
-fn parse_file(file: &str, text: &str, manifests: &mut Manifests, errors: &mut Vec<ManifestError>) {
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let source = Source {
             file: file.to_string(),
@@ -243,7 +144,7 @@ fn parse_file(file: &str, text: &str, manifests: &mut Manifests, errors: &mut Ve
                 return;
             }
         };
-        if let Err(error) = parse_document(&source, value, manifests) {
+        if let Err(error) = parse_document(&source, value, manifests, bindings) {
             errors.push(error);
         }
     }
@@ -253,6 +154,7 @@ fn parse_document(
     source: &Source,
     value: serde_yaml::Value,
     manifests: &mut Manifests,
+    bindings: &mut BindingIndex,
 ) -> Result<(), ManifestError> {
     let api_version = string_field(&value, "apiVersion")
         .ok_or_else(|| ManifestError::at(source, "apiVersion", "required"))?;
@@ -260,8 +162,10 @@ fn parse_document(
         .ok_or_else(|| ManifestError::at(source, "kind", "required"))?;
     match (api_version.as_str(), kind.as_str()) {
         (TAGBINDER_API, "TagProvider") => {
-            let provider: TagProvider = typed(source, value, true)?;
-            let name = required_name(source, &provider.metadata.name)?;
+            schema::check_unknown_fields(source, &value, schema::Kind::TagProvider)?;
+            let provider: TagProvider = typed(source, value, Mode::Strict)?;
+            let name = required_name(source, &provider.metadata.name, Name::Subdomain)?;
+            schema::check_provider(source, &provider)?;
             if let Some(previous) = manifests.providers.get(&name) {
                 return Err(ManifestError::at(
                     source,
@@ -281,24 +185,29 @@ fn parse_document(
             );
         }
         (TAGBINDER_API, "ResourceTagBinding") => {
-            let mut binding: ResourceTagBinding = typed(source, value, true)?;
-            let name = required_name(source, &binding.metadata.name)?;
+            schema::check_unknown_fields(source, &value, schema::Kind::ResourceTagBinding)?;
+            let mut binding: ResourceTagBinding = typed(source, value, Mode::Strict)?;
+            let name = required_name(source, &binding.metadata.name, Name::Subdomain)?;
             let namespace = binding
                 .metadata
                 .namespace
                 .get_or_insert_with(|| "default".to_string())
                 .clone();
-            let duplicate = manifests.bindings.iter().find(|b| {
-                b.value.metadata.name.as_deref() == Some(name.as_str())
-                    && b.value.metadata.namespace.as_deref() == Some(namespace.as_str())
-            });
-            if let Some(previous) = duplicate {
+            required_name(source, &binding.metadata.namespace, Name::Label).map_err(|e| {
+                ManifestError {
+                    field: "metadata.namespace".into(),
+                    ..e
+                }
+            })?;
+            let key = (namespace, name);
+            if let Some(previous) = bindings.get(&key) {
+                let (namespace, name) = key;
                 return Err(ManifestError::at(
                     source,
                     "metadata.name",
                     format!(
                         "ResourceTagBinding {namespace}/{name} is also defined at {}",
-                        previous.source
+                        manifests.bindings[*previous].source
                     ),
                 ));
             }
@@ -308,21 +217,40 @@ fn parse_document(
                     .unwrap_or(("spec", violation.as_str()));
                 return Err(ManifestError::at(source, field, rule));
             }
+            if let Some(rule) = dns_subdomain_violation(&binding.spec.provider_ref.name) {
+                return Err(ManifestError::at(source, "spec.providerRef.name", rule));
+            }
+            bindings.insert(key, manifests.bindings.len());
             manifests.bindings.push(Located {
                 source: source.clone(),
                 value: binding,
             });
         }
         ("v1", "Secret") => {
-            let secret: Secret = typed(source, value, false)?;
-            let name = required_name(source, &secret.metadata.name)?;
+            let secret: Secret = typed(source, value, Mode::Secret)?;
+            let name = required_name(source, &secret.metadata.name, Name::Subdomain)?;
             let namespace = secret
                 .metadata
                 .namespace
                 .clone()
                 .unwrap_or_else(|| "default".to_string());
+            if let Some(rule) = dns_label_violation(&namespace) {
+                return Err(ManifestError::at(source, "metadata.namespace", rule));
+            }
+            let key = (namespace, name);
+            if let Some(previous) = manifests.secrets.get(&key) {
+                let (namespace, name) = key;
+                return Err(ManifestError::at(
+                    source,
+                    "metadata.name",
+                    format!(
+                        "Secret {namespace}/{name} is also defined at {}",
+                        previous.source
+                    ),
+                ));
+            }
             manifests.secrets.insert(
-                (namespace, name),
+                key,
                 Located {
                     source: source.clone(),
                     value: secret,
@@ -330,14 +258,14 @@ fn parse_document(
             );
         }
         ("v1", "Namespace") => {
-            let namespace: Namespace = typed(source, value, false)?;
-            let name = required_name(source, &namespace.metadata.name)?;
+            let namespace: Namespace = typed(source, value, Mode::Lenient)?;
+            let name = required_name(source, &namespace.metadata.name, Name::Label)?;
             manifests
                 .namespaces
                 .insert(name, namespace.metadata.labels.unwrap_or_default());
         }
         (INVENTORY_API, "CloudInventory") => {
-            let inventory: Inventory = typed(source, value, true)?;
+            let inventory: Inventory = typed(source, value, Mode::Strict)?;
             if let Some(previous) = &manifests.inventory {
                 return Err(ManifestError::at(
                     source,
@@ -381,19 +309,53 @@ fn string_field(value: &serde_yaml::Value, name: &str) -> Option<String> {
     value.get(name).and_then(|v| v.as_str()).map(str::to_string)
 }
 
-fn required_name(source: &Source, name: &Option<String>) -> Result<String, ManifestError> {
-    match name.as_deref() {
-        Some(name) if !name.is_empty() => Ok(name.to_string()),
-        _ => Err(ManifestError::at(source, "metadata.name", "required")),
+/// Which Kubernetes name rule applies.
+#[derive(Clone, Copy)]
+enum Name {
+    /// Namespaces: a DNS-1123 label.
+    Label,
+    /// Object names: a DNS-1123 subdomain.
+    Subdomain,
+}
+
+/// The name, if present and valid by Kubernetes' rules: the state file keys bindings by
+/// `namespace/name`, which is unambiguous only because neither can hold a `/`.
+fn required_name(
+    source: &Source,
+    name: &Option<String>,
+    rule: Name,
+) -> Result<String, ManifestError> {
+    let name = match name.as_deref() {
+        Some(name) if !name.is_empty() => name,
+        _ => return Err(ManifestError::at(source, "metadata.name", "required")),
+    };
+    let violation = match rule {
+        Name::Label => dns_label_violation(name),
+        Name::Subdomain => dns_subdomain_violation(name),
+    };
+    match violation {
+        Some(rule) => Err(ManifestError::at(source, "metadata.name", rule)),
+        None => Ok(name.to_string()),
     }
 }
 
-/// Deserialises a document into its type; with `strict`, a field the type does not know is an
-/// error (the apiserver would prune it silently, which hides typos).
+/// How strictly a document is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A field the type does not know is an error (the apiserver would prune it silently,
+    /// which hides typos).
+    Strict,
+    /// Unknown fields are ignored (built-in kinds, whose schema is the apiserver's).
+    Lenient,
+    /// A Secret: lenient, and a type error under `data` or `stringData` never shows the value.
+    Secret,
+}
+
+/// Deserialises a document into its type.
 fn typed<T: DeserializeOwned>(
     source: &Source,
     value: serde_yaml::Value,
-    strict: bool,
+    mode: Mode,
 ) -> Result<T, ManifestError> {
     let mut unknown = Vec::new();
     let mut on_ignored = |path: serde_ignored::Path<'_>| {
@@ -412,16 +374,23 @@ fn typed<T: DeserializeOwned>(
             path if path == "." || path.is_empty() => "-".to_string(),
             path => path,
         };
-        let rule = error.inner().to_string();
-        let rule = if field.starts_with("data.") && !rule.starts_with("invalid type") {
-            format!("values under data must be base64 ({rule}); put plain text under stringData")
+        let under = |map: &str| field == map || field.starts_with(&format!("{map}."));
+        // NB: serde's messages quote the value (`invalid type: integer `918273...``); under a
+        // Secret's data the value is a credential, so the message is ours.
+        let rule = if mode == Mode::Secret && under("data") {
+            "values under data must be base64 text; put plain text under stringData \
+             (the value is not shown)"
+                .to_string()
+        } else if mode == Mode::Secret && under("stringData") {
+            "values under stringData must be strings; quote the value (the value is not shown)"
+                .to_string()
         } else {
-            rule
+            error.inner().to_string()
         };
         ManifestError::at(source, field, rule)
     })?;
     match unknown.into_iter().next() {
-        Some(path) if strict => Err(ManifestError::at(source, path, "unknown field")),
+        Some(path) if mode == Mode::Strict => Err(ManifestError::at(source, path, "unknown field")),
         _ => Ok(parsed),
     }
 }

@@ -2,13 +2,17 @@
 //! pipelines and for trying tagbinder without a cluster (DESIGN.md section 5).
 
 pub mod credentials;
+mod files;
+pub mod journal;
 pub mod manifests;
 pub mod output;
 mod run;
+mod schema;
 pub mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 pub use run::{Command, Strategy, run, run_with};
 
@@ -40,6 +44,10 @@ pub struct CommonArgs {
     /// Where the ownership record of each binding is kept between runs.
     #[arg(long, value_name = "FILE", default_value = ".tagbinder/state.json")]
     pub state: PathBuf,
+    /// How long to wait for another run on the same state file to end (`apply` holds an
+    /// exclusive lock on it for the whole run), e.g. `30s`, `5m`. 0: fail at once.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Duration,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -73,11 +81,8 @@ pub async fn plan(args: PlanArgs) -> ExitCode {
         Err(errors) => return print_errors(&errors),
     };
     print_report(&report, args.common.output);
-    let failed = report.bindings.iter().any(|b| {
-        !b.failures.is_empty()
-            || b.reason == crate::api::conditions::reason::PROVIDER_ERROR
-            || b.reason == crate::api::conditions::reason::CREDENTIALS_INVALID
-    });
+    let failed = report.bindings.iter().any(output::BindingReport::failed);
+    // NB: a suspended binding plans no write calls: its changes are not pending.
     let pending = report.bindings.iter().any(|b| b.write_calls > 0);
     match (failed, args.detailed_exitcode, pending) {
         (true, _, _) => ExitCode::from(1),
@@ -116,7 +121,7 @@ fn print_report(report: &output::Report, format: Format) {
 
 fn print_errors(errors: &[String]) -> ExitCode {
     for error in errors {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", output::clean(error));
     }
     ExitCode::from(1)
 }

@@ -1,5 +1,6 @@
 //! What `plan` and `apply` print: text that reads like Terraform's plan, or JSON.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -84,12 +85,47 @@ pub struct RemovedReport {
     pub binding: String,
     /// Provider name.
     pub provider: String,
-    /// What happened: `kept`, `pruned`, `orphaned`, or `failed`.
+    /// What happened: `kept`, `pruned`, `released` (record dropped, nothing left to remove),
+    /// `orphaned`, or `failed`.
     pub action: &'static str,
     /// Changes made (pruned keys).
     pub changes: Vec<Change>,
+    /// Write calls made.
+    pub write_calls: usize,
     /// For people.
     pub message: String,
+}
+
+impl BindingReport {
+    /// True when the binding could not be planned or written: the cloud failed, refused the
+    /// credentials, or failed some resources.
+    pub fn failed(&self) -> bool {
+        use crate::api::conditions::reason;
+        !self.failures.is_empty()
+            || self.reason == reason::PROVIDER_ERROR
+            || self.reason == reason::CREDENTIALS_INVALID
+    }
+}
+
+/// `text` made safe to print on a terminal: control characters (a carriage return or an
+/// escape sequence could overwrite what was printed before) and bidirectional overrides are
+/// shown escaped, as `\u{1b}`. Everything printed that came from the files or the cloud
+/// passes through here.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Action, key, from, to, winner: what makes two resources' changes the same change.
@@ -168,24 +204,24 @@ pub fn is_write(change: &Change) -> bool {
 
 fn on(resources: &[String]) -> String {
     match resources {
-        [one] => format!("on {one}"),
+        [one] => format!("on {}", clean(one)),
         many => format!("on {} resources", many.len()),
     }
 }
 
 fn render_change(change: &Change) -> String {
-    let to = change.to.as_deref().unwrap_or_default();
-    let from = change.from.as_deref().unwrap_or_default();
+    let to = clean(change.to.as_deref().unwrap_or_default());
+    let from = clean(change.from.as_deref().unwrap_or_default());
+    let key = clean(&change.key);
     let target = on(&change.resources);
     match change.action {
-        "add" => format!("+ {}={to} {target}", change.key),
-        "change" => format!("~ {}: {from} -> {to} {target}", change.key),
-        "prune" => format!("- {}={from} (pruned) {target}", change.key),
-        "release" => format!(". {} (no longer owned; left as it is) {target}", change.key),
+        "add" => format!("+ {key}={to} {target}"),
+        "change" => format!("~ {key}: {from} -> {to} {target}"),
+        "prune" => format!("- {key}={from} (pruned) {target}"),
+        "release" => format!(". {key} (no longer owned; left as it is) {target}"),
         _ => format!(
-            "! {}: conflict, {} declares {to} and wins {target}",
-            change.key,
-            change.winner.as_deref().unwrap_or_default()
+            "! {key}: conflict, {} declares {to} and wins {target}",
+            clean(change.winner.as_deref().unwrap_or_default())
         ),
     }
 }
@@ -198,9 +234,9 @@ pub fn render_text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "{} ({} {}, {} resource{})",
-            binding.binding,
-            binding.provider,
-            binding.resource_type,
+            clean(&binding.binding),
+            clean(&binding.provider),
+            clean(&binding.resource_type),
             binding.total,
             if binding.total == 1 { "" } else { "s" }
         );
@@ -224,14 +260,17 @@ pub fn render_text(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "  => {state} ({}): {}",
-                binding.reason, binding.message
+                clean(&binding.reason),
+                clean(&binding.message)
             );
         }
         for failure in &binding.failures {
             let _ = writeln!(
                 out,
                 "     {}: {}: {}",
-                failure.resource_id, failure.reason, failure.message
+                clean(&failure.resource_id),
+                clean(&failure.reason),
+                clean(&failure.message)
             );
         }
     }
@@ -239,27 +278,32 @@ pub fn render_text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "{} ({}): no longer declared",
-            removed.binding, removed.provider
+            clean(&removed.binding),
+            clean(&removed.provider)
         );
         for change in &removed.changes {
             let _ = writeln!(out, "  {}", render_change(change));
         }
-        let _ = writeln!(out, "  => {}", removed.message);
+        let _ = writeln!(out, "  => {}", clean(&removed.message));
     }
     out.push_str(&summary(report));
     out.push('\n');
     if let Some(path) = &report.embedded_cloud {
-        let _ = writeln!(out, "Embedded cloud state: {path}");
+        let _ = writeln!(out, "Embedded cloud state: {}", clean(path));
     }
     out
 }
 
 fn summary(report: &Report) -> String {
-    let calls: usize = report.bindings.iter().map(|b| b.write_calls).sum();
+    let calls: usize = report.bindings.iter().map(|b| b.write_calls).sum::<usize>()
+        + report.removed.iter().map(|r| r.write_calls).sum::<usize>();
+    let failed = report.bindings.iter().filter(|b| b.failed()).count();
+    // NB: a suspended binding's changes are shown, but they are not pending.
     let count = |action: &str| -> usize {
         report
             .bindings
             .iter()
+            .filter(|b| !b.suspended)
             .flat_map(|b| &b.changes)
             .filter(|c| c.action == action)
             .map(|c| c.resources.len())
@@ -269,7 +313,13 @@ fn summary(report: &Report) -> String {
     let total = report.bindings.len();
     if report.command == "plan" {
         let (add, change, prune) = (count("add"), count("change"), count("prune"));
-        if add + change + prune == 0 {
+        if failed > 0 {
+            format!(
+                "Plan incomplete: {failed} binding(s) could not be read or planned (see above); \
+                 for the others: {add} to add, {change} to change, {prune} to prune, in \
+                 {calls} write call(s)."
+            )
+        } else if add + change + prune == 0 {
             "No changes: the cloud matches the manifests.".to_string()
         } else {
             format!(
@@ -278,5 +328,33 @@ fn summary(report: &Report) -> String {
         }
     } else {
         format!("Apply: {calls} write call(s); {ready} of {total} binding(s) Ready.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_escaped() {
+        assert!(matches!(clean("team-web/env=prod"), Cow::Borrowed(_)));
+        assert_eq!(clean("a\rb\u{1b}[2Kc\n"), "a\\u{d}b\\u{1b}[2Kc\\u{a}");
+        assert_eq!(clean("x\u{202e}y\u{85}"), "x\\u{202e}y\\u{85}");
+        assert_eq!(clean("环境"), "环境");
+    }
+
+    #[test]
+    fn a_plan_with_a_failed_binding_is_not_no_changes() {
+        let mut report = Report {
+            command: "plan",
+            bindings: vec![BindingReport {
+                reason: crate::api::conditions::reason::PROVIDER_ERROR.to_string(),
+                ..BindingReport::default()
+            }],
+            ..Report::default()
+        };
+        assert!(summary(&report).starts_with("Plan incomplete: 1 binding(s)"));
+        report.bindings[0].reason = "Ready".to_string();
+        assert!(summary(&report).starts_with("No changes"));
     }
 }

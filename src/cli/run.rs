@@ -3,14 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use kube::core::{Selector, SelectorExt};
 
 use super::CommonArgs;
 use super::credentials::access_key;
+use super::journal::{self, Journal, JournalHandle, Journaled};
 use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
-use super::state::{BindingState, StateFile, state_key};
+use super::state::{BindingState, StateFile, StateLock, state_key};
 use crate::api::{AppliedRecord, DeletionPolicy, ResourceTagBinding};
 use crate::cloud::TagApi;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
@@ -44,7 +46,19 @@ struct Declared<'a> {
 /// Runs the command; `Err` holds one line per problem (nothing was written then).
 pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<String>> {
     let manifests = manifests::load(&args.files).map_err(lines)?;
+    // NB: held until this function returns, after the state file is saved; `apply` also
+    // checks here, before any cloud write, that the state file can be written.
+    let _lock = match command {
+        Command::Plan => StateLock::for_plan(&args.state, args.lock_timeout),
+        Command::Apply { .. } => StateLock::for_apply(&args.state, args.lock_timeout).map(Some),
+    }
+    .map_err(|e| vec![e])?;
     let mut state = StateFile::load(&args.state).map_err(|e| vec![e])?;
+    journal::load_pending(&args.state, &mut state).map_err(|e| vec![e])?;
+    if command != Command::Plan {
+        let journal = Journal::open(&args.state, &state);
+        state.journal = JournalHandle(Some(Arc::new(journal)));
+    }
     let cloud = match &args.embedded_cloud {
         Some(path) => Some(start_embedded_cloud(path, &manifests).await?),
         None => None,
@@ -67,6 +81,7 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
     let mut report = result?;
     if command != Command::Plan {
         state.save(&args.state).map_err(|e| vec![e])?;
+        journal::clear(&args.state).map_err(|e| vec![e])?;
     }
     report.embedded_cloud = args
         .embedded_cloud
@@ -123,6 +138,14 @@ pub async fn run_with(
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
+    // NB: writes a killed run recorded but did not confirm: claimed where the cloud carries
+    // the intended values, before any pass plans from the record.
+    journal::resolve_pending(state, |provider, resource_type, ids| {
+        let client = clients.get(&provider).cloned();
+        async move { client?.list_tags(&resource_type, &ids).await.ok() }
+    })
+    .await;
+    let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let mut report = Report {
         command: if command == Command::Plan {
             "plan"
@@ -140,21 +163,26 @@ pub async fn run_with(
             // NB: every binding joins the rounds of its provider and resource type before any
             // pass starts, so that each round waits for all of them.
             let participants = declared.iter().map(|binding| {
-                batchers[&binding.provider].participant(&binding.binding.value.spec.resource_type)
+                let participant = batchers[&binding.provider]
+                    .participant(&binding.binding.value.spec.resource_type);
+                journaled(participant, binding, &state.journal)
             });
             reconcile_all(&declared, participants.collect(), state, command).await
         }
         Strategy::PerResource => {
             let clients = declared
                 .iter()
-                .map(|binding| PerResource(clients[&binding.provider].clone()))
+                .map(|binding| {
+                    let client = PerResource(clients[&binding.provider].clone());
+                    journaled(client, binding, &state.journal)
+                })
                 .collect();
             reconcile_all(&declared, clients, state, command).await
         }
     };
     for (binding, outcome) in declared.iter().zip(outcomes) {
         if command != Command::Plan && !binding.binding.value.spec.suspend {
-            record(state, binding, &outcome);
+            record(state, manifests, binding, &outcome);
         }
         report.bindings.push(binding_report(binding, &outcome));
     }
@@ -165,6 +193,12 @@ pub async fn run_with(
             .push(handle_removed(gone, &claims, &clients, state, command).await);
     }
     Ok(report)
+}
+
+/// A binding's client, recording its tag writes in the run's journal first.
+fn journaled<C>(client: C, binding: &Declared<'_>, journal: &JournalHandle) -> Journaled<C> {
+    let key = state_key(&binding.id.namespace, &binding.id.name);
+    Journaled::new(client, journal, key, binding.provider.clone())
 }
 
 /// Bindings in precedence order (older first, then namespace/name).
@@ -193,7 +227,7 @@ fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
 fn removed_bindings(state: &StateFile, declared: &[Declared<'_>]) -> Vec<BindingState> {
     let present: BTreeSet<String> = declared
         .iter()
-        .map(|d| state_key(&d.provider, &d.id.namespace, &d.id.name))
+        .map(|d| state_key(&d.id.namespace, &d.id.name))
         .collect();
     state
         .bindings
@@ -282,7 +316,12 @@ fn check_bindings(
                 errors.push(ManifestError::at(source, field, rule));
             }
         }
-        let key = state_key(&binding.provider, &binding.id.namespace, &binding.id.name);
+        let key = state_key(&binding.id.namespace, &binding.id.name);
+        if let Some(previous) = state.bindings.get(&key)
+            && let Some(rule) = target_change(manifests, previous, &binding.provider)
+        {
+            errors.push(ManifestError::at(source, "spec.providerRef.name", rule));
+        }
         if let Some(previous) = state.bindings.get(&key)
             && previous.resource_type != spec.resource_type
             && !previous.applied.is_empty()
@@ -303,6 +342,39 @@ fn check_bindings(
     } else {
         Err(errors)
     }
+}
+
+/// Why a binding that applied tags through one provider cannot go on through `provider`: the
+/// other reaches another cloud or region, where its record means nothing. A provider renamed
+/// or replaced by one reaching the same cloud and region keeps the record.
+fn target_change(manifests: &Manifests, previous: &BindingState, provider: &str) -> Option<String> {
+    if previous.provider == provider || previous.applied.is_empty() {
+        return None;
+    }
+    let new = &manifests.providers.get(provider)?.value.spec;
+    let old = match (&previous.cloud, &previous.region) {
+        (Some(cloud), Some(region)) => Some((*cloud, region.clone())),
+        _ => manifests
+            .providers
+            .get(&previous.provider)
+            .map(|p| (p.value.spec.cloud, p.value.spec.region.clone())),
+    };
+    if old == Some((new.cloud, new.region.clone())) {
+        return None;
+    }
+    let through = match &old {
+        Some((cloud, region)) => format!("{} {region}", cloud.as_str()),
+        None => "a cloud and region not recorded".to_string(),
+    };
+    Some(format!(
+        "changed from {:?} ({through}) to {provider:?} ({} {}), which would orphan the tags \
+         applied through {:?}; remove the binding (apply --prune-removed) before reusing its \
+         name",
+        previous.provider,
+        new.cloud.as_str(),
+        new.region,
+        previous.provider
+    ))
 }
 
 /// Why a provider refuses a namespace, if it does.
@@ -367,11 +439,7 @@ async fn reconcile_declared<C: TagApi>(
     let spec = &binding.binding.value.spec;
     let owned = state
         .bindings
-        .get(&state_key(
-            &binding.provider,
-            &binding.id.namespace,
-            &binding.id.name,
-        ))
+        .get(&state_key(&binding.id.namespace, &binding.id.name))
         .map(|entry| entry.applied.to_ownership())
         .unwrap_or_default();
     let claims = index.claims_on(declared, binding, owned.resources().keys());
@@ -466,17 +534,24 @@ fn claims_on<'a>(
         .collect()
 }
 
-fn record(state: &mut StateFile, binding: &Declared<'_>, outcome: &Outcome) {
+fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, outcome: &Outcome) {
     let spec = &binding.binding.value.spec;
+    let target = manifests
+        .providers
+        .get(&binding.provider)
+        .map(|p| &p.value.spec);
     state.bindings.insert(
-        state_key(&binding.provider, &binding.id.namespace, &binding.id.name),
+        state_key(&binding.id.namespace, &binding.id.name),
         BindingState {
             provider: binding.provider.clone(),
+            cloud: target.map(|t| t.cloud),
+            region: target.map(|t| t.region.clone()),
             namespace: binding.id.namespace.clone(),
             name: binding.id.name.clone(),
             resource_type: spec.resource_type.clone(),
             deletion_policy: spec.deletion_policy,
             applied: AppliedRecord::from_ownership(&outcome.ownership),
+            pending: Vec::new(),
         },
     );
 }
@@ -511,7 +586,11 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
         resource_type: spec.resource_type.clone(),
         suspended: spec.suspend,
         changes,
-        write_calls: if applied {
+        // NB: a suspended binding's plan shows what it would change, but nothing is pending:
+        // no write will happen until it is resumed.
+        write_calls: if spec.suspend {
+            0
+        } else if applied {
             outcome.writes.calls
         } else {
             planned_calls
@@ -533,12 +612,13 @@ async fn handle_removed(
     state: &mut StateFile,
     command: Command,
 ) -> RemovedReport {
-    let key = state_key(&gone.provider, &gone.namespace, &gone.name);
+    let key = state_key(&gone.namespace, &gone.name);
     let mut report = RemovedReport {
         binding: format!("{}/{}", gone.namespace, gone.name),
         provider: gone.provider.clone(),
         action: "kept",
         changes: Vec::new(),
+        write_calls: 0,
         message: "its tags are kept; `apply --prune-removed` removes them (by its deletionPolicy)"
             .to_string(),
     };
@@ -588,10 +668,25 @@ async fn handle_removed(
         .as_ref()
         .map(output::changes_of)
         .unwrap_or_default();
+    report.write_calls = outcome.writes.calls;
+    let pruned: usize = report
+        .changes
+        .iter()
+        .filter(|c| c.action == "prune")
+        .map(|c| c.resources.len())
+        .sum();
     if outcome.ownership.is_empty() && outcome.error.is_none() && outcome.failures.is_empty() {
         state.bindings.remove(&key);
-        report.action = "pruned";
-        report.message = "its tags were removed; record dropped".to_string();
+        if pruned == 0 {
+            report.action = "released";
+            report.message = "nothing removed: its tags were changed or removed since it \
+                              applied them, or another binding declares them; record dropped"
+                .to_string();
+        } else {
+            report.action = "pruned";
+            report.message =
+                format!("its tags were removed from {pruned} resource(s); record dropped");
+        }
     } else {
         let mut entry = gone;
         entry.applied = AppliedRecord::from_ownership(&outcome.ownership);

@@ -1,16 +1,27 @@
 //! The CLI's ownership record (`--state`, default `.tagbinder/state.json`): what the
-//! controller keeps in `status.appliedTags`, per binding, keyed by provider + namespace/name.
+//! controller keeps in `status.appliedTags`, per binding, keyed by `namespace/name`.
+//!
+//! Version 1 files keyed records by `provider/namespace/name`, which was ambiguous while names
+//! could hold `/`; they are read and rewritten as version 2. A run holds a lock on the state
+//! ([`StateLock`]) from before it reads the file until after it writes it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AppliedRecord, DeletionPolicy};
+use super::journal::{JournalHandle, PendingWrite};
+use crate::api::{AppliedRecord, Cloud, DeletionPolicy};
+use crate::input::{self, InputError, mib};
 
-/// Format version of the state file.
-const STATE_VERSION: u32 = 1;
+/// Format version of the state file written.
+const STATE_VERSION: u32 = 2;
+/// The version keyed by `provider/namespace/name`, still read.
+const STATE_VERSION_PROVIDER_KEYS: u32 = 1;
+/// Largest state file read: 10,000 bindings of 1,000 resources each fit.
+pub const MAX_STATE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The whole state file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -18,8 +29,15 @@ const STATE_VERSION: u32 = 1;
 pub struct StateFile {
     /// Format version.
     pub version: u32,
-    /// Bindings by `provider/namespace/name`.
+    /// How many runs saved this file: a run that finds a higher number on disk than it read
+    /// does not overwrite it.
+    #[serde(default)]
+    pub generation: u64,
+    /// Bindings by `namespace/name`.
     pub bindings: BTreeMap<String, BindingState>,
+    /// Where this run records its writes before making them (`apply` only).
+    #[serde(skip)]
+    pub journal: JournalHandle,
 }
 
 /// What one binding applied, and enough about it to prune after it left the files.
@@ -28,6 +46,12 @@ pub struct StateFile {
 pub struct BindingState {
     /// Provider name.
     pub provider: String,
+    /// Cloud the tags were applied in (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<Cloud>,
+    /// Region the tags were applied in (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Namespace of the binding.
     pub namespace: String,
     /// Name of the binding.
@@ -39,60 +63,223 @@ pub struct BindingState {
     /// The ownership record.
     #[serde(flatten)]
     pub applied: AppliedRecord,
+    /// Writes a run recorded as intended but did not confirm (it was killed, or could not
+    /// read the cloud back): the next run claims the keys whose values match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingWrite>,
 }
 
-/// The key of a binding in the state file.
-pub fn state_key(provider: &str, namespace: &str, name: &str) -> String {
-    format!("{provider}/{namespace}/{name}")
+/// The key of a binding in the state file: unambiguous because Kubernetes names hold no `/`
+/// (the CLI refuses the names Kubernetes refuses).
+pub fn state_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
 }
 
 impl StateFile {
-    /// Reads the state file; a missing file is an empty state.
+    /// An empty state.
+    pub fn empty() -> Self {
+        StateFile {
+            version: STATE_VERSION,
+            ..StateFile::default()
+        }
+    }
+
+    /// Reads the state file; a missing file is an empty state. Reads at most
+    /// [`MAX_STATE_BYTES`], and migrates a version 1 file.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = match std::fs::read_to_string(path) {
+        let fail = |error: &dyn std::fmt::Display| {
+            format!("{}: cannot read the state file: {error}", path.display())
+        };
+        let text = match input::read_text_file(path, MAX_STATE_BYTES) {
             Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(StateFile {
-                    version: STATE_VERSION,
-                    ..StateFile::default()
-                });
+            Err(InputError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(StateFile::empty());
             }
-            Err(error) => {
-                return Err(format!(
-                    "{}: cannot read the state file: {error}",
-                    path.display()
-                ));
+            Err(InputError::TooLarge { limit }) => {
+                return Err(fail(&format!(
+                    "larger than {} ({limit} bytes), the limit",
+                    mib(limit)
+                )));
             }
+            Err(error) => return Err(fail(&error)),
         };
         let state: StateFile = serde_json::from_str(&text)
             .map_err(|error| format!("{}: not a tagbinder state file: {error}", path.display()))?;
-        if state.version != STATE_VERSION {
-            return Err(format!(
-                "{}: state file version {} is not supported (expected {STATE_VERSION})",
+        match state.version {
+            STATE_VERSION | STATE_VERSION_PROVIDER_KEYS => state.rekeyed(path),
+            version => Err(format!(
+                "{}: state file version {version} is not supported (expected {STATE_VERSION})",
                 path.display(),
-                state.version
-            ));
+            )),
         }
-        Ok(state)
     }
 
-    /// Writes the state file atomically (a temporary file in the same directory, renamed).
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    /// The records keyed by `namespace/name` (version 1 keyed them by provider too); two
+    /// records of one binding cannot be merged safely, and are refused.
+    fn rekeyed(self, path: &Path) -> Result<Self, String> {
+        let mut bindings = BTreeMap::new();
+        for (old_key, entry) in self.bindings {
+            let key = state_key(&entry.namespace, &entry.name);
+            if let Some(previous) = bindings.insert(key.clone(), entry) {
+                return Err(format!(
+                    "{}: the state file holds two records of binding {key} (providers {:?} \
+                     and {:?}, under {old_key:?}); keep the one of the provider the binding \
+                     uses and remove the other",
+                    path.display(),
+                    previous.provider,
+                    bindings[&key].provider,
+                ));
+            }
+        }
+        Ok(StateFile {
+            version: STATE_VERSION,
+            bindings,
+            ..self
+        })
+    }
+
+    /// Writes the state file atomically (a temporary file in the same directory, synced,
+    /// renamed), as the next generation; refuses when the file on disk is newer than the one
+    /// this run read (a run that does not take the lock wrote it meanwhile).
+    pub fn save(&mut self, path: &Path) -> Result<(), String> {
         let fail = |error: &dyn std::fmt::Display| {
             format!("{}: cannot write the state file: {error}", path.display())
         };
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
+        if let Ok(on_disk) = StateFile::load(path)
+            && on_disk.generation > self.generation
+        {
+            return Err(fail(&format!(
+                "another run saved generation {} after this run read generation {}; \
+                 not overwriting it (run again)",
+                on_disk.generation, self.generation
+            )));
+        }
+        let dir = state_dir(path);
         std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        let mut next = self.clone();
+        next.version = STATE_VERSION;
+        next.generation = self.generation + 1;
         let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-        let json = serde_json::to_string_pretty(self).map_err(|e| fail(&e))?;
+        let json = serde_json::to_string_pretty(&next).map_err(|e| fail(&e))?;
         file.write_all(json.as_bytes()).map_err(|e| fail(&e))?;
         file.write_all(b"\n").map_err(|e| fail(&e))?;
         file.as_file().sync_all().map_err(|e| fail(&e))?;
         file.persist(path).map_err(|e| fail(&e.error))?;
+        self.generation = next.generation;
         Ok(())
+    }
+}
+
+/// The directory of the state file.
+pub(super) fn state_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// A path beside the state file: `state.json` -> `state.json.lock`.
+pub(super) fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A lock on the state file, held for a whole run: exclusive for `apply`, shared for `plan`.
+/// Kept in `STATE.lock` beside the state file (the state file itself is replaced by rename,
+/// so a lock on it would not outlive the first save). The operating system releases it when
+/// the process ends, however it ends.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    /// Takes the exclusive lock for `apply`, waiting up to `timeout`, and checks that the state
+    /// can be written (its directory, a temporary file in it): both before any cloud write.
+    pub fn for_apply(state: &Path, timeout: Duration) -> Result<StateLock, String> {
+        let dir = state_dir(state);
+        let fail = |what: &str, error: &dyn std::fmt::Display| {
+            format!(
+                "{}: the state file cannot be written ({what}: {error}); nothing was changed",
+                state.display()
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail("cannot create its directory", &e))?;
+        let lock_path = beside(state, ".lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| fail("cannot create the lock file", &e))?;
+        wait_for(&file, state, timeout, true)?;
+        // NB: the lock file may have been created by another user, and the directory may
+        // accept a lock file but not a new file: try the save's own first step.
+        tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| fail("cannot create a temporary file beside it", &e))?;
+        Ok(StateLock { _file: file })
+    }
+
+    /// Takes a shared lock for `plan`, waiting up to `timeout`: a plan does not read a state
+    /// file that an `apply` is writing. No lock (and no error) where none can be taken: a
+    /// state directory that does not exist yet or that this user cannot write.
+    pub fn for_plan(state: &Path, timeout: Duration) -> Result<Option<StateLock>, String> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(beside(state, ".lock"));
+        let Ok(file) = file else {
+            return Ok(None);
+        };
+        wait_for(&file, state, timeout, false)?;
+        Ok(Some(StateLock { _file: file }))
+    }
+}
+
+fn wait_for(
+    file: &std::fs::File,
+    state: &Path,
+    timeout: Duration,
+    exclusive: bool,
+) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let tried = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match tried {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                // NB: a blocking sleep: the run has started nothing else yet, and waits for
+                // the lock before anything else.
+                std::thread::sleep(Duration::from_millis(100).min(timeout));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let waited = if timeout.is_zero() {
+                    String::new()
+                } else {
+                    format!(" after waiting {}", humantime::format_duration(timeout))
+                };
+                return Err(format!(
+                    "{}: another tagbinder run is using this state file (lock {}){waited}; \
+                     wait for it to end, or pass --lock-timeout=DURATION to wait",
+                    state.display(),
+                    beside(state, ".lock").display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(format!(
+                    "{}: cannot lock the state file: {error}",
+                    state.display()
+                ));
+            }
+        }
     }
 }
 
@@ -101,28 +288,35 @@ mod tests {
     use super::*;
     use crate::tags::Tags;
 
+    fn entry(provider: &str, namespace: &str, name: &str) -> BindingState {
+        BindingState {
+            provider: provider.into(),
+            cloud: Some(Cloud::Alibaba),
+            region: Some("cn-hangzhou".into()),
+            namespace: namespace.into(),
+            name: name.into(),
+            resource_type: "apiGroup".into(),
+            deletion_policy: DeletionPolicy::Delete,
+            applied: AppliedRecord {
+                applied_tags: Tags::from([("env".into(), "prod".into())]),
+                applied_resource_ids: vec!["r1".into()],
+                ..AppliedRecord::default()
+            },
+            pending: Vec::new(),
+        }
+    }
+
     #[test]
-    fn saves_and_loads_atomically() {
+    fn saves_and_loads_atomically_as_the_next_generation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/state.json");
         let mut state = StateFile::load(&path).unwrap();
         assert!(state.bindings.is_empty());
-        state.bindings.insert(
-            state_key("p", "ns", "b"),
-            BindingState {
-                provider: "p".into(),
-                namespace: "ns".into(),
-                name: "b".into(),
-                resource_type: "apiGroup".into(),
-                deletion_policy: DeletionPolicy::Delete,
-                applied: AppliedRecord {
-                    applied_tags: Tags::from([("env".into(), "prod".into())]),
-                    applied_resource_ids: vec!["r1".into()],
-                    ..AppliedRecord::default()
-                },
-            },
-        );
+        state
+            .bindings
+            .insert(state_key("ns", "b"), entry("p", "ns", "b"));
         state.save(&path).unwrap();
+        assert_eq!(state.generation, 1);
         assert_eq!(StateFile::load(&path).unwrap(), state);
     }
 
@@ -133,5 +327,82 @@ mod tests {
         std::fs::write(&path, "{\"hello\": 1}").unwrap();
         let error = StateFile::load(&path).unwrap_err();
         assert!(error.contains("not a tagbinder state file"), "{error}");
+    }
+
+    #[test]
+    fn reads_a_bounded_number_of_bytes() {
+        if Path::new("/dev/zero").exists() {
+            let error = StateFile::load(Path::new("/dev/zero")).unwrap_err();
+            assert!(error.contains("256.0 MiB"), "{error}");
+        }
+    }
+
+    #[test]
+    fn migrates_provider_keys_and_refuses_two_records_of_one_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let v1 = serde_json::json!({"version": 1, "bindings": {
+            "p/ns/b": {"provider": "p", "namespace": "ns", "name": "b", "resourceType": "apiGroup",
+                       "deletionPolicy": "Delete", "appliedTags": {"env": "prod"},
+                       "appliedResourceIds": ["r1"]}}});
+        std::fs::write(&path, v1.to_string()).unwrap();
+        let state = StateFile::load(&path).unwrap();
+        assert_eq!(state.version, 2);
+        let record = &state.bindings["ns/b"];
+        assert_eq!(record.provider, "p");
+        assert_eq!(record.applied.applied_resource_ids, ["r1"]);
+        let mut two = v1.clone();
+        two["bindings"]["q/ns/b"] = two["bindings"]["p/ns/b"].clone();
+        two["bindings"]["q/ns/b"]["provider"] = "q".into();
+        std::fs::write(&path, two.to_string()).unwrap();
+        let error = StateFile::load(&path).unwrap_err();
+        assert!(error.contains("two records of binding ns/b"), "{error}");
+    }
+
+    #[test]
+    fn does_not_overwrite_a_newer_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut slow = StateFile::load(&path).unwrap();
+        let mut fast = StateFile::load(&path).unwrap();
+        fast.save(&path).unwrap();
+        slow.bindings
+            .insert(state_key("ns", "b"), entry("p", "ns", "b"));
+        let error = slow.save(&path).unwrap_err();
+        assert!(error.contains("not overwriting"), "{error}");
+    }
+
+    #[test]
+    fn a_second_apply_is_refused_at_once_or_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let first = StateLock::for_apply(&path, Duration::ZERO).unwrap();
+        let error = StateLock::for_apply(&path, Duration::ZERO).unwrap_err();
+        assert!(error.contains("another tagbinder run"), "{error}");
+        assert!(error.contains("--lock-timeout"), "{error}");
+        let error = StateLock::for_plan(&path, Duration::ZERO).unwrap_err();
+        assert!(error.contains("another tagbinder run"), "{error}");
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || StateLock::for_apply(&path, Duration::from_secs(60)))
+        };
+        drop(first);
+        waiter.join().unwrap().unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_unwritable_directory_is_found_before_anything_is_done() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let locked = dir.path().join("ro");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // NB: root ignores permissions; the check is meaningful only for other users.
+        if std::fs::write(locked.join("probe"), "").is_ok() {
+            return;
+        }
+        let error = StateLock::for_apply(&locked.join("state.json"), Duration::ZERO).unwrap_err();
+        assert!(error.contains("cannot be written"), "{error}");
     }
 }

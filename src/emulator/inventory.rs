@@ -16,6 +16,9 @@ pub const JDCLOUD: &str = "jdcloud";
 /// Every cloud the emulator knows.
 pub const CLOUDS: [&str; 2] = [ALIBABA, JDCLOUD];
 
+/// Largest inventory file read.
+pub const MAX_INVENTORY_BYTES: u64 = 16 * 1024 * 1024;
+
 /// `apiVersion` of an inventory written as a Kubernetes-style document.
 pub const INVENTORY_API_VERSION: &str = "emulator.tagbinder.io/v1alpha1";
 /// `kind` of an inventory written as a Kubernetes-style document.
@@ -79,8 +82,39 @@ pub struct Account {
     /// Access key id.
     pub access_key_id: String,
     /// Access key secret.
+    #[serde(deserialize_with = "secret_text")]
     pub access_key_secret: String,
 }
+
+/// A secret's text; a value of another type is refused without being shown (serde's own
+/// message would quote it: ``invalid type: integer `918273645546372819` ``).
+fn secret_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct SecretText;
+
+    impl serde::de::Visitor<'_> for SecretText {
+        type Value = String;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+
+        fn visit_string<E: serde::de::Error>(self, value: String) -> Result<String, E> {
+            Ok(value)
+        }
+    }
+
+    deserializer
+        .deserialize_string(SecretText)
+        .map_err(|_| serde::de::Error::custom(SECRET_TYPE_ERROR))
+}
+
+/// The error of a secret that is not a string.
+const SECRET_TYPE_ERROR: &str =
+    "accessKeySecret must be a string; quote it (the value is not shown)";
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,14 +196,19 @@ impl Inventory {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|error| fail(error.to_string()))?;
+        let text = crate::input::read_text_file(path, MAX_INVENTORY_BYTES)
+            .map_err(|error| fail(error.to_string()))?;
         let inventory = if path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         {
+            // NB: serde_json refuses nesting deeper than 128 levels itself, early.
             serde_json::from_str(&text).map_err(|error| error.to_string())
         } else {
-            from_yaml_documents(&text)
+            let limits = crate::input::YamlLimits::for_file(MAX_INVENTORY_BYTES);
+            crate::input::check_yaml(&text, limits)
+                .map_err(|error| format!("document {}: {error}", error.document))
+                .and_then(|()| from_yaml_documents(&text))
         }
         .map_err(fail)?;
         inventory.validate().map_err(fail)?;
@@ -327,6 +366,43 @@ mod tests {
         }]);
         assert_eq!(accounts.uid("LTAI-key"), Some(uid));
         assert_eq!(accounts.uid("unknown"), None);
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_shown() {
+        let yaml = "accounts: [{accessKeyId: a, accessKeySecret: 918273645546372819}]\n";
+        // NB: as read, through a YAML value (a plain scalar read straight into a String is
+        // taken as text).
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        let error = serde_yaml::from_value::<Inventory>(value)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("accessKeySecret must be a string"),
+            "{error}"
+        );
+        assert!(!error.contains("918273645546372819"), "{error}");
+        let json =
+            r#"{"accounts": [{"accessKeyId": "a", "accessKeySecret": [918273645546372819]}]}"#;
+        let error = serde_json::from_str::<Inventory>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("918273645546372819"), "{error}");
+    }
+
+    #[test]
+    fn reading_is_bounded_in_bytes_and_nesting() {
+        if Path::new("/dev/zero").exists() {
+            let error = Inventory::load(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("larger than 16.0 MiB"), "{error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.yaml");
+        std::fs::write(&path, format!("resources: {}", "[".repeat(100_000))).unwrap();
+        let error = Inventory::load(&path).unwrap_err().to_string();
+        assert!(error.contains("deeper than 64"), "{error}");
     }
 
     #[test]

@@ -1,0 +1,507 @@
+//! The CLI against a hostile or careless user (issue 14): the state file's lock and
+//! writability, name rules that keep state keys unambiguous, bounded input, secrets never
+//! echoed, control characters escaped, and clear reports where the output misled.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn tagbinder(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .env_remove("JDCLOUD_ACCESS_KEY")
+        .env_remove("JDCLOUD_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the tagbinder binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const PROVIDER: &str = "apiVersion: tagbinder.io/v1alpha1
+kind: TagProvider
+metadata: {name: aliyun}
+spec:
+  cloud: alibaba
+  region: cn-hangzhou
+  alibaba: {product: apigateway}
+  credentials: {secretRef: {namespace: ops, name: creds}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: ops}
+stringData: {accessKeyId: LTAI5tHardeningKey, accessKeySecret: hardening-secret-value}
+";
+
+const INVENTORY: &str = "apiVersion: emulator.tagbinder.io/v1alpha1
+kind: CloudInventory
+accounts: [{accessKeyId: LTAI5tHardeningKey, accessKeySecret: hardening-secret-value}]
+resources:
+  - {cloud: alibaba, region: cn-hangzhou, type: apiGroup, id: g1, tags: {keep: me}}
+  - {cloud: alibaba, region: cn-hangzhou, type: apiGroup, id: g2}
+";
+
+fn binding(namespace: &str, name: &str, ids: &str, tags: &str) -> String {
+    format!(
+        "apiVersion: tagbinder.io/v1alpha1
+kind: ResourceTagBinding
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  providerRef: {{name: aliyun}}
+  resourceType: apiGroup
+  resourceIds: [{ids}]
+  tags: {tags}
+"
+    )
+}
+
+/// A directory with `manifests/` holding the provider, the inventory and `bindings`.
+fn setup(bindings: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("provider.yaml"), PROVIDER).unwrap();
+    std::fs::write(manifests.join("inventory.yaml"), INVENTORY).unwrap();
+    std::fs::write(manifests.join("bindings.yaml"), bindings).unwrap();
+    dir
+}
+
+fn apply(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["apply", "-f", "manifests", "--embedded-cloud"];
+    args.extend_from_slice(extra);
+    tagbinder(dir, &args)
+}
+
+/// Tags of `id` in the embedded cloud's state file.
+fn cloud_tags(dir: &Path, id: &str) -> Value {
+    let text = std::fs::read_to_string(dir.join(".tagbinder/cloud.json")).unwrap_or_default();
+    let state: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let resources = state["resources"].as_array().cloned().unwrap_or_default();
+    resources
+        .into_iter()
+        .find(|r| r["id"] == id)
+        .map(|r| r["tags"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn state_file(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join(".tagbinder/state.json")).expect("state file");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn a_second_apply_on_the_same_state_fails_at_once_or_waits_with_lock_timeout() {
+    let dir = setup(&binding("team", "web", "g1, g2", "{env: prod}"));
+    std::fs::create_dir(dir.path().join(".tagbinder")).unwrap();
+    // This test holds the lock, as a running apply would.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join(".tagbinder/state.json.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+
+    let refused = apply(dir.path(), &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    let error = stderr(&refused);
+    assert!(error.contains("another tagbinder run"), "{error}");
+    assert!(error.contains("--lock-timeout"), "{error}");
+    assert_eq!(cloud_tags(dir.path(), "g2"), Value::Null, "nothing written");
+    let plan = tagbinder(dir.path(), &["plan", "-f", "manifests"]);
+    assert!(
+        stderr(&plan).contains("another tagbinder run"),
+        "{}",
+        stderr(&plan)
+    );
+
+    let waiting = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .args([
+            "apply",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--lock-timeout=2m",
+        ])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lock.unlock().unwrap();
+    let waited = waiting.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    assert_eq!(cloud_tags(dir.path(), "g2")["env"], "prod");
+}
+
+#[test]
+fn concurrent_applies_never_lose_a_record() {
+    let bindings: Vec<String> = (0..10)
+        .map(|n| binding(&format!("team-{n}"), "web", "g1", &format!("{{k{n}: v}}")))
+        .collect();
+    let dir = setup(&bindings.join("---\n"));
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+                .args([
+                    "apply",
+                    "-f",
+                    "manifests",
+                    "--embedded-cloud",
+                    "--lock-timeout=5m",
+                ])
+                .current_dir(dir.path())
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let state = state_file(dir.path());
+    let records = state["bindings"].as_object().unwrap();
+    assert_eq!(records.len(), 10, "{state}");
+    for n in 0..10 {
+        let record = &records[&format!("team-{n}/web")];
+        assert_eq!(record["appliedTags"][format!("k{n}")], "v", "{state}");
+    }
+}
+
+#[test]
+fn an_unwritable_state_is_found_before_any_cloud_write() {
+    let dir = setup(&binding("team", "web", "g1, g2", "{env: prod}"));
+    // A regular file where the state's directory should be: nothing can be created there.
+    std::fs::write(dir.path().join("blocked"), "").unwrap();
+    let output = apply(dir.path(), &["--state=blocked/state.json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let error = stderr(&output);
+    assert!(error.contains("blocked/state.json"), "{error}");
+    assert!(error.contains("cannot be written"), "{error}");
+    assert_eq!(cloud_tags(dir.path(), "g2"), Value::Null, "nothing written");
+}
+
+#[test]
+fn names_that_would_collide_in_the_state_are_refused() {
+    // `a`/`b/c` and `a/b`/`c` would both be `a/b/c`.
+    for (namespace, name) in [
+        ("a", "\"b/c\""),
+        ("\"a/b\"", "c"),
+        ("Team", "web"),
+        ("team", "\"we b\""),
+    ] {
+        let dir = setup(&binding(namespace, name, "g1", "{env: prod}"));
+        let output = apply(dir.path(), &[]);
+        assert_eq!(output.status.code(), Some(1), "{namespace} {name}");
+        let error = stderr(&output);
+        assert!(error.contains("RFC 1123"), "{error}");
+        assert_eq!(cloud_tags(dir.path(), "g1"), Value::Null);
+    }
+}
+
+#[test]
+fn an_old_state_file_keyed_by_provider_is_migrated_and_still_prunes() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod, tier: web}"));
+    assert!(apply(dir.path(), &[]).status.success());
+    // Rewrite the state as version 1 wrote it.
+    let mut state = state_file(dir.path());
+    let record = state["bindings"]["team/web"].clone();
+    state["version"] = 1.into();
+    state["bindings"] = serde_json::json!({"aliyun/team/web": record});
+    state.as_object_mut().unwrap().remove("generation");
+    std::fs::write(dir.path().join(".tagbinder/state.json"), state.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("manifests/bindings.yaml"),
+        binding("team", "web", "g1", "{env: prod}"),
+    )
+    .unwrap();
+    let output = apply(dir.path(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("- tier=web (pruned)"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(state_file(dir.path())["version"], 2);
+    assert!(state_file(dir.path())["bindings"]["team/web"].is_object());
+}
+
+#[test]
+fn apply_twice_from_the_manifests_folder_does_not_read_its_own_state() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    let manifests = dir.path().join("manifests");
+    for _ in 0..2 {
+        let output = tagbinder(&manifests, &["apply", "-f", ".", "--embedded-cloud"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert!(manifests.join(".tagbinder/state.json").exists());
+}
+
+#[test]
+fn a_byte_order_mark_is_not_an_error() {
+    let dir = setup(&format!(
+        "\u{feff}{}",
+        binding("team", "web", "g1", "{env: prod}")
+    ));
+    let output = apply(dir.path(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn input_is_bounded_by_the_bytes_read() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    if Path::new("/dev/zero").exists() {
+        let output = tagbinder(dir.path(), &["plan", "-f", "/dev/zero"]);
+        assert!(
+            stderr(&output).contains("larger than 3.0 MiB"),
+            "{}",
+            stderr(&output)
+        );
+        let output = tagbinder(
+            dir.path(),
+            &[
+                "plan",
+                "-f",
+                "manifests",
+                "--embedded-cloud",
+                "--state=/dev/zero",
+            ],
+        );
+        assert!(stderr(&output).contains("256.0 MiB"), "{}", stderr(&output));
+    }
+    // An endless standard input (`yes | tagbinder plan -f -`).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .args(["plan", "-f", "-"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let line = vec![b'y'; 64 * 1024];
+        // NB: ends when tagbinder closes its standard input.
+        while stdin.write_all(&line).is_ok() {}
+    });
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("larger than 3.0 MiB"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_numeric_secret_is_never_echoed() {
+    let secret = "918273645546372819";
+    for (what, provider) in [
+        (
+            "stringData",
+            PROVIDER.replace("accessKeySecret: hardening-secret-value", &format!("accessKeySecret: {secret}")),
+        ),
+        (
+            "data",
+            PROVIDER.replace(
+                "stringData: {accessKeyId: LTAI5tHardeningKey, accessKeySecret: hardening-secret-value}",
+                &format!("data: {{accessKeyId: TFRBSTV0, accessKeySecret: {secret}}}"),
+            ),
+        ),
+    ] {
+        let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+        std::fs::write(dir.path().join("manifests/provider.yaml"), provider).unwrap();
+        let output = apply(dir.path(), &[]);
+        assert_eq!(output.status.code(), Some(1), "{what}");
+        let error = stderr(&output);
+        assert!(error.contains(&format!("{what}.accessKeySecret")), "{error}");
+        assert!(!error.contains(secret), "{what}: {error}");
+    }
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    std::fs::write(
+        dir.path().join("manifests/inventory.yaml"),
+        INVENTORY.replace(
+            "accessKeySecret: hardening-secret-value",
+            &format!("accessKeySecret: {secret}"),
+        ),
+    )
+    .unwrap();
+    let output = apply(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!stderr(&output).contains(secret), "{}", stderr(&output));
+}
+
+#[test]
+fn control_characters_from_the_cloud_are_printed_escaped() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    std::fs::write(
+        dir.path().join("manifests/inventory.yaml"),
+        INVENTORY.replace(
+            "tags: {keep: me}",
+            "tags: {keep: me, env: \"old\\r\\u001b[2KNo changes\"}",
+        ),
+    )
+    .unwrap();
+    let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!out.contains('\r') && !out.contains('\u{1b}'), "{out:?}");
+    assert!(
+        out.contains("~ env: old\\u{d}\\u{1b}[2KNo changes -> prod"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_failed_read_is_not_reported_as_no_changes() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    std::fs::write(
+        dir.path().join("manifests/provider.yaml"),
+        PROVIDER.replace(
+            "accessKeySecret: hardening-secret-value",
+            "accessKeySecret: wrong",
+        ),
+    )
+    .unwrap();
+    let output = tagbinder(
+        dir.path(),
+        &[
+            "plan",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let out = stdout(&output);
+    assert!(out.contains("CredentialsInvalid"), "{out}");
+    assert!(!out.contains("No changes"), "{out}");
+    assert!(out.contains("Plan incomplete: 1 binding(s)"), "{out}");
+}
+
+#[test]
+fn a_suspended_binding_leaves_nothing_pending() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    assert!(apply(dir.path(), &[]).status.success());
+    let suspended = binding("team", "web", "g1", "{env: staging}") + "  suspend: true\n";
+    std::fs::write(dir.path().join("manifests/bindings.yaml"), suspended).unwrap();
+    let output = tagbinder(
+        dir.path(),
+        &[
+            "plan",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--detailed-exitcode",
+        ],
+    );
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("suspended"), "{out}");
+}
+
+#[test]
+fn prune_removed_says_what_it_removed_and_counts_its_calls() {
+    let two = [
+        binding("team", "web", "g1", "{env: prod}"),
+        binding("team", "old", "g2", "{tier: web}"),
+    ]
+    .join("---\n");
+    let dir = setup(&two);
+    assert!(apply(dir.path(), &[]).status.success());
+    std::fs::write(
+        dir.path().join("manifests/bindings.yaml"),
+        binding("team", "web", "g1", "{env: prod}"),
+    )
+    .unwrap();
+    let output = apply(dir.path(), &["--prune-removed"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("- tier=web (pruned) on g2"), "{out}");
+    assert!(out.contains("Apply: 1 write call(s)"), "{out}");
+    assert_eq!(cloud_tags(dir.path(), "g2"), serde_json::json!({}));
+
+    // A removed binding whose tag someone changed since: nothing is removed, and it says so.
+    let dir = setup(&two);
+    assert!(apply(dir.path(), &[]).status.success());
+    let cloud = dir.path().join(".tagbinder/cloud.json");
+    let text = std::fs::read_to_string(&cloud).unwrap();
+    std::fs::write(
+        &cloud,
+        text.replace("\"tier\": \"web\"", "\"tier\": \"by-hand\""),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("manifests/bindings.yaml"),
+        binding("team", "web", "g1", "{env: prod}"),
+    )
+    .unwrap();
+    let output = apply(dir.path(), &["--prune-removed"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("nothing removed"), "{out}");
+    assert!(!out.contains("were removed"), "{out}");
+    assert!(out.contains("Apply: 0 write call(s)"), "{out}");
+    assert_eq!(cloud_tags(dir.path(), "g2")["tier"], "by-hand");
+}
+
+#[test]
+fn a_binding_moved_to_a_provider_reaching_the_same_cloud_and_region_keeps_its_record() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod, tier: web}"));
+    assert!(apply(dir.path(), &[]).status.success());
+    // The provider renamed, the binding pointed at the new name, `tier` no longer declared.
+    std::fs::write(
+        dir.path().join("manifests/provider.yaml"),
+        PROVIDER.replace("metadata: {name: aliyun}", "metadata: {name: aliyun-hz}"),
+    )
+    .unwrap();
+    let moved = binding("team", "web", "g1", "{env: prod}").replace(
+        "providerRef: {name: aliyun}",
+        "providerRef: {name: aliyun-hz}",
+    );
+    std::fs::write(dir.path().join("manifests/bindings.yaml"), &moved).unwrap();
+    let output = apply(dir.path(), &[]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    assert!(out.contains("- tier=web (pruned) on g1"), "{out}");
+    assert_eq!(
+        state_file(dir.path())["bindings"]["team/web"]["provider"],
+        "aliyun-hz"
+    );
+
+    // Another region: the record would mean nothing there.
+    std::fs::write(
+        dir.path().join("manifests/provider.yaml"),
+        PROVIDER
+            .replace("metadata: {name: aliyun}", "metadata: {name: aliyun-sh}")
+            .replace("region: cn-hangzhou", "region: cn-shanghai"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("manifests/bindings.yaml"),
+        moved.replace("aliyun-hz", "aliyun-sh"),
+    )
+    .unwrap();
+    let output = apply(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let error = stderr(&output);
+    assert!(error.contains("spec.providerRef.name"), "{error}");
+    assert!(error.contains("alibaba cn-hangzhou"), "{error}");
+}
