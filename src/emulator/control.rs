@@ -31,6 +31,36 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/stats/reset", post(reset_stats))
         .route("/_emulator/tags", post(edit_tags))
+        .route("/_emulator/gate", get(gate))
+        .route("/_emulator/gate/pause", post(pause))
+        .route("/_emulator/gate/admit", post(admit))
+        .route("/_emulator/gate/resume", post(resume))
+}
+
+async fn gate(State(app): State<Arc<App>>) -> Response {
+    Json(app.gate.snapshot()).into_response()
+}
+
+async fn pause(State(app): State<Arc<App>>) -> StatusCode {
+    app.gate.pause();
+    StatusCode::NO_CONTENT
+}
+
+/// Body of `POST /_emulator/gate/admit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Admit {
+    requests: usize,
+}
+
+async fn admit(State(app): State<Arc<App>>, Json(admit): Json<Admit>) -> StatusCode {
+    app.gate.admit(admit.requests);
+    StatusCode::NO_CONTENT
+}
+
+async fn resume(State(app): State<Arc<App>>) -> StatusCode {
+    app.gate.resume();
+    StatusCode::NO_CONTENT
 }
 
 /// Middleware of the control routes: refuses a non-loopback `Host` or `Origin` (module docs).

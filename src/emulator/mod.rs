@@ -16,6 +16,11 @@
 //!   where outcome is `ok` or the error code answered (`Throttling.User`, ...) and action is
 //!   the `Action` parameter (`-` when absent).
 //! - `POST /_emulator/stats/reset`: zeroes the counts (204).
+//! - `GET /_emulator/gate`: `{"paused", "waiting", "inFlight", "admitted"}` of the gate in
+//!   front of the cloud endpoints; `POST /_emulator/gate/pause` makes every cloud request wait
+//!   before it is handled, `POST /_emulator/gate/admit` `{"requests": n}` lets n through,
+//!   `POST /_emulator/gate/resume` opens it (204 each). For tests that stop a client between
+//!   two given requests without timing.
 //! - `POST /_emulator/tags`: `{"cloud", "type", "id", "set": {k: v}, "remove": [k]}` changes a
 //!   resource's tags out of band, bypassing signatures and tag rules; answers the resource,
 //!   or 404 when it does not exist.
@@ -36,6 +41,7 @@ mod control;
 mod faults;
 #[cfg(test)]
 mod fuzz;
+mod gate;
 mod inventory;
 mod jdcloud;
 mod nonce;
@@ -163,6 +169,8 @@ pub(crate) struct App {
     pub faults: Faults,
     /// Request counts.
     pub stats: Stats,
+    /// Where cloud requests wait while a test holds them.
+    pub gate: gate::Gate,
     /// Entries per list page.
     pub page_size: usize,
     /// Accepted timestamp distance.
@@ -270,6 +278,7 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         nonces: NonceCache::new(nonce::DEFAULT_CAPACITY),
         faults: Faults::new(config.faults, Instant::now()),
         stats: Stats::default(),
+        gate: gate::Gate::default(),
         page_size: config.page_size,
         clock_skew: config.clock_skew,
         alibaba: config.alibaba,
@@ -301,6 +310,10 @@ fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             faults::connection_faults,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            gate::gate,
         ));
     Router::new()
         .merge(clouds)
