@@ -31,23 +31,35 @@ render namespaced tagbinder-system --set watchNamespace=team-web
 render namespaced-in-place team-web --set watchNamespace=team-web
 render everything tagbinder-system --set replicas=2 --set watchNamespace=team-web \
   --set metrics.serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true \
-  --set crds.install=false \
+  --set crds.install=false --set networkPolicy.enabled=true \
   --set image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000
 
-refuse() { # REASON [helm args...]: values the chart must refuse
-  local reason="$1"
-  shift
-  if helm template tagbinder "$CHART" "$@" >/dev/null 2>&1; then
+refuse() { # REASON EXPECTED [helm args...]: values the chart must refuse, with EXPECTED
+  # (a fixed string) in helm's message, so that an unrelated failure (a template error, a
+  # missing file) does not pass for the refusal.
+  local reason="$1" expected="$2"
+  shift 2
+  if helm template tagbinder "$CHART" "$@" >/dev/null 2>"$OUT/refused.err"; then
     echo "packaging: helm template accepted $reason ($*)" >&2
     exit 1
   fi
+  if ! grep -qF -- "$expected" "$OUT/refused.err"; then
+    echo "packaging: helm template refused $reason ($*), but not with \"$expected\":" >&2
+    cat "$OUT/refused.err" >&2
+    exit 1
+  fi
 }
-refuse "an unknown top-level value" --set replica=2
-refuse "an unknown nested value" --set metrics.serviceMonitor.enable=true
-refuse "an invalid watchNamespace" --set watchNamespace=Team_Web
-refuse "an unknown logFormat" --set logFormat=yaml
+refuse "an unknown top-level value" "additional properties 'replica' not allowed" --set replica=2
+refuse "an unknown nested value" "at '/metrics/serviceMonitor': additional properties 'enable' not allowed" \
+  --set metrics.serviceMonitor.enable=true
+refuse "an invalid watchNamespace" "'Team_Web' does not match pattern" --set watchNamespace=Team_Web
+refuse "an unknown logFormat" "at '/logFormat': value must be one of 'json', 'text'" --set logFormat=yaml
 refuse "a ServiceMonitor without the metrics Service" \
+  "metrics.serviceMonitor.enabled needs metrics.service.enabled" \
   --set metrics.serviceMonitor.enabled=true --set metrics.service.enabled=false
+refuse "an image digest that is not sha256" "at '/image/digest'" --set image.digest=latest
+refuse "a NetworkPolicy egress port out of range" "at '/networkPolicy/egressPorts/0'" \
+  --set networkPolicy.enabled=true --set 'networkPolicy.egressPorts={70000}'
 
 kubectl kustomize deploy/manifests >"$OUT/manifests.yaml"
 

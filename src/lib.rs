@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cloud;
 pub mod controller;
 pub mod emulator;
+pub mod http_server;
 pub mod input;
 pub mod plan;
 pub mod reconcile;

@@ -702,12 +702,19 @@ async fn untag_ignores_absent_keys_and_all_removes_everything() {
         .await;
     assert_eq!(removed.status, StatusCode::OK);
     assert!(tags_in(&state(&emulator).await, "apiGroup", "g2").is_empty());
-    call("TagResources")
+    let tagged = call("TagResources")
         .param("ResourceType", "app")
         .ids(&["a1"])
         .tags(&[("x", "1"), ("y", "2")])
         .send(&emulator)
         .await;
+    assert_eq!(tagged.status, StatusCode::OK, "{}", tagged.body);
+    // NB: All=true must have something to remove, or the check below proves nothing.
+    assert_eq!(
+        tags_in(&state(&emulator).await, "app", "a1").len(),
+        2,
+        "a1 carries x and y before the UntagResources All=true"
+    );
     let all = call("UntagResources")
         .param("ResourceType", "app")
         .ids(&["a1"])

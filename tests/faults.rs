@@ -192,6 +192,74 @@ fn converge(dir: &Path, passes: usize) -> usize {
     panic!("the fleet did not converge in {passes} passes");
 }
 
+/// [`converge`], with the cloud clients' debug events as JSON lines: the passes made and the
+/// events of every pass.
+fn converge_traced(dir: &Path, passes: usize) -> (usize, Vec<Value>) {
+    let mut events = Vec::new();
+    for pass in 1..=passes {
+        let output = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+            .args(["--log-format", "json", "apply", "-f", "manifests"])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn,tagbinder::cloud=debug")
+            .output()
+            .expect("the tagbinder binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        events.extend(
+            stderr
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok()),
+        );
+        if output.status.success() {
+            return (pass, events);
+        }
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+    }
+    panic!("the fleet did not converge in {passes} passes");
+}
+
+/// What the clients' events say of their calls: how many calls, how many attempts in all,
+/// and the most attempts one call made. A call ends with one `call succeeded` or `call failed`
+/// event; each attempt it retries logs `retrying cloud call` with that attempt's number.
+struct Attempts {
+    calls: u64,
+    attempts: u64,
+    most_in_one_call: u64,
+}
+
+fn attempts(events: &[Value]) -> Attempts {
+    let mut counted = Attempts {
+        calls: 0,
+        attempts: 0,
+        most_in_one_call: 0,
+    };
+    for event in events {
+        let fields = &event["fields"];
+        match fields["message"].as_str() {
+            Some("call succeeded") => {
+                counted.calls += 1;
+                counted.attempts += 1;
+            }
+            Some("call failed") => {
+                counted.calls += 1;
+                counted.attempts += 1;
+                let made = fields["attempts"]
+                    .as_u64()
+                    .expect("attempts of a failed call");
+                counted.most_in_one_call = counted.most_in_one_call.max(made);
+            }
+            Some("retrying cloud call") => {
+                counted.attempts += 1;
+                let failed = fields["attempt"].as_u64().expect("the attempt retried");
+                // NB: attempt N failed and is retried: the call makes at least N + 1.
+                counted.most_in_one_call = counted.most_in_one_call.max(failed + 1);
+            }
+            _ => {}
+        }
+    }
+    counted.most_in_one_call = counted.most_in_one_call.max(u64::from(counted.calls > 0));
+    counted
+}
+
 async fn get(emulator: &RunningEmulator, path: &str) -> Value {
     reqwest::get(format!("{}{path}", emulator.url()))
         .await
@@ -199,6 +267,17 @@ async fn get(emulator: &RunningEmulator, path: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// `POST /_emulator/{path}`, expecting 204.
+async fn control(emulator: &RunningEmulator, path: &str, body: Option<Value>) {
+    let request = reqwest::Client::new().post(format!("{}/_emulator/{path}", emulator.url()));
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::NO_CONTENT, "{path}");
 }
 
 async fn assert_fleet_carries(
@@ -259,7 +338,7 @@ async fn a_mixed_fleet_converges_under_faults_without_losing_or_clobbering_a_tag
     .unwrap();
 
     let root = dir.path().to_path_buf();
-    let passes = tokio::task::spawn_blocking(move || converge(&root, 4))
+    let (passes, mut events) = tokio::task::spawn_blocking(move || converge_traced(&root, 4))
         .await
         .unwrap();
     assert_fleet_carries(&emulator, &fleet, &first_tags).await;
@@ -270,9 +349,10 @@ async fn a_mixed_fleet_converges_under_faults_without_losing_or_clobbering_a_tag
     )
     .unwrap();
     let root = dir.path().to_path_buf();
-    let more = tokio::task::spawn_blocking(move || converge(&root, 4))
+    let (more, more_events) = tokio::task::spawn_blocking(move || converge_traced(&root, 4))
         .await
         .unwrap();
+    events.extend(more_events);
     assert_fleet_carries(&emulator, &fleet, &second_tags).await;
 
     let stats = get(&emulator, "/_emulator/stats").await;
@@ -286,12 +366,27 @@ async fn a_mixed_fleet_converges_under_faults_without_losing_or_clobbering_a_tag
         .sum();
     assert!(faults > 0, "the faults were injected: {stats}");
     assert!(count("answerLost") > 0, "some answers were lost: {stats}");
-    // NB: every call ends in an ok or gives up after MAX_ATTEMPTS attempts, so the attempts
-    // are bounded by the calls that ended ok, times the policy's bound.
+    // NB: attempts are counted per call from the clients' own events; the emulator
+    // cross-checks the sum: it saw no request the calls do not account for (fewer when a
+    // connection broke before a request reached it).
+    let counted = attempts(&events);
+    assert!(counted.calls > 0, "the clients logged their calls");
     assert!(
-        total <= count("ok") * MAX_ATTEMPTS,
-        "{total} requests for {} successful ones: {stats}",
-        count("ok")
+        counted.attempts > counted.calls,
+        "some calls were retried: {stats}"
+    );
+    assert!(
+        counted.most_in_one_call <= MAX_ATTEMPTS,
+        "a call made {} attempts; the policy allows {MAX_ATTEMPTS}",
+        counted.most_in_one_call
+    );
+    // NB: the emulator counts a lost answer twice (the handled action, then `answerLost`).
+    let requests = total - count("answerLost");
+    assert!(
+        requests <= counted.attempts,
+        "the emulator saw {requests} requests; the {} calls made {} attempts: {stats}",
+        counted.calls,
+        counted.attempts
     );
     println!("passes: {passes} then {more}; stats: {stats}");
 }
@@ -316,9 +411,9 @@ async fn a_pass_killed_midway_is_finished_by_the_next_without_pruning_what_shoul
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
-    // NB: the six Alibaba bindings declare six different tag sets: six TagResources calls,
-    // coalesced into one round. The provider's rate limit paces them 250 ms apart, so that the
-    // run can be killed between two of them.
+    // NB: the six Alibaba bindings declare six different tag sets: six TagResources calls.
+    // The emulator's gate holds every cloud request until the test admits it, one at a time,
+    // so that the run is killed after exactly two of them, whatever the scheduling.
     std::fs::write(
         manifests.join("providers.yaml"),
         providers(&emulator.url(), "{requestsPerSecond: 4, burst: 1}"),
@@ -329,6 +424,7 @@ async fn a_pass_killed_midway_is_finished_by_the_next_without_pruning_what_shoul
         bindings(&fleet, &first_tags),
     )
     .unwrap();
+    control(&emulator, "gate/pause", None).await;
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
         .args(["apply", "-f", "manifests"])
@@ -338,23 +434,38 @@ async fn a_pass_killed_midway_is_finished_by_the_next_without_pruning_what_shoul
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it once some, but not all, bindings have been written.
-    let mut written = 0;
-    for _ in 0..400 {
+    // Admit one request at a time; once it is answered (none in flight), read the writes.
+    let written = loop {
+        let gate = get(&emulator, "/_emulator/gate").await;
+        if gate["inFlight"] != 0 || gate["waiting"] == 0 {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the pass ended before it was cut"
+            );
+            // NB: waits for the next event (an answer, a new request), not for a time.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
         let stats = get(&emulator, "/_emulator/stats").await;
-        written = stats["requests"]["alibaba"]["TagResources"]["ok"]
+        let written = stats["requests"]["alibaba"]["TagResources"]["ok"]
             .as_u64()
             .unwrap_or(0);
         if written >= 2 {
-            break;
+            break written;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        control(
+            &emulator,
+            "gate/admit",
+            Some(serde_json::json!({"requests": 1})),
+        )
+        .await;
+    };
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        (2..6).contains(&written),
-        "the pass was cut midway ({written} of 6 Alibaba writes)"
+    control(&emulator, "gate/resume", None).await;
+    assert_eq!(
+        written, 2,
+        "the pass was cut after two of six Alibaba writes"
     );
 
     let root = dir.path().to_path_buf();

@@ -6,10 +6,14 @@
 mod binding;
 pub mod conditions;
 mod provider;
+mod provider_validation;
 mod validation;
 
 pub use binding::*;
 pub use provider::*;
+pub use provider_validation::{
+    ENDPOINT_PATTERN, MAX_ENDPOINT_CHARS, MAX_REGION_CHARS, REGION_PATTERN,
+};
 pub use validation::{
     MAX_RESOURCE_ID_CHARS, MAX_TAG_CHARS, MIN_INTERVAL, NO_CONTROL_CHARS, control_char,
     dns_label_violation, dns_subdomain_violation,

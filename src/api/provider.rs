@@ -20,8 +20,12 @@ use serde::{Deserialize, Serialize};
 pub struct TagProviderSpec {
     /// Which cloud's tag API this provider speaks.
     pub cloud: Cloud,
-    /// Cloud region, e.g. `cn-hangzhou` (Alibaba Cloud) or `cn-north-1` (JD Cloud).
-    #[schemars(length(min = 1, max = 64))]
+    /// Cloud region, e.g. `cn-hangzhou` (Alibaba Cloud) or `cn-north-1` (JD Cloud): lowercase
+    /// letters, digits and inner hyphens (it becomes part of the API's URL).
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    )]
     pub region: String,
     /// Alibaba Cloud settings: a product preset, or an explicit API version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,9 +33,15 @@ pub struct TagProviderSpec {
     /// JD Cloud settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jdcloud: Option<JdcloudSettings>,
-    /// Endpoint URL override (emulator, private link). Default: the preset's public endpoint.
+    /// Endpoint URL override (emulator, private link): `http(s)://host[:port][/path]`, with
+    /// no user, query or fragment. Default: the preset's public endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s/]+(/.*)?$"))]
+    #[schemars(
+        length(max = 2048),
+        regex(
+            pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
+        )
+    )]
     pub endpoint: Option<String>,
     /// Where the access key lives. Absent: the cloud CLI's standard environment variables
     /// (CLI mode only).

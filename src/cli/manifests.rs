@@ -176,6 +176,13 @@ fn parse_document(
                     ),
                 ));
             }
+            // NB: the CRD's rules for the values placed in URLs (region, endpoint).
+            if let Some(violation) = provider.spec.schema_violations().into_iter().next() {
+                let (field, rule) = violation
+                    .split_once(": ")
+                    .unwrap_or(("spec", violation.as_str()));
+                return Err(ManifestError::at(source, field, rule));
+            }
             manifests.providers.insert(
                 name,
                 Located {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -19,6 +20,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::cloud::CallObserver;
+use crate::http_server::ServerLimits;
 
 /// Labels of `tagbinder_reconcile_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -196,16 +198,34 @@ impl CallObserver for Metrics {
     }
 }
 
+/// Limits of the metrics server: Prometheus and the kubelet's probes need a few connections;
+/// the rest of the process keeps its file descriptors (the Kubernetes API, the clouds).
+const METRICS_SERVER: ServerLimits = ServerLimits {
+    header_read_timeout: Duration::from_secs(10),
+    body_read_timeout: Duration::from_secs(10),
+    max_connections: 64,
+};
+
 /// Serves `/metrics`, `/healthz` and `/readyz` until the task is dropped.
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving metrics and health");
+    serve_on(listener, metrics, METRICS_SERVER, std::future::pending()).await
+}
+
+/// Serves the endpoints on `listener` within `limits` until `shutdown` completes.
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(metrics);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving metrics and health");
-    axum::serve(listener, app).await
+    crate::http_server::serve(listener, app, limits, shutdown).await
 }
 
 async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
@@ -269,6 +289,124 @@ mod tests {
         assert_eq!(
             metrics.readiness_probe(),
             (StatusCode::OK, "ok".to_string())
+        );
+    }
+
+    /// A listener and a server on it with `limits`, stopped when the test ends.
+    async fn server(limits: ServerLimits) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_on(
+            listener,
+            Arc::new(Metrics::default()),
+            limits,
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    /// A connection that sent the start of a request and then nothing.
+    async fn half_sent(addr: SocketAddr) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            .await
+            .unwrap();
+        stream
+    }
+
+    /// Sends a whole `GET /healthz` on a new connection; the answer's status line.
+    async fn healthz(addr: SocketAddr) -> tokio::task::JoinHandle<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.unwrap();
+            String::from_utf8_lossy(&answer)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+    }
+
+    /// Fails the test instead of hanging it when `future` never completes.
+    async fn eventually<T>(future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(60), future)
+            .await
+            .expect("still waiting after a minute")
+    }
+
+    #[tokio::test]
+    async fn half_sent_requests_are_cut_off_and_do_not_block_other_clients() {
+        let addr = server(ServerLimits {
+            header_read_timeout: Duration::from_millis(200),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 4,
+        })
+        .await;
+        let mut slow = Vec::new();
+        for _ in 0..12 {
+            slow.push(half_sent(addr).await);
+        }
+        let answer = eventually(healthz(addr).await).await.unwrap();
+        assert_eq!(answer, "HTTP/1.1 200 OK");
+        for mut stream in slow {
+            use tokio::io::AsyncReadExt;
+            // NB: the server closes the connection (EOF, or a reset when it had unread bytes).
+            let mut rest = Vec::new();
+            let read = eventually(stream.read_to_end(&mut rest)).await;
+            assert!(
+                read.is_err() || !String::from_utf8_lossy(&rest).contains("200 OK"),
+                "a half-sent request was answered: {read:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_until_one_closes() {
+        let addr = server(ServerLimits {
+            header_read_timeout: Duration::from_secs(600),
+            body_read_timeout: Duration::from_secs(600),
+            max_connections: 2,
+        })
+        .await;
+        let first = half_sent(addr).await;
+        let _second = half_sent(addr).await;
+        let mut third = healthz(addr).await;
+        // NB: not a speed check: with both connections held, no answer may come at all; a
+        // server without the limit answers at once.
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut third).await;
+        assert!(
+            early.is_err(),
+            "answered beyond the connection limit: {early:?}"
+        );
+        drop(first);
+        let answer = eventually(third).await.unwrap();
+        assert_eq!(answer, "HTTP/1.1 200 OK");
+    }
+
+    #[tokio::test]
+    async fn limits_that_serve_nobody_are_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = serve_on(
+            listener,
+            Arc::new(Metrics::default()),
+            ServerLimits {
+                max_connections: 0,
+                ..METRICS_SERVER
+            },
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(
+            refused.unwrap_err().kind(),
+            std::io::ErrorKind::InvalidInput
         );
     }
 }

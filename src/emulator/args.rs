@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use super::faults::FaultConfig;
 use super::inventory::Inventory;
-use super::{EmulatorConfig, EmulatorError, JdcloudConfig, JdcloudLimits, start};
+use super::{
+    EmulatorConfig, EmulatorError, JdcloudConfig, JdcloudLimits, MAX_CLOCK_OFFSET_SECS,
+    ServerLimits, start,
+};
 
 /// Flags of `tagbinder emulator`.
 #[derive(Clone, Debug, PartialEq, clap::Args)]
@@ -54,14 +57,22 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "N", default_value_t = 60_000)]
     pub slow_ms: u64,
     /// Offset of the emulator's clock from the host's, in seconds (negative: behind), for
-    /// the signature date and timestamp checks.
+    /// the signature date and timestamp checks; at most 100 years either way.
     #[arg(
         long,
         value_name = "S",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-MAX_CLOCK_OFFSET_SECS..=MAX_CLOCK_OFFSET_SECS)
     )]
     pub clock_offset_secs: i64,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Longest a client may take to send a request's headers (and an idle kept-alive
+    /// connection may stay open), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
     /// JD Cloud: most tags one resource may carry (spec section 5; not confirmed by JD Cloud).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub jdcloud_tags_per_resource: u64,
@@ -106,6 +117,11 @@ impl EmulatorArgs {
                 },
                 ..JdcloudConfig::default()
             },
+            server: ServerLimits {
+                header_read_timeout: Duration::from_millis(self.header_timeout_ms),
+                max_connections: count(self.max_connections),
+                ..ServerLimits::default()
+            },
             ..EmulatorConfig::default()
         })
     }
@@ -135,6 +151,16 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 /// Serves until Ctrl-C or SIGTERM, then stops gracefully and persists the state.
 pub async fn run(args: EmulatorArgs) -> Result<(), EmulatorError> {
     let config = args.to_config()?;
+    if !args.listen.ip().is_loopback() {
+        // NB: the `/_emulator/` endpoints change tags with no signature; they refuse a
+        // non-loopback Host, but anyone who can reach the port can still call the clouds' APIs
+        // with the inventory's keys.
+        tracing::warn!(
+            listen = %args.listen,
+            "emulator: listening beyond loopback: anyone who can reach this address can call \
+             the emulated clouds (keep --listen on 127.0.0.1 or [::1])"
+        );
+    }
     if config.inventory.accounts.is_empty() {
         tracing::warn!("emulator: no accounts in the inventory; every signed call will fail");
     }

@@ -17,12 +17,19 @@
 //!   where outcome is `ok` or the error code answered (`Throttling.User`, ...) and action is
 //!   the `Action` parameter (`-` when absent).
 //! - `POST /_emulator/stats/reset`: zeroes the counts (204).
+//! - `GET /_emulator/gate`: `{"paused", "waiting", "inFlight", "admitted"}` of the gate in
+//!   front of the cloud endpoints; `POST /_emulator/gate/pause` makes every cloud request wait
+//!   before it is handled, `POST /_emulator/gate/admit` `{"requests": n}` lets n through,
+//!   `POST /_emulator/gate/resume` opens it (204 each). For tests that stop a client between
+//!   two given requests without timing.
 //! - `POST /_emulator/tags`: `{"cloud", "type", "id", "set": {k: v}, "remove": [k]}` changes a
 //!   resource's tags out of band, bypassing signatures and tag rules; answers the resource,
 //!   or 404 when it does not exist.
 //!
 //! The `/_emulator/` endpoints need no signature: they are for tests and benchmarks, and the
-//! emulator must never listen beyond loopback.
+//! emulator must never listen beyond loopback (`tagbinder emulator` warns when it does). They
+//! refuse a request whose `Host` or `Origin` is not loopback (DNS rebinding, cross-site pages;
+//! see [`control`]).
 //!
 //! # State
 //! Resources come from the inventory, or from the state file when it exists at start
@@ -35,6 +42,7 @@ mod control;
 mod faults;
 #[cfg(test)]
 mod fuzz;
+mod gate;
 mod inventory;
 mod jdcloud;
 mod nonce;
@@ -63,6 +71,8 @@ pub use inventory::{
 };
 pub use jdcloud::{JdcloudConfig, JdcloudLimits};
 
+pub use crate::http_server::ServerLimits;
+
 use self::faults::Faults;
 use self::inventory::Accounts;
 use self::nonce::NonceCache;
@@ -73,6 +83,11 @@ use self::store::{SharedStore, Store};
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// Largest clock offset (`--clock-offset-secs`, [`FaultConfig::clock_offset`]) either way:
+/// 100 years. NB: an offset that takes the clock out of the timestamp range cannot be applied,
+/// and one silently ignored would let every request's timestamp pass the skew check.
+pub const MAX_CLOCK_OFFSET_SECS: i64 = 100 * 366 * 24 * 60 * 60;
 
 /// How long [`RunningEmulator::shutdown`] waits for open connections before it cuts them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -96,6 +111,8 @@ pub struct EmulatorConfig {
     /// JD Cloud product lines, signing service names, limits and tag rules (default: spec
     /// sections 1, 4 and 5).
     pub jdcloud: JdcloudConfig,
+    /// Header and body timeouts and the connection limit of the HTTP server.
+    pub server: ServerLimits,
 }
 
 impl Default for EmulatorConfig {
@@ -108,6 +125,7 @@ impl Default for EmulatorConfig {
             faults: FaultConfig::default(),
             alibaba: AlibabaConfig::default(),
             jdcloud: JdcloudConfig::default(),
+            server: ServerLimits::default(),
         }
     }
 }
@@ -155,6 +173,8 @@ pub(crate) struct App {
     pub faults: Faults,
     /// Request counts.
     pub stats: Stats,
+    /// Where cloud requests wait while a test holds them.
+    pub gate: gate::Gate,
     /// Entries per list page.
     pub page_size: usize,
     /// Accepted timestamp distance.
@@ -230,6 +250,13 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
     if config.page_size == 0 {
         return Err(invalid("the page size must be at least 1".to_string()));
     }
+    config.server.check()?;
+    if config.faults.clock_offset.as_secs().unsigned_abs() > MAX_CLOCK_OFFSET_SECS.unsigned_abs() {
+        return Err(invalid(format!(
+            "the clock offset of {} seconds is beyond the limit of {MAX_CLOCK_OFFSET_SECS} either way",
+            config.faults.clock_offset.as_secs()
+        )));
+    }
     config
         .inventory
         .validate()
@@ -255,20 +282,22 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         nonces: NonceCache::new(nonce::DEFAULT_CAPACITY),
         faults: Faults::new(config.faults, Instant::now()),
         stats: Stats::default(),
+        gate: gate::Gate::default(),
         page_size: config.page_size,
         clock_skew: config.clock_skew,
         alibaba: config.alibaba,
         jdcloud: config.jdcloud,
     });
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(listener, router(Arc::clone(&app)))
-            .with_graceful_shutdown(async move {
-                // NB: a send and a dropped sender both mean "stop".
-                let _ = stopped.await;
-            })
-            .into_future(),
-    );
+    let server = tokio::spawn(crate::http_server::serve(
+        listener,
+        router(Arc::clone(&app)),
+        config.server,
+        async move {
+            // NB: a send and a dropped sender both mean "stop".
+            let _ = stopped.await;
+        },
+    ));
     Ok(RunningEmulator {
         addr,
         app,
@@ -285,10 +314,19 @@ fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             faults::connection_faults,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            gate::gate,
         ));
     Router::new()
         .merge(clouds)
-        .merge(control::routes())
+        .merge(
+            control::routes().route_layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&app),
+                control::loopback_only,
+            )),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such emulator endpoint\n") })
         .with_state(app)
 }

@@ -65,8 +65,11 @@ pub(super) fn target(endpoint: &str, region: &str, operation: &str) -> Result<Ta
         Some(port) => format!("{host_name}:{port}"),
         None => host_name.to_string(),
     };
-    // NB: the region is a path segment; a region of unexpected characters is refused by the
-    // provider's validation before it gets here, and percent-encoded by the signer anyway.
+    // NB: the region is a path segment, inserted as written: `Url::set_path` keeps `/` and
+    // resolves `..`, so a region such as `cn-north-1/../../evil` would move the request. The
+    // CRD's pattern on `spec.region` and the CLI's restatement of it
+    // (`TagProviderSpec::schema_violations`) refuse anything but lowercase letters, digits
+    // and hyphens before a region gets here; this function does not check it again.
     let path = format!(
         "{}/v1/regions/{region}/{operation}",
         base.path().trim_end_matches('/')

@@ -35,6 +35,38 @@ impl Default for JdcloudLimits {
     }
 }
 
+/// The product lines of spec section 4, as the tag system lists them, in the spec's order.
+///
+/// NB: the emulator's own copy, written from the spec and not from the client's table
+/// (`cloud::jdcloud::SERVICE_CODES`): a code wrong on both sides would pass every test that
+/// sends a client's request to the emulator. The test below holds this list to the spec's text.
+pub(crate) const SERVICE_CODES: [&str; 24] = [
+    "vm",
+    "disk",
+    "sqlserver",
+    "es",
+    "mongodb",
+    "ip",
+    "memcached",
+    "redis",
+    "drds",
+    "rds",
+    "database",
+    "db_ro",
+    "percona",
+    "percona_ro",
+    "mariadb",
+    "mariadb_ro",
+    "pg",
+    "cdn",
+    "nativecontainer",
+    "pod",
+    "zfs",
+    "jqs",
+    "kubernetesNodegroup",
+    "jcq",
+];
+
 /// The JD Cloud side's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JdcloudConfig {
@@ -49,10 +81,7 @@ pub struct JdcloudConfig {
 impl Default for JdcloudConfig {
     fn default() -> Self {
         JdcloudConfig {
-            service_codes: crate::cloud::jdcloud::SERVICE_CODES
-                .iter()
-                .map(|code| code.to_string())
-                .collect(),
+            service_codes: SERVICE_CODES.iter().map(|code| code.to_string()).collect(),
             signing_services: vec!["resourcetag".to_string()],
             limits: JdcloudLimits::default(),
         }
@@ -125,5 +154,44 @@ impl JdcloudConfig {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The product lines listed in section 4 of the spec, before the SDK's other counters.
+    fn spec_service_codes() -> Vec<String> {
+        let path = format!(
+            "{}/../shared/spec/jdcloud-resource-tag.md",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let spec = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let section = spec
+            .split("## 4. serviceCode values")
+            .nth(1)
+            .expect("section 4");
+        let listed = section
+            .split("Product lines the tag system lists")
+            .nth(1)
+            .and_then(|rest| rest.split("(`cdn`").next())
+            .expect("the list of section 4");
+        let listed = listed.split_once('\n').map_or(listed, |(_, list)| list);
+        listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn service_codes_are_the_specs() {
+        assert_eq!(spec_service_codes(), SERVICE_CODES);
+        assert_eq!(
+            JdcloudConfig::default().service_codes,
+            SERVICE_CODES.map(String::from)
+        );
     }
 }

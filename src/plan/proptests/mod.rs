@@ -12,30 +12,24 @@ use crate::tags::{Limits, Ownership, TagsByResource};
 use scenario::{RESOURCES, SYSTEM_PREFIX, Scenario, everything_confirmed, execute, on, scenario};
 
 /// The fewest tag calls: Σ over groups (same writable tags) and key chunks of
-/// ceil(resources missing a key of the chunk / resources per call).
+/// ceil(resources missing a key of the chunk / resources per call). Computed from the scenario
+/// (declared values against observed ones, conflicts by [`Scenario::loses`]); blocked
+/// resources, which [`check_blocked_only_over_quota`] holds to the rule, take no call.
 fn tag_call_bound(s: &Scenario, plan: &Plan) -> usize {
     let mut groups: BTreeMap<Vec<&String>, Vec<BTreeSet<&String>>> = BTreeMap::new();
     for id in s.declared_resources() {
-        let Some(keys) = plan
-            .decisions
-            .get(id)
-            .filter(|_| !plan.blocked.contains_key(id))
-        else {
+        if plan.blocked.contains_key(id) {
             continue;
-        };
-        let missing: BTreeSet<&String> = keys
+        }
+        let writable: Vec<&String> = s.desired.keys().filter(|key| !s.loses(id, key)).collect();
+        let missing: BTreeSet<&String> = writable
             .iter()
-            .filter(|(_, d)| matches!(d, KeyDecision::Apply { .. }))
-            .map(|(key, _)| key)
+            .copied()
+            .filter(|key| on(&s.observed, id).get(*key) != s.desired.get(*key))
             .collect();
         if missing.is_empty() {
             continue;
         }
-        let writable: Vec<&String> = s
-            .desired
-            .keys()
-            .filter(|key| !matches!(keys.get(*key), Some(KeyDecision::Conflict { .. })))
-            .collect();
         groups.entry(writable).or_default().push(missing);
     }
     groups
@@ -50,6 +44,25 @@ fn tag_call_bound(s: &Scenario, plan: &Plan) -> usize {
             })
         })
         .sum()
+}
+
+/// The planner's conflicts are exactly the oracle's, and a resource is left out for its quota
+/// only when writing its tags would exceed it.
+fn check_conflicts_and_blocks_follow_the_rules(
+    s: &Scenario,
+    plan: &Plan,
+    after: &TagsByResource,
+) -> Result<(), TestCaseError> {
+    for id in s.declared_resources() {
+        for key in s.desired.keys() {
+            let conflict = matches!(plan.decision(id, key), Some(KeyDecision::Conflict { .. }));
+            prop_assert_eq!(conflict, s.loses(id, key), "conflict of {} on {}", key, id);
+        }
+        if plan.blocked.contains_key(id) {
+            prop_assert!(s.over_quota(id, after), "{} blocked within its quota", id);
+        }
+    }
+    Ok(())
 }
 
 fn check_batches_within_limits(plan: &Plan, limits: &Limits) -> Result<(), TestCaseError> {
@@ -86,7 +99,7 @@ fn check_declared_tags_carried(
         .filter(|id| !plan.blocked.contains_key(*id))
     {
         for (key, value) in &s.desired {
-            if !matches!(plan.decision(id, key), Some(KeyDecision::Conflict { .. })) {
+            if !s.loses(id, key) {
                 prop_assert_eq!(on(after, id).get(key), Some(value), "{} on {}", key, id);
             }
         }
@@ -134,8 +147,7 @@ fn check_no_conflict_key_written(s: &Scenario, plan: &Plan) -> Result<(), TestCa
         for id in &batch.resource_ids {
             prop_assert!(!plan.blocked.contains_key(id), "blocked {id} written");
             for (key, value) in &batch.tags {
-                let conflict = matches!(plan.decision(id, key), Some(KeyDecision::Conflict { .. }));
-                prop_assert!(!conflict, "conflict key {key} written to {id}");
+                prop_assert!(!s.loses(id, key), "conflict key {key} written to {id}");
                 prop_assert!(
                     s.declares(id, key) && s.desired.get(key) == Some(value),
                     "{key}={value} not declared on {id}"
@@ -175,10 +187,10 @@ fn check_quota(s: &Scenario, plan: &Plan, after: &TagsByResource) -> Result<(), 
         .into_iter()
         .filter(|id| !plan.blocked.contains_key(*id))
     {
-        let added = plan.decisions.get(id).is_some_and(|keys| {
-            keys.values()
-                .any(|d| matches!(d, KeyDecision::Apply { from: None, .. }))
-        });
+        let added = s
+            .desired
+            .keys()
+            .any(|key| !s.loses(id, key) && !on(&s.observed, id).contains_key(key));
         let custom = on(after, id)
             .keys()
             .filter(|key| !key.starts_with(SYSTEM_PREFIX))
@@ -192,16 +204,22 @@ fn check_quota(s: &Scenario, plan: &Plan, after: &TagsByResource) -> Result<(), 
 }
 
 fn check_ownership_matches_carried(
+    s: &Scenario,
     plan: &Plan,
     next: &Ownership,
     after: &TagsByResource,
 ) -> Result<(), TestCaseError> {
     for (id, owned) in next.resources() {
         for (key, value) in owned {
-            let lost = matches!(plan.decision(id, key), Some(KeyDecision::Conflict { .. }));
-            prop_assert!(!lost, "{} on {} still owned after a lost conflict", key, id);
+            prop_assert!(
+                !s.loses(id, key),
+                "{} on {} still owned after a lost conflict",
+                key,
+                id
+            );
             let unwritten = plan.blocked.contains_key(id)
-                && matches!(plan.decision(id, key), Some(KeyDecision::Apply { .. }));
+                && s.declares(id, key)
+                && on(&s.observed, id).get(key) != s.desired.get(key);
             if !unwritten {
                 prop_assert_eq!(
                     on(after, id).get(key),
@@ -240,6 +258,7 @@ fn check_plan(s: &Scenario) -> Result<(), TestCaseError> {
     check_declared_tags_carried(s, &plan, &after)?;
     check_foreign_and_system_tags_untouched(s, &after)?;
     check_claimed_keys_kept(s, &after)?;
+    check_conflicts_and_blocks_follow_the_rules(s, &plan, &after)?;
     prop_assert_eq!(plan.tag_batches.len(), tag_call_bound(s, &plan));
     check_no_conflict_key_written(s, &plan)?;
     check_untag_only_owned_unchanged(s, &plan)?;
@@ -257,7 +276,7 @@ fn check_plan(s: &Scenario) -> Result<(), TestCaseError> {
     }
 
     let next = plan.next_ownership(&s.owned, &everything_confirmed(&plan));
-    check_ownership_matches_carried(&plan, &next, &after)?;
+    check_ownership_matches_carried(s, &plan, &next, &after)?;
     if plan.blocked.is_empty() {
         check_settles_in_one_pass(s, &after, &next)?;
     }

@@ -217,6 +217,52 @@ impl Scenario {
             .is_some_and(|owned| owned.contains_key(key))
     }
 
+    /// Whether this binding loses `key` on `id` to a rival: the oracle of conflicts, written
+    /// from the rule (the oldest binding wins, one without a creation time after every dated
+    /// one, then namespace and name) and not from the planner, so that a planner marking keys
+    /// as conflicts wrongly fails the properties instead of being excused by them.
+    pub(super) fn loses(&self, id: &str, key: &str) -> bool {
+        let Some(mine) = self.desired.get(key).filter(|_| self.declares(id, key)) else {
+            return false;
+        };
+        let rank = |b: &BindingId| {
+            (
+                b.created.is_none(),
+                b.created.unwrap_or(0),
+                b.namespace.clone(),
+                b.name.clone(),
+            )
+        };
+        let oldest_rival = self
+            .rivals
+            .iter()
+            .filter(|rival| rival.resource_ids.contains(id))
+            .filter_map(|rival| {
+                rival
+                    .tags
+                    .get(key)
+                    .map(|theirs| (rank(&rival.binding), theirs))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0));
+        oldest_rival.is_some_and(|(rival, theirs)| rival < rank(&self.me) && theirs != mine)
+    }
+
+    /// Whether writing this binding's tags on `id` (those it does not lose), on top of what
+    /// `after` carries, would add a key and exceed the tags a resource may carry.
+    pub(super) fn over_quota(&self, id: &str, after: &TagsByResource) -> bool {
+        let carried = on(after, id);
+        let mut custom: BTreeSet<&String> = carried
+            .keys()
+            .filter(|key| !key.starts_with(SYSTEM_PREFIX))
+            .collect();
+        let mut adds = false;
+        for key in self.desired.keys().filter(|key| !self.loses(id, key)) {
+            adds |= !carried.contains_key(key);
+            custom.insert(key);
+        }
+        adds && custom.len() > self.limits.tags_per_resource
+    }
+
     pub(super) fn claimed(&self, id: &str, key: &str) -> bool {
         self.rivals
             .iter()
