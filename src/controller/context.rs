@@ -63,6 +63,8 @@ pub struct Context {
     /// Whether every store of `secrets` has been filled once.
     pub secrets_synced: Vec<Synced>,
     secrets_patience_spent: AtomicBool,
+    /// Held while a client is built (its Secret read).
+    building: tokio::sync::Mutex<()>,
     clients: Mutex<HashMap<String, CachedClient>>,
     failures: Mutex<HashMap<String, u32>>,
     /// Ownership records that a pass confirmed but whose status write failed, by binding uid.
@@ -113,6 +115,7 @@ impl Context {
             secrets: Vec::new(),
             secrets_synced: Vec::new(),
             secrets_patience_spent: AtomicBool::new(false),
+            building: tokio::sync::Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             unrecorded: Mutex::new(HashMap::new()),
@@ -160,21 +163,14 @@ impl Context {
         provider: &TagProvider,
     ) -> Result<Result<CloudClient, ClientError>, Error> {
         let name = provider.name_any();
-        if let Some(reference) = provider.spec.credentials.as_ref().map(|c| &c.secret_ref)
-            && let Some(secret_version) = self
-                .cached_secret_version(&reference.namespace, &reference.name)
-                .await
-        {
-            let version = format!(
-                "{}/{}",
-                provider.metadata.generation.unwrap_or_default(),
-                secret_version
-            );
-            // NB: the lock guards a map lookup only.
-            let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(cached) = clients.get(&name).filter(|c| c.version == version) {
-                return Ok(Ok(cached.client.clone()));
-            }
+        if let Some(cached) = self.cached_client(provider).await {
+            return Ok(Ok(cached));
+        }
+        // NB: one pass at a time reads a Secret and builds a client; the others then find it
+        // cached (at start-up, every concurrent pass would read the Secret otherwise).
+        let _building = self.building.lock().await;
+        if let Some(cached) = self.cached_client(provider).await {
+            return Ok(Ok(cached));
         }
         let (key, secret_version) = match self.access_key(provider).await? {
             Ok(found) => found,
@@ -209,6 +205,26 @@ impl Context {
             },
         );
         Ok(Ok(client))
+    }
+
+    /// The provider's client, if it was built from its current spec and from the Secret's
+    /// resourceVersion in the watch cache.
+    async fn cached_client(&self, provider: &TagProvider) -> Option<CloudClient> {
+        let reference = &provider.spec.credentials.as_ref()?.secret_ref;
+        let secret_version = self
+            .cached_secret_version(&reference.namespace, &reference.name)
+            .await?;
+        let version = format!(
+            "{}/{}",
+            provider.metadata.generation.unwrap_or_default(),
+            secret_version
+        );
+        // NB: the lock guards a map lookup only.
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .get(&provider.name_any())
+            .filter(|c| c.version == version)
+            .map(|c| c.client.clone())
     }
 
     /// Reads the provider's Secret. The message of an unusable Secret names the Secret and the
