@@ -314,8 +314,21 @@ pub async fn run_controller(
             }
         })
         .await;
-    rounds.abort();
+    // NB: a round in flight finishes (its writes recorded in status) within a bound, as the
+    // passes kube-runtime hosts do on shutdown.
+    fleet.stop();
+    let mut rounds = rounds;
+    if tokio::time::timeout(ROUND_SHUTDOWN_PATIENCE, &mut rounds)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a round did not finish in time; stopping it");
+        rounds.abort();
+    }
 }
+
+/// How long shutdown waits for a round in flight.
+const ROUND_SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Tells the fleet that kube-runtime is handed these bindings.
 fn announce_all(fleet: &fleet::Fleet, bindings: &[ObjectRef<ResourceTagBinding>]) {
