@@ -285,34 +285,61 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     Err(Error::Cleanup(outcome.readiness.message))
 }
 
+/// What a pass of one binding needs beside its spec: its identity, its ownership record, and
+/// the bindings whose claims bear on it.
+pub(super) struct Prepared {
+    /// Identity and age.
+    pub id: BindingId,
+    /// The ownership record before the pass.
+    pub owned: Ownership,
+    others: Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)>,
+}
+
+impl Prepared {
+    /// Prepares a pass of `binding` over `resource_ids` (and what it owns).
+    pub fn of(binding: &ResourceTagBinding, ctx: &Context, resource_ids: &[String]) -> Self {
+        let owned = ctx.owned(binding);
+        let others = claimants(binding, ctx, resource_ids, &owned);
+        Prepared {
+            id: binding_id(binding),
+            owned,
+            others,
+        }
+    }
+
+    /// The other bindings' claims, borrowed from this.
+    pub fn claims(&self) -> Vec<Claim<'_>> {
+        self.others
+            .iter()
+            .map(|(other_id, ids, other)| Claim {
+                binding: other_id,
+                resource_ids: ids,
+                tags: &other.spec.tags,
+            })
+            .collect()
+    }
+}
+
 /// One binding's pass against the cloud, with the claims of every other binding on the same
-/// resources, whichever provider they go through.
-pub(super) async fn pass<C: TagApi>(
+/// resources, whichever provider they go through (a deletion's pass; due bindings pass
+/// together in the fleet's rounds).
+async fn pass<C: TagApi>(
     binding: &ResourceTagBinding,
     client: &C,
     ctx: &Context,
     desired: &Tags,
     resource_ids: &[String],
 ) -> Outcome {
-    let id = binding_id(binding);
-    let owned = ctx.owned(binding);
-    let others = claimants(binding, ctx, resource_ids, &owned);
-    let claims: Vec<Claim<'_>> = others
-        .iter()
-        .map(|(other_id, ids, other)| Claim {
-            binding: other_id,
-            resource_ids: ids,
-            tags: &other.spec.tags,
-        })
-        .collect();
+    let prepared = Prepared::of(binding, ctx, resource_ids);
+    let claims = prepared.claims();
     run_pass(
         client,
         &PassInput {
-            binding: &id,
+            binding: &prepared.id,
             desired,
             resource_type: &binding.spec.resource_type,
             resource_ids,
-            owned: &owned,
+            owned: &prepared.owned,
             claims: &claims,
             mode: Mode::Apply,
         },

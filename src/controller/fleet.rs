@@ -35,9 +35,12 @@ use kube::runtime::watcher;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::binding::Prepared;
 use super::context::{CloudClient, Context};
 use crate::api::ResourceTagBinding;
+use crate::plan::Claim;
 use crate::reconcile::fleet::{ClaimIndex, binding_key};
+use crate::reconcile::{Mode, Outcome, PassInput};
 
 /// The longest a round waits for announced bindings after the last sign of progress.
 pub const SETTLE: Duration = Duration::from_secs(1);
@@ -347,43 +350,26 @@ pub async fn run(ctx: Arc<Context>) {
     }
 }
 
-/// One round: every submitted binding's pass at once, through participants of its provider's
-/// batcher (registered before any pass asks, so that every call round waits for all), then
-/// each binding's status, events and next step.
+/// One round: the passes of every submitted binding, together per provider and resource
+/// type ([`run_round`]: one read of every resource, writes shared by payload), then each
+/// binding's status, events and next step, a few at a time.
 async fn run_round(ctx: &Arc<Context>, round: BTreeMap<String, Submission>) {
     tracing::debug!(bindings = round.len(), "round");
-    let passes: Vec<_> = round
-        .into_iter()
-        .map(|(key, submission)| {
-            let participant = submission
-                .client
-                .participant(&submission.binding.spec.resource_type);
-            (key, submission.binding, participant)
-        })
-        .collect();
-    // NB: two phases, so that only the passes are in flight all at once (each call round
-    // waits for all of them), and the status writes, whose futures are much larger, a few at a
-    // time: 10,000 passes in flight with their status writes took 240 MiB.
-    let outcomes: Vec<_> = futures::stream::iter(passes)
-        .map(|(key, binding, participant)| async move {
-            let mut outcome = super::binding::pass(
-                &binding,
-                &participant,
-                ctx,
-                &binding.spec.tags,
-                &binding.spec.resource_ids,
-            )
-            .await;
-            drop(participant);
-            // NB: the controller reports neither the plan nor the observation.
-            outcome.plan = None;
-            outcome.observed = None;
-            (key, binding, outcome)
-        })
-        .buffer_unordered(usize::MAX)
-        .collect()
-        .await;
-    futures::stream::iter(outcomes)
+    let mut groups: BTreeMap<(String, String), Vec<(String, Submission)>> = BTreeMap::new();
+    for (key, submission) in round {
+        let group = (
+            submission.binding.spec.provider_ref.name.clone(),
+            submission.binding.spec.resource_type.clone(),
+        );
+        groups.entry(group).or_default().push((key, submission));
+    }
+    let passed = futures::future::join_all(
+        groups
+            .into_iter()
+            .map(|((_, resource_type), members)| pass_group(ctx, resource_type, members)),
+    )
+    .await;
+    futures::stream::iter(passed.into_iter().flatten())
         .map(|(key, binding, outcome)| async move {
             let next = super::binding::finish(&binding, &outcome, ctx).await;
             match next {
@@ -400,4 +386,50 @@ async fn run_round(ctx: &Arc<Context>, round: BTreeMap<String, Submission>) {
         .buffer_unordered(STATUS_WRITES_IN_FLIGHT)
         .collect::<()>()
         .await;
+}
+
+/// The passes of one provider's bindings of one resource type, together.
+async fn pass_group(
+    ctx: &Context,
+    resource_type: String,
+    members: Vec<(String, Submission)>,
+) -> Vec<(String, Arc<ResourceTagBinding>, Outcome)> {
+    // NB: the newest submission carries the newest client (a Secret may have changed).
+    let Some(client) = members.last().map(|(_, s)| s.client.clone()) else {
+        return Vec::new();
+    };
+    let prepared: Vec<Prepared> = members
+        .iter()
+        .map(|(_, s)| Prepared::of(&s.binding, ctx, &s.binding.spec.resource_ids))
+        .collect();
+    let claims: Vec<Vec<Claim<'_>>> = prepared.iter().map(Prepared::claims).collect();
+    let inputs: Vec<PassInput<'_>> = members
+        .iter()
+        .zip(&prepared)
+        .zip(&claims)
+        .map(|(((_, s), prepared), claims)| PassInput {
+            binding: &prepared.id,
+            desired: &s.binding.spec.tags,
+            resource_type: &s.binding.spec.resource_type,
+            resource_ids: &s.binding.spec.resource_ids,
+            owned: &prepared.owned,
+            claims,
+            mode: Mode::Apply,
+        })
+        .collect();
+    // NB: the round's only participant: its calls go at once, not after a window.
+    let participant = client.participant(&resource_type);
+    let outcomes = crate::reconcile::round::run_round(&participant, &resource_type, &inputs).await;
+    drop(participant);
+    drop(inputs);
+    members
+        .into_iter()
+        .zip(outcomes)
+        .map(|((key, submission), mut outcome)| {
+            // NB: the controller reports neither the plan nor the observation.
+            outcome.plan = None;
+            outcome.observed = None;
+            (key, submission.binding, outcome)
+        })
+        .collect()
 }

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod gate;
 mod outcome;
 pub mod provider;
+pub mod round;
 
 use std::collections::BTreeSet;
 
