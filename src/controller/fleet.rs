@@ -44,6 +44,8 @@ use crate::reconcile::{Mode, Outcome, PassInput};
 
 /// The longest a round waits for announced bindings after the last sign of progress.
 pub const SETTLE: Duration = Duration::from_secs(1);
+/// Most bindings of one provider and resource type passed together (see [`run_group`]).
+const CHUNK: usize = 2_000;
 /// Status writes (and events) of a round in flight at once.
 const STATUS_WRITES_IN_FLIGHT: usize = 16;
 /// How long an idle worker sleeps when nothing is scheduled (it wakes on any submission).
@@ -351,8 +353,8 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 /// One round: the passes of every submitted binding, together per provider and resource
-/// type ([`run_round`]: one read of every resource, writes shared by payload), then each
-/// binding's status, events and next step, a few at a time.
+/// type ([`run_round`](crate::reconcile::round::run_round): one read of every resource, writes
+/// shared by payload), then each binding's status, events and next step, a few at a time.
 async fn run_round(ctx: &Arc<Context>, round: BTreeMap<String, Submission>) {
     tracing::debug!(bindings = round.len(), "round");
     let mut groups: BTreeMap<(String, String), Vec<(String, Submission)>> = BTreeMap::new();
@@ -363,35 +365,54 @@ async fn run_round(ctx: &Arc<Context>, round: BTreeMap<String, Submission>) {
         );
         groups.entry(group).or_default().push((key, submission));
     }
-    let passed = futures::future::join_all(
+    futures::future::join_all(
         groups
             .into_iter()
-            .map(|((_, resource_type), members)| pass_group(ctx, resource_type, members)),
+            .map(|((_, resource_type), members)| run_group(ctx, resource_type, members)),
     )
     .await;
-    futures::stream::iter(passed.into_iter().flatten())
-        .map(|(key, binding, outcome)| async move {
-            let next = super::binding::finish(&binding, &outcome, ctx).await;
-            match next {
-                super::binding::Next::Sweep => ctx.fleet.register(key, &binding),
-                super::binding::Next::Retry => {
-                    ctx.fleet.register(key.clone(), &binding);
-                    let delay = ctx.backoff(&key);
-                    tracing::warn!(binding = %key, retry_in = ?delay, "pass failed");
-                    ctx.fleet.request_after(key, delay);
+}
+
+/// The bindings of one provider and resource type, [`CHUNK`] at a time: sorted by their
+/// tags, so that bindings with the same payload share a chunk (and its write calls). A chunk
+/// boundary costs at most one partial read and one partial write call; the working set
+/// (plans, outcomes) stays that of a chunk.
+async fn run_group(
+    ctx: &Arc<Context>,
+    resource_type: String,
+    mut members: Vec<(String, Submission)>,
+) {
+    members.sort_by(|(a_key, a), (b_key, b)| {
+        (&a.binding.spec.tags, a_key).cmp(&(&b.binding.spec.tags, b_key))
+    });
+    let mut members = members.into_iter().peekable();
+    while members.peek().is_some() {
+        let chunk: Vec<(String, Submission)> = members.by_ref().take(CHUNK).collect();
+        let passed = pass_group(ctx, &resource_type, chunk).await;
+        futures::stream::iter(passed)
+            .map(|(key, binding, outcome)| async move {
+                let next = super::binding::finish(&binding, &outcome, ctx).await;
+                match next {
+                    super::binding::Next::Sweep => ctx.fleet.register(key, &binding),
+                    super::binding::Next::Retry => {
+                        ctx.fleet.register(key.clone(), &binding);
+                        let delay = ctx.backoff(&key);
+                        tracing::warn!(binding = %key, retry_in = ?delay, "pass failed");
+                        ctx.fleet.request_after(key, delay);
+                    }
+                    super::binding::Next::AwaitChange => ctx.fleet.unregister(&key),
                 }
-                super::binding::Next::AwaitChange => ctx.fleet.unregister(&key),
-            }
-        })
-        .buffer_unordered(STATUS_WRITES_IN_FLIGHT)
-        .collect::<()>()
-        .await;
+            })
+            .buffer_unordered(STATUS_WRITES_IN_FLIGHT)
+            .collect::<()>()
+            .await;
+    }
 }
 
 /// The passes of one provider's bindings of one resource type, together.
 async fn pass_group(
     ctx: &Context,
-    resource_type: String,
+    resource_type: &str,
     members: Vec<(String, Submission)>,
 ) -> Vec<(String, Arc<ResourceTagBinding>, Outcome)> {
     // NB: the newest submission carries the newest client (a Secret may have changed).
@@ -418,8 +439,8 @@ async fn pass_group(
         })
         .collect();
     // NB: the round's only participant: its calls go at once, not after a window.
-    let participant = client.participant(&resource_type);
-    let outcomes = crate::reconcile::round::run_round(&participant, &resource_type, &inputs).await;
+    let participant = client.participant(resource_type);
+    let outcomes = crate::reconcile::round::run_round(&participant, resource_type, &inputs).await;
     drop(participant);
     drop(inputs);
     members

@@ -209,3 +209,159 @@ async fn execute_all<'a, C: TagApi>(
     }
     executed
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+    use crate::api::conditions::reason;
+    use crate::api::{AlibabaSettings, Cloud, TagProviderSpec};
+    use crate::cloud::AccessKey;
+    use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
+    use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
+    use crate::plan::{BindingId, Claim};
+    use crate::reconcile::provider::{ClientOptions, client_for, http_client};
+    use crate::tags::{Ownership, Tags};
+
+    const KEY_ID: &str = "LTAI5tRoundTest";
+    const KEY_SECRET: &str = "round-test-secret";
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn id(name: &str, created: i64) -> BindingId {
+        BindingId {
+            created: Some(created),
+            namespace: "team".into(),
+            name: name.into(),
+        }
+    }
+
+    async fn calls(url: &str) -> BTreeMap<String, u64> {
+        let stats: serde_json::Value = reqwest::get(format!("{url}/_emulator/stats"))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("JSON stats");
+        stats["requests"]["alibaba"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(action, outcomes)| {
+                let count = outcomes
+                    .as_object()
+                    .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
+                    .unwrap_or(0);
+                (action.clone(), count)
+            })
+            .collect()
+    }
+
+    /// Three bindings of one target: two declare the same tags on different resources (one
+    /// write call between them), the youngest conflicts with the oldest on one resource.
+    #[tokio::test]
+    async fn one_read_one_shared_write_and_each_binding_its_own_outcome() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let resources = ["g1", "g2", "g3"]
+            .iter()
+            .map(|id| InventoryResource {
+                cloud: "alibaba".into(),
+                region: "cn-hangzhou".into(),
+                resource_type: "apiGroup".into(),
+                id: id.to_string(),
+                tags: BTreeMap::new(),
+            })
+            .collect();
+        let config = EmulatorConfig {
+            inventory: Inventory {
+                accounts: vec![Account {
+                    access_key_id: KEY_ID.into(),
+                    access_key_secret: KEY_SECRET.into(),
+                }],
+                resources,
+            },
+            ..EmulatorConfig::default()
+        };
+        let cloud = emulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
+            .await
+            .expect("emulator starts");
+        let spec = TagProviderSpec {
+            cloud: Cloud::Alibaba,
+            region: "cn-hangzhou".into(),
+            alibaba: Some(AlibabaSettings {
+                product: Some("apigateway".into()),
+                api_version: None,
+            }),
+            jdcloud: None,
+            endpoint: Some(cloud.url()),
+            credentials: None,
+            rate_limit: None,
+            allowed_namespaces: None,
+        };
+        let options = ClientOptions {
+            http: http_client().expect("HTTP client"),
+            endpoint_override: None,
+            retry: Default::default(),
+            observer: None,
+            default_rate_limit: false,
+        };
+        let client =
+            client_for(&spec, AccessKey::new(KEY_ID, KEY_SECRET), &options).expect("a client");
+        let batcher = Batcher::new(client, DEFAULT_WINDOW);
+
+        let prod = tags(&[("env", "prod")]);
+        let dev = tags(&[("env", "dev"), ("owner", "c")]);
+        let (a, b, c) = (id("a", 1), id("b", 2), id("c", 3));
+        let (ids_a, ids_b, ids_c) = (
+            vec!["g1".to_string(), "g2".to_string()],
+            vec!["g3".to_string()],
+            vec!["g1".to_string()],
+        );
+        let set_a: std::collections::BTreeSet<String> = ids_a.iter().cloned().collect();
+        let claims_c = [Claim {
+            binding: &a,
+            resource_ids: &set_a,
+            tags: &prod,
+        }];
+        let owned = Ownership::default();
+        let input = |binding, desired, resource_ids, claims| PassInput {
+            binding,
+            desired,
+            resource_type: "apiGroup",
+            resource_ids,
+            owned: &owned,
+            claims,
+            mode: Mode::Apply,
+        };
+        let inputs = [
+            input(&a, &prod, &ids_a, &[]),
+            input(&b, &prod, &ids_b, &[]),
+            input(&c, &dev, &ids_c, &claims_c),
+        ];
+        let participant = batcher.participant("apiGroup");
+        let outcomes = run_round(&participant, "apiGroup", &inputs).await;
+        drop(participant);
+
+        assert_eq!(outcomes.len(), 3);
+        assert!(outcomes[0].is_ready(), "{:?}", outcomes[0].readiness);
+        assert!(outcomes[1].is_ready(), "{:?}", outcomes[1].readiness);
+        assert_eq!(outcomes[2].readiness.reason, reason::CONFLICT);
+        assert!(outcomes[2].readiness.message.contains("team/a"));
+        assert_eq!(
+            calls(&cloud.url()).await,
+            BTreeMap::from([
+                ("ListTagResources".to_string(), 1),
+                // {env: prod} on g1, g2, g3 in one call; {owner: c} on g1 in another.
+                ("TagResources".to_string(), 2),
+            ])
+        );
+        cloud.shutdown().await.expect("emulator stops");
+    }
+}
