@@ -3,12 +3,14 @@
 //! made against.
 //!
 //! - Reads: every distinct declared resource of a provider and resource type once,
-//!   `resources_per_call` a call: at least `ceil(R / 50)` calls for Alibaba Cloud. Where the
-//!   cloud pages its answers ([`Paging`]), each call is at least one page and the answers
-//!   hold every (tag, resource) entry of the resources read: at least `ceil(E / 50)` pages
-//!   for Alibaba Cloud's ListTagResources, whose pages hold 50 entries (spec:
-//!   alibaba-rpc-tagging.md, ListTagResources, "Pagination"). So a read of 50 resources with 5
-//!   tags each is 5 calls (pages), not 1. JD Cloud's describeResources does not page.
+//!   `resources_per_call` a call, in id order: `ceil(R / 50)` calls for Alibaba Cloud. Where
+//!   the cloud pages its answers ([`Paging`]), each call is at least one page and holds every
+//!   (tag, resource) entry of its resources: `max(1, ceil(e / 50))` pages for a call whose
+//!   resources carry `e` tags, on Alibaba Cloud's ListTagResources, whose pages hold 50
+//!   entries (spec: alibaba-rpc-tagging.md, ListTagResources, "Pagination"). So a read of 50
+//!   resources with 5 tags each is 5 calls (pages), not 1. JD Cloud's describeResources does
+//!   not page. (Grouping resources by how many tags they carry, rather than by id, could
+//!   save a page where counts vary; tagbinder reads in id order, and so does the bound.)
 //! - Writes: TagResources overwrites, so a call may carry the same tags to many resources.
 //!   The tags a binding may write on a resource are its declared tags minus the keys an older
 //!   binding wins with another value (DESIGN.md section 3); cut into chunks of
@@ -64,13 +66,12 @@ impl Paging {
         }
     }
 
-    /// The fewest pages (calls) that read `resources` resources carrying `entries` (tag,
-    /// resource) entries in all, `per_call` resources a call.
-    pub fn fewest_calls(self, resources: usize, entries: usize, per_call: usize) -> usize {
-        let calls = resources.div_ceil(per_call.max(1));
+    /// The pages (calls) of one list call whose resources carry `entries` (tag, resource)
+    /// entries in all.
+    pub fn pages(self, entries: usize) -> usize {
         match self {
-            Paging::OnePerCall => calls,
-            Paging::Entries(per_page) => calls.max(entries.div_ceil(per_page.max(1))),
+            Paging::OnePerCall => 1,
+            Paging::Entries(per_page) => entries.div_ceil(per_page.max(1)).max(1),
         }
     }
 }
@@ -120,11 +121,17 @@ pub fn lower_bound(
                 declaring.entry(id).or_default().push(binding);
             }
         }
-        let entries: usize = declaring
-            .keys()
-            .map(|id| observed.get(*id).map_or(0, |tags| tags.len()))
-            .sum();
-        bound.list += paging.fewest_calls(declaring.len(), entries, per_call);
+        let ids: Vec<&str> = declaring.keys().copied().collect();
+        bound.list += ids
+            .chunks(per_call)
+            .map(|call| {
+                let entries = call
+                    .iter()
+                    .map(|id| observed.get(*id).map_or(0, |tags| tags.len()))
+                    .sum();
+                paging.pages(entries)
+            })
+            .sum::<usize>();
         let mut needs: BTreeMap<Tags, BTreeSet<&str>> = BTreeMap::new();
         for (id, bindings) in &declaring {
             let carried = observed.get(*id);
