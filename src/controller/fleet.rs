@@ -46,6 +46,8 @@ use crate::reconcile::{Mode, Outcome, PassInput};
 pub const SETTLE: Duration = Duration::from_secs(1);
 /// Most bindings of one provider and resource type passed together (see [`run_group`]).
 const CHUNK: usize = 2_000;
+/// How often the worker looks for due sweeps at most (looking costs a scan of the fleet).
+const SWEEP_CHECK: Duration = Duration::from_secs(1);
 /// Status writes (and events) of a round in flight at once.
 const STATUS_WRITES_IN_FLIGHT: usize = 16;
 /// How long an idle worker sleeps when nothing is scheduled (it wakes on any submission).
@@ -81,6 +83,9 @@ struct State {
     /// Keys seen since the watch started a (re)list: until it is done, more bindings may be
     /// announced, and rounds wait for them.
     relisting: Option<HashSet<String>>,
+    /// When sweeps were last looked for, and the next one due then.
+    // NB: looking is O(bindings); doing it on every submission made admission quadratic.
+    sweeps_checked: Option<(Instant, Option<Instant>)>,
 }
 
 /// The fleet: claims by resource identity, and the rounds.
@@ -266,10 +271,9 @@ impl Fleet {
         self.wake.notify_one();
     }
 
-    /// Starts the sweeps that are due, and takes the next round if it may close now; else
-    /// says until when to sleep.
-    fn next(&self, now: Instant) -> Result<BTreeMap<String, Submission>, Instant> {
-        let mut state = self.lock();
+    /// Asks for every binding of the groups whose sweep is due; returns when the next sweep
+    /// is due.
+    fn start_sweeps(&self, state: &mut State, now: Instant) -> Option<Instant> {
         let mut next_sweep: HashMap<&(String, String), Instant> = HashMap::new();
         for registered in state.registered.values() {
             let due = registered.last + registered.interval;
@@ -284,23 +288,44 @@ impl Fleet {
             .map(|(group, _)| (*group).clone())
             .collect();
         let wake_for_sweep = next_sweep.values().filter(|at| **at > now).min().copied();
-        if !due_groups.is_empty() {
-            let mut asked = Vec::new();
-            for (key, registered) in state.registered.iter_mut() {
-                if due_groups.contains(&registered.group) {
-                    registered.last = now;
-                    asked.push(key.clone());
-                }
-            }
-            tracing::debug!(bindings = asked.len(), "sweep");
-            for key in &asked {
-                if !state.pending.contains_key(key) {
-                    state.expected.insert(key.clone());
-                    let _ = self.triggers.unbounded_send(object_ref(key));
-                }
-            }
-            state.progress = Some(now);
+        if due_groups.is_empty() {
+            return wake_for_sweep;
         }
+        let mut asked = Vec::new();
+        for (key, registered) in state.registered.iter_mut() {
+            if due_groups.contains(&registered.group) {
+                registered.last = now;
+                asked.push(key.clone());
+            }
+        }
+        tracing::debug!(bindings = asked.len(), "sweep");
+        for key in &asked {
+            if !state.pending.contains_key(key) {
+                state.expected.insert(key.clone());
+                let _ = self.triggers.unbounded_send(object_ref(key));
+            }
+        }
+        state.progress = Some(now);
+        // NB: the swept groups' next sweep is an interval away; look again soon anyway.
+        Some(wake_for_sweep.map_or(now + SWEEP_CHECK, |at| at.min(now + SWEEP_CHECK)))
+    }
+
+    /// Starts the sweeps that are due, and takes the next round if it may close now; else
+    /// says until when to sleep.
+    fn next(&self, now: Instant) -> Result<BTreeMap<String, Submission>, Instant> {
+        let mut state = self.lock();
+        let wake_for_sweep = match state.sweeps_checked {
+            Some((checked, next))
+                if now < checked + SWEEP_CHECK && next.is_none_or(|at| now < at) =>
+            {
+                next
+            }
+            _ => {
+                let next = self.start_sweeps(&mut state, now);
+                state.sweeps_checked = Some((now, next));
+                next
+            }
+        };
         let settled_at = state.progress.map(|p| p + SETTLE);
         let stale = settled_at.is_some_and(|at| at <= now);
         let complete = state.expected.is_empty() && state.relisting.is_none();
@@ -320,6 +345,10 @@ impl Fleet {
         let mut until = now + IDLE;
         if let Some(at) = wake_for_sweep {
             until = until.min(at);
+        }
+        if !state.registered.is_empty() {
+            // NB: bindings registered since the last look may be due sooner.
+            until = until.min(now + SWEEP_CHECK);
         }
         if (!state.pending.is_empty() || !state.expected.is_empty())
             && let Some(at) = settled_at
