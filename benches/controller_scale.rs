@@ -1,17 +1,23 @@
-//! The controller at scale (issue 6): N bindings in the controller's cache, against the
-//! end-to-end suite's emulated API server and the cloud emulator, with the built binary.
+//! The controller at scale (issues 6 and 11): N bindings in the controller's cache, against
+//! the end-to-end suite's emulated API server and the cloud emulator (paging at Alibaba
+//! Cloud's documented 50 entries), with the built binary.
 //!
-//! It reports, as JSON on stdout: the time from the controller's start to every binding
-//! Ready, the controller's peak RSS (`VmHWM`), status writes per binding on first convergence
-//! and on the no-change resync that follows (`spec.interval`), and the Kubernetes and cloud
-//! API calls of each phase. Then it checks the counts, which are deterministic: every binding
-//! Ready, exactly one status write per binding on first convergence, none on the resync. It
-//! never checks a time or a size.
+//! For each rate limit (the provider's default, 20 calls/s for Alibaba Cloud, and the highest
+//! the CRD allows) it reports, as JSON on stdout: for the first convergence and the no-change
+//! resync that follows (`spec.interval`), the cloud calls by action, the fleet's lower bound
+//! (`plan::bound`, pages counted), their ratio (`ratioToLowerBound`), Secret GETs, status
+//! writes, Kubernetes API calls, and when rate-limited the bound's calls / rate; the time from
+//! the controller's start to every binding Ready; the controller's peak RSS (`VmHWM`).
+//! Then it checks the counts, which are deterministic: every binding Ready, exactly one
+//! status write per binding on first convergence, none on the resync, no cloud write and no
+//! Secret GET on the resync, both phases within 1.1x the lower bound. It never checks a time
+//! or a size; the README compares the times with their targets.
 //!
 //! ```text
-//! cargo bench --bench controller_scale                       # 10,000 bindings
+//! cargo bench --bench controller_scale                       # 10,000 bindings, both rates
 //! cargo bench --bench controller_scale -- --smoke            # 50 bindings, for CI
-//! cargo bench --bench controller_scale -- --bindings 2000 --resources-per-binding 3 --interval 30s
+//! cargo bench --bench controller_scale -- --bindings 500 --resources-per-binding 4 --tag-sets 10
+//! cargo bench --bench controller_scale -- --rate max         # one rate only: default | max
 //! ```
 
 // NB: the bench uses part of the end-to-end suite's support; the rest is not dead code there.
@@ -29,6 +35,9 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tagbinder::api::ResourceTagBinding;
+use tagbinder::plan::BindingId;
+use tagbinder::plan::bound::{CallBound, FleetBinding, Paging, lower_bound};
+use tagbinder::tags::{Limits, Tags, TagsByResource};
 
 use support::apiserver::{ApiServer, RecordedCall};
 use support::fixtures::{self, Crds};
@@ -52,6 +61,10 @@ const CREATE_CONCURRENCY: usize = 64;
 struct Options {
     bindings: usize,
     resources_per_binding: usize,
+    /// Distinct tag sets: binding i declares `owner: team-{i % tag_sets}`.
+    tag_sets: usize,
+    /// Rate limits to run at.
+    rates: Vec<RateChoice>,
     /// `spec.interval` of every binding: the resync measured. Longer than the first
     /// convergence, so that the two phases do not overlap.
     interval: Duration,
@@ -63,6 +76,8 @@ impl Options {
         let mut options = Options {
             bindings: 10_000,
             resources_per_binding: 1,
+            tag_sets: 20,
+            rates: vec![RateChoice::Default, RateChoice::Max],
             interval: Duration::from_secs(60),
             smoke: false,
         };
@@ -76,6 +91,15 @@ impl Options {
                 "--bindings" => bindings = Some(number(&value("--bindings")?)?),
                 "--resources-per-binding" => {
                     options.resources_per_binding = number(&value("--resources-per-binding")?)?
+                }
+                "--tag-sets" => options.tag_sets = number(&value("--tag-sets")?)?,
+                "--rate" => {
+                    options.rates = match value("--rate")?.as_str() {
+                        "default" => vec![RateChoice::Default],
+                        "max" => vec![RateChoice::Max],
+                        "both" => vec![RateChoice::Default, RateChoice::Max],
+                        other => return Err(format!("--rate {other}: default, max or both")),
+                    }
                 }
                 "--interval" => {
                     let text = value("--interval")?;
@@ -102,6 +126,45 @@ impl Options {
     /// How long every binding may take to become Ready before the bench fails.
     fn patience(&self) -> Duration {
         Duration::from_secs(60) + Duration::from_millis(100) * self.bindings as u32
+    }
+}
+
+/// The provider's rate limit in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RateChoice {
+    /// No `spec.rateLimit`: the cloud's default (20 calls/s, burst 20, for Alibaba Cloud).
+    Default,
+    /// The highest the CRD allows: the controller is measured, not the limit.
+    Max,
+}
+
+impl RateChoice {
+    fn name(self) -> &'static str {
+        match self {
+            RateChoice::Default => "default",
+            RateChoice::Max => "max",
+        }
+    }
+
+    fn limit(self) -> Option<tagbinder::api::RateLimit> {
+        match self {
+            RateChoice::Default => None,
+            RateChoice::Max => Some(tagbinder::api::RateLimit {
+                requests_per_second: 10_000.0,
+                burst: 10_000,
+            }),
+        }
+    }
+
+    /// Calls per second.
+    fn per_second(self) -> f64 {
+        match self.limit() {
+            Some(limit) => limit.requests_per_second,
+            None => {
+                tagbinder::reconcile::provider::default_rate(tagbinder::api::Cloud::Alibaba)
+                    .per_second
+            }
+        }
     }
 }
 
@@ -140,6 +203,40 @@ fn resource_ids(index: usize, per_binding: usize) -> Vec<String> {
 }
 
 async fn run(options: &Options) -> Result<(), String> {
+    let mut reports = Vec::new();
+    let mut problems = Vec::new();
+    for rate in &options.rates {
+        let (report, checked) = run_at(options, *rate).await?;
+        reports.push(report);
+        if let Err(problem) = checked {
+            problems.push(format!("rate {}: {problem}", rate.name()));
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "bench": "controller_scale",
+            "mode": if options.smoke { "smoke" } else { "full" },
+            "bindings": options.bindings,
+            "resources_per_binding": options.resources_per_binding,
+            "tag_sets": options.tag_sets,
+            "interval": humantime::format_duration(options.interval).to_string(),
+            "paging": "50 (tag, resource) entries per ListTagResources page",
+            "runs": reports,
+        }))
+        .unwrap_or_default()
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+async fn run_at(
+    options: &Options,
+    rate: RateChoice,
+) -> Result<(Value, Result<(), String>), String> {
     let dir = tempfile::tempdir().map_err(|e| format!("a scratch directory: {e}"))?;
     let ids: Vec<String> = (0..options.bindings)
         .flat_map(|i| resource_ids(i, options.resources_per_binding))
@@ -152,14 +249,8 @@ async fn run(options: &Options) -> Result<(), String> {
     fixtures::install(&client, Crds::Both).await;
     fixtures::create_namespace(&client, NAMESPACE, &[]).await;
     fixtures::create_credentials(&client, SECRET).await;
-    // NB: the controller is measured, not the provider's default rate limit (20 calls/s for
-    // Alibaba Cloud, which would make 10,000 bindings with 20 different tag sets take minutes):
-    // the highest rate the CRD allows.
     let mut provider = fixtures::provider(PROVIDER, &cloud.url, SECRET);
-    provider.spec.rate_limit = Some(tagbinder::api::RateLimit {
-        requests_per_second: 10_000.0,
-        burst: 10_000,
-    });
+    provider.spec.rate_limit = rate.limit();
     fixtures::create_provider(&client, &provider).await;
     let created = Instant::now();
     create_bindings(&client, options).await?;
@@ -189,7 +280,7 @@ async fn run(options: &Options) -> Result<(), String> {
         options.interval
     );
 
-    wait_resync(&controller, options, first.reconciles).await?;
+    wait_resync(&controller, options, first.passes).await?;
     // NB: a pass counts as reconciled after its status write; a short pause lets the calls
     // of a pass that may still be under way land in the window they belong to.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -198,18 +289,54 @@ async fn run(options: &Options) -> Result<(), String> {
     controller.terminate();
     controller.exited(Duration::from_secs(30)).await;
 
+    let resync = after.since(&first);
     let report = Report {
         options,
+        rate,
         to_ready,
         memory,
         first: &first,
-        resync: &after.since(&first),
+        resync: &resync,
+        bounds: bounds(options),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
-    );
-    report.check()
+    Ok((report.to_json(), report.check()))
+}
+
+/// The fleet's lower bound: first convergence (no tags yet), and the no-change resync (every
+/// resource carries its binding's tags).
+fn bounds(options: &Options) -> (CallBound, CallBound) {
+    let declared: Vec<(BindingId, Tags, Vec<String>)> = (0..options.bindings)
+        .map(|index| {
+            let binding = manifest(index, options, "1m");
+            (
+                BindingId {
+                    created: None,
+                    namespace: NAMESPACE.to_string(),
+                    name: binding_name(index),
+                },
+                binding.spec.tags.clone(),
+                binding.spec.resource_ids.clone(),
+            )
+        })
+        .collect();
+    let fleet: Vec<FleetBinding<'_>> = declared
+        .iter()
+        .map(|(binding, tags, ids)| FleetBinding {
+            binding,
+            resource_type: "apiGroup",
+            tags,
+            resource_ids: ids,
+        })
+        .collect();
+    let converged: TagsByResource = declared
+        .iter()
+        .flat_map(|(_, tags, ids)| ids.iter().map(move |id| (id.clone(), tags.clone())))
+        .collect();
+    let limits = Limits::alibaba();
+    let paging = Paging::of(tagbinder::api::Cloud::Alibaba);
+    let first = lower_bound(&fleet, &BTreeMap::new(), &limits, paging);
+    let observed = BTreeMap::from([("apiGroup".to_string(), converged)]);
+    (first, lower_bound(&fleet, &observed, &limits, paging))
 }
 
 /// Creates the bindings as `kubectl apply` would: with the last-applied annotation (a copy of
@@ -222,7 +349,7 @@ async fn create_bindings(client: &Client, options: &Options) -> Result<(), Strin
             let api = api.clone();
             let interval = interval.clone();
             async move {
-                let binding = manifest(index, options.resources_per_binding, &interval);
+                let binding = manifest(index, options, &interval);
                 api.create(&PostParams::default(), &binding)
                     .await
                     .map(|_| ())
@@ -238,10 +365,10 @@ fn binding_name(index: usize) -> String {
     format!("b{index:05}")
 }
 
-fn manifest(index: usize, per_binding: usize, interval: &str) -> ResourceTagBinding {
-    let ids = resource_ids(index, per_binding);
+fn manifest(index: usize, options: &Options, interval: &str) -> ResourceTagBinding {
+    let ids = resource_ids(index, options.resources_per_binding);
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let team = format!("team-{}", index % 20);
+    let team = format!("team-{}", index % options.tag_sets);
     let mut binding = fixtures::binding(
         &binding_name(index),
         PROVIDER,
@@ -313,26 +440,36 @@ async fn wait_all_ready(
     }
 }
 
-/// Waits until the controller has reconciled once more per binding than at the end of the
-/// first convergence: with `spec.interval` longer than the first convergence, that is every
-/// binding's first resync.
+/// Waits until the controller has passed once more per binding than at the end of the first
+/// convergence (`tagbinder_passes_total`): with `spec.interval` longer than the first
+/// convergence, that is every binding's first resync.
 async fn wait_resync(controller: &Controller, options: &Options, since: u64) -> Result<(), String> {
     let wanted = since + options.bindings as u64;
     let deadline = Instant::now() + options.interval.mul_f64(1.2) + options.patience();
     loop {
-        let reconciles = reconciles(controller).await;
-        if reconciles >= wanted {
+        let passes = passes(controller).await;
+        if passes >= wanted {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(format!(
                 "{} of {} resync passes done",
-                reconciles - since,
+                passes - since,
                 options.bindings
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `tagbinder_passes_total`, every provider.
+async fn passes(controller: &Controller) -> u64 {
+    let (_, metrics) = controller.endpoint("/metrics").await;
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("tagbinder_passes_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// `tagbinder_reconcile_total`, every result.
@@ -355,12 +492,14 @@ struct Phase {
     /// Cloud API calls, by action.
     cloud_calls: BTreeMap<String, u64>,
     reconciles: u64,
+    passes: u64,
 }
 
 impl Phase {
     async fn measure(server: &ApiServer, cloud: &CloudEmulator, controller: &Controller) -> Self {
         let mut phase = Phase {
             reconciles: reconciles(controller).await,
+            passes: passes(controller).await,
             ..Phase::default()
         };
         for call in server.calls().iter().filter(|c| c.user == OPERATOR) {
@@ -407,14 +546,31 @@ impl Phase {
             api_calls: minus(&self.api_calls, &earlier.api_calls),
             cloud_calls: minus(&self.cloud_calls, &earlier.cloud_calls),
             reconciles: self.reconciles - earlier.reconciles,
+            passes: self.passes - earlier.passes,
         }
+    }
+
+    fn secret_gets(&self) -> u64 {
+        self.api_calls.get("get secrets").copied().unwrap_or(0)
+    }
+
+    fn cloud_total(&self) -> u64 {
+        self.cloud_calls.values().sum()
+    }
+
+    fn cloud_writes(&self) -> u64 {
+        self.cloud_calls
+            .iter()
+            .filter(|(action, _)| !action.starts_with("List"))
+            .map(|(_, count)| count)
+            .sum()
     }
 
     fn status_writes_total(&self) -> u64 {
         self.status_writes.values().sum()
     }
 
-    fn to_json(&self, bindings: usize) -> Value {
+    fn to_json(&self, bindings: usize, bound: &CallBound, rate: RateChoice) -> Value {
         let per_binding = |count: u64| count as f64 / bindings as f64;
         let writes: Vec<u64> = (0..bindings)
             .map(|i| {
@@ -424,8 +580,27 @@ impl Phase {
                     .unwrap_or(0)
             })
             .collect();
+        let ratio = self.cloud_total() as f64 / bound.total().max(1) as f64;
+        let rate_limited = rate == RateChoice::Default;
         json!({
             "reconciles": self.reconciles,
+            "passes": self.passes,
+            "lowerBound": {
+                "list": bound.list,
+                "tag": bound.tag,
+                "untag": bound.untag,
+                "total": bound.total(),
+            },
+            "ratioToLowerBound": (ratio * 1000.0).round() / 1000.0,
+            "secretGets": self.secret_gets(),
+            "cloudWrites": self.cloud_writes(),
+            "rateLimit": {
+                "callsPerSecond": rate.per_second(),
+                "callsOverRateSeconds": rate_limited
+                    .then(|| (self.cloud_total() as f64 / rate.per_second() * 10.0).round() / 10.0),
+                "boundOverRateSeconds": rate_limited
+                    .then(|| (bound.total() as f64 / rate.per_second() * 10.0).round() / 10.0),
+            },
             "status_writes": {
                 "total": self.status_writes_total(),
                 "per_binding": per_binding(self.status_writes_total()),
@@ -481,6 +656,9 @@ fn memory_of(pid: u32) -> Memory {
 
 struct Report<'a> {
     options: &'a Options,
+    rate: RateChoice,
+    /// Lower bounds of the first convergence and of the resync.
+    bounds: (CallBound, CallBound),
     to_ready: Duration,
     memory: Memory,
     first: &'a Phase,
@@ -490,17 +668,16 @@ struct Report<'a> {
 impl Report<'_> {
     fn to_json(&self) -> Value {
         let mib = |kib: Option<u64>| kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0);
+        let target = self.bounds.0.total() as f64 / self.rate.per_second() * 1.2 + 5.0;
         json!({
-            "bench": "controller_scale",
-            "mode": if self.options.smoke { "smoke" } else { "full" },
-            "bindings": self.options.bindings,
-            "resources_per_binding": self.options.resources_per_binding,
-            "interval": humantime::format_duration(self.options.interval).to_string(),
+            "rate": self.rate.name(),
             "seconds_to_all_ready": (self.to_ready.as_secs_f64() * 100.0).round() / 100.0,
+            "target_seconds_to_all_ready": (self.rate == RateChoice::Default)
+                .then(|| (target * 10.0).round() / 10.0),
             "controller_peak_rss_mib": mib(self.memory.peak_kib),
             "controller_rss_at_end_mib": mib(self.memory.current_kib),
-            "first_convergence": self.first.to_json(self.options.bindings),
-            "resync": self.resync.to_json(self.options.bindings),
+            "first_convergence": self.first.to_json(self.options.bindings, &self.bounds.0, self.rate),
+            "resync": self.resync.to_json(self.options.bindings, &self.bounds.1, self.rate),
         })
     }
 
@@ -528,6 +705,33 @@ impl Report<'_> {
                 "{} status write(s) on the no-change resync",
                 self.resync.status_writes_total()
             ));
+        }
+        if self.resync.cloud_writes() > 0 {
+            problems.push(format!(
+                "{} cloud write(s) on the no-change resync",
+                self.resync.cloud_writes()
+            ));
+        }
+        if self.resync.secret_gets() > 0 {
+            problems.push(format!(
+                "{} Secret GET(s) on the resync",
+                self.resync.secret_gets()
+            ));
+        }
+        for (phase, calls, bound) in [
+            (
+                "first convergence",
+                self.first.cloud_total(),
+                &self.bounds.0,
+            ),
+            ("resync", self.resync.cloud_total(), &self.bounds.1),
+        ] {
+            if calls as f64 > bound.total() as f64 * 1.1 {
+                problems.push(format!(
+                    "{phase}: {calls} cloud calls, more than 1.1 x the lower bound {}",
+                    bound.total()
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())

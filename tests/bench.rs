@@ -15,6 +15,7 @@ fn args(bindings: u32, per_binding: u32) -> BenchArgs {
         compare: false,
         qps: None,
         cloud: BenchCloud::Alibaba,
+        one_page_per_read: false,
     }
 }
 

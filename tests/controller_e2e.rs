@@ -16,6 +16,8 @@ mod support;
 
 #[path = "controller_e2e/converging.rs"]
 mod converging;
+#[path = "controller_e2e/fleet.rs"]
+mod fleet;
 #[path = "controller_e2e/operating.rs"]
 mod operating;
 #[path = "controller_e2e/stand_in.rs"]
@@ -35,6 +37,7 @@ use support::processes::{CloudEmulator, Controller, ControllerOptions};
 use support::runner;
 
 use converging::*;
+use fleet::*;
 use operating::*;
 use stand_in::*;
 use tag_service::*;
@@ -68,6 +71,8 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("watch-g1", &[]),
     ("leader-g1", &[]),
     ("leader-g2", &[]),
+    ("twoprov-g1", &[]),
+    ("prompt-g1", &[]),
 ];
 
 /// What the scenarios share.
@@ -151,6 +156,8 @@ fn main() -> ExitCode {
         scenario!(drift_in_the_cloud_is_corrected_on_the_next_interval),
         scenario!(the_older_of_two_conflicting_bindings_wins_without_flapping),
         scenario!(a_suspended_binding_makes_no_cloud_writes),
+        scenario!(two_providers_of_one_account_decide_conflicts_by_age),
+        scenario!(a_lone_spec_change_is_applied_without_waiting_for_a_sweep),
         scenario!(a_namespace_the_provider_does_not_allow_is_stalled),
         scenario!(a_forbidden_secret_is_reported_without_its_data),
         scenario!(a_conflict_on_a_status_write_is_retried_and_ownership_is_kept),

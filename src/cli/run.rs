@@ -1,11 +1,9 @@
 //! One CLI run: load, validate everything, (start the embedded cloud), reconcile each
 //! binding, record ownership, report.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-
-use kube::core::{Selector, SelectorExt};
 
 use super::CommonArgs;
 use super::credentials::access_key;
@@ -19,6 +17,8 @@ use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::per_resource::PerResource;
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::plan::{BindingId, Claim};
+use crate::reconcile::fleet::{ClaimIndex, Reach, Target, binding_id};
+use crate::reconcile::gate;
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
 use crate::reconcile::{Mode, Outcome, PassInput, run_pass, spec_violations};
 use crate::tags::{Ownership, Tags};
@@ -41,6 +41,8 @@ struct Declared<'a> {
     id: BindingId,
     provider: String,
     resource_ids: BTreeSet<String>,
+    /// The cloud, region and resource type it reaches (`None`: its provider is missing).
+    target: Option<Target>,
 }
 
 /// Runs the command; `Err` holds one line per problem (nothing was written then).
@@ -135,6 +137,14 @@ pub async fn run_with(
     strategy: Strategy,
 ) -> Result<Report, Vec<String>> {
     let declared = declared_bindings(manifests);
+    let claims = Claims {
+        index: claim_index(&declared),
+        reaches: manifests
+            .providers
+            .iter()
+            .map(|(name, p)| (name.clone(), Reach::of(&p.value.spec)))
+            .collect(),
+    };
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
@@ -167,7 +177,7 @@ pub async fn run_with(
                     .participant(&binding.binding.value.spec.resource_type);
                 journaled(participant, binding, &state.journal)
             });
-            reconcile_all(&declared, participants.collect(), state, command).await
+            reconcile_all(&declared, &claims, participants.collect(), state, command).await
         }
         Strategy::PerResource => {
             let clients = declared
@@ -177,7 +187,7 @@ pub async fn run_with(
                     journaled(client, binding, &state.journal)
                 })
                 .collect();
-            reconcile_all(&declared, clients, state, command).await
+            reconcile_all(&declared, &claims, clients, state, command).await
         }
     };
     for (binding, outcome) in declared.iter().zip(outcomes) {
@@ -187,7 +197,20 @@ pub async fn run_with(
         report.bindings.push(binding_report(binding, &outcome));
     }
     for gone in removed {
-        let claims = claims_on(&declared, &gone.provider, &gone.resource_type, None);
+        let target = manifests.providers.get(&gone.provider).map(|p| Target {
+            reach: Reach::of(&p.value.spec),
+            resource_type: gone.resource_type.clone(),
+        });
+        let owned = gone.applied.to_ownership();
+        let claims = match &target {
+            Some(target) => claims.on(
+                &declared,
+                target,
+                owned.resources().keys().map(String::as_str),
+                None,
+            ),
+            None => Vec::new(),
+        };
         report
             .removed
             .push(handle_removed(gone, &claims, &clients, state, command).await);
@@ -203,20 +226,29 @@ fn journaled<C>(client: C, binding: &Declared<'_>, journal: &JournalHandle) -> J
 
 /// Bindings in precedence order (older first, then namespace/name).
 fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
+    let reach_of = |name: &str| {
+        manifests
+            .providers
+            .get(name)
+            .map(|p| Reach::of(&p.value.spec))
+    };
     let mut declared: Vec<Declared<'_>> = manifests
         .bindings
         .iter()
         .map(|binding| {
-            let meta = &binding.value.metadata;
+            let id = binding_id(&binding.value);
+            let spec = &binding.value.spec;
+            let provider = spec.provider_ref.name.clone();
+            let target = reach_of(&provider).map(|reach| Target {
+                reach,
+                resource_type: spec.resource_type.clone(),
+            });
             Declared {
                 binding,
-                id: BindingId {
-                    created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
-                    namespace: meta.namespace.clone().unwrap_or_default(),
-                    name: meta.name.clone().unwrap_or_default(),
-                },
-                provider: binding.value.spec.provider_ref.name.clone(),
-                resource_ids: binding.value.spec.resource_ids.iter().cloned().collect(),
+                id,
+                provider,
+                resource_ids: spec.resource_ids.iter().cloned().collect(),
+                target,
             }
         })
         .collect();
@@ -232,9 +264,23 @@ fn removed_bindings(state: &StateFile, declared: &[Declared<'_>]) -> Vec<Binding
     state
         .bindings
         .iter()
-        .filter(|(key, _)| !present.contains(*key))
+        .filter(|(key, _)| !present.contains(key.as_str()))
         .map(|(_, entry)| entry.clone())
         .collect()
+}
+
+/// The claim index of the declared bindings, by position.
+fn claim_index(declared: &[Declared<'_>]) -> ClaimIndex<usize> {
+    let mut index = ClaimIndex::new();
+    for (position, binding) in declared.iter().enumerate() {
+        index.declare(
+            position,
+            &binding.provider,
+            &binding.binding.value.spec.resource_type,
+            binding.resource_ids.iter().map(String::as_str),
+        );
+    }
+    index
 }
 
 /// One client per provider in use; a provider that cannot be used is an error of the files.
@@ -300,13 +346,19 @@ fn check_bindings(
             ));
             continue;
         };
-        if let Some(rule) = namespace_refusal(
-            manifests,
-            &provider.value.spec.allowed_namespaces,
-            &binding.id.namespace,
-            &binding.provider,
-        ) {
-            errors.push(ManifestError::at(source, "metadata.namespace", rule));
+        let labels = manifests
+            .namespaces
+            .get(&binding.id.namespace)
+            .cloned()
+            .unwrap_or_default();
+        if let Err(refusal) = gate::precheck(&binding.binding.value, Some(&provider.value), &labels)
+        {
+            errors.push(ManifestError::at(
+                source,
+                refusal.field,
+                refusal.readiness.message,
+            ));
+            continue;
         }
         if let Some(client) = clients.get(&binding.provider) {
             for violation in spec_violations(client, &spec.resource_type, &spec.tags) {
@@ -377,51 +429,20 @@ fn target_change(manifests: &Manifests, previous: &BindingState, provider: &str)
     ))
 }
 
-/// Why a provider refuses a namespace, if it does.
-fn namespace_refusal(
-    manifests: &Manifests,
-    allowed: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
-    namespace: &str,
-    provider: &str,
-) -> Option<String> {
-    let selector = allowed.as_ref()?;
-    let selector = match Selector::try_from(selector.clone()) {
-        Ok(selector) => selector,
-        Err(error) => {
-            return Some(format!(
-                "TagProvider {provider:?} has an invalid spec.allowedNamespaces: {error}"
-            ));
-        }
-    };
-    let mut labels = manifests
-        .namespaces
-        .get(namespace)
-        .cloned()
-        .unwrap_or_default();
-    labels.insert(
-        "kubernetes.io/metadata.name".to_string(),
-        namespace.to_string(),
-    );
-    (!selector.matches(&labels)).then(|| {
-        format!("namespace {namespace:?} is not allowed by TagProvider {provider:?} (spec.allowedNamespaces: {selector})")
-    })
-}
-
 /// Runs every binding's pass at once, each with its own client (dropped when its pass ends).
 async fn reconcile_all<C: TagApi>(
     declared: &[Declared<'_>],
+    claims: &Claims,
     clients: Vec<C>,
     state: &StateFile,
     command: Command,
 ) -> Vec<Outcome> {
-    let index = ClaimIndex::new(declared);
-    let index = &index;
-    let passes = declared
-        .iter()
-        .zip(clients)
-        .map(|(binding, client)| async move {
+    let passes = clients
+        .into_iter()
+        .enumerate()
+        .map(|(position, client)| async move {
             let outcome =
-                reconcile_declared(binding, declared, index, &client, state, command).await;
+                reconcile_declared(position, declared, claims, &client, state, command).await;
             drop(client);
             outcome
         });
@@ -429,20 +450,33 @@ async fn reconcile_all<C: TagApi>(
 }
 
 async fn reconcile_declared<C: TagApi>(
-    binding: &Declared<'_>,
+    position: usize,
     declared: &[Declared<'_>],
-    index: &ClaimIndex<'_>,
+    claims: &Claims,
     client: &C,
     state: &StateFile,
     command: Command,
 ) -> Outcome {
+    let binding = &declared[position];
     let spec = &binding.binding.value.spec;
     let owned = state
         .bindings
         .get(&state_key(&binding.id.namespace, &binding.id.name))
         .map(|entry| entry.applied.to_ownership())
         .unwrap_or_default();
-    let claims = index.claims_on(declared, binding, owned.resources().keys());
+    let claims = match &binding.target {
+        Some(target) => claims.on(
+            declared,
+            target,
+            binding
+                .resource_ids
+                .iter()
+                .chain(owned.resources().keys())
+                .map(String::as_str),
+            Some(&position),
+        ),
+        None => Vec::new(),
+    };
     let mode = match command {
         Command::Apply { .. } if !spec.suspend => Mode::Apply,
         _ => Mode::PlanOnly,
@@ -462,50 +496,32 @@ async fn reconcile_declared<C: TagApi>(
     .await
 }
 
-/// Which declared bindings name each resource (by provider and resource type): the claims
-/// that bear on a binding are those of the bindings sharing one of its resources, found
-/// without scanning every binding.
-struct ClaimIndex<'a> {
-    by_resource: HashMap<(&'a str, &'a str, &'a str), Vec<usize>>,
+/// The claims of a run: the declared bindings by resource identity.
+struct Claims {
+    index: ClaimIndex<usize>,
+    /// The cloud and region of each provider in the files.
+    reaches: std::collections::HashMap<String, Reach>,
 }
 
-impl<'a> ClaimIndex<'a> {
-    fn new(declared: &'a [Declared<'a>]) -> Self {
-        let mut by_resource: HashMap<_, Vec<usize>> = HashMap::new();
-        for (index, binding) in declared.iter().enumerate() {
-            let resource_type = binding.binding.value.spec.resource_type.as_str();
-            for id in &binding.resource_ids {
-                by_resource
-                    .entry((binding.provider.as_str(), resource_type, id.as_str()))
-                    .or_default()
-                    .push(index);
-            }
-        }
-        ClaimIndex { by_resource }
-    }
-
-    /// The claims of the other bindings declaring one of `binding`'s resources or of the
-    /// `owned` ones (the only claims the plan looks at), in precedence order.
-    fn claims_on<'d>(
+impl Claims {
+    /// The claims of the declared bindings (but `except`) on `resource_ids` of `target`,
+    /// through whichever provider, in precedence order.
+    fn on<'d, 'i>(
         &self,
         declared: &'d [Declared<'_>],
-        binding: &Declared<'_>,
-        owned: impl Iterator<Item = &'d String>,
+        target: &Target,
+        resource_ids: impl IntoIterator<Item = &'i str>,
+        except: Option<&usize>,
     ) -> Vec<Claim<'d>> {
-        let resource_type = binding.binding.value.spec.resource_type.as_str();
-        let mut others: BTreeSet<usize> = BTreeSet::new();
-        let owned: Vec<&str> = owned.map(String::as_str).collect();
-        let ids = binding.resource_ids.iter().map(String::as_str);
-        for id in ids.chain(owned) {
-            let key = (binding.provider.as_str(), resource_type, id);
-            if let Some(indices) = self.by_resource.get(&key) {
-                others.extend(indices);
-            }
-        }
-        others
+        self.index
+            .claimants(
+                target,
+                |name| self.reaches.get(name).cloned(),
+                resource_ids,
+                except,
+            )
             .into_iter()
-            .map(|index| &declared[index])
-            .filter(|other| other.id != binding.id)
+            .map(|position| &declared[position])
             .map(|other| Claim {
                 binding: &other.id,
                 resource_ids: &other.resource_ids,
@@ -513,25 +529,6 @@ impl<'a> ClaimIndex<'a> {
             })
             .collect()
     }
-}
-
-/// What the declared bindings of a provider and resource type claim (but `except`).
-fn claims_on<'a>(
-    declared: &'a [Declared<'_>],
-    provider: &str,
-    resource_type: &str,
-    except: Option<&BindingId>,
-) -> Vec<Claim<'a>> {
-    declared
-        .iter()
-        .filter(|other| Some(&other.id) != except && other.provider == provider)
-        .filter(|other| other.binding.value.spec.resource_type == resource_type)
-        .map(|other| Claim {
-            binding: &other.id,
-            resource_ids: &other.resource_ids,
-            tags: &other.binding.value.spec.tags,
-        })
-        .collect()
 }
 
 fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, outcome: &Outcome) {
@@ -570,10 +567,8 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
         .unwrap_or(0);
     let applied = outcome.writes.calls > 0 || outcome.error.is_some();
     let (reason, message) = if spec.suspend {
-        (
-            crate::api::conditions::reason::SUSPENDED.to_string(),
-            "spec.suspend is true; no cloud writes".to_string(),
-        )
+        let suspended = gate::suspended();
+        (suspended.reason.to_string(), suspended.message)
     } else {
         (
             outcome.readiness.reason.to_string(),

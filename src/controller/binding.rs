@@ -1,30 +1,31 @@
 //! Reconciling one ResourceTagBinding: the same pass as the CLI, hosted by kube-runtime, with
 //! the finalizer, the status write, events and the requeue policy.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
-use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{Event, finalizer};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
 use super::context::CloudClient;
 use super::context::{ClientError, Context, jittered};
+use super::fleet::Submission;
 use super::{Error, FIELD_MANAGER, FINALIZER, status};
 use crate::api::conditions::reason;
-use crate::api::{
-    AppliedRecord, DeletionPolicy, ResourceTagBinding, ResourceTagBindingStatus, TagProvider,
-};
+use crate::api::{AppliedRecord, DeletionPolicy, ResourceTagBinding, ResourceTagBindingStatus};
+use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim};
-use crate::reconcile::{Mode, Outcome, PassInput, Readiness, run_pass};
+use crate::reconcile::fleet::{Reach, Target, binding_id, binding_key};
+use crate::reconcile::{Mode, Outcome, PassInput, Readiness, gate, run_pass};
 use crate::tags::{Ownership, Tags};
 
-/// Entry point of the controller: one binding, through the finalizer.
+/// Entry point of the controller: one binding, through the finalizer. A binding whose checks
+/// pass is submitted to the fleet, whose next round runs its pass (see [`super::fleet`]).
 pub async fn reconcile(
     binding: Arc<ResourceTagBinding>,
     ctx: Arc<Context>,
@@ -33,14 +34,21 @@ pub async fn reconcile(
     let namespace = binding.namespace().unwrap_or_default();
     let api: Api<ResourceTagBinding> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = binding_key(&binding);
+    // NB: a binding without the finalizer gets it in this reconcile, and nothing else: its
+    // watch event brings the pass. The fleet's round keeps waiting for it meanwhile.
+    let adds_finalizer = binding.metadata.deletion_timestamp.is_none()
+        && !binding.finalizers().iter().any(|f| f == FINALIZER);
     let result = finalizer(&api, FINALIZER, binding, |event| async {
         match event {
-            Event::Apply(binding) => apply(&binding, &ctx).await,
+            Event::Apply(binding) => apply(binding, &ctx).await,
             Event::Cleanup(binding) => cleanup(&binding, &ctx).await,
         }
     })
     .await
     .map_err(|error| Error::Finalizer(Box::new(error)));
+    if !(adds_finalizer && result.is_ok()) {
+        ctx.fleet.settled(&key);
+    }
     let label = match &result {
         Ok(_) => "ok",
         Err(error) => error.metric_label(),
@@ -54,29 +62,10 @@ pub async fn reconcile(
 /// Requeue policy of a failed reconcile: exponential backoff with jitter, per binding.
 pub fn error_policy(binding: Arc<ResourceTagBinding>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = binding_key(&binding);
+    ctx.fleet.settled(&key);
     let delay = ctx.backoff(&key);
     tracing::warn!(binding = %key, %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
-}
-
-fn binding_key(binding: &ResourceTagBinding) -> String {
-    format!(
-        "{}/{}",
-        binding.namespace().unwrap_or_default(),
-        binding.name_any()
-    )
-}
-
-fn binding_id(binding: &ResourceTagBinding) -> BindingId {
-    BindingId {
-        created: binding
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.as_second()),
-        namespace: binding.namespace().unwrap_or_default(),
-        name: binding.name_any(),
-    }
 }
 
 /// Where a pass stops before the cloud, and why.
@@ -104,27 +93,28 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
     // until then), the providers' is not: a pass that ran before it filled would report a
     // provider that exists as missing, and nothing would trigger the pass again.
     ctx.providers_synced.wait().await;
-    let provider_name = &binding.spec.provider_ref.name;
-    let Some(provider) = ctx
+    let provider = ctx
         .providers
-        .state()
-        .into_iter()
-        .find(|p| &p.name_any() == provider_name)
-    else {
+        .get(&ObjectRef::new(&binding.spec.provider_ref.name));
+    let labels = match &provider {
+        Some(provider) if gate::needs_namespace_labels(provider) => {
+            ctx.namespace_labels(&binding.namespace().unwrap_or_default())
+                .await?
+        }
+        _ => Default::default(),
+    };
+    if let Err(refusal) = gate::precheck(binding, provider.as_deref(), &labels) {
+        return Ok(Gate::Closed(refusal.readiness));
+    }
+    let Some(provider) = provider else {
         return Ok(Gate::Closed(stalled(
             reason::PROVIDER_NOT_FOUND,
-            format!("TagProvider {provider_name:?} does not exist"),
+            format!(
+                "TagProvider {:?} does not exist",
+                binding.spec.provider_ref.name
+            ),
         )));
     };
-    if let Some(refusal) = namespace_refusal(binding, &provider, ctx).await? {
-        return Ok(Gate::Closed(stalled(
-            reason::NAMESPACE_NOT_ALLOWED,
-            refusal,
-        )));
-    }
-    if let Some(violation) = binding.spec.schema_violations().into_iter().next() {
-        return Ok(Gate::Closed(stalled(reason::INVALID_SPEC, violation)));
-    }
     match ctx.cloud_client(&provider).await? {
         Ok(client) => Ok(Gate::Open(Box::new(client))),
         Err(ClientError::Credentials(message)) => {
@@ -138,40 +128,39 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
     }
 }
 
-async fn namespace_refusal(
-    binding: &ResourceTagBinding,
-    provider: &TagProvider,
-    ctx: &Context,
-) -> Result<Option<String>, Error> {
-    let Some(selector) = &provider.spec.allowed_namespaces else {
-        return Ok(None);
-    };
-    let provider_name = provider.name_any();
-    let selector = match Selector::try_from(selector.clone()) {
-        Ok(selector) => selector,
-        Err(error) => {
-            return Ok(Some(format!(
-                "TagProvider {provider_name:?} has an invalid spec.allowedNamespaces: {error}"
-            )));
+async fn apply(binding: Arc<ResourceTagBinding>, ctx: &Context) -> Result<Action, Error> {
+    let key = binding_key(&binding);
+    let (readiness, next) = match gate(&binding, ctx).await? {
+        Gate::Open(_) if binding.spec.suspend => {
+            ctx.fleet.unregister(&key);
+            let readiness = gate::suspended();
+            write_status(
+                &binding,
+                status_without_pass(&binding, &readiness, ctx),
+                ctx,
+            )
+            .await?;
+            ctx.metrics.set_ready(&key, Some(false));
+            return Ok(Action::await_change());
         }
-    };
-    let namespace = binding.namespace().unwrap_or_default();
-    let labels = ctx.namespace_labels(&namespace).await?;
-    Ok((!selector.matches(&labels)).then(|| {
-        format!("namespace {namespace:?} is not allowed by TagProvider {provider_name:?} (spec.allowedNamespaces: {selector})")
-    }))
-}
-
-async fn apply(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Error> {
-    let key = binding_key(binding);
-    let (readiness, next) = match gate(binding, ctx).await? {
-        Gate::Open(client) => return converge(binding, &client, ctx).await,
+        Gate::Open(client) => {
+            ctx.fleet.submit(
+                key,
+                Submission {
+                    binding,
+                    client: *client,
+                },
+            );
+            // NB: the fleet's round runs the pass, writes the status and asks for the next.
+            return Ok(Action::await_change());
+        }
         Gate::Closed(readiness) => (readiness, Action::await_change()),
-        Gate::Forbidden(readiness) => (readiness, Action::requeue(jittered(interval(binding)))),
+        Gate::Forbidden(readiness) => (readiness, Action::requeue(jittered(interval(&binding)))),
     };
-    if previous_reason(binding) != Some(readiness.reason) {
+    ctx.fleet.unregister(&key);
+    if previous_reason(&binding) != Some(readiness.reason) {
         publish(
-            binding,
+            &binding,
             EventType::Warning,
             readiness.reason,
             readiness.message.clone(),
@@ -179,7 +168,12 @@ async fn apply(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Er
         )
         .await;
     }
-    write_status(binding, status_without_pass(binding, &readiness, ctx), ctx).await?;
+    write_status(
+        &binding,
+        status_without_pass(&binding, &readiness, ctx),
+        ctx,
+    )
+    .await?;
     ctx.metrics.set_ready(&key, Some(false));
     ctx.reset_backoff(&key);
     Ok(next)
@@ -199,54 +193,46 @@ fn status_without_pass(
     status
 }
 
-/// The pass proper, once the provider, the namespace, the spec and the credentials allow it.
-async fn converge(
-    binding: &ResourceTagBinding,
-    client: &CloudClient,
-    ctx: &Context,
-) -> Result<Action, Error> {
+/// What the fleet does with a binding after its pass.
+pub(super) enum Next {
+    /// Sweeps cover it: look again within `spec.interval`.
+    Sweep,
+    /// Something failed that may pass: ask again after a backoff.
+    Retry,
+    /// Only a change can help (stalled).
+    AwaitChange,
+}
+
+/// After a pass of a round: metrics, the status (only when it changed), events.
+pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &Context) -> Next {
     let key = binding_key(binding);
-    if binding.spec.suspend {
-        let readiness = Readiness {
-            ready: false,
-            reason: reason::SUSPENDED,
-            message: "spec.suspend is true: no cloud writes until it is set back to false"
-                .to_string(),
-            stalled: false,
-        };
-        write_status(binding, status_without_pass(binding, &readiness, ctx), ctx).await?;
-        ctx.metrics.set_ready(&key, Some(false));
-        return Ok(Action::await_change());
-    }
-    let outcome = pass(
-        binding,
-        client,
-        ctx,
-        &binding.spec.tags,
-        &binding.spec.resource_ids,
-    )
-    .await;
+    ctx.metrics.passed(&binding.spec.provider_ref.name);
     ctx.metrics.drift_corrected(outcome.writes.drift_corrected);
     ctx.metrics.set_ready(&key, Some(outcome.is_ready()));
-    write_status(
+    let written = write_status(
         binding,
-        status::from_outcome(binding, &outcome, jiff::Timestamp::now()),
+        status::from_outcome(binding, outcome, jiff::Timestamp::now()),
         ctx,
     )
-    .await?;
-    publish_events(binding, &outcome, ctx).await;
-    if let Some(error) = outcome.error.as_ref().filter(|e| e.is_retryable()) {
-        return Err(Error::Cloud(error.clone()));
+    .await;
+    if let Err(error) = written {
+        tracing::warn!(binding = %key, %error, "cannot write the status");
+        return Next::Retry;
+    }
+    publish_events(binding, outcome, ctx).await;
+    if outcome.error.as_ref().is_some_and(|e| e.is_retryable()) {
+        return Next::Retry;
     }
     ctx.reset_backoff(&key);
     if outcome.readiness.stalled {
-        return Ok(Action::await_change());
+        return Next::AwaitChange;
     }
-    Ok(Action::requeue(jittered(interval(binding))))
+    Next::Sweep
 }
 
 async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Error> {
     let key = binding_key(binding);
+    ctx.fleet.unregister(&key);
     ctx.metrics.set_ready(&key, None);
     if binding.spec.deletion_policy == DeletionPolicy::Orphan || ctx.owned(binding).is_empty() {
         ctx.ownership_recorded(binding);
@@ -272,7 +258,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
             return Err(Error::Cleanup(readiness.message));
         }
     };
-    let outcome = pass(binding, &client, ctx, &Tags::new(), &[]).await;
+    let outcome = pass(binding, client.as_ref(), ctx, &Tags::new(), &[]).await;
     if outcome.ownership.is_empty() && outcome.failures.is_empty() && outcome.error.is_none() {
         ctx.ownership_recorded(binding);
         if outcome.writes.pruned > 0 {
@@ -299,32 +285,61 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     Err(Error::Cleanup(outcome.readiness.message))
 }
 
-async fn pass(
+/// What a pass of one binding needs beside its spec: its identity, its ownership record, and
+/// the bindings whose claims bear on it.
+pub(super) struct Prepared {
+    /// Identity and age.
+    pub id: BindingId,
+    /// The ownership record before the pass.
+    pub owned: Ownership,
+    others: Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)>,
+}
+
+impl Prepared {
+    /// Prepares a pass of `binding` over `resource_ids` (and what it owns).
+    pub fn of(binding: &ResourceTagBinding, ctx: &Context, resource_ids: &[String]) -> Self {
+        let owned = ctx.owned(binding);
+        let others = claimants(binding, ctx, resource_ids, &owned);
+        Prepared {
+            id: binding_id(binding),
+            owned,
+            others,
+        }
+    }
+
+    /// The other bindings' claims, borrowed from this.
+    pub fn claims(&self) -> Vec<Claim<'_>> {
+        self.others
+            .iter()
+            .map(|(other_id, ids, other)| Claim {
+                binding: other_id,
+                resource_ids: ids,
+                tags: &other.spec.tags,
+            })
+            .collect()
+    }
+}
+
+/// One binding's pass against the cloud, with the claims of every other binding on the same
+/// resources, whichever provider they go through (a deletion's pass; due bindings pass
+/// together in the fleet's rounds).
+async fn pass<C: TagApi>(
     binding: &ResourceTagBinding,
-    client: &CloudClient,
+    client: &C,
     ctx: &Context,
     desired: &Tags,
     resource_ids: &[String],
 ) -> Outcome {
-    let id = binding_id(binding);
-    let owned = ctx.owned(binding);
-    let others = rivals(binding, &id, &ctx.bindings, resource_ids, &owned);
-    let claims: Vec<Claim<'_>> = others
-        .iter()
-        .map(|(other_id, ids, other)| Claim {
-            binding: other_id,
-            resource_ids: ids,
-            tags: &other.spec.tags,
-        })
-        .collect();
+    let prepared = Prepared::of(binding, ctx, resource_ids);
+    let claims = prepared.claims();
     run_pass(
         client,
         &PassInput {
-            binding: &id,
+            binding: &prepared.id,
             desired,
             resource_type: &binding.spec.resource_type,
             resource_ids,
-            owned: &owned,
+            owned: &prepared.owned,
             claims: &claims,
             mode: Mode::Apply,
         },
@@ -332,39 +347,46 @@ async fn pass(
     .await
 }
 
-/// The other bindings whose claims bear on this pass: same provider and resource type, not
-/// being deleted, on at least one resource the pass considers (declared or owned; the plan
-/// looks at no other).
-///
-/// NB: the filter runs under the cache's read lock and clones nothing but the few matches,
-/// so that a pass costs O(bindings) comparisons, not O(bindings) copies of resource lists.
-fn rivals(
+/// The other bindings whose claims bear on this pass: on the same cloud, region and resource
+/// type (through any provider), not being deleted, declaring at least one resource the pass
+/// considers (declared or owned; the plan looks at no other). Found in the fleet's claim
+/// index, which the watch keeps: a pass costs a lookup per resource, not a scan of the fleet.
+fn claimants(
     binding: &ResourceTagBinding,
-    id: &BindingId,
-    bindings: &Store<ResourceTagBinding>,
+    ctx: &Context,
     resource_ids: &[String],
     owned: &Ownership,
 ) -> Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)> {
-    let considered: HashSet<&str> = resource_ids
-        .iter()
-        .chain(owned.resources().keys())
-        .map(String::as_str)
-        .collect();
-    if considered.is_empty() {
+    let Some(provider) = ctx
+        .providers
+        .get(&ObjectRef::new(&binding.spec.provider_ref.name))
+    else {
         return Vec::new();
-    }
-    bindings
-        .state_filter(|other| {
-            other.spec.provider_ref == binding.spec.provider_ref
-                && other.spec.resource_type == binding.spec.resource_type
-                && other.metadata.deletion_timestamp.is_none()
-                && other
-                    .spec
-                    .resource_ids
-                    .iter()
-                    .any(|r| considered.contains(r.as_str()))
+    };
+    let target = Target {
+        reach: Reach::of(&provider.spec),
+        resource_type: binding.spec.resource_type.clone(),
+    };
+    let key = binding_key(binding);
+    let keys = ctx.fleet.claims().claimants(
+        &target,
+        |name| {
+            ctx.providers
+                .get(&ObjectRef::new(name))
+                .map(|p| Reach::of(&p.spec))
+        },
+        resource_ids
+            .iter()
+            .chain(owned.resources().keys())
+            .map(String::as_str),
+        Some(&key),
+    );
+    keys.iter()
+        .filter_map(|other| {
+            let (namespace, name) = other.split_once('/')?;
+            ctx.bindings.get(&ObjectRef::new(name).within(namespace))
         })
-        .into_iter()
+        .filter(|other| other.metadata.deletion_timestamp.is_none())
         .map(|other| {
             (
                 binding_id(&other),
@@ -372,11 +394,11 @@ fn rivals(
                 other,
             )
         })
-        .filter(|(other_id, _, _)| other_id != id)
         .collect()
 }
 
-fn interval(binding: &ResourceTagBinding) -> Duration {
+/// `spec.interval`: how often the binding's resources are read at least.
+pub(super) fn interval(binding: &ResourceTagBinding) -> Duration {
     // NB: the CRD pattern and the schema check in `gate` make the interval parse; the default
     // covers objects written before either existed.
     humantime::parse_duration(&binding.spec.interval).unwrap_or(Duration::from_secs(600))

@@ -2,16 +2,19 @@
 //! metrics, events, and the retry state of each binding.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use rand::Rng;
 
 use super::Error;
+use super::fleet::Fleet;
 use super::metrics::Metrics;
 use crate::api::{ResourceTagBinding, TagProvider};
 use crate::cloud::AccessKey;
@@ -19,10 +22,14 @@ use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
 
 /// A provider's client as reconciles use it: one per provider, shared by every binding of
-/// it, coalescing the reads and identical writes of bindings that reconcile at about the same
-/// time (within [`DEFAULT_WINDOW`]) into shared calls, and paced by the provider's rate limit.
+/// it, coalescing the reads and identical writes of the bindings of a fleet round (its
+/// participants; a pass outside rounds, a deletion, waits [`DEFAULT_WINDOW`] for company)
+/// into shared calls, and paced by the provider's rate limit.
 pub type CloudClient = Batcher<ProviderClient>;
 use crate::tags::Ownership;
+
+/// How long a pass waits for the Secrets' cache to fill before it reads the Secret itself.
+const SECRETS_SYNC_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Keys of a credentials Secret (both clouds).
 pub const ACCESS_KEY_ID: &str = "accessKeyId";
@@ -48,6 +55,16 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// How cloud clients are built.
     pub client_options: ClientOptions,
+    /// The fleet: claim index and rounds.
+    pub fleet: Arc<Fleet>,
+    /// Metadata of the Secrets that providers may reference (the watch cache): a provider's
+    /// client is rebuilt, and its Secret read, only when the Secret's resourceVersion changed.
+    pub secrets: Vec<Store<PartialObjectMeta<Secret>>>,
+    /// Whether every store of `secrets` has been filled once.
+    pub secrets_synced: Vec<Synced>,
+    secrets_patience_spent: AtomicBool,
+    /// Held while a client is built (its Secret read).
+    building: tokio::sync::Mutex<()>,
     clients: Mutex<HashMap<String, CachedClient>>,
     failures: Mutex<HashMap<String, u32>>,
     /// Ownership records that a pass confirmed but whose status write failed, by binding uid.
@@ -72,7 +89,7 @@ pub enum ClientError {
 }
 
 impl Context {
-    /// A context over the caches.
+    /// A context over the caches. Add the Secrets' cache with [`Context::with_secrets`].
     pub fn new(
         client: Client,
         bindings: Store<ResourceTagBinding>,
@@ -80,6 +97,7 @@ impl Context {
         providers_synced: Synced,
         metrics: Arc<Metrics>,
         client_options: ClientOptions,
+        fleet: Arc<Fleet>,
     ) -> Self {
         let reporter = Reporter {
             controller: "tagbinder".into(),
@@ -93,18 +111,67 @@ impl Context {
             providers_synced,
             metrics,
             client_options,
+            fleet,
+            secrets: Vec::new(),
+            secrets_synced: Vec::new(),
+            secrets_patience_spent: AtomicBool::new(false),
+            building: tokio::sync::Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             unrecorded: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The cloud client of a provider, rebuilt when the provider or its Secret changed.
+    /// The Secrets' metadata cache and when it is filled.
+    pub fn with_secrets(
+        mut self,
+        secrets: Vec<(Store<PartialObjectMeta<Secret>>, Synced)>,
+    ) -> Self {
+        (self.secrets, self.secrets_synced) = secrets.into_iter().unzip();
+        self
+    }
+
+    /// The resourceVersion of a Secret in the watch cache, once it is filled (`None`: not
+    /// known there; the Secret is read).
+    async fn cached_secret_version(&self, namespace: &str, name: &str) -> Option<String> {
+        for synced in &self.secrets_synced {
+            if synced.is_done() {
+                continue;
+            }
+            // NB: a cache that cannot fill (no list/watch on Secrets) must not hold passes
+            // back for ever: after a while (once) the Secret is read instead.
+            if self.secrets_patience_spent.load(Ordering::Relaxed)
+                || tokio::time::timeout(SECRETS_SYNC_PATIENCE, synced.wait())
+                    .await
+                    .is_err()
+            {
+                self.secrets_patience_spent.store(true, Ordering::Relaxed);
+                return None;
+            }
+        }
+        let reference = ObjectRef::new(name).within(namespace);
+        self.secrets
+            .iter()
+            .find_map(|store| store.get(&reference))
+            .and_then(|secret| secret.resource_version())
+    }
+
+    /// The cloud client of a provider, rebuilt when the provider or its Secret changed. The
+    /// Secret is read only then: the watch cache tells its resourceVersion.
     pub async fn cloud_client(
         &self,
         provider: &TagProvider,
     ) -> Result<Result<CloudClient, ClientError>, Error> {
         let name = provider.name_any();
+        if let Some(cached) = self.cached_client(provider).await {
+            return Ok(Ok(cached));
+        }
+        // NB: one pass at a time reads a Secret and builds a client; the others then find it
+        // cached (at start-up, every concurrent pass would read the Secret otherwise).
+        let _building = self.building.lock().await;
+        if let Some(cached) = self.cached_client(provider).await {
+            return Ok(Ok(cached));
+        }
         let (key, secret_version) = match self.access_key(provider).await? {
             Ok(found) => found,
             Err(error) => return Ok(Err(error)),
@@ -138,6 +205,26 @@ impl Context {
             },
         );
         Ok(Ok(client))
+    }
+
+    /// The provider's client, if it was built from its current spec and from the Secret's
+    /// resourceVersion in the watch cache.
+    async fn cached_client(&self, provider: &TagProvider) -> Option<CloudClient> {
+        let reference = &provider.spec.credentials.as_ref()?.secret_ref;
+        let secret_version = self
+            .cached_secret_version(&reference.namespace, &reference.name)
+            .await?;
+        let version = format!(
+            "{}/{}",
+            provider.metadata.generation.unwrap_or_default(),
+            secret_version
+        );
+        // NB: the lock guards a map lookup only.
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .get(&provider.name_any())
+            .filter(|c| c.version == version)
+            .map(|c| c.client.clone())
     }
 
     /// Reads the provider's Secret. The message of an unusable Secret names the Secret and the
@@ -294,6 +381,11 @@ impl Synced {
         let synced = Synced::default();
         synced.mark();
         synced
+    }
+
+    /// Whether the cache is filled.
+    pub fn is_done(&self) -> bool {
+        *self.0.borrow()
     }
 
     /// The cache is filled.

@@ -46,10 +46,18 @@ pub struct ReadyLabels {
     pub ready: String,
 }
 
+/// Labels of `tagbinder_passes_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// The TagProvider's name.
+    pub provider: String,
+}
+
 /// Every metric of the controller.
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
+    passes: Family<ProviderLabels, Counter>,
     reconcile_duration: Histogram,
     cloud_requests: Family<CloudLabels, Counter>,
     drift_corrections: Counter,
@@ -70,6 +78,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("tagbinder");
         let reconciles = Family::<ResultLabels, Counter>::default();
+        let passes = Family::<ProviderLabels, Counter>::default();
         let reconcile_duration = Histogram::new(exponential_buckets(0.01, 2.0, 12));
         let cloud_requests = Family::<CloudLabels, Counter>::default();
         let drift_corrections = Counter::default();
@@ -78,6 +87,11 @@ impl Default for Metrics {
             "reconcile",
             "Reconcile passes by result",
             reconciles.clone(),
+        );
+        registry.register(
+            "passes",
+            "Passes of bindings against the cloud (observe, plan, write), by TagProvider",
+            passes.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
@@ -98,6 +112,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             reconciles,
+            passes,
             reconcile_duration,
             cloud_requests,
             drift_corrections,
@@ -118,6 +133,15 @@ impl Metrics {
             })
             .inc();
         self.reconcile_duration.observe(seconds);
+    }
+
+    /// Counts one binding's pass against the cloud through `provider`.
+    pub fn passed(&self, provider: &str) {
+        self.passes
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_string(),
+            })
+            .inc();
     }
 
     /// Counts corrected drift.

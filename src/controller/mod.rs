@@ -4,6 +4,7 @@
 
 mod binding;
 mod context;
+pub mod fleet;
 mod leader;
 pub mod metrics;
 pub mod status;
@@ -28,6 +29,7 @@ pub use context::{Context, Synced};
 
 use crate::api::{ResourceTagBinding, TagProvider};
 use crate::cloud::CloudError;
+use crate::reconcile::fleet::binding_key;
 use crate::reconcile::provider::{ClientOptions, http_client};
 
 /// The finalizer that lets a binding prune before it goes.
@@ -196,8 +198,12 @@ pub async fn run_controller(
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
+    let (triggers, triggered) = futures::channel::mpsc::unbounded();
+    let fleet = Arc::new(fleet::Fleet::new(triggers));
     let (bindings_store, bindings_writer) = reflector::store();
     let bindings_synced = Synced::default();
+    let fleet_feed = fleet.clone();
+    let announcer = fleet.clone();
     // NB: stripped before the reflector, so that the cache holds the stripped objects.
     let bindings_stream = reflector::reflector(
         bindings_writer,
@@ -206,8 +212,10 @@ pub async fn run_controller(
     )
     .default_backoff()
     .inspect_ok(marks_synced(&bindings_synced))
+    .inspect_ok(move |event| fleet_feed.watched(event))
     .applied_objects()
-    .predicate_filter(pass_trigger, Default::default());
+    .predicate_filter(pass_trigger, Default::default())
+    .inspect_ok(move |binding| announcer.announce(binding_key(binding)));
 
     let (providers_store, providers_writer) = reflector::store();
     let providers_synced = Synced::default();
@@ -223,7 +231,7 @@ pub async fn run_controller(
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
 
-    let secrets_stream = secret_watches(&client, args.namespace.as_deref());
+    let (secrets_stream, secret_stores) = secret_watches(&client, args.namespace.as_deref());
 
     let http = match http_client() {
         Ok(http) => http,
@@ -239,19 +247,25 @@ pub async fn run_controller(
         observer: Some(metrics.clone()),
         default_rate_limit: true,
     };
-    let ctx = Arc::new(Context::new(
-        client,
-        bindings_store.clone(),
-        providers_store.clone(),
-        providers_synced.clone(),
-        metrics.clone(),
-        options,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            bindings_store.clone(),
+            providers_store.clone(),
+            providers_synced.clone(),
+            metrics.clone(),
+            options,
+            fleet.clone(),
+        )
+        .with_secrets(secret_stores),
+    );
+    let rounds = tokio::spawn(fleet::run(ctx.clone()));
 
     let by_provider = bindings_store.clone();
     let providers_for_secrets = providers_store.clone();
     let by_secret = bindings_store.clone();
     let ready_metrics = metrics.clone();
+    let (provider_fleet, secret_fleet) = (fleet.clone(), fleet.clone());
     tokio::spawn(async move {
         bindings_synced.wait().await;
         providers_synced.wait().await;
@@ -261,12 +275,14 @@ pub async fn run_controller(
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .watches_stream(providers_stream, move |provider: TagProvider| {
             let name = provider.name_any();
-            by_provider
+            let bindings: Vec<_> = by_provider
                 .state()
                 .into_iter()
                 .filter(|b| b.spec.provider_ref.name == name)
                 .map(|b| ObjectRef::from_obj(&*b))
-                .collect::<Vec<_>>()
+                .collect();
+            announce_all(&provider_fleet, &bindings);
+            bindings
         })
         .watches_stream(secrets_stream, move |secret: PartialObjectMeta<Secret>| {
             let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
@@ -280,13 +296,16 @@ pub async fn run_controller(
                 })
                 .map(|p| p.name_any())
                 .collect();
-            by_secret
+            let bindings: Vec<_> = by_secret
                 .state()
                 .into_iter()
                 .filter(|b| providers.contains(&b.spec.provider_ref.name))
                 .map(|b| ObjectRef::from_obj(&*b))
-                .collect::<Vec<_>>()
+                .collect();
+            announce_all(&secret_fleet, &bindings);
+            bindings
         })
+        .reconcile_on(triggered)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -295,29 +314,71 @@ pub async fn run_controller(
             }
         })
         .await;
+    // NB: a round in flight finishes (its writes recorded in status) within a bound, as the
+    // passes kube-runtime hosts do on shutdown.
+    fleet.stop();
+    let mut rounds = rounds;
+    if tokio::time::timeout(ROUND_SHUTDOWN_PATIENCE, &mut rounds)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a round did not finish in time; stopping it");
+        rounds.abort();
+    }
 }
 
-/// Metadata-only watches of the Secrets that providers may reference: every namespace, or
-/// with `--namespace`, that namespace and the controller's own (where the chart keeps
-/// credentials), so that a namespaced install needs no cluster-wide access to Secrets.
-fn secret_watches(
-    client: &Client,
-    namespace: Option<&str>,
-) -> futures::stream::BoxStream<'static, Result<PartialObjectMeta<Secret>, watcher::Error>> {
+/// How long shutdown waits for a round in flight.
+const ROUND_SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Tells the fleet that kube-runtime is handed these bindings.
+fn announce_all(fleet: &fleet::Fleet, bindings: &[ObjectRef<ResourceTagBinding>]) {
+    for binding in bindings {
+        fleet.announce(format!(
+            "{}/{}",
+            binding.namespace.as_deref().unwrap_or_default(),
+            binding.name
+        ));
+    }
+}
+
+/// A watch of Secrets' metadata, its cache, and whether the cache is filled.
+type SecretWatch = (
+    futures::stream::BoxStream<'static, Result<PartialObjectMeta<Secret>, watcher::Error>>,
+    Vec<(reflector::Store<PartialObjectMeta<Secret>>, Synced)>,
+);
+
+/// Metadata-only watches of the Secrets that providers may reference, with their caches:
+/// every namespace, or with `--namespace`, that namespace and the controller's own (where the
+/// chart keeps credentials), so that a namespaced install needs no cluster-wide access to
+/// Secrets. A change of a Secret triggers its providers' bindings; a pass reads a Secret only
+/// when its resourceVersion in the cache is not the one its client was built from.
+fn secret_watches(client: &Client, namespace: Option<&str>) -> SecretWatch {
     let watch = |api: Api<PartialObjectMeta<Secret>>| {
-        watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .applied_objects()
+        let (store, writer) = reflector::store();
+        let synced = Synced::default();
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default().any_semantic()),
+        )
+        .default_backoff()
+        .inspect_ok(marks_synced(&synced))
+        .applied_objects();
+        (stream, (store, synced))
     };
     let Some(namespace) = namespace else {
-        return watch(Api::all(client.clone())).boxed();
+        let (stream, cache) = watch(Api::all(client.clone()));
+        return (stream.boxed(), vec![cache]);
     };
     let own = leader::pod_namespace();
-    let watched = watch(Api::namespaced(client.clone(), namespace));
+    let (watched, cache) = watch(Api::namespaced(client.clone(), namespace));
     if own == namespace {
-        return watched.boxed();
+        return (watched.boxed(), vec![cache]);
     }
-    futures::stream::select(watched, watch(Api::namespaced(client.clone(), &own))).boxed()
+    let (other, other_cache) = watch(Api::namespaced(client.clone(), &own));
+    (
+        futures::stream::select(watched, other).boxed(),
+        vec![cache, other_cache],
+    )
 }
 
 /// Marks a cache as filled when its reflector has applied the first complete list.

@@ -23,8 +23,8 @@ pub struct EmulatorArgs {
     /// change and at exit.
     #[arg(long = "state", value_name = "FILE")]
     pub state_file: Option<PathBuf>,
-    /// Entries per ListTagResources page (small, to exercise pagination).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Entries per ListTagResources page (default: Alibaba Cloud's documented 50).
+    #[arg(long, value_name = "N", default_value_t = crate::plan::bound::ALIBABA_PAGE_ENTRIES as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub page_size: u64,
     /// Throttle requests beyond this many per second (token bucket).
     #[arg(long, value_name = "RPS", value_parser = parse_rate)]
@@ -199,7 +199,7 @@ mod tests {
     fn flags_have_the_documented_defaults_and_bounds() {
         let args = Command::try_parse_from(["emulator"]).unwrap().args;
         assert_eq!(args.listen, "127.0.0.1:8780".parse().unwrap());
-        assert_eq!(args.page_size, 10);
+        assert_eq!(args.page_size, 50);
         let config = args.to_config().unwrap();
         assert_eq!(config.faults, FaultConfig::default());
         let faulty = Command::try_parse_from([

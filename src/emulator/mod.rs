@@ -103,7 +103,7 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             inventory: Inventory::default(),
             state_file: None,
-            page_size: 10,
+            page_size: crate::plan::bound::ALIBABA_PAGE_ENTRIES,
             clock_skew: Duration::from_secs(15 * 60),
             faults: FaultConfig::default(),
             alibaba: AlibabaConfig::default(),

@@ -3,7 +3,12 @@
 //! made against.
 //!
 //! - Reads: every distinct declared resource of a provider and resource type once,
-//!   `resources_per_call` a call: `ceil(R / 50)` for Alibaba Cloud.
+//!   `resources_per_call` a call: at least `ceil(R / 50)` calls for Alibaba Cloud. Where the
+//!   cloud pages its answers ([`Paging`]), each call is at least one page and the answers
+//!   hold every (tag, resource) entry of the resources read: at least `ceil(E / 50)` pages
+//!   for Alibaba Cloud's ListTagResources, whose pages hold 50 entries (spec:
+//!   alibaba-rpc-tagging.md, ListTagResources, "Pagination"). So a read of 50 resources with 5
+//!   tags each is 5 calls (pages), not 1. JD Cloud's describeResources does not page.
 //! - Writes: TagResources overwrites, so a call may carry the same tags to many resources.
 //!   The tags a binding may write on a resource are its declared tags minus the keys an older
 //!   binding wins with another value (DESIGN.md section 3); cut into chunks of
@@ -36,6 +41,40 @@ pub struct FleetBinding<'a> {
     pub resource_ids: &'a [String],
 }
 
+/// How a cloud's list answers are paged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paging {
+    /// One page per call: JD Cloud's describeResources (no pagination), or a benchmark mode
+    /// that counts reads rather than pages.
+    OnePerCall,
+    /// Pages of at most this many (tag, resource) entries, every page a call.
+    Entries(usize),
+}
+
+/// Entries per ListTagResources page of Alibaba Cloud's product tag APIs (spec:
+/// alibaba-rpc-tagging.md, ListTagResources: "Pages hold up to 50 entries").
+pub const ALIBABA_PAGE_ENTRIES: usize = 50;
+
+impl Paging {
+    /// The documented paging of a cloud's list call.
+    pub fn of(cloud: crate::api::Cloud) -> Self {
+        match cloud {
+            crate::api::Cloud::Alibaba => Paging::Entries(ALIBABA_PAGE_ENTRIES),
+            crate::api::Cloud::Jdcloud => Paging::OnePerCall,
+        }
+    }
+
+    /// The fewest pages (calls) that read `resources` resources carrying `entries` (tag,
+    /// resource) entries in all, `per_call` resources a call.
+    pub fn fewest_calls(self, resources: usize, entries: usize, per_call: usize) -> usize {
+        let calls = resources.div_ceil(per_call.max(1));
+        match self {
+            Paging::OnePerCall => calls,
+            Paging::Entries(per_page) => calls.max(entries.div_ceil(per_page.max(1))),
+        }
+    }
+}
+
 /// Calls by action.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CallBound {
@@ -55,11 +94,12 @@ impl CallBound {
 }
 
 /// The fewest calls that converge `fleet` (one provider) from `observed` (resource type to
-/// resource to tags; a resource absent carries no tags).
+/// resource to tags; a resource absent carries no tags), reads paged as `paging`.
 pub fn lower_bound(
     fleet: &[FleetBinding<'_>],
     observed: &BTreeMap<String, TagsByResource>,
     limits: &Limits,
+    paging: Paging,
 ) -> CallBound {
     let per_call = limits.resources_per_call.max(1);
     let no_tags = TagsByResource::new();
@@ -80,7 +120,11 @@ pub fn lower_bound(
                 declaring.entry(id).or_default().push(binding);
             }
         }
-        bound.list += declaring.len().div_ceil(per_call);
+        let entries: usize = declaring
+            .keys()
+            .map(|id| observed.get(*id).map_or(0, |tags| tags.len()))
+            .sum();
+        bound.list += paging.fewest_calls(declaring.len(), entries, per_call);
         let mut needs: BTreeMap<Tags, BTreeSet<&str>> = BTreeMap::new();
         for (id, bindings) in &declaring {
             let carried = observed.get(*id);
@@ -202,7 +246,12 @@ mod tests {
                 resource_ids: &rb,
             },
         ];
-        let bound = lower_bound(&fleet, &BTreeMap::new(), &Limits::alibaba());
+        let bound = lower_bound(
+            &fleet,
+            &BTreeMap::new(),
+            &Limits::alibaba(),
+            Paging::OnePerCall,
+        );
         assert_eq!(
             bound,
             CallBound {
@@ -216,7 +265,10 @@ mod tests {
             .map(|id| (id, prod.clone()))
             .collect();
         let observed = BTreeMap::from([("apiGroup".to_string(), converged)]);
-        assert_eq!(lower_bound(&fleet, &observed, &Limits::alibaba()).tag, 0);
+        assert_eq!(
+            lower_bound(&fleet, &observed, &Limits::alibaba(), Paging::OnePerCall).tag,
+            0
+        );
     }
 
     #[test]
@@ -239,12 +291,42 @@ mod tests {
                 resource_ids: &shared,
             },
         ];
-        let bound = lower_bound(&fleet, &BTreeMap::new(), &Limits::alibaba());
+        let bound = lower_bound(
+            &fleet,
+            &BTreeMap::new(),
+            &Limits::alibaba(),
+            Paging::OnePerCall,
+        );
         assert_eq!(bound.list, 1, "one resource, read once");
         assert_eq!(
             bound.tag, 2,
             "{{env: prod}} and {{team: web}}, not {{env: dev}}"
         );
+    }
+
+    #[test]
+    fn pages_of_fifty_entries_count_as_calls() {
+        let prod = tags(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1"), ("e", "1")]);
+        let a = id("a", 1);
+        let ra = ids(0..50);
+        let fleet = [FleetBinding {
+            binding: &a,
+            resource_type: "apiGroup",
+            tags: &prod,
+            resource_ids: &ra,
+        }];
+        let paged = Paging::Entries(ALIBABA_PAGE_ENTRIES);
+        let bare = lower_bound(&fleet, &BTreeMap::new(), &Limits::alibaba(), paged);
+        assert_eq!(bare.list, 1, "resources without tags answer in one page");
+        let tagged: TagsByResource = ra.iter().map(|id| (id.clone(), prod.clone())).collect();
+        let observed = BTreeMap::from([("apiGroup".to_string(), tagged)]);
+        let converged = lower_bound(&fleet, &observed, &Limits::alibaba(), paged);
+        assert_eq!(
+            converged.list, 5,
+            "50 resources x 5 tags: 250 entries, 5 pages"
+        );
+        let one = lower_bound(&fleet, &observed, &Limits::alibaba(), Paging::OnePerCall);
+        assert_eq!(one.list, 1);
     }
 
     /// A fleet: bindings (tags from a small alphabet, so that some are identical and some
@@ -307,7 +389,7 @@ mod tests {
                 })
                 .collect();
             let observed = BTreeMap::from([("apiGroup".to_string(), carried.clone())]);
-            let bound = lower_bound(&fleet, &observed, &limits);
+            let bound = lower_bound(&fleet, &observed, &limits, Paging::OnePerCall);
 
             let owned = Ownership::default();
             let mut reads: Vec<Vec<String>> = Vec::new();

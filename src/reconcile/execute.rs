@@ -23,8 +23,17 @@ pub(super) struct Executed {
 }
 
 pub(super) async fn execute<C: TagApi>(cloud: &C, resource_type: &str, plan: &Plan) -> Executed {
-    let writes: Vec<Write<'_>> = plan
-        .untag_batches
+    let writes = writes_of(plan);
+    if writes.is_empty() {
+        return Executed::default();
+    }
+    let results = cloud.write_all(resource_type, &writes).await;
+    Executed::from_results(&writes, results)
+}
+
+/// The writes of a plan: untag batches first (they free quota), then tag batches.
+pub(super) fn writes_of(plan: &Plan) -> Vec<Write<'_>> {
+    plan.untag_batches
         .iter()
         .map(|batch| Write {
             op: WriteOp::Untag,
@@ -36,28 +45,31 @@ pub(super) async fn execute<C: TagApi>(cloud: &C, resource_type: &str, plan: &Pl
             resource_ids: &batch.resource_ids,
             tags: &batch.tags,
         }))
-        .collect();
-    let mut executed = Executed::default();
-    if writes.is_empty() {
-        return executed;
-    }
-    let results = cloud.write_all(resource_type, &writes).await;
-    for (write, result) in writes.iter().zip(results) {
-        executed.calls += 1;
-        match result {
-            Ok(result) => executed.record(write, &result),
-            Err(error) if stops_every_call(&error) => {
-                executed.stopped_by.get_or_insert(error);
-            }
-            // NB: the client isolates failing resources itself (`write_all`); an error of a
-            // whole write that does not stop the pass is each of its resources' failure.
-            Err(error) => executed.fail_all(write.resource_ids, &error),
-        }
-    }
-    executed
+        .collect()
 }
 
 impl Executed {
+    /// What the answers to `writes` (in order) confirmed and failed.
+    pub(super) fn from_results(
+        writes: &[Write<'_>],
+        results: impl IntoIterator<Item = Result<WriteResult, CloudError>>,
+    ) -> Self {
+        let mut executed = Executed::default();
+        for (write, result) in writes.iter().zip(results) {
+            executed.calls += 1;
+            match result {
+                Ok(result) => executed.record(write, &result),
+                Err(error) if stops_every_call(&error) => {
+                    executed.stopped_by.get_or_insert(error);
+                }
+                // NB: the client isolates failing resources itself (`write_all`); an error of
+                // a whole write that does not stop the pass is each of its resources' failure.
+                Err(error) => executed.fail_all(write.resource_ids, &error),
+            }
+        }
+        executed
+    }
+
     fn fail_all(&mut self, ids: &[String], error: &CloudError) {
         for id in ids {
             self.failures.entry(id.clone()).or_insert(ResourceError {

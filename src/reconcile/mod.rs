@@ -4,8 +4,11 @@
 //! turns an [`Outcome`] into `status`, the CLI into its output and state file.
 
 mod execute;
+pub mod fleet;
+pub mod gate;
 mod outcome;
 pub mod provider;
+pub mod round;
 
 use std::collections::BTreeSet;
 

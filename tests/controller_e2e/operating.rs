@@ -373,7 +373,7 @@ pub async fn a_standby_takes_over_when_the_leader_stops(env: Arc<Env>) {
     );
     // The new leader re-checks the converged binding without rewriting it.
     eventually("the new leader passes over both bindings twice", || async {
-        let passes = tenant.passes(&server, SECOND);
+        let passes = tenant.passes(&standby).await;
         if passes >= 4 {
             Ok(())
         } else {

@@ -238,8 +238,20 @@ impl Tenant {
             .expect("create the binding")
     }
 
-    /// Passes of this tenant's bindings so far by `user`: each reads the Secret once.
-    pub fn passes(&self, server: &ApiServer, user: &str) -> usize {
+    /// Passes of this tenant's bindings against the cloud so far by `controller`
+    /// (`tagbinder_passes_total` of the tenant's provider).
+    pub async fn passes(&self, controller: &crate::support::processes::Controller) -> usize {
+        let (_, metrics) = controller.endpoint("/metrics").await;
+        let series = format!("tagbinder_passes_total{{provider=\"{}\"}} ", self.provider);
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as usize
+    }
+
+    /// Reads of this tenant's Secret so far by `user`.
+    pub fn secret_reads(&self, server: &ApiServer, user: &str) -> usize {
         server
             .calls()
             .iter()

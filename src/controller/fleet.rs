@@ -1,0 +1,435 @@
+//! The controller's fleet view: which bindings are due, and their passes run together, so that
+//! a fleet costs the calls of its lower bound (issue 11).
+//!
+//! kube-runtime hosts the checks before a pass (finalizer, provider, namespace, spec,
+//! credentials, suspend); a binding that passes them is *submitted* here and its reconcile
+//! returns at once. One worker runs *rounds*: every submitted binding's pass at once, each
+//! through a participant of its provider's [`Batcher`](crate::cloud::batcher::Batcher), so
+//! that the round's reads are one read of every distinct resource in full pages and its writes
+//! share calls by payload, exactly as in the CLI. The worker then writes each binding's status
+//! (only when it changed), publishes events, and schedules retries.
+//!
+//! When a round closes:
+//! - the watch *announces* every binding it hands to kube-runtime (and a sweep every binding it
+//!   asks for); a round closes as soon as every announced binding has been submitted or
+//!   settled otherwise, so that at start-up the whole fleet is one round, and a lone spec
+//!   change on an idle controller is a round of one, written at once;
+//! - if an announced binding does not come (kube-runtime dropped it, its reconcile failed),
+//!   the round waits at most [`SETTLE`] after the last sign of progress.
+//!
+//! While a round runs, the next one gathers (as in a group commit).
+//!
+//! Resync is a *sweep* per target group (provider and resource type), on the shortest
+//! `spec.interval` of its bindings: every binding of the group is asked for at once, so the
+//! group's resources are read once per interval in the fewest calls, and every binding is
+//! planned from that one observation. Drift is corrected within one interval of each binding.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::binding::Prepared;
+use super::context::{CloudClient, Context};
+use crate::api::ResourceTagBinding;
+use crate::plan::Claim;
+use crate::reconcile::fleet::{ClaimIndex, binding_key};
+use crate::reconcile::{Mode, Outcome, PassInput};
+
+/// The longest a round waits for announced bindings after the last sign of progress.
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// Status writes (and events) of a round in flight at once.
+const STATUS_WRITES_IN_FLIGHT: usize = 16;
+/// How long an idle worker sleeps when nothing is scheduled (it wakes on any submission).
+const IDLE: Duration = Duration::from_secs(60);
+
+/// A binding whose checks passed, waiting for the next round.
+pub struct Submission {
+    /// The binding as its reconcile saw it.
+    pub binding: Arc<ResourceTagBinding>,
+    /// Its provider's client.
+    pub client: CloudClient,
+}
+
+/// A binding that takes part in sweeps.
+struct Registered {
+    /// (provider, resource type): the sweep's group.
+    group: (String, String),
+    interval: Duration,
+    /// When its last pass ran (or its sweep was asked for).
+    last: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bindings handed to kube-runtime whose reconcile has not reported yet.
+    expected: HashSet<String>,
+    /// Bindings submitted for the next round.
+    pending: BTreeMap<String, Submission>,
+    /// Bindings that sweeps cover.
+    registered: HashMap<String, Registered>,
+    /// The last submission, settlement or announcement.
+    progress: Option<Instant>,
+    /// Keys seen since the watch started a (re)list: until it is done, more bindings may be
+    /// announced, and rounds wait for them.
+    relisting: Option<HashSet<String>>,
+}
+
+/// The fleet: claims by resource identity, and the rounds.
+pub struct Fleet {
+    /// No new round starts (the controller is shutting down).
+    stopping: std::sync::atomic::AtomicBool,
+    state: Mutex<State>,
+    claims: RwLock<ClaimIndex<String>>,
+    wake: Notify,
+    triggers: UnboundedSender<ObjectRef<ResourceTagBinding>>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").finish_non_exhaustive()
+    }
+}
+
+fn object_ref(key: &str) -> ObjectRef<ResourceTagBinding> {
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    ObjectRef::new(name).within(namespace)
+}
+
+impl Fleet {
+    /// A fleet that asks kube-runtime for passes through `triggers` (the controller's
+    /// `reconcile_on` stream).
+    pub fn new(triggers: UnboundedSender<ObjectRef<ResourceTagBinding>>) -> Self {
+        Fleet {
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+            claims: RwLock::new(ClaimIndex::new()),
+            wake: Notify::new(),
+            triggers,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // NB: every critical section leaves the state consistent; a poisoned lock is safe.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The claim index, for reading.
+    pub fn claims(&self) -> std::sync::RwLockReadGuard<'_, ClaimIndex<String>> {
+        self.claims.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn claims_mut(&self) -> std::sync::RwLockWriteGuard<'_, ClaimIndex<String>> {
+        self.claims.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Feeds the claim index from the bindings' watch (before the cache's own filtering):
+    /// a binding declares its resources until it is being deleted or gone.
+    pub fn watched(&self, event: &watcher::Event<ResourceTagBinding>) {
+        match event {
+            watcher::Event::Init => {
+                let mut state = self.lock();
+                state.relisting = Some(HashSet::new());
+                state.progress = Some(Instant::now());
+            }
+            watcher::Event::Apply(binding) | watcher::Event::InitApply(binding) => {
+                let key = binding_key(binding);
+                if binding.metadata.deletion_timestamp.is_some() {
+                    self.claims_mut().withdraw(&key);
+                } else {
+                    self.claims_mut().declare(
+                        key.clone(),
+                        &binding.spec.provider_ref.name,
+                        &binding.spec.resource_type,
+                        binding.spec.resource_ids.iter().map(String::as_str),
+                    );
+                }
+                let mut state = self.lock();
+                if let Some(seen) = &mut state.relisting {
+                    seen.insert(key);
+                    state.progress = Some(Instant::now());
+                }
+            }
+            watcher::Event::Delete(binding) => self.forget(&binding_key(binding)),
+            watcher::Event::InitDone => {
+                let Some(seen) = self.lock().relisting.take() else {
+                    return;
+                };
+                self.wake.notify_one();
+                // NB: bindings deleted while the watch was down get no Delete event.
+                let gone: Vec<String> = {
+                    let claims = self.claims();
+                    claims
+                        .keys()
+                        .filter(|k| !seen.contains(*k))
+                        .cloned()
+                        .collect()
+                };
+                for key in gone {
+                    self.forget(&key);
+                }
+            }
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        self.claims_mut().withdraw(&key.to_string());
+        let mut state = self.lock();
+        state.registered.remove(key);
+        state.pending.remove(key);
+        if state.expected.remove(key) {
+            state.progress = Some(Instant::now());
+            self.wake.notify_one();
+        }
+    }
+
+    /// kube-runtime was handed this binding: a round waits for its reconcile (at most
+    /// [`SETTLE`] without progress).
+    pub fn announce(&self, key: String) {
+        let mut state = self.lock();
+        state.expected.insert(key);
+        state.progress = Some(Instant::now());
+    }
+
+    /// The binding's checks passed: its pass runs in the next round.
+    pub fn submit(&self, key: String, submission: Submission) {
+        let mut state = self.lock();
+        state.expected.remove(&key);
+        state.pending.insert(key, submission);
+        state.progress = Some(Instant::now());
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// The binding's reconcile ended (whether it submitted or not).
+    pub fn settled(&self, key: &str) {
+        let mut state = self.lock();
+        if state.expected.remove(key) {
+            state.progress = Some(Instant::now());
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+
+    /// The binding stopped before the cloud (stalled, suspended, being deleted): no sweep
+    /// until a change brings it back.
+    pub fn unregister(&self, key: &str) {
+        let mut state = self.lock();
+        state.registered.remove(key);
+        state.pending.remove(key);
+    }
+
+    /// The binding's pass ran: sweeps cover it from now on.
+    fn register(&self, key: String, binding: &ResourceTagBinding) {
+        let mut state = self.lock();
+        state.registered.insert(
+            key,
+            Registered {
+                group: (
+                    binding.spec.provider_ref.name.clone(),
+                    binding.spec.resource_type.clone(),
+                ),
+                interval: super::binding::interval(binding),
+                last: Instant::now(),
+            },
+        );
+    }
+
+    /// Asks kube-runtime for a pass of `key` (announced, so the round waits for it).
+    pub fn request(&self, key: &str) {
+        self.announce(key.to_string());
+        // NB: the receiver lives as long as the controller; after it stopped, nobody asks.
+        let _ = self.triggers.unbounded_send(object_ref(key));
+    }
+
+    /// Asks for a pass of `key` after `delay` (a retry).
+    pub fn request_after(self: &Arc<Self>, key: String, delay: Duration) {
+        let fleet = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            fleet.request(&key);
+        });
+    }
+
+    /// Starts no new round: [`run`] returns once the round in flight (if any) is done.
+    pub fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Starts the sweeps that are due, and takes the next round if it may close now; else
+    /// says until when to sleep.
+    fn next(&self, now: Instant) -> Result<BTreeMap<String, Submission>, Instant> {
+        let mut state = self.lock();
+        let mut next_sweep: HashMap<&(String, String), Instant> = HashMap::new();
+        for registered in state.registered.values() {
+            let due = registered.last + registered.interval;
+            next_sweep
+                .entry(&registered.group)
+                .and_modify(|at| *at = (*at).min(due))
+                .or_insert(due);
+        }
+        let due_groups: HashSet<(String, String)> = next_sweep
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(group, _)| (*group).clone())
+            .collect();
+        let wake_for_sweep = next_sweep.values().filter(|at| **at > now).min().copied();
+        if !due_groups.is_empty() {
+            let mut asked = Vec::new();
+            for (key, registered) in state.registered.iter_mut() {
+                if due_groups.contains(&registered.group) {
+                    registered.last = now;
+                    asked.push(key.clone());
+                }
+            }
+            tracing::debug!(bindings = asked.len(), "sweep");
+            for key in &asked {
+                if !state.pending.contains_key(key) {
+                    state.expected.insert(key.clone());
+                    let _ = self.triggers.unbounded_send(object_ref(key));
+                }
+            }
+            state.progress = Some(now);
+        }
+        let settled_at = state.progress.map(|p| p + SETTLE);
+        let stale = settled_at.is_some_and(|at| at <= now);
+        let complete = state.expected.is_empty() && state.relisting.is_none();
+        if !state.pending.is_empty() && (complete || stale) {
+            if !state.expected.is_empty() {
+                tracing::debug!(
+                    missing = state.expected.len(),
+                    "a round closes without bindings that were announced"
+                );
+                state.expected.clear();
+            }
+            return Ok(std::mem::take(&mut state.pending));
+        }
+        if stale && state.pending.is_empty() {
+            state.expected.clear();
+        }
+        let mut until = now + IDLE;
+        if let Some(at) = wake_for_sweep {
+            until = until.min(at);
+        }
+        if (!state.pending.is_empty() || !state.expected.is_empty())
+            && let Some(at) = settled_at
+        {
+            until = until.min(at.max(now + Duration::from_millis(10)));
+        }
+        Err(until)
+    }
+}
+
+/// Runs the rounds until [`Fleet::stop`] (or until the task is dropped).
+pub async fn run(ctx: Arc<Context>) {
+    loop {
+        if ctx
+            .fleet
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        match ctx.fleet.next(Instant::now()) {
+            Ok(round) => run_round(&ctx, round).await,
+            Err(until) => {
+                tokio::select! {
+                    _ = ctx.fleet.wake.notified() => {}
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
+        }
+    }
+}
+
+/// One round: the passes of every submitted binding, together per provider and resource
+/// type ([`run_round`]: one read of every resource, writes shared by payload), then each
+/// binding's status, events and next step, a few at a time.
+async fn run_round(ctx: &Arc<Context>, round: BTreeMap<String, Submission>) {
+    tracing::debug!(bindings = round.len(), "round");
+    let mut groups: BTreeMap<(String, String), Vec<(String, Submission)>> = BTreeMap::new();
+    for (key, submission) in round {
+        let group = (
+            submission.binding.spec.provider_ref.name.clone(),
+            submission.binding.spec.resource_type.clone(),
+        );
+        groups.entry(group).or_default().push((key, submission));
+    }
+    let passed = futures::future::join_all(
+        groups
+            .into_iter()
+            .map(|((_, resource_type), members)| pass_group(ctx, resource_type, members)),
+    )
+    .await;
+    futures::stream::iter(passed.into_iter().flatten())
+        .map(|(key, binding, outcome)| async move {
+            let next = super::binding::finish(&binding, &outcome, ctx).await;
+            match next {
+                super::binding::Next::Sweep => ctx.fleet.register(key, &binding),
+                super::binding::Next::Retry => {
+                    ctx.fleet.register(key.clone(), &binding);
+                    let delay = ctx.backoff(&key);
+                    tracing::warn!(binding = %key, retry_in = ?delay, "pass failed");
+                    ctx.fleet.request_after(key, delay);
+                }
+                super::binding::Next::AwaitChange => ctx.fleet.unregister(&key),
+            }
+        })
+        .buffer_unordered(STATUS_WRITES_IN_FLIGHT)
+        .collect::<()>()
+        .await;
+}
+
+/// The passes of one provider's bindings of one resource type, together.
+async fn pass_group(
+    ctx: &Context,
+    resource_type: String,
+    members: Vec<(String, Submission)>,
+) -> Vec<(String, Arc<ResourceTagBinding>, Outcome)> {
+    // NB: the newest submission carries the newest client (a Secret may have changed).
+    let Some(client) = members.last().map(|(_, s)| s.client.clone()) else {
+        return Vec::new();
+    };
+    let prepared: Vec<Prepared> = members
+        .iter()
+        .map(|(_, s)| Prepared::of(&s.binding, ctx, &s.binding.spec.resource_ids))
+        .collect();
+    let claims: Vec<Vec<Claim<'_>>> = prepared.iter().map(Prepared::claims).collect();
+    let inputs: Vec<PassInput<'_>> = members
+        .iter()
+        .zip(&prepared)
+        .zip(&claims)
+        .map(|(((_, s), prepared), claims)| PassInput {
+            binding: &prepared.id,
+            desired: &s.binding.spec.tags,
+            resource_type: &s.binding.spec.resource_type,
+            resource_ids: &s.binding.spec.resource_ids,
+            owned: &prepared.owned,
+            claims,
+            mode: Mode::Apply,
+        })
+        .collect();
+    // NB: the round's only participant: its calls go at once, not after a window.
+    let participant = client.participant(&resource_type);
+    let outcomes = crate::reconcile::round::run_round(&participant, &resource_type, &inputs).await;
+    drop(participant);
+    drop(inputs);
+    members
+        .into_iter()
+        .zip(outcomes)
+        .map(|((key, submission), mut outcome)| {
+            // NB: the controller reports neither the plan nor the observation.
+            outcome.plan = None;
+            outcome.observed = None;
+            (key, submission.binding, outcome)
+        })
+        .collect()
+}
