@@ -355,6 +355,9 @@ fn main_summary(report: &Report) -> String {
                  for the others: {add} to add, {change} to change, {prune} to prune, in \
                  {calls} write call(s)."
             )
+        } else if add + change + prune == 0 && report.bindings.iter().any(|b| b.observe_only) {
+            // NB: an Observe binding's drift is reported below, not as pending changes.
+            "No changes to write.".to_string()
         } else if add + change + prune == 0 {
             "No changes: the cloud matches the manifests.".to_string()
         } else {
