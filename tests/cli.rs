@@ -731,3 +731,47 @@ fn the_observe_example_reports_drift_writes_nothing_and_lets_go_without_writing(
         "an Observe binding's removal writes nothing"
     );
 }
+
+#[test]
+fn an_observe_binding_claims_nothing_from_a_binding_that_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("manifests");
+    std::fs::create_dir(&copy).unwrap();
+    let files = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/observe");
+    for name in ["inventory.yaml", "provider.yaml", "bindings.yaml"] {
+        std::fs::copy(files.join(name), copy.join(name)).unwrap();
+    }
+    // `finance/...` sorts before `ops/...`: were the audit a claimant, it would win.
+    std::fs::write(
+        copy.join("enforce.yaml"),
+        "apiVersion: tagbinder.io/v1alpha1\nkind: ResourceTagBinding\n\
+         metadata: {name: orders, namespace: ops}\n\
+         spec:\n  providerRef: {name: aliyun-apigw-hangzhou}\n  resourceType: apiGroup\n  \
+         resourceIds: [audit-orders]\n  tags: {cost-center: cc-7}\n",
+    )
+    .unwrap();
+    let apply = tagbinder(
+        dir.path(),
+        &["apply", "-f", "manifests", "--embedded-cloud", "-o", "json"],
+    );
+    assert!(apply.status.success(), "{}", stdout(&apply));
+    let report: Value = serde_json::from_str(&stdout(&apply)).unwrap();
+    let orders = report["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["binding"] == "ops/orders")
+        .unwrap();
+    assert_eq!(orders["conflicts"], serde_json::json!([]), "{orders}");
+    assert_eq!(orders["reason"], "Synced", "{orders}");
+    let state = cloud_tags(dir.path());
+    assert_eq!(tags_of(&state, "audit-orders")["cost-center"], "cc-7");
+    // The audit, which plans from the cloud as it was, sees audit-orders as it found it.
+    let audit = report["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["binding"] == "finance/cost-center-audit")
+        .unwrap();
+    assert_eq!(audit["writeCalls"], 0);
+}

@@ -524,6 +524,9 @@ impl Claims {
             )
             .into_iter()
             .map(|position| &declared[position])
+            // NB: an Observe binding writes nothing, so it claims nothing (as in the
+            // controller).
+            .filter(|other| other.binding.value.spec.mode != BindingMode::Observe)
             .map(|other| Claim {
                 binding: &other.id,
                 resource_ids: &other.resource_ids,

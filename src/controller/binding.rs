@@ -415,6 +415,9 @@ fn claimants(
             ctx.bindings.get(&ObjectRef::new(name).within(namespace))
         })
         .filter(|other| other.metadata.deletion_timestamp.is_none())
+        // NB: an Observe binding writes nothing, so it claims nothing: an audit neither wins
+        // a conflict against a binding that writes nor keeps its tags from being pruned.
+        .filter(|other| other.spec.mode != BindingMode::Observe)
         .map(|other| {
             (
                 binding_id(&other),
