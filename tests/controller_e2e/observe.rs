@@ -49,6 +49,7 @@ pub async fn an_observe_binding_reports_drift_and_never_writes(env: Arc<Env>) {
             ("obs-g1", &[]),
             ("obs-g2", &[("cost-center", "cc-1")]),
             ("obs-g3", &[("cost-center", "cc-9"), ("team", "web")]),
+            ("obs-g4", &[]),
         ],
     )
     .await;
@@ -197,4 +198,30 @@ pub async fn an_observe_binding_reports_drift_and_never_writes(env: Arc<Env>) {
         !metrics.contains("binding=\"audit\""),
         "the gauge of a deleted binding is removed: {metrics}"
     );
+
+    // An older Observe binding claims nothing: a binding that writes the same key with
+    // another value converges without a conflict.
+    let mut audit = tenant.binding("audit2", &["obs-g4"], &[("cost-center", "cc-1")]);
+    audit.spec.mode = tagbinder::api::BindingMode::Observe;
+    tenant.create(&audit).await;
+    tenant
+        .wait("audit2", "Drifted=True", |b| is_true(b, "Drifted"))
+        .await;
+    tenant
+        .create(&tenant.binding("writer", &["obs-g4"], &[("cost-center", "cc-7")]))
+        .await;
+    let writer = tenant
+        .wait("writer", "Ready=True, Synced", |b| {
+            condition(b, "Ready").is_some_and(|c| c.status == "True" && c.reason == "Synced")
+        })
+        .await;
+    assert!(
+        writer
+            .status
+            .as_ref()
+            .expect("a status")
+            .conflicts
+            .is_empty()
+    );
+    assert_eq!(cloud.tags("obs-g4").await, tags(&[("cost-center", "cc-7")]));
 }
