@@ -725,3 +725,139 @@ fn the_partial_failure_example_reports_each_missing_resource_alone() {
         );
     }
 }
+
+#[test]
+fn the_observe_example_reports_drift_writes_nothing_and_lets_go_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/observe");
+    let files = files.to_str().unwrap();
+
+    let plan = tagbinder(dir.path(), &["plan", "-f", files, "--embedded-cloud"]);
+    let out = stdout(&plan);
+    assert!(plan.status.success(), "{out}\n{}", stderr(&plan));
+    assert!(
+        out.contains("observe only: never writes")
+            && out.contains("+ cost-center=cc-1042 on 2 resources")
+            && out.contains("Observe only: 1 of 1 binding(s) drifted (3 resource(s))"),
+        "{out}"
+    );
+
+    let apply = tagbinder(
+        dir.path(),
+        &["apply", "-f", files, "--embedded-cloud", "-o", "json"],
+    );
+    assert!(
+        apply.status.success(),
+        "drift is a finding, not a failure: {}\n{}",
+        stdout(&apply),
+        stderr(&apply)
+    );
+    let report: Value = serde_json::from_str(&stdout(&apply)).unwrap();
+    let binding = &report["bindings"][0];
+    assert_eq!(binding["observeOnly"], true);
+    assert_eq!(binding["writeCalls"], 0);
+    assert_eq!(binding["ready"], true);
+    assert_eq!(
+        binding["drift"],
+        serde_json::json!({"resources": 3, "add": 2, "change": 1, "prune": 0})
+    );
+    assert_eq!(binding["driftSamples"].as_array().unwrap().len(), 3);
+    let state = cloud_tags(dir.path());
+    assert_eq!(
+        tags_of(&state, "audit-payments"),
+        serde_json::json!({"team": "web"})
+    );
+    assert_eq!(tags_of(&state, "audit-search")["cost-center"], "cc-0000");
+
+    // Enforce converges; Observe again owns what Enforce wrote but, removed from the files,
+    // lets go without a write.
+    let copy = dir.path().join("manifests");
+    std::fs::create_dir(&copy).unwrap();
+    for name in ["inventory.yaml", "provider.yaml", "bindings.yaml"] {
+        std::fs::copy(Path::new(files).join(name), copy.join(name)).unwrap();
+    }
+    let bindings = copy.join("bindings.yaml");
+    let observe = std::fs::read_to_string(&bindings).unwrap();
+    std::fs::write(&bindings, observe.replace("mode: Observe", "mode: Enforce")).unwrap();
+    let enforce = tagbinder(
+        dir.path(),
+        &["apply", "-f", "manifests", "--embedded-cloud"],
+    );
+    assert!(enforce.status.success(), "{}", stdout(&enforce));
+    let state = cloud_tags(dir.path());
+    assert_eq!(tags_of(&state, "audit-payments")["cost-center"], "cc-1042");
+    assert_eq!(tags_of(&state, "audit-search")["cost-center"], "cc-1042");
+
+    std::fs::write(&bindings, observe).unwrap();
+    let observed = tagbinder(
+        dir.path(),
+        &["apply", "-f", "manifests", "--embedded-cloud"],
+    );
+    let out = stdout(&observed);
+    assert!(observed.status.success(), "{out}");
+    assert!(out.contains("Apply: 0 write call(s)"), "{out}");
+    std::fs::remove_file(&bindings).unwrap();
+    let removed = tagbinder(
+        dir.path(),
+        &[
+            "apply",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--prune-removed",
+        ],
+    );
+    let out = stdout(&removed);
+    assert!(removed.status.success(), "{out}\n{}", stderr(&removed));
+    assert!(out.contains("mode Observe: nothing is written"), "{out}");
+    let state = cloud_tags(dir.path());
+    assert_eq!(
+        tags_of(&state, "audit-payments")["cost-center"],
+        "cc-1042",
+        "an Observe binding's removal writes nothing"
+    );
+}
+
+#[test]
+fn an_observe_binding_claims_nothing_from_a_binding_that_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("manifests");
+    std::fs::create_dir(&copy).unwrap();
+    let files = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/observe");
+    for name in ["inventory.yaml", "provider.yaml", "bindings.yaml"] {
+        std::fs::copy(files.join(name), copy.join(name)).unwrap();
+    }
+    // `finance/...` sorts before `ops/...`: were the audit a claimant, it would win.
+    std::fs::write(
+        copy.join("enforce.yaml"),
+        "apiVersion: tagbinder.io/v1alpha1\nkind: ResourceTagBinding\n\
+         metadata: {name: orders, namespace: ops}\n\
+         spec:\n  providerRef: {name: aliyun-apigw-hangzhou}\n  resourceType: apiGroup\n  \
+         resourceIds: [audit-orders]\n  tags: {cost-center: cc-7}\n",
+    )
+    .unwrap();
+    let apply = tagbinder(
+        dir.path(),
+        &["apply", "-f", "manifests", "--embedded-cloud", "-o", "json"],
+    );
+    assert!(apply.status.success(), "{}", stdout(&apply));
+    let report: Value = serde_json::from_str(&stdout(&apply)).unwrap();
+    let orders = report["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["binding"] == "ops/orders")
+        .unwrap();
+    assert_eq!(orders["conflicts"], serde_json::json!([]), "{orders}");
+    assert_eq!(orders["reason"], "Synced", "{orders}");
+    let state = cloud_tags(dir.path());
+    assert_eq!(tags_of(&state, "audit-orders")["cost-center"], "cc-7");
+    // The audit, which plans from the cloud as it was, sees audit-orders as it found it.
+    let audit = report["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["binding"] == "finance/cost-center-audit")
+        .unwrap();
+    assert_eq!(audit["writeCalls"], 0);
+}

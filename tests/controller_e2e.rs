@@ -18,6 +18,8 @@ mod support;
 mod converging;
 #[path = "controller_e2e/fleet.rs"]
 mod fleet;
+#[path = "controller_e2e/observe.rs"]
+mod observe;
 #[path = "controller_e2e/operating.rs"]
 mod operating;
 #[path = "controller_e2e/stand_in.rs"]
@@ -38,6 +40,7 @@ use support::runner;
 
 use converging::*;
 use fleet::*;
+use observe::*;
 use operating::*;
 use stand_in::*;
 use tag_service::*;
@@ -169,6 +172,7 @@ fn main() -> ExitCode {
         scenario!(a_standby_takes_over_when_the_leader_stops),
         scenario!(the_stand_in_serves_discovery_and_apiserver_semantics),
         scenario!(the_tag_service_converges_prunes_and_reports_a_missing_resource),
+        scenario!(an_observe_binding_reports_drift_and_never_writes),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

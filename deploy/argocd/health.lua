@@ -58,6 +58,19 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 
+-- An Observe binding (spec.mode: Observe) is Ready whenever it could look: its drift is a
+-- finding (condition Drifted), not ill health, so that an audit never blocks a sync.
+local drifted = find_condition(conditions, "Drifted")
+if ready ~= nil and ready.status == "True" and drifted ~= nil then
+  hs.status = "Healthy"
+  if drifted.status == "True" then
+    hs.message = "observe only, drifted: " .. message_of(drifted, "Drifted")
+  else
+    hs.message = "observe only: " .. message_of(drifted, "no drift")
+  end
+  return hs
+end
+
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = message_of(ready, "Ready")

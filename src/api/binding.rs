@@ -28,6 +28,7 @@ pub const MAX_STATUS_FAILURES: usize = 10;
     printcolumn = r#"{"name":"REASON","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"SYNCED","type":"integer","jsonPath":".status.resources.synced"}"#,
     printcolumn = r#"{"name":"TOTAL","type":"integer","jsonPath":".status.resources.total"}"#,
+    printcolumn = r#"{"name":"DRIFTED","type":"string","jsonPath":".status.conditions[?(@.type==\"Drifted\")].status"}"#,
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -78,6 +79,21 @@ pub struct ResourceTagBindingSpec {
     /// True: no cloud writes until set back to false.
     #[serde(default)]
     pub suspend: bool,
+    /// `Enforce` (default) writes the declared tags; `Observe` only reads, plans and reports
+    /// drift (`status.drift`, condition `Drifted`), and never writes, not even on deletion.
+    #[serde(default)]
+    pub mode: BindingMode,
+}
+
+/// Whether a binding writes or only reports (`spec.mode`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BindingMode {
+    /// Read, plan and write: the resources converge to the declared tags.
+    #[default]
+    Enforce,
+    /// Read, plan and report the drift; never write. Deleting the binding lets go at once
+    /// and leaves every tag as it is.
+    Observe,
 }
 
 fn default_interval() -> String {
@@ -129,6 +145,12 @@ pub struct ResourceTagBindingStatus {
     /// When the cloud last confirmed that the resources match (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
+    /// Observe mode: what the resources lack or carry beyond the declared tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftCounts>,
+    /// Observe mode: the first drifting keys (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift_samples: Vec<DriftSample>,
     /// Echo of the `reconcile.fluxcd.io/requestedAt` annotation last handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
@@ -208,6 +230,35 @@ pub struct ResourceCounts {
     pub synced: u32,
     /// Resources whose last write or read failed.
     pub failed: u32,
+}
+
+/// Drift an Observe binding found in its last pass: what writing would change.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct DriftCounts {
+    /// Resources with at least one key to add, change or prune.
+    pub resources: u32,
+    /// Keys (resource x key) declared and missing.
+    pub add: u32,
+    /// Keys (resource x key) carried with another value than the declared one.
+    pub change: u32,
+    /// Keys (resource x key) this binding owns, no longer declares, and would remove.
+    pub prune: u32,
+}
+
+/// One drifting key of one resource.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftSample {
+    /// The resource id.
+    pub resource_id: String,
+    /// The tag key.
+    pub key: String,
+    /// The value the resource carries; absent when the key is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+    /// The declared value; absent when the key would be pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<String>,
 }
 
 /// One resource that failed.

@@ -7,6 +7,8 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 /// True when only a spec or provider change can help.
 pub const STALLED: &str = "Stalled";
+/// Observe mode: True when some resource lacks, or differs from, the declared tags.
+pub const DRIFTED: &str = "Drifted";
 
 /// Reasons of the Ready condition (and of the Stalled/Reconciling ones that go with them).
 pub mod reason {
@@ -30,4 +32,9 @@ pub mod reason {
     pub const CONFLICT: &str = "Conflict";
     /// `spec.suspend` is true.
     pub const SUSPENDED: &str = "Suspended";
+    /// Observe mode: the resources were read and compared; nothing was written (Ready and
+    /// Drifted=False when nothing differs).
+    pub const OBSERVED: &str = "Observed";
+    /// Observe mode: some resource differs from the declared tags (Drifted=True).
+    pub const DRIFTED: &str = "Drifted";
 }

@@ -205,6 +205,7 @@ mod tests {
             deletion_policy: DeletionPolicy::Delete,
             interval: "10m".into(),
             suspend: false,
+            mode: Default::default(),
         }
     }
 

@@ -141,6 +141,7 @@ pub fn load_pending(path: &Path, state: &mut StateFile) -> Result<(), String> {
                     .map(|w| w.resource_type.clone())
                     .unwrap_or_default(),
                 deletion_policy: Default::default(),
+                mode: Default::default(),
                 applied: Default::default(),
                 pending: Vec::new(),
             });

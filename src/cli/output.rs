@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::api::{ConflictEntry, ResourceFailure};
+use crate::api::{ConflictEntry, DriftCounts, DriftSample, ResourceFailure};
 use crate::plan::{KeyDecision, Plan};
 
 /// The whole run.
@@ -36,6 +36,8 @@ pub struct BindingReport {
     pub resource_type: String,
     /// `spec.suspend`.
     pub suspended: bool,
+    /// `spec.mode: Observe`: nothing is written; the changes are the drift.
+    pub observe_only: bool,
     /// Changes, grouped by key and values.
     pub changes: Vec<Change>,
     /// Write calls planned (plan) or made (apply).
@@ -54,6 +56,12 @@ pub struct BindingReport {
     pub failures: Vec<ResourceFailure>,
     /// Keys yielded to older bindings.
     pub conflicts: Vec<ConflictEntry>,
+    /// Observe bindings: what the resources lack or carry beyond the declared tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftCounts>,
+    /// Observe bindings: the first drifting keys (at most 10).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift_samples: Vec<DriftSample>,
 }
 
 /// What happens to one key, on how many resources.
@@ -101,7 +109,9 @@ impl BindingReport {
     /// credentials, or failed some resources.
     pub fn failed(&self) -> bool {
         use crate::api::conditions::reason;
-        !self.failures.is_empty()
+        // NB: an Observe binding's failures are findings (e.g. a resource whose tag quota
+        // would block the declared tags): only a failed observation fails it.
+        (!self.failures.is_empty() && !self.observe_only)
             || self.reason == reason::PROVIDER_ERROR
             || self.reason == reason::CREDENTIALS_INVALID
     }
@@ -246,6 +256,12 @@ pub fn render_text(report: &Report) -> String {
                 "  suspended: no cloud writes until spec.suspend is false"
             );
         }
+        if binding.observe_only {
+            let _ = writeln!(
+                out,
+                "  observe only: never writes; the changes below are the drift"
+            );
+        }
         if binding.changes.is_empty() {
             let _ = writeln!(out, "  no changes");
         }
@@ -295,6 +311,26 @@ pub fn render_text(report: &Report) -> String {
 }
 
 fn summary(report: &Report) -> String {
+    let main = main_summary(report);
+    let observed: Vec<&DriftCounts> = report
+        .bindings
+        .iter()
+        .filter(|b| b.observe_only)
+        .filter_map(|b| b.drift.as_ref())
+        .collect();
+    if observed.is_empty() {
+        return main;
+    }
+    let drifted = observed.iter().filter(|d| d.resources > 0).count();
+    let resources: u32 = observed.iter().map(|d| d.resources).sum();
+    format!(
+        "{main}\nObserve only: {drifted} of {} binding(s) drifted ({resources} resource(s)); \
+         nothing written for them.",
+        observed.len()
+    )
+}
+
+fn main_summary(report: &Report) -> String {
     let calls: usize = report.bindings.iter().map(|b| b.write_calls).sum::<usize>()
         + report.removed.iter().map(|r| r.write_calls).sum::<usize>();
     let failed = report.bindings.iter().filter(|b| b.failed()).count();
@@ -303,7 +339,7 @@ fn summary(report: &Report) -> String {
         report
             .bindings
             .iter()
-            .filter(|b| !b.suspended)
+            .filter(|b| !b.suspended && !b.observe_only)
             .flat_map(|b| &b.changes)
             .filter(|c| c.action == action)
             .map(|c| c.resources.len())
@@ -319,6 +355,9 @@ fn summary(report: &Report) -> String {
                  for the others: {add} to add, {change} to change, {prune} to prune, in \
                  {calls} write call(s)."
             )
+        } else if add + change + prune == 0 && report.bindings.iter().any(|b| b.observe_only) {
+            // NB: an Observe binding's drift is reported below, not as pending changes.
+            "No changes to write.".to_string()
         } else if add + change + prune == 0 {
             "No changes: the cloud matches the manifests.".to_string()
         } else {

@@ -11,7 +11,7 @@ use super::journal::{self, Journal, JournalHandle, Journaled};
 use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
 use super::state::{BindingState, StateFile, StateLock, state_key};
-use crate::api::{AppliedRecord, DeletionPolicy, ResourceTagBinding};
+use crate::api::{AppliedRecord, BindingMode, DeletionPolicy, ResourceTagBinding};
 use crate::cloud::TagApi;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::per_resource::PerResource;
@@ -478,6 +478,8 @@ async fn reconcile_declared<C: TagApi>(
         None => Vec::new(),
     };
     let mode = match command {
+        // NB: an Observe binding plans and reports drift under `plan` as under `apply`.
+        _ if spec.mode == BindingMode::Observe => Mode::Observe,
         Command::Apply { .. } if !spec.suspend => Mode::Apply,
         _ => Mode::PlanOnly,
     };
@@ -522,6 +524,9 @@ impl Claims {
             )
             .into_iter()
             .map(|position| &declared[position])
+            // NB: an Observe binding writes nothing, so it claims nothing (as in the
+            // controller).
+            .filter(|other| other.binding.value.spec.mode != BindingMode::Observe)
             .map(|other| Claim {
                 binding: &other.id,
                 resource_ids: &other.resource_ids,
@@ -547,6 +552,7 @@ fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, 
             name: binding.id.name.clone(),
             resource_type: spec.resource_type.clone(),
             deletion_policy: spec.deletion_policy,
+            mode: spec.mode,
             applied: AppliedRecord::from_ownership(&outcome.ownership),
             pending: Vec::new(),
         },
@@ -566,6 +572,7 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
         .map(|p| p.tag_batches.len() + p.untag_batches.len())
         .unwrap_or(0);
     let applied = outcome.writes.calls > 0 || outcome.error.is_some();
+    let observe_only = spec.mode == BindingMode::Observe;
     let (reason, message) = if spec.suspend {
         let suspended = gate::suspended();
         (suspended.reason.to_string(), suspended.message)
@@ -580,10 +587,11 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
         provider: binding.provider.clone(),
         resource_type: spec.resource_type.clone(),
         suspended: spec.suspend,
+        observe_only,
         changes,
         // NB: a suspended binding's plan shows what it would change, but nothing is pending:
         // no write will happen until it is resumed.
-        write_calls: if spec.suspend {
+        write_calls: if spec.suspend || observe_only {
             0
         } else if applied {
             outcome.writes.calls
@@ -597,6 +605,12 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
         synced: outcome.counts.synced,
         failures: outcome.failures.clone(),
         conflicts: outcome.conflicts.clone(),
+        drift: outcome.drift.as_ref().map(|d| d.counts),
+        drift_samples: outcome
+            .drift
+            .as_ref()
+            .map(|d| d.samples.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -622,6 +636,14 @@ async fn handle_removed(
             prune_removed: true,
         })
     {
+        return report;
+    }
+    if gone.mode == BindingMode::Observe {
+        state.bindings.remove(&key);
+        report.action = "orphaned";
+        report.message =
+            "mode Observe: nothing is written; its tags stay on the resources; record dropped"
+                .to_string();
         return report;
     }
     if gone.deletion_policy == DeletionPolicy::Orphan {

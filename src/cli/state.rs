@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{JournalHandle, PendingWrite};
-use crate::api::{AppliedRecord, Cloud, DeletionPolicy};
+use crate::api::{AppliedRecord, BindingMode, Cloud, DeletionPolicy};
 use crate::input::{self, InputError, mib};
 
 /// Format version of the state file written.
@@ -60,6 +60,9 @@ pub struct BindingState {
     pub resource_type: String,
     /// Deletion policy last declared.
     pub deletion_policy: DeletionPolicy,
+    /// Mode last declared: an Observe binding's removal writes nothing.
+    #[serde(default, skip_serializing_if = "is_enforce")]
+    pub mode: BindingMode,
     /// The ownership record.
     #[serde(flatten)]
     pub applied: AppliedRecord,
@@ -67,6 +70,10 @@ pub struct BindingState {
     /// read the cloud back): the next run claims the keys whose values match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingWrite>,
+}
+
+fn is_enforce(mode: &BindingMode) -> bool {
+    *mode == BindingMode::Enforce
 }
 
 /// The key of a binding in the state file: unambiguous because Kubernetes names hold no `/`
@@ -297,6 +304,7 @@ mod tests {
             name: name.into(),
             resource_type: "apiGroup".into(),
             deletion_policy: DeletionPolicy::Delete,
+            mode: BindingMode::Enforce,
             applied: AppliedRecord {
                 applied_tags: Tags::from([("env".into(), "prod".into())]),
                 applied_resource_ids: vec!["r1".into()],

@@ -17,7 +17,9 @@ use super::context::{ClientError, Context, jittered};
 use super::fleet::Submission;
 use super::{Error, FIELD_MANAGER, FINALIZER, status};
 use crate::api::conditions::reason;
-use crate::api::{AppliedRecord, DeletionPolicy, ResourceTagBinding, ResourceTagBindingStatus};
+use crate::api::{
+    AppliedRecord, BindingMode, DeletionPolicy, ResourceTagBinding, ResourceTagBindingStatus,
+};
 use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim};
 use crate::reconcile::fleet::{Reach, Target, binding_id, binding_key};
@@ -209,6 +211,12 @@ pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx:
     ctx.metrics.passed(&binding.spec.provider_ref.name);
     ctx.metrics.drift_corrected(outcome.writes.drift_corrected);
     ctx.metrics.set_ready(&key, Some(outcome.is_ready()));
+    ctx.metrics.set_drifted(
+        &binding.namespace().unwrap_or_default(),
+        &binding.name_any(),
+        outcome.drift.as_ref().map(|d| d.counts.resources),
+    );
+    let was_drifted = status::was_drifted(binding);
     let written = write_status(
         binding,
         status::from_outcome(binding, outcome, jiff::Timestamp::now()),
@@ -220,6 +228,17 @@ pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx:
         return Next::Retry;
     }
     publish_events(binding, outcome, ctx).await;
+    if let Some(drift) = &outcome.drift
+        && was_drifted != Some(drift.is_drifted())
+        && (drift.is_drifted() || was_drifted.is_some())
+    {
+        let type_ = if drift.is_drifted() {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(binding, type_, reason::DRIFTED, drift.message.clone(), ctx).await;
+    }
     if outcome.error.as_ref().is_some_and(|e| e.is_retryable()) {
         return Next::Retry;
     }
@@ -234,7 +253,16 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     let key = binding_key(binding);
     ctx.fleet.unregister(&key);
     ctx.metrics.set_ready(&key, None);
-    if binding.spec.deletion_policy == DeletionPolicy::Orphan || ctx.owned(binding).is_empty() {
+    ctx.metrics.set_drifted(
+        &binding.namespace().unwrap_or_default(),
+        &binding.name_any(),
+        None,
+    );
+    // NB: an Observe binding never writes, not even to prune: it lets go at once.
+    if binding.spec.deletion_policy == DeletionPolicy::Orphan
+        || binding.spec.mode == BindingMode::Observe
+        || ctx.owned(binding).is_empty()
+    {
         ctx.ownership_recorded(binding);
         return Ok(Action::await_change());
     }
@@ -387,6 +415,9 @@ fn claimants(
             ctx.bindings.get(&ObjectRef::new(name).within(namespace))
         })
         .filter(|other| other.metadata.deletion_timestamp.is_none())
+        // NB: an Observe binding writes nothing, so it claims nothing: an audit neither wins
+        // a conflict against a binding that writes nor keeps its tags from being pruned.
+        .filter(|other| other.spec.mode != BindingMode::Observe)
         .map(|other| {
             (
                 binding_id(&other),

@@ -464,7 +464,7 @@ async fn pass_group(
             resource_ids: &s.binding.spec.resource_ids,
             owned: &prepared.owned,
             claims,
-            mode: Mode::Apply,
+            mode: Mode::of(s.binding.spec.mode),
         })
         .collect();
     // NB: the round's only participant: its calls go at once, not after a window.

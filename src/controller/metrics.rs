@@ -48,6 +48,15 @@ pub struct ReadyLabels {
     pub ready: String,
 }
 
+/// Labels of `tagbinder_drifted_resources`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BindingLabels {
+    /// The binding's namespace.
+    pub namespace: String,
+    /// The binding's name.
+    pub binding: String,
+}
+
 /// Labels of `tagbinder_passes_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
@@ -64,6 +73,7 @@ pub struct Metrics {
     cloud_requests: Family<CloudLabels, Counter>,
     drift_corrections: Counter,
     bindings: Family<ReadyLabels, Gauge>,
+    drifted: Family<BindingLabels, Gauge>,
     readiness: Mutex<HashMap<String, bool>>,
     caches_synced: AtomicBool,
     /// The Lease a standby replica waits for.
@@ -85,6 +95,7 @@ impl Default for Metrics {
         let cloud_requests = Family::<CloudLabels, Counter>::default();
         let drift_corrections = Counter::default();
         let bindings = Family::<ReadyLabels, Gauge>::default();
+        let drifted = Family::<BindingLabels, Gauge>::default();
         registry.register(
             "reconcile",
             "Reconcile passes by result",
@@ -111,6 +122,13 @@ impl Default for Metrics {
             drift_corrections.clone(),
         );
         registry.register("bindings", "Bindings by Ready status", bindings.clone());
+        // NB: one series per Observe binding only (Enforce bindings have none): the
+        // cardinality is that of the audits a cluster runs, and an alert can name the binding.
+        registry.register(
+            "drifted_resources",
+            "Resources of an Observe binding that differ from its declared tags",
+            drifted.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -119,6 +137,7 @@ impl Default for Metrics {
             cloud_requests,
             drift_corrections,
             bindings,
+            drifted,
             readiness: Mutex::new(HashMap::new()),
             caches_synced: AtomicBool::new(false),
             standby_for: Mutex::new(None),
@@ -168,6 +187,25 @@ impl Metrics {
                     ready: label.to_string(),
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Records an Observe binding's drifted resources; `None` (an Enforce binding, or one
+    /// that is gone) removes its series.
+    pub fn set_drifted(&self, namespace: &str, binding: &str, resources: Option<u32>) {
+        let labels = BindingLabels {
+            namespace: namespace.to_string(),
+            binding: binding.to_string(),
+        };
+        match resources {
+            Some(resources) => {
+                self.drifted
+                    .get_or_create(&labels)
+                    .set(i64::from(resources));
+            }
+            None => {
+                self.drifted.remove(&labels);
+            }
         }
     }
 
@@ -290,6 +328,14 @@ mod tests {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }
         metrics.set_ready("ns/b", None);
+        metrics.set_drifted("ns", "audit", Some(3));
+        assert!(
+            metrics
+                .encode()
+                .contains("tagbinder_drifted_resources{namespace=\"ns\",binding=\"audit\"} 3")
+        );
+        metrics.set_drifted("ns", "audit", None);
+        assert!(!metrics.encode().contains("tagbinder_drifted_resources{"));
         assert!(
             metrics
                 .encode()

@@ -5,7 +5,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::api::conditions::{READY, RECONCILING, STALLED};
+use crate::api::conditions::{DRIFTED, READY, RECONCILING, STALLED, reason};
 use crate::api::{
     AppliedRecord, MAX_STATUS_FAILURES, ResourceTagBinding, ResourceTagBindingStatus,
 };
@@ -39,14 +39,68 @@ pub fn from_outcome(
             .cloned()
             .collect(),
         last_sync_time: previous.last_sync_time.clone(),
+        drift: outcome.drift.as_ref().map(|d| d.counts),
+        drift_samples: outcome
+            .drift
+            .as_ref()
+            .map(|d| d.samples.clone())
+            .unwrap_or_default(),
         last_handled_reconcile_at: requested_at(binding),
     };
+    if let Some(drift) = &outcome.drift {
+        status
+            .conditions
+            .push(drifted_condition(binding, drift, now));
+    }
     if outcome.is_ready()
         && (outcome.writes.calls > 0 || previous.last_sync_time.is_none() || !was_ready(&previous))
     {
         status.last_sync_time = Some(now.to_string());
     }
     status
+}
+
+/// Observe mode's `Drifted` condition: True when some resource differs from the declared tags.
+fn drifted_condition(
+    binding: &ResourceTagBinding,
+    drift: &crate::plan::Drift,
+    now: jiff::Timestamp,
+) -> Condition {
+    let status = if drift.is_drifted() { "True" } else { "False" };
+    let last_transition_time = binding
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == DRIFTED && c.status == status)
+        })
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: DRIFTED.to_string(),
+        status: status.to_string(),
+        reason: if drift.is_drifted() {
+            reason::DRIFTED
+        } else {
+            reason::OBSERVED
+        }
+        .to_string(),
+        message: drift.message.clone(),
+        observed_generation: binding.metadata.generation,
+        last_transition_time,
+    }
+}
+
+/// The previous `Drifted` condition's status, if any: `Some(true)` when it was True.
+pub fn was_drifted(binding: &ResourceTagBinding) -> Option<bool> {
+    binding
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == DRIFTED)
+        .map(|c| c.status == "True")
 }
 
 /// The status when the pass stopped before the cloud (provider missing, namespace not allowed,

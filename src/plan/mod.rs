@@ -163,6 +163,7 @@ impl fmt::Display for SpecViolation {
 
 mod batch;
 pub mod bound;
+pub mod drift;
 mod engine;
 #[cfg(test)]
 mod proptests;
@@ -170,5 +171,6 @@ mod proptests;
 mod tests;
 mod validate;
 
+pub use drift::{Drift, drift};
 pub use engine::plan;
 pub use validate::validate;

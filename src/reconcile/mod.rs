@@ -25,6 +25,19 @@ pub enum Mode {
     PlanOnly,
     /// Observe, plan and write.
     Apply,
+    /// An Observe binding (`spec.mode: Observe`): observe and plan, never write, and report
+    /// the drift; Ready whenever the observation itself succeeded.
+    Observe,
+}
+
+impl Mode {
+    /// The pass mode of a binding's `spec.mode` when the host would write.
+    pub fn of(binding_mode: crate::api::BindingMode) -> Self {
+        match binding_mode {
+            crate::api::BindingMode::Enforce => Mode::Apply,
+            crate::api::BindingMode::Observe => Mode::Observe,
+        }
+    }
 }
 
 /// One binding as a pass sees it.
@@ -65,7 +78,7 @@ pub async fn run_pass<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Outcome {
         limits: cloud.limits(),
     });
     match input.mode {
-        Mode::PlanOnly => Outcome::planned(input, plan, observed),
+        Mode::PlanOnly | Mode::Observe => Outcome::planned(input, plan, observed),
         Mode::Apply => {
             let executed = execute::execute(cloud, input.resource_type, &plan).await;
             Outcome::executed(input, plan, observed, executed)

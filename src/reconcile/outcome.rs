@@ -7,7 +7,7 @@ use super::{Mode, PassInput};
 use crate::api::conditions::reason;
 use crate::api::{ConflictEntry, ResourceCounts, ResourceFailure};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::plan::{KeyDecision, Plan};
+use crate::plan::{Drift, KeyDecision, Plan, drift};
 use crate::tags::{Ownership, TagsByResource};
 
 /// The Ready condition a pass arrives at.
@@ -57,6 +57,8 @@ pub struct Outcome {
     pub writes: WriteCounts,
     /// The error that ended the pass early, if any (never carries a secret).
     pub error: Option<CloudError>,
+    /// An Observe pass that got as far as a plan: what writing would change.
+    pub drift: Option<Drift>,
 }
 
 impl Outcome {
@@ -74,6 +76,7 @@ impl Outcome {
             readiness,
             writes: WriteCounts::default(),
             error: None,
+            drift: None,
         }
     }
 
@@ -96,7 +99,7 @@ impl Outcome {
     }
 
     pub(super) fn planned(input: &PassInput<'_>, plan: Plan, observed: TagsByResource) -> Self {
-        debug_assert_eq!(input.mode, Mode::PlanOnly);
+        debug_assert_ne!(input.mode, Mode::Apply);
         Outcome::assemble(input, plan, observed, Executed::default())
     }
 
@@ -134,7 +137,18 @@ impl Outcome {
         } else {
             input.owned.clone()
         };
-        let readiness = readiness_of(input, &plan, &executed, &failures, &conflicts, synced);
+        let drift = (input.mode == Mode::Observe).then(|| drift(&plan, input.resource_ids.len()));
+        let readiness = match &drift {
+            // NB: an audit is healthy when it could look: drift is its finding, not a failure
+            // (GitOps health must not block on it). Drifted says what it found.
+            Some(drift) => Readiness {
+                ready: true,
+                reason: reason::OBSERVED,
+                message: format!("observe only: {}", drift.message),
+                stalled: false,
+            },
+            None => readiness_of(input, &plan, &executed, &failures, &conflicts, synced),
+        };
         Outcome {
             counts: ResourceCounts {
                 total: count(input.resource_ids.len()),
@@ -149,6 +163,7 @@ impl Outcome {
             readiness,
             writes,
             error: executed.stopped_by,
+            drift,
         }
     }
 

@@ -77,7 +77,7 @@ pub async fn run_round<C: TagApi>(
                 Observed::Failed(_) => TagsByResource::new(),
             };
             match input.mode {
-                Mode::PlanOnly => Outcome::planned(input, plan, observed),
+                Mode::PlanOnly | Mode::Observe => Outcome::planned(input, plan, observed),
                 Mode::Apply => {
                     let done = executed[index].take().unwrap_or_default();
                     Outcome::executed(input, plan, observed, done)

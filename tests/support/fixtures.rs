@@ -181,6 +181,7 @@ pub fn binding(
             deletion_policy: DeletionPolicy::Delete,
             interval: "2s".into(),
             suspend: false,
+            mode: Default::default(),
         },
     )
 }

@@ -47,6 +47,7 @@ impl ResourceTagBinding {
                 deletion_policy: DeletionPolicy::Delete,
                 interval: "10m".into(),
                 suspend: false,
+                mode: Default::default(),
             },
         );
         binding.meta_mut().namespace = Some("team-web".into());

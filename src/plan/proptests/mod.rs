@@ -277,9 +277,65 @@ fn check_plan(s: &Scenario) -> Result<(), TestCaseError> {
 
     let next = plan.next_ownership(&s.owned, &everything_confirmed(&plan));
     check_ownership_matches_carried(s, &plan, &next, &after)?;
+    check_drift(s, &plan, &after)?;
     if plan.blocked.is_empty() {
         check_settles_in_one_pass(s, &after, &next)?;
+        let again = s.plan_from(&after, &next);
+        prop_assert!(!drift(&again, s.resource_ids.len()).is_drifted());
     }
+    Ok(())
+}
+
+/// Observe mode's drift is exactly what the plan's writes would change: every key whose value
+/// differs after executing the plan (on resources no quota blocks) is counted once, as an add,
+/// a change or a prune, and nothing else is.
+fn check_drift(s: &Scenario, plan: &Plan, after: &TagsByResource) -> Result<(), TestCaseError> {
+    let found = drift(plan, s.resource_ids.len());
+    let (mut add, mut change, mut prune) = (0u32, 0u32, 0u32);
+    let mut resources = BTreeSet::new();
+    let ids: BTreeSet<&String> = s.observed.keys().chain(after.keys()).collect();
+    for id in ids {
+        let before = on(&s.observed, id);
+        let now = on(after, id);
+        let blocked = plan.blocked.contains_key(id.as_str());
+        let keys: BTreeSet<&String> = before.keys().chain(now.keys()).collect();
+        for key in keys {
+            match (before.get(key), now.get(key)) {
+                (None, Some(_)) => add += 1,
+                (Some(a), Some(b)) if a != b => change += 1,
+                (Some(_), None) => prune += 1,
+                _ => continue,
+            }
+            resources.insert(id.clone());
+        }
+        if blocked {
+            // NB: a blocked resource's declared tags are not written, but it lacks them all
+            // the same: the drift counts its Apply decisions.
+            for decision in plan
+                .decisions
+                .get(id.as_str())
+                .into_iter()
+                .flat_map(|d| d.values())
+            {
+                match decision {
+                    KeyDecision::Apply { from: None, .. } => add += 1,
+                    KeyDecision::Apply { from: Some(_), .. } => change += 1,
+                    _ => continue,
+                }
+                resources.insert(id.clone());
+            }
+        }
+    }
+    prop_assert_eq!(
+        (found.counts.add, found.counts.change, found.counts.prune),
+        (add, change, prune)
+    );
+    prop_assert_eq!(found.counts.resources as usize, resources.len());
+    prop_assert!(found.samples.len() <= drift::MAX_DRIFT_SAMPLES);
+    prop_assert_eq!(
+        found.is_drifted(),
+        plan.has_changes() || !plan.blocked.is_empty() && add + change > 0
+    );
     Ok(())
 }
 
