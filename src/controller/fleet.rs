@@ -45,7 +45,7 @@ use crate::reconcile::{Mode, Outcome, PassInput};
 /// The longest a round waits for announced bindings after the last sign of progress.
 pub const SETTLE: Duration = Duration::from_secs(1);
 /// Most bindings of one provider and resource type passed together (see [`run_group`]).
-const CHUNK: usize = 2_000;
+const CHUNK: usize = 500;
 /// How often the worker looks for due sweeps at most (looking costs a scan of the fleet).
 const SWEEP_CHECK: Duration = Duration::from_secs(1);
 /// Status writes (and events) of a round in flight at once.
