@@ -435,8 +435,9 @@ pub(super) fn interval(binding: &ResourceTagBinding) -> Duration {
     humantime::parse_duration(&binding.spec.interval).unwrap_or(Duration::from_secs(600))
 }
 
-/// Writes the status with server-side apply, only when it changed beyond timestamps. When the
-/// write fails, the ownership record it carried is kept in memory for the next pass.
+/// Writes the status with server-side apply, only when it changed beyond timestamps. The
+/// ownership record it carries is kept in memory until the cached binding shows it (or, when
+/// the write fails, until a later write succeeds).
 async fn write_status(
     binding: &ResourceTagBinding,
     status: ResourceTagBindingStatus,
@@ -453,23 +454,17 @@ async fn write_status(
         "kind": ResourceTagBinding::kind(&()),
         "status": status,
     });
-    let written = api
-        .patch_status(
-            &binding.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await;
-    match written {
-        Ok(_) => {
-            ctx.ownership_recorded(binding);
-            Ok(())
-        }
-        Err(error) => {
-            ctx.ownership_unrecorded(binding, status.applied.to_ownership());
-            Err(Error::Kube(error))
-        }
-    }
+    // NB: kept in memory until the cache's copy of the binding carries it (`Context::owned`),
+    // whether the write succeeds or not.
+    ctx.ownership_unrecorded(binding, status.applied.to_ownership());
+    api.patch_status(
+        &binding.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(Error::Kube)
 }
 
 /// Events on transitions only: tags applied, drift corrected, pruned, conflict, stalled.

@@ -319,15 +319,26 @@ impl Context {
         floor + ceiling.mul_f64(rand::rng().random_range(0.0..0.5))
     }
 
-    /// The ownership record a pass starts from: the one whose status write failed, if any (it
-    /// is newer than `status`), else the one in `status`.
+    /// The ownership record a pass starts from: the one kept in memory, if any (it is newer
+    /// than the `status` of this copy of the binding), else the one in `status`. A kept record
+    /// is forgotten once the binding's cached copy carries it.
+    // NB: a status write that succeeded is not yet in the cache's copy of the binding, and a
+    // pass of the same binding may start from that copy before the watch delivers the new
+    // one; starting from its stale record, that pass would take the tags the binding wrote
+    // for tags that were already there and drop them from the record.
     pub fn owned(&self, binding: &ResourceTagBinding) -> Ownership {
-        let unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
-        binding
-            .uid()
-            .and_then(|uid| unrecorded.get(&uid).cloned())
-            .or_else(|| binding.status.as_ref().map(|s| s.applied.to_ownership()))
-            .unwrap_or_default()
+        let in_status = binding.status.as_ref().map(|s| s.applied.to_ownership());
+        let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(uid) = binding.uid()
+            && let Some(kept) = unrecorded.get(&uid)
+        {
+            let kept = kept.clone();
+            if in_status.as_ref() == Some(&kept) {
+                unrecorded.remove(&uid);
+            }
+            return kept;
+        }
+        in_status.unwrap_or_default()
     }
 
     /// The record whose status write failed, if any.
@@ -336,9 +347,9 @@ impl Context {
         binding.uid().and_then(|uid| unrecorded.get(&uid).cloned())
     }
 
-    /// Keeps a record that the cloud confirmed but `status` could not take, so that the next
-    /// pass does not mistake the tags this binding wrote for tags that were already there
-    /// (which it would then never prune).
+    /// Keeps a record that the cloud confirmed until `status` (as the cache shows it) carries
+    /// it, so that the next pass does not mistake the tags this binding wrote for tags that
+    /// were already there (which it would then never prune).
     pub fn ownership_unrecorded(&self, binding: &ResourceTagBinding, ownership: Ownership) {
         if let Some(uid) = binding.uid() {
             let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
