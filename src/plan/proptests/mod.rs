@@ -293,7 +293,13 @@ fn check_drift(s: &Scenario, plan: &Plan, after: &TagsByResource) -> Result<(), 
     let found = drift(plan, s.resource_ids.len());
     let (mut add, mut change, mut prune) = (0u32, 0u32, 0u32);
     let mut resources = BTreeSet::new();
-    let ids: BTreeSet<&String> = s.observed.keys().chain(after.keys()).collect();
+    // NB: a declared resource that carries no tags and that a quota blocks is in neither map.
+    let ids: BTreeSet<&String> = s
+        .observed
+        .keys()
+        .chain(after.keys())
+        .chain(&s.resource_ids)
+        .collect();
     for id in ids {
         let before = on(&s.observed, id);
         let now = on(after, id);
