@@ -277,6 +277,85 @@ fn the_schema_refuses_what_the_catalogue_says_it_refuses() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+fn selector_binding(match_tags: Value) -> Value {
+    let mut object = without(&["spec", "resourceIds"]);
+    object["spec"]["resourceSelector"] = json!({"matchTags": match_tags});
+    object
+}
+
+#[test]
+fn a_selector_binding_is_admitted_and_its_rules_refused_by_the_schema_and_the_cli() {
+    let schema = schema_of("ResourceTagBinding");
+    let valid = selector_binding(json!({"team": "web"}));
+    assert_eq!(admit(&schema, None, &valid), Vec::<String>::new());
+    assert_eq!(cli_violations(&valid), Vec::<String>::new());
+    let mut capped = valid.clone();
+    capped["spec"]["maxResources"] = json!(500);
+    assert_eq!(admit(&schema, None, &capped), Vec::<String>::new());
+    assert_eq!(cli_violations(&capped), Vec::<String>::new());
+
+    let many: serde_json::Map<String, Value> =
+        (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let mut both = valid.clone();
+    both["spec"]["resourceIds"] = json!(["group-1"]);
+    let mut over_cap = valid.clone();
+    over_cap["spec"]["maxResources"] = json!(1001);
+    let mut zero_cap = valid.clone();
+    zero_cap["spec"]["maxResources"] = json!(0);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "both resourceIds and a selector",
+            both,
+            "exactly one of resourceIds and resourceSelector",
+        ),
+        (
+            "neither resourceIds nor a selector",
+            without(&["spec", "resourceIds"]),
+            "exactly one of resourceIds and resourceSelector",
+        ),
+        (
+            "an empty matchTags",
+            selector_binding(json!({})),
+            "/spec/resourceSelector/matchTags",
+        ),
+        (
+            "more than 20 matchTags",
+            selector_binding(Value::Object(many)),
+            "/spec/resourceSelector/matchTags",
+        ),
+        (
+            "a declared key that is also a matchTags key",
+            selector_binding(json!({"env": "prod"})),
+            "select its own output",
+        ),
+        (
+            "an empty matchTags key",
+            selector_binding(json!({"": "web"})),
+            "matchTags keys must not be empty",
+        ),
+        (
+            "maxResources with resourceIds",
+            with(&["spec", "maxResources"], json!(10)),
+            "maxResources applies to resourceSelector only",
+        ),
+        ("maxResources over 1000", over_cap, "/spec/maxResources"),
+        ("maxResources of zero", zero_cap, "/spec/maxResources"),
+    ];
+    let mut failures = Vec::new();
+    for (name, object, expected) in &cases {
+        let refusals = admit(&schema, None, object);
+        if !refusals.iter().any(|r| r.contains(expected)) {
+            failures.push(format!(
+                "{name}: the schema answered {refusals:?}, wanted {expected:?}"
+            ));
+        }
+        if cli_violations(object).is_empty() {
+            failures.push(format!("{name}: the CLI's restated rules accept it"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn provider_ref_and_resource_type_are_immutable_on_update() {
     let schema = schema_of("ResourceTagBinding");

@@ -9,6 +9,13 @@ use crate::tags::{Ownership, Tags};
 
 /// Most resource ids one binding may list.
 pub const MAX_RESOURCE_IDS: usize = 1000;
+/// Most resources a selector binding may bind (`spec.maxResources` at most, and its default):
+/// the ownership record lives in `status`, which must stay well within an object's size.
+pub const MAX_SELECTED_RESOURCES: u32 = 1000;
+/// Most `matchTags` of a selector (Alibaba Cloud's `Tag.N` filter takes N = 1..20).
+pub const MAX_MATCH_TAGS: usize = 20;
+/// Most selected resource ids named in `status.selected.firstIds` and in the CLI's plan.
+pub const MAX_SELECTED_SHOWN: usize = 10;
 /// Most tags one binding may declare.
 pub const MAX_DECLARED_TAGS: usize = 64;
 /// Most entries kept in `status.failures` (and `status.conflicts`).
@@ -32,6 +39,11 @@ pub const MAX_STATUS_FAILURES: usize = 10;
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.resourceIds) != has(self.resourceSelector)", "message": "set exactly one of resourceIds and resourceSelector"},
+    {"rule": "!has(self.maxResources) || has(self.resourceSelector)", "message": "maxResources applies to resourceSelector only"},
+    {"rule": "!has(self.resourceSelector) || self.resourceSelector.matchTags.all(k, !(k in self.tags))", "message": "a declared tag key may not also be a resourceSelector.matchTags key: the binding would select its own output"}
+]))]
 pub struct ResourceTagBindingSpec {
     /// The TagProvider (cluster-scoped) that reaches the cloud. Immutable: moving a binding
     /// to another account would orphan the tags it applied.
@@ -46,12 +58,23 @@ pub struct ResourceTagBindingSpec {
         {"rule": "self == oldSelf", "message": "resourceType is immutable; create a new binding instead"}
     ]))]
     pub resource_type: String,
-    /// Ids of the resources to tag.
+    /// Ids of the resources to tag. Exactly one of `resourceIds` and `resourceSelector`.
     // NB: `x-kubernetes-list-type: set` makes the apiserver reject duplicate ids natively, at
     // no CEL cost (a uniqueness rule in CEL is quadratic and would exhaust the cost budget).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(min = 1, max = 1000))]
     #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^\x00-\x1F\x7F-\x9F]*$"}))]
     pub resource_ids: Vec<String>,
+    /// Every resource of `resourceType` that carries all of `matchTags`, resolved through the
+    /// cloud's list-by-tag read on every pass. Exactly one of `resourceIds` and
+    /// `resourceSelector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_selector: Option<ResourceSelector>,
+    /// With `resourceSelector`: when more resources match, the binding writes nothing and is
+    /// Stalled (`TooManyResources`). Default 1000, the most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_resources: Option<u32>,
     /// Tags to apply, key to value.
     #[schemars(extend(
         "maxProperties" = 64,
@@ -96,6 +119,31 @@ pub enum BindingMode {
     Observe,
 }
 
+/// Which resources a selector binding binds (`spec.resourceSelector`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceSelector {
+    /// Tags every selected resource carries, key to value (exact match; at least one, at
+    /// most 20).
+    #[schemars(extend(
+        "minProperties" = 1,
+        "maxProperties" = 20,
+        "additionalProperties" = {"type": "string", "maxLength": 128, "pattern": r"^[^\x00-\x1F\x7F-\x9F]*$"},
+        "x-kubernetes-validations" = [
+            {"rule": "self.all(k, k.size() > 0)", "message": "matchTags keys must not be empty"},
+            {"rule": "self.all(k, k.size() <= 128)", "message": "matchTags keys must be at most 128 characters"}
+        ]
+    ))]
+    pub match_tags: BTreeMap<String, String>,
+}
+
+impl ResourceTagBindingSpec {
+    /// The selector's cap on matched resources (`spec.maxResources`, default 1000).
+    pub fn max_resources(&self) -> u32 {
+        self.max_resources.unwrap_or(MAX_SELECTED_RESOURCES)
+    }
+}
+
 fn default_interval() -> String {
     "10m".to_string()
 }
@@ -135,6 +183,9 @@ pub struct ResourceTagBindingStatus {
     /// Resource counts of the last pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceCounts>,
+    /// A selector binding: what its last resolution selected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected: Option<SelectedResources>,
     /// Resources that failed in the last pass (at most 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<ResourceFailure>,
@@ -224,12 +275,23 @@ impl AppliedRecord {
 /// Resource counts of a pass.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct ResourceCounts {
-    /// Resources listed in the spec.
+    /// Resources listed in the spec, or selected by its selector.
     pub total: u32,
     /// Resources that carry every declared, non-conflicting tag.
     pub synced: u32,
     /// Resources whose last write or read failed.
     pub failed: u32,
+}
+
+/// What a selector binding's last resolution matched.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectedResources {
+    /// Resources that carry every `matchTags` (more than `maxResources` when Stalled).
+    pub count: u32,
+    /// The first selected ids, sorted (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first_ids: Vec<String>,
 }
 
 /// Drift an Observe binding found in its last pass: what writing would change.

@@ -30,6 +30,8 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// An older binding declares another value for a key on a resource.
     pub const CONFLICT: &str = "Conflict";
+    /// A selector matches more resources than `spec.maxResources`: nothing is written.
+    pub const TOO_MANY_RESOURCES: &str = "TooManyResources";
     /// `spec.suspend` is true.
     pub const SUSPENDED: &str = "Suspended";
     /// Observe mode: the resources were read and compared; nothing was written (Ready and

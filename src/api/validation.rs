@@ -4,7 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{MAX_DECLARED_TAGS, MAX_RESOURCE_IDS, ResourceTagBindingSpec};
+use super::{
+    MAX_DECLARED_TAGS, MAX_MATCH_TAGS, MAX_RESOURCE_IDS, MAX_SELECTED_RESOURCES,
+    ResourceTagBindingSpec,
+};
 
 /// Longest key and value the CRD schema accepts.
 pub const MAX_TAG_CHARS: usize = 128;
@@ -71,7 +74,20 @@ impl ResourceTagBindingSpec {
         if self.resource_type.is_empty() {
             violations.push("spec.resourceType: must not be empty".to_string());
         }
-        self.check_resource_ids(&mut violations);
+        match (&self.resource_selector, self.resource_ids.is_empty()) {
+            (Some(_), false) => violations.push(
+                "spec: set exactly one of resourceIds and resourceSelector, not both".to_string(),
+            ),
+            (None, true) => violations.push(
+                "spec: set exactly one of resourceIds and resourceSelector (neither is set)"
+                    .to_string(),
+            ),
+            (None, false) => self.check_resource_ids(&mut violations),
+            (Some(_), true) => self.check_selector(&mut violations),
+        }
+        if self.max_resources.is_some() && self.resource_selector.is_none() {
+            violations.push("spec.maxResources: applies to resourceSelector only".to_string());
+        }
         self.check_tags(&mut violations);
         match humantime::parse_duration(&self.interval) {
             Ok(interval) if interval_matches_schema(&self.interval) => {
@@ -119,6 +135,59 @@ impl ResourceTagBindingSpec {
             if !seen.insert(id) {
                 violations.push(format!("spec.resourceIds[{index}]: duplicate id {id:?}"));
             }
+        }
+    }
+
+    fn check_selector(&self, violations: &mut Vec<String>) {
+        let Some(selector) = &self.resource_selector else {
+            return;
+        };
+        let match_tags = &selector.match_tags;
+        if match_tags.is_empty() {
+            violations.push(
+                "spec.resourceSelector.matchTags: must hold at least one tag (an empty selector \
+                 would bind every resource of the type)"
+                    .to_string(),
+            );
+        }
+        if match_tags.len() > MAX_MATCH_TAGS {
+            violations.push(format!(
+                "spec.resourceSelector.matchTags: {} tags; the limit is {MAX_MATCH_TAGS}",
+                match_tags.len()
+            ));
+        }
+        for (key, value) in match_tags {
+            let field = format!("spec.resourceSelector.matchTags[{key:?}]");
+            if key.is_empty() {
+                violations.push(format!("{field}: keys must not be empty"));
+            }
+            if self.tags.contains_key(key) {
+                violations.push(format!(
+                    "{field}: {key:?} is also a declared tag key (spec.tags); a binding may not \
+                     select by a key it writes, it would select its own output"
+                ));
+            }
+            for (what, text) in [("key", key), ("value", value)] {
+                let chars = text.chars().count();
+                if chars > MAX_TAG_CHARS {
+                    violations.push(format!(
+                        "{field}: the {what} is {chars} characters; the limit is {MAX_TAG_CHARS}"
+                    ));
+                }
+                if let Some(c) = control_char(text) {
+                    violations.push(format!(
+                        "{field}: the {what} holds the control character {c:?}; tags cannot \
+                         hold control characters"
+                    ));
+                }
+            }
+        }
+        if let Some(max) = self.max_resources
+            && !(1..=MAX_SELECTED_RESOURCES).contains(&max)
+        {
+            violations.push(format!(
+                "spec.maxResources: {max} is outside 1..={MAX_SELECTED_RESOURCES}"
+            ));
         }
     }
 
@@ -206,7 +275,80 @@ mod tests {
             interval: "10m".into(),
             suspend: false,
             mode: Default::default(),
+            resource_selector: None,
+            max_resources: None,
         }
+    }
+
+    fn selector_spec(match_tags: &[(&str, &str)]) -> ResourceTagBindingSpec {
+        ResourceTagBindingSpec {
+            resource_ids: Vec::new(),
+            resource_selector: Some(crate::api::ResourceSelector {
+                match_tags: match_tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }),
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn a_selector_is_the_alternative_to_resource_ids() {
+        assert!(
+            selector_spec(&[("team", "web")])
+                .schema_violations()
+                .is_empty()
+        );
+        let mut both = selector_spec(&[("team", "web")]);
+        both.resource_ids = vec!["a".into()];
+        assert_eq!(
+            both.schema_violations(),
+            ["spec: set exactly one of resourceIds and resourceSelector, not both"]
+        );
+        let mut neither = spec();
+        neither.resource_ids.clear();
+        assert_eq!(
+            neither.schema_violations(),
+            ["spec: set exactly one of resourceIds and resourceSelector (neither is set)"]
+        );
+        let mut capped = spec();
+        capped.max_resources = Some(5);
+        assert_eq!(
+            capped.schema_violations(),
+            ["spec.maxResources: applies to resourceSelector only"]
+        );
+    }
+
+    #[test]
+    fn a_selector_may_not_select_by_its_own_keys_nor_be_empty() {
+        let own = selector_spec(&[("env", "prod")])
+            .schema_violations()
+            .join("\n");
+        assert!(
+            own.contains(
+                "spec.resourceSelector.matchTags[\"env\"]: \"env\" is also a declared tag key"
+            ),
+            "{own}"
+        );
+        let empty = selector_spec(&[]).schema_violations().join("\n");
+        assert!(empty.contains("must hold at least one tag"), "{empty}");
+        let many: Vec<(String, String)> = (0..21)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let many = selector_spec(&many).schema_violations().join("\n");
+        assert!(many.contains("21 tags; the limit is 20"), "{many}");
+        let mut capped = selector_spec(&[("team", "web")]);
+        capped.max_resources = Some(0);
+        assert!(
+            capped
+                .schema_violations()
+                .join("")
+                .contains("0 is outside 1..=1000"),
+            "{:?}",
+            capped.schema_violations()
+        );
     }
 
     #[test]
@@ -312,7 +454,9 @@ mod tests {
         assert!(crd.contains(&format!("k.size() <= {MAX_TAG_CHARS}")));
         assert!(crd.contains(&format!("self[k].size() <= {MAX_TAG_CHARS}")));
         let pattern = serde_json::to_string(NO_CONTROL_CHARS).unwrap();
-        assert_eq!(crd.matches(&format!("\"pattern\":{pattern}")).count(), 2);
+        assert_eq!(crd.matches(&format!("\"pattern\":{pattern}")).count(), 3);
+        assert!(crd.contains(&format!("\"maxProperties\":{MAX_MATCH_TAGS}")));
+        assert!(crd.contains(&format!("\"maximum\":{MAX_SELECTED_RESOURCES}")));
         assert!(crd.contains(&format!(
             "duration(self) >= duration('{}s')",
             MIN_INTERVAL.as_secs()

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::api::{ConflictEntry, DriftCounts, DriftSample, ResourceFailure};
+use crate::api::{ConflictEntry, DriftCounts, DriftSample, ResourceFailure, SelectedResources};
 use crate::plan::{KeyDecision, Plan};
 
 /// The whole run.
@@ -62,6 +62,12 @@ pub struct BindingReport {
     /// Observe bindings: the first drifting keys (at most 10).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drift_samples: Vec<DriftSample>,
+    /// Selector bindings: `spec.resourceSelector.matchTags`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_tags: Option<crate::tags::Tags>,
+    /// Selector bindings: what the selector matched (count and the first ids).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected: Option<SelectedResources>,
 }
 
 /// What happens to one key, on how many resources.
@@ -114,6 +120,7 @@ impl BindingReport {
         (!self.failures.is_empty() && !self.observe_only)
             || self.reason == reason::PROVIDER_ERROR
             || self.reason == reason::CREDENTIALS_INVALID
+            || self.reason == reason::TOO_MANY_RESOURCES
     }
 }
 
@@ -236,6 +243,34 @@ fn render_change(change: &Change) -> String {
     }
 }
 
+/// `selector team=web,env=prod matches 3 resources: a, b, c`.
+fn render_selected(match_tags: &crate::tags::Tags, selected: Option<&SelectedResources>) -> String {
+    let selector: Vec<String> = match_tags
+        .iter()
+        .map(|(key, value)| format!("{}={}", clean(key), clean(value)))
+        .collect();
+    let selector = selector.join(",");
+    let Some(selected) = selected else {
+        return format!("selector {selector}: not resolved");
+    };
+    let count = selected.count;
+    let plural = if count == 1 { "" } else { "s" };
+    if count == 0 {
+        return format!("selector {selector} matches no resource");
+    }
+    let ids: Vec<Cow<'_, str>> = selected.first_ids.iter().map(|id| clean(id)).collect();
+    let more = (count as usize).saturating_sub(selected.first_ids.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "selector {selector} matches {count} resource{plural}: {}{more}",
+        ids.join(", ")
+    )
+}
+
 /// The text form of a report.
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
@@ -260,6 +295,13 @@ pub fn render_text(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "  observe only: never writes; the changes below are the drift"
+            );
+        }
+        if let Some(match_tags) = &binding.match_tags {
+            let _ = writeln!(
+                out,
+                "  {}",
+                render_selected(match_tags, binding.selected.as_ref())
             );
         }
         if binding.changes.is_empty() {

@@ -20,6 +20,7 @@ use crate::plan::{BindingId, Claim};
 use crate::reconcile::fleet::{ClaimIndex, Reach, Target, binding_id};
 use crate::reconcile::gate;
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
+use crate::reconcile::select::{self, Resolution, Selector};
 use crate::reconcile::{Mode, Outcome, PassInput, run_pass, spec_violations};
 use crate::tags::{Ownership, Tags};
 
@@ -40,7 +41,12 @@ struct Declared<'a> {
     binding: &'a Located<ResourceTagBinding>,
     id: BindingId,
     provider: String,
-    resource_ids: BTreeSet<String>,
+    /// The resources of its pass: `resourceIds`, or what its selector resolved to.
+    resource_ids: Vec<String>,
+    /// The same, for claims.
+    claimed: BTreeSet<String>,
+    /// A selector binding's resolution (`None` for an id list).
+    resolution: Option<Resolution>,
     /// The cloud, region and resource type it reaches (`None`: its provider is missing).
     target: Option<Target>,
 }
@@ -136,15 +142,7 @@ pub async fn run_with(
     command: Command,
     strategy: Strategy,
 ) -> Result<Report, Vec<String>> {
-    let declared = declared_bindings(manifests);
-    let claims = Claims {
-        index: claim_index(&declared),
-        reaches: manifests
-            .providers
-            .iter()
-            .map(|(name, p)| (name.clone(), Reach::of(&p.value.spec)))
-            .collect(),
-    };
+    let mut declared = declared_bindings(manifests);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
@@ -155,6 +153,15 @@ pub async fn run_with(
         async move { client?.list_tags(&resource_type, &ids).await.ok() }
     })
     .await;
+    resolve_selectors(&mut declared, &clients).await;
+    let claims = Claims {
+        index: claim_index(&declared),
+        reaches: manifests
+            .providers
+            .iter()
+            .map(|(name, p)| (name.clone(), Reach::of(&p.value.spec)))
+            .collect(),
+    };
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let mut report = Report {
         command: if command == Command::Plan {
@@ -247,7 +254,9 @@ fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
                 binding,
                 id,
                 provider,
-                resource_ids: spec.resource_ids.iter().cloned().collect(),
+                resource_ids: spec.resource_ids.clone(),
+                claimed: spec.resource_ids.iter().cloned().collect(),
+                resolution: None,
                 target,
             }
         })
@@ -269,6 +278,46 @@ fn removed_bindings(state: &StateFile, declared: &[Declared<'_>]) -> Vec<Binding
         .collect()
 }
 
+/// Resolves every selector binding (one list-by-tag read per provider, resource type and
+/// distinct `matchTags`), before any claim is looked up: its selection is its claim.
+async fn resolve_selectors(
+    declared: &mut [Declared<'_>],
+    clients: &BTreeMap<String, ProviderClient>,
+) {
+    let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (position, binding) in declared.iter().enumerate() {
+        if binding.binding.value.spec.resource_selector.is_some() {
+            let group = (
+                binding.provider.clone(),
+                binding.binding.value.spec.resource_type.clone(),
+            );
+            groups.entry(group).or_default().push(position);
+        }
+    }
+    for ((provider, resource_type), positions) in groups {
+        let Some(client) = clients.get(&provider) else {
+            continue; // NB: check_bindings refused the run already.
+        };
+        let selectors: Vec<Selector<'_>> = positions
+            .iter()
+            .filter_map(|&position| {
+                let spec = &declared[position].binding.value.spec;
+                Some(Selector {
+                    match_tags: &spec.resource_selector.as_ref()?.match_tags,
+                    cap: spec.max_resources(),
+                })
+            })
+            .collect();
+        let resolutions = select::resolve_all(client, &resource_type, &selectors).await;
+        for (position, resolution) in positions.into_iter().zip(resolutions) {
+            let binding = &mut declared[position];
+            binding.resource_ids = resolution.ids().map(<[String]>::to_vec).unwrap_or_default();
+            binding.claimed = binding.resource_ids.iter().cloned().collect();
+            binding.resolution = Some(resolution);
+        }
+    }
+}
+
 /// The claim index of the declared bindings, by position.
 fn claim_index(declared: &[Declared<'_>]) -> ClaimIndex<usize> {
     let mut index = ClaimIndex::new();
@@ -277,7 +326,7 @@ fn claim_index(declared: &[Declared<'_>]) -> ClaimIndex<usize> {
             position,
             &binding.provider,
             &binding.binding.value.spec.resource_type,
-            binding.resource_ids.iter().map(String::as_str),
+            binding.claimed.iter().map(String::as_str),
         );
     }
     index
@@ -459,11 +508,19 @@ async fn reconcile_declared<C: TagApi>(
 ) -> Outcome {
     let binding = &declared[position];
     let spec = &binding.binding.value.spec;
-    let owned = state
+    let mut owned = state
         .bindings
         .get(&state_key(&binding.id.namespace, &binding.id.name))
         .map(|entry| entry.applied.to_ownership())
         .unwrap_or_default();
+    if binding
+        .resolution
+        .as_ref()
+        .and_then(Resolution::ids)
+        .is_some()
+    {
+        owned = select::released(&owned, spec.deletion_policy, &binding.resource_ids);
+    }
     let claims = match &binding.target {
         Some(target) => claims.on(
             declared,
@@ -483,19 +540,24 @@ async fn reconcile_declared<C: TagApi>(
         Command::Apply { .. } if !spec.suspend => Mode::Apply,
         _ => Mode::PlanOnly,
     };
-    run_pass(
-        client,
-        &PassInput {
-            binding: &binding.id,
-            desired: &spec.tags,
-            resource_type: &spec.resource_type,
-            resource_ids: &spec.resource_ids,
-            owned: &owned,
-            claims: &claims,
-            mode,
-        },
-    )
-    .await
+    let input = PassInput {
+        binding: &binding.id,
+        desired: &spec.tags,
+        resource_type: &spec.resource_type,
+        resource_ids: &binding.resource_ids,
+        owned: &owned,
+        claims: &claims,
+        mode,
+    };
+    let Some(resolution) = &binding.resolution else {
+        return run_pass(client, &input).await;
+    };
+    if let Some(refused) = resolution.refusal(&input) {
+        return refused;
+    }
+    let mut outcome = run_pass(client, &input).await;
+    outcome.selected = resolution.status();
+    outcome
 }
 
 /// The claims of a run: the declared bindings by resource identity.
@@ -529,7 +591,7 @@ impl Claims {
             .filter(|other| other.binding.value.spec.mode != BindingMode::Observe)
             .map(|other| Claim {
                 binding: &other.id,
-                resource_ids: &other.resource_ids,
+                resource_ids: &other.claimed,
                 tags: &other.binding.value.spec.tags,
             })
             .collect()
@@ -611,6 +673,11 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
             .as_ref()
             .map(|d| d.samples.clone())
             .unwrap_or_default(),
+        match_tags: spec
+            .resource_selector
+            .as_ref()
+            .map(|selector| selector.match_tags.clone()),
+        selected: outcome.selected.clone(),
     }
 }
 

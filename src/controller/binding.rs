@@ -243,7 +243,9 @@ pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx:
         return Next::Retry;
     }
     ctx.reset_backoff(&key);
-    if outcome.readiness.stalled {
+    // NB: too many matches may change with the cloud: the selector is resolved again on the
+    // next sweep, not only after a spec change.
+    if outcome.readiness.stalled && outcome.readiness.reason != reason::TOO_MANY_RESOURCES {
         return Next::AwaitChange;
     }
     Next::Sweep
@@ -409,22 +411,20 @@ fn claimants(
             .map(String::as_str),
         Some(&key),
     );
+    let index = ctx.fleet.claims();
     keys.iter()
         .filter_map(|other| {
             let (namespace, name) = other.split_once('/')?;
-            ctx.bindings.get(&ObjectRef::new(name).within(namespace))
+            let binding = ctx.bindings.get(&ObjectRef::new(name).within(namespace))?;
+            // NB: what the index holds: the id list, or a selector's last selection.
+            let ids: BTreeSet<String> = index.declared_ids(other)?.map(str::to_string).collect();
+            Some((binding, ids))
         })
-        .filter(|other| other.metadata.deletion_timestamp.is_none())
+        .filter(|(other, _)| other.metadata.deletion_timestamp.is_none())
         // NB: an Observe binding writes nothing, so it claims nothing: an audit neither wins
         // a conflict against a binding that writes nor keeps its tags from being pruned.
-        .filter(|other| other.spec.mode != BindingMode::Observe)
-        .map(|other| {
-            (
-                binding_id(&other),
-                other.spec.resource_ids.iter().cloned().collect(),
-                other,
-            )
-        })
+        .filter(|(other, _)| other.spec.mode != BindingMode::Observe)
+        .map(|(other, ids)| (binding_id(&other), ids, other))
         .collect()
 }
 

@@ -40,6 +40,7 @@ use super::context::{CloudClient, Context};
 use crate::api::ResourceTagBinding;
 use crate::plan::Claim;
 use crate::reconcile::fleet::{ClaimIndex, binding_key};
+use crate::reconcile::select::{self, Resolution, Selector};
 use crate::reconcile::{Mode, Outcome, PassInput};
 
 /// The longest a round waits for announced bindings after the last sign of progress.
@@ -149,6 +150,9 @@ impl Fleet {
                 let key = binding_key(binding);
                 if binding.metadata.deletion_timestamp.is_some() {
                     self.claims_mut().withdraw(&key);
+                } else if binding.spec.resource_selector.is_some() {
+                    // NB: a selector binding's claims are its last selection, recorded when
+                    // its pass resolves the selector (`resolve_selectors`), not its spec.
                 } else {
                     self.claims_mut().declare(
                         key.clone(),
@@ -438,7 +442,9 @@ async fn run_group(
     }
 }
 
-/// The passes of one provider's bindings of one resource type, together.
+/// The passes of one provider's bindings of one resource type, together. Selector bindings
+/// are resolved first (one list-by-tag read per distinct `matchTags`), and their selections
+/// enter the claim index before any binding's claims are looked up.
 async fn pass_group(
     ctx: &Context,
     resource_type: &str,
@@ -448,38 +454,121 @@ async fn pass_group(
     let Some(client) = members.last().map(|(_, s)| s.client.clone()) else {
         return Vec::new();
     };
+    // NB: the round's only participant: its calls go at once, not after a window.
+    let participant = client.participant(resource_type);
+    let resolutions = resolve_selectors(ctx, &participant, resource_type, &members).await;
+    let resource_ids: Vec<&[String]> = members
+        .iter()
+        .zip(&resolutions)
+        .map(|((_, s), resolution)| match resolution {
+            Some(resolution) => resolution.ids().unwrap_or_default(),
+            None => &s.binding.spec.resource_ids[..],
+        })
+        .collect();
     let prepared: Vec<Prepared> = members
         .iter()
-        .map(|(_, s)| Prepared::of(&s.binding, ctx, &s.binding.spec.resource_ids))
+        .zip(&resource_ids)
+        .zip(&resolutions)
+        .map(|(((_, s), ids), resolution)| {
+            let mut prepared = Prepared::of(&s.binding, ctx, ids);
+            if resolution.is_some() {
+                prepared.owned =
+                    select::released(&prepared.owned, s.binding.spec.deletion_policy, ids);
+            }
+            prepared
+        })
         .collect();
     let claims: Vec<Vec<Claim<'_>>> = prepared.iter().map(Prepared::claims).collect();
     let inputs: Vec<PassInput<'_>> = members
         .iter()
         .zip(&prepared)
         .zip(&claims)
-        .map(|(((_, s), prepared), claims)| PassInput {
+        .zip(&resource_ids)
+        .map(|((((_, s), prepared), claims), ids)| PassInput {
             binding: &prepared.id,
             desired: &s.binding.spec.tags,
             resource_type: &s.binding.spec.resource_type,
-            resource_ids: &s.binding.spec.resource_ids,
+            resource_ids: ids,
             owned: &prepared.owned,
             claims,
             mode: Mode::of(s.binding.spec.mode),
         })
         .collect();
-    // NB: the round's only participant: its calls go at once, not after a window.
-    let participant = client.participant(resource_type);
-    let outcomes = crate::reconcile::round::run_round(&participant, resource_type, &inputs).await;
+    let refused: Vec<Option<Outcome>> = inputs
+        .iter()
+        .zip(&resolutions)
+        .map(|(input, resolution)| resolution.as_ref().and_then(|r| r.refusal(input)))
+        .collect();
+    let running: Vec<PassInput<'_>> = inputs
+        .iter()
+        .zip(&refused)
+        .filter(|(_, refused)| refused.is_none())
+        .map(|(input, _)| input.clone())
+        .collect();
+    let outcomes = crate::reconcile::round::run_round(&participant, resource_type, &running).await;
     drop(participant);
+    drop(running);
     drop(inputs);
+    let mut outcomes = outcomes.into_iter();
     members
         .into_iter()
-        .zip(outcomes)
-        .map(|((key, submission), mut outcome)| {
+        .zip(refused)
+        .zip(resolutions)
+        .map(|(((key, submission), refused), resolution)| {
+            // NB: run_round answers one outcome per input it was given, in order.
+            let mut outcome = refused
+                .or_else(|| outcomes.next())
+                .unwrap_or_else(|| unreachable!("run_round answers every input"));
+            if let Some(resolution) = resolution {
+                outcome.selected = resolution.status();
+            }
             // NB: the controller reports neither the plan nor the observation.
             outcome.plan = None;
             outcome.observed = None;
             (key, submission.binding, outcome)
+        })
+        .collect()
+}
+
+/// Resolves the selector bindings among `members` (`None` for an id-list binding), and
+/// records each selection in the claim index. A binding whose resolution failed or matched
+/// too many keeps the claims of its last selection.
+async fn resolve_selectors<C: crate::cloud::TagApi>(
+    ctx: &Context,
+    cloud: &C,
+    resource_type: &str,
+    members: &[(String, Submission)],
+) -> Vec<Option<Resolution>> {
+    let selectors: Vec<Selector<'_>> = members
+        .iter()
+        .filter_map(|(_, s)| {
+            let selector = s.binding.spec.resource_selector.as_ref()?;
+            Some(Selector {
+                match_tags: &selector.match_tags,
+                cap: s.binding.spec.max_resources(),
+            })
+        })
+        .collect();
+    if selectors.is_empty() {
+        return members.iter().map(|_| None).collect();
+    }
+    let mut resolved = select::resolve_all(cloud, resource_type, &selectors)
+        .await
+        .into_iter();
+    members
+        .iter()
+        .map(|(key, s)| {
+            s.binding.spec.resource_selector.as_ref()?;
+            let resolution = resolved.next()?;
+            if let Some(ids) = resolution.ids() {
+                ctx.fleet.claims_mut().declare(
+                    key.clone(),
+                    &s.binding.spec.provider_ref.name,
+                    &s.binding.spec.resource_type,
+                    ids.iter().map(String::as_str),
+                );
+            }
+            Some(resolution)
         })
         .collect()
 }

@@ -46,6 +46,12 @@ pub fn from_outcome(
             .map(|d| d.samples.clone())
             .unwrap_or_default(),
         last_handled_reconcile_at: requested_at(binding),
+        // NB: a failed read leaves the last resolution standing.
+        selected: match (&outcome.selected, &binding.spec.resource_selector) {
+            (Some(selected), _) => Some(selected.clone()),
+            (None, Some(_)) => previous.selected.clone(),
+            (None, None) => None,
+        },
     };
     if let Some(drift) = &outcome.drift {
         status

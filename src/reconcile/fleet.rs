@@ -176,6 +176,13 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
         }
     }
 
+    /// The resource ids `key` declares, if it declares any.
+    pub fn declared_ids(&self, key: &K) -> Option<impl Iterator<Item = &str>> {
+        self.declared
+            .get(key)
+            .map(|declared| declared.ids.iter().map(AsRef::as_ref))
+    }
+
     /// Forgets everything (before a host feeds the index again from scratch).
     pub fn clear(&mut self) {
         self.by_resource.clear();

@@ -9,6 +9,7 @@ pub mod gate;
 mod outcome;
 pub mod provider;
 pub mod round;
+pub mod select;
 
 use std::collections::BTreeSet;
 

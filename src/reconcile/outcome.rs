@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::execute::Executed;
 use super::{Mode, PassInput};
 use crate::api::conditions::reason;
-use crate::api::{ConflictEntry, ResourceCounts, ResourceFailure};
+use crate::api::{ConflictEntry, ResourceCounts, ResourceFailure, SelectedResources};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::plan::{Drift, KeyDecision, Plan, drift};
 use crate::tags::{Ownership, TagsByResource};
@@ -59,10 +59,12 @@ pub struct Outcome {
     pub error: Option<CloudError>,
     /// An Observe pass that got as far as a plan: what writing would change.
     pub drift: Option<Drift>,
+    /// A selector binding: what its resolution selected (set by the host, which resolves).
+    pub selected: Option<SelectedResources>,
 }
 
 impl Outcome {
-    fn base(input: &PassInput<'_>, readiness: Readiness) -> Self {
+    pub(super) fn base(input: &PassInput<'_>, readiness: Readiness) -> Self {
         Outcome {
             plan: None,
             observed: None,
@@ -77,6 +79,7 @@ impl Outcome {
             writes: WriteCounts::default(),
             error: None,
             drift: None,
+            selected: None,
         }
     }
 
@@ -164,6 +167,7 @@ impl Outcome {
             writes,
             error: executed.stopped_by,
             drift,
+            selected: None,
         }
     }
 

@@ -182,6 +182,8 @@ pub fn binding(
             interval: "2s".into(),
             suspend: false,
             mode: Default::default(),
+            resource_selector: None,
+            max_resources: None,
         },
     )
 }

@@ -48,6 +48,8 @@ impl ResourceTagBinding {
                 interval: "10m".into(),
                 suspend: false,
                 mode: Default::default(),
+                resource_selector: None,
+                max_resources: None,
             },
         );
         binding.meta_mut().namespace = Some("team-web".into());
