@@ -22,6 +22,8 @@ mod fleet;
 mod observe;
 #[path = "controller_e2e/operating.rs"]
 mod operating;
+#[path = "controller_e2e/selector.rs"]
+mod selector;
 #[path = "controller_e2e/stand_in.rs"]
 mod stand_in;
 #[path = "controller_e2e/tag_service.rs"]
@@ -42,6 +44,7 @@ use converging::*;
 use fleet::*;
 use observe::*;
 use operating::*;
+use selector::*;
 use stand_in::*;
 use tag_service::*;
 
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         scenario!(the_stand_in_serves_discovery_and_apiserver_semantics),
         scenario!(the_tag_service_converges_prunes_and_reports_a_missing_resource),
         scenario!(an_observe_binding_reports_drift_and_never_writes),
+        scenario!(a_selector_binding_follows_the_resources_that_carry_its_tags),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -410,7 +410,14 @@ fn check_bindings(
             continue;
         }
         if let Some(client) = clients.get(&binding.provider) {
-            for violation in spec_violations(client, &spec.resource_type, &spec.tags) {
+            let selector = spec
+                .resource_selector
+                .as_ref()
+                .and_then(|s| select::violation(client, &s.match_tags));
+            for violation in spec_violations(client, &spec.resource_type, &spec.tags)
+                .into_iter()
+                .chain(selector)
+            {
                 let (field, rule) = violation
                     .split_once(": ")
                     .unwrap_or(("spec", violation.as_str()));

@@ -37,6 +37,8 @@ pub enum Resolution {
     },
     /// The list-by-tag read failed.
     Failed(CloudError),
+    /// The selector breaks a rule of the provider's API (too many `matchTags`): no read.
+    Invalid(String),
 }
 
 /// One selector binding of a target: its `matchTags` and `maxResources`.
@@ -55,7 +57,11 @@ pub async fn resolve_all<C: TagApi>(
     resource_type: &str,
     selectors: &[Selector<'_>],
 ) -> Vec<Resolution> {
-    let distinct: BTreeSet<&Tags> = selectors.iter().map(|s| s.match_tags).collect();
+    let distinct: BTreeSet<&Tags> = selectors
+        .iter()
+        .filter(|s| violation(cloud, s.match_tags).is_none())
+        .map(|s| s.match_tags)
+        .collect();
     let mut read: BTreeMap<&Tags, Result<Vec<String>, CloudError>> = BTreeMap::new();
     for match_tags in distinct {
         let selected = cloud
@@ -66,16 +72,30 @@ pub async fn resolve_all<C: TagApi>(
     }
     selectors
         .iter()
-        .map(|selector| match &read[selector.match_tags] {
-            Err(error) => Resolution::Failed(error.clone()),
-            Ok(ids) if ids.len() > selector.cap as usize => Resolution::TooMany {
+        .map(|selector| match read.get(selector.match_tags) {
+            None => Resolution::Invalid(violation(cloud, selector.match_tags).unwrap_or_default()),
+            Some(Err(error)) => Resolution::Failed(error.clone()),
+            Some(Ok(ids)) if ids.len() > selector.cap as usize => Resolution::TooMany {
                 count: ids.len(),
                 cap: selector.cap,
                 first: ids.iter().take(MAX_SELECTED_SHOWN).cloned().collect(),
             },
-            Ok(ids) => Resolution::Selected(ids.clone()),
+            Some(Ok(ids)) => Resolution::Selected(ids.clone()),
         })
         .collect()
+}
+
+/// Why `match_tags` cannot be sent to this provider's API, as a `field: rule` line (the CRD
+/// allows 20; the Tag service and JD Cloud filter by fewer).
+pub fn violation<C: TagApi>(cloud: &C, match_tags: &Tags) -> Option<String> {
+    let most = cloud.limits().selector_tags;
+    (match_tags.len() > most).then(|| {
+        format!(
+            "spec.resourceSelector.matchTags: {} tags; this provider's list-by-tag read filters \
+             by at most {most}",
+            match_tags.len()
+        )
+    })
 }
 
 impl Resolution {
@@ -100,7 +120,7 @@ impl Resolution {
                 count: count(*n),
                 first_ids: first.clone(),
             }),
-            Resolution::Failed(_) => None,
+            Resolution::Failed(_) | Resolution::Invalid(_) => None,
         }
     }
 
@@ -129,6 +149,7 @@ impl Resolution {
                 outcome
             }
             Resolution::Failed(error) => Outcome::observe_failed(input, error.clone()),
+            Resolution::Invalid(rule) => Outcome::invalid_spec(input, rule.clone()),
         };
         outcome.selected = self.status();
         Some(outcome)
