@@ -15,6 +15,8 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName};
 use tracing::Instrument;
 
+mod select;
+
 use super::pagination::Pagination;
 use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
@@ -38,6 +40,26 @@ impl From<WriteOp> for Operation {
         match op {
             WriteOp::Tag => Operation::Tag,
             WriteOp::Untag => Operation::Untag,
+        }
+    }
+}
+
+/// Which resources of a list answer a read keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Only the ids asked for (already in the map): the answer of a list by ids. Others are
+    /// the server's confusion and are ignored.
+    Requested,
+    /// Every id the answer lists: the answer of a select by tag filter.
+    Listed,
+}
+
+impl Admit {
+    /// The tags to add a listed resource's tags to, or `None` when this read ignores it.
+    pub fn entry<'a>(self, observed: &'a mut TagsByResource, id: &str) -> Option<&'a mut Tags> {
+        match self {
+            Admit::Requested => observed.get_mut(id),
+            Admit::Listed => Some(observed.entry(id.to_string()).or_default()),
         }
     }
 }
@@ -94,13 +116,26 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         token: Option<&str>,
     ) -> Result<Self::Call, CloudError>;
 
-    /// Reads one 2xx answer of a list call into `observed` (which holds an entry for each
-    /// requested id; others are ignored) and says the token of the next page, if any.
+    /// The call that lists every resource of `resource_type` carrying all of `match_tags`
+    /// (exact key and value; 1..=`selector_tags` of them, checked by the chassis), by tag
+    /// filter alone (no resource ids), from the page `token` on.
+    fn select_call(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+        token: Option<&str>,
+    ) -> Result<Self::Call, CloudError>;
+
+    /// Reads one 2xx answer of a list or select call into `observed` and says the token of
+    /// the next page, if any. Only resources of `resource_type` count, with their custom
+    /// tags; which ids are read is `admit`'s decision: the requested ones (entries already in
+    /// `observed`) for a list, every one listed for a select.
     fn read_list(
         &self,
         resource_type: &str,
         body: &str,
         observed: &mut TagsByResource,
+        admit: Admit,
     ) -> Result<Option<String>, String>;
 
     /// The call that applies (`Tag`) or removes (`Untag`) `tags` on `resource_ids`, within
@@ -334,17 +369,36 @@ impl<P: Protocol> Client<P> {
         resource_ids: &[String],
         observed: &mut TagsByResource,
     ) -> Result<(), CloudError> {
+        self.read_pages(
+            resource_type,
+            resource_ids.len(),
+            observed,
+            Admit::Requested,
+            |token| self.protocol.list_call(resource_type, resource_ids, token),
+        )
+        .await
+    }
+
+    /// Sends the call `call_from(token)` builds, from the first page to the last, each answer
+    /// read into `observed` under `admit`; the pagination guard stops a server that would
+    /// paginate forever.
+    async fn read_pages(
+        &self,
+        resource_type: &str,
+        resources: usize,
+        observed: &mut TagsByResource,
+        admit: Admit,
+        call_from: impl Fn(Option<&str>) -> Result<P::Call, CloudError>,
+    ) -> Result<(), CloudError> {
         let action = self.protocol.action(Operation::List);
         let mut pagination = Pagination::default();
         let mut token: Option<String> = None;
         loop {
-            let call = self
-                .protocol
-                .list_call(resource_type, resource_ids, token.as_deref())?;
-            let body = self.call(action, resource_ids.len(), &call).await?;
+            let call = call_from(token.as_deref())?;
+            let body = self.call(action, resources, &call).await?;
             let next = self
                 .protocol
-                .read_list(resource_type, &body, observed)
+                .read_list(resource_type, &body, observed, admit)
                 .map_err(|error| self.not_a_document(action, &body, &error))?;
             token = pagination.advance(next.as_deref()).map_err(|error| {
                 local(
@@ -477,6 +531,14 @@ impl<P: Protocol> TagApi for Client<P> {
     ) -> Result<WriteResult, CloudError> {
         self.write(WriteOp::Untag, resource_type, resource_ids, tags)
             .await
+    }
+
+    async fn select_resources(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+    ) -> Result<TagsByResource, CloudError> {
+        self.select(resource_type, match_tags).await
     }
 }
 
