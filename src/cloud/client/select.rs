@@ -11,7 +11,7 @@ use super::{Admit, Client, Operation, Protocol};
 use crate::cloud::CloudError;
 use crate::cloud::ErrorKind;
 use crate::cloud::transport::local;
-use crate::tags::{Tags, TagsByResource};
+use crate::tags::{Limits, Tags, TagsByResource};
 
 impl<P: Protocol> Client<P> {
     /// Every resource of `resource_type` carrying all of `match_tags`, with its listed
@@ -22,11 +22,7 @@ impl<P: Protocol> Client<P> {
         match_tags: &Tags,
     ) -> Result<TagsByResource, CloudError> {
         let action = self.protocol.action(Operation::List);
-        check_match_tags(
-            action,
-            match_tags,
-            self.protocol.settings().limits.selector_tags,
-        )?;
+        check_match_tags(action, match_tags, self.protocol.settings().limits)?;
         let mut selected = TagsByResource::new();
         self.read_pages(resource_type, 0, &mut selected, Admit::Listed, |token| {
             self.protocol.select_call(resource_type, match_tags, token)
@@ -47,13 +43,15 @@ impl<P: Protocol> Client<P> {
     }
 }
 
-/// Refuses, before sending, a selector that would list a whole account (no tags) or that
-/// the API cannot filter by in one call (more than `limit` tags).
+/// Refuses, before sending, a selector that would list a whole account (no tags), that the
+/// API cannot filter by in one call (more than `selector_tags` tags), or whose tag no
+/// resource can carry (an empty key, a value shorter than the API allows).
 pub(crate) fn check_match_tags(
     action: &'static str,
     match_tags: &Tags,
-    limit: usize,
+    limits: &Limits,
 ) -> Result<(), CloudError> {
+    let limit = limits.selector_tags;
     if match_tags.is_empty() {
         return Err(local(
             ErrorKind::InvalidInput,
@@ -78,7 +76,29 @@ pub(crate) fn check_match_tags(
             0,
         ));
     }
-    Ok(())
+    let unmatchable = match_tags.iter().find_map(|(key, value)| {
+        if key.is_empty() {
+            Some("a matchTags key is empty".to_string())
+        } else if value.chars().count() < limits.value_min_chars {
+            Some(format!(
+                "matchTags {key:?} has an empty value; this API's values have at least {} \
+                 character(s)",
+                limits.value_min_chars
+            ))
+        } else {
+            None
+        }
+    });
+    match unmatchable {
+        Some(rule) => Err(local(
+            ErrorKind::InvalidInput,
+            action,
+            "InvalidMatchTags",
+            format!("{rule}: no resource can carry it (nothing was sent)"),
+            0,
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Keeps the resources whose listed tags include every match tag (same key, same value);
@@ -106,7 +126,8 @@ mod tests {
 
     #[test]
     fn an_empty_selector_is_refused_without_a_call() {
-        let error = check_match_tags("ListTagResources", &Tags::new(), 20).unwrap_err();
+        let error =
+            check_match_tags("ListTagResources", &Tags::new(), &Limits::alibaba()).unwrap_err();
         assert_eq!(error.kind, ErrorKind::InvalidInput);
         assert_eq!(error.code, "EmptyMatchTags");
         assert_eq!(error.attempts, 0);
@@ -118,13 +139,39 @@ mod tests {
         let many: Tags = (0..11)
             .map(|i| (format!("k{i}"), "v".to_string()))
             .collect();
-        let error = check_match_tags("ListTagResources", &many, 10).unwrap_err();
+        let limits = Limits::alibaba_tag_service();
+        let error = check_match_tags("ListTagResources", &many, &limits).unwrap_err();
         assert_eq!(error.kind, ErrorKind::InvalidInput);
         assert_eq!(error.code, "TooManyMatchTags");
         assert_eq!(error.attempts, 0);
         assert!(error.message.starts_with("11 matchTags"), "{error}");
         assert!(error.message.contains("at most 10"), "{error}");
-        assert_eq!(check_match_tags("ListTagResources", &many, 11), Ok(()));
+        assert_eq!(
+            check_match_tags("ListTagResources", &many, &Limits::alibaba()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_tag_no_resource_can_carry_is_refused() {
+        let empty_value = tags(&[("team", "")]);
+        assert_eq!(
+            check_match_tags("ListTagResources", &empty_value, &Limits::alibaba()),
+            Ok(()),
+            "product APIs allow empty values"
+        );
+        let error = check_match_tags(
+            "ListTagResources",
+            &empty_value,
+            &Limits::alibaba_tag_service(),
+        )
+        .unwrap_err();
+        assert_eq!(error.code, "InvalidMatchTags");
+        assert!(error.message.contains("\"team\""), "{error}");
+        let error = check_match_tags("describeResources", &tags(&[("", "x")]), &Limits::jdcloud())
+            .unwrap_err();
+        assert_eq!(error.code, "InvalidMatchTags");
+        assert_eq!(error.attempts, 0);
     }
 
     #[test]
