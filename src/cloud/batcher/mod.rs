@@ -5,6 +5,9 @@
 //! (the same tags, or the same chunk of tags) share calls. Each caller gets its own answer:
 //! the tags of its resources, the outcome of its resources.
 //!
+//! Selects (list by tag) name no resource and join no round: they go to the inner client
+//! at once, and identical ones in flight together share one call (`select`).
+//!
 //! A round closes when
 //! - every registered [`Participant`] of the resource type has a request waiting (or has
 //!   left): the CLI registers every binding of a run, so its rounds, and the calls they make,
