@@ -13,11 +13,15 @@ use crate::cloud::{CloudError, TagApi};
 use crate::tags::{Tags, TagsByResource};
 
 type Selection = Result<TagsByResource, CloudError>;
+/// One select in flight, awaited by every caller that asked for it.
+type Call = Shared<BoxFuture<'static, Selection>>;
+/// Resource type and match tags: what makes two selects identical.
+type Key = (String, Tags);
 
 /// The selects in flight, by resource type and match tags.
 #[derive(Default)]
 pub(super) struct InFlight {
-    calls: Mutex<HashMap<(String, Tags), Shared<BoxFuture<'static, Selection>>>>,
+    calls: Mutex<HashMap<Key, Call>>,
 }
 
 impl InFlight {
@@ -52,10 +56,7 @@ impl InFlight {
         answer
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, Tags), Shared<BoxFuture<'static, Selection>>>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Call>> {
         // NB: each critical section inserts, clones or removes one entry: a poisoned map is
         // still consistent.
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
