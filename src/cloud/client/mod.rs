@@ -4,6 +4,9 @@
 //! and a `Debug` without secrets; the protocol contributes only what differs between APIs:
 //! building and signing a request, classifying error answers, and reading answers.
 //!
+//! - `read`: lists by id and the pages of every read;
+//! - `select`: lists by tag (a binding's `resourceSelector`), with their safety rules.
+//!
 //! API Gateway and ECS ([`super::alibaba::ProductApi`]), the Tag service
 //! ([`super::alibaba::TagService`]) and JD Cloud ([`super::jdcloud::JdcloudConfig`]) are
 //! protocols of this one chassis.
@@ -15,9 +18,11 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName};
 use tracing::Instrument;
 
+mod read;
 mod select;
 
-use super::pagination::Pagination;
+pub use read::Admit;
+
 use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
 use super::transport::{excerpt, from_transport, local};
@@ -40,26 +45,6 @@ impl From<WriteOp> for Operation {
         match op {
             WriteOp::Tag => Operation::Tag,
             WriteOp::Untag => Operation::Untag,
-        }
-    }
-}
-
-/// Which resources of a list answer a read keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admit {
-    /// Only the ids asked for (already in the map): the answer of a list by ids. Others are
-    /// the server's confusion and are ignored.
-    Requested,
-    /// Every id the answer lists: the answer of a select by tag filter.
-    Listed,
-}
-
-impl Admit {
-    /// The tags to add a listed resource's tags to, or `None` when this read ignores it.
-    pub fn entry<'a>(self, observed: &'a mut TagsByResource, id: &str) -> Option<&'a mut Tags> {
-        match self {
-            Admit::Requested => observed.get_mut(id),
-            Admit::Listed => Some(observed.entry(id.to_string()).or_default()),
         }
     }
 }
@@ -360,59 +345,6 @@ impl<P: Protocol> Client<P> {
             ),
             1,
         )
-    }
-
-    /// Lists one chunk of ids (at most `resources_per_call`), following the pages.
-    async fn list_chunk(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-        observed: &mut TagsByResource,
-    ) -> Result<(), CloudError> {
-        self.read_pages(
-            resource_type,
-            resource_ids.len(),
-            observed,
-            Admit::Requested,
-            |token| self.protocol.list_call(resource_type, resource_ids, token),
-        )
-        .await
-    }
-
-    /// Sends the call `call_from(token)` builds, from the first page to the last, each answer
-    /// read into `observed` under `admit`; the pagination guard stops a server that would
-    /// paginate forever.
-    async fn read_pages(
-        &self,
-        resource_type: &str,
-        resources: usize,
-        observed: &mut TagsByResource,
-        admit: Admit,
-        call_from: impl Fn(Option<&str>) -> Result<P::Call, CloudError>,
-    ) -> Result<(), CloudError> {
-        let action = self.protocol.action(Operation::List);
-        let mut pagination = Pagination::default();
-        let mut token: Option<String> = None;
-        loop {
-            let call = call_from(token.as_deref())?;
-            let body = self.call(action, resources, &call).await?;
-            let next = self
-                .protocol
-                .read_list(resource_type, &body, observed, admit)
-                .map_err(|error| self.not_a_document(action, &body, &error))?;
-            token = pagination.advance(next.as_deref()).map_err(|error| {
-                local(
-                    ErrorKind::Retryable,
-                    action,
-                    "PaginationLoop",
-                    error.describe(),
-                    1,
-                )
-            })?;
-            if token.is_none() {
-                return Ok(());
-            }
-        }
     }
 
     /// Refuses, before sending, a write the caller should have batched (a programming error).
