@@ -1,10 +1,13 @@
 //! Selects (list by tag) over real HTTP on loopback, against the scripted mock: the product
 //! APIs' `Tag.N` without `ResourceId.N`, the Tag service's `Tags` filter without ARNs, every
-//! page followed, and what the answer names beyond the filter dropped.
+//! page followed (retried and observed as every call), and what the answer names beyond the
+//! filter dropped.
 
-use super::mock::{Mock, reply};
+use std::sync::Arc;
+
+use super::mock::{Mock, error_reply, reply};
 use super::tag_service;
-use super::{SECRET, client_with, fast_retry, tags};
+use super::{Outcomes, SECRET, client_with, fast_retry, tags};
 use crate::cloud::alibaba::SignatureVersion;
 use crate::cloud::{ErrorKind, TagApi};
 use crate::tags::Tags;
@@ -38,8 +41,10 @@ async fn a_product_select_filters_by_tag_n_alone_and_follows_every_page() {
         ],
     );
     let second = product_page("-1", &[("g2", "team", "web"), ("g2", "owner", "x")]);
-    let mock = Mock::start(vec![first, second], reply(500, "unexpected")).await;
-    let client = client_with(&mock.endpoint, fast_retry(1), |_| {});
+    let throttled = error_reply(400, "Throttling.User");
+    let mock = Mock::start(vec![first, throttled, second], reply(500, "unexpected")).await;
+    let outcomes = Arc::new(Outcomes::default());
+    let client = client_with(&mock.endpoint, fast_retry(3), |_| {}).with_observer(outcomes.clone());
     let match_tags = tags(&[("team", "web"), ("env", "prod")]);
     let selected = client
         .select_resources("apiGroup", &match_tags)
@@ -52,8 +57,18 @@ async fn a_product_select_filters_by_tag_n_alone_and_follows_every_page() {
         "a resource's entries add up across pages"
     );
 
+    let seen = outcomes.0.lock().expect("outcomes lock").clone();
+    assert_eq!(
+        seen,
+        [
+            "alibaba ListTagResources ok",
+            "alibaba ListTagResources Throttling.User",
+            "alibaba ListTagResources ok"
+        ],
+        "every attempt observed, the throttled page retried"
+    );
     let received = mock.received();
-    assert_eq!(received.len(), 2);
+    assert_eq!(received.len(), 3);
     for request in &received {
         request.assert_signed_with(SECRET);
         assert_eq!(request.param("Action").as_deref(), Some("ListTagResources"));
@@ -68,6 +83,7 @@ async fn a_product_select_filters_by_tag_n_alone_and_follows_every_page() {
     }
     assert_eq!(received[0].param("NextToken"), None);
     assert_eq!(received[1].param("NextToken").as_deref(), Some("page-2"));
+    assert_eq!(received[2].param("NextToken").as_deref(), Some("page-2"));
 }
 
 #[tokio::test]
@@ -180,4 +196,21 @@ async fn a_tag_service_select_sends_the_tags_filter_and_keeps_the_bindings_kind(
         .unwrap_err();
     assert_eq!(error.code, "InvalidResourceType");
     assert_eq!(mock.received().len(), 2, "a bad type is refused unsent");
+}
+
+#[tokio::test]
+async fn a_select_stops_when_the_server_repeats_a_token() {
+    let looping = product_page("again", &[("g1", "team", "web")]);
+    let mock = Mock::start(vec![], looping).await;
+    let client = client_with(&mock.endpoint, fast_retry(1), |_| {});
+    let error = client
+        .select_resources("apiGroup", &tags(&[("team", "web")]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, "PaginationLoop");
+    assert_eq!(
+        mock.received().len(),
+        2,
+        "the repeated token is not followed"
+    );
 }
