@@ -81,6 +81,9 @@ pub struct Limits {
     pub tags_per_call: usize,
     /// Most keys in one untag call.
     pub keys_per_untag_call: usize,
+    /// Most tags one list-by-tag call accepts as its filter: the most `matchTags` of a
+    /// `resourceSelector` on this API.
+    pub selector_tags: usize,
     /// Most custom tags one resource may carry.
     pub tags_per_resource: usize,
     /// Longest key, in characters (Unicode scalar values).
@@ -105,6 +108,9 @@ impl Limits {
             resources_per_call: 50,
             tags_per_call: 20,
             keys_per_untag_call: 20,
+            // NB: ListTagResources takes `Tag.N.Key`/`Tag.N.Value` with N = 1..20 (spec
+            // section 5) [sdk].
+            selector_tags: 20,
             tags_per_resource: 20,
             key_max_chars: 128,
             value_min_chars: 0,
@@ -116,12 +122,15 @@ impl Limits {
     }
 
     /// Alibaba Cloud's Tag service (spec: alibaba-rpc-tagging.md sections 5 and 6): the
-    /// product rules, with 10 tags per TagResources, 10 keys per UntagResources, and values
-    /// of 1..128 characters.
+    /// product rules, with 10 tags per TagResources, 10 keys per UntagResources, 10 pairs in
+    /// the `Tags` filter of ListTagResources, and values of 1..128 characters.
     pub fn alibaba_tag_service() -> Self {
         Limits {
             tags_per_call: 10,
             keys_per_untag_call: 10,
+            // NB: the `Tags` filter of ListTagResources holds 1..10 pairs [sdk: the official
+            // SDK's ListTagResourcesRequest, alibabacloud-tag20180828].
+            selector_tags: 10,
             value_min_chars: 1,
             ..Limits::alibaba()
         }
@@ -134,6 +143,10 @@ impl Limits {
             resources_per_call: 50,
             tags_per_call: 10,
             keys_per_untag_call: 10,
+            // NB: [inferred] no page or SDK model found states how many `tagFilters` one
+            // describeResources accepts; a resource carries at most `tags_per_resource` (10)
+            // tags, so more filters could never all match.
+            selector_tags: 10,
             tags_per_resource: 10,
             key_max_chars: 127,
             value_min_chars: 0,

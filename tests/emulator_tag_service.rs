@@ -578,6 +578,8 @@ async fn the_tag_service_lists_by_arn_or_tag_filter_across_pages() {
         ("Category", "custom", "InvalidParameter.Category"),
         ("NextToken", "not-a-token", "InvalidParameter.NextToken"),
         ("Tags", "{\"team\":1}", "InvalidParameter.Tags"),
+        ("Tags", "{\"team\":\"\"}", "InvalidTagValue.Malformed"),
+        ("Tags", "{\"\":\"net\"}", "InvalidParameter.TagKey"),
     ] {
         let answer = v3(TAG, "ListTagResources")
             .query(pairs(&[("RegionId", REGION), (name, value)]))

@@ -234,6 +234,14 @@ impl<C: TagApi> TagApi for Journaled<C> {
         self.inner.list_tags(resource_type, resource_ids).await
     }
 
+    async fn select_resources(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+    ) -> Result<TagsByResource, CloudError> {
+        self.inner.select_resources(resource_type, match_tags).await
+    }
+
     async fn tag_resources(
         &self,
         resource_type: &str,

@@ -51,6 +51,18 @@ pub trait TagApi: Send + Sync {
         resource_ids: &[String],
     ) -> impl Future<Output = Result<TagsByResource, CloudError>> + Send;
 
+    /// Every resource of `resource_type` that carries all of `match_tags` (exact key and
+    /// value), with the tags the answer listed for it (custom tags only), following every page.
+    ///
+    /// An empty `match_tags`, or more than `limits().selector_tags`, is an `InvalidInput`
+    /// error and no call is made (a select never lists a whole account). A listed resource
+    /// whose listed tags lack one of `match_tags` is dropped, whatever the server filtered.
+    fn select_resources(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+    ) -> impl Future<Output = Result<TagsByResource, CloudError>> + Send;
+
     /// Applies every tag to every resource (overwriting existing values of those keys). The
     /// caller keeps within `limits()`. Resources the cloud reports as failed individually are
     /// in [`WriteResult::failed`]; a failure of the whole call is an `Err`.

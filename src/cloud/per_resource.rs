@@ -87,6 +87,15 @@ impl<C: TagApi> TagApi for PerResource<C> {
         Ok(tags)
     }
 
+    async fn select_resources(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+    ) -> Result<TagsByResource, CloudError> {
+        // NB: a list by tag names no resource: there is nothing to split.
+        self.0.select_resources(resource_type, match_tags).await
+    }
+
     async fn tag_resources(
         &self,
         resource_type: &str,

@@ -99,7 +99,8 @@ pub struct EmulatorConfig {
     pub inventory: Inventory,
     /// Where tags persist across runs; loaded at start when it exists.
     pub state_file: Option<PathBuf>,
-    /// Entries per ListTagResources page (default 10, small to exercise pagination).
+    /// Entries per ListTagResources page (default: Alibaba Cloud's documented 50; smaller
+    /// exercises pagination harder).
     pub page_size: usize,
     /// Accepted distance between a request's timestamp and the server clock; a nonce is
     /// remembered at least this long (default 15 minutes).

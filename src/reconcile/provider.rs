@@ -286,6 +286,14 @@ impl TagApi for ProviderClient {
         each_client!(self, client => client.list_tags(resource_type, resource_ids).await)
     }
 
+    async fn select_resources(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+    ) -> Result<TagsByResource, CloudError> {
+        each_client!(self, client => client.select_resources(resource_type, match_tags).await)
+    }
+
     async fn tag_resources(
         &self,
         resource_type: &str,

@@ -190,6 +190,14 @@ class TagServiceV3(unittest.TestCase):
         selected, pages = self.list_all(tags=json.dumps({"team": "data"}))
         self.assertEqual(len(selected), 4)
         self.assertGreaterEqual(pages, 2)
+        # Two pairs select the resources carrying both; a filter value is 1..128 characters.
+        both, _ = self.list_all(tags=json.dumps({"team": "data", "env": "prod"}))
+        self.assertEqual(len(both), 4)
+        neither, _ = self.list_all(tags=json.dumps({"team": "data", "env": "dev"}))
+        self.assertEqual(neither, [])
+        with self.assertRaises(ClientException) as caught:
+            self.list_all(tags=json.dumps({"team": ""}))
+        self.assertEqual(caught.exception.code, "InvalidTagValue.Malformed")
         # The account UID works in the ARN as well as `*`.
         answer = self.client().untag_resources(tag_models.UntagResourcesRequest(
             region_id=common.ALIBABA_REGION,

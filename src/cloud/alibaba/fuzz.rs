@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::tag_service::{ArnType, wire};
 use super::{errors, list};
+use crate::cloud::client::Admit;
 use crate::cloud::fuzzing::body;
 use crate::tags::{Tags, TagsByResource};
 
@@ -43,7 +44,7 @@ proptest! {
             if let Some(token) = page.next_token() {
                 prop_assert!(!token.is_empty() && token != "-1");
             }
-            page.merge_into(&mut observed);
+            page.merge_into(&mut observed, Admit::Requested);
         }
         prop_assert_eq!(observed.len(), requested.len());
     }
@@ -67,7 +68,7 @@ proptest! {
         let requested = ["i-1".to_string(), "i-2".to_string()];
         let mut observed: TagsByResource =
             requested.iter().map(|id| (id.clone(), Tags::new())).collect();
-        if let Ok(Some(token)) = wire::read_list(&kind, &text, &mut observed) {
+        if let Ok(Some(token)) = wire::read_list(&kind, &text, &mut observed, Admit::Requested) {
             prop_assert!(!token.is_empty());
         }
         prop_assert_eq!(observed.len(), requested.len());

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::cloud::client::Admit;
 use crate::tags::TagsByResource;
 
 /// One page of a ListTagResources answer.
@@ -46,11 +47,12 @@ impl Page {
             .filter(|token| !token.is_empty() && *token != "-1")
     }
 
-    /// Adds this page's tags to `observed`, for resources already present there (the ones
-    /// requested); entries of other resources are ignored.
-    pub(super) fn merge_into(self, observed: &mut TagsByResource) {
+    /// Adds this page's tags to `observed`, for the resources `admit` keeps: those already
+    /// present there (the ones requested), or every one listed (a select). A resource's
+    /// entries may span pages; they add up.
+    pub(super) fn merge_into(self, observed: &mut TagsByResource, admit: Admit) {
         for entry in self.tag_resources.tag_resource {
-            if let Some(tags) = observed.get_mut(&entry.resource_id) {
+            if let Some(tags) = admit.entry(observed, &entry.resource_id) {
                 tags.insert(entry.tag_key, entry.tag_value.unwrap_or_default());
             }
         }
@@ -81,13 +83,35 @@ mod tests {
         let page = Page::parse(body).expect("the documented answer parses");
         assert_eq!(page.next_token(), Some("1d2db86sca4384811e0b5e8707e68181f"));
         let mut tags = observed(&["g1", "g2", "g3"]);
-        page.merge_into(&mut tags);
+        page.merge_into(&mut tags, Admit::Requested);
         assert_eq!(tags.len(), 3);
         assert_eq!(tags["g1"]["env"], "prod");
         assert_eq!(tags["g1"]["owner"], "web");
         assert_eq!(tags["g2"]["flag"], "");
         assert!(tags["g3"].is_empty());
         assert!(!tags.contains_key("elsewhere"));
+    }
+
+    #[test]
+    fn a_select_admits_every_listed_resource_and_adds_up_its_pages() {
+        let first = r#"{"NextToken":"t2","TagResources":{"TagResource":[
+            {"ResourceId": "g1", "TagKey": "team", "TagValue": "web"},
+            {"ResourceId": "g2", "TagKey": "team", "TagValue": "web"}
+        ]}}"#;
+        let second = r#"{"NextToken":"-1","TagResources":{"TagResource":[
+            {"ResourceId": "g2", "TagKey": "env", "TagValue": "prod"}
+        ]}}"#;
+        let mut selected = TagsByResource::new();
+        Page::parse(first)
+            .expect("parses")
+            .merge_into(&mut selected, Admit::Listed);
+        Page::parse(second)
+            .expect("parses")
+            .merge_into(&mut selected, Admit::Listed);
+        assert_eq!(selected.len(), 2);
+        assert_eq!(selected["g1"].len(), 1);
+        assert_eq!(selected["g2"]["team"], "web");
+        assert_eq!(selected["g2"]["env"], "prod");
     }
 
     #[test]
@@ -113,7 +137,9 @@ mod tests {
             r#"{"RequestId":"R","TagResources":{"TagResource":[]}}"#,
         ] {
             let mut tags = observed(&["g1"]);
-            Page::parse(body).expect("parses").merge_into(&mut tags);
+            Page::parse(body)
+                .expect("parses")
+                .merge_into(&mut tags, Admit::Requested);
             assert!(tags["g1"].is_empty(), "{body}");
         }
     }

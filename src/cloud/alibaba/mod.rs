@@ -30,7 +30,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::client::{Client, HttpRequest, Operation, Settings};
+use super::client::{Admit, Client, HttpRequest, Operation, Settings};
 use super::retry::retry_after_seconds;
 use super::{AccessKey, CloudError, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
@@ -155,6 +155,17 @@ fn indexed<'a>(
         .map(move |(index, value)| (format!("{name}.{}", index + 1), value.clone()))
 }
 
+/// `Tag.N.Key=k`, `Tag.N.Value=v` for each tag, N from 1: the tags of TagResources and the
+/// filter of ListTagResources.
+fn tag_pairs(tags: &Tags) -> impl Iterator<Item = (String, String)> + '_ {
+    tags.iter().enumerate().flat_map(|(index, (key, value))| {
+        [
+            (format!("Tag.{}.Key", index + 1), key.clone()),
+            (format!("Tag.{}.Value", index + 1), value.clone()),
+        ]
+    })
+}
+
 /// A product's own tag API (API Gateway, ECS, ...): `ResourceType` + `ResourceId.N`.
 ///
 /// Product tag APIs are all-or-nothing: a write either succeeds for every resource of the
@@ -227,15 +238,37 @@ impl super::client::Protocol for ProductApi {
         })
     }
 
+    fn select_call(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+        token: Option<&str>,
+    ) -> Result<RpcCall, CloudError> {
+        // NB: `Tag.N` without `ResourceId.N` lists by tag alone (spec section 5,
+        // ListTagResources: at least one of the two); N = 1..20, every pair must hold.
+        let mut params = self.resource_params(resource_type, &[]);
+        params.extend(tag_pairs(match_tags));
+        if let Some(token) = token {
+            params.push(("NextToken".to_string(), token.to_string()));
+        }
+        Ok(RpcCall {
+            action: LIST,
+            params,
+        })
+    }
+
     fn read_list(
         &self,
         _resource_type: &str,
         body: &str,
         observed: &mut TagsByResource,
+        admit: Admit,
     ) -> Result<Option<String>, String> {
+        // NB: the answer's `ResourceType` is informational (spec section 5): every entry of
+        // an answer to `ResourceType=<the binding's>` is of that type.
         let page = list::Page::parse(body).map_err(|error| error.to_string())?;
         let next = page.next_token().map(str::to_string);
-        page.merge_into(observed);
+        page.merge_into(observed, admit);
         Ok(next)
     }
 
@@ -249,10 +282,7 @@ impl super::client::Protocol for ProductApi {
         let mut params = self.resource_params(resource_type, resource_ids);
         let action = match op {
             WriteOp::Tag => {
-                for (index, (key, value)) in tags.iter().enumerate() {
-                    params.push((format!("Tag.{}.Key", index + 1), key.clone()));
-                    params.push((format!("Tag.{}.Value", index + 1), value.clone()));
-                }
+                params.extend(tag_pairs(tags));
                 TAG
             }
             WriteOp::Untag => {

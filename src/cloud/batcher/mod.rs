@@ -5,6 +5,9 @@
 //! (the same tags, or the same chunk of tags) share calls. Each caller gets its own answer:
 //! the tags of its resources, the outcome of its resources.
 //!
+//! Selects (list by tag) name no resource and join no round: they go to the inner client
+//! at once, and identical ones in flight together share one call (`select`).
+//!
 //! A round closes when
 //! - every registered [`Participant`] of the resource type has a request waiting (or has
 //!   left): the CLI registers every binding of a run, so its rounds, and the calls they make,
@@ -18,6 +21,7 @@
 //! outages that outlived the retries) go to every caller concerned.
 
 pub mod merge;
+mod select;
 #[cfg(test)]
 mod tests;
 
@@ -67,6 +71,7 @@ struct Shared<C> {
     window: Duration,
     queues: Mutex<HashMap<String, Queue>>,
     next_participant: AtomicU64,
+    selects: select::InFlight,
 }
 
 /// The round being gathered for one resource type.
@@ -119,6 +124,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
                 window,
                 queues: Mutex::new(HashMap::new()),
                 next_participant: AtomicU64::new(1),
+                selects: select::InFlight::default(),
             }),
         }
     }
@@ -523,6 +529,18 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         self.list(None, resource_type, resource_ids).await
     }
 
+    async fn select_resources(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+    ) -> Result<TagsByResource, CloudError> {
+        let shared = &self.shared;
+        shared
+            .selects
+            .select(&shared.inner, resource_type, match_tags)
+            .await
+    }
+
     async fn tag_resources(
         &self,
         resource_type: &str,
@@ -586,6 +604,17 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
     ) -> Result<TagsByResource, CloudError> {
         let caller = self.caller(resource_type);
         self.batcher.list(caller, resource_type, resource_ids).await
+    }
+
+    async fn select_resources(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+    ) -> Result<TagsByResource, CloudError> {
+        // NB: not a request of this participant's round: the round does not wait for it.
+        self.batcher
+            .select_resources(resource_type, match_tags)
+            .await
     }
 
     async fn tag_resources(

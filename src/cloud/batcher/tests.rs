@@ -25,6 +25,8 @@ struct FakeState {
     credentials_broken: bool,
     /// How long a list call takes.
     latency: Duration,
+    /// When set, a select waits for a notification before it answers.
+    select_gate: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl FakeCloud {
@@ -101,6 +103,29 @@ impl TagApi for FakeCloud {
         Ok(ids
             .iter()
             .map(|id| (id.clone(), state.tags.get(id).cloned().unwrap_or_default()))
+            .collect())
+    }
+
+    async fn select_resources(
+        &self,
+        _: &str,
+        match_tags: &Tags,
+    ) -> Result<TagsByResource, CloudError> {
+        self.log("Select", &[], match_tags);
+        let gate = self.state.lock().unwrap().select_gate.clone();
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .tags
+            .iter()
+            .filter(|(_, carried)| {
+                match_tags
+                    .iter()
+                    .all(|(key, value)| carried.get(key) == Some(value))
+            })
+            .map(|(id, carried)| (id.clone(), carried.clone()))
             .collect())
     }
 
@@ -384,4 +409,82 @@ async fn while_a_round_is_in_flight_the_next_one_gathers() {
         Duration::from_millis(220),
         "round 1 at 20 ms, done at 120; round 2 right then, done at 220"
     );
+}
+
+#[tokio::test]
+async fn identical_selects_in_flight_share_one_call() {
+    let cloud = FakeCloud::new(50);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    {
+        let mut state = cloud.state.lock().unwrap();
+        state.select_gate = Some(Arc::clone(&gate));
+        state.tags.insert("r001".into(), tags(&[("team", "web")]));
+        state
+            .tags
+            .insert("r002".into(), tags(&[("team", "web"), ("env", "prod")]));
+        state.tags.insert("r003".into(), tags(&[("team", "db")]));
+    }
+    let batcher = Batcher::new(cloud.clone(), Duration::from_secs(3600));
+    let (pa, pb) = (
+        batcher.participant("apiGroup"),
+        batcher.participant("apiGroup"),
+    );
+    let web = tags(&[("team", "web")]);
+    // NB: join polls in order: both selects are in flight (the first waits at the gate)
+    // before the third future opens it.
+    let (a, b, ()) = tokio::join!(
+        pa.select_resources("apiGroup", &web),
+        pb.select_resources("apiGroup", &web),
+        async { gate.notify_one() },
+    );
+    assert_eq!(
+        cloud.count("Select"),
+        1,
+        "two participants, the calls of one"
+    );
+    let a = a.expect("selected");
+    assert_eq!(a.keys().collect::<Vec<_>>(), ["r001", "r002"]);
+    assert_eq!(b.expect("selected"), a, "both get the same answer");
+
+    // Different match tags, or a select after the answer came, are calls of their own.
+    let prod = tags(&[("team", "web"), ("env", "prod")]);
+    let (c, d, ()) = tokio::join!(
+        pa.select_resources("apiGroup", &web),
+        pb.select_resources("apiGroup", &prod),
+        async {
+            gate.notify_one();
+            gate.notify_one();
+        },
+    );
+    assert_eq!(cloud.count("Select"), 3);
+    assert_eq!(c.expect("selected").len(), 2);
+    assert_eq!(d.expect("selected").keys().collect::<Vec<_>>(), ["r002"]);
+}
+
+#[tokio::test]
+async fn a_select_neither_joins_nor_waits_for_a_round() {
+    let cloud = FakeCloud::new(50);
+    cloud
+        .state
+        .lock()
+        .unwrap()
+        .tags
+        .insert("r001".into(), tags(&[("team", "web")]));
+    let batcher = Batcher::new(cloud.clone(), Duration::from_secs(3600));
+    let (pa, _idle) = (
+        batcher.participant("apiGroup"),
+        batcher.participant("apiGroup"),
+    );
+    // NB: the round of apiGroup waits for the idle participant, which never asks: a select
+    // that joined it would never answer. The timeout only turns such a hang into a failure.
+    let selected = tokio::time::timeout(
+        Duration::from_secs(30),
+        pa.select_resources("apiGroup", &tags(&[("team", "web")])),
+    )
+    .await
+    .expect("a select does not wait for a round")
+    .expect("selected");
+    assert_eq!(selected.keys().collect::<Vec<_>>(), ["r001"]);
+    assert_eq!(cloud.count("Select"), 1);
+    assert_eq!(cloud.count("List"), 0, "no read round was sent");
 }

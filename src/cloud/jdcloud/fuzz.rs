@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 
 use super::{errors, wire};
+use crate::cloud::client::Admit;
 use crate::cloud::fuzzing::body;
 use crate::tags::{Tags, TagsByResource};
 
@@ -47,7 +48,7 @@ proptest! {
         let requested = ["i-1", "i-2"];
         let mut observed: TagsByResource =
             requested.iter().map(|id| (id.to_string(), Tags::new())).collect();
-        let _ = wire::merge_describe(&text, &mut observed);
+        let _ = wire::merge_describe(&text, "vm", &mut observed, Admit::Requested);
         prop_assert_eq!(observed.len(), requested.len());
     }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 
-use super::client::{Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
+use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
 use super::retry::retry_after_seconds;
 use super::transport::local;
 use super::{AccessKey, CloudError, ErrorKind, RetryPolicy, WriteOp, WriteResult};
@@ -207,14 +207,30 @@ impl Protocol for JdcloudConfig {
         )
     }
 
+    fn select_call(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+        _token: Option<&str>,
+    ) -> Result<JdcloudCall, CloudError> {
+        // NB: `tagFilters` without `resourceIds` (section 3): every filter must hold.
+        self.call(
+            DESCRIBE,
+            resource_type,
+            wire::select_body(resource_type, match_tags),
+        )
+    }
+
     fn read_list(
         &self,
-        _resource_type: &str,
+        resource_type: &str,
         body: &str,
         observed: &mut TagsByResource,
+        admit: Admit,
     ) -> Result<Option<String>, String> {
-        // NB: describeResources answers every match at once (section 3): no next page.
-        wire::merge_describe(body, observed)
+        // NB: describeResources answers every match at once (section 3: "no pagination
+        // support" in the SDK): no next page.
+        wire::merge_describe(body, resource_type, observed, admit)
             .map(|()| None)
             .map_err(|error| error.to_string())
     }

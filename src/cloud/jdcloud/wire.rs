@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cloud::client::Admit;
 use crate::tags::{Tags, TagsByResource};
 
 /// `{serviceCode, resourceId[]}`: the resources of one call, all of one product line.
@@ -53,30 +54,60 @@ pub(super) fn write_body(
     serde_json::Value::Object(body).to_string()
 }
 
-/// ResourceReqVo: the resources whose tags to read. Page fields stay unset (the operation
-/// returns every match in one answer).
+/// ResourceReqVo: the resources whose tags to read, by id or by tag filter. Page fields stay
+/// unset (the operation returns every match in one answer, section 3).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ResourceVo<'a> {
     service_codes: [&'a str; 1],
-    resource_ids: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_ids: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tag_filters: Vec<TagFilter<'a>>,
 }
 
-/// The body of describeResources.
-pub(super) fn describe_body(service_code: &str, resource_ids: &[String]) -> String {
+/// TagFilter: `eq` is an exact match on one of `values` (section 3).
+#[derive(Debug, Serialize)]
+struct TagFilter<'a> {
+    key: &'a str,
+    values: [&'a str; 1],
+    operator: &'static str,
+}
+
+fn describe_vo(vo: ResourceVo<'_>) -> String {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Body<'a> {
         resource_vo: ResourceVo<'a>,
     }
     // NB: plain data with string keys: serialising cannot fail.
-    serde_json::to_string(&Body {
-        resource_vo: ResourceVo {
-            service_codes: [service_code],
-            resource_ids,
-        },
+    serde_json::to_string(&Body { resource_vo: vo }).expect("describe body serialises")
+}
+
+/// The body of describeResources by ids.
+pub(super) fn describe_body(service_code: &str, resource_ids: &[String]) -> String {
+    describe_vo(ResourceVo {
+        service_codes: [service_code],
+        resource_ids: Some(resource_ids),
+        tag_filters: Vec::new(),
     })
-    .expect("describe body serialises")
+}
+
+/// The body of describeResources by tag filter: no `resourceIds`, one `eq` filter per match
+/// tag (every filter must hold).
+pub(super) fn select_body(service_code: &str, match_tags: &Tags) -> String {
+    describe_vo(ResourceVo {
+        service_codes: [service_code],
+        resource_ids: None,
+        tag_filters: match_tags
+            .iter()
+            .map(|(key, value)| TagFilter {
+                key,
+                values: [value],
+                operator: "eq",
+            })
+            .collect(),
+    })
 }
 
 /// `{"requestId", "result": {"data": ...}}`: a success answer.
@@ -168,6 +199,8 @@ struct DescribeData {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Mapping {
+    #[serde(default)]
+    service_code: Option<String>,
     resource_id: String,
     #[serde(default)]
     tags: Option<Vec<ObservedTag>>,
@@ -180,12 +213,15 @@ struct ObservedTag {
     value: Option<String>,
 }
 
-/// Parses a describeResources answer into `observed`: tags of the resources present there
-/// (the requested ones); a requested resource that the answer omits carries no tags
-/// (section 3), and entries of other resources are ignored.
+/// Parses a describeResources answer into `observed`: tags of the resources `admit` keeps
+/// (the requested ones, present there; or every one listed of `service_code`). A requested
+/// resource that the answer omits carries no tags (section 3), and entries of other
+/// resources are ignored.
 pub(super) fn merge_describe(
     body: &str,
+    service_code: &str,
     observed: &mut TagsByResource,
+    admit: Admit,
 ) -> Result<(), serde_json::Error> {
     let answer: Answer<DescribeData> = serde_json::from_str(body)?;
     let mappings = answer
@@ -194,7 +230,16 @@ pub(super) fn merge_describe(
         .and_then(|data| data.resource_tag_mapping_list)
         .unwrap_or_default();
     for mapping in mappings {
-        if let Some(tags) = observed.get_mut(&mapping.resource_id) {
+        // NB: a select asked for one product line; a mapping that names another is not one
+        // of its resources (the same id may exist on two product lines).
+        let other_line = mapping
+            .service_code
+            .as_deref()
+            .is_some_and(|code| code != service_code);
+        if admit == Admit::Listed && other_line {
+            continue;
+        }
+        if let Some(tags) = admit.entry(observed, &mapping.resource_id) {
             for tag in mapping.tags.unwrap_or_default() {
                 tags.insert(tag.key, tag.value.unwrap_or_default());
             }
@@ -288,6 +333,30 @@ mod tests {
     }
 
     #[test]
+    fn select_body_filters_by_every_tag_without_ids() {
+        let body = select_body("vm", &tags(&[("team", "web"), ("env", "prod")]));
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"resourceVo": {"serviceCodes": ["vm"], "tagFilters": [
+                {"key": "env", "values": ["prod"], "operator": "eq"},
+                {"key": "team", "values": ["web"], "operator": "eq"}]}})
+        );
+    }
+
+    #[test]
+    fn a_select_admits_every_listed_resource_of_its_product_line() {
+        let body = r#"{"requestId": "r", "result": {"data": {"resourceTagMappingList": [
+              {"serviceCode": "vm", "resourceId": "i-1", "tags": [{"key": "team", "value": "web"}]},
+              {"resourceId": "i-2", "tags": [{"key": "team", "value": "web"}]},
+              {"serviceCode": "disk", "resourceId": "i-3", "tags": [{"key": "team", "value": "web"}]}]}}}"#;
+        let mut selected = TagsByResource::new();
+        merge_describe(body, "vm", &mut selected, Admit::Listed).unwrap();
+        assert_eq!(selected.keys().collect::<Vec<_>>(), ["i-1", "i-2"]);
+        assert_eq!(selected["i-1"], tags(&[("team", "web")]));
+    }
+
+    #[test]
     fn reads_the_documented_partial_failure() {
         let body = r#"{"requestId": "c1ohtl1r6ev1rn6e1b2vh2pfrhu4k6rs",
             "result": {"data": {"pin": "jdcloud_user", "region": "cn-north-1",
@@ -331,7 +400,7 @@ mod tests {
         assert!(parse_write("<html>").is_err());
         assert!(parse_write(r#"{"result": {"data": {"failedResourcesMap": 3}}}"#).is_err());
         let mut observed = TagsByResource::new();
-        assert!(merge_describe("[]", &mut observed).is_err());
+        assert!(merge_describe("[]", "vm", &mut observed, Admit::Listed).is_err());
     }
 
     #[test]
@@ -346,7 +415,7 @@ mod tests {
             .iter()
             .map(|id| (id.to_string(), Tags::new()))
             .collect();
-        merge_describe(body, &mut observed).unwrap();
+        merge_describe(body, "vm", &mut observed, Admit::Requested).unwrap();
         assert_eq!(observed["i-1"], tags(&[("env", "prod"), ("empty", "")]));
         assert!(observed["i-2"].is_empty());
         assert!(observed["i-3"].is_empty(), "omitted means no tags");

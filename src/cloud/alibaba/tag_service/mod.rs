@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 
 use super::{AlibabaConfig, RpcCall, indexed};
-use crate::cloud::client::{Client, HttpRequest, Operation, Protocol, Settings};
+use crate::cloud::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings};
 use crate::cloud::transport::local;
 use crate::cloud::{CloudError, ErrorKind, WriteOp, WriteResult};
 use crate::tags::{Tags, TagsByResource};
@@ -34,6 +34,34 @@ const PAGE_SIZE: &str = "1000";
 /// the provider's `endpoint` for those.)
 pub fn tag_service_endpoint(region: &str) -> String {
     format!("https://tag.{region}.aliyuncs.com")
+}
+
+/// `Category`, `PageSize` and `NextToken`: the paging and category of every listing.
+fn list_params(token: Option<&str>) -> Vec<(String, String)> {
+    // NB: system tags are the cloud's own; reading only custom ones keeps them out of every
+    // decision (spec section 5: Category Custom|System|All, default All).
+    let mut params = vec![
+        ("Category".to_string(), "Custom".to_string()),
+        ("PageSize".to_string(), PAGE_SIZE.to_string()),
+    ];
+    if let Some(token) = token {
+        params.push(("NextToken".to_string(), token.to_string()));
+    }
+    params
+}
+
+/// `Tags`: one JSON object as a string (spec section 5), of TagResources and of the filter of
+/// ListTagResources; a map of strings always serialises.
+fn tags_json(action: &'static str, tags: &Tags) -> Result<String, CloudError> {
+    serde_json::to_string(tags).map_err(|error| {
+        local(
+            ErrorKind::InvalidInput,
+            action,
+            "InvalidTags",
+            error.to_string(),
+            0,
+        )
+    })
 }
 
 /// The Tag service in one region of one account.
@@ -105,17 +133,41 @@ impl Protocol for TagService {
         token: Option<&str>,
     ) -> Result<RpcCall, CloudError> {
         let mut params = self.resource_params(super::LIST, resource_type, resource_ids)?;
-        // NB: system tags are the cloud's own; reading only custom ones keeps them out of
-        // every decision (spec section 5: Category Custom|System|All, default All).
-        params.push(("Category".to_string(), "Custom".to_string()));
-        params.push(("PageSize".to_string(), PAGE_SIZE.to_string()));
-        if let Some(token) = token {
-            params.push(("NextToken".to_string(), token.to_string()));
-        }
+        params.extend(list_params(token));
         Ok(RpcCall {
             action: super::LIST,
             params,
         })
+    }
+
+    fn select_call(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+        token: Option<&str>,
+    ) -> Result<RpcCall, CloudError> {
+        let action = super::LIST;
+        // NB: the type is checked before sending; the answer is filtered by it.
+        self.kind(resource_type).map_err(|rule| {
+            local(
+                ErrorKind::InvalidInput,
+                action,
+                "InvalidResourceType",
+                rule,
+                0,
+            )
+        })?;
+        // NB: no `ResourceARN.N`: the `Tags` filter alone (a JSON object, 1..10 pairs, every
+        // pair must be on the resource). The official SDK's ListTagResourcesRequest has no
+        // parameter that restricts the answer to one product or type (its fields: RegionId,
+        // ResourceARN, Tags, Category, PageSize, NextToken), so the answer may list resources
+        // of every product of the region; `read_list` keeps those of the binding's kind.
+        let mut params = vec![
+            ("RegionId".to_string(), self.config.region.clone()),
+            ("Tags".to_string(), tags_json(action, match_tags)?),
+        ];
+        params.extend(list_params(token));
+        Ok(RpcCall { action, params })
     }
 
     fn read_list(
@@ -123,8 +175,9 @@ impl Protocol for TagService {
         resource_type: &str,
         body: &str,
         observed: &mut TagsByResource,
+        admit: Admit,
     ) -> Result<Option<String>, String> {
-        wire::read_list(&self.kind(resource_type)?, body, observed)
+        wire::read_list(&self.kind(resource_type)?, body, observed, admit)
     }
 
     fn write_call(
@@ -137,20 +190,7 @@ impl Protocol for TagService {
         let action = super::action(op.into());
         let mut params = self.resource_params(action, resource_type, resource_ids)?;
         match op {
-            WriteOp::Tag => {
-                // NB: `Tags` is one JSON object as a string (spec section 5); a map of
-                // strings always serialises.
-                let object = serde_json::to_string(tags).map_err(|error| {
-                    local(
-                        ErrorKind::InvalidInput,
-                        action,
-                        "InvalidTags",
-                        error.to_string(),
-                        0,
-                    )
-                })?;
-                params.push(("Tags".to_string(), object));
-            }
+            WriteOp::Tag => params.push(("Tags".to_string(), tags_json(action, tags)?)),
             WriteOp::Untag => params.extend(indexed("TagKey", tags.keys())),
         }
         Ok(RpcCall { action, params })

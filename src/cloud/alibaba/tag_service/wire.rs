@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::arn::{ArnType, parse_arn};
+use crate::cloud::client::Admit;
 use crate::cloud::{ResourceError, WriteResult};
 use crate::tags::TagsByResource;
 
@@ -63,13 +64,15 @@ struct Tag {
     category: Option<String>,
 }
 
-/// Reads one page into `observed` (the requested ids of `kind`; others are ignored) and says
-/// the next page's token: `None` when absent or empty (the Tag service's end of listing).
-/// Tags of category `System` are left out: tagbinder never writes, prunes or counts them.
+/// Reads one page into `observed` (resources of `kind` that `admit` keeps: the requested
+/// ids, or every one listed; others are ignored) and says the next page's token: `None`
+/// when absent or empty (the Tag service's end of listing). Tags of category `System` are
+/// left out: tagbinder never writes, prunes or counts them.
 pub(in crate::cloud::alibaba) fn read_list(
     kind: &ArnType<'_>,
     body: &str,
     observed: &mut TagsByResource,
+    admit: Admit,
 ) -> Result<Option<String>, String> {
     let page: ListPage = serde_json::from_str(body).map_err(|error| error.to_string())?;
     for resource in page.tag_resources.unwrap_or_default().into_vec() {
@@ -80,7 +83,7 @@ pub(in crate::cloud::alibaba) fn read_list(
         if !arn.names_kind(kind) {
             continue;
         }
-        let Some(tags) = observed.get_mut(arn.id) else {
+        let Some(tags) = admit.entry(observed, arn.id) else {
             continue;
         };
         for tag in resource.tags.unwrap_or_default().into_vec() {
@@ -192,13 +195,29 @@ mod tests {
             {"ResourceARN":"arn:acs:ecs:cn-hangzhou:*:instance/i-other","Tags":[{"Key":"x","Value":"y"}]},
             {"ResourceARN":"not an arn","Tags":[]}]}"#;
         let mut tags = observed(&["i-1", "i-2"]);
-        let next = read_list(&ECS, body, &mut tags).expect("parses");
+        let next = read_list(&ECS, body, &mut tags, Admit::Requested).expect("parses");
         assert_eq!(next.as_deref(), Some("n2"));
         assert_eq!(tags.len(), 2);
         assert_eq!(tags["i-1"].len(), 2, "{tags:?}");
         assert_eq!(tags["i-1"]["env"], "prod");
         assert_eq!(tags["i-1"]["flag"], "");
         assert!(tags["i-2"].is_empty(), "a disk i-2 is not the instance i-2");
+    }
+
+    #[test]
+    fn a_select_admits_every_listed_resource_of_the_kind_only() {
+        let body = r#"{"RequestId":"R","NextToken":"","TagResources":[
+            {"ResourceARN":"arn:acs:ecs:cn-hangzhou:1234567890123456:instance/i-1",
+             "Tags":[{"Key":"team","Value":"web","Category":"Custom"},
+                     {"Key":"acs:rm:rgId","Value":"rg-1","Category":"System"}]},
+            {"ResourceARN":"arn:acs:ecs:cn-hangzhou:*:disk/d-1","Tags":[{"Key":"team","Value":"web"}]},
+            {"ResourceARN":"arn:acs:rds:cn-hangzhou:*:instance/i-2","Tags":[{"Key":"team","Value":"web"}]},
+            {"ResourceARN":"arn:acs:ecs:cn-hangzhou:*:instance/i-3","Tags":[{"Key":"team","Value":"web"}]}]}"#;
+        let mut selected = TagsByResource::new();
+        let next = read_list(&ECS, body, &mut selected, Admit::Listed).expect("parses");
+        assert_eq!(next, None);
+        assert_eq!(selected.keys().collect::<Vec<_>>(), ["i-1", "i-3"]);
+        assert_eq!(selected["i-1"].len(), 1, "system tags are left out");
     }
 
     #[test]
@@ -209,12 +228,20 @@ mod tests {
             r#"{"NextToken":null,"TagResources":{"TagResource":[]}}"#,
         ] {
             assert_eq!(
-                read_list(&ECS, body, &mut observed(&["i-1"])),
+                read_list(&ECS, body, &mut observed(&["i-1"]), Admit::Requested),
                 Ok(None),
                 "{body}"
             );
         }
-        assert!(read_list(&ECS, "<Response/>", &mut observed(&["i-1"])).is_err());
+        assert!(
+            read_list(
+                &ECS,
+                "<Response/>",
+                &mut observed(&["i-1"]),
+                Admit::Requested
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Signatures are checked with the `sign` primitives on the decoded received parameters.
 
 mod mock;
+mod select;
 mod tag_service;
 
 use std::collections::BTreeMap;

@@ -12,7 +12,11 @@ use crate::cloud::alibaba::{AlibabaConfig, SignatureVersion, TagService, TagServ
 use crate::cloud::{AccessKey, ErrorKind, RetryPolicy, TagApi, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
-fn client(endpoint: &str, signature: SignatureVersion, retry: RetryPolicy) -> TagServiceClient {
+pub(super) fn client(
+    endpoint: &str,
+    signature: SignatureVersion,
+    retry: RetryPolicy,
+) -> TagServiceClient {
     let _ = rustls::crypto::ring::default_provider().install_default();
     TagServiceClient::new(
         TagService {

@@ -6,8 +6,8 @@
 //! - `TagResources`: `RegionId`, `ResourceARN.N` (1..50), `Tags` (a JSON object string,
 //!   1..10 pairs, values 1..128 characters).
 //! - `UntagResources`: `RegionId`, `ResourceARN.N` (1..50), `TagKey.N` (1..10).
-//! - `ListTagResources`: `RegionId`, optional `ResourceARN.N` (0..50), `Tags` (filter: every
-//!   pair must be on the resource), `Category` (`Custom`, `System`, `All`: the default),
+//! - `ListTagResources`: `RegionId`, optional `ResourceARN.N` (0..50), `Tags` (filter: 1..10
+//!   pairs, keys and values of 1..128 characters, every pair must be on the resource), `Category` (`Custom`, `System`, `All`: the default),
 //!   `PageSize` (1..1000, default 50; a page holds at most the emulator's `--page-size`
 //!   resources), `NextToken` (empty or absent: the first page; the answer's is empty on the
 //!   last page).
@@ -113,7 +113,7 @@ pub(crate) async fn handle(
         "ListTagResources" => {
             let request = ops::ListRequest {
                 arns: arns(params, limits, false)?,
-                filter: list_filter(params, limits)?,
+                filter: list_filter(params, limits, rules)?,
                 category: category(params)?,
                 page_size: page_size(params, limits)?.min(app.page_size),
                 next_token: params
@@ -238,15 +238,24 @@ fn untag_keys(
     Ok(unique)
 }
 
-/// The `Tags` filter of ListTagResources.
+/// The `Tags` filter of ListTagResources: 1..10 pairs, keys and values of 1..128 characters
+/// (the official SDK's ListTagResourcesRequest); the reserved prefixes are not checked, a
+/// filter may name a system tag [inferred].
 fn list_filter(
     params: &Params,
     limits: &TagServiceLimits,
+    rules: &AlibabaLimits,
 ) -> Result<Vec<(String, String)>, RpcError> {
-    Ok(tags_json(params, limits.tags_per_call)?
-        .unwrap_or_default()
-        .into_iter()
-        .collect())
+    let filter = tags_json(params, limits.tags_per_call)?.unwrap_or_default();
+    for (key, value) in &filter {
+        if key.is_empty() || key.chars().count() > rules.key_max_chars {
+            return Err(RpcError::invalid(Some("TagKey"), "Tags"));
+        }
+        if value.is_empty() || value.chars().count() > rules.value_max_chars {
+            return Err(RpcError::malformed_value());
+        }
+    }
+    Ok(filter.into_iter().collect())
 }
 
 fn category(params: &Params) -> Result<ops::Category, RpcError> {
@@ -300,7 +309,7 @@ pub(crate) fn parse_every_operation(params: &Params) {
     }
     if let (Ok(arns), Ok(filter), Ok(category), Ok(page_size)) = (
         arns(params, limits, false),
-        list_filter(params, limits),
+        list_filter(params, limits, rules),
         category(params),
         page_size(params, limits),
     ) {

@@ -4,6 +4,9 @@
 //! and a `Debug` without secrets; the protocol contributes only what differs between APIs:
 //! building and signing a request, classifying error answers, and reading answers.
 //!
+//! - `read`: lists by id and the pages of every read;
+//! - `select`: lists by tag (a binding's `resourceSelector`), with their safety rules.
+//!
 //! API Gateway and ECS ([`super::alibaba::ProductApi`]), the Tag service
 //! ([`super::alibaba::TagService`]) and JD Cloud ([`super::jdcloud::JdcloudConfig`]) are
 //! protocols of this one chassis.
@@ -15,7 +18,11 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName};
 use tracing::Instrument;
 
-use super::pagination::Pagination;
+mod read;
+mod select;
+
+pub use read::Admit;
+
 use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
 use super::transport::{excerpt, from_transport, local};
@@ -94,13 +101,26 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         token: Option<&str>,
     ) -> Result<Self::Call, CloudError>;
 
-    /// Reads one 2xx answer of a list call into `observed` (which holds an entry for each
-    /// requested id; others are ignored) and says the token of the next page, if any.
+    /// The call that lists every resource of `resource_type` carrying all of `match_tags`
+    /// (exact key and value; 1..=`selector_tags` of them, checked by the chassis), by tag
+    /// filter alone (no resource ids), from the page `token` on.
+    fn select_call(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+        token: Option<&str>,
+    ) -> Result<Self::Call, CloudError>;
+
+    /// Reads one 2xx answer of a list or select call into `observed` and says the token of
+    /// the next page, if any. Only resources of `resource_type` count, with their custom
+    /// tags; which ids are read is `admit`'s decision: the requested ones (entries already in
+    /// `observed`) for a list, every one listed for a select.
     fn read_list(
         &self,
         resource_type: &str,
         body: &str,
         observed: &mut TagsByResource,
+        admit: Admit,
     ) -> Result<Option<String>, String>;
 
     /// The call that applies (`Tag`) or removes (`Untag`) `tags` on `resource_ids`, within
@@ -327,40 +347,6 @@ impl<P: Protocol> Client<P> {
         )
     }
 
-    /// Lists one chunk of ids (at most `resources_per_call`), following the pages.
-    async fn list_chunk(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-        observed: &mut TagsByResource,
-    ) -> Result<(), CloudError> {
-        let action = self.protocol.action(Operation::List);
-        let mut pagination = Pagination::default();
-        let mut token: Option<String> = None;
-        loop {
-            let call = self
-                .protocol
-                .list_call(resource_type, resource_ids, token.as_deref())?;
-            let body = self.call(action, resource_ids.len(), &call).await?;
-            let next = self
-                .protocol
-                .read_list(resource_type, &body, observed)
-                .map_err(|error| self.not_a_document(action, &body, &error))?;
-            token = pagination.advance(next.as_deref()).map_err(|error| {
-                local(
-                    ErrorKind::Retryable,
-                    action,
-                    "PaginationLoop",
-                    error.describe(),
-                    1,
-                )
-            })?;
-            if token.is_none() {
-                return Ok(());
-            }
-        }
-    }
-
     /// Refuses, before sending, a write the caller should have batched (a programming error).
     fn check_batch(
         &self,
@@ -477,6 +463,14 @@ impl<P: Protocol> TagApi for Client<P> {
     ) -> Result<WriteResult, CloudError> {
         self.write(WriteOp::Untag, resource_type, resource_ids, tags)
             .await
+    }
+
+    async fn select_resources(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+    ) -> Result<TagsByResource, CloudError> {
+        self.select(resource_type, match_tags).await
     }
 }
 

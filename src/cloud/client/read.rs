@@ -1,0 +1,83 @@
+//! Reads: the tags of resources by id, and the pages of every read (by id or by tag), each
+//! answer read by the protocol under an [`Admit`] rule.
+
+use super::{Client, Operation, Protocol};
+use crate::cloud::pagination::Pagination;
+use crate::cloud::transport::local;
+use crate::cloud::{CloudError, ErrorKind};
+use crate::tags::{Tags, TagsByResource};
+
+/// Which resources of a list answer a read keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Only the ids asked for (already in the map): the answer of a list by ids. Others are
+    /// the server's confusion and are ignored.
+    Requested,
+    /// Every id the answer lists: the answer of a select by tag filter.
+    Listed,
+}
+
+impl Admit {
+    /// The tags to add a listed resource's tags to, or `None` when this read ignores it.
+    pub fn entry<'a>(self, observed: &'a mut TagsByResource, id: &str) -> Option<&'a mut Tags> {
+        match self {
+            Admit::Requested => observed.get_mut(id),
+            Admit::Listed => Some(observed.entry(id.to_string()).or_default()),
+        }
+    }
+}
+
+impl<P: Protocol> Client<P> {
+    /// Lists one chunk of ids (at most `resources_per_call`), following the pages.
+    pub(super) async fn list_chunk(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        observed: &mut TagsByResource,
+    ) -> Result<(), CloudError> {
+        self.read_pages(
+            resource_type,
+            resource_ids.len(),
+            observed,
+            Admit::Requested,
+            |token| self.protocol.list_call(resource_type, resource_ids, token),
+        )
+        .await
+    }
+
+    /// Sends the call `call_from(token)` builds, from the first page to the last, each answer
+    /// read into `observed` under `admit`; the pagination guard stops a server that would
+    /// paginate forever.
+    pub(super) async fn read_pages(
+        &self,
+        resource_type: &str,
+        resources: usize,
+        observed: &mut TagsByResource,
+        admit: Admit,
+        call_from: impl Fn(Option<&str>) -> Result<P::Call, CloudError>,
+    ) -> Result<(), CloudError> {
+        let action = self.protocol.action(Operation::List);
+        let mut pagination = Pagination::default();
+        let mut token: Option<String> = None;
+        loop {
+            let call = call_from(token.as_deref())?;
+            let body = self.call(action, resources, &call).await?;
+            let next = self
+                .protocol
+                .read_list(resource_type, &body, observed, admit)
+                .map_err(|error| self.not_a_document(action, &body, &error))?;
+            token = pagination.advance(next.as_deref()).map_err(|error| {
+                local(
+                    ErrorKind::Retryable,
+                    action,
+                    "PaginationLoop",
+                    error.describe(),
+                    1,
+                )
+            })?;
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
