@@ -246,11 +246,16 @@ fn resources_that_stop_matching_are_released_by_deletion_policy_and_new_ones_tag
         "Orphan: o2 left the ownership record: {text}"
     );
 
-    // o2 matching again is tagged again (its tag is there: owned once more, no write).
+    // o2 matching again is selected again; its tag, left by Orphan, already carries the
+    // declared value: nothing to write, and (as for any tag found in place) not owned again.
     edit(dir.path(), "o2", &[("team", "ops")], &[]);
-    apply(dir.path());
+    let out = apply(dir.path());
+    assert!(
+        out.contains("selector team=ops matches 2 resources: o1, o2"),
+        "{out}"
+    );
     let state = std::fs::read_to_string(dir.path().join(".tagbinder/state.json")).unwrap();
-    assert!(state.contains("\"o2\""), "{state}");
+    assert!(!state.contains("\"o2\""), "{state}");
 }
 
 #[test]
