@@ -430,12 +430,12 @@ async fn identical_selects_in_flight_share_one_call() {
         batcher.participant("apiGroup"),
     );
     let web = tags(&[("team", "web")]);
-    // NB: join polls in order: both selects are in flight (the first waits at the gate)
-    // before the third future opens it.
+    // NB: join polls in order: both selects are in flight (each call waits at the gate)
+    // before the third future opens it for every call waiting there.
     let (a, b, ()) = tokio::join!(
         pa.select_resources("apiGroup", &web),
         pb.select_resources("apiGroup", &web),
-        async { gate.notify_one() },
+        async { gate.notify_waiters() },
     );
     assert_eq!(
         cloud.count("Select"),
@@ -451,10 +451,7 @@ async fn identical_selects_in_flight_share_one_call() {
     let (c, d, ()) = tokio::join!(
         pa.select_resources("apiGroup", &web),
         pb.select_resources("apiGroup", &prod),
-        async {
-            gate.notify_one();
-            gate.notify_one();
-        },
+        async { gate.notify_waiters() },
     );
     assert_eq!(cloud.count("Select"), 3);
     assert_eq!(c.expect("selected").len(), 2);
