@@ -359,3 +359,34 @@ fn a_selector_that_would_select_its_own_output_is_refused_before_any_call() {
         "{err}"
     );
 }
+
+#[test]
+fn a_selector_the_provider_cannot_filter_by_is_refused_before_any_call() {
+    // JD Cloud filters by at most 10 tags (the CRD allows 20, Alibaba's product APIs' limit).
+    let match_tags: Vec<String> = (0..11).map(|i| format!("k{i}: v")).collect();
+    let dir = scratch(&inventory(&[]), "");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/provider-jdcloud.yaml"),
+        dir.path().join("manifests/provider-jdcloud.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("manifests/bindings.yaml"),
+        format!(
+            "apiVersion: tagbinder.io/v1alpha1\nkind: ResourceTagBinding\n\
+             metadata: {{name: vms, namespace: team}}\n\
+             spec:\n  providerRef: {{name: jdcloud-cn-north-1}}\n  resourceType: vm\n  \
+             resourceSelector: {{matchTags: {{{}}}}}\n  tags: {{env: prod}}\n",
+            match_tags.join(", ")
+        ),
+    )
+    .unwrap();
+    let plan = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
+    assert!(!plan.status.success(), "{}", stdout(&plan));
+    let err = String::from_utf8_lossy(&plan.stderr);
+    assert!(
+        err.contains("spec.resourceSelector.matchTags: 11 matchTags")
+            && err.contains("at most 10 tags"),
+        "{err}"
+    );
+}

@@ -37,7 +37,7 @@ pub enum Resolution {
     },
     /// The list-by-tag read failed.
     Failed(CloudError),
-    /// The selector breaks a rule of the provider's API (too many `matchTags`): no read.
+    /// The selector breaks a rule of the provider's API (see [`violation`]): no read.
     Invalid(String),
 }
 
@@ -85,17 +85,13 @@ pub async fn resolve_all<C: TagApi>(
         .collect()
 }
 
-/// Why `match_tags` cannot be sent to this provider's API, as a `field: rule` line (the CRD
-/// allows 20; the Tag service and JD Cloud filter by fewer).
+/// Why `match_tags` cannot be sent to this provider's API (none, more than it filters by in one
+/// call, or a tag no resource can carry), as a `field: rule` line; the same rules the client
+/// applies before sending.
 pub fn violation<C: TagApi>(cloud: &C, match_tags: &Tags) -> Option<String> {
-    let most = cloud.limits().selector_tags;
-    (match_tags.len() > most).then(|| {
-        format!(
-            "spec.resourceSelector.matchTags: {} tags; this provider's list-by-tag read filters \
-             by at most {most}",
-            match_tags.len()
-        )
-    })
+    crate::cloud::client::check_match_tags("ListTagResources", match_tags, cloud.limits())
+        .err()
+        .map(|error| format!("spec.resourceSelector.matchTags: {}", error.message))
 }
 
 impl Resolution {

@@ -22,6 +22,7 @@ mod read;
 mod select;
 
 pub use read::Admit;
+pub(crate) use select::check_match_tags;
 
 use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
