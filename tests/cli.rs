@@ -1,30 +1,14 @@
 //! The CLI as a user runs it: the built binary on the files in `examples/`.
 
+#[allow(dead_code)]
+#[path = "common/cli.rs"]
+mod common;
+use common::{stderr, stdout, tagbinder};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-
-fn tagbinder(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        .env_remove("JDCLOUD_ACCESS_KEY")
-        .env_remove("JDCLOUD_SECRET_KEY")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the tagbinder binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")

@@ -2,23 +2,16 @@
 //! TagProviders that reach the same account and region, and a binding moved to another
 //! provider that keeps its tags.
 
+#[allow(dead_code)]
+#[path = "common/cli.rs"]
+mod common;
+use common::tagbinder;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
 const RESOURCE: &str = "285bb759342649a1b70c2093a772e087";
-
-fn tagbinder(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the tagbinder binary runs")
-}
 
 /// Two providers of one account and region (one per team, each with its own name), the
 /// credentials, and the embedded cloud's inventory: one API group with a foreign tag.

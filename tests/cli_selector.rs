@@ -3,25 +3,15 @@
 //! resources that stop and start matching under each `deletionPolicy`, conflicts with an
 //! id-list binding).
 
+#[allow(dead_code)]
+#[path = "common/cli.rs"]
+mod common;
+use common::{stderr, stdout, tagbinder};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
-
-fn tagbinder(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the tagbinder binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/selector")
@@ -352,7 +342,7 @@ fn a_selector_that_would_select_its_own_output_is_refused_before_any_call() {
     );
     let plan = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
     assert!(!plan.status.success());
-    let err = String::from_utf8_lossy(&plan.stderr);
+    let err = stderr(&plan);
     assert!(
         err.contains("spec.resourceSelector.matchTags[\"team\"]")
             && err.contains("it would select its own output"),
@@ -383,7 +373,7 @@ fn a_selector_the_provider_cannot_filter_by_is_refused_before_any_call() {
     .unwrap();
     let plan = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
     assert!(!plan.status.success(), "{}", stdout(&plan));
-    let err = String::from_utf8_lossy(&plan.stderr);
+    let err = stderr(&plan);
     assert!(
         err.contains("spec.resourceSelector.matchTags: 11 matchTags")
             && err.contains("at most 10 tags"),

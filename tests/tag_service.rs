@@ -3,21 +3,14 @@
 //! converge through one API by ARN, leave foreign and system tags alone, prune, and report a
 //! missing resource alone (per-resource `FailedResources`).
 
+#[allow(dead_code)]
+#[path = "common/cli.rs"]
+mod common;
+use common::tagbinder;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn tagbinder(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the tagbinder binary runs")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
