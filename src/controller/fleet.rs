@@ -49,7 +49,7 @@ const CHUNK: usize = 500;
 /// How often the worker looks for due sweeps at most (looking costs a scan of the fleet).
 const SWEEP_CHECK: Duration = Duration::from_secs(1);
 /// Status writes (and events) of a round in flight at once.
-const STATUS_WRITES_IN_FLIGHT: usize = 16;
+pub(super) const STATUS_WRITES_IN_FLIGHT: usize = 16;
 /// How long an idle worker sleeps when nothing is scheduled (it wakes on any submission).
 const IDLE: Duration = Duration::from_secs(60);
 
@@ -469,7 +469,15 @@ async fn pass_group(
         .collect();
     // NB: the round's only participant: its calls go at once, not after a window.
     let participant = client.participant(resource_type);
-    let outcomes = crate::reconcile::round::run_round(&participant, resource_type, &inputs).await;
+    // NB: intents (issue 14) go to each binding's status before the round's writes.
+    let intents = super::intents::StatusIntents::new(
+        ctx,
+        members.iter().map(|(_, s)| s.binding.as_ref()).collect(),
+        prepared.iter().map(|p| &p.pending).collect(),
+    );
+    let outcomes =
+        crate::reconcile::round::run_round(&participant, resource_type, &inputs, &intents).await;
+    drop(intents);
     drop(participant);
     drop(inputs);
     members

@@ -59,6 +59,10 @@ pub struct Outcome {
     pub error: Option<CloudError>,
     /// An Observe pass that got as far as a plan: what writing would change.
     pub drift: Option<Drift>,
+    /// Tags this pass (or, when it did not observe the cloud, a previous one) set out to write
+    /// whose outcome is unknown: the intent still to claim (see [`super::intent`]). Set by
+    /// passes that keep intents ([`super::round::run_round`]); empty otherwise.
+    pub pending: TagsByResource,
 }
 
 impl Outcome {
@@ -77,6 +81,7 @@ impl Outcome {
             writes: WriteCounts::default(),
             error: None,
             drift: None,
+            pending: TagsByResource::new(),
         }
     }
 
@@ -164,6 +169,7 @@ impl Outcome {
             writes,
             error: executed.stopped_by,
             drift,
+            pending: TagsByResource::new(),
         }
     }
 
