@@ -93,3 +93,28 @@ async fn a_deleted_binding_prunes_what_its_killed_pass_wrote() {
     );
     cloud.shutdown().await.expect("emulator stops");
 }
+
+#[tokio::test]
+async fn an_intent_that_cannot_be_recorded_sends_no_write() {
+    let cloud = cloud(&[("g1", &[]), ("g2", &[])]).await;
+    let binding = ResourceTagBinding::test().finalized();
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_get().await;
+        let verifier = verifier.handle_status_conflict().await;
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "ProviderError", "False")
+            .await;
+        let message = patch["status"]["conditions"][0]["message"].to_string();
+        assert!(message.contains("IntentNotRecorded"), "{message}");
+        assert!(patch["status"].get("appliedTags").is_none(), "{patch}");
+        verifier
+    });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    let tags = tags_of(&cloud).await;
+    assert_eq!(tags["g1"]["tags"], serde_json::json!({}), "{tags}");
+    assert_eq!(tags["g2"]["tags"], serde_json::json!({}), "{tags}");
+    cloud.shutdown().await.expect("emulator stops");
+}
