@@ -16,6 +16,8 @@ mod support;
 
 #[path = "controller_e2e/converging.rs"]
 mod converging;
+#[path = "controller_e2e/crash.rs"]
+mod crash;
 #[path = "controller_e2e/fleet.rs"]
 mod fleet;
 #[path = "controller_e2e/observe.rs"]
@@ -41,6 +43,7 @@ use support::processes::{CloudEmulator, Controller, ControllerOptions};
 use support::runner;
 
 use converging::*;
+use crash::*;
 use fleet::*;
 use observe::*;
 use operating::*;
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
         scenario!(the_tag_service_converges_prunes_and_reports_a_missing_resource),
         scenario!(an_observe_binding_reports_drift_and_never_writes),
         scenario!(a_selector_binding_follows_the_resources_that_carry_its_tags),
+        scenario!(a_controller_killed_during_a_first_apply_loses_no_ownership),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tags::{Ownership, Tags};
+use crate::tags::{Ownership, Tags, TagsByResource};
 
 /// Most resource ids one binding may list.
 pub const MAX_RESOURCE_IDS: usize = 1000;
@@ -180,6 +180,10 @@ pub struct ResourceTagBindingStatus {
     /// The ownership record: what this binding applied and may prune.
     #[serde(flatten)]
     pub applied: AppliedRecord,
+    /// Tags a pass set out to write and whose outcome it has not recorded yet (the crash
+    /// window): the next pass takes ownership of those the cloud carries with that value.
+    #[serde(flatten)]
+    pub pending: PendingRecord,
     /// Resource counts of the last pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceCounts>,
@@ -231,24 +235,11 @@ impl AppliedRecord {
     /// The compact record of an ownership map: the most common owned set becomes
     /// `appliedTags`, the rest are listed per resource.
     pub fn from_ownership(ownership: &Ownership) -> Self {
-        let mut counts: BTreeMap<&Tags, usize> = BTreeMap::new();
-        for tags in ownership.resources().values() {
-            *counts.entry(tags).or_default() += 1;
-        }
-        let common = counts
-            .into_iter()
-            .max_by_key(|(_, n)| *n)
-            .map(|(tags, _)| tags.clone())
-            .unwrap_or_default();
-        let applied_tags_per_resource = ownership
-            .resources()
-            .iter()
-            .filter(|(_, tags)| **tags != common)
-            .map(|(id, tags)| (id.clone(), tags.clone()))
-            .collect();
+        let (applied_tags, applied_resource_ids, applied_tags_per_resource) =
+            compact(ownership.resources());
         AppliedRecord {
-            applied_tags: common,
-            applied_resource_ids: ownership.resources().keys().cloned().collect(),
+            applied_tags,
+            applied_resource_ids,
             applied_tags_per_resource,
         }
     }
@@ -269,6 +260,81 @@ impl AppliedRecord {
     /// True when the binding owns nothing.
     pub fn is_empty(&self) -> bool {
         self.applied_resource_ids.is_empty()
+    }
+}
+
+/// The compact form of tags per resource: the most common set, every resource, and the
+/// resources whose set differs from it with their full set.
+fn compact(by_resource: &TagsByResource) -> (Tags, Vec<String>, BTreeMap<String, Tags>) {
+    let mut counts: BTreeMap<&Tags, usize> = BTreeMap::new();
+    for tags in by_resource.values() {
+        *counts.entry(tags).or_default() += 1;
+    }
+    let common = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(tags, _)| tags.clone())
+        .unwrap_or_default();
+    let differing = by_resource
+        .iter()
+        .filter(|(_, tags)| **tags != common)
+        .map(|(id, tags)| (id.clone(), tags.clone()))
+        .collect();
+    (common, by_resource.keys().cloned().collect(), differing)
+}
+
+/// Tags a pass is about to write, recorded in `status` before the writes are sent and cleared
+/// by the status write that records their outcome (DESIGN.md section 3: a failed call never
+/// loses the record). Same compact shape as [`AppliedRecord`]: usually every resource gets the
+/// same tags.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRecord {
+    /// Tags being written, and not yet owned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_tags: Tags,
+    /// Resources they are being written to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_resource_ids: Vec<String>,
+    /// Resources whose pending tags differ from `pendingTags`, with their full pending set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_tags_per_resource: BTreeMap<String, Tags>,
+}
+
+impl PendingRecord {
+    /// The compact record of an intent (resource id to the tags about to be written).
+    pub fn from_intent(intent: &TagsByResource) -> Self {
+        let intent: TagsByResource = intent
+            .iter()
+            .filter(|(_, tags)| !tags.is_empty())
+            .map(|(id, tags)| (id.clone(), tags.clone()))
+            .collect();
+        let (pending_tags, pending_resource_ids, pending_tags_per_resource) = compact(&intent);
+        PendingRecord {
+            pending_tags,
+            pending_resource_ids,
+            pending_tags_per_resource,
+        }
+    }
+
+    /// The intent this record describes.
+    pub fn to_intent(&self) -> TagsByResource {
+        self.pending_resource_ids
+            .iter()
+            .map(|id| {
+                let tags = self
+                    .pending_tags_per_resource
+                    .get(id)
+                    .unwrap_or(&self.pending_tags);
+                (id.clone(), tags.clone())
+            })
+            .filter(|(_, tags)| !tags.is_empty())
+            .collect()
+    }
+
+    /// True when no write is pending.
+    pub fn is_empty(&self) -> bool {
+        self.pending_resource_ids.is_empty()
     }
 }
 
@@ -369,6 +435,32 @@ mod tests {
         assert_eq!(record.applied_resource_ids, vec!["a", "b", "c"]);
         assert_eq!(record.applied_tags_per_resource.len(), 1);
         assert_eq!(record.to_ownership(), ownership);
+    }
+
+    #[test]
+    fn pending_record_round_trips_and_is_compact() {
+        let mut intent = TagsByResource::new();
+        for id in ["a", "b", "c"] {
+            intent.insert(id.into(), tags(&[("env", "prod"), ("tier", "web")]));
+        }
+        intent.insert("d".into(), tags(&[("env", "prod")]));
+        let record = PendingRecord::from_intent(&intent);
+        assert_eq!(
+            record.pending_tags,
+            tags(&[("env", "prod"), ("tier", "web")])
+        );
+        assert_eq!(record.pending_tags_per_resource.len(), 1);
+        assert_eq!(record.to_intent(), intent);
+        let json = serde_json::to_value(ResourceTagBindingStatus {
+            pending: record,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            json["pendingResourceIds"],
+            serde_json::json!(["a", "b", "c", "d"])
+        );
+        assert!(PendingRecord::from_intent(&TagsByResource::new()).is_empty());
     }
 
     #[test]

@@ -13,18 +13,20 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
 use super::context::CloudClient;
-use super::context::{ClientError, Context, jittered};
+use super::context::{ClientError, Context, Record, jittered};
 use super::fleet::Submission;
 use super::{Error, FIELD_MANAGER, FINALIZER, status};
 use crate::api::conditions::reason;
 use crate::api::{
-    AppliedRecord, BindingMode, DeletionPolicy, ResourceTagBinding, ResourceTagBindingStatus,
+    AppliedRecord, BindingMode, DeletionPolicy, PendingRecord, ResourceTagBinding,
+    ResourceTagBindingStatus,
 };
 use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim};
 use crate::reconcile::fleet::{Reach, Target, binding_id, binding_key};
-use crate::reconcile::{Mode, Outcome, PassInput, Readiness, gate, run_pass};
-use crate::tags::{Ownership, Tags};
+use crate::reconcile::round::run_round;
+use crate::reconcile::{Mode, Outcome, PassInput, Readiness, gate};
+use crate::tags::{Ownership, Tags, TagsByResource};
 
 /// Entry point of the controller: one binding, through the finalizer. A binding whose checks
 /// pass is submitted to the fleet, whose next round runs its pass (see [`super::fleet`]).
@@ -189,8 +191,9 @@ fn status_without_pass(
     ctx: &Context,
 ) -> ResourceTagBindingStatus {
     let mut status = status::without_pass(binding, readiness, jiff::Timestamp::now());
-    if let Some(owned) = ctx.unrecorded(binding) {
-        status.applied = AppliedRecord::from_ownership(&owned);
+    if let Some(kept) = ctx.unrecorded(binding) {
+        status.applied = AppliedRecord::from_ownership(&kept.owned);
+        status.pending = PendingRecord::from_intent(&kept.pending);
     }
     status
 }
@@ -260,10 +263,12 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         &binding.name_any(),
         None,
     );
-    // NB: an Observe binding never writes, not even to prune: it lets go at once.
+    // NB: an Observe binding never writes, not even to prune: it lets go at once. A binding
+    // that owns nothing may still have an intent to claim (a pass killed after its writes).
+    let record = ctx.record(binding);
     if binding.spec.deletion_policy == DeletionPolicy::Orphan
         || binding.spec.mode == BindingMode::Observe
-        || ctx.owned(binding).is_empty()
+        || (record.owned.is_empty() && record.pending.is_empty())
     {
         ctx.ownership_recorded(binding);
         return Ok(Action::await_change());
@@ -289,7 +294,11 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         }
     };
     let outcome = pass(binding, client.as_ref(), ctx, &Tags::new(), &[]).await;
-    if outcome.ownership.is_empty() && outcome.failures.is_empty() && outcome.error.is_none() {
+    if outcome.ownership.is_empty()
+        && outcome.pending.is_empty()
+        && outcome.failures.is_empty()
+        && outcome.error.is_none()
+    {
         ctx.ownership_recorded(binding);
         if outcome.writes.pruned > 0 {
             publish(
@@ -322,17 +331,32 @@ pub(super) struct Prepared {
     pub id: BindingId,
     /// The ownership record before the pass.
     pub owned: Ownership,
+    /// The unresolved intent of a previous pass, claimed once the pass has observed the cloud.
+    pub pending: TagsByResource,
     others: Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)>,
 }
 
 impl Prepared {
     /// Prepares a pass of `binding` over `resource_ids` (and what it owns).
     pub fn of(binding: &ResourceTagBinding, ctx: &Context, resource_ids: &[String]) -> Self {
-        let owned = ctx.owned(binding);
-        let others = claimants(binding, ctx, resource_ids, &owned);
+        let Record { owned, pending } = ctx.record(binding);
+        let others = if pending.is_empty() {
+            claimants(binding, ctx, resource_ids, &owned)
+        } else {
+            // NB: a claimed key is planned like an owned one (and may be pruned): the claims
+            // of other bindings on the intent's resources bear on the pass too.
+            let mut reach = owned.clone();
+            for (id, tags) in &pending {
+                if reach.on(id).is_none() {
+                    reach.set(id, tags.clone());
+                }
+            }
+            claimants(binding, ctx, resource_ids, &reach)
+        };
         Prepared {
             id: binding_id(binding),
             owned,
+            pending,
             others,
         }
     }
@@ -353,6 +377,9 @@ impl Prepared {
 /// One binding's pass against the cloud, with the claims of every other binding on the same
 /// resources, whichever provider they go through (a deletion's pass; due bindings pass
 /// together in the fleet's rounds).
+// NB: a deletion's pass only untags (nothing is declared), so it records no intent: an untag
+// killed before its status write leaves a key the next pass finds gone, and releases. It does
+// claim the intent of a pass killed after its writes, so that it prunes those tags too.
 async fn pass<C: TagApi>(
     binding: &ResourceTagBinding,
     client: &C,
@@ -362,19 +389,25 @@ async fn pass<C: TagApi>(
 ) -> Outcome {
     let prepared = Prepared::of(binding, ctx, resource_ids);
     let claims = prepared.claims();
-    run_pass(
+    let input = PassInput {
+        binding: &prepared.id,
+        desired,
+        resource_type: &binding.spec.resource_type,
+        resource_ids,
+        owned: &prepared.owned,
+        claims: &claims,
+        mode: Mode::Apply,
+    };
+    let intents = super::intents::StatusIntents::new(ctx, vec![binding], vec![&prepared.pending]);
+    run_round(
         client,
-        &PassInput {
-            binding: &prepared.id,
-            desired,
-            resource_type: &binding.spec.resource_type,
-            resource_ids,
-            owned: &prepared.owned,
-            claims: &claims,
-            mode: Mode::Apply,
-        },
+        &binding.spec.resource_type,
+        std::slice::from_ref(&input),
+        &intents,
     )
     .await
+    .pop()
+    .expect("run_round answers one outcome per input")
 }
 
 /// The other bindings whose claims bear on this pass: on the same cloud, region and resource
@@ -438,12 +471,16 @@ pub(super) fn interval(binding: &ResourceTagBinding) -> Duration {
 /// Writes the status with server-side apply, only when it changed beyond timestamps. The
 /// ownership record it carries is kept in memory until the cached binding shows it (or, when
 /// the write fails, until a later write succeeds).
-async fn write_status(
+pub(super) async fn write_status(
     binding: &ResourceTagBinding,
     status: ResourceTagBindingStatus,
     ctx: &Context,
 ) -> Result<(), Error> {
-    if !status::differs(binding.status.as_ref(), &status) {
+    let record = Record::of(&status);
+    // NB: a record kept in memory is newer than the cache's status: a status equal to the
+    // cache's is still written when it differs from the kept one.
+    let kept_differs = ctx.unrecorded(binding).is_some_and(|kept| kept != record);
+    if !status::differs(binding.status.as_ref(), &status) && !kept_differs {
         ctx.ownership_recorded(binding);
         return Ok(());
     }
@@ -456,7 +493,7 @@ async fn write_status(
     });
     // NB: kept in memory until the cache's copy of the binding carries it (`Context::owned`),
     // whether the write succeeds or not.
-    ctx.ownership_unrecorded(binding, status.applied.to_ownership());
+    ctx.ownership_unrecorded(binding, record);
     api.patch_status(
         &binding.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),

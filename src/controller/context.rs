@@ -16,7 +16,7 @@ use rand::Rng;
 use super::Error;
 use super::fleet::Fleet;
 use super::metrics::Metrics;
-use crate::api::{ResourceTagBinding, TagProvider};
+use crate::api::{ResourceTagBinding, ResourceTagBindingStatus, TagProvider};
 use crate::cloud::AccessKey;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
@@ -26,7 +26,7 @@ use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
 /// participants; a pass outside rounds, a deletion, waits [`DEFAULT_WINDOW`] for company)
 /// into shared calls, and paced by the provider's rate limit.
 pub type CloudClient = Batcher<ProviderClient>;
-use crate::tags::Ownership;
+use crate::tags::{Ownership, TagsByResource};
 
 /// How long a pass waits for the Secrets' cache to fill before it reads the Secret itself.
 const SECRETS_SYNC_PATIENCE: Duration = Duration::from_secs(10);
@@ -67,8 +67,29 @@ pub struct Context {
     building: tokio::sync::Mutex<()>,
     clients: Mutex<HashMap<String, CachedClient>>,
     failures: Mutex<HashMap<String, u32>>,
-    /// Ownership records that a pass confirmed but whose status write failed, by binding uid.
-    unrecorded: Mutex<HashMap<String, Ownership>>,
+    /// Ownership records (and intents) written to `status` that the cache's copy of the
+    /// binding does not show yet, or whose status write failed, by binding uid.
+    unrecorded: Mutex<HashMap<String, Record>>,
+}
+
+/// What a binding's `status` records for its passes: what it owns, and what a pass set out to
+/// write whose outcome is not recorded yet (the crash window, see [`crate::plan::intent`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The ownership record (`status.appliedTags`, ...).
+    pub owned: Ownership,
+    /// The unresolved intent (`status.pendingTags`, ...).
+    pub pending: TagsByResource,
+}
+
+impl Record {
+    /// The record a status carries.
+    pub fn of(status: &ResourceTagBindingStatus) -> Self {
+        Record {
+            owned: status.applied.to_ownership(),
+            pending: status.pending.to_intent(),
+        }
+    }
 }
 
 struct CachedClient {
@@ -327,7 +348,13 @@ impl Context {
     // one; starting from its stale record, that pass would take the tags the binding wrote
     // for tags that were already there and drop them from the record.
     pub fn owned(&self, binding: &ResourceTagBinding) -> Ownership {
-        let in_status = binding.status.as_ref().map(|s| s.applied.to_ownership());
+        self.record(binding).owned
+    }
+
+    /// The ownership record and the unresolved intent a pass starts from, as [`Context::owned`]
+    /// chooses them (both from the same status write).
+    pub fn record(&self, binding: &ResourceTagBinding) -> Record {
+        let in_status = binding.status.as_ref().map(Record::of);
         let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(uid) = binding.uid()
             && let Some(kept) = unrecorded.get(&uid)
@@ -341,19 +368,20 @@ impl Context {
         in_status.unwrap_or_default()
     }
 
-    /// The record whose status write failed, if any.
-    pub fn unrecorded(&self, binding: &ResourceTagBinding) -> Option<Ownership> {
+    /// The record written last whose status the cache does not show yet (or whose write
+    /// failed), if any.
+    pub fn unrecorded(&self, binding: &ResourceTagBinding) -> Option<Record> {
         let unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
         binding.uid().and_then(|uid| unrecorded.get(&uid).cloned())
     }
 
-    /// Keeps a record that the cloud confirmed until `status` (as the cache shows it) carries
+    /// Keeps a record being written to `status` until `status` (as the cache shows it) carries
     /// it, so that the next pass does not mistake the tags this binding wrote for tags that
     /// were already there (which it would then never prune).
-    pub fn ownership_unrecorded(&self, binding: &ResourceTagBinding, ownership: Ownership) {
+    pub fn ownership_unrecorded(&self, binding: &ResourceTagBinding, record: Record) {
         if let Some(uid) = binding.uid() {
             let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
-            unrecorded.insert(uid, ownership);
+            unrecorded.insert(uid, record);
         }
     }
 

@@ -50,7 +50,7 @@ const CHUNK: usize = 500;
 /// How often the worker looks for due sweeps at most (looking costs a scan of the fleet).
 const SWEEP_CHECK: Duration = Duration::from_secs(1);
 /// Status writes (and events) of a round in flight at once.
-const STATUS_WRITES_IN_FLIGHT: usize = 16;
+pub(super) const STATUS_WRITES_IN_FLIGHT: usize = 16;
 /// How long an idle worker sleeps when nothing is scheduled (it wakes on any submission).
 const IDLE: Duration = Duration::from_secs(60);
 
@@ -259,12 +259,19 @@ impl Fleet {
         let _ = self.triggers.unbounded_send(object_ref(key));
     }
 
-    /// Asks for a pass of `key` after `delay` (a retry).
+    /// Asks for a pass of `key` after `delay` (a retry), unless it stopped taking part in
+    /// sweeps meanwhile (deleted, stalled, suspended).
     pub fn request_after(self: &Arc<Self>, key: String, delay: Duration) {
         let fleet = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            fleet.request(&key);
+            // NB: kube-runtime never reconciles a binding that is gone from its store, so an
+            // announcement of it would never settle: while other bindings keep the fleet
+            // busy, rounds would wait for it (the e2e suite saw passes stop for 60 s after a
+            // deleted binding's retry came due).
+            if fleet.lock().registered.contains_key(&key) {
+                fleet.request(&key);
+            }
         });
     }
 
@@ -494,20 +501,36 @@ async fn pass_group(
             mode: Mode::of(s.binding.spec.mode),
         })
         .collect();
-    let refused: Vec<Option<Outcome>> = inputs
+    let mut refused: Vec<Option<Outcome>> = inputs
         .iter()
         .zip(&resolutions)
         .map(|(input, resolution)| resolution.as_ref().and_then(|r| r.refusal(input)))
         .collect();
-    let running: Vec<PassInput<'_>> = inputs
-        .iter()
-        .zip(&refused)
-        .filter(|(_, refused)| refused.is_none())
-        .map(|(input, _)| input.clone())
+    // NB: a pass refused before the cloud leaves an earlier intent to claim, as a failed read.
+    for (outcome, prepared) in refused.iter_mut().zip(&prepared) {
+        if let Some(outcome) = outcome {
+            outcome.pending = prepared.pending.clone();
+        }
+    }
+    let running: Vec<usize> = (0..inputs.len())
+        .filter(|&i| refused[i].is_none())
         .collect();
-    let outcomes = crate::reconcile::round::run_round(&participant, resource_type, &running).await;
+    let running_inputs: Vec<PassInput<'_>> = running.iter().map(|&i| inputs[i].clone()).collect();
+    // NB: intents (issue 14) go to each binding's status before the round's writes.
+    let intents = super::intents::StatusIntents::new(
+        ctx,
+        running
+            .iter()
+            .map(|&i| members[i].1.binding.as_ref())
+            .collect(),
+        running.iter().map(|&i| &prepared[i].pending).collect(),
+    );
+    let outcomes =
+        crate::reconcile::round::run_round(&participant, resource_type, &running_inputs, &intents)
+            .await;
+    drop(intents);
+    drop(running_inputs);
     drop(participant);
-    drop(running);
     drop(inputs);
     let mut outcomes = outcomes.into_iter();
     members

@@ -5,6 +5,7 @@
 mod binding;
 mod context;
 pub mod fleet;
+mod intents;
 mod leader;
 pub mod metrics;
 pub mod status;

@@ -7,7 +7,7 @@ use kube::ResourceExt;
 
 use crate::api::conditions::{DRIFTED, READY, RECONCILING, STALLED, reason};
 use crate::api::{
-    AppliedRecord, MAX_STATUS_FAILURES, ResourceTagBinding, ResourceTagBindingStatus,
+    AppliedRecord, MAX_STATUS_FAILURES, PendingRecord, ResourceTagBinding, ResourceTagBindingStatus,
 };
 use crate::reconcile::{Outcome, Readiness};
 
@@ -25,6 +25,7 @@ pub fn from_outcome(
         observed_generation: binding.metadata.generation,
         conditions: conditions(binding, &outcome.readiness, now),
         applied: AppliedRecord::from_ownership(&outcome.ownership),
+        pending: PendingRecord::from_intent(&outcome.pending),
         resources: Some(outcome.counts),
         failures: outcome
             .failures

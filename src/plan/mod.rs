@@ -165,6 +165,7 @@ mod batch;
 pub mod bound;
 pub mod drift;
 mod engine;
+pub mod intent;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -6,6 +6,7 @@
 mod execute;
 pub mod fleet;
 pub mod gate;
+pub mod intent;
 mod outcome;
 pub mod provider;
 pub mod round;

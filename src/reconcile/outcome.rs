@@ -61,6 +61,10 @@ pub struct Outcome {
     pub drift: Option<Drift>,
     /// A selector binding: what its resolution selected (set by the host, which resolves).
     pub selected: Option<SelectedResources>,
+    /// Tags this pass (or, when it did not observe the cloud, a previous one) set out to write
+    /// whose outcome is unknown: the intent still to claim (see [`super::intent`]). Set by
+    /// passes that keep intents ([`super::round::run_round`]); empty otherwise.
+    pub pending: TagsByResource,
 }
 
 impl Outcome {
@@ -80,6 +84,7 @@ impl Outcome {
             error: None,
             drift: None,
             selected: None,
+            pending: TagsByResource::new(),
         }
     }
 
@@ -168,6 +173,7 @@ impl Outcome {
             error: executed.stopped_by,
             drift,
             selected: None,
+            pending: TagsByResource::new(),
         }
     }
 

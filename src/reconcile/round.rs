@@ -10,17 +10,24 @@
 use std::collections::BTreeSet;
 
 use super::execute::{Executed, writes_of};
+use super::intent::{Intent, IntentLog};
 use super::{Mode, Outcome, PassInput, check_spec};
 use crate::cloud::{CloudError, TagApi, Write, stops_every_call};
 use crate::plan::{self, PlanInput};
-use crate::tags::TagsByResource;
+use crate::tags::{Ownership, TagsByResource};
 
 /// Runs the passes of `inputs` (all of `resource_type`) together; one outcome per input, in
 /// order.
-pub async fn run_round<C: TagApi>(
+///
+/// The crash window (issue 14): once the round has observed the cloud, each input's
+/// unresolved intent (from `intents`) is claimed where the cloud carries the intended value,
+/// before planning; every new intent is handed to `intents` before any write is sent, and an
+/// input whose intent could not be recorded sends nothing.
+pub async fn run_round<C: TagApi, L: IntentLog>(
     cloud: &C,
     resource_type: &str,
     inputs: &[PassInput<'_>],
+    intents: &L,
 ) -> Vec<Outcome> {
     let mut slots: Vec<Slot> = inputs
         .iter()
@@ -29,22 +36,35 @@ pub async fn run_round<C: TagApi>(
             None => Slot::Pending,
         })
         .collect();
-    let observed = observe_all(cloud, resource_type, inputs, &slots).await;
+    let observed = observe_all(cloud, resource_type, inputs, &slots, intents).await;
+    let claimed: Vec<Option<Ownership>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let pending = intents.pending(index);
+            if pending.is_empty() || !matches!(slots[index], Slot::Pending) {
+                return None;
+            }
+            let observed = observed.of(index).ok()?;
+            Some(plan::intent::claim(input.owned, pending, observed))
+        })
+        .collect();
+    // NB: from here on, each input starts from its record with its previous intent claimed.
+    let inputs: Vec<PassInput<'_>> = inputs
+        .iter()
+        .zip(&claimed)
+        .map(|(input, claimed)| PassInput {
+            owned: claimed.as_ref().unwrap_or(input.owned),
+            ..input.clone()
+        })
+        .collect();
     for (index, input) in inputs.iter().enumerate() {
         if !matches!(slots[index], Slot::Pending) {
             continue;
         }
-        let observed = match &observed {
-            Observed::Shared(observed) => observed,
-            Observed::Each(each) => match &each[index] {
-                Ok(observed) => observed,
-                Err(error) => {
-                    slots[index] =
-                        Slot::Done(Box::new(Outcome::observe_failed(input, error.clone())));
-                    continue;
-                }
-            },
-            Observed::Failed(error) => {
+        let observed = match observed.of(index) {
+            Ok(observed) => observed,
+            Err(error) => {
                 slots[index] = Slot::Done(Box::new(Outcome::observe_failed(input, error.clone())));
                 continue;
             }
@@ -59,20 +79,26 @@ pub async fn run_round<C: TagApi>(
             limits: cloud.limits(),
         }));
     }
-    let mut executed = execute_all(cloud, resource_type, inputs, &slots).await;
+    let recorded = record_intents(&inputs, &slots, intents).await;
+    let mut executed = execute_all(cloud, resource_type, &inputs, &slots, &recorded).await;
     inputs
         .iter()
         .zip(slots)
+        .zip(recorded)
         .enumerate()
-        .map(|(index, (input, slot))| {
+        .map(|(index, ((input, slot), recorded))| {
             let plan = match slot {
-                Slot::Done(outcome) => return *outcome,
+                Slot::Done(mut outcome) => {
+                    // NB: decided before the observation: the previous intent is unresolved.
+                    outcome.pending = intents.pending(index).clone();
+                    return *outcome;
+                }
                 Slot::Planned(plan) => plan,
                 // NB: every slot is decided or planned above; a pending one has no answer.
                 Slot::Pending => return Outcome::observe_failed(input, not_observed()),
             };
             let observed = match &observed {
-                Observed::Shared(observed) => subset(observed, input),
+                Observed::Shared(observed) => subset(observed, input, intents.pending(index)),
                 Observed::Each(each) => each[index].clone().unwrap_or_default(),
                 Observed::Failed(_) => TagsByResource::new(),
             };
@@ -80,11 +106,90 @@ pub async fn run_round<C: TagApi>(
                 Mode::PlanOnly | Mode::Observe => Outcome::planned(input, plan, observed),
                 Mode::Apply => {
                     let done = executed[index].take().unwrap_or_default();
-                    Outcome::executed(input, plan, observed, done)
+                    // NB: what the cloud did not confirm may have landed all the same (an
+                    // answer lost after the retries): it stays pending for the next pass.
+                    let pending = match recorded {
+                        Recorded::Yes(intent) => {
+                            plan::intent::unconfirmed(&intent, &done.confirmed.written)
+                        }
+                        Recorded::Nothing | Recorded::Failed(_) => TagsByResource::new(),
+                    };
+                    let mut outcome = Outcome::executed(input, plan, observed, done);
+                    outcome.pending = pending;
+                    outcome
                 }
             }
         })
         .collect()
+}
+
+/// Whether an input's intent was recorded before its writes.
+enum Recorded {
+    /// It has no intent (no write, or only writes of what it owns already).
+    Nothing,
+    /// Recorded: its writes go.
+    Yes(TagsByResource),
+    /// Not recorded: its writes do not go.
+    Failed(CloudError),
+}
+
+/// Hands every planned input's intent to the host at once, before any write is sent.
+async fn record_intents<L: IntentLog>(
+    inputs: &[PassInput<'_>],
+    slots: &[Slot],
+    intents: &L,
+) -> Vec<Recorded> {
+    let intended: Vec<(usize, TagsByResource)> = inputs
+        .iter()
+        .zip(slots)
+        .enumerate()
+        .filter_map(|(index, (input, slot))| {
+            let Slot::Planned(plan) = slot else {
+                return None;
+            };
+            if input.mode != Mode::Apply {
+                return None;
+            }
+            let intent = plan::intent::intent(plan, input.owned);
+            (!intent.is_empty()).then_some((index, intent))
+        })
+        .collect();
+    let mut recorded: Vec<Recorded> = inputs.iter().map(|_| Recorded::Nothing).collect();
+    if intended.is_empty() {
+        return recorded;
+    }
+    let records: Vec<Intent<'_>> = intended
+        .iter()
+        .map(|(index, pending)| Intent {
+            index: *index,
+            owned: inputs[*index].owned,
+            pending,
+        })
+        .collect();
+    let answers = intents.record(&records).await;
+    drop(records);
+    // NB: an intent the host did not answer for counts as not recorded.
+    let answers = answers.into_iter().map(Some).chain(std::iter::repeat(None));
+    for ((index, intent), answer) in intended.into_iter().zip(answers) {
+        recorded[index] = match answer {
+            Some(Ok(())) => Recorded::Yes(intent),
+            Some(Err(message)) => Recorded::Failed(intent_not_recorded(message)),
+            None => Recorded::Failed(intent_not_recorded("no answer".to_string())),
+        };
+    }
+    recorded
+}
+
+fn intent_not_recorded(message: String) -> CloudError {
+    CloudError {
+        kind: crate::cloud::ErrorKind::Retryable,
+        action: "TagResources",
+        code: "IntentNotRecorded".to_string(),
+        message: format!("no write was sent: the intent could not be recorded first: {message}"),
+        http_status: None,
+        request_id: None,
+        attempts: 0,
+    }
 }
 
 /// Where one input of a round is.
@@ -119,25 +224,42 @@ enum Observed {
     Failed(CloudError),
 }
 
-/// The resources every input considers (declared and owned), not yet decided.
-fn considered<'a>(input: &'a PassInput<'_>) -> impl Iterator<Item = &'a String> {
+impl Observed {
+    /// What input `index` observed, or why it could not.
+    fn of(&self, index: usize) -> Result<&TagsByResource, &CloudError> {
+        match self {
+            Observed::Shared(observed) => Ok(observed),
+            Observed::Each(each) => each[index].as_ref(),
+            Observed::Failed(error) => Err(error),
+        }
+    }
+}
+
+/// The resources an input considers: declared, owned, and named by its unresolved intent.
+fn considered<'a>(
+    input: &'a PassInput<'_>,
+    pending: &'a TagsByResource,
+) -> impl Iterator<Item = &'a String> {
     input
         .resource_ids
         .iter()
         .chain(input.owned.resources().keys())
+        .chain(pending.keys())
 }
 
-async fn observe_all<C: TagApi>(
+async fn observe_all<C: TagApi, L: IntentLog>(
     cloud: &C,
     resource_type: &str,
     inputs: &[PassInput<'_>],
     slots: &[Slot],
+    intents: &L,
 ) -> Observed {
     let ids: BTreeSet<&String> = inputs
         .iter()
         .zip(slots)
-        .filter(|(_, slot)| matches!(slot, Slot::Pending))
-        .flat_map(|(input, _)| considered(input))
+        .enumerate()
+        .filter(|(_, (_, slot))| matches!(slot, Slot::Pending))
+        .flat_map(|(index, (input, _))| considered(input, intents.pending(index)))
         .collect();
     if ids.is_empty() {
         return Observed::Shared(TagsByResource::new());
@@ -149,8 +271,8 @@ async fn observe_all<C: TagApi>(
         // NB: one input's bad id must not fail the others' reads: each reads its own.
         Err(_) => {
             let mut each = Vec::with_capacity(inputs.len());
-            for input in inputs {
-                let ids: BTreeSet<&String> = considered(input).collect();
+            for (index, input) in inputs.iter().enumerate() {
+                let ids: BTreeSet<&String> = considered(input, intents.pending(index)).collect();
                 let ids: Vec<String> = ids.into_iter().cloned().collect();
                 each.push(if ids.is_empty() {
                     Ok(TagsByResource::new())
@@ -164,8 +286,12 @@ async fn observe_all<C: TagApi>(
 }
 
 /// The observed tags of the resources one input considers.
-fn subset(observed: &TagsByResource, input: &PassInput<'_>) -> TagsByResource {
-    considered(input)
+fn subset(
+    observed: &TagsByResource,
+    input: &PassInput<'_>,
+    pending: &TagsByResource,
+) -> TagsByResource {
+    considered(input, pending)
         .filter_map(|id| observed.get(id).map(|tags| (id.clone(), tags.clone())))
         .collect()
 }
@@ -177,7 +303,9 @@ async fn execute_all<'a, C: TagApi>(
     resource_type: &str,
     inputs: &[PassInput<'_>],
     slots: &'a [Slot],
+    recorded: &[Recorded],
 ) -> Vec<Option<Executed>> {
+    let mut executed: Vec<Option<Executed>> = (0..inputs.len()).map(|_| None).collect();
     let mut owners: Vec<usize> = Vec::new();
     let mut writes: Vec<Write<'a>> = Vec::new();
     for (index, (input, slot)) in inputs.iter().zip(slots).enumerate() {
@@ -185,12 +313,18 @@ async fn execute_all<'a, C: TagApi>(
         if input.mode != Mode::Apply {
             continue;
         }
+        if let Recorded::Failed(error) = &recorded[index] {
+            executed[index] = Some(Executed {
+                stopped_by: Some(error.clone()),
+                ..Executed::default()
+            });
+            continue;
+        }
         for write in writes_of(plan) {
             owners.push(index);
             writes.push(write);
         }
     }
-    let mut executed: Vec<Option<Executed>> = (0..inputs.len()).map(|_| None).collect();
     if writes.is_empty() {
         return executed;
     }
@@ -222,6 +356,7 @@ mod tests {
     use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
     use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
     use crate::plan::{BindingId, Claim};
+    use crate::reconcile::intent::NoIntents;
     use crate::reconcile::provider::{ClientOptions, client_for, http_client};
     use crate::tags::{Ownership, Tags};
 
@@ -346,7 +481,7 @@ mod tests {
             input(&c, &dev, &ids_c, &claims_c),
         ];
         let participant = batcher.participant("apiGroup");
-        let outcomes = run_round(&participant, "apiGroup", &inputs).await;
+        let outcomes = run_round(&participant, "apiGroup", &inputs, &NoIntents).await;
         drop(participant);
 
         assert_eq!(outcomes.len(), 3);

@@ -217,6 +217,11 @@ impl Controller {
         assert!(status.success(), "SIGTERM delivered");
     }
 
+    /// Kills the process (SIGKILL: no handler runs, nothing is flushed) and waits for it.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill the controller");
+    }
+
     /// Waits for the process to exit.
     pub async fn exited(&mut self, within: Duration) -> ExitStatus {
         tokio::time::timeout(within, self.child.wait())

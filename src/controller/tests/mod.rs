@@ -25,6 +25,7 @@ use crate::emulator::{
 };
 use crate::reconcile::provider::{ClientOptions, http_client};
 
+mod crash;
 mod verifier;
 
 use verifier::{ApiServerVerifier, Scenario, within_5s};
@@ -252,11 +253,11 @@ async fn a_missing_provider_is_reported_once_in_status() {
 }
 
 #[tokio::test]
-async fn applies_tags_and_patches_status_once() {
+async fn applies_tags_recording_the_intent_first() {
     let cloud = cloud(&[("g1", &[]), ("g2", &[("team", "web")])]).await;
     let binding = ResourceTagBinding::test().finalized();
     let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
-    let scenario = verifier.run(Scenario::StatusPatchedOnce(binding.clone()));
+    let scenario = verifier.run(Scenario::IntentThenStatusPatched(binding.clone()));
     reconcile(Arc::new(binding), ctx).await.expect("reconcile");
     within_5s(scenario).await.no_more_requests().await;
     cloud.shutdown().await.expect("emulator stops");
@@ -347,12 +348,12 @@ async fn a_failed_status_write_keeps_the_ownership_record_for_the_next_pass() {
     let cloud = cloud(&[("g1", &[]), ("g2", &[])]).await;
     let binding = ResourceTagBinding::test().finalized();
     let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let intent_binding = binding.clone();
     let scenario = tokio::spawn(async move {
-        verifier
-            .handle_secret_get()
-            .await
-            .handle_status_conflict()
-            .await
+        let verifier = verifier.handle_secret_get().await;
+        let (verifier, intent) = verifier.handle_intent_patch(intent_binding).await;
+        assert_eq!(intent["status"]["pendingTags"]["env"], "prod", "{intent}");
+        verifier.handle_status_conflict().await
     });
     reconcile(Arc::new(binding.clone()), ctx.clone())
         .await

@@ -17,9 +17,10 @@ pub(super) enum Scenario {
     FinalizerCreation(ResourceTagBinding),
     /// No provider: a Warning event, then one status write saying ProviderNotFound.
     ProviderNotFound(ResourceTagBinding),
-    /// The Secret is read, tags are written to the cloud, the status is patched once, and an
-    /// event says tags were applied.
-    StatusPatchedOnce(ResourceTagBinding),
+    /// The Secret is read, the intent is patched into the status, tags are written to the
+    /// cloud, the status is patched once more (the intent cleared), and an event says tags
+    /// were applied.
+    IntentThenStatusPatched(ResourceTagBinding),
     /// The Secret is read and the cloud already matches the status: no write at all.
     NothingChanged,
     /// The Secret is read, owned tags are pruned, an event says so, the finalizer goes.
@@ -51,11 +52,16 @@ impl ApiServerVerifier {
                         .handle_status_patch(binding, "ProviderNotFound", "False")
                         .await
                 }
-                Scenario::StatusPatchedOnce(binding) => {
+                Scenario::IntentThenStatusPatched(binding) => {
                     let verifier = self.handle_secret_get().await;
-                    let verifier = verifier
-                        .handle_status_patch(binding, "Synced", "True")
+                    let verifier = verifier.handle_intent_patch(binding.clone()).await.0;
+                    let (verifier, patch) = verifier
+                        .handle_status_patch_seen(binding, "Synced", "True")
                         .await;
+                    assert!(
+                        patch["status"].get("pendingResourceIds").is_none(),
+                        "the intent is cleared: {patch}"
+                    );
                     verifier.handle_event("TagsApplied").await
                 }
                 Scenario::NothingChanged => self.handle_secret_get().await,
@@ -199,6 +205,31 @@ impl ApiServerVerifier {
         assert!(
             !patch.to_string().contains(KEY_SECRET),
             "no secret in status"
+        );
+        let mut updated = binding;
+        updated.status = serde_json::from_value(patch["status"].clone()).expect("status");
+        Self::respond(send, &updated);
+        (self, patch)
+    }
+
+    /// The status patch of an intent (before the cloud writes), answered as applied; returns
+    /// the patch.
+    pub(super) async fn handle_intent_patch(
+        mut self,
+        binding: ResourceTagBinding,
+    ) -> (Self, Value) {
+        let (request, send) = self.next().await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web/status"
+        );
+        let patch = Self::body_json(request).await;
+        assert!(
+            patch["status"]["pendingResourceIds"]
+                .as_array()
+                .is_some_and(|ids| !ids.is_empty()),
+            "an intent in {patch}"
         );
         let mut updated = binding;
         updated.status = serde_json::from_value(patch["status"].clone()).expect("status");

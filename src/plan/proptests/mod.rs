@@ -1,6 +1,7 @@
 //! Property tests: random plans, executed on a simulated cloud, keep the rules of ownership
 //! and the provider's limits, use the fewest tag calls, and settle in one pass.
 
+mod intent;
 mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,6 +3,7 @@
 
 mod batches;
 mod decisions;
+mod intent;
 mod ownership;
 mod validation;
 

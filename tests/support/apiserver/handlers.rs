@@ -125,7 +125,7 @@ pub async fn handle(
         Route::Resource(target) => {
             let query = Query::parse(uri.query());
             let user = user_of(&headers);
-            resource(&shared, &user, &method, target, &query, &headers, &body)
+            resource(&shared, &user, &method, target, &query, &headers, &body).await
         }
         Route::Unknown => failure(&ApiError::no_such_resource()),
     }
@@ -146,7 +146,7 @@ fn verb_of(method: &Method, target: &Target, query: &Query) -> Option<&'static s
     })
 }
 
-fn resource(
+async fn resource(
     shared: &Arc<Shared>,
     user: &str,
     method: &Method,
@@ -173,6 +173,9 @@ fn resource(
     shared.log(recorded.clone());
     if let Some(error) = shared.faults.check(&recorded) {
         return failure(&error);
+    }
+    if !shared.faults.hold(&recorded).await {
+        return failure(&ApiError::injected(503));
     }
     let found = shared
         .lock()

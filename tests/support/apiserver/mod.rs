@@ -181,6 +181,22 @@ impl ApiServer {
         self.shared.faults.add(Box::new(matches), None, 403);
     }
 
+    /// Every call that `matches` accepts is held for `delay` before it is served (and not
+    /// served at all if [`ApiServer::abandon_held`] is called meanwhile).
+    pub fn delay(
+        &self,
+        delay: std::time::Duration,
+        matches: impl Fn(&RecordedCall) -> bool + Send + Sync + 'static,
+    ) {
+        self.shared.faults.add_delay(Box::new(matches), delay);
+    }
+
+    /// The calls being held now are answered 503 and never served: what a call in flight
+    /// when its client is killed amounts to, had the client died just before sending it.
+    pub fn abandon_held(&self) {
+        self.shared.faults.abandon_held();
+    }
+
     /// Ends every open watch, as an apiserver restart or a load balancer would.
     pub fn drop_watches(&self) {
         self.shared.drops.send_modify(|epoch| *epoch += 1);

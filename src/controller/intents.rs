@@ -1,0 +1,90 @@
+//! The crash window (issue 14) in the controller: a pass's intent goes to its binding's
+//! `status.pendingTags` before the round sends its writes, and the status write after the pass
+//! clears it (or keeps what the cloud did not confirm). A controller killed in between finds
+//! the intent in `status` at its next pass, which claims the keys the cloud carries with the
+//! intended value (see [`crate::plan::intent`]).
+//!
+//! NB: this costs one status write per pass that writes tags it does not own yet (none at
+//! rest: a resync that changes nothing writes nothing), in exchange for an ownership record
+//! that no kill can lose. A single journal object per round would cost fewer writes, but needs
+//! another resource (and RBAC), a size limit of its own, and a second source of truth.
+
+use futures::StreamExt;
+
+use super::binding::write_status;
+use super::context::Context;
+use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding};
+use crate::reconcile::fleet::binding_key;
+use crate::reconcile::intent::{Intent, IntentLog};
+use crate::tags::{Ownership, TagsByResource};
+
+/// The controller's [`IntentLog`] for the bindings of a round: an intent is written to
+/// `status.pendingTags` (with the ownership record it extends) before the writes are sent, a
+/// few bindings at a time; the status write after the pass clears it.
+pub(super) struct StatusIntents<'a> {
+    ctx: &'a Context,
+    bindings: Vec<&'a ResourceTagBinding>,
+    pending: Vec<&'a TagsByResource>,
+}
+
+impl<'a> StatusIntents<'a> {
+    /// The intents of `bindings` (the round's inputs, in order), with their unresolved ones.
+    pub fn new(
+        ctx: &'a Context,
+        bindings: Vec<&'a ResourceTagBinding>,
+        pending: Vec<&'a TagsByResource>,
+    ) -> Self {
+        StatusIntents {
+            ctx,
+            bindings,
+            pending,
+        }
+    }
+}
+
+impl StatusIntents<'_> {
+    async fn write_one(&self, intent: &Intent<'_>) -> Result<(), String> {
+        let Some(binding) = self.bindings.get(intent.index) else {
+            return Err(format!("no binding at index {} of the round", intent.index));
+        };
+        write_intent(binding, intent.owned, intent.pending, self.ctx).await
+    }
+}
+
+static NOTHING_PENDING: TagsByResource = TagsByResource::new();
+
+impl IntentLog for StatusIntents<'_> {
+    fn pending(&self, index: usize) -> &TagsByResource {
+        self.pending.get(index).copied().unwrap_or(&NOTHING_PENDING)
+    }
+
+    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), String>> {
+        // NB: the futures are built first (they start when polled): a closure returning a
+        // future that borrows its argument is not Send for every lifetime.
+        let writes: Vec<_> = intents
+            .iter()
+            .map(|intent| self.write_one(intent))
+            .collect();
+        futures::stream::iter(writes)
+            .buffered(super::fleet::STATUS_WRITES_IN_FLIGHT)
+            .collect()
+            .await
+    }
+}
+
+/// Writes a pass's intent before its writes: the binding's status with the ownership record
+/// `owned` and `status.pendingTags` (no write when the status says so already).
+async fn write_intent(
+    binding: &ResourceTagBinding,
+    owned: &Ownership,
+    pending: &TagsByResource,
+    ctx: &Context,
+) -> Result<(), String> {
+    let mut status = binding.status.clone().unwrap_or_default();
+    status.applied = AppliedRecord::from_ownership(owned);
+    status.pending = PendingRecord::from_intent(pending);
+    write_status(binding, status, ctx).await.map_err(|error| {
+        tracing::warn!(binding = %binding_key(binding), %error, "cannot record the intent");
+        error.to_string()
+    })
+}

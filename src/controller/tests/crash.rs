@@ -1,0 +1,120 @@
+//! The crash window (issue 14): a binding whose `status` still carries the intent of a pass
+//! that was killed after its writes.
+
+use super::*;
+
+/// The status a pass leaves when it is killed after recording its intent (env=prod on g1 and
+/// g2) and before recording the outcome: nothing owned yet.
+fn killed_after_the_intent() -> ResourceTagBindingStatus {
+    ResourceTagBindingStatus {
+        pending: PendingRecord {
+            pending_tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+            pending_resource_ids: vec!["g1".into(), "g2".into()],
+            ..PendingRecord::default()
+        },
+        ..ResourceTagBindingStatus::default()
+    }
+}
+
+async fn tags_of(cloud: &RunningEmulator) -> Value {
+    reqwest::get(format!("{}/_emulator/state", cloud.url()))
+        .await
+        .expect("state")
+        .json::<Value>()
+        .await
+        .expect("JSON state")["resources"]["alibaba"]["apiGroup"]
+        .clone()
+}
+
+#[tokio::test]
+async fn the_next_pass_claims_the_intended_keys_that_landed() {
+    // g1 carries what the killed pass wrote; on g2 the write never landed and someone set
+    // another value since.
+    let cloud = cloud(&[("g1", &[("env", "prod")]), ("g2", &[("env", "dev")])]).await;
+    let binding = ResourceTagBinding::test()
+        .finalized()
+        .with_status(killed_after_the_intent());
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_get().await;
+        // The new intent: env=prod on g2 only (g1's is claimed, not written again).
+        let (verifier, intent) = verifier.handle_intent_patch(expected.clone()).await;
+        assert_eq!(intent["status"]["appliedTags"]["env"], "prod", "{intent}");
+        assert_eq!(
+            intent["status"]["appliedResourceIds"],
+            serde_json::json!(["g1"])
+        );
+        assert_eq!(
+            intent["status"]["pendingResourceIds"],
+            serde_json::json!(["g2"])
+        );
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "Synced", "True")
+            .await;
+        assert_eq!(patch["status"]["appliedTags"]["env"], "prod", "{patch}");
+        assert_eq!(
+            patch["status"]["appliedResourceIds"],
+            serde_json::json!(["g1", "g2"])
+        );
+        assert!(patch["status"].get("pendingTags").is_none(), "{patch}");
+        verifier.handle_event("TagsApplied").await
+    });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    cloud.shutdown().await.expect("emulator stops");
+}
+
+#[tokio::test]
+async fn a_deleted_binding_prunes_what_its_killed_pass_wrote() {
+    let cloud = cloud(&[
+        ("g1", &[("env", "prod"), ("team", "web")]),
+        ("g2", &[("env", "dev")]),
+    ])
+    .await;
+    let binding = ResourceTagBinding::test()
+        .finalized()
+        .deleting()
+        .with_status(killed_after_the_intent());
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let scenario = verifier.run(Scenario::CleanupOnDelete(binding.clone()));
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    let tags = tags_of(&cloud).await;
+    assert_eq!(
+        tags["g1"]["tags"],
+        serde_json::json!({"team": "web"}),
+        "{tags}"
+    );
+    assert_eq!(
+        tags["g2"]["tags"],
+        serde_json::json!({"env": "dev"}),
+        "a value the binding did not write stays: {tags}"
+    );
+    cloud.shutdown().await.expect("emulator stops");
+}
+
+#[tokio::test]
+async fn an_intent_that_cannot_be_recorded_sends_no_write() {
+    let cloud = cloud(&[("g1", &[]), ("g2", &[])]).await;
+    let binding = ResourceTagBinding::test().finalized();
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_get().await;
+        let verifier = verifier.handle_status_conflict().await;
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "ProviderError", "False")
+            .await;
+        let message = patch["status"]["conditions"][0]["message"].to_string();
+        assert!(message.contains("IntentNotRecorded"), "{message}");
+        assert!(patch["status"].get("appliedTags").is_none(), "{patch}");
+        verifier
+    });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    let tags = tags_of(&cloud).await;
+    assert_eq!(tags["g1"]["tags"], serde_json::json!({}), "{tags}");
+    assert_eq!(tags["g2"]["tags"], serde_json::json!({}), "{tags}");
+    cloud.shutdown().await.expect("emulator stops");
+}
