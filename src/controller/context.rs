@@ -68,8 +68,35 @@ pub struct Context {
     clients: Mutex<HashMap<String, CachedClient>>,
     failures: Mutex<HashMap<String, u32>>,
     /// Ownership records (and intents) written to `status` that the cache's copy of the
-    /// binding does not show yet, or whose status write failed, by binding uid.
-    unrecorded: Mutex<HashMap<String, Record>>,
+    /// binding does not show yet, or whose status write failed.
+    unrecorded: Arc<Unrecorded>,
+}
+
+/// Records written to `status` that the cache's copy of the binding does not show yet, or
+/// whose status write failed, by binding uid. The bindings' watch forgets each as soon as the
+/// cache carries it ([`Unrecorded::seen`]): at 10,000 bindings, keeping every record until the
+/// binding's next pass held some 6 MiB.
+#[derive(Debug, Default)]
+pub struct Unrecorded(Mutex<HashMap<String, Record>>);
+
+impl Unrecorded {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        // NB: every critical section leaves the map consistent; a poisoned lock is safe.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The watch delivered `binding`: its kept record, if its status carries it now, is
+    /// forgotten.
+    pub fn seen(&self, binding: &ResourceTagBinding) {
+        let Some(uid) = binding.uid() else { return };
+        let mut kept = self.lock();
+        // NB: the status is decoded only for a binding with a kept record, a few per round.
+        if let Some(record) = kept.get(&uid)
+            && binding.status.as_ref().map(Record::of).as_ref() == Some(record)
+        {
+            kept.remove(&uid);
+        }
+    }
 }
 
 /// What a binding's `status` records for its passes: what it owns, and what a pass set out to
@@ -139,8 +166,15 @@ impl Context {
             building: tokio::sync::Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
-            unrecorded: Mutex::new(HashMap::new()),
+            unrecorded: Arc::default(),
         }
+    }
+
+    /// Shares the kept records with the bindings' watch, which forgets each once the cache
+    /// carries it ([`Unrecorded::seen`]).
+    pub fn with_unrecorded(mut self, unrecorded: Arc<Unrecorded>) -> Self {
+        self.unrecorded = unrecorded;
+        self
     }
 
     /// The Secrets' metadata cache and when it is filled.
@@ -355,7 +389,7 @@ impl Context {
     /// chooses them (both from the same status write).
     pub fn record(&self, binding: &ResourceTagBinding) -> Record {
         let in_status = binding.status.as_ref().map(Record::of);
-        let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unrecorded = self.unrecorded.lock();
         if let Some(uid) = binding.uid()
             && let Some(kept) = unrecorded.get(&uid)
         {
@@ -371,7 +405,7 @@ impl Context {
     /// The record written last whose status the cache does not show yet (or whose write
     /// failed), if any.
     pub fn unrecorded(&self, binding: &ResourceTagBinding) -> Option<Record> {
-        let unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        let unrecorded = self.unrecorded.lock();
         binding.uid().and_then(|uid| unrecorded.get(&uid).cloned())
     }
 
@@ -380,16 +414,14 @@ impl Context {
     /// were already there (which it would then never prune).
     pub fn ownership_unrecorded(&self, binding: &ResourceTagBinding, record: Record) {
         if let Some(uid) = binding.uid() {
-            let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
-            unrecorded.insert(uid, record);
+            self.unrecorded.lock().insert(uid, record);
         }
     }
 
     /// The record is in `status` now (or the binding is gone).
     pub fn ownership_recorded(&self, binding: &ResourceTagBinding) {
         if let Some(uid) = binding.uid() {
-            let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
-            unrecorded.remove(&uid);
+            self.unrecorded.lock().remove(&uid);
         }
     }
 
@@ -443,4 +475,40 @@ impl Synced {
 /// `spec.interval` with ±10% jitter, so that many bindings do not resync in the same second.
 pub fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(rand::rng().random_range(0.9..1.1))
+}
+
+#[cfg(test)]
+mod unrecorded_tests {
+    use super::*;
+    use crate::api::{AppliedRecord, ResourceTagBindingSpec};
+
+    fn binding(status: Option<ResourceTagBindingStatus>) -> ResourceTagBinding {
+        let spec: ResourceTagBindingSpec = serde_json::from_value(serde_json::json!({
+            "providerRef": {"name": "p"}, "resourceType": "apiGroup",
+            "resourceIds": ["g1"], "tags": {"env": "prod"}
+        }))
+        .expect("a spec");
+        let mut binding = ResourceTagBinding::new("web", spec);
+        binding.metadata.uid = Some("uid-1".into());
+        binding.status = status;
+        binding
+    }
+
+    #[test]
+    fn the_watch_forgets_a_kept_record_once_the_cache_carries_it() {
+        let mut owned = Ownership::default();
+        owned.set("g1", [("env".to_string(), "prod".to_string())].into());
+        let written = ResourceTagBindingStatus {
+            applied: AppliedRecord::from_ownership(&owned),
+            ..ResourceTagBindingStatus::default()
+        };
+        let unrecorded = Unrecorded::default();
+        unrecorded
+            .lock()
+            .insert("uid-1".into(), Record::of(&written));
+        unrecorded.seen(&binding(None));
+        assert_eq!(unrecorded.lock().len(), 1, "a stale copy keeps it");
+        unrecorded.seen(&binding(Some(written)));
+        assert!(unrecorded.lock().is_empty(), "the written copy releases it");
+    }
 }

@@ -204,6 +204,8 @@ pub async fn run_controller(
     let (bindings_store, bindings_writer) = reflector::store();
     let bindings_synced = Synced::default();
     let fleet_feed = fleet.clone();
+    let unrecorded = Arc::new(context::Unrecorded::default());
+    let unrecorded_feed = unrecorded.clone();
     let announcer = fleet.clone();
     // NB: stripped before the reflector, so that the cache holds the stripped objects.
     let bindings_stream = reflector::reflector(
@@ -213,7 +215,12 @@ pub async fn run_controller(
     )
     .default_backoff()
     .inspect_ok(marks_synced(&bindings_synced))
-    .inspect_ok(move |event| fleet_feed.watched(event))
+    .inspect_ok(move |event| {
+        fleet_feed.watched(event);
+        if let watcher::Event::Apply(binding) | watcher::Event::InitApply(binding) = event {
+            unrecorded_feed.seen(binding);
+        }
+    })
     .applied_objects()
     .predicate_filter(pass_trigger, Default::default())
     .inspect_ok(move |binding| announcer.announce(binding_key(binding)));
@@ -258,7 +265,8 @@ pub async fn run_controller(
             options,
             fleet.clone(),
         )
-        .with_secrets(secret_stores),
+        .with_secrets(secret_stores)
+        .with_unrecorded(unrecorded),
     );
     let rounds = tokio::spawn(fleet::run(ctx.clone()));
 
