@@ -478,7 +478,9 @@ async fn pass_group(
         .zip(&resolutions)
         .map(|(((_, s), ids), resolution)| {
             let mut prepared = Prepared::of(&s.binding, ctx, ids);
-            if resolution.is_some() {
+            // NB: only a selection releases: a refused one (a failed read, too many matches)
+            // selects nothing and keeps the record whole.
+            if resolution.as_ref().and_then(Resolution::ids).is_some() {
                 prepared.owned =
                     select::released(&prepared.owned, s.binding.spec.deletion_policy, ids);
             }

@@ -131,6 +131,27 @@ pub async fn a_selector_binding_follows_the_resources_that_carry_its_tags(env: A
         ["sel-e"]
     );
     assert_eq!(cloud.tags("sel-f").await, tags(&[("owner", "ops")]));
+    // A refused resolution releases nothing, Orphan or not: the record stays whole.
+    tenant
+        .bindings
+        .patch(
+            "ops",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&json!({"spec": {"maxResources": 1}})),
+        )
+        .await
+        .expect("patch the binding");
+    cloud.edit("sel-f", &[("team", "ops")], &[]).await;
+    let refused = tenant.not_ready("ops", "TooManyResources").await;
+    assert_eq!(
+        refused
+            .status
+            .as_ref()
+            .expect("a status")
+            .applied
+            .applied_resource_ids,
+        ["sel-e"]
+    );
 
     // 4. More than a page is selected whole; more than maxResources writes nothing.
     tenant
