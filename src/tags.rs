@@ -161,3 +161,12 @@ impl Limits {
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
+
+/// A tag set from `(key, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn tags(pairs: &[(&str, &str)]) -> Tags {
+    pairs
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}

@@ -417,12 +417,7 @@ pub struct ConflictEntry {
 mod tests {
     use super::*;
 
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::tags::tags;
 
     #[test]
     fn applied_record_round_trips_partial_ownership() {

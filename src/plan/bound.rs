@@ -223,12 +223,7 @@ mod tests {
         }
     }
 
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::tags::tags;
 
     fn ids(range: std::ops::Range<usize>) -> Vec<String> {
         range.map(|i| format!("r{i:04}")).collect()

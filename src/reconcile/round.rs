@@ -358,17 +358,12 @@ mod tests {
     use crate::plan::{BindingId, Claim};
     use crate::reconcile::intent::NoIntents;
     use crate::reconcile::provider::{ClientOptions, client_for, http_client};
-    use crate::tags::{Ownership, Tags};
+    use crate::tags::Ownership;
 
     const KEY_ID: &str = "LTAI5tRoundTest";
     const KEY_SECRET: &str = "round-test-secret";
 
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::tags::tags;
 
     fn id(name: &str, created: i64) -> BindingId {
         BindingId {

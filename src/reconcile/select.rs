@@ -178,12 +178,7 @@ fn count(n: usize) -> u32 {
 mod tests {
     use super::*;
 
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::tags::tags;
 
     fn ids(list: &[&str]) -> Vec<String> {
         list.iter().map(|id| id.to_string()).collect()

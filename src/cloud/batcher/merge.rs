@@ -73,12 +73,7 @@ mod tests {
         values.iter().map(|v| v.to_string()).collect()
     }
 
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::tags::tags;
 
     fn error(kind: ErrorKind, code: &str) -> CloudError {
         CloudError {

@@ -178,12 +178,7 @@ fn ids(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("r{i:03}")).collect()
 }
 
-fn tags(pairs: &[(&str, &str)]) -> Tags {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::tags::tags;
 
 fn tag<'a>(resource_ids: &'a [String], tags: &'a Tags) -> Write<'a> {
     Write {

@@ -117,12 +117,7 @@ pub(crate) fn keep_matching(selected: &mut TagsByResource, match_tags: &Tags) ->
 mod tests {
     use super::*;
 
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::tags::tags;
 
     #[test]
     fn an_empty_selector_is_refused_without_a_call() {

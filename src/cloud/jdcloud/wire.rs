@@ -282,12 +282,7 @@ mod tests {
 
     use super::*;
 
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::tags::tags;
 
     fn ids(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()

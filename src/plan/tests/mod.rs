@@ -12,12 +12,7 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::tags::{Limits, Ownership, Tags, TagsByResource};
 
-fn tags(pairs: &[(&str, &str)]) -> Tags {
-    pairs
-        .iter()
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect()
-}
+use crate::tags::tags;
 
 fn binding(namespace: &str, name: &str, created: Option<i64>) -> BindingId {
     BindingId {

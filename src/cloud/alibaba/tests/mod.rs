@@ -71,12 +71,7 @@ fn ids(items: &[&str]) -> Vec<String> {
     items.iter().map(|id| id.to_string()).collect()
 }
 
-fn tags(pairs: &[(&str, &str)]) -> Tags {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::tags::tags;
 
 fn assert_no_secret(error: &CloudError) {
     assert!(!error.to_string().contains(SECRET));
