@@ -16,16 +16,6 @@ fn killed_after_the_intent() -> ResourceTagBindingStatus {
     }
 }
 
-async fn tags_of(cloud: &RunningEmulator) -> Value {
-    reqwest::get(format!("{}/_emulator/state", cloud.url()))
-        .await
-        .expect("state")
-        .json::<Value>()
-        .await
-        .expect("JSON state")["resources"]["alibaba"]["apiGroup"]
-        .clone()
-}
-
 #[tokio::test]
 async fn the_next_pass_claims_the_intended_keys_that_landed() {
     // g1 carries what the killed pass wrote; on g2 the write never landed and someone set

@@ -263,6 +263,17 @@ async fn applies_tags_recording_the_intent_first() {
     cloud.shutdown().await.expect("emulator stops");
 }
 
+/// The emulator's apiGroups and their tags now.
+async fn tags_of(cloud: &RunningEmulator) -> Value {
+    reqwest::get(format!("{}/_emulator/state", cloud.url()))
+        .await
+        .expect("state")
+        .json::<Value>()
+        .await
+        .expect("JSON state")["resources"]["alibaba"]["apiGroup"]
+        .clone()
+}
+
 #[tokio::test]
 async fn writes_nothing_when_nothing_changed() {
     let cloud = cloud(&[("g1", &[("env", "prod")]), ("g2", &[("env", "prod")])]).await;
@@ -291,13 +302,7 @@ async fn cleanup_prunes_owned_tags_then_removes_the_finalizer() {
     let scenario = verifier.run(Scenario::CleanupOnDelete(binding.clone()));
     reconcile(Arc::new(binding), ctx).await.expect("reconcile");
     within_5s(scenario).await.no_more_requests().await;
-    let state: Value = reqwest::get(format!("{}/_emulator/state", cloud.url()))
-        .await
-        .expect("state")
-        .json()
-        .await
-        .expect("JSON state");
-    let text = state.to_string();
+    let text = tags_of(&cloud).await.to_string();
     assert!(
         text.contains("\"team\":\"web\""),
         "a foreign tag survives: {text}"
