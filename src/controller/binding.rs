@@ -12,6 +12,7 @@ use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
+use super::cache::{self, Meta};
 use super::context::CloudClient;
 use super::context::{ClientError, Context, Record, jittered};
 use super::fleet::Submission;
@@ -63,9 +64,21 @@ pub async fn reconcile(
     result
 }
 
+/// What kube-runtime's controller calls: the binding its metadata names, decoded from the
+/// compact cache, reconciled.
+pub async fn reconcile_cached(meta: Arc<Meta>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = cache::key_of(&meta);
+    let Some(binding) = ctx.bindings.get(&key) else {
+        // NB: deleted since the event (the cache and kube-runtime's store follow one watch).
+        ctx.fleet.settled(&key);
+        return Ok(Action::await_change());
+    };
+    reconcile(binding, ctx).await
+}
+
 /// Requeue policy of a failed reconcile: exponential backoff with jitter, per binding.
-pub fn error_policy(binding: Arc<ResourceTagBinding>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = binding_key(&binding);
+pub fn error_policy(meta: Arc<Meta>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = cache::key_of(&meta);
     ctx.fleet.settled(&key);
     let delay = ctx.backoff(&key);
     tracing::warn!(binding = %key, %error, retry_in = ?delay, "reconcile failed");
@@ -447,8 +460,7 @@ fn claimants(
     let index = ctx.fleet.claims();
     keys.iter()
         .filter_map(|other| {
-            let (namespace, name) = other.split_once('/')?;
-            let binding = ctx.bindings.get(&ObjectRef::new(name).within(namespace))?;
+            let binding = ctx.bindings.get(other)?;
             // NB: what the index holds: the id list, or a selector's last selection.
             let ids: BTreeSet<String> = index.declared_ids(other)?.map(str::to_string).collect();
             Some((binding, ids))

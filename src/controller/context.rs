@@ -14,6 +14,7 @@ use kube::{Api, Client, ResourceExt};
 use rand::Rng;
 
 use super::Error;
+use super::cache::Bindings;
 use super::fleet::Fleet;
 use super::metrics::Metrics;
 use crate::api::{ResourceTagBinding, ResourceTagBindingStatus, TagProvider};
@@ -40,8 +41,8 @@ pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// Every binding the controller watches (for conflicts and claims).
-    pub bindings: Store<ResourceTagBinding>,
+    /// Every binding the controller watches (for conflicts and claims), compact.
+    pub bindings: Arc<Bindings>,
     /// Every provider.
     pub providers: Store<TagProvider>,
     /// Whether `providers` has been filled once.
@@ -140,7 +141,7 @@ impl Context {
     /// A context over the caches. Add the Secrets' cache with [`Context::with_secrets`].
     pub fn new(
         client: Client,
-        bindings: Store<ResourceTagBinding>,
+        bindings: Arc<Bindings>,
         providers: Store<TagProvider>,
         providers_synced: Synced,
         metrics: Arc<Metrics>,

@@ -3,6 +3,7 @@
 //! endpoints and leader election (DESIGN.md sections 4 and 7).
 
 mod binding;
+mod cache;
 mod context;
 pub mod fleet;
 mod intents;
@@ -30,7 +31,6 @@ pub use context::{Context, Synced};
 
 use crate::api::{ResourceTagBinding, TagProvider};
 use crate::cloud::CloudError;
-use crate::reconcile::fleet::binding_key;
 use crate::reconcile::provider::{ClientOptions, http_client};
 
 /// The finalizer that lets a binding prune before it goes.
@@ -171,7 +171,7 @@ pub async fn shutdown_signal() {
 
 /// Hash of what should trigger a pass: the spec (generation), a requested reconcile, the
 /// start of a deletion, and the finalizers. Status writes change none of these.
-fn pass_trigger(binding: &ResourceTagBinding) -> Option<u64> {
+fn pass_trigger(binding: &cache::Meta) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     binding.metadata.generation.hash(&mut hasher);
@@ -201,29 +201,34 @@ pub async fn run_controller(
     };
     let (triggers, triggered) = futures::channel::mpsc::unbounded();
     let fleet = Arc::new(fleet::Fleet::new(triggers));
-    let (bindings_store, bindings_writer) = reflector::store();
+    let bindings = Arc::new(cache::Bindings::default());
+    let (meta_store, meta_writer) = reflector::store::<cache::Meta>();
     let bindings_synced = Synced::default();
-    let fleet_feed = fleet.clone();
+    let mark_synced = marks_synced(&bindings_synced);
+    let (cache_feed, fleet_feed) = (bindings.clone(), fleet.clone());
     let unrecorded = Arc::new(context::Unrecorded::default());
     let unrecorded_feed = unrecorded.clone();
     let announcer = fleet.clone();
-    // NB: stripped before the reflector, so that the cache holds the stripped objects.
+    // NB: one watch of full objects, stripped, feeds the compact cache, the claim index and the
+    // kept records; kube-runtime's controller and its store get only the metadata.
     let bindings_stream = reflector::reflector(
-        bindings_writer,
+        meta_writer,
         watcher(bindings_api, watcher::Config::default().any_semantic())
-            .modify(strip_unused_metadata),
+            .modify(strip_unused_metadata)
+            .inspect_ok(move |event| {
+                cache_feed.apply(event);
+                fleet_feed.watched(event);
+                if let watcher::Event::Apply(binding) | watcher::Event::InitApply(binding) = event {
+                    unrecorded_feed.seen(binding);
+                }
+            })
+            .inspect_ok(mark_synced)
+            .map_ok(cache::metadata_event),
     )
     .default_backoff()
-    .inspect_ok(marks_synced(&bindings_synced))
-    .inspect_ok(move |event| {
-        fleet_feed.watched(event);
-        if let watcher::Event::Apply(binding) | watcher::Event::InitApply(binding) = event {
-            unrecorded_feed.seen(binding);
-        }
-    })
     .applied_objects()
     .predicate_filter(pass_trigger, Default::default())
-    .inspect_ok(move |binding| announcer.announce(binding_key(binding)));
+    .inspect_ok(move |meta| announcer.announce(cache::key_of(meta)));
 
     let (providers_store, providers_writer) = reflector::store();
     let providers_synced = Synced::default();
@@ -258,7 +263,7 @@ pub async fn run_controller(
     let ctx = Arc::new(
         Context::new(
             client,
-            bindings_store.clone(),
+            bindings.clone(),
             providers_store.clone(),
             providers_synced.clone(),
             metrics.clone(),
@@ -270,9 +275,9 @@ pub async fn run_controller(
     );
     let rounds = tokio::spawn(fleet::run(ctx.clone()));
 
-    let by_provider = bindings_store.clone();
+    let by_provider = bindings.clone();
     let providers_for_secrets = providers_store.clone();
-    let by_secret = bindings_store.clone();
+    let by_secret = bindings.clone();
     let ready_metrics = metrics.clone();
     let (provider_fleet, secret_fleet) = (fleet.clone(), fleet.clone());
     tokio::spawn(async move {
@@ -280,18 +285,11 @@ pub async fn run_controller(
         providers_synced.wait().await;
         ready_metrics.set_caches_synced();
     });
-    Controller::for_stream(bindings_stream, bindings_store)
+    Controller::for_stream(bindings_stream, meta_store)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .watches_stream(providers_stream, move |provider: TagProvider| {
-            let name = provider.name_any();
-            let bindings: Vec<_> = by_provider
-                .state()
-                .into_iter()
-                .filter(|b| b.spec.provider_ref.name == name)
-                .map(|b| ObjectRef::from_obj(&*b))
-                .collect();
-            announce_all(&provider_fleet, &bindings);
-            bindings
+            let keys = by_provider.of_providers(&[provider.name_any()]);
+            announce_all(&provider_fleet, &keys)
         })
         .watches_stream(secrets_stream, move |secret: PartialObjectMeta<Secret>| {
             let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
@@ -305,18 +303,11 @@ pub async fn run_controller(
                 })
                 .map(|p| p.name_any())
                 .collect();
-            let bindings: Vec<_> = by_secret
-                .state()
-                .into_iter()
-                .filter(|b| providers.contains(&b.spec.provider_ref.name))
-                .map(|b| ObjectRef::from_obj(&*b))
-                .collect();
-            announce_all(&secret_fleet, &bindings);
-            bindings
+            announce_all(&secret_fleet, &by_secret.of_providers(&providers))
         })
         .reconcile_on(triggered)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(binding::reconcile_cached, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile error");
@@ -340,14 +331,13 @@ pub async fn run_controller(
 const ROUND_SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Tells the fleet that kube-runtime is handed these bindings.
-fn announce_all(fleet: &fleet::Fleet, bindings: &[ObjectRef<ResourceTagBinding>]) {
-    for binding in bindings {
-        fleet.announce(format!(
-            "{}/{}",
-            binding.namespace.as_deref().unwrap_or_default(),
-            binding.name
-        ));
-    }
+fn announce_all(fleet: &fleet::Fleet, keys: &[String]) -> Vec<ObjectRef<cache::Meta>> {
+    keys.iter()
+        .map(|key| {
+            fleet.announce(key.clone());
+            cache::reference(key)
+        })
+        .collect()
 }
 
 /// A watch of Secrets' metadata, its cache, and whether the cache is filled.

@@ -190,7 +190,7 @@ fn context(
     let (triggers, _) = futures::channel::mpsc::unbounded();
     let ctx = Arc::new(Context::new(
         client,
-        store(bindings),
+        Arc::new(super::cache::Bindings::of(bindings)),
         store(providers),
         super::Synced::done(),
         Arc::new(Metrics::default()),
