@@ -15,7 +15,9 @@
 //!   settled otherwise, so that at start-up the whole fleet is one round, and a lone spec
 //!   change on an idle controller is a round of one, written at once;
 //! - if an announced binding does not come (kube-runtime dropped it, its reconcile failed),
-//!   the round waits at most [`SETTLE`] after the last sign of progress.
+//!   the round waits at most [`SETTLE`] after the last sign of progress;
+//! - what the fleet asks for itself (the start-up list, sweeps, retries) waits in its queue and
+//!   goes to kube-runtime [`REQUESTS_IN_FLIGHT`] at a time.
 //!
 //! While a round runs, the next one gathers (as in a group commit).
 //!
@@ -24,7 +26,7 @@
 //! group's resources are read once per interval in the fewest calls, and every binding is
 //! planned from that one observation. Drift is corrected within one interval of each binding.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -51,6 +53,11 @@ const CHUNK: usize = 500;
 const SWEEP_CHECK: Duration = Duration::from_secs(1);
 /// Status writes (and events) of a round in flight at once.
 pub(super) const STATUS_WRITES_IN_FLIGHT: usize = 16;
+/// Bindings the fleet has asked kube-runtime for and whose reconcile has not reported, at
+/// most: the rest of a sweep (or of the start-up list) waits in the fleet's queue. kube-runtime
+/// keeps every request it is handed in its scheduler, whose tables keep their largest size:
+/// handing it a 10,000-binding fleet at once held some 7 MiB for good.
+const REQUESTS_IN_FLIGHT: usize = 256;
 /// How long an idle worker sleeps when nothing is scheduled (it wakes on any submission).
 const IDLE: Duration = Duration::from_secs(60);
 
@@ -121,6 +128,8 @@ struct Registered {
 struct State {
     /// Bindings handed to kube-runtime whose reconcile has not reported yet.
     expected: HashSet<String>,
+    /// Bindings the fleet asks for, not handed to kube-runtime yet (see [`REQUESTS_IN_FLIGHT`]).
+    queue: VecDeque<String>,
     /// Bindings submitted for the next round.
     pending: BTreeMap<String, Ticket>,
     /// Bindings that sweeps cover.
@@ -237,6 +246,7 @@ impl Fleet {
         state.pending.remove(key);
         if state.expected.remove(key) {
             state.progress = Some(Instant::now());
+            self.hand_over(&mut state);
             self.wake.notify_one();
         }
     }
@@ -255,6 +265,7 @@ impl Fleet {
         state.expected.remove(&key);
         state.pending.insert(key, Ticket::of(submission));
         state.progress = Some(Instant::now());
+        self.hand_over(&mut state);
         drop(state);
         self.wake.notify_one();
     }
@@ -264,6 +275,7 @@ impl Fleet {
         let mut state = self.lock();
         if state.expected.remove(key) {
             state.progress = Some(Instant::now());
+            self.hand_over(&mut state);
             drop(state);
             self.wake.notify_one();
         }
@@ -293,11 +305,35 @@ impl Fleet {
         );
     }
 
-    /// Asks kube-runtime for a pass of `key` (announced, so the round waits for it).
+    /// Asks kube-runtime for a pass of `key` (announced, so the round waits for it), through
+    /// the fleet's queue.
     pub fn request(&self, key: &str) {
-        self.announce(key.to_string());
-        // NB: the receiver lives as long as the controller; after it stopped, nobody asks.
-        let _ = self.triggers.unbounded_send(super::cache::reference(key));
+        let mut state = self.lock();
+        state.queue.push_back(key.to_string());
+        state.progress = Some(Instant::now());
+        self.hand_over(&mut state);
+    }
+
+    /// Hands queued requests to kube-runtime while fewer than [`REQUESTS_IN_FLIGHT`] wait
+    /// there. A key already waiting there is not handed again (kube-runtime would merge it).
+    fn hand_over(&self, state: &mut State) {
+        while state.expected.len() < REQUESTS_IN_FLIGHT {
+            let Some(key) = state.queue.pop_front() else {
+                break;
+            };
+            if state.pending.contains_key(&key) || state.expected.contains(&key) {
+                continue;
+            }
+            // NB: the receiver lives as long as the controller; after it stopped, nobody asks.
+            let _ = self.triggers.unbounded_send(super::cache::reference(&key));
+            state.expected.insert(key);
+        }
+    }
+
+    /// Whether the watch is (re)listing: its bindings are asked for through the queue
+    /// ([`Fleet::request`]) rather than handed to kube-runtime all at once.
+    pub fn listing(&self) -> bool {
+        self.lock().relisting.is_some()
     }
 
     /// Asks for a pass of `key` after `delay` (a retry), unless it stopped taking part in
@@ -351,12 +387,8 @@ impl Fleet {
             }
         }
         tracing::debug!(bindings = asked.len(), "sweep");
-        for key in &asked {
-            if !state.pending.contains_key(key) {
-                state.expected.insert(key.clone());
-                let _ = self.triggers.unbounded_send(super::cache::reference(key));
-            }
-        }
+        state.queue.extend(asked);
+        self.hand_over(state);
         state.progress = Some(now);
         // NB: the swept groups' next sweep is an interval away; look again soon anyway.
         Some(wake_for_sweep.map_or(now + SWEEP_CHECK, |at| at.min(now + SWEEP_CHECK)))
@@ -380,7 +412,8 @@ impl Fleet {
         };
         let settled_at = state.progress.map(|p| p + SETTLE);
         let stale = settled_at.is_some_and(|at| at <= now);
-        let complete = state.expected.is_empty() && state.relisting.is_none();
+        let complete =
+            state.expected.is_empty() && state.queue.is_empty() && state.relisting.is_none();
         if !state.pending.is_empty() && (complete || stale) {
             if !state.expected.is_empty() {
                 tracing::debug!(
@@ -388,11 +421,13 @@ impl Fleet {
                     "a round closes without bindings that were announced"
                 );
                 state.expected.clear();
+                self.hand_over(&mut state);
             }
             return Ok(std::mem::take(&mut state.pending));
         }
         if stale && state.pending.is_empty() {
             state.expected.clear();
+            self.hand_over(&mut state);
         }
         let mut until = now + IDLE;
         if let Some(at) = wake_for_sweep {

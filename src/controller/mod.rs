@@ -228,7 +228,19 @@ pub async fn run_controller(
     .default_backoff()
     .applied_objects()
     .predicate_filter(pass_trigger, Default::default())
-    .inspect_ok(move |meta| announcer.announce(cache::key_of(meta)));
+    .try_filter_map(move |meta| {
+        let key = cache::key_of(&meta);
+        // NB: a (re)list's bindings go through the fleet's queue, a few hundred at a time;
+        // a change goes to kube-runtime at once.
+        let handed = if announcer.listing() {
+            announcer.request(&key);
+            None
+        } else {
+            announcer.announce(key);
+            Some(meta)
+        };
+        futures::future::ready(Ok(handed))
+    });
 
     let (providers_store, providers_writer) = reflector::store();
     let providers_synced = Synced::default();
