@@ -118,7 +118,7 @@ impl Ticket {
 /// A binding that takes part in sweeps.
 struct Registered {
     /// (provider, resource type): the sweep's group.
-    group: (String, String),
+    group: Arc<(String, String)>,
     interval: Duration,
     /// When its last pass ran (or its sweep was asked for).
     last: Instant,
@@ -134,6 +134,8 @@ struct State {
     pending: BTreeMap<String, Ticket>,
     /// Bindings that sweeps cover.
     registered: HashMap<String, Registered>,
+    /// Every sweep group seen, shared by its bindings (a few: providers x resource types).
+    groups: HashSet<Arc<(String, String)>>,
     /// The last submission, settlement or announcement.
     progress: Option<Instant>,
     /// Keys seen since the watch started a (re)list: until it is done, more bindings may be
@@ -142,6 +144,19 @@ struct State {
     /// When sweeps were last looked for, and the next one due then.
     // NB: looking is O(bindings); doing it on every submission made admission quadratic.
     sweeps_checked: Option<(Instant, Option<Instant>)>,
+}
+
+impl State {
+    /// The group (provider, resource type), shared.
+    fn intern(&mut self, provider: &str, resource_type: &str) -> Arc<(String, String)> {
+        let wanted = (provider.to_string(), resource_type.to_string());
+        if let Some(group) = self.groups.get(&wanted) {
+            return group.clone();
+        }
+        let group = Arc::new(wanted);
+        self.groups.insert(group.clone());
+        group
+    }
 }
 
 /// The fleet: claims by resource identity, and the rounds.
@@ -292,13 +307,11 @@ impl Fleet {
     /// The binding's pass ran: sweeps cover it from now on.
     fn register(&self, key: String, binding: &ResourceTagBinding) {
         let mut state = self.lock();
+        let group = state.intern(&binding.spec.provider_ref.name, &binding.spec.resource_type);
         state.registered.insert(
             key,
             Registered {
-                group: (
-                    binding.spec.provider_ref.name.clone(),
-                    binding.spec.resource_type.clone(),
-                ),
+                group,
                 interval: super::binding::interval(binding),
                 last: Instant::now(),
             },

@@ -74,7 +74,8 @@ pub struct Metrics {
     drift_corrections: Counter,
     bindings: Family<ReadyLabels, Gauge>,
     drifted: Family<BindingLabels, Gauge>,
-    readiness: Mutex<HashMap<String, bool>>,
+    /// Each binding's Ready state, and how many are Ready.
+    readiness: Mutex<(HashMap<String, bool>, usize)>,
     caches_synced: AtomicBool,
     /// The Lease a standby replica waits for.
     standby_for: Mutex<Option<String>>,
@@ -138,7 +139,7 @@ impl Default for Metrics {
             drift_corrections,
             bindings,
             drifted,
-            readiness: Mutex::new(HashMap::new()),
+            readiness: Mutex::new((HashMap::new(), 0)),
             caches_synced: AtomicBool::new(false),
             standby_for: Mutex::new(None),
         }
@@ -174,12 +175,22 @@ impl Metrics {
     pub fn set_ready(&self, binding: &str, ready: Option<bool>) {
         // NB: the lock is held for a map update only; a panic cannot happen inside it.
         let mut readiness = self.readiness.lock().unwrap_or_else(|e| e.into_inner());
-        match ready {
-            Some(ready) => readiness.insert(binding.to_string(), ready),
-            None => readiness.remove(binding),
+        let (states, ready_count) = &mut *readiness;
+        // NB: counted as they change: recounting the map on every pass made a fleet's start-up
+        // quadratic.
+        let before = match (ready, states.get_mut(binding)) {
+            (Some(ready), Some(state)) => Some(std::mem::replace(state, ready)),
+            (Some(ready), None) => states.insert(binding.to_string(), ready),
+            (None, _) => states.remove(binding),
         };
-        let ready = readiness.values().filter(|r| **r).count();
-        let not_ready = readiness.len() - ready;
+        if before == Some(true) {
+            *ready_count -= 1;
+        }
+        if ready == Some(true) {
+            *ready_count += 1;
+        }
+        let ready = *ready_count;
+        let not_ready = states.len() - ready;
         drop(readiness);
         for (label, count) in [("true", ready), ("false", not_ready)] {
             self.bindings
@@ -307,6 +318,37 @@ async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bindings_gauge_follows_each_binding_through_its_changes() {
+        let metrics = Metrics::default();
+        let gauge = |metrics: &Metrics| {
+            let text = metrics.encode();
+            ["true", "false"].map(|label| {
+                let prefix = format!("tagbinder_bindings{{ready=\"{label}\"}} ");
+                text.lines()
+                    .find_map(|line| line.strip_prefix(prefix.as_str()))
+                    .map(str::to_string)
+            })
+        };
+        let steps: [(&str, Option<bool>, [&str; 2]); 7] = [
+            ("ns/a", Some(true), ["1", "0"]),
+            ("ns/b", Some(false), ["1", "1"]),
+            ("ns/a", Some(true), ["1", "1"]),
+            ("ns/a", Some(false), ["0", "2"]),
+            ("ns/b", Some(true), ["1", "1"]),
+            ("ns/b", None, ["0", "1"]),
+            ("ns/gone", None, ["0", "1"]),
+        ];
+        for (binding, ready, [want_ready, want_not]) in steps {
+            metrics.set_ready(binding, ready);
+            assert_eq!(
+                gauge(&metrics),
+                [Some(want_ready.to_string()), Some(want_not.to_string())],
+                "after {binding} {ready:?}"
+            );
+        }
+    }
 
     #[test]
     fn exposes_the_metric_names_of_the_design() {

@@ -97,15 +97,17 @@ pub fn binding_key(binding: &ResourceTagBinding) -> String {
 #[derive(Debug)]
 pub struct ClaimIndex<K> {
     /// (provider, resource type) -> resource id -> bindings.
-    by_resource: HashMap<(String, String), HashMap<Box<str>, Vec<K>>>,
+    by_resource: HashMap<Group, HashMap<Box<str>, Vec<K>>>,
     /// What each binding declared, to withdraw it.
     declared: HashMap<K, Declared>,
 }
 
+/// (provider, resource type), shared by the bindings that declare resources there.
+type Group = std::sync::Arc<(String, String)>;
+
 #[derive(Debug)]
 struct Declared {
-    provider: String,
-    resource_type: String,
+    group: Group,
     ids: Vec<Box<str>>,
 }
 
@@ -137,18 +139,19 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
         if ids.is_empty() {
             return;
         }
-        let group = self
-            .by_resource
-            .entry((provider.to_string(), resource_type.to_string()))
-            .or_default();
+        let wanted = (provider.to_string(), resource_type.to_string());
+        let shared = match self.by_resource.get_key_value(&wanted) {
+            Some((shared, _)) => shared.clone(),
+            None => Group::new(wanted),
+        };
+        let group = self.by_resource.entry(shared.clone()).or_default();
         for id in &ids {
             group.entry((*id).into()).or_default().push(key.clone());
         }
         self.declared.insert(
             key,
             Declared {
-                provider: provider.to_string(),
-                resource_type: resource_type.to_string(),
+                group: shared,
                 ids: ids.into_iter().map(Into::into).collect(),
             },
         );
@@ -159,7 +162,7 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
         let Some(declared) = self.declared.remove(key) else {
             return;
         };
-        let group_key = (declared.provider, declared.resource_type);
+        let group_key = declared.group;
         let Some(group) = self.by_resource.get_mut(&group_key) else {
             return;
         };
@@ -217,7 +220,8 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
         let groups: Vec<&HashMap<Box<str>, Vec<K>>> = self
             .by_resource
             .iter()
-            .filter(|((provider, resource_type), _)| {
+            .filter(|(group, _)| {
+                let (provider, resource_type) = group.as_ref();
                 *resource_type == target.resource_type
                     && reach_of(provider).as_ref() == Some(&target.reach)
             })

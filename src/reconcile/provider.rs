@@ -334,7 +334,9 @@ mod tests {
 
     fn options() -> ClientOptions {
         ClientOptions {
-            http: reqwest::Client::new(),
+            // NB: the crate's own client, which installs the crypto provider: a bare
+            // `reqwest::Client::new()` panicked when these tests ran alone.
+            http: http_client().expect("HTTP client"),
             endpoint_override: None,
             retry: RetryPolicy::default(),
             observer: None,
