@@ -176,3 +176,85 @@ pub fn key_of(meta: &Meta) -> String {
         meta.name_any()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+    use crate::api::{DeletionPolicy, ProviderRef, ResourceTagBindingSpec};
+
+    fn binding(namespace: &str, name: &str, provider: &str) -> ResourceTagBinding {
+        let mut binding = ResourceTagBinding::new(
+            name,
+            ResourceTagBindingSpec {
+                provider_ref: ProviderRef {
+                    name: provider.to_string(),
+                },
+                resource_type: "apigateway".to_string(),
+                resource_ids: vec!["api-1".to_string()],
+                tags: crate::tags::tags(&[("env", "prod")]),
+                deletion_policy: DeletionPolicy::Delete,
+                interval: "10m".to_string(),
+                suspend: false,
+                mode: Default::default(),
+                resource_selector: None,
+                max_resources: None,
+            },
+        );
+        binding.metadata.namespace = Some(namespace.to_string());
+        binding.metadata.generation = Some(3);
+        binding
+    }
+
+    #[test]
+    fn a_cached_binding_decodes_to_the_object_it_was_given() {
+        let original = binding("team-a", "web", "alibaba");
+        let cache = Bindings::of([original.clone()]);
+        let decoded = cache.get("team-a/web").expect("cached");
+        assert_eq!(
+            serde_json::to_value(&*decoded).unwrap(),
+            serde_json::to_value(&original).unwrap()
+        );
+        assert!(cache.get("team-a/other").is_none());
+        assert!(
+            cache
+                .get_ref(&reference("team-a/web"))
+                .is_some_and(|b| b.spec.resource_ids == ["api-1"])
+        );
+    }
+
+    #[test]
+    fn a_relist_forgets_the_bindings_it_did_not_list_and_a_delete_forgets_one() {
+        let cache = Bindings::of([
+            binding("a", "one", "p1"),
+            binding("a", "two", "p2"),
+            binding("b", "three", "p1"),
+        ]);
+        assert_eq!(cache.of_providers(&["p1".to_string()]).len(), 2);
+        cache.apply(&Event::Init);
+        cache.apply(&Event::InitApply(binding("a", "one", "p2")));
+        // NB: until the list is done, the others stay (kube-runtime's store does the same).
+        assert_eq!(cache.len(), 3);
+        cache.apply(&Event::InitDone);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.of_providers(&["p2".to_string()]), ["a/one"]);
+        assert!(cache.of_providers(&["p1".to_string()]).is_empty());
+        cache.apply(&Event::Delete(binding("a", "one", "p2")));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn kube_runtime_is_given_the_metadata_of_each_event() {
+        let event = metadata_event(Event::Apply(binding("ns", "web", "p")));
+        let Event::Apply(meta) = event else {
+            panic!("an Apply stays an Apply");
+        };
+        assert_eq!(key_of(&meta), "ns/web");
+        assert_eq!(meta.metadata.generation, Some(3));
+        assert!(matches!(
+            metadata_event(Event::InitDone),
+            Event::<Meta>::InitDone
+        ));
+    }
+}

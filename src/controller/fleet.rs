@@ -322,6 +322,10 @@ impl Fleet {
     /// the fleet's queue.
     pub fn request(&self, key: &str) {
         let mut state = self.lock();
+        // NB: one waiting in kube-runtime already covers this request (it would merge them).
+        if state.expected.contains(key) {
+            return;
+        }
         state.queue.push_back(key.to_string());
         state.progress = Some(Instant::now());
         self.hand_over(&mut state);
@@ -685,4 +689,63 @@ async fn resolve_selectors<C: crate::cloud::TagApi>(
             Some(resolution)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn handed(
+        receiver: &mut futures::channel::mpsc::UnboundedReceiver<
+            ObjectRef<super::super::cache::Meta>,
+        >,
+    ) -> Vec<String> {
+        let mut keys = Vec::new();
+        while let Some(Some(reference)) = receiver.next().now_or_never() {
+            keys.push(format!(
+                "{}/{}",
+                reference.namespace.unwrap_or_default(),
+                reference.name
+            ));
+        }
+        keys
+    }
+
+    use futures::FutureExt;
+
+    #[test]
+    fn kube_runtime_is_handed_a_bounded_number_of_requests_and_a_round_waits_for_all() {
+        let (triggers, mut receiver) = futures::channel::mpsc::unbounded();
+        let fleet = Fleet::new(triggers);
+        let keys: Vec<String> = (0..REQUESTS_IN_FLIGHT + 44)
+            .map(|i| format!("ns/b{i:04}"))
+            .collect();
+        for key in &keys {
+            fleet.request(key);
+        }
+        // NB: a key asked for again while it waits in kube-runtime is not handed again.
+        fleet.request(&keys[0]);
+        let first = handed(&mut receiver);
+        assert_eq!(first, keys[..REQUESTS_IN_FLIGHT]);
+        // NB: the round waits while requests wait, in kube-runtime or in the queue.
+        assert!(fleet.next(Instant::now()).is_err());
+        for key in &first[..10] {
+            fleet.settled(key);
+        }
+        assert_eq!(
+            handed(&mut receiver),
+            keys[REQUESTS_IN_FLIGHT..REQUESTS_IN_FLIGHT + 10]
+        );
+        for key in &keys {
+            fleet.settled(key);
+        }
+        assert_eq!(handed(&mut receiver), keys[REQUESTS_IN_FLIGHT + 10..]);
+        for key in &keys[REQUESTS_IN_FLIGHT + 10..] {
+            fleet.settled(key);
+        }
+        let state = fleet.lock();
+        assert!(state.queue.is_empty() && state.expected.is_empty());
+    }
 }
