@@ -259,6 +259,9 @@ impl Fleet {
         let mut state = self.lock();
         state.registered.remove(key);
         state.pending.remove(key);
+        // NB: kube-runtime drops a request for a binding gone from its store without a
+        // reconcile, so a request handed over later would never settle.
+        state.queue.retain(|queued| queued != key);
         if state.expected.remove(key) {
             state.progress = Some(Instant::now());
             self.hand_over(&mut state);
@@ -747,5 +750,35 @@ mod tests {
         }
         let state = fleet.lock();
         assert!(state.queue.is_empty() && state.expected.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_binding_leaves_the_queue() {
+        let (triggers, mut receiver) = futures::channel::mpsc::unbounded();
+        let fleet = Fleet::new(triggers);
+        let keys: Vec<String> = (0..=REQUESTS_IN_FLIGHT)
+            .map(|i| format!("ns/b{i:04}"))
+            .collect();
+        for key in &keys {
+            fleet.request(key);
+        }
+        assert_eq!(handed(&mut receiver).len(), REQUESTS_IN_FLIGHT);
+        let last = &keys[REQUESTS_IN_FLIGHT];
+        fleet.watched(&watcher::Event::Delete(deleted(last)));
+        fleet.settled(&keys[0]);
+        assert!(handed(&mut receiver).is_empty(), "{last} is gone");
+        assert!(fleet.lock().queue.is_empty());
+    }
+
+    fn deleted(key: &str) -> ResourceTagBinding {
+        let (namespace, name) = key.split_once('/').unwrap_or_default();
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "tagbinder.io/v1alpha1",
+            "kind": "ResourceTagBinding",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"providerRef": {"name": "p"}, "resourceType": "apiGroup",
+                     "resourceIds": ["g1"], "tags": {"env": "prod"}}
+        }))
+        .expect("a binding")
     }
 }
