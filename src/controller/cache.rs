@@ -178,13 +178,18 @@ pub fn key_of(meta: &Meta) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use kube::runtime::watcher::Event;
 
     use super::*;
     use crate::api::{DeletionPolicy, ProviderRef, ResourceTagBindingSpec};
 
-    fn binding(namespace: &str, name: &str, provider: &str) -> ResourceTagBinding {
+    /// A binding `namespace/name` through `provider`, at generation 3.
+    pub(in crate::controller) fn binding(
+        namespace: &str,
+        name: &str,
+        provider: &str,
+    ) -> ResourceTagBinding {
         let mut binding = ResourceTagBinding::new(
             name,
             ResourceTagBindingSpec {

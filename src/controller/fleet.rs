@@ -696,8 +696,9 @@ async fn resolve_selectors<C: crate::cloud::TagApi>(
 
 #[cfg(test)]
 mod tests {
-    use futures::StreamExt;
+    use futures::{FutureExt, StreamExt};
 
+    use super::super::cache::tests::binding;
     use super::*;
 
     fn handed(
@@ -715,8 +716,6 @@ mod tests {
         }
         keys
     }
-
-    use futures::FutureExt;
 
     #[test]
     fn kube_runtime_is_handed_a_bounded_number_of_requests_and_a_round_waits_for_all() {
@@ -764,21 +763,10 @@ mod tests {
         }
         assert_eq!(handed(&mut receiver).len(), REQUESTS_IN_FLIGHT);
         let last = &keys[REQUESTS_IN_FLIGHT];
-        fleet.watched(&watcher::Event::Delete(deleted(last)));
+        let (namespace, name) = last.split_once('/').unwrap_or_default();
+        fleet.watched(&watcher::Event::Delete(binding(namespace, name, "p")));
         fleet.settled(&keys[0]);
         assert!(handed(&mut receiver).is_empty(), "{last} is gone");
         assert!(fleet.lock().queue.is_empty());
-    }
-
-    fn deleted(key: &str) -> ResourceTagBinding {
-        let (namespace, name) = key.split_once('/').unwrap_or_default();
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "tagbinder.io/v1alpha1",
-            "kind": "ResourceTagBinding",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"providerRef": {"name": "p"}, "resourceType": "apiGroup",
-                     "resourceIds": ["g1"], "tags": {"env": "prod"}}
-        }))
-        .expect("a binding")
     }
 }

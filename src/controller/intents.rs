@@ -15,7 +15,7 @@ use super::binding::write_status;
 use super::context::Context;
 use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding};
 use crate::reconcile::fleet::binding_key;
-use crate::reconcile::intent::{Intent, IntentLog};
+use crate::reconcile::intent::{Intent, IntentLog, NOTHING_PENDING};
 use crate::tags::{Ownership, TagsByResource};
 
 /// The controller's [`IntentLog`] for the bindings of a round: an intent is written to
@@ -50,8 +50,6 @@ impl StatusIntents<'_> {
         write_intent(binding, intent.owned, intent.pending, self.ctx).await
     }
 }
-
-static NOTHING_PENDING: TagsByResource = TagsByResource::new();
 
 impl IntentLog for StatusIntents<'_> {
     fn pending(&self, index: usize) -> &TagsByResource {

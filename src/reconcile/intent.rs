@@ -9,7 +9,8 @@ use std::future::Future;
 
 use crate::tags::{Ownership, TagsByResource};
 
-static NOTHING_PENDING: TagsByResource = TagsByResource::new();
+/// No unresolved intent: what [`IntentLog::pending`] answers for an input without one.
+pub static NOTHING_PENDING: TagsByResource = TagsByResource::new();
 
 /// One input's intent, to record before its writes are sent.
 #[derive(Clone, Copy, Debug)]

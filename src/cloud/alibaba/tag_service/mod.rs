@@ -84,15 +84,7 @@ impl TagService {
         resource_type: &str,
         resource_ids: &[String],
     ) -> Result<Vec<(String, String)>, CloudError> {
-        let kind = parse_resource_type(resource_type).map_err(|rule| {
-            local(
-                ErrorKind::InvalidInput,
-                action,
-                "InvalidResourceType",
-                rule,
-                0,
-            )
-        })?;
+        let kind = checked_kind(action, resource_type)?;
         let arns: Vec<String> = resource_ids
             .iter()
             .map(|id| arn(&kind, &self.config.region, &self.account_id, id))
@@ -105,6 +97,22 @@ impl TagService {
     fn kind<'a>(&self, resource_type: &'a str) -> Result<ArnType<'a>, String> {
         parse_resource_type(resource_type)
     }
+}
+
+/// The resource type's ARN kind, or the local `InvalidResourceType` error of `action`.
+fn checked_kind<'a>(
+    action: &'static str,
+    resource_type: &'a str,
+) -> Result<ArnType<'a>, CloudError> {
+    parse_resource_type(resource_type).map_err(|rule| {
+        local(
+            ErrorKind::InvalidInput,
+            action,
+            "InvalidResourceType",
+            rule,
+            0,
+        )
+    })
 }
 
 impl Protocol for TagService {
@@ -148,15 +156,7 @@ impl Protocol for TagService {
     ) -> Result<RpcCall, CloudError> {
         let action = super::LIST;
         // NB: the type is checked before sending; the answer is filtered by it.
-        self.kind(resource_type).map_err(|rule| {
-            local(
-                ErrorKind::InvalidInput,
-                action,
-                "InvalidResourceType",
-                rule,
-                0,
-            )
-        })?;
+        checked_kind(action, resource_type)?;
         // NB: no `ResourceARN.N`: the `Tags` filter alone (a JSON object, 1..10 pairs, every
         // pair must be on the resource). The official SDK's ListTagResourcesRequest has no
         // parameter that restricts the answer to one product or type (its fields: RegionId,
