@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Share (0 to 1) of each binding's resources that another binding also targets.
     #[arg(long, default_value_t = 0.0)]
     pub overlap: f64,
+    /// Every binding declares the same resources (the first --resources-per-binding): many
+    /// bindings on one resource (issue 20, item 8: memory that grew with the square of them).
+    #[arg(long, conflicts_with = "overlap")]
+    pub same_resources: bool,
     /// Distinct tag sets; binding i declares set i % tag-sets.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub tag_sets: u32,
@@ -166,7 +170,11 @@ impl Fleet {
         // NB: a ring of `count * own` resources; binding i declares `per_binding` of them from
         // `i * own`, so it shares its first `shared` with binding i - 1 and its last `shared`
         // with binding i + 1 (when shared > 0).
-        let total = count * own;
+        let total = if args.same_resources {
+            per_binding
+        } else {
+            count * own
+        };
         let resources: Vec<String> = (0..total).map(|n| format!("res-{n:07}")).collect();
         let bindings = (0..count)
             .map(|i| {
@@ -174,8 +182,9 @@ impl Fleet {
                 let tags: Tags = (0..tags)
                     .map(|k| (format!("set{set}-key{k}"), format!("value-{k}")))
                     .collect();
+                let first = if args.same_resources { 0 } else { i * own };
                 let mut ids: Vec<String> = (0..per_binding)
-                    .map(|j| resources[(i * own + j) % total].clone())
+                    .map(|j| resources[(first + j) % total].clone())
                     .collect();
                 ids.sort();
                 ids.dedup();
@@ -567,6 +576,7 @@ mod tests {
             resources_per_binding: per_binding,
             tags: 5,
             overlap,
+            same_resources: false,
             tag_sets: sets,
             strategy: BenchStrategy::Batched,
             compare: false,

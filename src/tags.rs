@@ -99,6 +99,10 @@ pub struct Limits {
     pub reserved_value_prefixes: Vec<String>,
     /// Substrings no key or value may contain.
     pub forbidden_substrings: Vec<String>,
+    /// Whether the list-by-tag read filters by the cloud's reserved (system) keys too: the
+    /// Tag service lists custom tags only (`Category=Custom`), so a selector on `acs:rm:rgId`
+    /// there would select nothing, and is refused instead (issue 20, item 7).
+    pub selects_reserved_keys: bool,
 }
 
 impl Limits {
@@ -118,6 +122,7 @@ impl Limits {
             reserved_key_prefixes: strings(&["aliyun", "acs:"]),
             reserved_value_prefixes: strings(&["aliyun", "acs:"]),
             forbidden_substrings: strings(&["http://", "https://"]),
+            selects_reserved_keys: true,
         }
     }
 
@@ -132,6 +137,7 @@ impl Limits {
             // SDK's ListTagResourcesRequest, alibabacloud-tag20180828].
             selector_tags: 10,
             value_min_chars: 1,
+            selects_reserved_keys: false,
             ..Limits::alibaba()
         }
     }
@@ -154,7 +160,17 @@ impl Limits {
             reserved_key_prefixes: strings(&["jrn:", "jdc-"]),
             reserved_value_prefixes: Vec::new(),
             forbidden_substrings: Vec::new(),
+            selects_reserved_keys: true,
         }
+    }
+
+    /// The reserved prefix `key` starts with (compared case-insensitively), if any.
+    pub fn reserved_key_prefix(&self, key: &str) -> Option<&str> {
+        let key = key.to_lowercase();
+        self.reserved_key_prefixes
+            .iter()
+            .find(|prefix| key.starts_with(&prefix.to_lowercase()))
+            .map(String::as_str)
     }
 }
 

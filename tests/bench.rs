@@ -10,6 +10,7 @@ fn args(bindings: u32, per_binding: u32) -> BenchArgs {
         resources_per_binding: per_binding,
         tags: 5,
         overlap: 0.0,
+        same_resources: false,
         tag_sets: 10,
         strategy: BenchStrategy::Batched,
         compare: false,

@@ -244,8 +244,19 @@ fn resources_that_stop_matching_are_released_by_deletion_policy_and_new_ones_tag
         out.contains("selector team=ops matches 2 resources: o1, o2"),
         "{out}"
     );
-    let state = std::fs::read_to_string(dir.path().join(".tagbinder/state.json")).unwrap();
-    assert!(!state.contains("\"o2\""), "{state}");
+    let mut state: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".tagbinder/state.json")).unwrap(),
+    )
+    .unwrap();
+    let record = &mut state["bindings"]["team/ops"];
+    assert_eq!(
+        record["selected"],
+        json!(["o1", "o2"]),
+        "its claims: {record}"
+    );
+    record.as_object_mut().unwrap().remove("selected");
+    let record = record.to_string();
+    assert!(!record.contains("\"o2\""), "not owned again: {record}");
 }
 
 #[test]

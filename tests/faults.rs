@@ -57,7 +57,15 @@ fn fleet() -> Vec<Member> {
 fn inventory(fleet: &[Member]) -> Inventory {
     let mut resources = Vec::new();
     for member in fleet {
-        for id in &member.ids {
+        for (index, id) in member.ids.iter().enumerate() {
+            let mut tags = BTreeMap::from([("foreign".to_string(), format!("kept-{id}"))]);
+            // NB: every other resource already carries a declared key with the declared value
+            // (`owner`, as another tool set it): a tag batch that also carries a key the
+            // resource lacks sends it along, but no pass may take ownership of it (issue 20,
+            // item 1: a crash journal that recorded whole batches claimed it after a kill).
+            if index % 2 == 0 {
+                tags.insert("owner".to_string(), member.namespace.clone());
+            }
             resources.push(InventoryResource {
                 cloud: member.cloud.to_string(),
                 region: if member.cloud == "alibaba" {
@@ -67,7 +75,7 @@ fn inventory(fleet: &[Member]) -> Inventory {
                 },
                 resource_type: member.resource_type.to_string(),
                 id: id.clone(),
-                tags: BTreeMap::from([("foreign".to_string(), format!("kept-{id}"))]),
+                tags,
             });
         }
     }

@@ -1,8 +1,12 @@
 //! The crash window of `apply`: a run killed after a cloud write and before it saves the state
 //! file would not know, next time, that the tags it finds were written by it, and would never
-//! prune them. So every tag write is recorded first, in `STATE.journal` beside the state file,
-//! one JSON line per binding and pass; the next run reads the lines of runs that did not save,
-//! and claims each key whose value in the cloud still is the one the line intended.
+//! prune them. So every pass's intent (the tags it is about to own, exactly as the controller
+//! records in `status.pendingTags`: never the keys a tag batch carries along that the resource
+//! already has) is recorded first, in `STATE.journal` beside the state file, one JSON line per
+//! binding and round; the next run reads the lines of runs that did not save into the records'
+//! `pending`, and the round claims each key whose value in the cloud still is the one intended
+//! (see [`crate::plan::intent`]). What a saved run could not confirm stays `pending` in the
+//! state file until a read confirms or refutes it.
 //!
 //! A line is written (not synced) before its call is sent: it survives the process being
 //! killed at any point; it may not survive the machine losing power in the same instant.
@@ -14,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::state::{StateFile, beside};
-use crate::cloud::{CloudError, ErrorKind, TagApi, Write as CloudWrite, WriteOp, WriteResult};
 use crate::input;
-use crate::tags::{Limits, Tags, TagsByResource};
+use crate::reconcile::intent::{Intent, IntentLog, NOTHING_PENDING};
+use crate::tags::{Tags, TagsByResource};
 
 /// Tags a run set out to apply to resources, not yet confirmed in the state file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +148,7 @@ pub fn load_pending(path: &Path, state: &mut StateFile) -> Result<(), String> {
                 mode: Default::default(),
                 applied: Default::default(),
                 pending: Vec::new(),
+                selected: Vec::new(),
             });
         entry.pending.extend(line.writes);
     }
@@ -163,166 +168,90 @@ pub fn clear(path: &Path) -> Result<(), String> {
     }
 }
 
-/// A binding's client that records its tag writes in the journal before sending them.
-pub struct Journaled<C> {
-    inner: C,
-    journal: Option<Arc<Journal>>,
-    binding: String,
-    provider: String,
+/// The CLI's [`IntentLog`] for the members of one group: an intent (exactly what
+/// [`crate::plan::intent::intent`] says a pass is about to own) goes to the journal as one
+/// line before the round sends its writes; `pending` answers a binding's unconfirmed intent
+/// from the state file (lines of killed runs, and what a saved run could not confirm).
+pub struct JournalIntents<'a> {
+    journal: Option<&'a Journal>,
+    resource_type: &'a str,
+    /// Per member: its state key (`namespace/name`), provider, and unresolved intent.
+    members: Vec<(String, &'a str, TagsByResource)>,
 }
 
-impl<C> Journaled<C> {
-    /// `inner`, recording as `binding` (`namespace/name`) of `provider` when `journal` is set.
-    pub fn new(inner: C, journal: &JournalHandle, binding: String, provider: String) -> Self {
-        Journaled {
-            inner,
-            journal: journal.0.clone(),
-            binding,
-            provider,
+impl<'a> JournalIntents<'a> {
+    /// The intents of a group of `resource_type`; `journal` is absent under `plan`.
+    pub fn new(journal: &'a JournalHandle, resource_type: &'a str) -> Self {
+        JournalIntents {
+            journal: journal.0.as_deref(),
+            resource_type,
+            members: Vec::new(),
         }
     }
 
-    fn record(&self, resource_type: &str, writes: &[CloudWrite<'_>]) -> Result<(), CloudError> {
-        let Some(journal) = &self.journal else {
-            return Ok(());
-        };
-        let pending: Vec<PendingWrite> = writes
+    /// Adds the next member: `binding` (`namespace/name`) of `provider`, whose record holds
+    /// `pending` (writes intended and never confirmed).
+    pub fn push(&mut self, binding: String, provider: &'a str, pending: &[PendingWrite]) {
+        let intent = intent_of(pending, self.resource_type);
+        self.members.push((binding, provider, intent));
+    }
+}
+
+impl IntentLog for JournalIntents<'_> {
+    fn pending(&self, index: usize) -> &TagsByResource {
+        self.members
+            .get(index)
+            .map(|(_, _, pending)| pending)
+            .unwrap_or(&NOTHING_PENDING)
+    }
+
+    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), String>> {
+        intents
             .iter()
-            .filter(|w| w.op == WriteOp::Tag)
-            .map(|w| PendingWrite {
-                resource_type: resource_type.to_string(),
-                resource_ids: w.resource_ids.to_vec(),
-                tags: w.tags.clone(),
-            })
-            .collect();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        journal
-            .record(&self.binding, &self.provider, pending)
-            .map_err(|error| CloudError {
-                // NB: not sent; the next run retries, as after a retryable error.
-                kind: ErrorKind::Retryable,
-                action: "TagResources",
-                code: "JournalWriteFailed".to_string(),
-                message: format!("the write was not sent: cannot record it first: {error}"),
-                http_status: None,
-                request_id: None,
-                attempts: 0,
-            })
-    }
-}
-
-impl<C: TagApi> TagApi for Journaled<C> {
-    fn cloud_name(&self) -> &'static str {
-        self.inner.cloud_name()
-    }
-
-    fn limits(&self) -> &Limits {
-        self.inner.limits()
-    }
-
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
-        self.inner.check_resource_type(resource_type)
-    }
-
-    async fn list_tags(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
-        self.inner.list_tags(resource_type, resource_ids).await
-    }
-
-    async fn select_resources(
-        &self,
-        resource_type: &str,
-        match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
-        self.inner.select_resources(resource_type, match_tags).await
-    }
-
-    async fn tag_resources(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-        tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
-        let write = CloudWrite {
-            op: WriteOp::Tag,
-            resource_ids,
-            tags,
-        };
-        self.record(resource_type, &[write])?;
-        self.inner
-            .tag_resources(resource_type, resource_ids, tags)
-            .await
-    }
-
-    async fn untag_resources(
-        &self,
-        resource_type: &str,
-        resource_ids: &[String],
-        tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
-        self.inner
-            .untag_resources(resource_type, resource_ids, tags)
-            .await
-    }
-
-    async fn write_all(
-        &self,
-        resource_type: &str,
-        writes: &[CloudWrite<'_>],
-    ) -> Vec<Result<WriteResult, CloudError>> {
-        if let Err(error) = self.record(resource_type, writes) {
-            return writes.iter().map(|_| Err(error.clone())).collect();
-        }
-        self.inner.write_all(resource_type, writes).await
-    }
-}
-
-/// Claims, in each record, the keys of its pending writes whose value in the cloud is the one
-/// intended, then drops the pending writes; `read` answers the current tags of resources (of
-/// the record's provider), or `None` when it cannot (the pending writes are kept then).
-pub async fn resolve_pending<F, Fut>(state: &mut StateFile, read: F)
-where
-    F: Fn(String, String, Vec<String>) -> Fut,
-    Fut: Future<Output = Option<TagsByResource>>,
-{
-    for entry in state.bindings.values_mut() {
-        if entry.pending.is_empty() {
-            continue;
-        }
-        let mut ownership = entry.applied.to_ownership();
-        let mut unresolved = Vec::new();
-        for write in std::mem::take(&mut entry.pending) {
-            if write.resource_type != entry.resource_type {
-                continue; // NB: the binding's type changed; these resources are not its.
-            }
-            let read = read(
-                entry.provider.clone(),
-                write.resource_type.clone(),
-                write.resource_ids.clone(),
-            );
-            let Some(observed) = read.await else {
-                unresolved.push(write);
-                continue;
-            };
-            for id in &write.resource_ids {
-                let Some(carried) = observed.get(id) else {
-                    continue;
+            .map(|intent| {
+                let Some(journal) = self.journal else {
+                    return Ok(());
                 };
-                for (key, value) in &write.tags {
-                    if carried.get(key) == Some(value) {
-                        ownership.own(id, key, value);
-                    }
-                }
-            }
-        }
-        entry.applied = crate::api::AppliedRecord::from_ownership(&ownership);
-        entry.pending = unresolved;
+                let Some((binding, provider, _)) = self.members.get(intent.index) else {
+                    return Err(format!("no binding at index {} of the group", intent.index));
+                };
+                let writes = pending_writes(self.resource_type, intent.pending);
+                journal
+                    .record(binding, provider, writes)
+                    .map_err(|error| format!("cannot write the journal: {error}"))
+            })
+            .collect()
     }
+}
+
+/// An intent (per resource, the tags about to be owned) as journal lines store it: one write
+/// per distinct set of tags.
+pub fn pending_writes(resource_type: &str, intent: &TagsByResource) -> Vec<PendingWrite> {
+    let mut by_tags: std::collections::BTreeMap<&Tags, Vec<String>> = Default::default();
+    for (id, tags) in intent {
+        by_tags.entry(tags).or_default().push(id.clone());
+    }
+    by_tags
+        .into_iter()
+        .map(|(tags, resource_ids)| PendingWrite {
+            resource_type: resource_type.to_string(),
+            resource_ids,
+            tags: tags.clone(),
+        })
+        .collect()
+}
+
+/// The intent that `pending` writes of `resource_type` add up to (writes of another type are
+/// not the binding's any more: its type changed).
+pub fn intent_of(pending: &[PendingWrite], resource_type: &str) -> TagsByResource {
+    let mut intent = TagsByResource::new();
+    for write in pending.iter().filter(|w| w.resource_type == resource_type) {
+        for id in &write.resource_ids {
+            let tags = intent.entry(id.clone()).or_default();
+            tags.extend(write.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    intent
 }
 
 #[cfg(test)]
@@ -363,34 +292,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn claims_only_the_keys_that_still_carry_the_intended_value() {
-        let mut state = StateFile::empty();
+    async fn the_journal_records_the_intent_and_answers_it_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let journal = Journal::open(&path, &state);
-        let tags = Tags::from([("env".into(), "prod".into()), ("tier".into(), "web".into())]);
-        let write = PendingWrite {
-            resource_type: "apiGroup".into(),
-            resource_ids: vec!["g1".into(), "g2".into()],
-            tags,
-        };
-        journal.record("ns/b", "p", vec![write]).unwrap();
+        let mut state = StateFile::empty();
+        let handle = JournalHandle(Some(Arc::new(Journal::open(&path, &state))));
+        let mut intent = TagsByResource::new();
+        intent.insert(
+            "g1".into(),
+            crate::tags::tags(&[("env", "prod"), ("tier", "web")]),
+        );
+        intent.insert(
+            "g2".into(),
+            crate::tags::tags(&[("env", "prod"), ("tier", "web")]),
+        );
+        intent.insert("g3".into(), crate::tags::tags(&[("env", "prod")]));
+        let mut log = JournalIntents::new(&handle, "apiGroup");
+        log.push("ns/b".into(), "p", &[]);
+        let owned = crate::tags::Ownership::default();
+        let answers = log
+            .record(&[Intent {
+                index: 0,
+                owned: &owned,
+                pending: &intent,
+            }])
+            .await;
+        assert_eq!(answers, [Ok(())]);
         load_pending(&path, &mut state).unwrap();
-        resolve_pending(&mut state, |_, _, _| async {
-            let mut observed = TagsByResource::new();
-            // g1: written; g2: the write never landed, someone else's tier is there.
-            observed.insert(
-                "g1".into(),
-                Tags::from([("env".into(), "prod".into()), ("tier".into(), "web".into())]),
-            );
-            observed.insert("g2".into(), Tags::from([("tier".into(), "db".into())]));
-            Some(observed)
-        })
-        .await;
-        let entry = &state.bindings["ns/b"];
-        assert!(entry.pending.is_empty());
-        let owned = entry.applied.to_ownership();
-        assert_eq!(owned.on("g1").unwrap().len(), 2);
-        assert_eq!(owned.on("g2"), None);
+        let pending = &state.bindings["ns/b"].pending;
+        assert_eq!(
+            pending.len(),
+            2,
+            "one write per distinct tag set: {pending:?}"
+        );
+        assert_eq!(intent_of(pending, "apiGroup"), intent);
+        assert!(intent_of(pending, "instance").is_empty());
     }
 }

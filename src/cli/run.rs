@@ -7,21 +7,23 @@ use std::sync::Arc;
 
 use super::CommonArgs;
 use super::credentials::access_key;
-use super::journal::{self, Journal, JournalHandle, Journaled};
+use super::journal::{self, Journal, JournalHandle, JournalIntents};
 use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
 use super::state::{BindingState, StateFile, StateLock, state_key};
-use crate::api::{AppliedRecord, BindingMode, DeletionPolicy, ResourceTagBinding};
+use crate::api::{AppliedRecord, BindingMode, DeletionPolicy, ResourceTagBinding, TagProviderSpec};
 use crate::cloud::TagApi;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::per_resource::PerResource;
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::plan::{BindingId, Claim};
-use crate::reconcile::fleet::{ClaimIndex, Reach, Target, binding_id};
+use crate::reconcile::fleet::{ClaimIndex, Target, binding_id};
 use crate::reconcile::gate;
+use crate::reconcile::group::{Member, pass_group};
+use crate::reconcile::intent::IntentLog;
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
 use crate::reconcile::select::{self, Resolution, Selector};
-use crate::reconcile::{Mode, Outcome, PassInput, run_pass, spec_violations};
+use crate::reconcile::{Mode, Outcome, spec_violations};
 use crate::tags::{Ownership, Tags};
 
 /// What the run does.
@@ -146,20 +148,13 @@ pub async fn run_with(
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
-    // NB: writes a killed run recorded but did not confirm: claimed where the cloud carries
-    // the intended values, before any pass plans from the record.
-    journal::resolve_pending(state, |provider, resource_type, ids| {
-        let client = clients.get(&provider).cloned();
-        async move { client?.list_tags(&resource_type, &ids).await.ok() }
-    })
-    .await;
-    resolve_selectors(&mut declared, &clients).await;
+    resolve_selectors(&mut declared, &clients, state).await;
     let claims = Claims {
         index: claim_index(&declared),
-        reaches: manifests
+        providers: manifests
             .providers
             .iter()
-            .map(|(name, p)| (name.clone(), Reach::of(&p.value.spec)))
+            .map(|(name, p)| (name.clone(), p.value.spec.clone()))
             .collect(),
     };
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
@@ -171,32 +166,7 @@ pub async fn run_with(
         },
         ..Report::default()
     };
-    let outcomes = match strategy {
-        Strategy::Batched => {
-            let batchers: BTreeMap<&String, Batcher<ProviderClient>> = clients
-                .iter()
-                .map(|(name, client)| (name, Batcher::new(client.clone(), DEFAULT_WINDOW)))
-                .collect();
-            // NB: every binding joins the rounds of its provider and resource type before any
-            // pass starts, so that each round waits for all of them.
-            let participants = declared.iter().map(|binding| {
-                let participant = batchers[&binding.provider]
-                    .participant(&binding.binding.value.spec.resource_type);
-                journaled(participant, binding, &state.journal)
-            });
-            reconcile_all(&declared, &claims, participants.collect(), state, command).await
-        }
-        Strategy::PerResource => {
-            let clients = declared
-                .iter()
-                .map(|binding| {
-                    let client = PerResource(clients[&binding.provider].clone());
-                    journaled(client, binding, &state.journal)
-                })
-                .collect();
-            reconcile_all(&declared, &claims, clients, state, command).await
-        }
-    };
+    let outcomes = reconcile_groups(&declared, &claims, &clients, state, command, strategy).await;
     for (binding, outcome) in declared.iter().zip(outcomes) {
         if command != Command::Plan && !binding.binding.value.spec.suspend {
             record(state, manifests, binding, &outcome);
@@ -204,10 +174,10 @@ pub async fn run_with(
         report.bindings.push(binding_report(binding, &outcome));
     }
     for gone in removed {
-        let target = manifests.providers.get(&gone.provider).map(|p| Target {
-            reach: Reach::of(&p.value.spec),
-            resource_type: gone.resource_type.clone(),
-        });
+        let target = manifests
+            .providers
+            .get(&gone.provider)
+            .map(|p| Target::of(&p.value.spec, &gone.resource_type));
         let owned = gone.applied.to_ownership();
         let claims = match &target {
             Some(target) => claims.on(
@@ -225,20 +195,8 @@ pub async fn run_with(
     Ok(report)
 }
 
-/// A binding's client, recording its tag writes in the run's journal first.
-fn journaled<C>(client: C, binding: &Declared<'_>, journal: &JournalHandle) -> Journaled<C> {
-    let key = state_key(&binding.id.namespace, &binding.id.name);
-    Journaled::new(client, journal, key, binding.provider.clone())
-}
-
 /// Bindings in precedence order (older first, then namespace/name).
 fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
-    let reach_of = |name: &str| {
-        manifests
-            .providers
-            .get(name)
-            .map(|p| Reach::of(&p.value.spec))
-    };
     let mut declared: Vec<Declared<'_>> = manifests
         .bindings
         .iter()
@@ -246,10 +204,10 @@ fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
             let id = binding_id(&binding.value);
             let spec = &binding.value.spec;
             let provider = spec.provider_ref.name.clone();
-            let target = reach_of(&provider).map(|reach| Target {
-                reach,
-                resource_type: spec.resource_type.clone(),
-            });
+            let target = manifests
+                .providers
+                .get(&provider)
+                .map(|p| Target::of(&p.value.spec, &spec.resource_type));
             Declared {
                 binding,
                 id,
@@ -283,6 +241,7 @@ fn removed_bindings(state: &StateFile, declared: &[Declared<'_>]) -> Vec<Binding
 async fn resolve_selectors(
     declared: &mut [Declared<'_>],
     clients: &BTreeMap<String, ProviderClient>,
+    state: &StateFile,
 ) {
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (position, binding) in declared.iter().enumerate() {
@@ -312,7 +271,16 @@ async fn resolve_selectors(
         for (position, resolution) in positions.into_iter().zip(resolutions) {
             let binding = &mut declared[position];
             binding.resource_ids = resolution.ids().map(<[String]>::to_vec).unwrap_or_default();
-            binding.claimed = binding.resource_ids.iter().cloned().collect();
+            binding.claimed = match resolution.ids() {
+                Some(ids) => ids.iter().cloned().collect(),
+                // NB: a refused resolution (a failed read, too many matches) keeps the claims
+                // of the last selection, as the controller's claim index does.
+                None => state
+                    .bindings
+                    .get(&state_key(&binding.id.namespace, &binding.id.name))
+                    .map(|record| record.selected.iter().cloned().collect())
+                    .unwrap_or_default(),
+            };
             binding.resolution = Some(resolution);
         }
     }
@@ -445,11 +413,48 @@ fn check_bindings(
             ));
         }
     }
+    errors.extend(feeding_cycles(declared));
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
     }
+}
+
+/// Selector bindings whose selections feed each other (see [`select::feeding_cycles`]), per
+/// target: each is refused, naming its cycle.
+fn feeding_cycles(declared: &[Declared<'_>]) -> Vec<ManifestError> {
+    let mut by_target: std::collections::HashMap<&Target, Vec<select::Feeder<'_, usize>>> =
+        std::collections::HashMap::new();
+    for (position, binding) in declared.iter().enumerate() {
+        let spec = &binding.binding.value.spec;
+        if let (Some(target), Some(selector)) = (&binding.target, &spec.resource_selector) {
+            by_target.entry(target).or_default().push(select::Feeder {
+                key: position,
+                declared: &spec.tags,
+                match_tags: &selector.match_tags,
+            });
+        }
+    }
+    let mut cycles: Vec<(usize, Vec<usize>)> = by_target
+        .values()
+        .flat_map(|feeders| select::feeding_cycles(feeders))
+        .collect();
+    cycles.sort();
+    cycles
+        .into_iter()
+        .map(|(position, members)| {
+            let names: Vec<String> = members
+                .iter()
+                .map(|&m| declared[m].id.to_string())
+                .collect();
+            ManifestError::at(
+                &declared[position].binding.source,
+                "spec.resourceSelector.matchTags",
+                select::cycle_rule(&names),
+            )
+        })
+        .collect()
 }
 
 /// Why a binding that applied tags through one provider cannot go on through `provider`: the
@@ -485,93 +490,155 @@ fn target_change(manifests: &Manifests, previous: &BindingState, provider: &str)
     ))
 }
 
-/// Runs every binding's pass at once, each with its own client (dropped when its pass ends).
-async fn reconcile_all<C: TagApi>(
+/// Runs every binding's pass: the bindings of each provider and resource type together, in
+/// one round (one read of their resources, their writes shared by payload), the groups at once.
+async fn reconcile_groups(
     declared: &[Declared<'_>],
     claims: &Claims,
-    clients: Vec<C>,
+    clients: &BTreeMap<String, ProviderClient>,
+    state: &StateFile,
+    command: Command,
+    strategy: Strategy,
+) -> Vec<Outcome> {
+    let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for (position, binding) in declared.iter().enumerate() {
+        let spec = &binding.binding.value.spec;
+        groups
+            .entry((binding.provider.as_str(), spec.resource_type.as_str()))
+            .or_default()
+            .push(position);
+    }
+    let rounds = groups
+        .into_iter()
+        .filter_map(|((provider, resource_type), positions)| {
+            // NB: check_bindings refused the run when a binding's provider has no client.
+            let client = clients.get(provider)?.clone();
+            Some(async move {
+                let outcomes = match strategy {
+                    Strategy::Batched => {
+                        let batcher = Batcher::new(client, DEFAULT_WINDOW);
+                        let participant = batcher.participant(resource_type);
+                        let group = (&participant, resource_type, &positions[..]);
+                        reconcile_group(group, declared, claims, state, command).await
+                    }
+                    Strategy::PerResource => {
+                        let client = PerResource(client);
+                        let group = (&client, resource_type, &positions[..]);
+                        reconcile_group(group, declared, claims, state, command).await
+                    }
+                };
+                positions.into_iter().zip(outcomes).collect::<Vec<_>>()
+            })
+        });
+    let mut outcomes: Vec<Option<Outcome>> = declared.iter().map(|_| None).collect();
+    for (position, outcome) in futures::future::join_all(rounds)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        outcomes[position] = Some(outcome);
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or_else(|| unreachable!("every binding has a group")))
+        .collect()
+}
+
+/// The bindings at `positions` of `declared` (one provider and resource type), in one round.
+async fn reconcile_group<C: TagApi>(
+    (cloud, resource_type, positions): (&C, &str, &[usize]),
+    declared: &[Declared<'_>],
+    claims: &Claims,
     state: &StateFile,
     command: Command,
 ) -> Vec<Outcome> {
-    let passes = clients
-        .into_iter()
-        .enumerate()
-        .map(|(position, client)| async move {
-            let outcome =
-                reconcile_declared(position, declared, claims, &client, state, command).await;
-            drop(client);
-            outcome
-        });
-    futures::future::join_all(passes).await
-}
-
-async fn reconcile_declared<C: TagApi>(
-    position: usize,
-    declared: &[Declared<'_>],
-    claims: &Claims,
-    client: &C,
-    state: &StateFile,
-    command: Command,
-) -> Outcome {
-    let binding = &declared[position];
-    let spec = &binding.binding.value.spec;
-    let mut owned = state
-        .bindings
-        .get(&state_key(&binding.id.namespace, &binding.id.name))
-        .map(|entry| entry.applied.to_ownership())
-        .unwrap_or_default();
-    if binding
-        .resolution
-        .as_ref()
-        .and_then(Resolution::ids)
-        .is_some()
-    {
-        owned = select::released(&owned, spec.deletion_policy, &binding.resource_ids);
+    let records: Vec<Option<&BindingState>> = positions
+        .iter()
+        .map(|&position| {
+            let id = &declared[position].id;
+            state.bindings.get(&state_key(&id.namespace, &id.name))
+        })
+        .collect();
+    let owned: Vec<Ownership> = records
+        .iter()
+        .map(|record| record.map(|r| r.applied.to_ownership()).unwrap_or_default())
+        .collect();
+    let mut intents = JournalIntents::new(&state.journal, resource_type);
+    for (&position, record) in positions.iter().zip(&records) {
+        let binding = &declared[position];
+        intents.push(
+            state_key(&binding.id.namespace, &binding.id.name),
+            &binding.provider,
+            record.map(|r| &r.pending[..]).unwrap_or_default(),
+        );
     }
-    let claims = match &binding.target {
-        Some(target) => claims.on(
-            declared,
-            target,
-            binding
+    // NB: bindings that consider the same resources share one list of claims, their own
+    // among them (the plan knows itself): 8,000 bindings on one resource hold one list of
+    // 8,000 claims, not 8,000 lists of 7,999 (issue 20, item 8).
+    let mut shared: std::collections::HashMap<Vec<&str>, usize> = Default::default();
+    let mut claim_lists: Vec<Vec<Claim<'_>>> = Vec::new();
+    let member_claims: Vec<usize> = positions
+        .iter()
+        .zip(&owned)
+        .enumerate()
+        .map(|(index, (&position, owned))| {
+            let binding = &declared[position];
+            // NB: a claimed key is planned like an owned one (and may be pruned): the claims
+            // of other bindings on the intent's resources bear on the pass too.
+            let considered: BTreeSet<&str> = binding
                 .resource_ids
                 .iter()
                 .chain(owned.resources().keys())
-                .map(String::as_str),
-            Some(&position),
-        ),
-        None => Vec::new(),
-    };
-    let mode = match command {
-        // NB: an Observe binding plans and reports drift under `plan` as under `apply`.
-        _ if spec.mode == BindingMode::Observe => Mode::Observe,
-        Command::Apply { .. } if !spec.suspend => Mode::Apply,
-        _ => Mode::PlanOnly,
-    };
-    let input = PassInput {
-        binding: &binding.id,
-        desired: &spec.tags,
-        resource_type: &spec.resource_type,
-        resource_ids: &binding.resource_ids,
-        owned: &owned,
-        claims: &claims,
-        mode,
-    };
-    let Some(resolution) = &binding.resolution else {
-        return run_pass(client, &input).await;
-    };
-    if let Some(refused) = resolution.refusal(&input) {
-        return refused;
-    }
-    let mut outcome = run_pass(client, &input).await;
-    outcome.selected = resolution.status();
-    outcome
+                .chain(intents.pending(index).keys())
+                .map(String::as_str)
+                .collect();
+            let considered: Vec<&str> = considered.into_iter().collect();
+            if let Some(&list) = shared.get(&considered) {
+                return list;
+            }
+            let claims = match &binding.target {
+                Some(target) => claims.on(declared, target, considered.iter().copied(), None),
+                None => Vec::new(),
+            };
+            claim_lists.push(claims);
+            shared.insert(considered, claim_lists.len() - 1);
+            claim_lists.len() - 1
+        })
+        .collect();
+    let members: Vec<Member<'_>> = positions
+        .iter()
+        .zip(&owned)
+        .zip(&member_claims)
+        .map(|((&position, owned), &list)| {
+            let binding = &declared[position];
+            let spec = &binding.binding.value.spec;
+            let mode = match command {
+                // NB: an Observe binding plans and reports drift under `plan` as under `apply`.
+                _ if spec.mode == BindingMode::Observe => Mode::Observe,
+                Command::Apply { .. } if !spec.suspend => Mode::Apply,
+                _ => Mode::PlanOnly,
+            };
+            Member {
+                binding: &binding.id,
+                desired: &spec.tags,
+                resource_ids: &binding.resource_ids,
+                resolution: binding.resolution.as_ref(),
+                match_tags: spec.resource_selector.as_ref().map(|s| &s.match_tags),
+                deletion_policy: spec.deletion_policy,
+                owned,
+                claims: &claim_lists[list],
+                mode,
+            }
+        })
+        .collect();
+    pass_group(cloud, resource_type, &members, &intents).await
 }
 
 /// The claims of a run: the declared bindings by resource identity.
 struct Claims {
     index: ClaimIndex<usize>,
-    /// The cloud and region of each provider in the files.
-    reaches: std::collections::HashMap<String, Reach>,
+    /// The providers in the files, by name: what each reaches.
+    providers: std::collections::HashMap<String, TagProviderSpec>,
 }
 
 impl Claims {
@@ -587,7 +654,10 @@ impl Claims {
         self.index
             .claimants(
                 target,
-                |name| self.reaches.get(name).cloned(),
+                |name, resource_type| {
+                    let spec = self.providers.get(name)?;
+                    Some(Target::of(spec, resource_type))
+                },
                 resource_ids,
                 except,
             )
@@ -623,7 +693,15 @@ fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, 
             deletion_policy: spec.deletion_policy,
             mode: spec.mode,
             applied: AppliedRecord::from_ownership(&outcome.ownership),
-            pending: Vec::new(),
+            // NB: what the cloud did not confirm stays until a read confirms or refutes it.
+            pending: journal::pending_writes(&spec.resource_type, &outcome.pending),
+            selected: match binding.resolution.as_ref() {
+                Some(resolution) => match resolution.ids() {
+                    Some(ids) => ids.to_vec(),
+                    None => binding.claimed.iter().cloned().collect(),
+                },
+                None => Vec::new(),
+            },
         },
     );
 }
@@ -741,19 +819,26 @@ async fn handle_removed(
         name: gone.name.clone(),
     };
     let owned: Ownership = gone.applied.to_ownership();
-    let outcome = run_pass(
-        client,
-        &PassInput {
-            binding: &id,
-            desired: &Tags::new(),
-            resource_type: &gone.resource_type,
-            resource_ids: &[],
-            owned: &owned,
-            claims,
-            mode: Mode::Apply,
-        },
-    )
-    .await;
+    // NB: its unconfirmed intent is claimed (where the cloud carries it) and pruned with the
+    // rest of what it owns.
+    let mut intents = JournalIntents::new(&state.journal, &gone.resource_type);
+    intents.push(key.clone(), &gone.provider, &gone.pending);
+    let member = Member {
+        binding: &id,
+        desired: &Tags::new(),
+        resource_ids: &[],
+        resolution: None,
+        match_tags: None,
+        deletion_policy: gone.deletion_policy,
+        owned: &owned,
+        claims,
+        mode: Mode::Apply,
+    };
+    let outcome = pass_group(client, &gone.resource_type, &[member], &intents)
+        .await
+        .pop()
+        .unwrap_or_else(|| unreachable!("pass_group answers one outcome per member"));
+    drop(intents);
     report.changes = outcome
         .plan
         .as_ref()
@@ -766,7 +851,11 @@ async fn handle_removed(
         .filter(|c| c.action == "prune")
         .map(|c| c.resources.len())
         .sum();
-    if outcome.ownership.is_empty() && outcome.error.is_none() && outcome.failures.is_empty() {
+    if outcome.ownership.is_empty()
+        && outcome.pending.is_empty()
+        && outcome.error.is_none()
+        && outcome.failures.is_empty()
+    {
         state.bindings.remove(&key);
         if pruned == 0 {
             report.action = "released";
@@ -781,9 +870,157 @@ async fn handle_removed(
     } else {
         let mut entry = gone;
         entry.applied = AppliedRecord::from_ownership(&outcome.ownership);
+        entry.pending = journal::pending_writes(&entry.resource_type, &outcome.pending);
         state.bindings.insert(key, entry);
         report.action = "failed";
         report.message = format!("pruning failed: {}", outcome.readiness.message);
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{CloudError, ErrorKind, Write, WriteResult};
+    use crate::reconcile::round::tests::emulated;
+    use crate::tags::{Limits, TagsByResource};
+
+    /// A cloud whose writes land but whose answers are all lost (every retry included).
+    struct LostAnswers<C>(C);
+
+    impl<C: TagApi> TagApi for LostAnswers<C> {
+        fn cloud_name(&self) -> &'static str {
+            self.0.cloud_name()
+        }
+
+        fn limits(&self) -> &Limits {
+            self.0.limits()
+        }
+
+        fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+            self.0.check_resource_type(resource_type)
+        }
+
+        async fn list_tags(
+            &self,
+            resource_type: &str,
+            ids: &[String],
+        ) -> Result<TagsByResource, CloudError> {
+            self.0.list_tags(resource_type, ids).await
+        }
+
+        async fn select_resources(
+            &self,
+            resource_type: &str,
+            match_tags: &Tags,
+        ) -> Result<TagsByResource, CloudError> {
+            self.0.select_resources(resource_type, match_tags).await
+        }
+
+        async fn tag_resources(
+            &self,
+            resource_type: &str,
+            ids: &[String],
+            tags: &Tags,
+        ) -> Result<WriteResult, CloudError> {
+            self.0.tag_resources(resource_type, ids, tags).await?;
+            Err(CloudError {
+                kind: ErrorKind::Retryable,
+                action: "TagResources",
+                code: "AnswerLost".to_string(),
+                message: "the connection dropped before the answer, 5 times".to_string(),
+                http_status: None,
+                request_id: None,
+                attempts: 5,
+            })
+        }
+
+        async fn untag_resources(
+            &self,
+            resource_type: &str,
+            ids: &[String],
+            tags: &Tags,
+        ) -> Result<WriteResult, CloudError> {
+            self.0.untag_resources(resource_type, ids, tags).await
+        }
+
+        async fn write_all(
+            &self,
+            resource_type: &str,
+            writes: &[Write<'_>],
+        ) -> Vec<Result<WriteResult, CloudError>> {
+            let mut results = Vec::new();
+            for write in writes {
+                results.push(
+                    self.tag_resources(resource_type, write.resource_ids, write.tags)
+                        .await,
+                );
+            }
+            results
+        }
+    }
+
+    /// Issue 20, item 2: a write that landed but whose answers were all lost stays pending in
+    /// the state file, and the next run, reading the tag back, owns it (and so can prune it).
+    #[tokio::test]
+    async fn a_write_whose_answers_were_lost_stays_pending_until_a_read_confirms_it() {
+        let (cloud, client) = emulated(&[("g1", &[("keep", "me")])]).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("binding.yaml"),
+            format!(
+                "apiVersion: tagbinder.io/v1alpha1\nkind: TagProvider\nmetadata: {{name: p}}\n\
+                 spec: {{cloud: alibaba, region: cn-hangzhou, alibaba: {{product: apigateway}}, \
+                 endpoint: '{}'}}\n---\napiVersion: tagbinder.io/v1alpha1\n\
+                 kind: ResourceTagBinding\nmetadata: {{name: web, namespace: team}}\n\
+                 spec: {{providerRef: {{name: p}}, resourceType: apiGroup, resourceIds: [g1], \
+                 tags: {{env: prod}}}}\n",
+                cloud.url()
+            ),
+        )
+        .unwrap();
+        let manifests = manifests::load(&[dir.path().to_path_buf()]).expect("manifests");
+        let declared = declared_bindings(&manifests);
+        let claims = Claims {
+            index: claim_index(&declared),
+            providers: manifests
+                .providers
+                .iter()
+                .map(|(name, p)| (name.clone(), p.value.spec.clone()))
+                .collect(),
+        };
+        let apply = Command::Apply {
+            prune_removed: false,
+        };
+        let mut state = StateFile::empty();
+        let lost = LostAnswers(client.clone());
+        let outcomes =
+            reconcile_group((&lost, "apiGroup", &[0]), &declared, &claims, &state, apply).await;
+        record(&mut state, &manifests, &declared[0], &outcomes[0]);
+        let entry = &state.bindings["team/web"];
+        assert!(entry.applied.is_empty(), "nothing confirmed: {entry:?}");
+        assert_eq!(
+            journal::intent_of(&entry.pending, "apiGroup")["g1"],
+            crate::tags::tags(&[("env", "prod")])
+        );
+
+        let outcomes = reconcile_group(
+            (&client, "apiGroup", &[0]),
+            &declared,
+            &claims,
+            &state,
+            apply,
+        )
+        .await;
+        record(&mut state, &manifests, &declared[0], &outcomes[0]);
+        let entry = &state.bindings["team/web"];
+        assert!(entry.pending.is_empty(), "{entry:?}");
+        let owned = entry.applied.to_ownership();
+        assert_eq!(owned.on("g1"), Some(&crate::tags::tags(&[("env", "prod")])));
+        assert_eq!(
+            outcomes[0].writes.calls, 0,
+            "the read confirmed it: nothing to write"
+        );
+        cloud.shutdown().await.expect("emulator stops");
+    }
 }

@@ -66,6 +66,11 @@ pub struct BindingState {
     /// The ownership record.
     #[serde(flatten)]
     pub applied: AppliedRecord,
+    /// A selector binding's last successful selection: its claims while a later resolution
+    /// fails (as the controller keeps them in its claim index), so that a younger binding
+    /// cannot take its keys for one run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selected: Vec<String>,
     /// Writes a run recorded as intended but did not confirm (it was killed, or could not
     /// read the cloud back): the next run claims the keys whose values match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -311,6 +316,7 @@ mod tests {
                 ..AppliedRecord::default()
             },
             pending: Vec::new(),
+            selected: Vec::new(),
         }
     }
 

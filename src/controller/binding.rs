@@ -24,7 +24,7 @@ use crate::api::{
 };
 use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim};
-use crate::reconcile::fleet::{Reach, Target, binding_id, binding_key};
+use crate::reconcile::fleet::{Target, binding_id, binding_key};
 use crate::reconcile::round::run_round;
 use crate::reconcile::{Mode, Outcome, PassInput, Readiness, gate};
 use crate::tags::{Ownership, Tags, TagsByResource};
@@ -337,6 +337,15 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     Err(Error::Cleanup(outcome.readiness.message))
 }
 
+/// The bindings whose claims bear on a pass (the pass's own binding among them: the plan
+/// knows itself), with the resources each declares.
+pub(super) type Claimants = Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)>;
+
+/// Claimants already looked up in one group of passes, by the resources considered: bindings
+/// that consider the same resources share one list (issue 20, item 8: 8,000 bindings on one
+/// resource held 8,000 lists of 7,999).
+pub(super) type SharedClaimants = std::collections::HashMap<Vec<String>, Arc<Claimants>>;
+
 /// What a pass of one binding needs beside its spec: its identity, its ownership record, and
 /// the bindings whose claims bear on it.
 pub(super) struct Prepared {
@@ -346,25 +355,35 @@ pub(super) struct Prepared {
     pub owned: Ownership,
     /// The unresolved intent of a previous pass, claimed once the pass has observed the cloud.
     pub pending: TagsByResource,
-    others: Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)>,
+    /// Shared with the passes of its group that consider the same resources.
+    pub others: Arc<Claimants>,
 }
 
 impl Prepared {
-    /// Prepares a pass of `binding` over `resource_ids` (and what it owns).
-    pub fn of(binding: &ResourceTagBinding, ctx: &Context, resource_ids: &[String]) -> Self {
+    /// Prepares a pass of `binding` over `resource_ids` (and what it owns and intended), its
+    /// claimants looked up in `shared` first (all passes of one provider and resource type).
+    pub fn of(
+        binding: &ResourceTagBinding,
+        ctx: &Context,
+        resource_ids: &[String],
+        shared: &mut SharedClaimants,
+    ) -> Self {
         let Record { owned, pending } = ctx.record(binding);
-        let others = if pending.is_empty() {
-            claimants(binding, ctx, resource_ids, &owned)
-        } else {
-            // NB: a claimed key is planned like an owned one (and may be pruned): the claims
-            // of other bindings on the intent's resources bear on the pass too.
-            let mut reach = owned.clone();
-            for (id, tags) in &pending {
-                if reach.on(id).is_none() {
-                    reach.set(id, tags.clone());
-                }
+        // NB: a claimed key is planned like an owned one (and may be pruned): the claims of
+        // other bindings on the intent's resources bear on the pass too.
+        let considered: BTreeSet<&String> = resource_ids
+            .iter()
+            .chain(owned.resources().keys())
+            .chain(pending.keys())
+            .collect();
+        let considered: Vec<String> = considered.into_iter().cloned().collect();
+        let others = match shared.get(&considered) {
+            Some(others) => others.clone(),
+            None => {
+                let others = Arc::new(claimants(binding, ctx, &considered));
+                shared.insert(considered, others.clone());
+                others
             }
-            claimants(binding, ctx, resource_ids, &reach)
         };
         Prepared {
             id: binding_id(binding),
@@ -374,9 +393,9 @@ impl Prepared {
         }
     }
 
-    /// The other bindings' claims, borrowed from this.
-    pub fn claims(&self) -> Vec<Claim<'_>> {
-        self.others
+    /// The claims of `others`, borrowed from them.
+    pub fn claims_of(others: &Claimants) -> Vec<Claim<'_>> {
+        others
             .iter()
             .map(|(other_id, ids, other)| Claim {
                 binding: other_id,
@@ -400,8 +419,8 @@ async fn pass<C: TagApi>(
     desired: &Tags,
     resource_ids: &[String],
 ) -> Outcome {
-    let prepared = Prepared::of(binding, ctx, resource_ids);
-    let claims = prepared.claims();
+    let prepared = Prepared::of(binding, ctx, resource_ids, &mut SharedClaimants::new());
+    let claims = Prepared::claims_of(&prepared.others);
     let input = PassInput {
         binding: &prepared.id,
         desired,
@@ -410,6 +429,7 @@ async fn pass<C: TagApi>(
         owned: &prepared.owned,
         claims: &claims,
         mode: Mode::Apply,
+        selection: None,
     };
     let intents = super::intents::StatusIntents::new(ctx, vec![binding], vec![&prepared.pending]);
     run_round(
@@ -427,35 +447,22 @@ async fn pass<C: TagApi>(
 /// type (through any provider), not being deleted, declaring at least one resource the pass
 /// considers (declared or owned; the plan looks at no other). Found in the fleet's claim
 /// index, which the watch keeps: a pass costs a lookup per resource, not a scan of the fleet.
-fn claimants(
-    binding: &ResourceTagBinding,
-    ctx: &Context,
-    resource_ids: &[String],
-    owned: &Ownership,
-) -> Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)> {
+fn claimants(binding: &ResourceTagBinding, ctx: &Context, considered: &[String]) -> Claimants {
     let Some(provider) = ctx
         .providers
         .get(&ObjectRef::new(&binding.spec.provider_ref.name))
     else {
         return Vec::new();
     };
-    let target = Target {
-        reach: Reach::of(&provider.spec),
-        resource_type: binding.spec.resource_type.clone(),
-    };
-    let key = binding_key(binding);
+    let target = Target::of(&provider.spec, &binding.spec.resource_type);
     let keys = ctx.fleet.claims().claimants(
         &target,
-        |name| {
-            ctx.providers
-                .get(&ObjectRef::new(name))
-                .map(|p| Reach::of(&p.spec))
+        |name, resource_type| {
+            let provider = ctx.providers.get(&ObjectRef::new(name))?;
+            Some(Target::of(&provider.spec, resource_type))
         },
-        resource_ids
-            .iter()
-            .chain(owned.resources().keys())
-            .map(String::as_str),
-        Some(&key),
+        considered.iter().map(String::as_str),
+        None,
     );
     let index = ctx.fleet.claims();
     keys.iter()

@@ -37,13 +37,14 @@ use kube::runtime::watcher;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::binding::Prepared;
+use super::binding::{Claimants, Prepared, SharedClaimants};
 use super::context::{CloudClient, Context};
 use crate::api::ResourceTagBinding;
 use crate::plan::Claim;
-use crate::reconcile::fleet::{ClaimIndex, binding_key};
+use crate::reconcile::fleet::{ClaimIndex, Target, binding_key};
+use crate::reconcile::group::Member;
 use crate::reconcile::select::{self, Resolution, Selector};
-use crate::reconcile::{Mode, Outcome, PassInput};
+use crate::reconcile::{Mode, Outcome};
 
 /// The longest a round waits for announced bindings after the last sign of progress.
 pub const SETTLE: Duration = Duration::from_secs(1);
@@ -115,6 +116,14 @@ impl Ticket {
     }
 }
 
+/// What a selector binding's selection feeds on (see [`Fleet::feeding_cycles`]).
+struct SelectorSpec {
+    provider: String,
+    resource_type: String,
+    declared: crate::tags::Tags,
+    match_tags: crate::tags::Tags,
+}
+
 /// A binding that takes part in sweeps.
 struct Registered {
     /// (provider, resource type): the sweep's group.
@@ -165,6 +174,8 @@ pub struct Fleet {
     stopping: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
     claims: RwLock<ClaimIndex<String>>,
+    /// The selector bindings (not being deleted), by key: what their selections feed on.
+    selectors: RwLock<HashMap<String, SelectorSpec>>,
     wake: Notify,
     triggers: UnboundedSender<ObjectRef<super::cache::Meta>>,
 }
@@ -183,6 +194,7 @@ impl Fleet {
             stopping: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State::default()),
             claims: RwLock::new(ClaimIndex::new()),
+            selectors: RwLock::new(HashMap::new()),
             wake: Notify::new(),
             triggers,
         }
@@ -202,6 +214,35 @@ impl Fleet {
         self.claims.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn selectors_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, SelectorSpec>> {
+        self.selectors
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The selector bindings in a feeding cycle with another selector binding of `target`
+    /// (see [`select::feeding_cycles`]), with the members of their cycle.
+    pub fn feeding_cycles(
+        &self,
+        target: &Target,
+        target_of: impl Fn(&str, &str) -> Option<Target>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let selectors = self
+            .selectors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let feeders: Vec<select::Feeder<'_, String>> = selectors
+            .iter()
+            .filter(|(_, s)| target_of(&s.provider, &s.resource_type).as_ref() == Some(target))
+            .map(|(key, s)| select::Feeder {
+                key: key.clone(),
+                declared: &s.declared,
+                match_tags: &s.match_tags,
+            })
+            .collect();
+        select::feeding_cycles(&feeders)
+    }
+
     /// Feeds the claim index from the bindings' watch (before the cache's own filtering):
     /// a binding declares its resources until it is being deleted or gone.
     pub fn watched(&self, event: &watcher::Event<ResourceTagBinding>) {
@@ -213,6 +254,22 @@ impl Fleet {
             }
             watcher::Event::Apply(binding) | watcher::Event::InitApply(binding) => {
                 let key = binding_key(binding);
+                match &binding.spec.resource_selector {
+                    Some(selector) if binding.metadata.deletion_timestamp.is_none() => {
+                        self.selectors_mut().insert(
+                            key.clone(),
+                            SelectorSpec {
+                                provider: binding.spec.provider_ref.name.clone(),
+                                resource_type: binding.spec.resource_type.clone(),
+                                declared: binding.spec.tags.clone(),
+                                match_tags: selector.match_tags.clone(),
+                            },
+                        );
+                    }
+                    _ => {
+                        self.selectors_mut().remove(&key);
+                    }
+                }
                 if binding.metadata.deletion_timestamp.is_some() {
                     self.claims_mut().withdraw(&key);
                 } else if binding.spec.resource_selector.is_some() {
@@ -256,6 +313,7 @@ impl Fleet {
 
     fn forget(&self, key: &str) {
         self.claims_mut().withdraw(&key.to_string());
+        self.selectors_mut().remove(key);
         let mut state = self.lock();
         state.registered.remove(key);
         state.pending.remove(key);
@@ -559,7 +617,8 @@ async fn pass_group(
     };
     // NB: the round's only participant: its calls go at once, not after a window.
     let participant = client.participant(resource_type);
-    let resolutions = resolve_selectors(ctx, &participant, resource_type, &members).await;
+    let mut resolutions = resolve_selectors(ctx, &participant, resource_type, &members).await;
+    refuse_feeding_cycles(ctx, resource_type, &members, &mut resolutions);
     let resource_ids: Vec<&[String]> = members
         .iter()
         .zip(&resolutions)
@@ -568,87 +627,106 @@ async fn pass_group(
             None => &s.binding.spec.resource_ids[..],
         })
         .collect();
+    let mut shared = SharedClaimants::new();
     let prepared: Vec<Prepared> = members
         .iter()
         .zip(&resource_ids)
-        .zip(&resolutions)
-        .map(|(((_, s), ids), resolution)| {
-            let mut prepared = Prepared::of(&s.binding, ctx, ids);
-            // NB: only a selection releases: a refused one (a failed read, too many matches)
-            // selects nothing and keeps the record whole.
-            if resolution.as_ref().and_then(Resolution::ids).is_some() {
-                prepared.owned =
-                    select::released(&prepared.owned, s.binding.spec.deletion_policy, ids);
-            }
-            prepared
-        })
+        .map(|((_, s), ids)| Prepared::of(&s.binding, ctx, ids, &mut shared))
         .collect();
-    let claims: Vec<Vec<Claim<'_>>> = prepared.iter().map(Prepared::claims).collect();
-    let inputs: Vec<PassInput<'_>> = members
+    drop(shared);
+    // NB: one list of claims per distinct claimant list (see `SharedClaimants`).
+    let (lists, claims) = claim_lists(&prepared);
+    let group: Vec<Member<'_>> = members
         .iter()
         .zip(&prepared)
         .zip(&claims)
         .zip(&resource_ids)
-        .map(|((((_, s), prepared), claims), ids)| PassInput {
-            binding: &prepared.id,
-            desired: &s.binding.spec.tags,
-            resource_type: &s.binding.spec.resource_type,
-            resource_ids: ids,
-            owned: &prepared.owned,
-            claims,
-            mode: Mode::of(s.binding.spec.mode),
+        .zip(&resolutions)
+        .map(|(((((_, s), prepared), &list), ids), resolution)| {
+            let spec = &s.binding.spec;
+            Member {
+                binding: &prepared.id,
+                desired: &spec.tags,
+                resource_ids: ids,
+                resolution: resolution.as_ref(),
+                match_tags: spec.resource_selector.as_ref().map(|s| &s.match_tags),
+                deletion_policy: spec.deletion_policy,
+                owned: &prepared.owned,
+                claims: &lists[list],
+                mode: Mode::of(spec.mode),
+            }
         })
         .collect();
-    let mut refused: Vec<Option<Outcome>> = inputs
-        .iter()
-        .zip(&resolutions)
-        .map(|(input, resolution)| resolution.as_ref().and_then(|r| r.refusal(input)))
-        .collect();
-    // NB: a pass refused before the cloud leaves an earlier intent to claim, as a failed read.
-    for (outcome, prepared) in refused.iter_mut().zip(&prepared) {
-        if let Some(outcome) = outcome {
-            outcome.pending = prepared.pending.clone();
-        }
-    }
-    let running: Vec<usize> = (0..inputs.len())
-        .filter(|&i| refused[i].is_none())
-        .collect();
-    let running_inputs: Vec<PassInput<'_>> = running.iter().map(|&i| inputs[i].clone()).collect();
     // NB: intents (issue 14) go to each binding's status before the round's writes.
     let intents = super::intents::StatusIntents::new(
         ctx,
-        running
-            .iter()
-            .map(|&i| members[i].1.binding.as_ref())
-            .collect(),
-        running.iter().map(|&i| &prepared[i].pending).collect(),
+        members.iter().map(|(_, s)| s.binding.as_ref()).collect(),
+        prepared.iter().map(|p| &p.pending).collect(),
     );
     let outcomes =
-        crate::reconcile::round::run_round(&participant, resource_type, &running_inputs, &intents)
-            .await;
+        crate::reconcile::group::pass_group(&participant, resource_type, &group, &intents).await;
     drop(intents);
-    drop(running_inputs);
+    drop(group);
     drop(participant);
-    drop(inputs);
-    let mut outcomes = outcomes.into_iter();
     members
         .into_iter()
-        .zip(refused)
-        .zip(resolutions)
-        .map(|(((key, submission), refused), resolution)| {
-            // NB: run_round answers one outcome per input it was given, in order.
-            let mut outcome = refused
-                .or_else(|| outcomes.next())
-                .unwrap_or_else(|| unreachable!("run_round answers every input"));
-            if let Some(resolution) = resolution {
-                outcome.selected = resolution.status();
-            }
+        .zip(outcomes)
+        .map(|((key, submission), mut outcome)| {
             // NB: the controller reports neither the plan nor the observation.
             outcome.plan = None;
             outcome.observed = None;
             (key, submission.binding, outcome)
         })
         .collect()
+}
+
+/// One list of claims per distinct claimant list of `prepared` (see `SharedClaimants`), and
+/// the list of each.
+fn claim_lists(prepared: &[Prepared]) -> (Vec<Vec<Claim<'_>>>, Vec<usize>) {
+    let mut lists = Vec::new();
+    let mut list_of: HashMap<*const Claimants, usize> = HashMap::new();
+    let claims = prepared
+        .iter()
+        .map(|p| {
+            *list_of.entry(Arc::as_ptr(&p.others)).or_insert_with(|| {
+                lists.push(Prepared::claims_of(&p.others));
+                lists.len() - 1
+            })
+        })
+        .collect();
+    (lists, claims)
+}
+
+/// Refuses, as an invalid spec, the selector bindings among `members` whose selections feed
+/// another selector binding's in a cycle (issue 20, item 5), naming the cycle.
+fn refuse_feeding_cycles(
+    ctx: &Context,
+    resource_type: &str,
+    members: &[(String, Submission)],
+    resolutions: &mut [Option<Resolution>],
+) {
+    let target_of = |provider: &str, resource_type: &str| {
+        let spec = ctx.providers.get(&ObjectRef::new(provider))?;
+        Some(Target::of(&spec.spec, resource_type))
+    };
+    let Some(target) = members
+        .first()
+        .and_then(|(_, s)| target_of(&s.binding.spec.provider_ref.name, resource_type))
+    else {
+        return;
+    };
+    let cycles = ctx.fleet.feeding_cycles(&target, target_of);
+    if cycles.is_empty() {
+        return;
+    }
+    for ((key, _), resolution) in members.iter().zip(resolutions.iter_mut()) {
+        if let Some(cycle) = cycles.get(key) {
+            *resolution = Some(Resolution::Invalid(format!(
+                "spec.resourceSelector.matchTags: {}",
+                select::cycle_rule(cycle)
+            )));
+        }
+    }
 }
 
 /// Resolves the selector bindings among `members` (`None` for an id-list binding), and

@@ -70,6 +70,56 @@ impl std::fmt::Display for Target {
     }
 }
 
+impl Target {
+    /// The canonical identity of the resources of `resource_type` that a provider of `spec`
+    /// reaches (issue 20, item 3): one resource is one target and id whichever API names it.
+    /// - Alibaba Cloud: a product API's type is named as the Tag service names it,
+    ///   `PRODUCT:TYPE` (ECS `instance` is `ecs:instance`, API Gateway `apiGroup` is
+    ///   `apigateway:apiGroup`); the Tag service's own `PRODUCT:TYPE` as it is. Both take plain
+    ///   ids. A product API given by `apiVersion` and `endpoint` alone keeps its bare type: it
+    ///   names no product.
+    /// - JD Cloud: `cdn` domains live in the global region `cn-all`, whatever the provider's.
+    pub fn of(spec: &TagProviderSpec, resource_type: &str) -> Target {
+        let (region, resource_type) = match spec.cloud {
+            Cloud::Alibaba => (spec.region.as_str(), alibaba_type(spec, resource_type)),
+            Cloud::Jdcloud => (
+                crate::cloud::jdcloud::region_of(&spec.region, resource_type),
+                resource_type.to_string(),
+            ),
+        };
+        Target {
+            reach: Reach {
+                cloud: spec.cloud,
+                region: region.to_string(),
+            },
+            resource_type,
+        }
+    }
+}
+
+/// The Tag service's `PRODUCT:TYPE` name of an Alibaba Cloud resource type (see [`Target::of`]).
+fn alibaba_type(spec: &TagProviderSpec, resource_type: &str) -> String {
+    let settings = spec.alibaba.as_ref();
+    let product = settings.and_then(|a| a.product.as_deref());
+    if product.is_some_and(|p| p.eq_ignore_ascii_case(crate::cloud::alibaba::TAG_SERVICE_PRODUCT)) {
+        return resource_type.to_string();
+    }
+    let preset = match product {
+        Some(product) => crate::cloud::alibaba::preset(product),
+        None => settings
+            .and_then(|a| a.api_version.as_deref())
+            .and_then(|version| {
+                crate::cloud::alibaba::PRESETS
+                    .iter()
+                    .find(|p| p.api_version == version)
+            }),
+    };
+    match preset {
+        Some(preset) => format!("{}:{resource_type}", preset.product),
+        None => resource_type.to_string(),
+    }
+}
+
 /// The identity and age of a binding (decides conflicts), the same in both hosts.
 pub fn binding_id(binding: &ResourceTagBinding) -> BindingId {
     BindingId {
@@ -208,12 +258,12 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
     }
 
     /// The bindings other than `except` that declare one of `resource_ids` of `target`,
-    /// through any provider whose reach (`reach_of`, `None` for an unknown provider) is the
-    /// target's.
+    /// through any provider and resource type whose canonical target (`target_of`, `None` for
+    /// an unknown provider) is `target` (see [`Target::of`]).
     pub fn claimants<'a>(
         &self,
         target: &Target,
-        reach_of: impl Fn(&str) -> Option<Reach>,
+        target_of: impl Fn(&str, &str) -> Option<Target>,
         resource_ids: impl IntoIterator<Item = &'a str>,
         except: Option<&K>,
     ) -> BTreeSet<K> {
@@ -222,8 +272,7 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
             .iter()
             .filter(|(group, _)| {
                 let (provider, resource_type) = group.as_ref();
-                *resource_type == target.resource_type
-                    && reach_of(provider).as_ref() == Some(&target.reach)
+                target_of(provider, resource_type).as_ref() == Some(target)
             })
             .map(|(_, group)| group)
             .collect();
@@ -246,57 +295,95 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
 mod tests {
     use super::*;
 
-    fn reach(region: &str) -> Reach {
-        Reach {
-            cloud: Cloud::Alibaba,
-            region: region.to_string(),
-        }
-    }
-
     fn target(region: &str) -> Target {
         Target {
-            reach: reach(region),
-            resource_type: "apiGroup".to_string(),
+            reach: Reach {
+                cloud: Cloud::Alibaba,
+                region: region.to_string(),
+            },
+            resource_type: "apigateway:apiGroup".to_string(),
         }
     }
 
-    /// Providers `team-a` and `team-b` reach cn-hangzhou, `other` cn-beijing.
-    fn reach_of(provider: &str) -> Option<Reach> {
-        match provider {
-            "team-a" | "team-b" => Some(reach("cn-hangzhou")),
-            "other" => Some(reach("cn-beijing")),
-            _ => None,
-        }
+    fn provider(yaml: &str) -> TagProviderSpec {
+        serde_yaml::from_str(yaml).expect("a provider spec")
+    }
+
+    /// Providers `team-a` and `team-b` reach API Gateway in cn-hangzhou (`team-b` through the
+    /// Tag service), `other` cn-beijing.
+    fn target_of(name: &str, resource_type: &str) -> Option<Target> {
+        let spec = match name {
+            "team-a" => {
+                provider("{cloud: alibaba, region: cn-hangzhou, alibaba: {product: apigateway}}")
+            }
+            "team-b" => provider("{cloud: alibaba, region: cn-hangzhou, alibaba: {product: tag}}"),
+            "other" => {
+                provider("{cloud: alibaba, region: cn-beijing, alibaba: {product: apigateway}}")
+            }
+            _ => return None,
+        };
+        Some(Target::of(&spec, resource_type))
     }
 
     #[test]
-    fn claims_are_found_through_every_provider_of_the_same_cloud_and_region() {
+    fn claims_are_found_through_every_provider_and_name_of_the_same_resource() {
         let mut index = ClaimIndex::new();
         index.declare("ns/a", "team-a", "apiGroup", ["g1", "g2"]);
-        index.declare("ns/b", "team-b", "apiGroup", ["g2"]);
+        index.declare("ns/b", "team-b", "apigateway:apiGroup", ["g2"]);
         index.declare("ns/c", "other", "apiGroup", ["g2"]);
-        index.declare("ns/d", "team-b", "instance", ["g2"]);
-        let found = index.claimants(&target("cn-hangzhou"), reach_of, ["g2"], Some(&"ns/a"));
+        index.declare("ns/d", "team-b", "ecs:instance", ["g2"]);
+        let found = index.claimants(&target("cn-hangzhou"), target_of, ["g2"], Some(&"ns/a"));
         assert_eq!(found, BTreeSet::from(["ns/b"]));
-        let found = index.claimants(&target("cn-hangzhou"), reach_of, ["g1", "g2"], None);
+        let found = index.claimants(&target("cn-hangzhou"), target_of, ["g1", "g2"], None);
         assert_eq!(found, BTreeSet::from(["ns/a", "ns/b"]));
-        let found = index.claimants(&target("cn-beijing"), reach_of, ["g2"], None);
+        let found = index.claimants(&target("cn-beijing"), target_of, ["g2"], None);
         assert_eq!(found, BTreeSet::from(["ns/c"]));
+    }
+
+    #[test]
+    fn one_resource_has_one_identity_whichever_api_or_region_names_it() {
+        let ecs = provider("{cloud: alibaba, region: cn-hangzhou, alibaba: {product: ecs}}");
+        let ecs_by_version = provider(
+            "{cloud: alibaba, region: cn-hangzhou, alibaba: {apiVersion: '2014-05-26'}, \
+             endpoint: 'https://ecs.example'}",
+        );
+        let tag = provider("{cloud: alibaba, region: cn-hangzhou, alibaba: {product: tag}}");
+        assert_eq!(
+            Target::of(&ecs, "instance"),
+            Target::of(&tag, "ecs:instance")
+        );
+        assert_eq!(
+            Target::of(&ecs_by_version, "instance"),
+            Target::of(&tag, "ecs:instance")
+        );
+        assert_ne!(Target::of(&ecs, "disk"), Target::of(&tag, "ecs:instance"));
+        let apigw =
+            provider("{cloud: alibaba, region: cn-hangzhou, alibaba: {product: apigateway}}");
+        assert_eq!(
+            Target::of(&apigw, "apiGroup"),
+            Target::of(&tag, "apigateway:apiGroup")
+        );
+        let north = provider("{cloud: jdcloud, region: cn-north-1}");
+        let east = provider("{cloud: jdcloud, region: cn-east-2}");
+        assert_eq!(Target::of(&north, "cdn"), Target::of(&east, "cdn"));
+        assert_eq!(Target::of(&north, "cdn").reach.region, "cn-all");
+        assert_ne!(Target::of(&north, "vm"), Target::of(&east, "vm"));
     }
 
     #[test]
     fn a_new_declaration_replaces_the_old_and_a_withdrawal_forgets_it() {
         let mut index = ClaimIndex::new();
         index.declare("ns/a", "team-a", "apiGroup", ["g1"]);
-        index.declare("ns/a", "team-b", "apiGroup", ["g2"]);
+        index.declare("ns/a", "team-a", "app", ["g2"]);
         let t = target("cn-hangzhou");
-        assert!(index.claimants(&t, reach_of, ["g1"], None).is_empty());
+        assert!(index.claimants(&t, target_of, ["g1"], None).is_empty());
+        index.declare("ns/a", "team-b", "apigateway:apiGroup", ["g2"]);
         assert_eq!(
-            index.claimants(&t, reach_of, ["g2"], None),
+            index.claimants(&t, target_of, ["g2"], None),
             BTreeSet::from(["ns/a"])
         );
         index.withdraw(&"ns/a");
-        assert!(index.claimants(&t, reach_of, ["g2"], None).is_empty());
+        assert!(index.claimants(&t, target_of, ["g2"], None).is_empty());
         assert!(index.is_empty());
         assert!(index.by_resource.is_empty(), "no empty groups are left");
     }
@@ -307,7 +394,7 @@ mod tests {
         index.declare(1, "gone", "apiGroup", ["g1"]);
         assert!(
             index
-                .claimants(&target("cn-hangzhou"), reach_of, ["g1"], None)
+                .claimants(&target("cn-hangzhou"), target_of, ["g1"], None)
                 .is_empty()
         );
     }

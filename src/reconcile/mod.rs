@@ -6,6 +6,7 @@
 mod execute;
 pub mod fleet;
 pub mod gate;
+pub mod group;
 pub mod intent;
 mod outcome;
 pub mod provider;
@@ -59,6 +60,9 @@ pub struct PassInput<'a> {
     pub claims: &'a [Claim<'a>],
     /// Whether to write.
     pub mode: Mode,
+    /// A selector binding: `resource_ids` are its list-by-tag answer, settled against the
+    /// round's reads by id before planning ([`select::settle`]). `None` for an id list.
+    pub selection: Option<select::Selection<'a>>,
 }
 
 /// Runs one pass of one binding against a cloud.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use super::execute::{Executed, writes_of};
 use super::intent::{Intent, IntentLog};
-use super::{Mode, Outcome, PassInput, check_spec};
+use super::{Mode, Outcome, PassInput, check_spec, select};
 use crate::cloud::{CloudError, TagApi, Write, stops_every_call};
 use crate::plan::{self, PlanInput};
 use crate::tags::{Ownership, TagsByResource};
@@ -58,6 +58,41 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
             ..input.clone()
         })
         .collect();
+    // NB: a selector input goes on with what the reads by id show selected (issue 20, item 4).
+    let settled: Vec<Option<(Vec<String>, Ownership)>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let selection = input.selection?;
+            if !matches!(slots[index], Slot::Pending) {
+                return None;
+            }
+            let observed = observed.of(index).ok()?;
+            match select::settle(selection, input.resource_ids, input.owned, observed) {
+                select::Settled::Pass {
+                    resource_ids,
+                    owned,
+                } => Some((resource_ids, owned)),
+                select::Settled::Disagrees { dropped, held } => {
+                    let error = selection_disagrees(dropped, held);
+                    slots[index] = Slot::Done(Box::new(Outcome::observe_failed(input, error)));
+                    None
+                }
+            }
+        })
+        .collect();
+    let inputs: Vec<PassInput<'_>> = inputs
+        .iter()
+        .zip(&settled)
+        .map(|(input, settled)| match settled {
+            Some((resource_ids, owned)) => PassInput {
+                resource_ids,
+                owned,
+                ..input.clone()
+            },
+            None => input.clone(),
+        })
+        .collect();
     for (index, input) in inputs.iter().enumerate() {
         if !matches!(slots[index], Slot::Pending) {
             continue;
@@ -81,7 +116,7 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
     }
     let recorded = record_intents(&inputs, &slots, intents).await;
     let mut executed = execute_all(cloud, resource_type, &inputs, &slots, &recorded).await;
-    inputs
+    let mut outcomes: Vec<Outcome> = inputs
         .iter()
         .zip(slots)
         .zip(recorded)
@@ -120,7 +155,13 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
                 }
             }
         })
-        .collect()
+        .collect();
+    for (outcome, settled) in outcomes.iter_mut().zip(&settled) {
+        if let Some((resource_ids, _)) = settled {
+            outcome.selected = Some(select::status_of(resource_ids));
+        }
+    }
+    outcomes
 }
 
 /// Whether an input's intent was recorded before its writes.
@@ -178,6 +219,23 @@ async fn record_intents<L: IntentLog>(
         };
     }
     recorded
+}
+
+/// A list-by-tag answer that the reads by id contradict: nothing is released or written.
+fn selection_disagrees(dropped: usize, held: usize) -> CloudError {
+    CloudError {
+        kind: crate::cloud::ErrorKind::Retryable,
+        action: "ListTagResources",
+        code: "SelectionDisagrees".to_string(),
+        message: format!(
+            "the list-by-tag answer dropped {dropped} of the {held} resources this binding \
+             holds, but reading them by id shows they still carry every matchTags tag: the \
+             answer is not believed, nothing is released or written"
+        ),
+        http_status: None,
+        request_id: None,
+        attempts: 0,
+    }
 }
 
 fn intent_not_recorded(message: String) -> CloudError {
@@ -345,7 +403,7 @@ async fn execute_all<'a, C: TagApi>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::net::{Ipv4Addr, SocketAddr};
 
@@ -357,7 +415,7 @@ mod tests {
     use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
     use crate::plan::{BindingId, Claim};
     use crate::reconcile::intent::NoIntents;
-    use crate::reconcile::provider::{ClientOptions, client_for, http_client};
+    use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
     use crate::tags::Ownership;
 
     const KEY_ID: &str = "LTAI5tRoundTest";
@@ -365,7 +423,7 @@ mod tests {
 
     use crate::tags::tags;
 
-    fn id(name: &str, created: i64) -> BindingId {
+    pub(crate) fn id(name: &str, created: i64) -> BindingId {
         BindingId {
             created: Some(created),
             namespace: "team".into(),
@@ -373,40 +431,20 @@ mod tests {
         }
     }
 
-    async fn calls(url: &str) -> BTreeMap<String, u64> {
-        let stats: serde_json::Value = reqwest::get(format!("{url}/_emulator/stats"))
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("JSON stats");
-        stats["requests"]["alibaba"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(action, outcomes)| {
-                let count = outcomes
-                    .as_object()
-                    .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
-                    .unwrap_or(0);
-                (action.clone(), count)
-            })
-            .collect()
-    }
-
-    /// Three bindings of one target: two declare the same tags on different resources (one
-    /// write call between them), the youngest conflicts with the oldest on one resource.
-    #[tokio::test]
-    async fn one_read_one_shared_write_and_each_binding_its_own_outcome() {
+    /// An emulator holding API Gateway groups `resources` (id, tags) in cn-hangzhou, and a
+    /// client of it.
+    pub(crate) async fn emulated(
+        resources: &[(&str, &[(&str, &str)])],
+    ) -> (emulator::RunningEmulator, ProviderClient) {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let resources = ["g1", "g2", "g3"]
+        let resources = resources
             .iter()
-            .map(|id| InventoryResource {
+            .map(|(id, carried)| InventoryResource {
                 cloud: "alibaba".into(),
                 region: "cn-hangzhou".into(),
                 resource_type: "apiGroup".into(),
                 id: id.to_string(),
-                tags: BTreeMap::new(),
+                tags: tags(carried),
             })
             .collect();
         let config = EmulatorConfig {
@@ -444,6 +482,35 @@ mod tests {
         };
         let client =
             client_for(&spec, AccessKey::new(KEY_ID, KEY_SECRET), &options).expect("a client");
+        (cloud, client)
+    }
+
+    pub(crate) async fn calls(url: &str) -> BTreeMap<String, u64> {
+        let stats: serde_json::Value = reqwest::get(format!("{url}/_emulator/stats"))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("JSON stats");
+        stats["requests"]["alibaba"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(action, outcomes)| {
+                let count = outcomes
+                    .as_object()
+                    .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
+                    .unwrap_or(0);
+                (action.clone(), count)
+            })
+            .collect()
+    }
+
+    /// Three bindings of one target: two declare the same tags on different resources (one
+    /// write call between them), the youngest conflicts with the oldest on one resource.
+    #[tokio::test]
+    async fn one_read_one_shared_write_and_each_binding_its_own_outcome() {
+        let (cloud, client) = emulated(&[("g1", &[]), ("g2", &[]), ("g3", &[])]).await;
         let batcher = Batcher::new(client, DEFAULT_WINDOW);
 
         let prod = tags(&[("env", "prod")]);
@@ -469,6 +536,7 @@ mod tests {
             owned: &owned,
             claims,
             mode: Mode::Apply,
+            selection: None,
         };
         let inputs = [
             input(&a, &prod, &ids_a, &[]),

@@ -19,7 +19,7 @@ use super::{Outcome, PassInput, Readiness};
 use crate::api::conditions::reason;
 use crate::api::{DeletionPolicy, MAX_SELECTED_SHOWN, SelectedResources};
 use crate::cloud::{CloudError, TagApi};
-use crate::tags::{Ownership, Tags};
+use crate::tags::{Ownership, Tags, TagsByResource};
 
 /// What one selector resolved to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,10 +106,7 @@ impl Resolution {
     /// What `status.selected` says of it (`None` when the read failed).
     pub fn status(&self) -> Option<SelectedResources> {
         match self {
-            Resolution::Selected(ids) => Some(SelectedResources {
-                count: count(ids.len()),
-                first_ids: ids.iter().take(MAX_SELECTED_SHOWN).cloned().collect(),
-            }),
+            Resolution::Selected(ids) => Some(status_of(ids)),
             Resolution::TooMany {
                 count: n, first, ..
             } => Some(SelectedResources {
@@ -152,6 +149,148 @@ impl Resolution {
     }
 }
 
+/// A selector binding of one target, as [`feeding_cycles`] sees it.
+#[derive(Clone, Debug)]
+pub struct Feeder<'a, K> {
+    /// The binding.
+    pub key: K,
+    /// Its declared tags (their keys can move resources in or out of others' selections).
+    pub declared: &'a Tags,
+    /// Its `matchTags`.
+    pub match_tags: &'a Tags,
+}
+
+/// Selector bindings of one target whose selections feed each other (issue 20, item 5):
+/// binding X feeds selector Y when X declares a key that Y selects by, so X's writes move
+/// resources in or out of Y's selection. In a cycle (A declares `team` and selects by `env`,
+/// B declares `env` and selects by `team`) each binding's writes change what the other writes
+/// to, and they overwrite and prune each other's matches on every pass. Only selector bindings
+/// can be in such a cycle (an id list's resources do not depend on tags), so `selectors` are
+/// the target's selector bindings. Answers, for each binding in a cycle, the bindings of its
+/// cycle, sorted (itself included). A chain without a cycle (an id-list binding tags
+/// resources that a selector then selects) is allowed.
+pub fn feeding_cycles<K: Ord + Clone>(selectors: &[Feeder<'_, K>]) -> BTreeMap<K, Vec<K>> {
+    let feeds = |from: &Feeder<'_, K>, to: &Feeder<'_, K>| {
+        from.key != to.key
+            && from
+                .declared
+                .keys()
+                .any(|key| to.match_tags.contains_key(key))
+    };
+    let reach: Vec<BTreeSet<usize>> = (0..selectors.len())
+        .map(|start| {
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![start];
+            while let Some(at) = stack.pop() {
+                for (next, to) in selectors.iter().enumerate() {
+                    if feeds(&selectors[at], to) && seen.insert(next) {
+                        stack.push(next);
+                    }
+                }
+            }
+            seen
+        })
+        .collect();
+    let mut cycles = BTreeMap::new();
+    for (index, selector) in selectors.iter().enumerate() {
+        if !reach[index].contains(&index) {
+            continue;
+        }
+        let mut members: Vec<K> = reach[index]
+            .iter()
+            .filter(|&&other| reach[other].contains(&index))
+            .map(|&other| selectors[other].key.clone())
+            .collect();
+        members.sort();
+        members.dedup();
+        cycles.insert(selector.key.clone(), members);
+    }
+    cycles
+}
+
+/// Why a binding in a feeding cycle is refused, naming the cycle.
+pub fn cycle_rule(members: &[impl std::fmt::Display]) -> String {
+    let names: Vec<String> = members.iter().map(ToString::to_string).collect();
+    format!(
+        "the selections of {} feed each other: each declares a \
+         key that another selects by, so their writes would move resources in and out of each \
+         other's selections (overwriting and pruning tags on every pass); select by keys none of \
+         them declares",
+        names.join(", ")
+    )
+}
+
+/// A selector binding's pass, as the round sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Selection<'a> {
+    /// `spec.resourceSelector.matchTags`.
+    pub match_tags: &'a Tags,
+    /// What leaving the selection does.
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What a selector pass goes on with once the round has read its resources by id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The resources it selects, sorted, and the record it starts from.
+    Pass {
+        /// Resources the answer named or the record holds whose own tags match.
+        resource_ids: Vec<String>,
+        /// The record, with what left the selection released under `Orphan`.
+        owned: Ownership,
+    },
+    /// The list-by-tag answer dropped more than half of what the binding holds while the
+    /// reads by id still show those resources matching: the answer is not believed.
+    Disagrees {
+        /// Resources the answer dropped that still match.
+        dropped: usize,
+        /// Resources the record held.
+        held: usize,
+    },
+}
+
+/// Settles a selection against the round's reads by id (issue 20, item 4): a resource is in
+/// it when the answer (`answer`) or the record (`owned`) names it and a read of the resource
+/// itself shows every match tag; so a resource leaves the selection only when its own read
+/// shows that it no longer matches (or that it is gone), never because of a list-by-tag
+/// answer alone.
+pub fn settle(
+    selection: Selection<'_>,
+    answer: &[String],
+    owned: &Ownership,
+    observed: &TagsByResource,
+) -> Settled {
+    let matches = |id: &str| {
+        observed.get(id).is_some_and(|tags| {
+            selection
+                .match_tags
+                .iter()
+                .all(|(key, value)| tags.get(key) == Some(value))
+        })
+    };
+    let answered: BTreeSet<&str> = answer.iter().map(String::as_str).collect();
+    let held = owned.resources().len();
+    let dropped = owned
+        .resources()
+        .keys()
+        .filter(|id| !answered.contains(id.as_str()) && matches(id))
+        .count();
+    if dropped > 0 && dropped * 2 > held {
+        return Settled::Disagrees { dropped, held };
+    }
+    let selected: BTreeSet<&str> = answered
+        .into_iter()
+        .chain(owned.resources().keys().map(String::as_str))
+        .filter(|id| matches(id))
+        .collect();
+    let resource_ids: Vec<String> = selected.into_iter().map(str::to_string).collect();
+    let owned = released(owned, selection.deletion_policy, &resource_ids);
+    Settled::Pass {
+        resource_ids,
+        owned,
+    }
+}
+
 /// The ownership a selector pass starts from. Under `Orphan`, resources that left the
 /// selection are released: dropped from the record, their tags left as they are. Under
 /// `Delete` the record is kept whole, and the pass prunes the owned tags of resources it no
@@ -168,6 +307,14 @@ pub fn released(owned: &Ownership, policy: DeletionPolicy, selected: &[String]) 
         }
     }
     kept
+}
+
+/// What `status.selected` says of the selected resources `ids` (sorted).
+pub fn status_of(ids: &[String]) -> SelectedResources {
+    SelectedResources {
+        count: count(ids.len()),
+        first_ids: ids.iter().take(MAX_SELECTED_SHOWN).cloned().collect(),
+    }
 }
 
 fn count(n: usize) -> u32 {
@@ -212,5 +359,109 @@ mod tests {
             attempts: 3,
         });
         assert_eq!(failed.status(), None);
+    }
+
+    fn observed(pairs: &[(&str, &[(&str, &str)])]) -> TagsByResource {
+        pairs
+            .iter()
+            .map(|(id, tags_of)| (id.to_string(), tags(tags_of)))
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_answer_releases_nothing_that_its_own_read_still_shows_matching() {
+        let match_tags = tags(&[("env", "prod")]);
+        let mut owned = Ownership::default();
+        for id in ["a", "b", "c"] {
+            owned.set(id, tags(&[("cost", "1")]));
+        }
+        let read = observed(&[
+            ("a", &[("env", "prod"), ("cost", "1")]),
+            ("b", &[("env", "prod"), ("cost", "1")]),
+            ("c", &[("env", "dev"), ("cost", "1")]),
+        ]);
+        for policy in [DeletionPolicy::Delete, DeletionPolicy::Orphan] {
+            let selection = Selection {
+                match_tags: &match_tags,
+                deletion_policy: policy,
+            };
+            assert_eq!(
+                settle(selection, &[], &owned, &read),
+                Settled::Disagrees {
+                    dropped: 2,
+                    held: 3
+                }
+            );
+            // One dropped resource of three that still matches: kept; c left, by its own read.
+            let Settled::Pass {
+                resource_ids,
+                owned: kept,
+            } = settle(selection, &ids(&["a"]), &owned, &read)
+            else {
+                panic!("a short answer that most reads agree with passes");
+            };
+            assert_eq!(resource_ids, ids(&["a", "b"]));
+            let expected = if policy == DeletionPolicy::Orphan {
+                2
+            } else {
+                3
+            };
+            assert_eq!(kept.resources().len(), expected, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn a_resource_enters_only_when_its_own_read_matches() {
+        let match_tags = tags(&[("env", "prod")]);
+        let selection = Selection {
+            match_tags: &match_tags,
+            deletion_policy: DeletionPolicy::Delete,
+        };
+        let read = observed(&[("a", &[("env", "prod")]), ("b", &[("env", "dev")])]);
+        let settled = settle(
+            selection,
+            &ids(&["a", "b", "gone"]),
+            &Ownership::default(),
+            &read,
+        );
+        assert_eq!(
+            settled,
+            Settled::Pass {
+                resource_ids: ids(&["a"]),
+                owned: Ownership::default()
+            }
+        );
+    }
+
+    #[test]
+    fn selections_that_feed_each_other_are_found_and_a_chain_is_not() {
+        let (team, env, cost) = (
+            tags(&[("team", "web")]),
+            tags(&[("env", "prod")]),
+            tags(&[("cost", "1")]),
+        );
+        let feeder = |key, declared, match_tags| Feeder {
+            key,
+            declared,
+            match_tags,
+        };
+        // a declares team, selects by env; b declares env, selects by team: a cycle. c declares
+        // cost and selects by env: fed by b, feeding nobody.
+        let selectors = [
+            feeder("ns/a", &team, &env),
+            feeder("ns/b", &env, &team),
+            feeder("ns/c", &cost, &env),
+        ];
+        let cycles = feeding_cycles(&selectors);
+        assert_eq!(
+            cycles,
+            BTreeMap::from([
+                ("ns/a", vec!["ns/a", "ns/b"]),
+                ("ns/b", vec!["ns/a", "ns/b"])
+            ])
+        );
+        assert!(feeding_cycles(&selectors[1..]).is_empty());
+        let rule = cycle_rule(&cycles["ns/a"]);
+        assert!(rule.contains("ns/a, ns/b"), "{rule}");
     }
 }

@@ -76,6 +76,24 @@ pub(crate) fn check_match_tags(
             0,
         ));
     }
+    let system = match_tags.keys().find_map(|key| {
+        let prefix = limits.reserved_key_prefix(key)?;
+        (!limits.selects_reserved_keys).then_some((key, prefix))
+    });
+    if let Some((key, prefix)) = system {
+        return Err(local(
+            ErrorKind::InvalidInput,
+            action,
+            "UnfilterableMatchTags",
+            format!(
+                "matchTags {key:?} is a system tag (prefix {prefix:?}); this API's list-by-tag \
+                 read filters custom tags only, so it would select nothing: select by a custom \
+                 tag, or through the product's own API (alibaba.product ecs, ...) (nothing was \
+                 sent)"
+            ),
+            0,
+        ));
+    }
     let unmatchable = match_tags.iter().find_map(|(key, value)| {
         if key.is_empty() {
             Some("a matchTags key is empty".to_string())
@@ -167,6 +185,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.code, "InvalidMatchTags");
         assert_eq!(error.attempts, 0);
+    }
+
+    #[test]
+    fn a_system_tag_is_refused_where_the_read_filters_custom_tags_only() {
+        let system = tags(&[("acs:rm:rgId", "rg-1")]);
+        assert_eq!(
+            check_match_tags("ListTagResources", &system, &Limits::alibaba()),
+            Ok(()),
+            "the product APIs filter by system tags"
+        );
+        let error = check_match_tags("ListTagResources", &system, &Limits::alibaba_tag_service())
+            .unwrap_err();
+        assert_eq!(error.code, "UnfilterableMatchTags");
+        assert!(error.message.contains("\"acs:rm:rgId\""), "{error}");
+        assert!(error.message.contains("custom tags only"), "{error}");
     }
 
     #[test]

@@ -67,6 +67,17 @@ pub const SERVICE_CODES: [&str; 24] = [
 /// The region of every call on `cdn` resources, whatever the provider's region (section 1).
 pub const CDN_REGION: &str = "cn-all";
 
+/// The region that `service_code` resources live in, reached through a provider of `region`:
+/// `cn-all` for `cdn` (global), else `region`. Both the client's calls and the resources'
+/// identity (claims) use it.
+pub fn region_of<'a>(region: &'a str, service_code: &str) -> &'a str {
+    if service_code == "cdn" {
+        CDN_REGION
+    } else {
+        region
+    }
+}
+
 const DESCRIBE: &str = "describeResources";
 const TAG: &str = "tagResources";
 const UNTAG: &str = "unTagResources";
@@ -119,11 +130,7 @@ pub struct JdcloudCall {
 impl JdcloudConfig {
     /// The region of calls on `service_code`: `cn-all` for `cdn`, else the configured one.
     pub fn region_for<'a>(&'a self, service_code: &str) -> &'a str {
-        if service_code == "cdn" {
-            CDN_REGION
-        } else {
-            &self.region
-        }
+        region_of(&self.region, service_code)
     }
 
     /// The call of `action` on `service_code` resources with `body`.
