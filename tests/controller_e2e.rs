@@ -18,6 +18,8 @@ mod support;
 mod converging;
 #[path = "controller_e2e/crash.rs"]
 mod crash;
+#[path = "controller_e2e/faults.rs"]
+mod faults;
 #[path = "controller_e2e/fleet.rs"]
 mod fleet;
 #[path = "controller_e2e/observe.rs"]
@@ -44,6 +46,7 @@ use support::runner;
 
 use converging::*;
 use crash::*;
+use faults::*;
 use fleet::*;
 use observe::*;
 use operating::*;
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
         scenario!(an_observe_binding_reports_drift_and_never_writes),
         scenario!(a_selector_binding_follows_the_resources_that_carry_its_tags),
         scenario!(a_controller_killed_during_a_first_apply_loses_no_ownership),
+        scenario!(a_hanging_cloud_does_not_hold_up_another_provider),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {
