@@ -85,6 +85,9 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("leader-g2", &[]),
     ("twoprov-g1", &[]),
     ("prompt-g1", &[]),
+    ("suspdel-g1", &[]),
+    ("blocked-g1", &[]),
+    ("blockedns-g1", &[]),
 ];
 
 /// What the scenarios share.
@@ -185,6 +188,9 @@ fn main() -> ExitCode {
         scenario!(a_selector_binding_follows_the_resources_that_carry_its_tags),
         scenario!(a_controller_killed_during_a_first_apply_loses_no_ownership),
         scenario!(a_hanging_cloud_does_not_hold_up_another_provider),
+        scenario!(deleting_a_suspended_binding_leaves_its_tags),
+        scenario!(a_deletion_without_credentials_is_stalled_until_orphaned),
+        scenario!(a_deletion_in_a_namespace_no_longer_allowed_is_stalled_until_allowed),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {
