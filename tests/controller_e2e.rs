@@ -88,6 +88,7 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("suspdel-g1", &[]),
     ("blocked-g1", &[]),
     ("blockedns-g1", &[]),
+    ("obsconflict-g1", &[]),
 ];
 
 /// What the scenarios share.
@@ -185,6 +186,7 @@ fn main() -> ExitCode {
         scenario!(the_stand_in_serves_discovery_and_apiserver_semantics),
         scenario!(the_tag_service_converges_prunes_and_reports_a_missing_resource),
         scenario!(an_observe_binding_reports_drift_and_never_writes),
+        scenario!(an_observe_binding_that_loses_a_conflict_reports_the_drift),
         scenario!(a_selector_binding_follows_the_resources_that_carry_its_tags),
         scenario!(a_controller_killed_during_a_first_apply_loses_no_ownership),
         scenario!(a_hanging_cloud_does_not_hold_up_another_provider),

@@ -145,7 +145,8 @@ impl Outcome {
         } else {
             input.owned.clone()
         };
-        let drift = (input.mode == Mode::Observe).then(|| drift(&plan, input.resource_ids.len()));
+        let drift = (input.mode == Mode::Observe)
+            .then(|| drift(&plan, input.desired, &observed, input.resource_ids.len()));
         let readiness = match &drift {
             // NB: an audit is healthy when it could look: drift is its finding, not a failure
             // (GitOps health must not block on it). Drifted says what it found.
