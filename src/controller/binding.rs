@@ -255,7 +255,13 @@ pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx:
         };
         publish(binding, type_, reason::DRIFTED, drift.message.clone(), ctx).await;
     }
-    if outcome.error.as_ref().is_some_and(|e| e.is_retryable()) {
+    if outcome.retry_soon() {
+        // NB: a pass that got some writes through is not failing: its retry waits the first
+        // step of the backoff, not a step longer each time (issue 20: under a throttling
+        // storm, backoffs grew to 41 s while every pass made progress).
+        if outcome.made_progress() {
+            ctx.reset_backoff(&key);
+        }
         return Next::Retry;
     }
     ctx.reset_backoff(&key);

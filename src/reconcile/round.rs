@@ -97,11 +97,7 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
                 // NB: every slot is decided or planned above; a pending one has no answer.
                 Slot::Pending => return Outcome::observe_failed(input, not_observed()),
             };
-            let observed = match &observed {
-                Observed::Shared(observed) => subset(observed, input, intents.pending(index)),
-                Observed::Each(each) => each[index].clone().unwrap_or_default(),
-                Observed::Failed(_) => TagsByResource::new(),
-            };
+            let observed = observed.subset(index, input, intents.pending(index));
             match input.mode {
                 Mode::PlanOnly | Mode::Observe => Outcome::planned(input, plan, observed),
                 Mode::Apply => {
@@ -214,23 +210,37 @@ fn not_observed() -> CloudError {
     }
 }
 
-/// What a round read.
-enum Observed {
-    /// One read of every resource of the round.
-    Shared(TagsByResource),
-    /// The shared read failed for one input's sake: each input read alone.
-    Each(Vec<Result<TagsByResource, CloudError>>),
-    /// Every read fails (credentials, throttling or an outage that outlived the retries).
-    Failed(CloudError),
+/// What a round read: one read of every resource of the round, `resources_per_call` at a time
+/// (one call each), and for each input, whether that read covers it.
+struct Observed {
+    /// The tags of every resource whose call answered.
+    shared: TagsByResource,
+    /// Per input: `Ok(None)` when `shared` holds its resources, `Ok(Some(..))` when it read
+    /// its own, `Err` when a call of one of its resources failed.
+    each: Vec<Result<Option<TagsByResource>, CloudError>>,
 }
 
 impl Observed {
     /// What input `index` observed, or why it could not.
     fn of(&self, index: usize) -> Result<&TagsByResource, &CloudError> {
-        match self {
-            Observed::Shared(observed) => Ok(observed),
-            Observed::Each(each) => each[index].as_ref(),
-            Observed::Failed(error) => Err(error),
+        match &self.each[index] {
+            Ok(None) => Ok(&self.shared),
+            Ok(Some(own)) => Ok(own),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The tags of the resources input `index` considers, as far as they were read.
+    fn subset(
+        &self,
+        index: usize,
+        input: &PassInput<'_>,
+        pending: &TagsByResource,
+    ) -> TagsByResource {
+        match &self.each[index] {
+            Ok(None) => subset(&self.shared, input, pending),
+            Ok(Some(own)) => own.clone(),
+            Err(_) => TagsByResource::new(),
         }
     }
 }
@@ -247,6 +257,10 @@ fn considered<'a>(
         .chain(pending.keys())
 }
 
+/// Reads every resource the round's undecided inputs consider, once. A call that fails (a
+/// throttle that outlived the retries, say) fails only the inputs that consider one of its
+/// resources (issue 20: one such call failed every binding of the round); an input whose call
+/// failed for a reason of its own kind (a bad id among others') reads its resources alone.
 async fn observe_all<C: TagApi, L: IntentLog>(
     cloud: &C,
     resource_type: &str,
@@ -254,35 +268,56 @@ async fn observe_all<C: TagApi, L: IntentLog>(
     slots: &[Slot],
     intents: &L,
 ) -> Observed {
+    let undecided = |index: usize| matches!(slots[index], Slot::Pending);
     let ids: BTreeSet<&String> = inputs
         .iter()
-        .zip(slots)
         .enumerate()
-        .filter(|(_, (_, slot))| matches!(slot, Slot::Pending))
-        .flat_map(|(index, (input, _))| considered(input, intents.pending(index)))
+        .filter(|(index, _)| undecided(*index))
+        .flat_map(|(index, input)| considered(input, intents.pending(index)))
         .collect();
-    if ids.is_empty() {
-        return Observed::Shared(TagsByResource::new());
-    }
     let ids: Vec<String> = ids.into_iter().cloned().collect();
-    match cloud.list_tags(resource_type, &ids).await {
-        Ok(observed) => Observed::Shared(observed),
-        Err(error) if stops_every_call(&error) || inputs.len() == 1 => Observed::Failed(error),
-        // NB: one input's bad id must not fail the others' reads: each reads its own.
-        Err(_) => {
-            let mut each = Vec::with_capacity(inputs.len());
-            for (index, input) in inputs.iter().enumerate() {
-                let ids: BTreeSet<&String> = considered(input, intents.pending(index)).collect();
-                let ids: Vec<String> = ids.into_iter().cloned().collect();
-                each.push(if ids.is_empty() {
-                    Ok(TagsByResource::new())
-                } else {
-                    cloud.list_tags(resource_type, &ids).await
-                });
+    // NB: the calls a read of them all would make, in the same order: no call more.
+    let reads: Vec<Vec<String>> = ids
+        .chunks(cloud.limits().resources_per_call.max(1))
+        .map(<[String]>::to_vec)
+        .collect();
+    let answers = if reads.is_empty() {
+        Vec::new()
+    } else {
+        cloud.list_tags_each(resource_type, &reads).await
+    };
+    let mut shared = TagsByResource::new();
+    let mut errors: Vec<CloudError> = Vec::new();
+    let mut failed: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (read, answer) in reads.iter().zip(answers) {
+        match answer {
+            Ok(tags) => shared.extend(tags),
+            Err(error) => {
+                failed.extend(read.iter().map(|id| (id.as_str(), errors.len())));
+                errors.push(error);
             }
-            Observed::Each(each)
         }
     }
+    let mut each = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.iter().enumerate() {
+        let error = undecided(index)
+            .then(|| {
+                considered(input, intents.pending(index))
+                    .find_map(|id| failed.get(id.as_str()).map(|&e| &errors[e]))
+            })
+            .flatten();
+        each.push(match error {
+            None => Ok(None),
+            Some(error) if stops_every_call(error) || inputs.len() == 1 => Err(error.clone()),
+            // NB: one input's bad id must not fail the others' reads: each reads its own.
+            Some(_) => {
+                let ids: BTreeSet<&String> = considered(input, intents.pending(index)).collect();
+                let ids: Vec<String> = ids.into_iter().cloned().collect();
+                cloud.list_tags(resource_type, &ids).await.map(Some)
+            }
+        });
+    }
+    Observed { shared, each }
 }
 
 /// The observed tags of the resources one input considers.
@@ -493,5 +528,165 @@ mod tests {
             ])
         );
         cloud.shutdown().await.expect("emulator stops");
+    }
+
+    /// A cloud whose reads of a call with `reads_throttled`, and writes of a call with
+    /// `writes_throttled`, fail as a throttle that outlived the retries; the others answer.
+    /// Two resources a call.
+    struct Storm {
+        limits: crate::tags::Limits,
+        reads_throttled: &'static str,
+        writes_throttled: &'static str,
+        tags: std::sync::Mutex<TagsByResource>,
+    }
+
+    impl Storm {
+        fn new(reads_throttled: &'static str, writes_throttled: &'static str) -> Self {
+            Storm {
+                limits: crate::tags::Limits {
+                    resources_per_call: 2,
+                    ..crate::tags::Limits::alibaba()
+                },
+                reads_throttled,
+                writes_throttled,
+                tags: Default::default(),
+            }
+        }
+    }
+
+    fn throttle(action: &'static str, ids: &[String], throttled: &str) -> Result<(), CloudError> {
+        if !ids.iter().any(|id| id == throttled) {
+            return Ok(());
+        }
+        Err(CloudError {
+            kind: crate::cloud::ErrorKind::Retryable,
+            action,
+            code: "Throttling.User".to_string(),
+            message: "throttled, 5 attempts".to_string(),
+            http_status: Some(400),
+            request_id: None,
+            attempts: 5,
+        })
+    }
+
+    impl TagApi for std::sync::Arc<Storm> {
+        fn cloud_name(&self) -> &'static str {
+            "storm"
+        }
+
+        fn limits(&self) -> &crate::tags::Limits {
+            &self.limits
+        }
+
+        fn check_resource_type(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+
+        async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CloudError> {
+            assert!(ids.len() <= 2, "a read over the limit: {ids:?}");
+            throttle("ListTagResources", ids, self.reads_throttled)?;
+            let tags = self.tags.lock().expect("tags");
+            Ok(ids
+                .iter()
+                .map(|id| (id.clone(), tags.get(id).cloned().unwrap_or_default()))
+                .collect())
+        }
+
+        async fn select_resources(
+            &self,
+            _: &str,
+            _: &crate::tags::Tags,
+        ) -> Result<TagsByResource, CloudError> {
+            Ok(TagsByResource::new())
+        }
+
+        async fn tag_resources(
+            &self,
+            _: &str,
+            ids: &[String],
+            tags: &crate::tags::Tags,
+        ) -> Result<crate::cloud::WriteResult, CloudError> {
+            throttle("TagResources", ids, self.writes_throttled)?;
+            let mut carried = self.tags.lock().expect("tags");
+            for id in ids {
+                carried.entry(id.clone()).or_default().extend(tags.clone());
+            }
+            Ok(crate::cloud::WriteResult::default())
+        }
+
+        async fn untag_resources(
+            &self,
+            _: &str,
+            _: &[String],
+            _: &crate::tags::Tags,
+        ) -> Result<crate::cloud::WriteResult, CloudError> {
+            Ok(crate::cloud::WriteResult::default())
+        }
+    }
+
+    /// A call that outlived its retries fails only the resources of that call: a read
+    /// (issue 20: one such read failed every binding of the round, and each backed off) and
+    /// a write (the binding's other write is confirmed and recorded).
+    #[tokio::test]
+    async fn a_throttled_call_fails_only_the_resources_of_that_call() {
+        let prod = tags(&[("env", "prod")]);
+        let (a, b, c, d) = (id("a", 1), id("b", 2), id("c", 3), id("d", 4));
+        let owned = Ownership::default();
+        let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (ids_a, ids_b, ids_c) = (ids(&["r1", "r2"]), ids(&["r3", "r4"]), ids(&["r5", "r6"]));
+        let input = |binding, resource_ids| PassInput {
+            binding,
+            desired: &prod,
+            resource_type: "apiGroup",
+            resource_ids,
+            owned: &owned,
+            claims: &[],
+            mode: Mode::Apply,
+        };
+
+        // The read of r3 and r4 (one call) fails: b alone fails.
+        let batcher = Batcher::new(
+            std::sync::Arc::new(Storm::new("r3", "none")),
+            DEFAULT_WINDOW,
+        );
+        let participant = batcher.participant("apiGroup");
+        let inputs = [input(&a, &ids_a), input(&b, &ids_b), input(&c, &ids_c)];
+        let outcomes = run_round(&participant, "apiGroup", &inputs, &NoIntents).await;
+        drop(participant);
+        assert!(outcomes[0].is_ready(), "{:?}", outcomes[0].readiness);
+        assert_eq!(outcomes[1].readiness.reason, reason::PROVIDER_ERROR);
+        assert!(outcomes[1].retry_soon());
+        assert!(outcomes[2].is_ready(), "{:?}", outcomes[2].readiness);
+
+        // One binding, two write calls ({r1, r2}, {r5, r6}), the second throttled: the first
+        // is confirmed and recorded; r5 and r6 fail and ask for a retry.
+        let batcher = Batcher::new(
+            std::sync::Arc::new(Storm::new("none", "r6")),
+            DEFAULT_WINDOW,
+        );
+        let participant = batcher.participant("apiGroup");
+        let ids_d = ids(&["r1", "r2", "r5", "r6"]);
+        let outcomes = run_round(&participant, "apiGroup", &[input(&d, &ids_d)], &NoIntents).await;
+        drop(participant);
+        let outcome = &outcomes[0];
+        assert_eq!(
+            outcome.readiness.reason,
+            reason::PARTIAL_FAILURE,
+            "{:?}",
+            outcome.readiness
+        );
+        let failed: Vec<&str> = outcome
+            .failures
+            .iter()
+            .map(|f| f.resource_id.as_str())
+            .collect();
+        assert_eq!(failed, ["r5", "r6"]);
+        assert!(outcome.retry_soon() && outcome.made_progress());
+        assert_eq!(
+            outcome.ownership.on("r1"),
+            Some(&prod),
+            "the confirmed write is recorded"
+        );
+        assert_eq!(outcome.ownership.on("r5"), None);
     }
 }
