@@ -193,6 +193,7 @@ fn main() -> ExitCode {
         scenario!(deleting_a_suspended_binding_leaves_its_tags),
         scenario!(a_deletion_without_credentials_is_stalled_until_orphaned),
         scenario!(a_deletion_in_a_namespace_no_longer_allowed_is_stalled_until_allowed),
+        scenario!(an_object_that_does_not_decode_is_skipped_and_reported),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

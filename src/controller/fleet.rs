@@ -283,7 +283,8 @@ impl Fleet {
         }
     }
 
-    fn forget(&self, key: &str) {
+    /// Forgets a binding: deleted, or its object no longer decodes.
+    pub fn forget(&self, key: &str) {
         self.claims_mut().withdraw(&key.to_string());
         let mut state = self.lock();
         state.registered.remove(key);

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
+use tagbinder::api::ResourceTagBinding;
 
 use crate::Env;
 use crate::support::fixtures::{
@@ -257,3 +258,62 @@ pub async fn a_deletion_in_a_namespace_no_longer_allowed_is_stalled_until_allowe
     assert_eq!(env.cloud.tags("blockedns-g1").await, tags(&[]));
 }
 
+/// A binding stored under an older schema (a boolean tag value, which the stand-in API server
+/// keeps as a real one would keep an object written before a schema change) does not stop
+/// the controller: the others are reconciled, `/readyz` answers 200, a Warning event names the
+/// object, and SIGTERM ends the controller within its bound.
+pub async fn an_object_that_does_not_decode_is_skipped_and_reported(env: Arc<Env>) {
+    let (server, client) = env.own_server(Crds::Both).await;
+    let dir = env.scratch("undecodable");
+    let cloud = CloudEmulator::start(&dir, &[("ok-g1", &[]), ("bad-g1", &[])]).await;
+    let tenant = Tenant::new(&client, &cloud.url, "undecodable").await;
+    let mut bad =
+        serde_json::to_value(tenant.binding("old", &["bad-g1"], &[("env", "prod")])).expect("JSON");
+    bad["spec"]["tags"]["legacy"] = json!(true);
+    let resource = ApiResource::erase::<ResourceTagBinding>(&());
+    let dynamic: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &tenant.namespace, &resource);
+    let bad: DynamicObject = serde_json::from_value(bad).expect("a dynamic object");
+    dynamic
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect("the stand-in stores the object");
+    tenant
+        .create(&tenant.binding("web", &["ok-g1"], &[("env", "prod")]))
+        .await;
+
+    let mut controller = Controller::start(
+        &server,
+        &dir,
+        ControllerOptions {
+            identity: "tagbinder-undecodable",
+            leader_election: true,
+            namespace: None,
+        },
+    );
+    tenant.ready("web").await;
+    assert_eq!(cloud.tags("ok-g1").await, tags(&[("env", "prod")]));
+    eventually("/readyz answers 200", || async {
+        match controller.endpoint("/readyz").await {
+            (200, _) => Ok(()),
+            (code, body) => Err(format!("{code} {body}")),
+        }
+    })
+    .await;
+    let events = tenant.wait_event(&client, "old", "Undecodable").await;
+    assert!(
+        events.iter().any(|(type_, r, note)| type_ == "Warning"
+            && r == "Undecodable"
+            && note.contains("does not decode")),
+        "{events:?}"
+    );
+    assert_eq!(
+        cloud.tags("bad-g1").await,
+        tags(&[]),
+        "the bad object is left alone"
+    );
+
+    controller.terminate();
+    let status = controller.exited(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}: {}", controller.logs());
+}
