@@ -89,6 +89,8 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("blocked-g1", &[]),
     ("blockedns-g1", &[]),
     ("obsconflict-g1", &[]),
+    ("expiry-g1", &[]),
+    ("expiry-g2", &[]),
 ];
 
 /// What the scenarios share.
@@ -174,6 +176,7 @@ fn main() -> ExitCode {
         scenario!(a_suspended_binding_makes_no_cloud_writes),
         scenario!(two_providers_of_one_account_decide_conflicts_by_age),
         scenario!(a_lone_spec_change_is_applied_without_waiting_for_a_sweep),
+        scenario!(a_fleet_larger_than_a_chunk_converges_in_the_fewest_calls),
         scenario!(a_namespace_the_provider_does_not_allow_is_stalled),
         scenario!(a_forbidden_secret_is_reported_without_its_data),
         scenario!(a_conflict_on_a_status_write_is_retried_and_ownership_is_kept),
@@ -183,6 +186,7 @@ fn main() -> ExitCode {
         scenario!(a_namespaced_controller_needs_no_cluster_wide_access),
         scenario!(a_dropped_watch_resumes_and_an_expired_one_lists_again),
         scenario!(a_standby_takes_over_when_the_leader_stops),
+        scenario!(a_standby_takes_over_when_a_killed_leaders_lease_expires),
         scenario!(the_stand_in_serves_discovery_and_apiserver_semantics),
         scenario!(the_tag_service_converges_prunes_and_reports_a_missing_resource),
         scenario!(an_observe_binding_reports_drift_and_never_writes),

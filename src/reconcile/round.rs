@@ -689,4 +689,101 @@ mod tests {
         );
         assert_eq!(outcome.ownership.on("r5"), None);
     }
+
+    /// A host whose inputs carry these unresolved intents, and that records every new one.
+    struct Kept(Vec<TagsByResource>);
+
+    impl IntentLog for Kept {
+        fn pending(&self, index: usize) -> &TagsByResource {
+            &self.0[index]
+        }
+
+        async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), String>> {
+            intents.iter().map(|_| Ok(())).collect()
+        }
+    }
+
+    /// A pass decided before it plans (an invalid spec, a failed read) leaves the previous
+    /// intent unresolved: it stays pending, to be claimed by a pass that reads the cloud.
+    #[tokio::test]
+    async fn a_pass_refused_before_planning_keeps_its_intent() {
+        let prod = tags(&[("env", "prod")]);
+        let invalid = tags(&[("acs:reserved", "x")]);
+        let (a, b) = (id("a", 1), id("b", 2));
+        let owned = Ownership::default();
+        let (ids_a, ids_b) = (vec!["r1".to_string()], vec!["r3".to_string()]);
+        let intent: TagsByResource = [("r9".to_string(), prod.clone())].into();
+        let inputs = [
+            PassInput {
+                binding: &a,
+                desired: &invalid,
+                resource_type: "apiGroup",
+                resource_ids: &ids_a,
+                owned: &owned,
+                claims: &[],
+                mode: Mode::Apply,
+            },
+            PassInput {
+                binding: &b,
+                desired: &prod,
+                resource_type: "apiGroup",
+                resource_ids: &ids_b,
+                owned: &owned,
+                claims: &[],
+                mode: Mode::Apply,
+            },
+        ];
+        // NB: b's read (r3) is throttled past its retries.
+        let cloud = std::sync::Arc::new(Storm::new("r3", "none"));
+        let outcomes = run_round(
+            &cloud,
+            "apiGroup",
+            &inputs,
+            &Kept(vec![intent.clone(), intent.clone()]),
+        )
+        .await;
+        assert_eq!(outcomes[0].readiness.reason, reason::INVALID_SPEC);
+        assert_eq!(outcomes[0].pending, intent, "refused before the read");
+        assert_eq!(outcomes[1].readiness.reason, reason::PROVIDER_ERROR);
+        assert_eq!(outcomes[1].pending, intent, "the read failed");
+    }
+
+    /// What the cloud did not confirm may have landed (an answer lost after the retries): it
+    /// stays pending, the confirmed part is owned.
+    #[tokio::test]
+    async fn an_unconfirmed_part_of_the_intent_stays_pending() {
+        let prod = tags(&[("env", "prod")]);
+        let d = id("d", 4);
+        let owned = Ownership::default();
+        let ids: Vec<String> = ["r1", "r2", "r5", "r6"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let inputs = [PassInput {
+            binding: &d,
+            desired: &prod,
+            resource_type: "apiGroup",
+            resource_ids: &ids,
+            owned: &owned,
+            claims: &[],
+            mode: Mode::Apply,
+        }];
+        let cloud = std::sync::Arc::new(Storm::new("none", "r6"));
+        let outcomes = run_round(
+            &cloud,
+            "apiGroup",
+            &inputs,
+            &Kept(vec![TagsByResource::new()]),
+        )
+        .await;
+        let outcome = &outcomes[0];
+        let unconfirmed: TagsByResource = [
+            ("r5".to_string(), prod.clone()),
+            ("r6".to_string(), prod.clone()),
+        ]
+        .into();
+        assert_eq!(outcome.pending, unconfirmed);
+        assert_eq!(outcome.ownership.on("r1"), Some(&prod));
+        assert_eq!(outcome.ownership.on("r6"), None);
+    }
 }

@@ -127,6 +127,17 @@ impl CloudEmulator {
             .unwrap_or_else(|e| panic!("tags of {id} in {state}: {e}"))
     }
 
+    /// Calls of `action` the cloud answered so far (any outcome).
+    pub async fn calls(&self, action: &str) -> u64 {
+        let (code, body) = http("GET", &format!("{}/_emulator/stats", self.url), None).await;
+        assert_eq!(code, 200, "{body}");
+        let stats: Value = serde_json::from_str(&body).expect("JSON stats");
+        stats["requests"]["alibaba"][action]
+            .as_object()
+            .map(|outcomes| outcomes.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0)
+    }
+
     /// Changes tags out of band, as someone in the cloud console would.
     pub async fn edit(&self, id: &str, set: &[(&str, &str)], remove: &[&str]) {
         let set: BTreeMap<&str, &str> = set.iter().copied().collect();
