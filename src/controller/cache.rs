@@ -217,7 +217,7 @@ pub struct Undecodable {
 /// announced it, or its deletion); the others pass on as bindings.
 pub fn decoded(
     event: watcher::Event<Watched>,
-) -> Result<watcher::Event<ResourceTagBinding>, Undecodable> {
+) -> Result<watcher::Event<ResourceTagBinding>, Box<Undecodable>> {
     let binding = |watched: Watched| match watched.decoded {
         Ok(binding) => Ok(binding),
         Err(error) => {
@@ -227,7 +227,7 @@ pub fn decoded(
                 metadata.namespace.as_deref().unwrap_or_default(),
                 metadata.name.as_deref().unwrap_or_default()
             );
-            Err(Undecodable {
+            Err(Box::new(Undecodable {
                 key,
                 reference: k8s_openapi::api::core::v1::ObjectReference {
                     api_version: Some(ResourceTagBinding::api_version(&()).into_owned()),
@@ -239,7 +239,7 @@ pub fn decoded(
                     field_path: None,
                 },
                 error,
-            })
+            }))
         }
     };
     Ok(match event {

@@ -223,7 +223,7 @@ pub async fn run_controller(
                     Err(bad) => {
                         forget_cached.forget(&bad.key);
                         forget_claimed.forget(&bad.key);
-                        let _ = undecodable.unbounded_send(bad);
+                        let _ = undecodable.unbounded_send(*bad);
                         None
                     }
                 };

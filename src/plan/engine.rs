@@ -379,8 +379,8 @@ mod tie_tests {
             );
             prop_assert!(concedes(&for_a) != concedes(&for_b), "{:?} {:?}", for_a, for_b);
             let (winner, value) = if concedes(&for_a) { ("b", "y") } else { ("a", "x") };
-            prop_assert!(!concedes(&decide(&a, "x", &b, "y", Some(value))) == (winner == "a"));
-            prop_assert!(!concedes(&decide(&b, "y", &a, "x", Some(value))) == (winner == "b"));
+            prop_assert_eq!(concedes(&decide(&a, "x", &b, "y", Some(value))), winner != "a");
+            prop_assert_eq!(concedes(&decide(&b, "y", &a, "x", Some(value))), winner != "b");
             if let (Some(ca), Some(cb)) = (created_a, created_b) {
                 if ca != cb {
                     prop_assert_eq!(winner, if ca < cb { "a" } else { "b" });
