@@ -244,12 +244,12 @@ pub async fn an_observe_binding_that_loses_a_conflict_reports_the_drift(env: Arc
     while jiff::Timestamp::now().as_second() <= created {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let mut audit = tenant.binding("audit", &["obsconflict-g1"], &[("env", "staging")]);
+    let mut audit = tenant.binding("observer", &["obsconflict-g1"], &[("env", "staging")]);
     audit.spec.mode = tagbinder::api::BindingMode::Observe;
     tenant.create(&audit).await;
 
     let observed = tenant
-        .wait("audit", "Ready=True and Drifted=True", |b| {
+        .wait("observer", "Ready=True and Drifted=True", |b| {
             is_true(b, "Ready") && is_true(b, "Drifted")
         })
         .await;
