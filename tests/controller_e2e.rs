@@ -18,6 +18,8 @@ mod support;
 mod converging;
 #[path = "controller_e2e/crash.rs"]
 mod crash;
+#[path = "controller_e2e/crash_changes.rs"]
+mod crash_changes;
 #[path = "controller_e2e/faults.rs"]
 mod faults;
 #[path = "controller_e2e/fleet.rs"]
@@ -46,6 +48,7 @@ use support::runner;
 
 use converging::*;
 use crash::*;
+use crash_changes::*;
 use faults::*;
 use fleet::*;
 use observe::*;
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
         scenario!(an_observe_binding_that_loses_a_conflict_reports_the_drift),
         scenario!(a_selector_binding_follows_the_resources_that_carry_its_tags),
         scenario!(a_controller_killed_during_a_first_apply_loses_no_ownership),
+        scenario!(a_controller_killed_during_changes_deletions_and_releases_loses_no_ownership),
         scenario!(a_hanging_cloud_does_not_hold_up_another_provider),
         scenario!(deleting_a_suspended_binding_leaves_its_tags),
         scenario!(a_deletion_without_credentials_is_stalled_until_orphaned),
