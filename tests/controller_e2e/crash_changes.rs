@@ -54,10 +54,13 @@ struct Case {
     /// The calls that write the change (the kill comes after the first of them).
     writes: &'static [&'static str],
     /// Every resource's tags at the end.
-    expected: Vec<(&'static str, BTreeMap<String, String>)>,
+    expected: TagsOf,
     /// Each remaining binding's owned tags per resource at the end.
-    owned: Vec<(&'static str, Vec<(&'static str, BTreeMap<String, String>)>)>,
+    owned: Vec<(&'static str, TagsOf)>,
 }
+
+/// Tags by resource id.
+type TagsOf = Vec<(&'static str, BTreeMap<String, String>)>;
 
 fn alibaba(id: &'static str, tags: &'static [(&'static str, &'static str)]) -> Resource<'static> {
     ("alibaba", "cn-hangzhou", "apiGroup", id, tags)
