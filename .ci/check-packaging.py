@@ -200,6 +200,47 @@ def check_rbac(rendering, expected):
         rendering.fail(f"RBAC lacks what the controller needs: {grant}")
 
 
+AGGREGATES = {f"rbac.authorization.k8s.io/aggregate-to-{role}" for role in ("admin", "edit", "view")}
+
+
+def bound_roles(rendering):
+    """The (kind, namespace, name) of every role that a binding grants to someone."""
+    bound = set()
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for binding in rendering.of_kind(kind):
+            reference = binding["roleRef"]
+            namespace = binding["metadata"].get("namespace") if reference["kind"] == "Role" else None
+            bound.add((reference["kind"], namespace, reference["name"]))
+    return bound
+
+
+def check_user_roles(rendering):
+    """The user-facing roles (aggregated into admin, edit and view) are there, and none of
+    them, nor any other role the controller is not bound to, may write
+    resourcetagbindings/status: status is the ownership record, and the controller prunes what
+    it says was applied (issue 20). Wildcards that would cover it count as granting it."""
+    bound = bound_roles(rendering)
+    aggregated = set()
+    for kind in ("Role", "ClusterRole"):
+        for role in rendering.of_kind(kind):
+            metadata = role["metadata"]
+            labels = metadata.get("labels") or {}
+            aggregated |= {label for label in AGGREGATES if labels.get(label) == "true"}
+            if (kind, metadata.get("namespace"), metadata["name"]) in bound and not AGGREGATES & labels.keys():
+                continue
+            for rule in role.get("rules", []):
+                groups = rule.get("apiGroups", [])
+                resources = rule.get("resources", [])
+                if not ({"tagbinder.io", "*"} & set(groups)):
+                    continue
+                covering = {"resourcetagbindings/status", "resourcetagbindings/*", "*/status", "*", "*/*"}
+                if covering & set(resources):
+                    rendering.fail(f"the user-facing {kind} {metadata['name']} grants resourcetagbindings/status "
+                                   f"({resources}, {rule.get('verbs')}): only the controller may write the ownership record")
+    for label in sorted(AGGREGATES - aggregated):
+        rendering.fail(f"no user-facing role carries {label}")
+
+
 def strip_release_metadata(crd):
     crd = yaml.safe_load(yaml.safe_dump(crd))
     metadata = crd["metadata"]
@@ -285,6 +326,7 @@ def main():
         if leader:
             expected |= lease_grants(release)
         check_rbac(rendering, expected)
+        check_user_roles(rendering)
         check_crds(rendering, expected_crds, crds, ("helm.sh/resource-policy", "keep"))
         count(rendering, "ServiceAccount", 1)
         for kind in ("ServiceMonitor", "PodDisruptionBudget"):
@@ -299,6 +341,7 @@ def main():
     validate(manifests)
     check_deployment(manifests, 1, True, None)
     check_rbac(manifests, CLUSTER_MODE | lease_grants(RELEASE_NAMESPACE))
+    check_user_roles(manifests)
     check_crds(manifests, expected_crds, True, ("kustomize.toolkit.fluxcd.io/prune", "disabled"))
     count(manifests, "Namespace", 1)
     count(manifests, "Service", 1)

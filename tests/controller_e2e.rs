@@ -18,6 +18,10 @@ mod support;
 mod converging;
 #[path = "controller_e2e/crash.rs"]
 mod crash;
+#[path = "controller_e2e/crash_changes.rs"]
+mod crash_changes;
+#[path = "controller_e2e/faults.rs"]
+mod faults;
 #[path = "controller_e2e/fleet.rs"]
 mod fleet;
 #[path = "controller_e2e/observe.rs"]
@@ -44,6 +48,8 @@ use support::runner;
 
 use converging::*;
 use crash::*;
+use crash_changes::*;
+use faults::*;
 use fleet::*;
 use observe::*;
 use operating::*;
@@ -82,6 +88,12 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("leader-g2", &[]),
     ("twoprov-g1", &[]),
     ("prompt-g1", &[]),
+    ("suspdel-g1", &[]),
+    ("blocked-g1", &[]),
+    ("blockedns-g1", &[]),
+    ("obsconflict-g1", &[]),
+    ("expiry-g1", &[]),
+    ("expiry-g2", &[]),
 ];
 
 /// What the scenarios share.
@@ -167,6 +179,7 @@ fn main() -> ExitCode {
         scenario!(a_suspended_binding_makes_no_cloud_writes),
         scenario!(two_providers_of_one_account_decide_conflicts_by_age),
         scenario!(a_lone_spec_change_is_applied_without_waiting_for_a_sweep),
+        scenario!(a_fleet_larger_than_a_chunk_converges_in_the_fewest_calls),
         scenario!(a_namespace_the_provider_does_not_allow_is_stalled),
         scenario!(a_forbidden_secret_is_reported_without_its_data),
         scenario!(a_conflict_on_a_status_write_is_retried_and_ownership_is_kept),
@@ -176,11 +189,19 @@ fn main() -> ExitCode {
         scenario!(a_namespaced_controller_needs_no_cluster_wide_access),
         scenario!(a_dropped_watch_resumes_and_an_expired_one_lists_again),
         scenario!(a_standby_takes_over_when_the_leader_stops),
+        scenario!(a_standby_takes_over_when_a_killed_leaders_lease_expires),
         scenario!(the_stand_in_serves_discovery_and_apiserver_semantics),
         scenario!(the_tag_service_converges_prunes_and_reports_a_missing_resource),
         scenario!(an_observe_binding_reports_drift_and_never_writes),
+        scenario!(an_observe_binding_that_loses_a_conflict_reports_the_drift),
         scenario!(a_selector_binding_follows_the_resources_that_carry_its_tags),
         scenario!(a_controller_killed_during_a_first_apply_loses_no_ownership),
+        scenario!(a_controller_killed_during_changes_deletions_and_releases_loses_no_ownership),
+        scenario!(a_hanging_cloud_does_not_hold_up_another_provider),
+        scenario!(deleting_a_suspended_binding_leaves_its_tags),
+        scenario!(a_deletion_without_credentials_is_stalled_until_orphaned),
+        scenario!(a_deletion_in_a_namespace_no_longer_allowed_is_stalled_until_allowed),
+        scenario!(an_object_that_does_not_decode_is_skipped_and_reported),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

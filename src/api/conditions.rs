@@ -39,4 +39,9 @@ pub mod reason {
     pub const OBSERVED: &str = "Observed";
     /// Observe mode: some resource differs from the declared tags (Drifted=True).
     pub const DRIFTED: &str = "Drifted";
+    /// Event: a deletion let go without pruning (suspended, or its provider is gone).
+    pub const ORPHANED_TAGS: &str = "OrphanedTags";
+    /// Event: a binding's object does not decode (stored under an older schema); it is
+    /// skipped, the others are reconciled.
+    pub const UNDECODABLE: &str = "Undecodable";
 }

@@ -51,6 +51,24 @@ pub trait TagApi: Send + Sync {
         resource_ids: &[String],
     ) -> impl Future<Output = Result<TagsByResource, CloudError>> + Send;
 
+    /// Several reads at once, one answer each, in order: a read that fails fails only its
+    /// own resources. A coalescing client ([`batcher::Batcher`]) sends them in one round, so
+    /// that reads of at most `limits().resources_per_call` ids each cost the calls of one
+    /// read of them all. The default reads them one after another.
+    fn list_tags_each(
+        &self,
+        resource_type: &str,
+        reads: &[Vec<String>],
+    ) -> impl Future<Output = Vec<Result<TagsByResource, CloudError>>> + Send {
+        async move {
+            let mut answers = Vec::with_capacity(reads.len());
+            for ids in reads {
+                answers.push(self.list_tags(resource_type, ids).await);
+            }
+            answers
+        }
+    }
+
     /// Every resource of `resource_type` that carries all of `match_tags` (exact key and
     /// value), with the tags the answer listed for it (custom tags only), following every page.
     ///

@@ -255,7 +255,13 @@ pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx:
         };
         publish(binding, type_, reason::DRIFTED, drift.message.clone(), ctx).await;
     }
-    if outcome.error.as_ref().is_some_and(|e| e.is_retryable()) {
+    if outcome.retry_soon() {
+        // NB: a pass that got some writes through is not failing: its retry waits the first
+        // step of the backoff, not a step longer each time (issue 20: under a throttling
+        // storm, backoffs grew to 41 s while every pass made progress).
+        if outcome.made_progress() {
+            ctx.reset_backoff(&key);
+        }
         return Next::Retry;
     }
     ctx.reset_backoff(&key);
@@ -279,10 +285,27 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     // NB: an Observe binding never writes, not even to prune: it lets go at once. A binding
     // that owns nothing may still have an intent to claim (a pass killed after its writes).
     let record = ctx.record(binding);
+    let owns_nothing = record.owned.is_empty() && record.pending.is_empty();
     if binding.spec.deletion_policy == DeletionPolicy::Orphan
         || binding.spec.mode == BindingMode::Observe
-        || (record.owned.is_empty() && record.pending.is_empty())
+        || owns_nothing
     {
+        ctx.ownership_recorded(binding);
+        return Ok(Action::await_change());
+    }
+    // NB: as Flux does for a suspended object: suspend makes no cloud writes, not even the
+    // prune of a deletion; the binding lets go as with `deletionPolicy: Orphan`.
+    if binding.spec.suspend {
+        publish(
+            binding,
+            EventType::Normal,
+            reason::ORPHANED_TAGS,
+            "deleted while suspended: the tags it applied are left in place, as with \
+             deletionPolicy: Orphan (spec.suspend makes no cloud writes)"
+                .to_string(),
+            ctx,
+        )
+        .await;
         ctx.ownership_recorded(binding);
         return Ok(Action::await_change());
     }
@@ -294,7 +317,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
             publish(
                 binding,
                 EventType::Warning,
-                "OrphanedTags",
+                reason::ORPHANED_TAGS,
                 readiness.message.clone(),
                 ctx,
             )
@@ -303,7 +326,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
             return Ok(Action::await_change());
         }
         Gate::Closed(readiness) | Gate::Forbidden(readiness) => {
-            return Err(Error::Cleanup(readiness.message));
+            return cleanup_blocked(binding, readiness, ctx).await;
         }
     };
     let outcome = pass(binding, client.as_ref(), ctx, &Tags::new(), &[]).await;
@@ -345,6 +368,39 @@ pub(super) type Claimants = Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBin
 /// that consider the same resources share one list (issue 20, item 8: 8,000 bindings on one
 /// resource held 8,000 lists of 7,999).
 pub(super) type SharedClaimants = std::collections::HashMap<Vec<String>, Arc<Claimants>>;
+
+/// A deletion that cannot prune (no credentials, namespace no longer allowed): it says so
+/// (Stalled with the reason, and a Warning event on the transition) instead of holding the
+/// finalizer silently, and names the way out. The error keeps the finalizer (kube-runtime
+/// removes it after a cleanup that succeeds); the pass is retried with the backoff.
+async fn cleanup_blocked(
+    binding: &ResourceTagBinding,
+    mut readiness: Readiness,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    readiness.message = format!(
+        "the deletion waits: it cannot remove the tags this binding applied: {}; restore \
+         access (the Secret, the namespace), or set spec.deletionPolicy: Orphan to leave the \
+         tags and let the binding go",
+        readiness.message
+    );
+    readiness.stalled = true;
+    readiness.ready = false;
+    // NB: the same reason may stand from before the deletion (a pass that could not reach
+    // the cloud either): the deletion's message is new, and the event says it once.
+    if previous_message(binding) != Some(readiness.message.as_str()) {
+        publish(
+            binding,
+            EventType::Warning,
+            readiness.reason,
+            readiness.message.clone(),
+            ctx,
+        )
+        .await;
+    }
+    write_status(binding, status_without_pass(binding, &readiness, ctx), ctx).await?;
+    Err(Error::Cleanup(readiness.message))
+}
 
 /// What a pass of one binding needs beside its spec: its identity, its ownership record, and
 /// the bindings whose claims bear on it.
@@ -534,6 +590,19 @@ fn previous_reason(binding: &ResourceTagBinding) -> Option<&str> {
                 .find(|c| c.type_ == crate::api::conditions::READY)
         })
         .map(|c| c.reason.as_str())
+}
+
+/// The message of the Ready condition in the binding's status.
+fn previous_message(binding: &ResourceTagBinding) -> Option<&str> {
+    binding
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == crate::api::conditions::READY)
+        })
+        .map(|c| c.message.as_str())
 }
 
 async fn publish_events(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &Context) {

@@ -11,10 +11,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use kube::ResourceExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 
 use crate::api::ResourceTagBinding;
 use crate::reconcile::fleet::binding_key;
@@ -100,6 +101,11 @@ impl Bindings {
         }
     }
 
+    /// Forgets a binding (its object no longer decodes).
+    pub fn forget(&self, key: &str) {
+        self.write().entries.remove(key);
+    }
+
     /// The binding `namespace/name`, decoded.
     pub fn get(&self, key: &str) -> Option<Arc<ResourceTagBinding>> {
         let state = self.read();
@@ -141,6 +147,108 @@ impl Bindings {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A binding as the watch receives it: decoded, or the reason it could not be. Decoding one
+/// object never fails the watch: an object stored under an older schema (a boolean tag value,
+/// say) would otherwise fail every list, so that no binding is reconciled and the caches never
+/// fill (issue 20). The controller skips such an object and says so in a Warning event on it.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// The object's metadata, as far as it decodes.
+    pub metadata: ObjectMeta,
+    /// The binding, or why it does not decode.
+    pub decoded: Result<ResourceTagBinding, String>,
+}
+
+impl<'de> serde::Deserialize<'de> for Watched {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let metadata = value
+            .get("metadata")
+            .and_then(|metadata| ObjectMeta::deserialize(metadata).ok())
+            .unwrap_or_default();
+        let decoded = ResourceTagBinding::deserialize(value).map_err(|error| error.to_string());
+        Ok(Watched { metadata, decoded })
+    }
+}
+
+impl kube::Resource for Watched {
+    type DynamicType = ();
+    type Scope = kube::core::NamespaceResourceScope;
+
+    fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+        ResourceTagBinding::kind(dt)
+    }
+
+    fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+        ResourceTagBinding::group(dt)
+    }
+
+    fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+        ResourceTagBinding::version(dt)
+    }
+
+    fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+        ResourceTagBinding::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// An object of the watch that does not decode: which, and why.
+#[derive(Clone, Debug)]
+pub struct Undecodable {
+    /// `namespace/name`.
+    pub key: String,
+    /// The object, for an event about it.
+    pub reference: k8s_openapi::api::core::v1::ObjectReference,
+    /// The decoding error.
+    pub error: String,
+}
+
+/// The watch's event with the undecodable object set aside: `Err` names it (an event that
+/// announced it, or its deletion); the others pass on as bindings.
+pub fn decoded(
+    event: watcher::Event<Watched>,
+) -> Result<watcher::Event<ResourceTagBinding>, Box<Undecodable>> {
+    let binding = |watched: Watched| match watched.decoded {
+        Ok(binding) => Ok(binding),
+        Err(error) => {
+            let metadata = watched.metadata;
+            let key = format!(
+                "{}/{}",
+                metadata.namespace.as_deref().unwrap_or_default(),
+                metadata.name.as_deref().unwrap_or_default()
+            );
+            Err(Box::new(Undecodable {
+                key,
+                reference: k8s_openapi::api::core::v1::ObjectReference {
+                    api_version: Some(ResourceTagBinding::api_version(&()).into_owned()),
+                    kind: Some(ResourceTagBinding::kind(&()).into_owned()),
+                    name: metadata.name,
+                    namespace: metadata.namespace,
+                    uid: metadata.uid,
+                    resource_version: metadata.resource_version,
+                    field_path: None,
+                },
+                error,
+            }))
+        }
+    };
+    Ok(match event {
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+        watcher::Event::InitApply(watched) => watcher::Event::InitApply(binding(watched)?),
+        watcher::Event::Apply(watched) => watcher::Event::Apply(binding(watched)?),
+        watcher::Event::Delete(watched) => watcher::Event::Delete(binding(watched)?),
+    })
 }
 
 /// The reference kube-runtime's controller knows a binding by.

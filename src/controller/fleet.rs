@@ -3,7 +3,7 @@
 //!
 //! kube-runtime hosts the checks before a pass (finalizer, provider, namespace, spec,
 //! credentials, suspend); a binding that passes them is *submitted* here and its reconcile
-//! returns at once. One worker runs *rounds*: every submitted binding's pass at once, each
+//! returns at once. A worker runs *rounds*: every submitted binding's pass at once, each
 //! through a participant of its provider's [`Batcher`](crate::cloud::batcher::Batcher), so
 //! that the round's reads are one read of every distinct resource in full pages and its writes
 //! share calls by payload, exactly as in the CLI. The worker then writes each binding's status
@@ -19,7 +19,10 @@
 //! - what the fleet asks for itself (the start-up list, sweeps, retries) waits in its queue and
 //!   goes to kube-runtime [`REQUESTS_IN_FLIGHT`] at a time.
 //!
-//! While a round runs, the next one gathers (as in a group commit).
+//! A round runs as one task per group (provider and resource type), and each group has at most
+//! one round in flight: while it runs, the group's next round gathers (as in a group commit),
+//! and the other groups' rounds start as they come. A cloud that hangs holds up the bindings
+//! of its own provider only (issue 20).
 //!
 //! Resync is a *sweep* per target group (provider and resource type), on the shortest
 //! `spec.interval` of its bindings: every binding of the group is asked for at once, so the
@@ -153,9 +156,35 @@ struct State {
     /// When sweeps were last looked for, and the next one due then.
     // NB: looking is O(bindings); doing it on every submission made admission quadratic.
     sweeps_checked: Option<(Instant, Option<Instant>)>,
+    /// Groups (provider, resource type) whose round is in flight: their submissions wait for
+    /// it, the other groups' do not (issue 20: one hanging cloud stalled every provider).
+    in_flight: HashSet<(String, String)>,
 }
 
 impl State {
+    /// Whether a submission waits for a group that has no round in flight.
+    fn has_takeable(&self) -> bool {
+        if self.in_flight.is_empty() {
+            return !self.pending.is_empty();
+        }
+        self.pending
+            .values()
+            .any(|ticket| !self.in_flight.contains(&ticket.group))
+    }
+
+    /// Takes the submissions of the groups without a round in flight, and marks those groups
+    /// in flight.
+    fn take_round(&mut self) -> BTreeMap<String, Ticket> {
+        let (round, waiting): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, ticket)| !self.in_flight.contains(&ticket.group));
+        self.pending = waiting;
+        for ticket in round.values() {
+            self.in_flight.insert(ticket.group.clone());
+        }
+        round
+    }
+
     /// The group (provider, resource type), shared.
     fn intern(&mut self, provider: &str, resource_type: &str) -> Arc<(String, String)> {
         let wanted = (provider.to_string(), resource_type.to_string());
@@ -311,7 +340,8 @@ impl Fleet {
         }
     }
 
-    fn forget(&self, key: &str) {
+    /// Forgets a binding: deleted, or its object no longer decodes.
+    pub fn forget(&self, key: &str) {
         self.claims_mut().withdraw(&key.to_string());
         self.selectors_mut().remove(key);
         let mut state = self.lock();
@@ -430,7 +460,7 @@ impl Fleet {
         });
     }
 
-    /// Starts no new round: [`run`] returns once the round in flight (if any) is done.
+    /// Starts no new round: [`run`] returns once the rounds in flight (if any) are done.
     pub fn stop(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -492,7 +522,9 @@ impl Fleet {
         let stale = settled_at.is_some_and(|at| at <= now);
         let complete =
             state.expected.is_empty() && state.queue.is_empty() && state.relisting.is_none();
-        if !state.pending.is_empty() && (complete || stale) {
+        // NB: a group whose round is in flight keeps its submissions for its next round.
+        let takeable = state.has_takeable();
+        if takeable && (complete || stale) {
             if !state.expected.is_empty() {
                 tracing::debug!(
                     missing = state.expected.len(),
@@ -501,9 +533,9 @@ impl Fleet {
                 state.expected.clear();
                 self.hand_over(&mut state);
             }
-            return Ok(std::mem::take(&mut state.pending));
+            return Ok(state.take_round());
         }
-        if stale && state.pending.is_empty() {
+        if stale && !takeable {
             state.expected.clear();
             self.hand_over(&mut state);
         }
@@ -515,7 +547,7 @@ impl Fleet {
             // NB: bindings registered since the last look may be due sooner.
             until = until.min(now + SWEEP_CHECK);
         }
-        if (!state.pending.is_empty() || !state.expected.is_empty())
+        if (takeable || !state.expected.is_empty())
             && let Some(at) = settled_at
         {
             until = until.min(at.max(now + Duration::from_millis(10)));
@@ -524,33 +556,63 @@ impl Fleet {
     }
 }
 
-/// Runs the rounds until [`Fleet::stop`] (or until the task is dropped).
+/// Runs the rounds until [`Fleet::stop`] (or until the task is dropped, which stops the
+/// rounds in flight too). Each group (provider and resource type) has at most one round in
+/// flight, and groups do not wait for each other: a provider whose cloud hangs holds up its
+/// own bindings only.
 pub async fn run(ctx: Arc<Context>) {
+    let mut rounds = tokio::task::JoinSet::new();
     loop {
         if ctx
             .fleet
             .stopping
             .load(std::sync::atomic::Ordering::Relaxed)
         {
-            return;
+            break;
         }
         match ctx.fleet.next(Instant::now()) {
-            Ok(round) => run_round(&ctx, round).await,
+            Ok(round) => {
+                tracing::debug!(bindings = round.len(), "round");
+                for (group, members) in by_group(round) {
+                    let ctx = ctx.clone();
+                    rounds.spawn(async move {
+                        // NB: dropped when the round ends, panics or is aborted alike.
+                        let _in_flight = InFlight {
+                            fleet: ctx.fleet.clone(),
+                            group: group.clone(),
+                        };
+                        run_group(&ctx, group.1, members).await;
+                    });
+                }
+            }
             Err(until) => {
                 tokio::select! {
                     _ = ctx.fleet.wake.notified() => {}
                     _ = tokio::time::sleep_until(until) => {}
+                    Some(_) = rounds.join_next(), if !rounds.is_empty() => {}
                 }
             }
         }
     }
+    // NB: the rounds in flight finish (their writes recorded in status); the host bounds this.
+    while rounds.join_next().await.is_some() {}
 }
 
-/// One round: the passes of every submitted binding, together per provider and resource
-/// type ([`run_round`](crate::reconcile::round::run_round): one read of every resource, writes
-/// shared by payload), then each binding's status, events and next step, a few at a time.
-async fn run_round(ctx: &Arc<Context>, round: BTreeMap<String, Ticket>) {
-    tracing::debug!(bindings = round.len(), "round");
+/// A group's round in flight: when it ends, the group's next round may start.
+struct InFlight {
+    fleet: Arc<Fleet>,
+    group: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.fleet.lock().in_flight.remove(&self.group);
+        self.fleet.wake.notify_one();
+    }
+}
+
+/// A round's submissions by group (provider and resource type).
+fn by_group(round: BTreeMap<String, Ticket>) -> BTreeMap<(String, String), Vec<(String, Ticket)>> {
     let mut groups: BTreeMap<(String, String), Vec<(String, Ticket)>> = BTreeMap::new();
     for (key, ticket) in round {
         groups
@@ -558,12 +620,7 @@ async fn run_round(ctx: &Arc<Context>, round: BTreeMap<String, Ticket>) {
             .or_default()
             .push((key, ticket));
     }
-    futures::future::join_all(
-        groups
-            .into_iter()
-            .map(|((_, resource_type), members)| run_group(ctx, resource_type, members)),
-    )
-    .await;
+    groups
 }
 
 /// The bindings of one provider and resource type, [`CHUNK`] at a time: ordered by their
@@ -773,78 +830,4 @@ async fn resolve_selectors<C: crate::cloud::TagApi>(
 }
 
 #[cfg(test)]
-mod tests {
-    use futures::{FutureExt, StreamExt};
-
-    use super::super::cache::tests::binding;
-    use super::*;
-
-    fn handed(
-        receiver: &mut futures::channel::mpsc::UnboundedReceiver<
-            ObjectRef<super::super::cache::Meta>,
-        >,
-    ) -> Vec<String> {
-        let mut keys = Vec::new();
-        while let Some(Some(reference)) = receiver.next().now_or_never() {
-            keys.push(format!(
-                "{}/{}",
-                reference.namespace.unwrap_or_default(),
-                reference.name
-            ));
-        }
-        keys
-    }
-
-    #[test]
-    fn kube_runtime_is_handed_a_bounded_number_of_requests_and_a_round_waits_for_all() {
-        let (triggers, mut receiver) = futures::channel::mpsc::unbounded();
-        let fleet = Fleet::new(triggers);
-        let keys: Vec<String> = (0..REQUESTS_IN_FLIGHT + 44)
-            .map(|i| format!("ns/b{i:04}"))
-            .collect();
-        for key in &keys {
-            fleet.request(key);
-        }
-        // NB: a key asked for again while it waits in kube-runtime is not handed again.
-        fleet.request(&keys[0]);
-        let first = handed(&mut receiver);
-        assert_eq!(first, keys[..REQUESTS_IN_FLIGHT]);
-        // NB: the round waits while requests wait, in kube-runtime or in the queue.
-        assert!(fleet.next(Instant::now()).is_err());
-        for key in &first[..10] {
-            fleet.settled(key);
-        }
-        assert_eq!(
-            handed(&mut receiver),
-            keys[REQUESTS_IN_FLIGHT..REQUESTS_IN_FLIGHT + 10]
-        );
-        for key in &keys {
-            fleet.settled(key);
-        }
-        assert_eq!(handed(&mut receiver), keys[REQUESTS_IN_FLIGHT + 10..]);
-        for key in &keys[REQUESTS_IN_FLIGHT + 10..] {
-            fleet.settled(key);
-        }
-        let state = fleet.lock();
-        assert!(state.queue.is_empty() && state.expected.is_empty());
-    }
-
-    #[test]
-    fn a_deleted_binding_leaves_the_queue() {
-        let (triggers, mut receiver) = futures::channel::mpsc::unbounded();
-        let fleet = Fleet::new(triggers);
-        let keys: Vec<String> = (0..=REQUESTS_IN_FLIGHT)
-            .map(|i| format!("ns/b{i:04}"))
-            .collect();
-        for key in &keys {
-            fleet.request(key);
-        }
-        assert_eq!(handed(&mut receiver).len(), REQUESTS_IN_FLIGHT);
-        let last = &keys[REQUESTS_IN_FLIGHT];
-        let (namespace, name) = last.split_once('/').unwrap_or_default();
-        fleet.watched(&watcher::Event::Delete(binding(namespace, name, "p")));
-        fleet.settled(&keys[0]);
-        assert!(handed(&mut receiver).is_empty(), "{last} is gone");
-        assert!(fleet.lock().queue.is_empty());
-    }
-}
+mod tests;

@@ -195,7 +195,7 @@ pub async fn run_controller(
     metrics: Arc<metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let bindings_api: Api<ResourceTagBinding> = match &args.namespace {
+    let bindings_api: Api<cache::Watched> = match &args.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
@@ -209,11 +209,26 @@ pub async fn run_controller(
     let unrecorded = Arc::new(context::Unrecorded::default());
     let unrecorded_feed = unrecorded.clone();
     let announcer = fleet.clone();
+    let (undecodable, undecodable_reports) = futures::channel::mpsc::unbounded();
+    let (forget_cached, forget_claimed) = (bindings.clone(), fleet.clone());
     // NB: one watch of full objects, stripped, feeds the compact cache, the claim index and the
-    // kept records; kube-runtime's controller and its store get only the metadata.
+    // kept records; kube-runtime's controller and its store get only the metadata. An object
+    // that does not decode is set aside (and reported), never the watch's failure.
     let bindings_stream = reflector::reflector(
         meta_writer,
         watcher(bindings_api, watcher::Config::default().any_semantic())
+            .try_filter_map(move |event| {
+                let event = match cache::decoded(event) {
+                    Ok(event) => Some(event),
+                    Err(bad) => {
+                        forget_cached.forget(&bad.key);
+                        forget_claimed.forget(&bad.key);
+                        let _ = undecodable.unbounded_send(*bad);
+                        None
+                    }
+                };
+                futures::future::ready(Ok(event))
+            })
             .modify(strip_unused_metadata)
             .inspect_ok(move |event| {
                 cache_feed.apply(event);
@@ -286,6 +301,7 @@ pub async fn run_controller(
         .with_unrecorded(unrecorded),
     );
     let rounds = tokio::spawn(fleet::run(ctx.clone()));
+    let reports = tokio::spawn(report_undecodable(ctx.clone(), undecodable_reports));
 
     let by_provider = bindings.clone();
     let providers_for_secrets = providers_store.clone();
@@ -297,7 +313,14 @@ pub async fn run_controller(
         providers_synced.wait().await;
         ready_metrics.set_caches_synced();
     });
-    Controller::for_stream(bindings_stream, meta_store)
+    // NB: when the signal came, so that everything after it shares one bound.
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let mark_signalled = signalled.clone();
+    let shutdown = futures::FutureExt::shared(async move {
+        shutdown.await;
+        let _ = mark_signalled.set(tokio::time::Instant::now());
+    });
+    let controller = Controller::for_stream(bindings_stream, meta_store)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .watches_stream(providers_stream, move |provider: TagProvider| {
             let keys = by_provider.of_providers(&[provider.name_any()]);
@@ -318,19 +341,34 @@ pub async fn run_controller(
             announce_all(&secret_fleet, &by_secret.of_providers(&providers))
         })
         .reconcile_on(triggered)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(binding::reconcile_cached, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile error");
             }
-        })
-        .await;
-    // NB: a round in flight finishes (its writes recorded in status) within a bound, as the
-    // passes kube-runtime hosts do on shutdown.
+        });
+    // NB: the passes in flight, then the rounds in flight, finish (their writes recorded in
+    // status) within one bound from the signal, whatever they wait for.
+    let bound = async {
+        shutdown.await;
+        tokio::time::sleep(SHUTDOWN_PATIENCE).await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = bound => {
+            tracing::warn!("in-flight passes did not finish in {SHUTDOWN_PATIENCE:?}; abandoning them");
+        }
+    }
+    reports.abort();
     fleet.stop();
+    let deadline = signalled
+        .get()
+        .copied()
+        .unwrap_or_else(tokio::time::Instant::now)
+        + SHUTDOWN_PATIENCE;
     let mut rounds = rounds;
-    if tokio::time::timeout(ROUND_SHUTDOWN_PATIENCE, &mut rounds)
+    if tokio::time::timeout_at(deadline, &mut rounds)
         .await
         .is_err()
     {
@@ -339,8 +377,51 @@ pub async fn run_controller(
     }
 }
 
-/// How long shutdown waits for a round in flight.
-const ROUND_SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long shutdown waits for the passes and rounds in flight.
+const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Reports each object of the bindings' watch that does not decode: an error in the log and a
+/// Warning event on the object, once per version of it.
+async fn report_undecodable(
+    ctx: Arc<Context>,
+    mut reports: futures::channel::mpsc::UnboundedReceiver<cache::Undecodable>,
+) {
+    use kube::runtime::events::{Event, EventType, Recorder};
+    let mut reported = std::collections::HashSet::new();
+    while let Some(bad) = reports.next().await {
+        let version = (
+            bad.reference.uid.clone(),
+            bad.reference.resource_version.clone(),
+        );
+        if !reported.insert(version) {
+            continue;
+        }
+        tracing::error!(binding = %bad.key, error = %bad.error, "cannot decode the binding; skipping it");
+        let mut note = format!(
+            "the object does not decode, so it is not reconciled (stored under an older schema?); fix its spec: {}",
+            bad.error
+        );
+        // NB: an event's note holds at most 1 KiB.
+        if note.len() > 1000 {
+            let mut end = 1000;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+        }
+        let event = Event {
+            type_: EventType::Warning,
+            reason: crate::api::conditions::reason::UNDECODABLE.to_string(),
+            note: Some(note),
+            action: "Decode".to_string(),
+            secondary: None,
+        };
+        let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+        if let Err(error) = recorder.publish(&event, &bad.reference).await {
+            tracing::warn!(%error, "cannot publish event");
+        }
+    }
+}
 
 /// Tells the fleet that kube-runtime is handed these bindings.
 fn announce_all(fleet: &fleet::Fleet, keys: &[String]) -> Vec<ObjectRef<cache::Meta>> {

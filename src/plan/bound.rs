@@ -136,7 +136,7 @@ pub fn lower_bound(
         for (id, bindings) in &declaring {
             let carried = observed.get(*id);
             for binding in bindings {
-                let writable = writable_tags(binding, bindings);
+                let writable = writable_tags(binding, bindings, carried);
                 for chunk in chunks_needed(&writable, carried, limits) {
                     needs.entry(chunk).or_default().insert(id);
                 }
@@ -151,19 +151,26 @@ pub fn lower_bound(
 }
 
 /// The binding's declared tags minus the keys that an older binding declaring the same
-/// resource wins with another value.
-fn writable_tags(binding: &FleetBinding<'_>, on_resource: &[&FleetBinding<'_>]) -> Tags {
+/// resource (which carries `carried`) wins with another value (the planner's rule, ties
+/// included: [`super::engine::rank`]).
+fn writable_tags(
+    binding: &FleetBinding<'_>,
+    on_resource: &[&FleetBinding<'_>],
+    carried: Option<&Tags>,
+) -> Tags {
     binding
         .tags
         .iter()
         .filter(|(key, value)| {
+            let carried = carried.and_then(|tags| tags.get(*key)).map(String::as_str);
+            let rank = |id, value| super::engine::rank(id, value, carried);
             let winner = on_resource
                 .iter()
                 .filter_map(|other| other.tags.get(*key).map(|v| (other.binding, v)))
-                .min_by(|(a, _), (b, _)| a.precedence().cmp(&b.precedence()));
+                .min_by(|(a, x), (b, y)| rank(a, x).cmp(&rank(b, y)));
             match winner {
                 Some((winner, theirs)) => {
-                    !(winner.precedence() < binding.binding.precedence() && theirs != *value)
+                    !(rank(winner, theirs) < rank(binding.binding, value) && theirs != *value)
                 }
                 None => true,
             }

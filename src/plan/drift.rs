@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{KeyDecision, Plan};
 use crate::api::{DriftCounts, DriftSample};
+use crate::tags::{Tags, TagsByResource};
 
 /// Most samples kept in `status.driftSamples`.
 pub const MAX_DRIFT_SAMPLES: usize = 10;
@@ -26,10 +27,14 @@ impl Drift {
     }
 }
 
-/// The drift of `plan`, whose binding declares `total` resources. Every `Apply` counts
-/// (including those of resources a tag quota blocks: they lack the tags all the same), and
-/// every `Prune`; `Keep`, `Release` and `Conflict` are not drift (nothing would be written).
-pub fn drift(plan: &Plan, total: usize) -> Drift {
+/// The drift of `plan`, made from `observed` for a binding that declares `desired` on `total`
+/// resources: every declared key whose observed value differs from the declared one, and every
+/// key to prune. Every `Apply` counts (including those of resources a tag quota blocks: they
+/// lack the tags all the same), every `Prune`, and every `Conflict` where the resource does not
+/// carry the declared value (an older binding's value is there, or nothing: it differs from
+/// this binding's declaration all the same, though nothing would be written); `Keep` and
+/// `Release` are not drift (the declared value is carried, or the key is not declared).
+pub fn drift(plan: &Plan, desired: &Tags, observed: &TagsByResource, total: usize) -> Drift {
     let mut counts = DriftCounts::default();
     let mut samples = Vec::new();
     // Per key: resources lacking it, carrying another value, carrying it to be pruned.
@@ -39,36 +44,40 @@ pub fn drift(plan: &Plan, total: usize) -> Drift {
     let mut drifted: BTreeSet<&str> = BTreeSet::new();
     for (id, keys) in &plan.decisions {
         for (key, decision) in keys {
-            let (observed, desired) = match decision {
-                KeyDecision::Apply { from: None, to } => {
+            let (from, to) = match decision {
+                KeyDecision::Apply { from, to } => (from.as_deref(), Some(to.as_str())),
+                KeyDecision::Prune { value } => (Some(value.as_str()), None),
+                KeyDecision::Conflict { .. } => {
+                    let carried = observed.get(id).and_then(|tags| tags.get(key));
+                    let declared = desired.get(key);
+                    if carried == declared {
+                        continue;
+                    }
+                    (carried.map(String::as_str), declared.map(String::as_str))
+                }
+                KeyDecision::Keep | KeyDecision::Release => continue,
+            };
+            match (from, to) {
+                (None, _) => {
                     counts.add += 1;
                     *lack.entry(key).or_default() += 1;
-                    (None, Some(to.clone()))
                 }
-                KeyDecision::Apply {
-                    from: Some(from),
-                    to,
-                } => {
+                (Some(_), Some(_)) => {
                     counts.change += 1;
                     *differ.entry(key).or_default() += 1;
-                    (Some(from.clone()), Some(to.clone()))
                 }
-                KeyDecision::Prune { value } => {
+                (Some(_), None) => {
                     counts.prune += 1;
                     *prune.entry(key).or_default() += 1;
-                    (Some(value.clone()), None)
                 }
-                KeyDecision::Keep | KeyDecision::Release | KeyDecision::Conflict { .. } => {
-                    continue;
-                }
-            };
+            }
             drifted.insert(id);
             if samples.len() < MAX_DRIFT_SAMPLES {
                 samples.push(DriftSample {
                     resource_id: id.clone(),
                     key: key.clone(),
-                    observed,
-                    desired,
+                    observed: from.map(str::to_string),
+                    desired: to.map(str::to_string),
                 });
             }
         }
@@ -138,6 +147,15 @@ mod tests {
         plan
     }
 
+    use crate::tags::tags;
+
+    fn by_resource(resources: &[(&str, &[(&str, &str)])]) -> TagsByResource {
+        resources
+            .iter()
+            .map(|(id, pairs)| (id.to_string(), tags(pairs)))
+            .collect()
+    }
+
     fn add(to: &str) -> KeyDecision {
         KeyDecision::Apply {
             from: None,
@@ -153,7 +171,12 @@ mod tests {
             ("i-3", "cost-center", add("cc-1")),
             ("i-4", "cost-center", KeyDecision::Keep),
         ]);
-        let drift = drift(&plan, 40);
+        let drift = drift(
+            &plan,
+            &tags(&[("cost-center", "cc-1")]),
+            &TagsByResource::new(),
+            40,
+        );
         assert_eq!(
             drift.counts,
             DriftCounts {
@@ -191,7 +214,9 @@ mod tests {
                 },
             ),
         ]);
-        let drift = drift(&plan, 2);
+        // NB: i-3 carries the declared value though an older binding declares another.
+        let observed = by_resource(&[("i-3", &[("env", "prod")])]);
+        let drift = drift(&plan, &tags(&[("env", "prod")]), &observed, 2);
         assert_eq!(
             drift.counts,
             DriftCounts {
@@ -218,11 +243,52 @@ mod tests {
             .iter()
             .map(|(id, d)| (id.as_str(), "k", d.clone()))
             .collect();
-        let drift = drift(&plan(&decisions), 25);
+        let drift = drift(
+            &plan(&decisions),
+            &tags(&[("k", "v")]),
+            &TagsByResource::new(),
+            25,
+        );
         assert_eq!(drift.samples.len(), MAX_DRIFT_SAMPLES);
         assert_eq!(drift.counts.add, 25);
-        let none = super::drift(&Plan::default(), 4);
+        let none = super::drift(&Plan::default(), &Tags::new(), &TagsByResource::new(), 4);
         assert!(!none.is_drifted());
         assert_eq!(none.message, "all 4 resources carry the declared tags");
+    }
+
+    /// An Observe binding that loses a key to an older binding still sees that its resources
+    /// do not carry what it declares (issue 20: it reported "all resources carry the declared
+    /// tags").
+    #[test]
+    fn a_lost_conflict_is_drift_when_the_value_differs() {
+        let conflict = || KeyDecision::Conflict {
+            winner: "ns/older".into(),
+            value: "prod".into(),
+        };
+        let plan = plan(&[
+            ("i-1", "env", conflict()),
+            ("i-2", "env", conflict()),
+            ("i-3", "env", conflict()),
+        ]);
+        let observed = by_resource(&[("i-1", &[("env", "prod")]), ("i-3", &[("env", "staging")])]);
+        let drift = drift(&plan, &tags(&[("env", "staging")]), &observed, 3);
+        assert!(drift.is_drifted());
+        assert_eq!(
+            drift.counts,
+            DriftCounts {
+                resources: 2,
+                add: 1,
+                change: 1,
+                prune: 0
+            }
+        );
+        assert_eq!(
+            drift.message,
+            "2 of 3 resources differ from the declared tags: 1 lack env, 1 carry another value \
+             of env"
+        );
+        assert_eq!(drift.samples[0].resource_id, "i-1");
+        assert_eq!(drift.samples[0].observed.as_deref(), Some("prod"));
+        assert_eq!(drift.samples[0].desired.as_deref(), Some("staging"));
     }
 }

@@ -135,7 +135,8 @@ impl<'a> Resource<'a> {
     }
 
     fn decide_declared(&self, key: &str, value: &str, rivals: &Rivals<'_>) -> KeyDecision {
-        if let Some((winner, theirs)) = rivals.winner_over(self.id, key, value) {
+        let carried = self.observed.get(key).map(String::as_str);
+        if let Some((winner, theirs)) = rivals.winner_over(self.id, key, value, carried) {
             return KeyDecision::Conflict {
                 winner: winner.to_string(),
                 value: theirs.to_string(),
@@ -232,22 +233,161 @@ impl<'a> Rivals<'a> {
     }
 
     /// The binding that wins `key` on `id` against this one: the one of highest precedence
-    /// among all that declare it, when that is another binding wanting another value.
+    /// among all that declare it (see [`rank`]; `carried` is the value the resource carries),
+    /// when that is another binding wanting another value.
     ///
     /// NB: when the highest-precedence binding wants this binding's value, there is no
     /// conflict even if a binding in between wants another one: that one yields to the
     /// winner too, and the resource ends up carrying this binding's value.
-    fn winner_over(&self, id: &str, key: &str, value: &str) -> Option<(&'a BindingId, &'a String)> {
+    fn winner_over(
+        &self,
+        id: &str,
+        key: &str,
+        value: &str,
+        carried: Option<&str>,
+    ) -> Option<(&'a BindingId, &'a String)> {
         let (winner, theirs) = self
             .on(id, key)
-            .min_by(|(a, _), (b, _)| a.precedence().cmp(&b.precedence()))?;
-        let wins = winner.precedence() < self.binding.precedence();
+            .min_by(|(a, x), (b, y)| rank(a, x, carried).cmp(&rank(b, y, carried)))?;
+        let wins = rank(winner, theirs, carried) < rank(self.binding, value, carried);
         (wins && theirs != value).then_some((winner, theirs))
     }
+}
+
+/// A binding's rank for one key of one resource, where it wants `value`: the smaller wins.
+/// Older first ([`BindingId::precedence`]); on a tie of creation times (they have a second's
+/// granularity), the binding whose value the resource carries keeps the key, so that a key
+/// once written does not move to a binding created in the same second whose name sorts first
+/// (issue 20); only then namespace/name. Bindings without a creation time (files in the CLI)
+/// are decided by namespace/name alone.
+pub(super) fn rank<'b>(
+    binding: &'b BindingId,
+    value: &str,
+    carried: Option<&str>,
+) -> (bool, i64, bool, &'b str, &'b str) {
+    let (untimed, created, namespace, name) = binding.precedence();
+    let yields_on_tie = !untimed && carried != Some(value);
+    (untimed, created, yields_on_tie, namespace, name)
 }
 
 /// A binding is known by namespace and name; the caller may pass its own claim along with
 /// the others', and it is no rival to itself.
 fn is_same_binding(a: &BindingId, b: &BindingId) -> bool {
     a.namespace == b.namespace && a.name == b.name
+}
+
+#[cfg(test)]
+mod tie_tests {
+    //! The tie rule: two bindings created in the same second that declare one key with two
+    //! values on one resource.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::tags::{Limits, TagsByResource, tags};
+
+    fn id(name: &str, created: Option<i64>) -> BindingId {
+        BindingId {
+            created,
+            namespace: "team".to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The decision on `env` of `r1` for `me`, against `other`, with `carried` on it.
+    fn decide(
+        me: &BindingId,
+        mine: &str,
+        other: &BindingId,
+        theirs: &str,
+        carried: Option<&str>,
+    ) -> KeyDecision {
+        let desired = tags(&[("env", mine)]);
+        let their_tags = tags(&[("env", theirs)]);
+        let ids = vec!["r1".to_string()];
+        let their_ids: BTreeSet<String> = ids.iter().cloned().collect();
+        let claims = [Claim {
+            binding: other,
+            resource_ids: &their_ids,
+            tags: &their_tags,
+        }];
+        let observed: TagsByResource = carried
+            .map(|value| ("r1".to_string(), tags(&[("env", value)])))
+            .into_iter()
+            .collect();
+        let plan = plan(&PlanInput {
+            binding: me,
+            desired: &desired,
+            resource_ids: &ids,
+            owned: &Ownership::default(),
+            observed: &observed,
+            claims: &claims,
+            limits: &Limits::alibaba(),
+        });
+        plan.decision("r1", "env")
+            .cloned()
+            .expect("a decision on env")
+    }
+
+    fn concedes(decision: &KeyDecision) -> bool {
+        matches!(decision, KeyDecision::Conflict { .. })
+    }
+
+    #[test]
+    fn on_a_tie_the_binding_whose_value_is_carried_keeps_the_key() {
+        let (a, b) = (id("a", Some(100)), id("b", Some(100)));
+        // NB: "b" wrote prod before "a" (created in the same second) was seen.
+        assert_eq!(
+            decide(&b, "prod", &a, "dev", Some("prod")),
+            KeyDecision::Keep
+        );
+        assert!(concedes(&decide(&a, "dev", &b, "prod", Some("prod"))));
+        // Nothing carried (or a third value): name order.
+        assert!(concedes(&decide(&b, "prod", &a, "dev", None)));
+        assert!(concedes(&decide(&b, "prod", &a, "dev", Some("qa"))));
+        // Older still wins, whatever is carried; without creation times, names decide.
+        assert!(concedes(&decide(
+            &id("b", Some(101)),
+            "prod",
+            &a,
+            "dev",
+            Some("prod")
+        )));
+        assert!(concedes(&decide(
+            &id("b", None),
+            "prod",
+            &id("a", None),
+            "dev",
+            Some("prod")
+        )));
+    }
+
+    proptest! {
+        /// For any creation times, names, values and carried value: exactly one of the two
+        /// bindings keeps the key; once the winner's value is carried, it still wins (nothing
+        /// moves); and the older binding always wins.
+        #[test]
+        fn exactly_one_keeps_the_key_and_the_written_value_stays(
+            created_a in proptest::option::of(0i64..2),
+            created_b in proptest::option::of(0i64..2),
+            carried in proptest::option::of(prop::sample::select(vec!["x", "y", "z"])),
+        ) {
+            let (a, b) = (id("a", created_a), id("b", created_b));
+            let (for_a, for_b) = (
+                decide(&a, "x", &b, "y", carried),
+                decide(&b, "y", &a, "x", carried),
+            );
+            prop_assert!(concedes(&for_a) != concedes(&for_b), "{:?} {:?}", for_a, for_b);
+            let (winner, value) = if concedes(&for_a) { ("b", "y") } else { ("a", "x") };
+            prop_assert_eq!(concedes(&decide(&a, "x", &b, "y", Some(value))), winner != "a");
+            prop_assert_eq!(concedes(&decide(&b, "y", &a, "x", Some(value))), winner != "b");
+            if let (Some(ca), Some(cb)) = (created_a, created_b) {
+                if ca != cb {
+                    prop_assert_eq!(winner, if ca < cb { "a" } else { "b" });
+                } else if carried == Some("y") {
+                    prop_assert_eq!(winner, "b", "a tie: the carried value keeps the key");
+                }
+            }
+        }
+    }
 }

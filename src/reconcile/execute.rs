@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::cloud::{
-    CloudError, ResourceError, TagApi, Write, WriteOp, WriteResult, stops_every_call,
+    CloudError, ErrorKind, ResourceError, TagApi, Write, WriteOp, WriteResult, stops_every_call,
 };
 use crate::plan::{Confirmed, Plan};
 
@@ -55,17 +55,37 @@ impl Executed {
         results: impl IntoIterator<Item = Result<WriteResult, CloudError>>,
     ) -> Self {
         let mut executed = Executed::default();
+        let mut retryable: Option<CloudError> = None;
+        let mut every_write_retryable = true;
         for (write, result) in writes.iter().zip(results) {
             executed.calls += 1;
             match result {
-                Ok(result) => executed.record(write, &result),
-                Err(error) if stops_every_call(&error) => {
+                Ok(result) => {
+                    every_write_retryable = false;
+                    executed.record(write, &result);
+                }
+                Err(error) if error.kind == ErrorKind::Credentials => {
                     executed.stopped_by.get_or_insert(error);
+                }
+                // NB: a call that outlived its retries (a throttling storm) fails the
+                // resources of that call, not the pass: the others' writes are confirmed
+                // and recorded (issue 20).
+                Err(error) if stops_every_call(&error) => {
+                    executed.fail_all(write.resource_ids, &error);
+                    retryable.get_or_insert(error);
                 }
                 // NB: the client isolates failing resources itself (`write_all`); an error of
                 // a whole write that does not stop the pass is each of its resources' failure.
-                Err(error) => executed.fail_all(write.resource_ids, &error),
+                Err(error) => {
+                    every_write_retryable = false;
+                    executed.fail_all(write.resource_ids, &error);
+                }
             }
+        }
+        // NB: when nothing got through, the cloud is down for this pass: say so as such.
+        if every_write_retryable && let Some(error) = retryable {
+            executed.failures.clear();
+            executed.stopped_by.get_or_insert(error);
         }
         executed
     }

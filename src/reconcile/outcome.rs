@@ -68,6 +68,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Whether the pass should run again after a backoff rather than at the next sweep: it
+    /// stopped on a retryable error, or resources failed for a retryable reason (a call that
+    /// outlived its retries fails only its resources).
+    pub fn retry_soon(&self) -> bool {
+        self.error.as_ref().is_some_and(CloudError::is_retryable)
+            || self
+                .failures
+                .iter()
+                .any(|failure| failure.reason == ErrorKind::Retryable.as_str())
+    }
+
+    /// Whether the pass changed something in the cloud (it made progress, even if some of it
+    /// failed).
+    pub fn made_progress(&self) -> bool {
+        self.writes.applied + self.writes.pruned > 0
+    }
+
     pub(super) fn base(input: &PassInput<'_>, readiness: Readiness) -> Self {
         Outcome {
             plan: None,
@@ -145,7 +162,8 @@ impl Outcome {
         } else {
             input.owned.clone()
         };
-        let drift = (input.mode == Mode::Observe).then(|| drift(&plan, input.resource_ids.len()));
+        let drift = (input.mode == Mode::Observe)
+            .then(|| drift(&plan, input.desired, &observed, input.resource_ids.len()));
         let readiness = match &drift {
             // NB: an audit is healthy when it could look: drift is its finding, not a failure
             // (GitOps health must not block on it). Drifted says what it found.

@@ -132,11 +132,7 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
                 // NB: every slot is decided or planned above; a pending one has no answer.
                 Slot::Pending => return Outcome::observe_failed(input, not_observed()),
             };
-            let observed = match &observed {
-                Observed::Shared(observed) => subset(observed, input, intents.pending(index)),
-                Observed::Each(each) => each[index].clone().unwrap_or_default(),
-                Observed::Failed(_) => TagsByResource::new(),
-            };
+            let observed = observed.subset(index, input, intents.pending(index));
             match input.mode {
                 Mode::PlanOnly | Mode::Observe => Outcome::planned(input, plan, observed),
                 Mode::Apply => {
@@ -272,23 +268,37 @@ fn not_observed() -> CloudError {
     }
 }
 
-/// What a round read.
-enum Observed {
-    /// One read of every resource of the round.
-    Shared(TagsByResource),
-    /// The shared read failed for one input's sake: each input read alone.
-    Each(Vec<Result<TagsByResource, CloudError>>),
-    /// Every read fails (credentials, throttling or an outage that outlived the retries).
-    Failed(CloudError),
+/// What a round read: one read of every resource of the round, `resources_per_call` at a time
+/// (one call each), and for each input, whether that read covers it.
+struct Observed {
+    /// The tags of every resource whose call answered.
+    shared: TagsByResource,
+    /// Per input: `Ok(None)` when `shared` holds its resources, `Ok(Some(..))` when it read
+    /// its own, `Err` when a call of one of its resources failed.
+    each: Vec<Result<Option<TagsByResource>, CloudError>>,
 }
 
 impl Observed {
     /// What input `index` observed, or why it could not.
     fn of(&self, index: usize) -> Result<&TagsByResource, &CloudError> {
-        match self {
-            Observed::Shared(observed) => Ok(observed),
-            Observed::Each(each) => each[index].as_ref(),
-            Observed::Failed(error) => Err(error),
+        match &self.each[index] {
+            Ok(None) => Ok(&self.shared),
+            Ok(Some(own)) => Ok(own),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The tags of the resources input `index` considers, as far as they were read.
+    fn subset(
+        &self,
+        index: usize,
+        input: &PassInput<'_>,
+        pending: &TagsByResource,
+    ) -> TagsByResource {
+        match &self.each[index] {
+            Ok(None) => subset(&self.shared, input, pending),
+            Ok(Some(own)) => own.clone(),
+            Err(_) => TagsByResource::new(),
         }
     }
 }
@@ -305,6 +315,10 @@ fn considered<'a>(
         .chain(pending.keys())
 }
 
+/// Reads every resource the round's undecided inputs consider, once. A call that fails (a
+/// throttle that outlived the retries, say) fails only the inputs that consider one of its
+/// resources (issue 20: one such call failed every binding of the round); an input whose call
+/// failed for a reason of its own kind (a bad id among others') reads its resources alone.
 async fn observe_all<C: TagApi, L: IntentLog>(
     cloud: &C,
     resource_type: &str,
@@ -312,35 +326,56 @@ async fn observe_all<C: TagApi, L: IntentLog>(
     slots: &[Slot],
     intents: &L,
 ) -> Observed {
+    let undecided = |index: usize| matches!(slots[index], Slot::Pending);
     let ids: BTreeSet<&String> = inputs
         .iter()
-        .zip(slots)
         .enumerate()
-        .filter(|(_, (_, slot))| matches!(slot, Slot::Pending))
-        .flat_map(|(index, (input, _))| considered(input, intents.pending(index)))
+        .filter(|(index, _)| undecided(*index))
+        .flat_map(|(index, input)| considered(input, intents.pending(index)))
         .collect();
-    if ids.is_empty() {
-        return Observed::Shared(TagsByResource::new());
-    }
     let ids: Vec<String> = ids.into_iter().cloned().collect();
-    match cloud.list_tags(resource_type, &ids).await {
-        Ok(observed) => Observed::Shared(observed),
-        Err(error) if stops_every_call(&error) || inputs.len() == 1 => Observed::Failed(error),
-        // NB: one input's bad id must not fail the others' reads: each reads its own.
-        Err(_) => {
-            let mut each = Vec::with_capacity(inputs.len());
-            for (index, input) in inputs.iter().enumerate() {
-                let ids: BTreeSet<&String> = considered(input, intents.pending(index)).collect();
-                let ids: Vec<String> = ids.into_iter().cloned().collect();
-                each.push(if ids.is_empty() {
-                    Ok(TagsByResource::new())
-                } else {
-                    cloud.list_tags(resource_type, &ids).await
-                });
+    // NB: the calls a read of them all would make, in the same order: no call more.
+    let reads: Vec<Vec<String>> = ids
+        .chunks(cloud.limits().resources_per_call.max(1))
+        .map(<[String]>::to_vec)
+        .collect();
+    let answers = if reads.is_empty() {
+        Vec::new()
+    } else {
+        cloud.list_tags_each(resource_type, &reads).await
+    };
+    let mut shared = TagsByResource::new();
+    let mut errors: Vec<CloudError> = Vec::new();
+    let mut failed: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (read, answer) in reads.iter().zip(answers) {
+        match answer {
+            Ok(tags) => shared.extend(tags),
+            Err(error) => {
+                failed.extend(read.iter().map(|id| (id.as_str(), errors.len())));
+                errors.push(error);
             }
-            Observed::Each(each)
         }
     }
+    let mut each = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.iter().enumerate() {
+        let error = undecided(index)
+            .then(|| {
+                considered(input, intents.pending(index))
+                    .find_map(|id| failed.get(id.as_str()).map(|&e| &errors[e]))
+            })
+            .flatten();
+        each.push(match error {
+            None => Ok(None),
+            Some(error) if stops_every_call(error) || inputs.len() == 1 => Err(error.clone()),
+            // NB: one input's bad id must not fail the others' reads: each reads its own.
+            Some(_) => {
+                let ids: BTreeSet<&String> = considered(input, intents.pending(index)).collect();
+                let ids: Vec<String> = ids.into_iter().cloned().collect();
+                cloud.list_tags(resource_type, &ids).await.map(Some)
+            }
+        });
+    }
+    Observed { shared, each }
 }
 
 /// The observed tags of the resources one input considers.
@@ -403,163 +438,4 @@ async fn execute_all<'a, C: TagApi>(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::collections::BTreeMap;
-    use std::net::{Ipv4Addr, SocketAddr};
-
-    use super::*;
-    use crate::api::conditions::reason;
-    use crate::api::{AlibabaSettings, Cloud, TagProviderSpec};
-    use crate::cloud::AccessKey;
-    use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
-    use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
-    use crate::plan::{BindingId, Claim};
-    use crate::reconcile::intent::NoIntents;
-    use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
-    use crate::tags::Ownership;
-
-    const KEY_ID: &str = "LTAI5tRoundTest";
-    const KEY_SECRET: &str = "round-test-secret";
-
-    use crate::tags::tags;
-
-    pub(crate) fn id(name: &str, created: i64) -> BindingId {
-        BindingId {
-            created: Some(created),
-            namespace: "team".into(),
-            name: name.into(),
-        }
-    }
-
-    /// An emulator holding API Gateway groups `resources` (id, tags) in cn-hangzhou, and a
-    /// client of it.
-    pub(crate) async fn emulated(
-        resources: &[(&str, &[(&str, &str)])],
-    ) -> (emulator::RunningEmulator, ProviderClient) {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let resources = resources
-            .iter()
-            .map(|(id, carried)| InventoryResource {
-                cloud: "alibaba".into(),
-                region: "cn-hangzhou".into(),
-                resource_type: "apiGroup".into(),
-                id: id.to_string(),
-                tags: tags(carried),
-            })
-            .collect();
-        let config = EmulatorConfig {
-            inventory: Inventory {
-                accounts: vec![Account {
-                    access_key_id: KEY_ID.into(),
-                    access_key_secret: KEY_SECRET.into(),
-                }],
-                resources,
-            },
-            ..EmulatorConfig::default()
-        };
-        let cloud = emulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
-            .await
-            .expect("emulator starts");
-        let spec = TagProviderSpec {
-            cloud: Cloud::Alibaba,
-            region: "cn-hangzhou".into(),
-            alibaba: Some(AlibabaSettings {
-                product: Some("apigateway".into()),
-                ..AlibabaSettings::default()
-            }),
-            jdcloud: None,
-            endpoint: Some(cloud.url()),
-            credentials: None,
-            rate_limit: None,
-            allowed_namespaces: None,
-        };
-        let options = ClientOptions {
-            http: http_client().expect("HTTP client"),
-            endpoint_override: None,
-            retry: Default::default(),
-            observer: None,
-            default_rate_limit: false,
-        };
-        let client =
-            client_for(&spec, AccessKey::new(KEY_ID, KEY_SECRET), &options).expect("a client");
-        (cloud, client)
-    }
-
-    pub(crate) async fn calls(url: &str) -> BTreeMap<String, u64> {
-        let stats: serde_json::Value = reqwest::get(format!("{url}/_emulator/stats"))
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("JSON stats");
-        stats["requests"]["alibaba"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(action, outcomes)| {
-                let count = outcomes
-                    .as_object()
-                    .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
-                    .unwrap_or(0);
-                (action.clone(), count)
-            })
-            .collect()
-    }
-
-    /// Three bindings of one target: two declare the same tags on different resources (one
-    /// write call between them), the youngest conflicts with the oldest on one resource.
-    #[tokio::test]
-    async fn one_read_one_shared_write_and_each_binding_its_own_outcome() {
-        let (cloud, client) = emulated(&[("g1", &[]), ("g2", &[]), ("g3", &[])]).await;
-        let batcher = Batcher::new(client, DEFAULT_WINDOW);
-
-        let prod = tags(&[("env", "prod")]);
-        let dev = tags(&[("env", "dev"), ("owner", "c")]);
-        let (a, b, c) = (id("a", 1), id("b", 2), id("c", 3));
-        let (ids_a, ids_b, ids_c) = (
-            vec!["g1".to_string(), "g2".to_string()],
-            vec!["g3".to_string()],
-            vec!["g1".to_string()],
-        );
-        let set_a: std::collections::BTreeSet<String> = ids_a.iter().cloned().collect();
-        let claims_c = [Claim {
-            binding: &a,
-            resource_ids: &set_a,
-            tags: &prod,
-        }];
-        let owned = Ownership::default();
-        let input = |binding, desired, resource_ids, claims| PassInput {
-            binding,
-            desired,
-            resource_type: "apiGroup",
-            resource_ids,
-            owned: &owned,
-            claims,
-            mode: Mode::Apply,
-            selection: None,
-        };
-        let inputs = [
-            input(&a, &prod, &ids_a, &[]),
-            input(&b, &prod, &ids_b, &[]),
-            input(&c, &dev, &ids_c, &claims_c),
-        ];
-        let participant = batcher.participant("apiGroup");
-        let outcomes = run_round(&participant, "apiGroup", &inputs, &NoIntents).await;
-        drop(participant);
-
-        assert_eq!(outcomes.len(), 3);
-        assert!(outcomes[0].is_ready(), "{:?}", outcomes[0].readiness);
-        assert!(outcomes[1].is_ready(), "{:?}", outcomes[1].readiness);
-        assert_eq!(outcomes[2].readiness.reason, reason::CONFLICT);
-        assert!(outcomes[2].readiness.message.contains("team/a"));
-        assert_eq!(
-            calls(&cloud.url()).await,
-            BTreeMap::from([
-                ("ListTagResources".to_string(), 1),
-                // {env: prod} on g1, g2, g3 in one call; {owner: c} on g1 in another.
-                ("TagResources".to_string(), 2),
-            ])
-        );
-        cloud.shutdown().await.expect("emulator stops");
-    }
-}
+pub(crate) mod tests;

@@ -158,3 +158,60 @@ pub async fn a_lone_spec_change_is_applied_without_waiting_for_a_sweep(env: Arc<
         "{events:?}"
     );
 }
+
+/// Bindings of one provider that a start-up round passes together, more than kube-runtime is
+/// handed at once (256) and more than one chunk of a round (500).
+const LARGE_FLEET: usize = 600;
+
+/// A fleet larger than the requests handed to kube-runtime at once and than a round's chunk,
+/// at start-up: every binding converges, in the calls of the lower bound (one read and one
+/// write of every 50 resources: the chunk boundary at 500 falls on a call boundary).
+pub async fn a_fleet_larger_than_a_chunk_converges_in_the_fewest_calls(env: Arc<Env>) {
+    let (server, client) = env.own_server(fixtures::Crds::Both).await;
+    let dir = env.scratch("large");
+    let ids: Vec<String> = (0..LARGE_FLEET).map(|i| format!("large-{i:04}")).collect();
+    let inventory: Vec<(&str, &[(&str, &str)])> =
+        ids.iter().map(|id| (id.as_str(), &[][..])).collect();
+    let cloud = crate::support::processes::CloudEmulator::start(&dir, &inventory).await;
+    let tenant = Tenant::new(&client, &cloud.url, "large").await;
+    for id in &ids {
+        let mut binding = tenant.binding(id, &[id], &[("env", "prod")]);
+        binding.spec.interval = "1h".into();
+        tenant.create(&binding).await;
+    }
+    let _controller = crate::support::processes::Controller::start(
+        &server,
+        &dir,
+        crate::support::processes::ControllerOptions {
+            identity: "tagbinder-large",
+            leader_election: false,
+            namespace: None,
+        },
+    );
+    fixtures::eventually("every binding Ready", || async {
+        let list = tenant
+            .bindings
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = list.items.iter().filter(|b| is_true(b, "Ready")).count();
+        if ready == LARGE_FLEET {
+            Ok(())
+        } else {
+            Err(format!("{ready} of {LARGE_FLEET} Ready"))
+        }
+    })
+    .await;
+    for id in ids.iter().step_by(97) {
+        assert_eq!(cloud.tags(id).await, tags(&[("env", "prod")]), "{id}");
+    }
+    let bound = LARGE_FLEET.div_ceil(50) as u64;
+    assert_eq!(
+        (
+            cloud.calls("ListTagResources").await,
+            cloud.calls("TagResources").await
+        ),
+        (bound, bound),
+        "reads and writes at the lower bound"
+    );
+}

@@ -225,3 +225,47 @@ pub async fn an_observe_binding_reports_drift_and_never_writes(env: Arc<Env>) {
     );
     assert_eq!(cloud.tags("obs-g4").await, tags(&[("cost-center", "cc-7")]));
 }
+
+/// An Observe binding that declares another value than an older Enforce binding on the same
+/// resource loses the key, and reports what the resource carries: Drifted=True, the key
+/// counted as changed (issue 20: it said "all resources carry the declared tags").
+pub async fn an_observe_binding_that_loses_a_conflict_reports_the_drift(env: Arc<Env>) {
+    let tenant = Tenant::new(&env.client, &env.cloud.url, "obsconflict").await;
+    let enforced = tenant
+        .create(&tenant.binding("enforced", &["obsconflict-g1"], &[("env", "prod")]))
+        .await;
+    tenant.ready("enforced").await;
+    // NB: older by a second, so that age alone decides (the names sort the other way).
+    let created = enforced
+        .metadata
+        .creation_timestamp
+        .map(|t| t.0.as_second())
+        .expect("a creation time");
+    while jiff::Timestamp::now().as_second() <= created {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut audit = tenant.binding("observer", &["obsconflict-g1"], &[("env", "staging")]);
+    audit.spec.mode = tagbinder::api::BindingMode::Observe;
+    tenant.create(&audit).await;
+
+    let observed = tenant
+        .wait("observer", "Ready=True and Drifted=True", |b| {
+            is_true(b, "Ready") && is_true(b, "Drifted")
+        })
+        .await;
+    assert_eq!(
+        drift(&observed),
+        Some(DriftCounts {
+            resources: 1,
+            add: 0,
+            change: 1,
+            prune: 0
+        })
+    );
+    let message = &condition(&observed, "Drifted").expect("Drifted").message;
+    assert!(message.contains("another value of env"), "{message}");
+    assert_eq!(
+        env.cloud.tags("obsconflict-g1").await,
+        tags(&[("env", "prod")])
+    );
+}

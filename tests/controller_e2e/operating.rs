@@ -392,3 +392,56 @@ pub async fn a_standby_takes_over_when_the_leader_stops(env: Arc<Env>) {
         "no status rewrite after the takeover"
     );
 }
+
+/// A leader killed with SIGKILL releases nothing: the standby takes over once the Lease
+/// expires (15 s without renewal), and reconciles.
+pub async fn a_standby_takes_over_when_a_killed_leaders_lease_expires(env: Arc<Env>) {
+    const FIRST: &str = "tagbinder-expiry-a";
+    const SECOND: &str = "tagbinder-expiry-b";
+    let (server, client) = env.own_server(Crds::Both).await;
+    let tenant = Tenant::new(&client, &env.cloud.url, "expiry").await;
+    let start = |identity: &str| {
+        Controller::start(
+            &server,
+            &env.scratch(identity),
+            ControllerOptions {
+                identity,
+                leader_election: true,
+                namespace: None,
+            },
+        )
+    };
+    let mut leader = start(FIRST);
+    wait_holder(&client, FIRST).await;
+    tenant
+        .create(&tenant.binding("first", &["expiry-g1"], &[("env", "prod")]))
+        .await;
+    tenant.ready("first").await;
+    let standby = start(SECOND);
+    wait_endpoint(
+        &standby,
+        "/readyz",
+        503,
+        "standby: waiting for the Lease tagbinder-system/tagbinder-leader",
+    )
+    .await;
+
+    leader.kill().await;
+    // NB: the Lease still names the killed leader until it expires.
+    tenant
+        .create(&tenant.binding("second", &["expiry-g2"], &[("env", "prod")]))
+        .await;
+    wait_holder(&client, SECOND).await;
+    wait_endpoint(&standby, "/readyz", 200, "ok").await;
+    tenant.ready("second").await;
+    assert_eq!(env.cloud.tags("expiry-g2").await, tags(&[("env", "prod")]));
+    assert!(
+        tenant.status_writes(&server, SECOND, "second") >= 1,
+        "the new leader reconciles"
+    );
+    assert_eq!(
+        tenant.status_writes(&server, FIRST, "second"),
+        0,
+        "the killed leader wrote nothing"
+    );
+}

@@ -127,6 +127,17 @@ impl CloudEmulator {
             .unwrap_or_else(|e| panic!("tags of {id} in {state}: {e}"))
     }
 
+    /// Calls of `action` the cloud answered so far (any outcome).
+    pub async fn calls(&self, action: &str) -> u64 {
+        let (code, body) = http("GET", &format!("{}/_emulator/stats", self.url), None).await;
+        assert_eq!(code, 200, "{body}");
+        let stats: Value = serde_json::from_str(&body).expect("JSON stats");
+        stats["requests"]["alibaba"][action]
+            .as_object()
+            .map(|outcomes| outcomes.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0)
+    }
+
     /// Changes tags out of band, as someone in the cloud console would.
     pub async fn edit(&self, id: &str, set: &[(&str, &str)], remove: &[&str]) {
         let set: BTreeMap<&str, &str> = set.iter().copied().collect();
@@ -238,5 +249,125 @@ impl Controller {
     /// Everything it logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.logs).unwrap_or_default()
+    }
+}
+
+/// One resource of an inventory: cloud, region, type, id, initial tags.
+pub type Resource<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// `tagbinder emulator` with any cloud's resources, its state kept in a file so that it can be
+/// restarted where it left off (with faults, say).
+pub struct PersistentCloud {
+    child: Child,
+    port: u16,
+    inventory: PathBuf,
+    state: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl PersistentCloud {
+    /// Starts the emulator with `resources`, keeping its state in `dir`.
+    pub async fn start(dir: &Path, resources: &[Resource<'_>]) -> Self {
+        let resources: Vec<Value> = resources
+            .iter()
+            .map(|(cloud, region, kind, id, tags)| {
+                let tags: BTreeMap<&str, &str> = tags.iter().copied().collect();
+                json!({"cloud": cloud, "region": region, "type": kind, "id": id, "tags": tags})
+            })
+            .collect();
+        let inventory = json!({
+            "accounts": [{"accessKeyId": KEY_ID, "accessKeySecret": KEY_SECRET}],
+            "resources": resources,
+        });
+        let inventory_path = dir.join("persistent-inventory.json");
+        std::fs::write(&inventory_path, inventory.to_string()).expect("write the inventory");
+        let port = free_port();
+        let state = dir.join("persistent-state.json");
+        let child = Self::spawn(port, &inventory_path, &state, &[]).await;
+        PersistentCloud {
+            child,
+            port,
+            inventory: inventory_path,
+            state,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn spawn(port: u16, inventory: &Path, state: &Path, faults: &[&str]) -> Child {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+            .args([
+                "emulator",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--inventory",
+            ])
+            .arg(inventory)
+            .arg("--state")
+            .arg(state)
+            .args(faults)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the emulator starts");
+        wait_for_port(port, &mut child, "the cloud emulator").await;
+        child
+    }
+
+    /// Stops the emulator (SIGKILL: its state is saved after every change) and starts it
+    /// again on the same port from its state, with `faults` (emulator flags).
+    pub async fn restart_with(&mut self, faults: &[&str]) {
+        self.child.kill().await.expect("stop the emulator");
+        self.child = Self::spawn(self.port, &self.inventory, &self.state, faults).await;
+    }
+
+    /// The tags of one resource now.
+    pub async fn tags(&self, cloud: &str, kind: &str, id: &str) -> BTreeMap<String, String> {
+        let (code, body) = http("GET", &format!("{}/_emulator/state", self.url), None).await;
+        assert_eq!(code, 200, "{body}");
+        let state: Value = serde_json::from_str(&body).expect("JSON state");
+        serde_json::from_value(state["resources"][cloud][kind][id]["tags"].clone())
+            .unwrap_or_else(|e| panic!("tags of {cloud} {kind} {id} in {state}: {e}"))
+    }
+
+    /// Requests answered with a fault (anything but `ok`) since the emulator (re)started.
+    pub async fn faulted(&self) -> u64 {
+        let (code, body) = http("GET", &format!("{}/_emulator/stats", self.url), None).await;
+        assert_eq!(code, 200, "{body}");
+        let stats: Value = serde_json::from_str(&body).expect("JSON stats");
+        stats["outcomes"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(outcome, _)| *outcome != "ok")
+            .filter_map(|(_, count)| count.as_u64())
+            .sum()
+    }
+
+    /// Calls of `action` on `cloud` answered since the emulator (re)started, any outcome.
+    pub async fn calls(&self, cloud: &str, action: &str) -> u64 {
+        let (code, body) = http("GET", &format!("{}/_emulator/stats", self.url), None).await;
+        assert_eq!(code, 200, "{body}");
+        let stats: Value = serde_json::from_str(&body).expect("JSON stats");
+        stats["requests"][cloud][action]
+            .as_object()
+            .map(|outcomes| outcomes.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0)
+    }
+
+    /// Changes tags out of band, as someone in the cloud console would.
+    pub async fn edit(
+        &self,
+        cloud: &str,
+        kind: &str,
+        id: &str,
+        set: &[(&str, &str)],
+        remove: &[&str],
+    ) {
+        let set: BTreeMap<&str, &str> = set.iter().copied().collect();
+        let edit = json!({"cloud": cloud, "type": kind, "id": id, "set": set, "remove": remove});
+        let (code, body) = http("POST", &format!("{}/_emulator/tags", self.url), Some(&edit)).await;
+        assert_eq!(code, 200, "{body}");
     }
 }

@@ -395,6 +395,42 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
             .unwrap_or_else(|_| Err(dropped("ListTagResources")))
     }
 
+    /// Several reads of one caller in one round, one answer each.
+    async fn list_each(
+        &self,
+        caller: Option<u64>,
+        resource_type: &str,
+        reads: &[Vec<String>],
+    ) -> Vec<Result<TagsByResource, CloudError>> {
+        let mut requests = Vec::new();
+        let mut answers = Vec::with_capacity(reads.len());
+        for ids in reads {
+            if ids.is_empty() {
+                answers.push(None);
+                continue;
+            }
+            let (reply, answer) = oneshot::channel();
+            requests.push(Request {
+                resource_ids: ids.clone(),
+                kind: RequestKind::List(reply),
+            });
+            answers.push(Some(answer));
+        }
+        if !requests.is_empty() {
+            self.enqueue(resource_type, caller, requests);
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                None => Ok(TagsByResource::new()),
+                Some(answer) => answer
+                    .await
+                    .unwrap_or_else(|_| Err(dropped("ListTagResources"))),
+            });
+        }
+        results
+    }
+
     async fn write(
         &self,
         caller: Option<u64>,
@@ -529,6 +565,14 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         self.list(None, resource_type, resource_ids).await
     }
 
+    async fn list_tags_each(
+        &self,
+        resource_type: &str,
+        reads: &[Vec<String>],
+    ) -> Vec<Result<TagsByResource, CloudError>> {
+        self.list_each(None, resource_type, reads).await
+    }
+
     async fn select_resources(
         &self,
         resource_type: &str,
@@ -604,6 +648,15 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
     ) -> Result<TagsByResource, CloudError> {
         let caller = self.caller(resource_type);
         self.batcher.list(caller, resource_type, resource_ids).await
+    }
+
+    async fn list_tags_each(
+        &self,
+        resource_type: &str,
+        reads: &[Vec<String>],
+    ) -> Vec<Result<TagsByResource, CloudError>> {
+        let caller = self.caller(resource_type);
+        self.batcher.list_each(caller, resource_type, reads).await
     }
 
     async fn select_resources(

@@ -108,3 +108,47 @@ async fn an_intent_that_cannot_be_recorded_sends_no_write() {
     assert_eq!(tags["g2"]["tags"], serde_json::json!({}), "{tags}");
     cloud.shutdown().await.expect("emulator stops");
 }
+
+/// A selector pass refused before the cloud writes (it selects more than `maxResources`) does
+/// not resolve a previous intent: the intent stays in status for a pass that reads the cloud
+/// (issue 20, item 14: `fleet::pass_group` keeps it).
+#[tokio::test]
+async fn a_refused_selector_pass_keeps_its_intent() {
+    let cloud = cloud(&[("g1", &[("team", "web")]), ("g2", &[("team", "web")])]).await;
+    let mut binding = ResourceTagBinding::test()
+        .finalized()
+        .with_status(killed_after_the_intent());
+    binding.spec.resource_ids.clear();
+    binding.spec.resource_selector = Some(ResourceSelector {
+        match_tags: BTreeMap::from([("team".to_string(), "web".to_string())]),
+    });
+    binding.spec.max_resources = Some(1);
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_get().await;
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "TooManyResources", "False")
+            .await;
+        assert_eq!(
+            patch["status"]["pendingTags"],
+            serde_json::json!({"env": "prod"}),
+            "{patch}"
+        );
+        assert_eq!(
+            patch["status"]["pendingResourceIds"],
+            serde_json::json!(["g1", "g2"]),
+            "{patch}"
+        );
+        verifier.handle_event("TooManyResources").await
+    });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    let tags = tags_of(&cloud).await;
+    assert_eq!(
+        tags["g1"]["tags"],
+        serde_json::json!({"team": "web"}),
+        "{tags}"
+    );
+    cloud.shutdown().await.expect("emulator stops");
+}

@@ -282,7 +282,11 @@ fn check_plan(s: &Scenario) -> Result<(), TestCaseError> {
     if plan.blocked.is_empty() {
         check_settles_in_one_pass(s, &after, &next)?;
         let again = s.plan_from(&after, &next);
-        prop_assert!(!drift(&again, s.resource_ids.len()).is_drifted());
+        // NB: what is left is a lost conflict's value, which no write of this binding changes.
+        let left = drift(&again, &s.desired, &after, s.resource_ids.len());
+        let lost = lost_conflicts(s, &again, &after);
+        let lost: BTreeSet<&String> = lost.iter().map(|(id, _)| *id).collect();
+        prop_assert_eq!(left.counts.resources as usize, lost.len());
     }
     Ok(())
 }
@@ -291,7 +295,7 @@ fn check_plan(s: &Scenario) -> Result<(), TestCaseError> {
 /// differs after executing the plan (on resources no quota blocks) is counted once, as an add,
 /// a change or a prune, and nothing else is.
 fn check_drift(s: &Scenario, plan: &Plan, after: &TagsByResource) -> Result<(), TestCaseError> {
-    let found = drift(plan, s.resource_ids.len());
+    let found = drift(plan, &s.desired, &s.observed, s.resource_ids.len());
     let (mut add, mut change, mut prune) = (0u32, 0u32, 0u32);
     let mut resources = BTreeSet::new();
     // NB: a declared resource that carries no tags and that a quota blocks is in neither map.
@@ -333,6 +337,16 @@ fn check_drift(s: &Scenario, plan: &Plan, after: &TagsByResource) -> Result<(), 
             }
         }
     }
+    // NB: and every declared key lost to an older binding whose carried value differs from
+    // this binding's (issue 20), though no write would change it.
+    let lost = lost_conflicts(s, plan, &s.observed);
+    for (id, carried) in &lost {
+        match carried {
+            None => add += 1,
+            Some(_) => change += 1,
+        }
+        resources.insert((*id).clone());
+    }
     prop_assert_eq!(
         (found.counts.add, found.counts.change, found.counts.prune),
         (add, change, prune)
@@ -341,9 +355,26 @@ fn check_drift(s: &Scenario, plan: &Plan, after: &TagsByResource) -> Result<(), 
     prop_assert!(found.samples.len() <= drift::MAX_DRIFT_SAMPLES);
     prop_assert_eq!(
         found.is_drifted(),
-        plan.has_changes() || !plan.blocked.is_empty() && add + change > 0
+        plan.has_changes() || !plan.blocked.is_empty() && add + change > 0 || !lost.is_empty()
     );
     Ok(())
+}
+
+/// The declared keys that `plan` concedes to an older binding and that `observed` does not
+/// carry with this binding's value: (resource, carried value), one per key.
+fn lost_conflicts<'a>(
+    s: &Scenario,
+    plan: &'a Plan,
+    observed: &'a TagsByResource,
+) -> Vec<(&'a String, Option<&'a String>)> {
+    plan.decisions
+        .iter()
+        .flat_map(|(id, keys)| keys.iter().map(move |(key, d)| (id, key, d)))
+        .filter(|(_, _, decision)| matches!(decision, KeyDecision::Conflict { .. }))
+        .map(|(id, key, _)| (id, observed.get(id).and_then(|tags| tags.get(key)), key))
+        .filter(|(_, carried, key)| *carried != s.desired.get(*key))
+        .map(|(id, carried, _)| (id, carried))
+        .collect()
 }
 
 proptest! {

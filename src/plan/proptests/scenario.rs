@@ -219,16 +219,20 @@ impl Scenario {
 
     /// Whether this binding loses `key` on `id` to a rival: the oracle of conflicts, written
     /// from the rule (the oldest binding wins, one without a creation time after every dated
-    /// one, then namespace and name) and not from the planner, so that a planner marking keys
+    /// one; on a tie, the one whose value is carried; then namespace and name) and not from the planner, so that a planner marking keys
     /// as conflicts wrongly fails the properties instead of being excused by them.
     pub(super) fn loses(&self, id: &str, key: &str) -> bool {
         let Some(mine) = self.desired.get(key).filter(|_| self.declares(id, key)) else {
             return false;
         };
-        let rank = |b: &BindingId| {
+        // NB: on a tie of creation times, the binding whose value the resource carries keeps
+        // the key (issue 20); without creation times, names decide.
+        let carried = on(&self.observed, id).get(key);
+        let rank = |b: &BindingId, value: &String| {
             (
                 b.created.is_none(),
                 b.created.unwrap_or(0),
+                b.created.is_some() && carried != Some(value),
                 b.namespace.clone(),
                 b.name.clone(),
             )
@@ -241,10 +245,10 @@ impl Scenario {
                 rival
                     .tags
                     .get(key)
-                    .map(|theirs| (rank(&rival.binding), theirs))
+                    .map(|theirs| (rank(&rival.binding, theirs), theirs))
             })
             .min_by(|a, b| a.0.cmp(&b.0));
-        oldest_rival.is_some_and(|(rival, theirs)| rival < rank(&self.me) && theirs != mine)
+        oldest_rival.is_some_and(|(rival, theirs)| rival < rank(&self.me, mine) && theirs != mine)
     }
 
     /// Whether writing this binding's tags on `id` (those it does not lose), on top of what
