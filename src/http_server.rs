@@ -166,11 +166,7 @@ fn serve_request(
     router: Router,
     peer: SocketAddr,
     connection: Arc<Connection>,
-) -> impl Fn(
-    hyper::Request<hyper::body::Incoming>,
-) -> std::pin::Pin<
-    Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>,
-> {
+) -> impl Fn(hyper::Request<hyper::body::Incoming>) -> Answer {
     move |mut request| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let busy = InRequest::enter(Arc::clone(&connection));
@@ -187,6 +183,10 @@ fn serve_request(
         })
     }
 }
+
+/// The answer to one request, as hyper awaits it.
+type Answer =
+    std::pin::Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>>;
 
 /// What the accept loop knows of one open connection.
 #[derive(Debug, Default)]
