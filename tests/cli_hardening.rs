@@ -697,6 +697,23 @@ fn a_tag_key_with_an_invisible_character_is_refused_naming_the_code_point() {
             Value::Null,
             "{code}: nothing written"
         );
+        // A selector's key, which no resource can carry.
+        let selector = binding("team", "web", "g1", "{env: prod}").replace(
+            "resourceIds: [g1]",
+            &format!("resourceSelector: {{matchTags: {{\"te{escape}am\": web}}}}"),
+        );
+        let dir = setup(&selector);
+        let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
+        assert_eq!(output.status.code(), Some(1), "{code} in matchTags");
+        let error = stderr(&output) + &stdout(&output);
+        assert!(
+            error.contains("spec.resourceSelector.matchTags"),
+            "{code}: {error}"
+        );
+        assert!(
+            error.contains(&format!("invisible character {code}")),
+            "{code}: {error}"
+        );
     }
 }
 
