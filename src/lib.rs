@@ -15,3 +15,4 @@ pub mod input;
 pub mod plan;
 pub mod reconcile;
 pub mod tags;
+pub mod yaml11;

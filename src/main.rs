@@ -73,8 +73,9 @@ fn main() -> ExitCode {
 /// spread over one arena per busy thread by default: at 10,000 bindings this took the
 /// controller's peak RSS from 85.8 to 77.1 MiB (`cargo bench --bench controller_scale`, README
 /// "Controller at scale"), with the same calls and time at the default rate, and about 1 s more
-/// at the highest (one arena's lock). Called before any thread starts. (musl's allocator, the
-/// container image's, has no arenas to tune.)
+/// at the highest (one arena's lock). Called before any thread starts. The container image
+/// links glibc statically (`-C target-feature=+crt-static`, see the Dockerfile), so this is
+/// its allocator too.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; it is called here before any other

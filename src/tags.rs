@@ -179,10 +179,74 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 /// A tag set from `(key, value)` pairs, for tests.
+/// True for a character that prints as nothing, or as a blank that is not the ASCII space:
+/// Unicode's Default_Ignorable_Code_Point (zero-width space, soft hyphen, word joiner, the
+/// byte-order mark, U+3164, the tag characters...), format characters (Cf: direction marks
+/// and overrides), and the separators (Zl, Zp, and Zs but the ASCII space). Printed raw, such
+/// a character makes `en\u{200b}v` look like `env`; no cloud accepts one in a tag key.
+pub fn is_invisible(c: char) -> bool {
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    if c.is_ascii() {
+        return false;
+    }
+    CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+        || matches!(
+            CodePointMapData::<GeneralCategory>::new().get(c),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+                | GeneralCategory::SpaceSeparator
+        )
+}
+
+/// The first invisible character of `text` ([`is_invisible`]), if any.
+pub fn invisible_char(text: &str) -> Option<char> {
+    text.chars().find(|&c| is_invisible(c))
+}
+
+/// `U+200B`: how messages name a character that cannot be shown.
+pub fn code_point(c: char) -> String {
+    format!("U+{:04X}", c as u32)
+}
+
 #[cfg(test)]
 pub(crate) fn tags(pairs: &[(&str, &str)]) -> Tags {
     pairs
         .iter()
         .map(|(key, value)| (key.to_string(), value.to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_characters_are_the_ignorable_format_and_separator_ones() {
+        for c in [
+            '\u{200b}',
+            '\u{ad}',
+            '\u{2060}',
+            '\u{feff}',
+            '\u{200e}',
+            '\u{3164}',
+            '\u{e0041}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{a0}',
+            '\u{3000}',
+            '\u{202e}',
+            '\u{180e}',
+            '\u{fe0f}',
+        ] {
+            assert!(is_invisible(c), "{}", code_point(c));
+        }
+        for c in [' ', 'a', '-', '环', 'é', '\u{1F600}'] {
+            assert!(!is_invisible(c), "{}", code_point(c));
+        }
+        assert_eq!(invisible_char("en\u{200b}v"), Some('\u{200b}'));
+        assert_eq!(code_point('\u{e0041}'), "U+E0041");
+        assert_eq!(code_point('\u{ad}'), "U+00AD");
+    }
 }

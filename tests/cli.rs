@@ -465,15 +465,6 @@ fn malformed_yaml_is_reported_with_its_location() {
     assert_one_line_error(&output, &["bindings.yaml: document 1", "malformed YAML"]);
 }
 
-/// A free loopback port (the emulator binds it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `tagbinder emulator` in the background; killed on drop.
 struct EmulatorProcess {
     child: std::process::Child,
@@ -481,30 +472,29 @@ struct EmulatorProcess {
 }
 
 impl EmulatorProcess {
+    /// Starts it on a loopback port it picks (port 0: no other process can take the port
+    /// between a look-up and the bind), and reads the address it prints.
     fn start(inventory: &Path) -> Self {
-        let port = free_port();
+        use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-            .args([
-                "emulator",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--inventory",
-            ])
+            .args(["emulator", "--listen", "127.0.0.1:0", "--inventory"])
             .arg(inventory)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return EmulatorProcess { child, url };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the emulator did not start listening on {url}");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Some(url) = line.trim().strip_prefix("tagbinder emulator: serving ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the emulator did not say where it serves: {line:?}");
+        };
+        let url = url.to_string();
+        // NB: a closed pipe would fail the emulator's next line of output.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        EmulatorProcess { child, url }
     }
 
     fn get(&self, path: &str) -> Value {

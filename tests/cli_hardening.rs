@@ -131,20 +131,36 @@ fn a_second_apply_on_the_same_state_fails_at_once_or_waits_with_lock_timeout() {
 
 #[test]
 fn concurrent_applies_never_lose_a_record() {
-    let bindings: Vec<String> = (0..10)
-        .map(|n| binding(&format!("team-{n}"), "web", "g1", &format!("{{k{n}: v}}")))
-        .collect();
-    let dir = setup(&bindings.join("---\n"));
+    // NB: each run declares bindings of its own (from its own folder, on one state file and
+    // one embedded cloud): a run that read the state while another was writing it would
+    // save a state without the other's records, or refuse to save it.
+    let dir = setup("");
+    for run in 0..4 {
+        let folder = dir.path().join(format!("run-{run}"));
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::copy(
+            dir.path().join("manifests/provider.yaml"),
+            folder.join("provider.yaml"),
+        )
+        .unwrap();
+        std::fs::copy(
+            dir.path().join("manifests/inventory.yaml"),
+            folder.join("inventory.yaml"),
+        )
+        .unwrap();
+        let bindings: Vec<String> = (0..3)
+            .map(|n| {
+                let tags = format!("{{k{run}-{n}: v}}");
+                binding(&format!("team-{run}-{n}"), "web", "g1", &tags)
+            })
+            .collect();
+        std::fs::write(folder.join("bindings.yaml"), bindings.join("---\n")).unwrap();
+    }
     let runs: Vec<_> = (0..4)
-        .map(|_| {
+        .map(|run| {
             Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-                .args([
-                    "apply",
-                    "-f",
-                    "manifests",
-                    "--embedded-cloud",
-                    "--lock-timeout=5m",
-                ])
+                .args(["apply", "-f", &format!("run-{run}")])
+                .args(["--embedded-cloud", "--lock-timeout=5m"])
                 .current_dir(dir.path())
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
@@ -159,10 +175,14 @@ fn concurrent_applies_never_lose_a_record() {
     }
     let state = state_file(dir.path());
     let records = state["bindings"].as_object().unwrap();
-    assert_eq!(records.len(), 10, "{state}");
-    for n in 0..10 {
-        let record = &records[&format!("team-{n}/web")];
-        assert_eq!(record["appliedTags"][format!("k{n}")], "v", "{state}");
+    assert_eq!(records.len(), 12, "{state}");
+    let tags = cloud_tags(dir.path(), "g1");
+    for run in 0..4 {
+        for n in 0..3 {
+            let record = &records[&format!("team-{run}-{n}/web")];
+            assert_eq!(record["appliedTags"][format!("k{run}-{n}")], "v", "{state}");
+            assert_eq!(tags[format!("k{run}-{n}")], "v", "{tags}");
+        }
     }
 }
 
@@ -177,6 +197,133 @@ fn an_unwritable_state_is_found_before_any_cloud_write() {
     assert!(error.contains("blocked/state.json"), "{error}");
     assert!(error.contains("cannot be written"), "{error}");
     assert_eq!(cloud_tags(dir.path(), "g2"), Value::Null, "nothing written");
+}
+
+/// Holds the exclusive lock of the state file at `state`, as a running apply would.
+fn hold_lock(state: &Path) -> std::fs::File {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("{}.lock", state.display()))
+        .unwrap();
+    lock.lock().unwrap();
+    lock
+}
+
+#[cfg(unix)]
+#[test]
+fn a_state_file_reached_through_a_link_is_locked_and_saved_as_its_target() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    let real = dir.path().join("real/state.json");
+    let output = apply(dir.path(), &["--state=real/state.json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::os::unix::fs::symlink("real/state.json", dir.path().join("link.json")).unwrap();
+
+    // A run through the link and one through the real path exclude each other.
+    let lock = hold_lock(&real);
+    let refused = apply(dir.path(), &["--state=link.json"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("another tagbinder run"),
+        "{}",
+        stderr(&refused)
+    );
+    drop(lock);
+
+    // A save through the link writes the target and leaves the link a link.
+    std::fs::write(
+        dir.path().join("manifests/bindings.yaml"),
+        binding("team", "web", "g1", "{env: prod, tier: web}"),
+    )
+    .unwrap();
+    let output = apply(dir.path(), &["--state=link.json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let link = std::fs::symlink_metadata(dir.path().join("link.json")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link is still a link");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+    assert_eq!(saved["bindings"]["team/web"]["appliedTags"]["tier"], "web");
+
+    // A link to a state file not created yet: the file is created where the link points.
+    std::os::unix::fs::symlink("real/new.json", dir.path().join("new-link.json")).unwrap();
+    let output = apply(dir.path(), &["--state=new-link.json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(dir.path().join("real/new.json").is_file());
+    let link = std::fs::symlink_metadata(dir.path().join("new-link.json")).unwrap();
+    assert!(
+        link.file_type().is_symlink(),
+        "the new link is still a link"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_state_file_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    let fifo = dir.path().join("fifo.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for state in ["--state=fifo.json", "--state=manifests"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+            .args(["apply", "-f", "manifests", "--embedded-cloud", state])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // NB: a hang detector, not a speed check: a run blocked on the FIFO fails the test.
+        let mut waited = 0;
+        while child.try_wait().unwrap().is_none() {
+            if waited == 600 {
+                let _ = child.kill();
+                panic!("{state}: the run hangs");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waited += 1;
+        }
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{state}");
+        let error = stderr(&output);
+        assert!(error.contains("not a regular file"), "{state}: {error}");
+        assert_eq!(
+            cloud_tags(dir.path(), "g1")["env"],
+            Value::Null,
+            "nothing written"
+        );
+    }
+    assert!(
+        stderr(&tagbinder(
+            dir.path(),
+            &["plan", "-f", "manifests", "--state=fifo.json"]
+        ))
+        .contains("a FIFO (named pipe)")
+    );
+}
+
+#[test]
+fn the_largest_state_generation_is_refused_before_any_cloud_write() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    std::fs::create_dir(dir.path().join(".tagbinder")).unwrap();
+    std::fs::write(
+        dir.path().join(".tagbinder/state.json"),
+        format!(
+            "{{\"version\": 2, \"generation\": {}, \"bindings\": {{}}}}",
+            u64::MAX
+        ),
+    )
+    .unwrap();
+    let output = apply(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let error = stderr(&output);
+    assert!(error.contains("generation 18446744073709551615"), "{error}");
+    assert!(error.contains("edited by hand"), "{error}");
+    assert_eq!(
+        cloud_tags(dir.path(), "g1")["env"],
+        Value::Null,
+        "nothing written"
+    );
 }
 
 #[test]
@@ -265,8 +412,29 @@ fn input_is_bounded_by_the_bytes_read() {
                 "--state=/dev/zero",
             ],
         );
-        assert!(stderr(&output).contains("256.0 MiB"), "{}", stderr(&output));
+        // NB: a device is no state file (issue 20, item 10).
+        assert!(
+            stderr(&output).contains("not a regular file"),
+            "{}",
+            stderr(&output)
+        );
     }
+    // A state file larger than the limit (sparse: no disk space is used).
+    std::fs::File::create(dir.path().join("big.json"))
+        .unwrap()
+        .set_len(256 * 1024 * 1024 + 1)
+        .unwrap();
+    let output = tagbinder(
+        dir.path(),
+        &[
+            "plan",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--state=big.json",
+        ],
+    );
+    assert!(stderr(&output).contains("256.0 MiB"), "{}", stderr(&output));
     // An endless standard input (`yes | tagbinder plan -f -`).
     let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
         .args(["plan", "-f", "-"])
@@ -332,6 +500,93 @@ fn a_numeric_secret_is_never_echoed() {
 }
 
 #[test]
+fn a_long_numeric_secret_is_never_echoed_whatever_its_length() {
+    // NB: beyond u64 (20 digits and more) serde_yaml's own errors quote the digits; by the
+    // position of the value (a Secret's data, an inventory's accounts), never shown at all.
+    for secret in [
+        "98765432109876543210",
+        "123456789012345678901234",
+        "923456789012345678901234567890123456789",
+    ] {
+        let shown = |text: &str| text.contains(&secret[1..9]);
+        let stringdata = "stringData: {accessKeyId: LTAI5tHardeningKey, accessKeySecret: hardening-secret-value}";
+        for (what, replacement) in [
+            (
+                "stringData.accessKeySecret",
+                format!(
+                    "stringData: {{accessKeyId: LTAI5tHardeningKey, accessKeySecret: {secret}}}"
+                ),
+            ),
+            (
+                "stringData.accessKeyId",
+                format!("stringData: {{accessKeyId: {secret}, accessKeySecret: x}}"),
+            ),
+            (
+                "data.accessKeySecret",
+                format!("data: {{accessKeyId: TFRBSTV0, accessKeySecret: {secret}}}"),
+            ),
+        ] {
+            let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+            std::fs::write(
+                dir.path().join("manifests/provider.yaml"),
+                PROVIDER.replace(stringdata, &replacement),
+            )
+            .unwrap();
+            let output = apply(dir.path(), &[]);
+            assert_eq!(output.status.code(), Some(1), "{what}");
+            let error = stderr(&output);
+            assert!(error.contains(what), "{what}: {error}");
+            assert!(error.contains("not shown"), "{what}: {error}");
+            assert!(!shown(&error), "{what}: {error}");
+        }
+        for field in ["accessKeySecret", "accessKeyId"] {
+            let inventory = INVENTORY.replace(
+                &format!(
+                    "{field}: {}",
+                    if field == "accessKeyId" {
+                        "LTAI5tHardeningKey"
+                    } else {
+                        "hardening-secret-value"
+                    }
+                ),
+                &format!("{field}: {secret}"),
+            );
+            let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+            std::fs::write(dir.path().join("manifests/inventory.yaml"), &inventory).unwrap();
+            let output = apply(dir.path(), &[]);
+            assert_eq!(output.status.code(), Some(1), "{field}");
+            assert!(!shown(&stderr(&output)), "{field}: {}", stderr(&output));
+            // The emulator's own inventory file, in YAML and in JSON.
+            std::fs::write(dir.path().join("inventory.yaml"), &inventory).unwrap();
+            let json = format!(
+                "{{\"accounts\": [{{\"accessKeyId\": {}, \"accessKeySecret\": {}}}]}}",
+                if field == "accessKeyId" {
+                    secret.to_string()
+                } else {
+                    "\"k\"".to_string()
+                },
+                if field == "accessKeySecret" {
+                    secret.to_string()
+                } else {
+                    "\"s\"".to_string()
+                },
+            );
+            std::fs::write(dir.path().join("inventory.json"), json).unwrap();
+            for file in ["inventory.yaml", "inventory.json"] {
+                let output = tagbinder(
+                    dir.path(),
+                    &["emulator", "--listen", "127.0.0.1:0", "--inventory", file],
+                );
+                assert_eq!(output.status.code(), Some(1), "{file} {field}");
+                let error = stderr(&output);
+                assert!(error.contains("not shown"), "{file} {field}: {error}");
+                assert!(!shown(&error), "{file} {field}: {error}");
+            }
+        }
+    }
+}
+
+#[test]
 fn control_characters_from_the_cloud_are_printed_escaped() {
     let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
     std::fs::write(
@@ -350,6 +605,183 @@ fn control_characters_from_the_cloud_are_printed_escaped() {
         out.contains("~ env: old\\u{d}\\u{1b}[2KNo changes -> prod"),
         "{out}"
     );
+}
+
+/// Invisible characters of issue 20, item 11, as YAML double-quoted escapes, and their
+/// code points: zero-width space, soft hyphen, word joiner, byte-order mark, left-to-right
+/// mark, Hangul filler, a tag character, line and paragraph separators.
+const INVISIBLE: [(&str, &str); 9] = [
+    ("\\u200B", "U+200B"),
+    ("\\u00AD", "U+00AD"),
+    ("\\u2060", "U+2060"),
+    ("\\uFEFF", "U+FEFF"),
+    ("\\u200E", "U+200E"),
+    ("\\u3164", "U+3164"),
+    ("\\U000E0041", "U+E0041"),
+    ("\\u2028", "U+2028"),
+    ("\\u2029", "U+2029"),
+];
+
+#[test]
+fn invisible_characters_from_the_cloud_are_printed_escaped() {
+    let dir = setup(&binding("team", "web", "g1", "{env: prod}"));
+    let value: String = INVISIBLE.iter().map(|(escape, _)| *escape).collect();
+    std::fs::write(
+        dir.path().join("manifests/inventory.yaml"),
+        INVENTORY.replace(
+            "tags: {keep: me}",
+            &format!("tags: {{keep: me, env: \"o{value}ld\"}}"),
+        ),
+    )
+    .unwrap();
+    let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let escaped: String = INVISIBLE
+        .iter()
+        .map(|(_, code)| {
+            format!(
+                "\\u{{{}}}",
+                code[2..].trim_start_matches('0').to_lowercase()
+            )
+        })
+        .collect();
+    assert!(
+        out.contains(&format!("~ env: o{escaped}ld -> prod")),
+        "{out}"
+    );
+    for c in [
+        '\u{200b}',
+        '\u{ad}',
+        '\u{2060}',
+        '\u{feff}',
+        '\u{200e}',
+        '\u{3164}',
+        '\u{e0041}',
+        '\u{2028}',
+        '\u{2029}',
+    ] {
+        assert!(!out.contains(c), "{c:?} printed raw: {out:?}");
+    }
+}
+
+#[test]
+fn a_tag_key_with_an_invisible_character_is_refused_naming_the_code_point() {
+    for (escape, code) in INVISIBLE {
+        let dir = setup(&binding(
+            "team",
+            "web",
+            "g1",
+            &format!("{{\"en{escape}v\": prod}}"),
+        ));
+        for command in ["plan", "apply"] {
+            let output = tagbinder(
+                dir.path(),
+                &[command, "-f", "manifests", "--embedded-cloud"],
+            );
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{code} {command}: {}",
+                stdout(&output)
+            );
+            let error = stderr(&output) + &stdout(&output);
+            assert!(error.contains("spec.tags["), "{code}: {error}");
+            assert!(
+                error.contains(&format!("invisible character {code}")),
+                "{code}: {error}"
+            );
+        }
+        assert_eq!(
+            cloud_tags(dir.path(), "g1")["env"],
+            Value::Null,
+            "{code}: nothing written"
+        );
+        // A selector's key, which no resource can carry.
+        let selector = binding("team", "web", "g1", "{env: prod}").replace(
+            "resourceIds: [g1]",
+            &format!("resourceSelector: {{matchTags: {{\"te{escape}am\": web}}}}"),
+        );
+        let dir = setup(&selector);
+        let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
+        assert_eq!(output.status.code(), Some(1), "{code} in matchTags");
+        let error = stderr(&output) + &stdout(&output);
+        assert!(
+            error.contains("spec.resourceSelector.matchTags"),
+            "{code}: {error}"
+        );
+        assert!(
+            error.contains(&format!("invisible character {code}")),
+            "{code}: {error}"
+        );
+    }
+}
+
+#[test]
+fn yaml_1_1_scalars_that_kubectl_reads_otherwise_are_refused() {
+    // NB: kubectl reads these unquoted as booleans or numbers (YAML 1.1), and the CRD then
+    // refuses them where a string is expected: so does the CLI, naming the field.
+    for scalar in [
+        "yes", "no", "on", "off", "y", "010", "0x1F", "1_000", "0b101", "1e3",
+    ] {
+        for (field, ids, tags) in [
+            (
+                "spec.tags.env",
+                "g1".to_string(),
+                format!("{{env: {scalar}}}"),
+            ),
+            ("spec.tags", "g1".to_string(), format!("{{{scalar}: prod}}")),
+            (
+                "spec.resourceIds",
+                format!("g1, {scalar}"),
+                "{env: prod}".to_string(),
+            ),
+        ] {
+            let dir = setup(&binding("team", "web", &ids, &tags));
+            let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
+            assert_eq!(output.status.code(), Some(1), "{scalar} in {field}");
+            let error = stderr(&output);
+            assert!(error.contains(field), "{scalar} in {field}: {error}");
+            assert!(error.contains("quote it"), "{scalar} in {field}: {error}");
+        }
+    }
+    // Quoted, each is a string to both; `12:30:00` is a string to kubectl too (go-yaml v2
+    // reads no base-60 numbers); a date stays a string as well.
+    let dir = setup(&binding(
+        "team",
+        "web",
+        "g1",
+        "{env: \"yes\", code: '010', at: 12:30:00, day: 2024-01-02}",
+    ));
+    let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("+ at=12:30:00"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn a_tag_key_with_leading_or_trailing_spaces_is_refused_quoted() {
+    for key in [" env", "env ", "\\tenv"] {
+        let dir = setup(&binding(
+            "team",
+            "web",
+            "g1",
+            &format!("{{\"{key}\": prod}}"),
+        ));
+        let output = tagbinder(dir.path(), &["plan", "-f", "manifests", "--embedded-cloud"]);
+        assert_eq!(output.status.code(), Some(1), "{key:?}");
+        let error = stderr(&output);
+        assert!(
+            error.contains("leading or trailing spaces") || error.contains("control character"),
+            "{key:?}: {error}"
+        );
+        if !key.starts_with('\\') {
+            assert!(error.contains(&format!("{key:?}")), "{key:?}: {error}");
+        }
+    }
 }
 
 #[test]

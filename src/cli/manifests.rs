@@ -126,11 +126,22 @@ fn parse_file(
         };
         return errors.push(ManifestError::at(&source, "-", error.rule));
     }
+    let ambiguous = crate::yaml11::ambiguous_scalars(text);
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let source = Source {
             file: file.to_string(),
             document: index + 1,
         };
+        let (oversized, ambiguous): (Vec<_>, Vec<_>) = ambiguous
+            .iter()
+            .filter(|a| a.document == index + 1)
+            .partition(|a| a.is_oversized());
+        // NB: before serde_yaml builds the document: its error of a number beyond 64 bits
+        // would quote the digits, wherever they are.
+        if let Some(error) = oversized.iter().find_map(|a| yaml11_error(&source, a)) {
+            errors.push(error);
+            continue;
+        }
         let value = match serde_yaml::Value::deserialize(document) {
             Ok(serde_yaml::Value::Null) => continue,
             Ok(value) => value,
@@ -144,10 +155,40 @@ fn parse_file(
                 return;
             }
         };
-        if let Err(error) = parse_document(&source, value, manifests, bindings) {
+        // NB: after the document's own checks (an unknown field is the clearer error).
+        let checked = parse_document(&source, value, manifests, bindings).and_then(|()| {
+            match ambiguous.iter().find_map(|a| yaml11_error(&source, a)) {
+                Some(error) => Err(error),
+                None => Ok(()),
+            }
+        });
+        if let Err(error) = checked {
             errors.push(error);
         }
     }
+}
+
+/// The error of a plain scalar that kubectl reads otherwise ([`crate::yaml11`]), in a kind
+/// that kubectl applies (not an emulator's CloudInventory, unless no reader can hold it). The
+/// values of a Secret's `data` and `stringData` and of an inventory's accounts are not shown,
+/// whatever they look like.
+fn yaml11_error(source: &Source, scalar: &crate::yaml11::Ambiguous) -> Option<ManifestError> {
+    let kind = scalar.kind.as_deref();
+    if kind == Some("CloudInventory") && !scalar.is_oversized() {
+        return None;
+    }
+    let under = |map: &str| scalar.field == map || scalar.field.starts_with(&format!("{map}."));
+    let secret = match kind {
+        Some("Secret") => under("data") || under("stringData"),
+        Some("CloudInventory") => under("accounts"),
+        _ => false,
+    };
+    let field = if scalar.field.is_empty() {
+        "-"
+    } else {
+        &scalar.field
+    };
+    Some(ManifestError::at(source, field, scalar.rule(secret)))
 }
 
 fn parse_document(
@@ -391,6 +432,9 @@ fn typed<T: DeserializeOwned>(
         } else if mode == Mode::Secret && under("stringData") {
             "values under stringData must be strings; quote the value (the value is not shown)"
                 .to_string()
+        } else if error.inner().to_string().contains("expected a string") {
+            // NB: as the apiserver refuses a number or a boolean where its schema says string.
+            format!("{}; quote it", error.inner())
         } else {
             error.inner().to_string()
         };

@@ -74,9 +74,23 @@ pub struct ApplyArgs {
     pub prune_removed: bool,
 }
 
+/// `args` with the state file's path resolved ([`state::resolve`]): once, before anything
+/// else, so that the whole run locks, reads and writes one file.
+fn resolved(args: &CommonArgs) -> Result<CommonArgs, Vec<String>> {
+    let state = state::resolve(&args.state).map_err(|error| vec![error])?;
+    Ok(CommonArgs {
+        state,
+        ..args.clone()
+    })
+}
+
 /// Runs `tagbinder plan` and returns the process exit code.
 pub async fn plan(args: PlanArgs) -> ExitCode {
-    let report = match run(&args.common, Command::Plan).await {
+    let common = match resolved(&args.common) {
+        Ok(common) => common,
+        Err(errors) => return print_errors(&errors),
+    };
+    let report = match run(&common, Command::Plan).await {
         Ok(report) => report,
         Err(errors) => return print_errors(&errors),
     };
@@ -96,7 +110,11 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     let command = Command::Apply {
         prune_removed: args.prune_removed,
     };
-    let report = match run(&args.common, command).await {
+    let common = match resolved(&args.common) {
+        Ok(common) => common,
+        Err(errors) => return print_errors(&errors),
+    };
+    let report = match run(&common, command).await {
         Ok(report) => report,
         Err(errors) => return print_errors(&errors),
     };

@@ -125,12 +125,12 @@ impl BindingReport {
 }
 
 /// `text` made safe to print on a terminal: control characters (a carriage return or an
-/// escape sequence could overwrite what was printed before) and bidirectional overrides are
-/// shown escaped, as `\u{1b}`. Everything printed that came from the files or the cloud
-/// passes through here.
+/// escape sequence could overwrite what was printed before) and invisible characters
+/// (bidirectional overrides, zero-width and other format characters, separators but the
+/// ASCII space: [`crate::tags::is_invisible`]) are shown escaped, as `\u{1b}` or `\u{200b}`.
+/// Everything printed that came from the files or the cloud passes through here.
 pub fn clean(text: &str) -> Cow<'_, str> {
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let unsafe_char = |c: char| c.is_control() || crate::tags::is_invisible(c);
     if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);
     }
@@ -422,6 +422,10 @@ mod tests {
         assert_eq!(clean("a\rb\u{1b}[2Kc\n"), "a\\u{d}b\\u{1b}[2Kc\\u{a}");
         assert_eq!(clean("x\u{202e}y\u{85}"), "x\\u{202e}y\\u{85}");
         assert_eq!(clean("环境"), "环境");
+        assert_eq!(
+            clean("en\u{200b}v \u{ad}\u{2060}\u{feff}\u{200e}\u{3164}\u{e0041}\u{2028}\u{2029}"),
+            "en\\u{200b}v \\u{ad}\\u{2060}\\u{feff}\\u{200e}\\u{3164}\\u{e0041}\\u{2028}\\u{2029}"
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl StateFile {
         let fail = |error: &dyn std::fmt::Display| {
             format!("{}: cannot read the state file: {error}", path.display())
         };
-        let text = match input::read_text_file(path, MAX_STATE_BYTES) {
+        let text = match read_regular_file(path) {
             Ok(text) => text,
             Err(InputError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(StateFile::empty());
@@ -117,6 +117,19 @@ impl StateFile {
         };
         let state: StateFile = serde_json::from_str(&text)
             .map_err(|error| format!("{}: not a tagbinder state file: {error}", path.display()))?;
+        // NB: refused rather than saturated: the next save must write a higher generation
+        // than any run read (that is how a run finds that another saved meanwhile), and a
+        // saturated counter would stop telling. Refused at load, before any cloud write, not
+        // at the save after them. No run reaches it by counting: the file was edited.
+        if state.generation == u64::MAX {
+            return Err(format!(
+                "{}: generation {} is the largest a state file can hold, so no run could \
+                 save after it; the file was edited by hand: set \"generation\" to the number \
+                 of saves (0 is safe when no other run uses this file)",
+                path.display(),
+                state.generation
+            ));
+        }
         match state.version {
             STATE_VERSION | STATE_VERSION_PROVIDER_KEYS => state.rekeyed(path),
             version => Err(format!(
@@ -170,7 +183,10 @@ impl StateFile {
         std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
         let mut next = self.clone();
         next.version = STATE_VERSION;
-        next.generation = self.generation + 1;
+        next.generation = self
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| fail(&"the generation counter is at its largest value"))?;
         let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
         let json = serde_json::to_string_pretty(&next).map_err(|e| fail(&e))?;
         file.write_all(json.as_bytes()).map_err(|e| fail(&e))?;
@@ -179,6 +195,102 @@ impl StateFile {
         file.persist(path).map_err(|e| fail(&e.error))?;
         self.generation = next.generation;
         Ok(())
+    }
+}
+
+/// The text of the state file, refused unless it is a regular file (opened without blocking,
+/// so that a FIFO put in its place after [`resolve`] is refused, not waited on).
+fn read_regular_file(path: &Path) -> Result<String, InputError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Err(InputError::Io(std::io::Error::other(format!(
+            "it is {}, not a regular file",
+            file_kind(&file_type)
+        ))));
+    }
+    input::text_of(input::read_bounded(file, MAX_STATE_BYTES)?)
+}
+
+/// Most symbolic links followed to find the state file (as Linux's `ELOOP` limit).
+const MAX_LINKS: usize = 40;
+
+/// The state file a `--state` path names, resolved once for the whole run: every link
+/// followed (a link to a file that does not exist yet names that file, in a directory that
+/// must exist then), so that the lock, the journal and the saved file are the link's target:
+/// a run through the link and one through the real path take the same lock, and a save
+/// replaces the target, leaving the link a link. Anything but a regular file is refused (a
+/// FIFO would block the run's read while it holds the lock). A path that does not exist yet
+/// and involves no link is answered as given.
+pub fn resolve(path: &Path) -> Result<PathBuf, String> {
+    let fail = |why: String| format!("{}: {why}", path.display());
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let Ok(metadata) = std::fs::symlink_metadata(&current) else {
+            // NB: not there yet (or not reachable): the lock and the load say why, if it
+            // matters.
+            return Ok(in_real_directory(&current));
+        };
+        if metadata.file_type().is_symlink() {
+            let target = std::fs::read_link(&current)
+                .map_err(|e| fail(format!("cannot read the link: {e}")))?;
+            current = state_dir(&current).join(target);
+            continue;
+        }
+        if !metadata.is_file() {
+            let kind = file_kind(&metadata.file_type());
+            let through = if current == path {
+                String::new()
+            } else {
+                format!(" (through links, {})", current.display())
+            };
+            return Err(fail(format!(
+                "the state file is {kind}{through}, not a regular file; give --state a \
+                 regular file's path"
+            )));
+        }
+        return std::fs::canonicalize(&current)
+            .map_err(|e| fail(format!("cannot resolve the state file's path: {e}")));
+    }
+    Err(fail(format!(
+        "more than {MAX_LINKS} symbolic links to follow; is there a loop?"
+    )))
+}
+
+/// `path` (which does not exist) in its directory's real path, when the directory exists.
+fn in_real_directory(path: &Path) -> PathBuf {
+    match (std::fs::canonicalize(state_dir(path)), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -345,10 +457,27 @@ mod tests {
 
     #[test]
     fn reads_a_bounded_number_of_bytes() {
-        if Path::new("/dev/zero").exists() {
-            let error = StateFile::load(Path::new("/dev/zero")).unwrap_err();
-            assert!(error.contains("256.0 MiB"), "{error}");
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        // NB: sparse: no disk space is used.
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_STATE_BYTES + 1).unwrap();
+        let error = StateFile::load(&path).unwrap_err();
+        assert!(error.contains("256.0 MiB"), "{error}");
+    }
+
+    #[test]
+    fn the_largest_generation_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let state = serde_json::json!({"version": 2, "generation": u64::MAX, "bindings": {}});
+        std::fs::write(&path, state.to_string()).unwrap();
+        let error = StateFile::load(&path).unwrap_err();
+        assert!(error.contains("generation 18446744073709551615"), "{error}");
+        let mut edited = StateFile::empty();
+        edited.generation = u64::MAX;
+        let error = edited.save(&dir.path().join("other.json")).unwrap_err();
+        assert!(error.contains("largest"), "{error}");
     }
 
     #[test]

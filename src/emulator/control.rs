@@ -5,14 +5,16 @@
 //! them by DNS rebinding (its requests carry the attacker's host name), and a request whose
 //! `Origin` is not a loopback origin, so that a page of another site cannot send them
 //! cross-site requests. Accepted hosts: `localhost`, a loopback address (`127.0.0.0/8`,
-//! `::1`), and the address the emulator listens on when it is a specific one.
+//! `::1`), and the address the emulator listens on when it is a specific one. The peer must
+//! be a loopback address too, whatever the headers say: with `--listen 0.0.0.0`, any host of
+//! the network could otherwise send `Host: localhost`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -69,7 +71,13 @@ pub(crate) async fn loopback_only(
     request: Request,
     next: Next,
 ) -> Response {
-    match refusal(request.headers(), &app) {
+    // NB: the server puts the peer address in every request; a request without one is
+    // refused rather than trusted.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    match peer_refusal(peer).or_else(|| refusal(request.headers(), &app)) {
         Some(reason) => (
             StatusCode::FORBIDDEN,
             Json(json!({"error": format!(
@@ -78,6 +86,16 @@ pub(crate) async fn loopback_only(
         )
             .into_response(),
         None => next.run(request).await,
+    }
+}
+
+/// Why the peer is refused, if it is: anything but a loopback address (an IPv4 peer of an
+/// IPv6 socket included, `::ffff:127.0.0.1`).
+fn peer_refusal(peer: Option<IpAddr>) -> Option<String> {
+    match peer {
+        Some(ip) if ip.to_canonical().is_loopback() => None,
+        Some(ip) => Some(format!("the peer {ip} is not a loopback address")),
+        None => Some("the peer address is unknown".to_string()),
     }
 }
 
@@ -199,6 +217,25 @@ async fn edit_tags(State(app): State<Arc<App>>, Json(edit): Json<TagEdit>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_peers_are_accepted() {
+        for loopback in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(peer_refusal(loopback.parse().ok()), None, "{loopback}");
+        }
+        for other in [
+            "192.0.2.2",
+            "10.0.0.1",
+            "0.0.0.0",
+            "::",
+            "fd00::2",
+            "::ffff:10.0.0.1",
+        ] {
+            let refusal = peer_refusal(other.parse().ok());
+            assert!(refusal.is_some_and(|r| r.contains(other)), "{other}");
+        }
+        assert!(peer_refusal(None).is_some());
+    }
 
     #[test]
     fn host_names_are_split_from_ports_and_brackets() {

@@ -80,6 +80,7 @@ impl TryFrom<InventoryDocument> for Inventory {
 #[serde(rename_all = "camelCase")]
 pub struct Account {
     /// Access key id.
+    #[serde(deserialize_with = "key_id_text")]
     pub access_key_id: String,
     /// Access key secret.
     #[serde(deserialize_with = "secret_text")]
@@ -89,6 +90,20 @@ pub struct Account {
 /// A secret's text; a value of another type is refused without being shown (serde's own
 /// message would quote it: ``invalid type: integer `918273645546372819` ``).
 fn secret_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    text_not_shown(deserializer, SECRET_TYPE_ERROR)
+}
+
+/// An access key id's text, refused as a secret is: by its place in the document, whatever
+/// it looks like (a long digit string could be a secret pasted in the wrong field).
+fn key_id_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    text_not_shown(deserializer, KEY_ID_TYPE_ERROR)
+}
+
+/// A string, or `error` (which shows nothing of the value).
+fn text_not_shown<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    error: &'static str,
+) -> Result<String, D::Error> {
     struct SecretText;
 
     impl serde::de::Visitor<'_> for SecretText {
@@ -109,12 +124,14 @@ fn secret_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Stri
 
     deserializer
         .deserialize_string(SecretText)
-        .map_err(|_| serde::de::Error::custom(SECRET_TYPE_ERROR))
+        .map_err(|_| serde::de::Error::custom(error))
 }
 
 /// The error of a secret that is not a string.
 const SECRET_TYPE_ERROR: &str =
     "accessKeySecret must be a string; quote it (the value is not shown)";
+/// The error of an access key id that is not a string.
+const KEY_ID_TYPE_ERROR: &str = "accessKeyId must be a string; quote it (the value is not shown)";
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -208,6 +225,7 @@ impl Inventory {
             let limits = crate::input::YamlLimits::for_file(MAX_INVENTORY_BYTES);
             crate::input::check_yaml(&text, limits)
                 .map_err(|error| format!("document {}: {error}", error.document))
+                .and_then(|()| refuse_oversized_numbers(&text))
                 .and_then(|()| from_yaml_documents(&text))
         }
         .map_err(fail)?;
@@ -257,6 +275,23 @@ pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Refuses a number beyond 64 bits before serde_yaml reads the text: its error would quote
+/// the digits (a secret of 20 to 39 digits, say).
+fn refuse_oversized_numbers(text: &str) -> Result<(), String> {
+    match crate::yaml11::ambiguous_scalars(text)
+        .into_iter()
+        .find(|scalar| scalar.is_oversized())
+    {
+        Some(scalar) => Err(format!(
+            "document {}: {}: {}",
+            scalar.document,
+            scalar.field,
+            scalar.rule(true)
+        )),
+        None => Ok(()),
+    }
 }
 
 fn from_yaml_documents(text: &str) -> Result<Inventory, String> {

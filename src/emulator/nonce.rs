@@ -1,67 +1,75 @@
-//! Replay protection: the signature nonces seen recently, bounded in number and in time.
+//! Replay protection: the signature nonces seen, each kept for as long as a request signed
+//! with it is valid, per scope (cloud and access key), bounded in number per scope.
+//!
+//! NB: a nonce is never forgotten before it expires. A scope that holds its most nonces
+//! refuses new ones until some expire (as the cloud answers a replay): evicting the oldest
+//! instead would let one account's traffic, or a flood with one key, make another's captured
+//! requests replayable.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-/// Most nonces remembered at once. Beyond it the oldest are forgotten first, which only
-/// weakens replay protection for a client sending more than this many requests per window.
+/// Most nonces remembered per scope (an access key of a cloud): a client signing more
+/// requests than this within the signature-validity window gets replay answers.
 pub(crate) const DEFAULT_CAPACITY: usize = 100_000;
 
 /// Nonces seen, each until its expiry. Scoped (e.g. by cloud and access key), so that two
-/// callers may use the same nonce.
+/// callers may use the same nonce, and one caller's volume cannot affect another's.
 #[derive(Debug)]
 pub(crate) struct NonceCache {
-    inner: Mutex<Entries>,
+    scopes: Mutex<HashMap<String, Entries>>,
     capacity: usize,
 }
 
 #[derive(Debug, Default)]
 struct Entries {
-    expiry: HashMap<(String, String), Instant>,
-    /// Insertion order, for expiry and eviction.
-    order: VecDeque<(String, String)>,
+    expiry: HashMap<String, Instant>,
+    /// Insertion order, for expiry.
+    order: VecDeque<String>,
 }
 
 impl NonceCache {
-    /// An empty cache that holds at most `capacity` nonces.
+    /// An empty cache that holds at most `capacity` nonces per scope.
     pub fn new(capacity: usize) -> Self {
         NonceCache {
-            inner: Mutex::new(Entries::default()),
+            scopes: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
         }
     }
 
     /// Records `nonce` in `scope` until `expires`; false when it was already recorded and has
-    /// not expired (a replay).
+    /// not expired (a replay), or when the scope already holds its most live nonces (the
+    /// cache could not tell a replay then, so it refuses).
     pub fn remember(&self, scope: &str, nonce: &str, expires: Instant, now: Instant) -> bool {
-        // NB: every operation leaves the map and queue consistent before it can panic, so a
+        // NB: every operation leaves the maps and queues consistent before it can panic, so a
         // poisoned lock still guards valid data.
-        let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        // NB: scopes are created only for requests whose signature held (real access keys of
+        // the inventory), so their number is bounded by the inventory.
+        let entries = scopes.entry(scope.to_string()).or_default();
         entries.forget_expired(now);
-        let key = (scope.to_string(), nonce.to_string());
-        if entries.expiry.get(&key).is_some_and(|&until| until > now) {
+        if entries.expiry.get(nonce).is_some_and(|&until| until > now) {
             return false;
         }
-        while entries.order.len() >= self.capacity {
-            if let Some(oldest) = entries.order.pop_front() {
-                entries.expiry.remove(&oldest);
-            }
+        if entries.order.len() >= self.capacity {
+            return false;
         }
-        if entries.expiry.insert(key.clone(), expires).is_none() {
-            entries.order.push_back(key);
+        if entries.expiry.insert(nonce.to_string(), expires).is_none() {
+            entries.order.push_back(nonce.to_string());
         }
         true
     }
 
-    /// How many nonces are held.
+    /// How many nonces are held, in every scope.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.inner
+        self.scopes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .expiry
-            .len()
+            .values()
+            .map(|entries| entries.expiry.len())
+            .sum()
     }
 }
 
@@ -103,19 +111,34 @@ mod tests {
     }
 
     #[test]
-    fn capacity_bounds_the_cache() {
+    fn a_full_scope_refuses_new_nonces_until_some_expire_and_never_forgets_a_live_one() {
         let cache = NonceCache::new(3);
         let now = Instant::now();
         let until = now + Duration::from_secs(600);
-        for nonce in ["a", "b", "c", "d"] {
+        for nonce in ["a", "b", "c"] {
             assert!(cache.remember("s", nonce, until, now));
         }
+        assert!(!cache.remember("s", "d", until, now), "full: refused");
         assert_eq!(cache.len(), 3);
+        assert!(!cache.remember("s", "a", until, now), "a is still a replay");
+        let later = until + Duration::from_secs(1);
+        assert!(cache.remember("s", "d", later + Duration::from_secs(600), later));
+    }
+
+    #[test]
+    fn one_scopes_flood_cannot_evict_another_scopes_nonce() {
+        let cache = NonceCache::new(3);
+        let now = Instant::now();
+        let until = now + Duration::from_secs(600);
+        assert!(cache.remember("alibaba/victim", "captured", until, now));
+        for n in 0..1000 {
+            cache.remember("alibaba/flooder", &format!("n{n}"), until, now);
+        }
         assert!(
-            cache.remember("s", "a", until, now),
-            "the oldest was forgotten"
+            !cache.remember("alibaba/victim", "captured", until, now),
+            "the victim's nonce is still known: its replay is refused"
         );
-        assert!(!cache.remember("s", "d", until, now));
+        assert!(cache.remember("alibaba/victim", "fresh", until, now));
     }
 
     #[test]

@@ -46,6 +46,19 @@ fn key_rules(key: &str, limits: &Limits) -> Vec<String> {
     if key.is_empty() {
         rules.push("key is empty".to_string());
     }
+    // NB: rules of every cloud (none accepts them), kept here with the provider's rules so
+    // that both hosts report them as InvalidSpec.
+    if let Some(c) = crate::tags::invisible_char(key) {
+        rules.push(format!(
+            "key {key:?} holds the invisible character {}, which no cloud accepts in a key",
+            crate::tags::code_point(c)
+        ));
+    }
+    if key.trim() != key {
+        rules.push(format!(
+            "key {key:?} has leading or trailing spaces, which no cloud keeps as written"
+        ));
+    }
     if let Some(rule) = length_rule("key", key, limits.key_max_chars) {
         rules.push(rule);
     }

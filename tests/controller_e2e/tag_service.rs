@@ -4,16 +4,15 @@
 //! system tags alone, report a missing bucket alone, and prune.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::sync::Arc;
 
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::Env;
 use crate::support::fixtures::{Tenant, eventually, provider, tags};
-use crate::support::processes::{KEY_ID, KEY_SECRET, free_port, http};
+use crate::support::processes::{KEY_ID, KEY_SECRET, http, start_emulator};
 use tagbinder::api::AlibabaSignatureVersion;
 
 /// One resource of the inventory: `PRODUCT:TYPE`, id, tags.
@@ -34,30 +33,11 @@ async fn tag_service_cloud(env: &Env, resources: &[CloudResource<'_>]) -> (Child
     });
     let path = env.scratch("tag-service").join("inventory.json");
     std::fs::write(&path, inventory.to_string()).expect("write the inventory");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-        .args([
-            "emulator",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--inventory",
-        ])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the emulator starts");
-    let url = format!("http://127.0.0.1:{port}");
-    // NB: `http` panics on a refused connection: wait for the port first.
-    eventually("the Tag-service emulator listens", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    (child, url)
+    start_emulator(
+        &["--inventory".as_ref(), path.as_os_str()],
+        "the Tag-service emulator",
+    )
+    .await
 }
 
 /// The tags of one resource in the emulator now.

@@ -17,14 +17,6 @@ pub const KEY_ID: &str = "LTAI5tE2eControllerKey";
 /// Its secret: must never appear in a status, an event or a log.
 pub const KEY_SECRET: &str = "e2e-controller-secret-value";
 
-/// A free loopback port (the process binds it right after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// One HTTP/1.1 request on loopback: the status code and the body.
 pub async fn http(method: &str, url: &str, body: Option<&Value>) -> (u16, String) {
     let rest = url.trim_start_matches("http://");
@@ -57,20 +49,42 @@ pub async fn http(method: &str, url: &str, body: Option<&Value>) -> (u16, String
     (code, body.to_string())
 }
 
-async fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what} did not listen on port {port}");
+/// Starts `tagbinder emulator` with `args` on a loopback port it picks (port 0, so that no
+/// other process can take the port between a look-up and the bind), and answers its
+/// `http://127.0.0.1:PORT` as it prints it. Its further output is read and dropped.
+pub async fn start_emulator(args: &[&std::ffi::OsStr], what: &str) -> (Child, String) {
+    start_emulator_on("127.0.0.1:0", args, what).await
+}
+
+/// [`start_emulator`] listening on `listen`.
+pub async fn start_emulator_on(
+    listen: &str,
+    args: &[&std::ffi::OsStr],
+    what: &str,
+) -> (Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .args(["emulator", "--listen", listen])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .await
+        .unwrap_or_else(|e| panic!("{what} prints where it serves: {e}"));
+    let url = line
+        .trim()
+        .strip_prefix("tagbinder emulator: serving ")
+        .unwrap_or_else(|| panic!("{what} says where it serves: {line:?}"))
+        .to_string();
+    // NB: a closed pipe would fail the emulator's next line of output.
+    tokio::spawn(async move { tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await });
+    (child, url)
 }
 
 /// `tagbinder emulator`: Alibaba Cloud's tag API.
@@ -96,25 +110,12 @@ impl CloudEmulator {
         });
         let path = dir.join("inventory.json");
         std::fs::write(&path, inventory.to_string()).expect("write the inventory");
-        let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-            .args([
-                "emulator",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--inventory",
-            ])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the emulator starts");
-        wait_for_port(port, &mut child, "the cloud emulator").await;
-        CloudEmulator {
-            _child: child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        let (child, url) = start_emulator(
+            &["--inventory".as_ref(), path.as_os_str()],
+            "the cloud emulator",
+        )
+        .await;
+        CloudEmulator { _child: child, url }
     }
 
     /// The tags of an apiGroup resource now.
@@ -159,8 +160,8 @@ pub struct ControllerOptions<'a> {
 /// `tagbinder run` against an emulated API server.
 pub struct Controller {
     child: Child,
-    /// Where `/metrics`, `/healthz` and `/readyz` answer.
-    pub metrics_url: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` answer, once the controller said so.
+    metrics_url: std::sync::OnceLock<String>,
     logs: PathBuf,
 }
 
@@ -175,10 +176,10 @@ impl Controller {
         server.write_kubeconfig(&kubeconfig, identity);
         let logs = dir.join(format!("{identity}.log"));
         let log_file = std::fs::File::create(&logs).expect("create the log file");
-        let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tagbinder"));
+        // NB: port 0: the controller binds a port it picks and logs it.
         command
-            .args(["run", "--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["run", "--metrics-addr", "127.0.0.1:0"])
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAMESPACE", POD_NAMESPACE)
             .env("POD_NAME", identity)
@@ -199,18 +200,41 @@ impl Controller {
         let child = command.spawn().expect("tagbinder run starts");
         Controller {
             child,
-            metrics_url: format!("http://127.0.0.1:{port}"),
+            metrics_url: std::sync::OnceLock::new(),
             logs,
         }
     }
 
+    /// Where `/metrics`, `/healthz` and `/readyz` answer: the address the controller logged
+    /// when it bound it (`None` until then).
+    pub fn metrics_url(&self) -> Option<String> {
+        if let Some(url) = self.metrics_url.get() {
+            return Some(url.clone());
+        }
+        let logs = self.logs();
+        let line = logs
+            .lines()
+            .find(|line| line.contains("serving metrics and health"))?;
+        let addr = strip_ansi(line)
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("addr=").map(str::to_string))?;
+        Some(
+            self.metrics_url
+                .get_or_init(|| format!("http://{addr}"))
+                .clone(),
+        )
+    }
+
     /// GET on the metrics address: status code and body (0 while it does not listen).
     pub async fn endpoint(&self, path: &str) -> (u16, String) {
-        let host = self.metrics_url.trim_start_matches("http://");
+        let Some(url) = self.metrics_url() else {
+            return (0, String::new());
+        };
+        let host = url.trim_start_matches("http://");
         if tokio::net::TcpStream::connect(host).await.is_err() {
             return (0, String::new());
         }
-        http("GET", &format!("{}{path}", self.metrics_url), None).await
+        http("GET", &format!("{url}{path}"), None).await
     }
 
     /// The process id, while it runs.
@@ -282,44 +306,47 @@ impl PersistentCloud {
         });
         let inventory_path = dir.join("persistent-inventory.json");
         std::fs::write(&inventory_path, inventory.to_string()).expect("write the inventory");
-        let port = free_port();
         let state = dir.join("persistent-state.json");
-        let child = Self::spawn(port, &inventory_path, &state, &[]).await;
+        let (child, url) = start_emulator(
+            &[
+                "--inventory".as_ref(),
+                inventory_path.as_os_str(),
+                "--state".as_ref(),
+                state.as_os_str(),
+            ],
+            "the cloud emulator",
+        )
+        .await;
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the emulator's address");
         PersistentCloud {
             child,
             port,
             inventory: inventory_path,
             state,
-            url: format!("http://127.0.0.1:{port}"),
+            url,
         }
     }
 
-    async fn spawn(port: u16, inventory: &Path, state: &Path, faults: &[&str]) -> Child {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-            .args([
-                "emulator",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--inventory",
-            ])
-            .arg(inventory)
-            .arg("--state")
-            .arg(state)
-            .args(faults)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the emulator starts");
-        wait_for_port(port, &mut child, "the cloud emulator").await;
-        child
-    }
-
     /// Stops the emulator (SIGKILL: its state is saved after every change) and starts it
-    /// again on the same port from its state, with `faults` (emulator flags).
+    /// again from its state, with `faults` (emulator flags), on the same port: the providers
+    /// name it. (The port was the killed emulator's a moment ago; nothing else here binds
+    /// fixed ports.)
     pub async fn restart_with(&mut self, faults: &[&str]) {
         self.child.kill().await.expect("stop the emulator");
-        self.child = Self::spawn(self.port, &self.inventory, &self.state, faults).await;
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--inventory".as_ref(),
+            self.inventory.as_os_str(),
+            "--state".as_ref(),
+            self.state.as_os_str(),
+        ];
+        args.extend(faults.iter().map(|f| std::ffi::OsStr::new(*f)));
+        let listen = format!("127.0.0.1:{}", self.port);
+        let (child, _) = start_emulator_on(&listen, &args, "the restarted cloud emulator").await;
+        self.child = child;
     }
 
     /// The tags of one resource now.
@@ -370,4 +397,22 @@ impl PersistentCloud {
         let (code, body) = http("POST", &format!("{}/_emulator/tags", self.url), Some(&edit)).await;
         assert_eq!(code, 200, "{body}");
     }
+}
+
+/// `text` without terminal colour sequences (`ESC [ ... m`), as the text log format may hold.
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }

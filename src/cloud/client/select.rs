@@ -97,6 +97,12 @@ pub(crate) fn check_match_tags(
     let unmatchable = match_tags.iter().find_map(|(key, value)| {
         if key.is_empty() {
             Some("a matchTags key is empty".to_string())
+        } else if let Some(c) = crate::tags::invisible_char(key) {
+            Some(format!(
+                "matchTags key {key:?} holds the invisible character {}, which no cloud \
+                 accepts in a key",
+                crate::tags::code_point(c)
+            ))
         } else if value.chars().count() < limits.value_min_chars {
             Some(format!(
                 "matchTags {key:?} has an empty value; this API's values have at least {} \

@@ -346,7 +346,9 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 limits: Limits::jdcloud(),
             },
-            reqwest::Client::new(),
+            // NB: the crate's own builder installs the crypto provider rustls needs; a bare
+            // `reqwest::Client::new()` panics when this test runs alone.
+            crate::reconcile::provider::http_client().expect("HTTP client"),
         )
     }
 
