@@ -72,7 +72,7 @@ impl FromIterator<(String, Tags)> for Ownership {
 }
 
 /// The tag rules and batch limits of one cloud (or one product of it). Values come from
-/// `../shared/spec/` (Alibaba section 6, JD Cloud section 5); the clients pick them.
+/// `spec/` (Alibaba section 6, JD Cloud section 5); the clients pick them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Most resources in one tag, untag or list call.

@@ -16,7 +16,7 @@ pub const MAX_RESOURCE_ID_CHARS: usize = 256;
 /// Shortest `spec.interval`: a shorter one would re-read the cloud in a hot loop.
 pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// The CRD's pattern for values and resource ids: no control characters. Neither cloud's
-/// documents allow them (`../shared/spec/`, "Limits and tag rules"), and printed raw they
+/// documents allow them (`spec/`, "Limits and tag rules"), and printed raw they
 /// could rewrite a terminal's output.
 pub const NO_CONTROL_CHARS: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 

@@ -1,5 +1,5 @@
 //! Signing primitives, shared by the clients (which sign) and the emulator (which verifies).
-//! Pinned by the official-SDK vectors in `../shared/spec/vectors/`.
+//! Pinned by the official-SDK vectors in `spec/vectors/`.
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -60,7 +60,7 @@ pub fn rpc_signature(access_key_secret: &str, string_to_sign: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The official-SDK vectors of `../shared/spec/vectors/alibaba_rpc_v1.json`, for the tests of
+/// The official-SDK vectors of `spec/vectors/alibaba_rpc_v1.json`, for the tests of
 /// the signer and of the clients' wire encoding.
 #[cfg(test)]
 pub(crate) mod rpc_vectors {
@@ -69,7 +69,7 @@ pub(crate) mod rpc_vectors {
 
     const PATH: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/spec/vectors/alibaba_rpc_v1.json"
+        "/spec/vectors/alibaba_rpc_v1.json"
     );
 
     /// One vector, as the generator wrote it.

@@ -2,7 +2,7 @@
 
 The runner (run_sdk_tests.py) starts `tagbinder emulator` once and passes its URL in the
 environment (TAGBINDER_EMULATOR_URL). Each suite works on resources of its own, so the
-suites can run in any order. Written from the specs in ../shared/spec, not from tagbinder's
+suites can run in any order. Written from the specs in spec, not from tagbinder's
 client code.
 """
 

@@ -5,7 +5,7 @@
 #
 # Creates target/sdk-venv (reused while tests/sdk/requirements.txt is unchanged) with the
 # pinned SDKs, and target/sdk-venv/jdcloud2 with jdcloud-sdk-core 1.3.3 installed apart, as
-# ../shared/spec/README.md does (both SDK versions ship a `jdcloud_sdk` package). Exits
+# spec/README.md does (both SDK versions ship a `jdcloud_sdk` package). Exits
 # non-zero when a test fails; the last line reads `N passed, N failed`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -1,4 +1,4 @@
-//! Alibaba Cloud RPC-style tag APIs (spec: `../shared/spec/alibaba-rpc-tagging.md`), as
+//! Alibaba Cloud RPC-style tag APIs (spec: `spec/alibaba-rpc-tagging.md`), as
 //! protocols of the client chassis ([`crate::cloud::client`]):
 //! - [`ProductApi`]: a product's own TagResources, UntagResources and ListTagResources (API
 //!   Gateway, ECS, ...), resources addressed by `ResourceType` + `ResourceId.N`,

@@ -344,7 +344,7 @@ mod tests {
     fn v3_headers_reproduce_the_official_form_body_vector() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/vectors/alibaba_acs3_v3.json"
+            "/spec/vectors/alibaba_acs3_v3.json"
         );
         let file: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("JSON");

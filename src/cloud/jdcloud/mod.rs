@@ -1,4 +1,4 @@
-//! JD Cloud resource-tag client (spec: `../shared/spec/jdcloud-resource-tag.md`):
+//! JD Cloud resource-tag client (spec: `spec/jdcloud-resource-tag.md`):
 //! tagResources, unTagResources and describeResources on `/v1/regions/{regionId}/...`,
 //! signed with JDCLOUD2-HMAC-SHA256: a protocol of the client chassis ([`Client`]).
 //!

@@ -140,7 +140,7 @@ mod tests {
 
     fn vectors() -> Vec<Value> {
         let path = format!(
-            "{}/../shared/spec/vectors/jdcloud_jdcloud2.json",
+            "{}/spec/vectors/jdcloud_jdcloud2.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -1,5 +1,5 @@
 //! Alibaba Cloud's V3 signature, `ACS3-HMAC-SHA256` (spec alibaba-rpc-tagging.md section 4),
-//! pinned by `../shared/spec/vectors/alibaba_acs3_v3.json`. Pure primitives: what is signed
+//! pinned by `spec/vectors/alibaba_acs3_v3.json`. Pure primitives: what is signed
 //! and how; which headers a request carries is the signer's or the verifier's business.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -156,7 +156,7 @@ mod tests {
 
     const PATH: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/spec/vectors/alibaba_acs3_v3.json"
+        "/spec/vectors/alibaba_acs3_v3.json"
     );
 
     #[derive(Deserialize)]

@@ -207,7 +207,7 @@ mod tests {
     fn vectors() -> Vec<Vector> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/vectors/alibaba_acs3_v3.json"
+            "/spec/vectors/alibaba_acs3_v3.json"
         );
         let text = std::fs::read_to_string(path).unwrap();
         serde_json::from_str::<File>(&text).unwrap().vectors

@@ -268,7 +268,7 @@ mod tests {
 
     fn vectors(file: &str) -> Vec<serde_json::Value> {
         let path = format!(
-            "{}/../shared/spec/vectors/{file}",
+            "{}/spec/vectors/{file}",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -164,7 +164,7 @@ mod tests {
     /// The product lines listed in section 4 of the spec, before the SDK's other counters.
     fn spec_service_codes() -> Vec<String> {
         let path = format!(
-            "{}/../shared/spec/jdcloud-resource-tag.md",
+            "{}/spec/jdcloud-resource-tag.md",
             env!("CARGO_MANIFEST_DIR")
         );
         let spec = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
