@@ -261,10 +261,7 @@ mod tests {
     use super::*;
 
     fn vectors(file: &str) -> Vec<Value> {
-        let path = format!(
-            "{}/spec/vectors/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/spec/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let parsed: Value = serde_json::from_str(&text).expect("vector JSON");
         parsed["vectors"].as_array().expect("vectors").clone()

@@ -267,10 +267,7 @@ mod tests {
     }
 
     fn vectors(file: &str) -> Vec<serde_json::Value> {
-        let path = format!(
-            "{}/spec/vectors/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/spec/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         parsed["vectors"].as_array().expect("vectors").clone()
