@@ -16,7 +16,7 @@ use crate::cloud::TagApi;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::per_resource::PerResource;
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
-use crate::plan::{BindingId, Claim};
+use crate::plan::{BindingId, Claim, Claims as PlanClaims};
 use crate::reconcile::fleet::{ClaimIndex, Target, binding_id};
 use crate::reconcile::gate;
 use crate::reconcile::group::{Member, pass_group};
@@ -190,7 +190,7 @@ pub async fn run_with(
         };
         report
             .removed
-            .push(handle_removed(gone, &claims, &clients, state, command).await);
+            .push(handle_removed(gone, &PlanClaims::new(claims), &clients, state, command).await);
     }
     Ok(report)
 }
@@ -576,7 +576,7 @@ async fn reconcile_group<C: TagApi>(
     // among them (the plan knows itself): 8,000 bindings on one resource hold one list of
     // 8,000 claims, not 8,000 lists of 7,999 (issue 20, item 8).
     let mut shared: std::collections::HashMap<Vec<&str>, usize> = Default::default();
-    let mut claim_lists: Vec<Vec<Claim<'_>>> = Vec::new();
+    let mut claim_lists: Vec<PlanClaims<'_>> = Vec::new();
     let member_claims: Vec<usize> = positions
         .iter()
         .zip(&owned)
@@ -600,7 +600,7 @@ async fn reconcile_group<C: TagApi>(
                 Some(target) => claims.on(declared, target, considered.iter().copied(), None),
                 None => Vec::new(),
             };
-            claim_lists.push(claims);
+            claim_lists.push(PlanClaims::new(claims));
             shared.insert(considered, claim_lists.len() - 1);
             claim_lists.len() - 1
         })
@@ -768,7 +768,7 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
 
 async fn handle_removed(
     gone: BindingState,
-    claims: &[Claim<'_>],
+    claims: &PlanClaims<'_>,
     clients: &BTreeMap<String, ProviderClient>,
     state: &mut StateFile,
     command: Command,

@@ -476,7 +476,7 @@ async fn pass<C: TagApi>(
     resource_ids: &[String],
 ) -> Outcome {
     let prepared = Prepared::of(binding, ctx, resource_ids, &mut SharedClaimants::new());
-    let claims = Prepared::claims_of(&prepared.others);
+    let claims = crate::plan::Claims::new(Prepared::claims_of(&prepared.others));
     let input = PassInput {
         binding: &prepared.id,
         desired,

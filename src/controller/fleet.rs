@@ -43,7 +43,7 @@ use tokio::time::Instant;
 use super::binding::{Claimants, Prepared, SharedClaimants};
 use super::context::{CloudClient, Context};
 use crate::api::ResourceTagBinding;
-use crate::plan::Claim;
+use crate::plan::Claims;
 use crate::reconcile::fleet::{ClaimIndex, Target, binding_key};
 use crate::reconcile::group::Member;
 use crate::reconcile::select::{self, Resolution, Selector};
@@ -739,14 +739,14 @@ async fn pass_group(
 
 /// One list of claims per distinct claimant list of `prepared` (see `SharedClaimants`), and
 /// the list of each.
-fn claim_lists(prepared: &[Prepared]) -> (Vec<Vec<Claim<'_>>>, Vec<usize>) {
+fn claim_lists(prepared: &[Prepared]) -> (Vec<Claims<'_>>, Vec<usize>) {
     let mut lists = Vec::new();
     let mut list_of: HashMap<*const Claimants, usize> = HashMap::new();
     let claims = prepared
         .iter()
         .map(|p| {
             *list_of.entry(Arc::as_ptr(&p.others)).or_insert_with(|| {
-                lists.push(Prepared::claims_of(&p.others));
+                lists.push(Claims::new(Prepared::claims_of(&p.others)));
                 lists.len() - 1
             })
         })

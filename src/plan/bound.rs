@@ -420,7 +420,7 @@ mod tests {
                     resource_ids: binding.resource_ids,
                     owned: &owned,
                     observed: &carried,
-                    claims: &claims,
+                    claims: &crate::plan::Claims::new(claims),
                     limits: &limits,
                 });
                 prop_assert!(planned.untag_batches.is_empty());

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::batch::{tag_batches, untag_batches};
 use super::validate::is_reserved_key;
-use super::{BindingId, Claim, Confirmed, KeyDecision, Plan, PlanInput};
+use super::{BindingId, Claims, Confirmed, KeyDecision, Plan, PlanInput};
 use crate::tags::{Limits, Ownership, Tags};
 
 /// Decisions on one resource, by key.
@@ -210,26 +210,16 @@ impl<'a> Resource<'a> {
 /// The other bindings' declarations, as they bear on this binding.
 struct Rivals<'a> {
     binding: &'a BindingId,
-    claims: &'a [Claim<'a>],
+    claims: &'a Claims<'a>,
 }
 
 impl<'a> Rivals<'a> {
-    /// Other bindings declaring `key` on resource `id`, with their values.
-    fn on<'s>(
-        &'s self,
-        id: &'s str,
-        key: &'s str,
-    ) -> impl Iterator<Item = (&'a BindingId, &'a String)> + 's {
-        self.claims
-            .iter()
-            .filter(|claim| !is_same_binding(claim.binding, self.binding))
-            .filter(move |claim| claim.resource_ids.contains(id))
-            .filter_map(move |claim| claim.tags.get(key).map(|value| (claim.binding, value)))
-    }
-
     /// True when another binding declares `key` on `id` (with any value).
     fn declare(&self, id: &str, key: &str) -> bool {
-        self.on(id, key).next().is_some()
+        self.claims
+            .declaring(id, key)
+            .iter()
+            .any(|(other, _)| !is_same_binding(other, self.binding))
     }
 
     /// The binding that wins `key` on `id` against this one: the one of highest precedence
@@ -246,9 +236,23 @@ impl<'a> Rivals<'a> {
         value: &str,
         carried: Option<&str>,
     ) -> Option<(&'a BindingId, &'a String)> {
-        let (winner, theirs) = self
-            .on(id, key)
-            .min_by(|(a, x), (b, y)| rank(a, x, carried).cmp(&rank(b, y, carried)))?;
+        let declaring = self.claims.declaring(id, key);
+        // NB: claimants come in precedence order, and a rank differs from it only inside a
+        // group created in the same second (the tie rule): the winner is in the first group.
+        let mut others = declaring
+            .iter()
+            .copied()
+            .filter(|(other, _)| !is_same_binding(other, self.binding));
+        let first = others.next()?;
+        let group = |binding: &BindingId| binding.created;
+        let (winner, theirs) = match first.0.created {
+            // NB: untimed bindings rank by namespace/name alone: the first is the winner.
+            None => first,
+            Some(_) => others
+                .take_while(|(other, _)| group(other) == group(first.0))
+                .chain(std::iter::once(first))
+                .min_by(|(a, x), (b, y)| rank(a, x, carried).cmp(&rank(b, y, carried)))?,
+        };
         let wins = rank(winner, theirs, carried) < rank(self.binding, value, carried);
         (wins && theirs != value).then_some((winner, theirs))
     }
@@ -306,11 +310,11 @@ mod tie_tests {
         let their_tags = tags(&[("env", theirs)]);
         let ids = vec!["r1".to_string()];
         let their_ids: BTreeSet<String> = ids.iter().cloned().collect();
-        let claims = [Claim {
+        let claims = Claims::new(vec![super::super::Claim {
             binding: other,
             resource_ids: &their_ids,
             tags: &their_tags,
-        }];
+        }]);
         let observed: TagsByResource = carried
             .map(|value| ("r1".to_string(), tags(&[("env", value)])))
             .into_iter()

@@ -65,8 +65,8 @@ pub struct PlanInput<'a> {
     pub owned: &'a Ownership,
     /// Current tags of every declared and every owned resource.
     pub observed: &'a TagsByResource,
-    /// Declarations of the other bindings on the same provider and resource type.
-    pub claims: &'a [Claim<'a>],
+    /// Declarations of the other bindings on the same resources (its own may be among them).
+    pub claims: &'a Claims<'a>,
     /// The provider's limits and tag rules.
     pub limits: &'a Limits,
 }
@@ -163,6 +163,7 @@ impl fmt::Display for SpecViolation {
 
 mod batch;
 pub mod bound;
+mod claims;
 pub mod drift;
 mod engine;
 pub mod intent;
@@ -172,6 +173,7 @@ mod proptests;
 mod tests;
 mod validate;
 
+pub use claims::{Claims, NO_CLAIMS};
 pub use drift::{Drift, drift};
 pub use engine::plan;
 pub use validate::validate;

@@ -12,7 +12,7 @@ use super::select::{Resolution, Selection};
 use super::{Mode, Outcome, PassInput};
 use crate::api::DeletionPolicy;
 use crate::cloud::TagApi;
-use crate::plan::{BindingId, Claim};
+use crate::plan::{BindingId, Claims};
 use crate::tags::{Ownership, Tags, TagsByResource};
 
 /// One binding of a group, as its host prepared it.
@@ -33,7 +33,7 @@ pub struct Member<'a> {
     /// The ownership record before the pass.
     pub owned: &'a Ownership,
     /// The other bindings' claims on the resources it considers.
-    pub claims: &'a [Claim<'a>],
+    pub claims: &'a Claims<'a>,
     /// Whether to write.
     pub mode: Mode,
 }
@@ -162,7 +162,7 @@ mod tests {
                     match_tags: Some(match_tags),
                     deletion_policy: DeletionPolicy::Delete,
                     owned,
-                    claims: &[],
+                    claims: &crate::plan::NO_CLAIMS,
                     mode: Mode::Apply,
                 };
                 let mut outcomes = pass_group(client, "apiGroup", &[member], &NoIntents).await;

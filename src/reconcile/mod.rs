@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 pub use outcome::{Outcome, Readiness};
 
 use crate::cloud::{CloudError, TagApi};
-use crate::plan::{self, BindingId, Claim, PlanInput};
+use crate::plan::{self, BindingId, Claims, PlanInput};
 use crate::tags::{Ownership, Tags, TagsByResource};
 
 /// What a pass may do.
@@ -57,7 +57,7 @@ pub struct PassInput<'a> {
     /// The ownership record before the pass.
     pub owned: &'a Ownership,
     /// What other bindings of the same provider and resource type declare.
-    pub claims: &'a [Claim<'a>],
+    pub claims: &'a Claims<'a>,
     /// Whether to write.
     pub mode: Mode,
     /// A selector binding: `resource_ids` are its list-by-tag answer, settled against the

@@ -198,7 +198,7 @@ impl Scenario {
             resource_ids: &self.resource_ids,
             owned,
             observed,
-            claims: &claims,
+            claims: &crate::plan::Claims::new(claims),
             limits: &self.limits,
         })
     }

@@ -123,7 +123,7 @@ impl Case {
             resource_ids: &self.resource_ids,
             owned: &self.owned,
             observed: &self.observed,
-            claims: &claims,
+            claims: &crate::plan::Claims::new(claims),
             limits: &self.limits,
         })
     }

@@ -117,11 +117,11 @@ async fn one_read_one_shared_write_and_each_binding_its_own_outcome() {
         vec!["g1".to_string()],
     );
     let set_a: std::collections::BTreeSet<String> = ids_a.iter().cloned().collect();
-    let claims_c = [Claim {
+    let claims_c = crate::plan::Claims::new(vec![Claim {
         binding: &a,
         resource_ids: &set_a,
         tags: &prod,
-    }];
+    }]);
     let owned = Ownership::default();
     let input = |binding, desired, resource_ids, claims| PassInput {
         binding,
@@ -134,8 +134,8 @@ async fn one_read_one_shared_write_and_each_binding_its_own_outcome() {
         selection: None,
     };
     let inputs = [
-        input(&a, &prod, &ids_a, &[]),
-        input(&b, &prod, &ids_b, &[]),
+        input(&a, &prod, &ids_a, &crate::plan::NO_CLAIMS),
+        input(&b, &prod, &ids_b, &crate::plan::NO_CLAIMS),
         input(&c, &dev, &ids_c, &claims_c),
     ];
     let participant = batcher.participant("apiGroup");
@@ -268,7 +268,7 @@ async fn a_throttled_call_fails_only_the_resources_of_that_call() {
         resource_type: "apiGroup",
         resource_ids,
         owned: &owned,
-        claims: &[],
+        claims: &crate::plan::NO_CLAIMS,
         mode: Mode::Apply,
         selection: None,
     };
@@ -349,7 +349,7 @@ async fn a_pass_refused_before_planning_keeps_its_intent() {
             resource_type: "apiGroup",
             resource_ids: &ids_a,
             owned: &owned,
-            claims: &[],
+            claims: &crate::plan::NO_CLAIMS,
             mode: Mode::Apply,
             selection: None,
         },
@@ -359,7 +359,7 @@ async fn a_pass_refused_before_planning_keeps_its_intent() {
             resource_type: "apiGroup",
             resource_ids: &ids_b,
             owned: &owned,
-            claims: &[],
+            claims: &crate::plan::NO_CLAIMS,
             mode: Mode::Apply,
             selection: None,
         },
@@ -396,7 +396,7 @@ async fn an_unconfirmed_part_of_the_intent_stays_pending() {
         resource_type: "apiGroup",
         resource_ids: &ids,
         owned: &owned,
-        claims: &[],
+        claims: &crate::plan::NO_CLAIMS,
         mode: Mode::Apply,
         selection: None,
     }];
