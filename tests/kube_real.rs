@@ -62,8 +62,9 @@ pub struct Env {
     pub cluster: Cluster,
     /// A client of the cluster as its admin.
     pub client: kube::Client,
-    /// What `tagbinder crd | kubectl apply -f -` printed.
-    pub crd_apply: String,
+    /// What `tagbinder crd | kubectl apply -f -` printed: standard output, and the
+    /// apiserver's warnings on standard error.
+    pub crd_apply: (String, String),
     pub dir: tempfile::TempDir,
 }
 
@@ -96,8 +97,8 @@ impl Env {
 }
 
 /// `tagbinder crd | kubectl apply -f -`, then `kubectl wait --for condition=established`, as
-/// the README says; what the apply printed.
-async fn install_crds(cluster: &Cluster) -> String {
+/// the README says; what the apply printed (standard output and error).
+async fn install_crds(cluster: &Cluster) -> (String, String) {
     let crds = std::process::Command::new(env!("CARGO_BIN_EXE_tagbinder"))
         .arg("crd")
         .output()
@@ -113,7 +114,7 @@ async fn install_crds(cluster: &Cluster) -> String {
     let mut wait = vec!["wait", "--for", "condition=established", "--timeout=60s"];
     wait.extend(CRDS);
     cluster.kubectl_ok(&wait, None).await;
-    applied.stdout
+    (applied.stdout, applied.stderr)
 }
 
 /// A kube client as the admin, from the cluster's kubeconfig.

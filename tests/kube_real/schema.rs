@@ -12,14 +12,16 @@ use crate::crd_cases::{
 use crate::{CRDS, Env};
 
 pub async fn the_crds_install_with_kubectl_and_are_established(env: Arc<Env>) {
+    let (applied, warnings) = &env.crd_apply;
+    // NB: kubectl prints the apiserver's warnings (an unrecognized format, say) on stderr.
+    assert_eq!(warnings, "", "no warning when the CRDs are applied");
     for crd in CRDS {
         let name = crd.trim_start_matches("crd/");
         assert!(
-            env.crd_apply.contains(&format!(
+            applied.contains(&format!(
                 "customresourcedefinition.apiextensions.k8s.io/{name} created"
             )),
-            "{}",
-            env.crd_apply
+            "{applied}"
         );
         let conditions = env
             .cluster
