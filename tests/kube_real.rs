@@ -7,7 +7,8 @@
 //! whose name holds NAME. Set up once, before them: the CRDs from `tagbinder crd | kubectl
 //! apply -f -`, the chart's RBAC (`helm template`, applied unchanged), `tagbinder emulator` as
 //! the cloud, and `tagbinder run` authenticated as the chart's ServiceAccount, so that it has
-//! exactly what the chart grants. At the end, every request the controller made is read from
+//! exactly what the chart grants; kube-controller-manager runs too (no kubelet), for the
+//! chart's Deployment. At the end, every request the controller made is read from
 //! the apiserver's audit log: one that RBAC refused fails the suite, named with its verb and
 //! resource.
 
@@ -18,6 +19,8 @@ mod support;
 #[path = "common/crd_cases.rs"]
 mod crd_cases;
 
+#[path = "kube_real/chart.rs"]
+mod chart;
 #[path = "kube_real/cluster.rs"]
 mod cluster;
 #[path = "kube_real/controller.rs"]
@@ -36,6 +39,7 @@ use cluster::Cluster;
 use support::processes::{CloudEmulator, Controller, ControllerOptions, POD_NAMESPACE};
 use support::runner;
 
+use chart::*;
 use controller::*;
 use rbac::*;
 use schema::*;
@@ -71,7 +75,8 @@ pub struct Env {
 impl Env {
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("a scratch directory");
-        let cluster = Cluster::start(&dir.path().join("cluster"), false);
+        // NB: with kube-controller-manager, so that the chart's Deployment gets its Pod.
+        let cluster = Cluster::start(&dir.path().join("cluster"), true);
         let crd_apply = install_crds(&cluster).await;
         install_chart_rbac(&cluster).await;
         let client = admin_client(&cluster).await;
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
         scenario!(printer_columns_read_as_the_readme_shows),
         scenario!(the_chart_grants_the_controller_exactly_its_verbs),
         scenario!(a_binding_becomes_ready_on_the_real_apiserver),
+        scenario!(the_chart_installs_and_its_pod_is_admitted_as_restricted),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -22,7 +22,7 @@ const RBAC_KINDS: [&str; 5] = [
 
 /// Helm 4, as `.ci/install-tools.sh helm` installs it (into `TAGBINDER_TOOLS`, default
 /// `target/ci-tools`).
-fn helm() -> PathBuf {
+pub fn helm() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tools = std::env::var_os("TAGBINDER_TOOLS")
         .map(PathBuf::from)
