@@ -55,6 +55,9 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("ready-g1", &[]),
     ("ready-g2", &[("team", "web")]),
     ("columns-g1", &[]),
+    ("drift-g1", &[]),
+    ("orphan-g1", &[]),
+    ("suspend-g1", &[("env", "legacy")]),
 ];
 
 /// What the scenarios share.
@@ -139,6 +142,8 @@ fn main() -> ExitCode {
         scenario!(printer_columns_read_as_the_readme_shows),
         scenario!(the_chart_grants_the_controller_exactly_its_verbs),
         scenario!(a_binding_becomes_ready_on_the_real_apiserver),
+        scenario!(drift_is_corrected_and_a_changed_spec_prunes_on_the_real_apiserver),
+        scenario!(orphan_and_suspend_leave_the_cloud_alone_on_the_real_apiserver),
         scenario!(the_chart_installs_and_its_pod_is_admitted_as_restricted),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
