@@ -2,7 +2,8 @@
 //! proxy by `tests/kube/build.sh` and started by `tests/kube/cluster.sh`; driven with the
 //! matching `kubectl`, as a user drives a cluster.
 //!
-//! One cluster serves every scenario, each in namespaces of its own; all run at once
+//! One cluster serves every scenario, each in namespaces of its own (one that restarts the
+//! apiserver has a cluster of its own); all run at once
 //! (`harness = false`, `support/runner.rs`): `cargo test --test kube_real -- NAME` runs those
 //! whose name holds NAME. Set up once, before them: the CRDs from `tagbinder crd | kubectl
 //! apply -f -`, the chart's RBAC (`helm template`, applied unchanged), `tagbinder emulator` as
@@ -27,6 +28,8 @@ mod cluster;
 mod controller;
 #[path = "kube_real/rbac.rs"]
 mod rbac;
+#[path = "kube_real/relist.rs"]
+mod relist;
 #[path = "kube_real/schema.rs"]
 mod schema;
 
@@ -42,6 +45,7 @@ use support::runner;
 use chart::*;
 use controller::*;
 use rbac::*;
+use relist::*;
 use schema::*;
 
 /// The CRDs, by name.
@@ -58,6 +62,8 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("drift-g1", &[]),
     ("orphan-g1", &[]),
     ("suspend-g1", &[("env", "legacy")]),
+    ("relist-g1", &[]),
+    ("relist-g2", &[]),
 ];
 
 /// What the scenarios share.
@@ -145,6 +151,7 @@ fn main() -> ExitCode {
         scenario!(drift_is_corrected_and_a_changed_spec_prunes_on_the_real_apiserver),
         scenario!(orphan_and_suspend_leave_the_cloud_alone_on_the_real_apiserver),
         scenario!(the_chart_installs_and_its_pod_is_admitted_as_restricted),
+        scenario!(a_restarted_apiserver_breaks_the_watches_and_the_controller_carries_on),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -5,6 +5,7 @@
 #
 #   cluster.sh start DIR [--with-controller-manager] [--owner PID]
 #   cluster.sh stop DIR
+#   cluster.sh restart-apiserver DIR      # same port, same etcd: every watch breaks
 #
 # start writes into DIR (created if needed): the certificates (a CA, the apiserver's serving
 # certificate for 127.0.0.1 and localhost, the service-account key pair), a static token file,
@@ -31,7 +32,7 @@ controller_user="system:serviceaccount:tagbinder-system:tagbinder"
 controller_groups="system:serviceaccounts,system:serviceaccounts:tagbinder-system"
 
 usage() {
-  echo "usage: cluster.sh start DIR [--with-controller-manager] [--owner PID] | cluster.sh stop DIR" >&2
+  echo "usage: cluster.sh start DIR [--with-controller-manager] [--owner PID] | cluster.sh stop DIR | cluster.sh restart-apiserver DIR" >&2
   exit 2
 }
 
@@ -50,11 +51,13 @@ spawn() {
   echo $!
 }
 
+# SIGTERM to a process group, SIGKILL after GRACE tenths of a second (default 30: test data
+# needs no orderly shutdown, and a kube-apiserver drains its watches for many seconds).
 stop_group() {
-  local pid="$1" i
+  local pid="$1" grace="${2:-30}" i
   [[ -n "$pid" ]] || return 0
   kill -TERM -- "-$pid" 2>/dev/null || return 0
-  for i in $(seq 1 100); do
+  for i in $(seq 1 "$grace"); do
     kill -0 -- "-$pid" 2>/dev/null || return 0
     sleep 0.1
   done
@@ -166,10 +169,11 @@ start_etcd() {
   return 1
 }
 
+# Starts kube-apiserver on $apiserver_port when set (a restart), else on a free port.
 start_apiserver() {
-  local attempt
+  local attempt fixed_port="${apiserver_port:-}"
   for attempt in 1 2 3; do
-    apiserver_port="$(free_port)"
+    apiserver_port="${fixed_port:-$(free_port)}"
     apiserver_pid="$(spawn kube-apiserver "$bin/kube-apiserver" \
       --etcd-servers "http://127.0.0.1:$etcd_port" \
       --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$apiserver_port" \
@@ -187,7 +191,7 @@ start_apiserver() {
     if listening "$apiserver_pid" "$apiserver_port"; then
       return 0
     fi
-    if grep -q 'address already in use' "$dir/kube-apiserver.log"; then
+    if [[ -z "$fixed_port" ]] && grep -q 'address already in use' "$dir/kube-apiserver.log"; then
       stop_group "$apiserver_pid"
       continue
     fi
@@ -246,6 +250,23 @@ watch_owner() {
   setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec bash "$2" stop "$3"' \
     watchdog "$owner" "$here/cluster.sh" "$dir" </dev/null >/dev/null 2>&1 &
   echo $! >>"$dir/pids"
+}
+
+# Stops kube-apiserver and starts it again on the same port, over the same etcd: every
+# watch breaks, and the new server's watch cache starts afresh.
+restart_apiserver() {
+  # shellcheck disable=SC1091
+  source "$dir/env"
+  bin="$KUBE_BIN"
+  etcd_port="${ETCD_URL##*:}"
+  apiserver_port="$APISERVER_PORT"
+  admin_token="$(awk -F, '$2 == "admin" { print $1 }' "$dir/tokens.csv")"
+  stop_group "$APISERVER_PID"
+  grep -vx "$APISERVER_PID" "$dir/pids" >"$dir/pids.new" || true
+  mv "$dir/pids.new" "$dir/pids"
+  start_apiserver
+  wait_ready
+  sed -i "s/^APISERVER_PID=.*/APISERVER_PID=$apiserver_pid/" "$dir/env"
 }
 
 start() {
@@ -308,5 +329,6 @@ shift 2
 case "$command" in
   start) start "$@" ;;
   stop) stop ;;
+  restart-apiserver) restart_apiserver ;;
   *) usage ;;
 esac

@@ -165,6 +165,22 @@ impl Cluster {
             .await
     }
 
+    /// Stops kube-apiserver and starts it again on the same port over the same etcd
+    /// (`cluster.sh restart-apiserver`): every watch breaks.
+    pub async fn restart_apiserver(&self) {
+        let status = tokio::process::Command::new("bash")
+            .arg(script("cluster.sh"))
+            .arg("restart-apiserver")
+            .arg(&self.dir)
+            .status()
+            .await
+            .expect("bash runs tests/kube/cluster.sh");
+        assert!(
+            status.success(),
+            "cluster.sh restart-apiserver failed (above)"
+        );
+    }
+
     /// The audit log's events so far (each a request of the controller's user).
     pub fn audit_events(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.audit_log).unwrap_or_default();
