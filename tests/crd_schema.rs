@@ -5,6 +5,14 @@
 //! `kubectl apply` would refuse them; and the CLI, which restates these rules, refuses each
 //! of them too (`schema_violations`).
 
+#[allow(dead_code)]
+#[path = "common/crd_cases.rs"]
+mod crd_cases;
+use crd_cases::{
+    Refused, binding, binding_cases, provider, refused_updates, selector_binding, selector_cases,
+    with,
+};
+
 use serde_json::{Value, json};
 use tagbinder::api::{ResourceTagBinding, crds_yaml};
 
@@ -106,40 +114,6 @@ fn walk(
     }
 }
 
-fn binding() -> Value {
-    json!({
-        "apiVersion": "tagbinder.io/v1alpha1",
-        "kind": "ResourceTagBinding",
-        "metadata": {"name": "web", "namespace": "team-web"},
-        "spec": {
-            "providerRef": {"name": "aliyun"},
-            "resourceType": "apiGroup",
-            "resourceIds": ["group-1", "group-2"],
-            "tags": {"env": "prod"}
-        }
-    })
-}
-
-fn with(path: &[&str], value: Value) -> Value {
-    let mut object = binding();
-    let mut node = &mut object;
-    for key in &path[..path.len() - 1] {
-        node = &mut node[*key];
-    }
-    node[path[path.len() - 1]] = value;
-    object
-}
-
-fn without(path: &[&str]) -> Value {
-    let mut object = binding();
-    let mut node = &mut object;
-    for key in &path[..path.len() - 1] {
-        node = &mut node[*key];
-    }
-    node.as_object_mut().unwrap().remove(path[path.len() - 1]);
-    object
-}
-
 /// The CLI's restatement of the schema, on the same object.
 fn cli_violations(object: &Value) -> Vec<String> {
     match serde_json::from_value::<ResourceTagBinding>(object.clone()) {
@@ -157,14 +131,8 @@ fn a_valid_binding_is_admitted_by_the_schema_and_the_cli() {
         Vec::<String>::new()
     );
     assert_eq!(cli_violations(&binding()), Vec::<String>::new());
-    let provider = json!({
-        "apiVersion": "tagbinder.io/v1alpha1", "kind": "TagProvider",
-        "metadata": {"name": "aliyun"},
-        "spec": {"cloud": "alibaba", "region": "cn-hangzhou",
-                 "credentials": {"secretRef": {"namespace": "ns", "name": "creds"}}}
-    });
     assert_eq!(
-        admit(&schema_of("TagProvider"), None, &provider),
+        admit(&schema_of("TagProvider"), None, &provider()),
         Vec::<String>::new()
     );
 }
@@ -172,108 +140,24 @@ fn a_valid_binding_is_admitted_by_the_schema_and_the_cli() {
 #[test]
 fn the_schema_refuses_what_the_catalogue_says_it_refuses() {
     let schema = schema_of("ResourceTagBinding");
-    let many_tags: serde_json::Map<String, Value> =
-        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let many_ids: Vec<Value> = (0..1001).map(|i| json!(format!("g-{i}"))).collect();
-    let cases: Vec<(&str, Value, &str)> = vec![
-        (
-            "an empty key",
-            with(&["spec", "tags"], json!({"": "x"})),
-            "must not be empty",
-        ),
-        (
-            "a key over 128 characters",
-            with(&["spec", "tags"], json!({"k".repeat(129): "x"})),
-            "at most 128",
-        ),
-        (
-            "a value over 128 characters",
-            with(&["spec", "tags"], json!({"env": "v".repeat(129)})),
-            "128",
-        ),
-        (
-            "more than 64 tags",
-            with(&["spec", "tags"], Value::Object(many_tags)),
-            "64",
-        ),
-        (
-            "a duplicate resource id",
-            with(&["spec", "resourceIds"], json!(["group-1", "group-1"])),
-            "Duplicate value",
-        ),
-        (
-            "an empty resource id",
-            with(&["spec", "resourceIds"], json!(["group-1", ""])),
-            "/spec/resourceIds/1",
-        ),
-        (
-            "no resource id",
-            with(&["spec", "resourceIds"], json!([])),
-            "/spec/resourceIds",
-        ),
-        (
-            "more than 1000 resource ids",
-            with(&["spec", "resourceIds"], Value::Array(many_ids)),
-            "/spec/resourceIds",
-        ),
-        (
-            "no resourceType",
-            without(&["spec", "resourceType"]),
-            "resourceType",
-        ),
-        (
-            "no providerRef",
-            without(&["spec", "providerRef"]),
-            "providerRef",
-        ),
-        (
-            "a deletionPolicy that does not exist",
-            with(&["spec", "deletionPolicy"], json!("Remove")),
-            "/spec/deletionPolicy",
-        ),
-        (
-            "a malformed interval",
-            with(&["spec", "interval"], json!("10 minutes")),
-            "/spec/interval",
-        ),
-        (
-            "a non-string tag value",
-            with(&["spec", "tags"], json!({"env": 3})),
-            "/spec/tags/env",
-        ),
-        (
-            "an interval of zero",
-            with(&["spec", "interval"], json!("0s")),
-            "at least 1s",
-        ),
-        (
-            "an interval under a second",
-            with(&["spec", "interval"], json!("500ms")),
-            "at least 1s",
-        ),
-        (
-            "a carriage return in a tag value",
-            with(&["spec", "tags"], json!({"env": "pr\rod"})),
-            "/spec/tags/env",
-        ),
-        (
-            "an escape sequence in a resource id",
-            with(&["spec", "resourceIds"], json!(["group-1", "g\u{1b}[2K"])),
-            "/spec/resourceIds/1",
-        ),
-    ];
-    assert_refused_by_both(&schema, &cases);
+    assert_refused_by_both(&schema, &binding_cases());
 }
 
 /// Each case is refused by the schema (with a message holding the expected text) and by the
 /// CLI's restated rules.
-fn assert_refused_by_both(schema: &Value, cases: &[(&str, Value, &str)]) {
+fn assert_refused_by_both(schema: &Value, cases: &[Refused]) {
     let mut failures = Vec::new();
-    for (name, object, expected) in cases {
+    for Refused {
+        name,
+        object,
+        interpreted,
+        ..
+    } in cases
+    {
         let refusals = admit(schema, None, object);
-        if !refusals.iter().any(|r| r.contains(expected)) {
+        if !refusals.iter().any(|r| r.contains(interpreted)) {
             failures.push(format!(
-                "{name}: the schema answered {refusals:?}, wanted {expected:?}"
+                "{name}: the schema answered {refusals:?}, wanted {interpreted:?}"
             ));
         }
         if cli_violations(object).is_empty() {
@@ -281,12 +165,6 @@ fn assert_refused_by_both(schema: &Value, cases: &[(&str, Value, &str)]) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-fn selector_binding(match_tags: Value) -> Value {
-    let mut object = without(&["spec", "resourceIds"]);
-    object["spec"]["resourceSelector"] = json!({"matchTags": match_tags});
-    object
 }
 
 #[test]
@@ -300,77 +178,25 @@ fn a_selector_binding_is_admitted_and_its_rules_refused_by_the_schema_and_the_cl
     assert_eq!(admit(&schema, None, &capped), Vec::<String>::new());
     assert_eq!(cli_violations(&capped), Vec::<String>::new());
 
-    let many: serde_json::Map<String, Value> =
-        (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let mut both = valid.clone();
-    both["spec"]["resourceIds"] = json!(["group-1"]);
-    let mut over_cap = valid.clone();
-    over_cap["spec"]["maxResources"] = json!(1001);
-    let mut zero_cap = valid.clone();
-    zero_cap["spec"]["maxResources"] = json!(0);
-    let cases: Vec<(&str, Value, &str)> = vec![
-        (
-            "both resourceIds and a selector",
-            both,
-            "exactly one of resourceIds and resourceSelector",
-        ),
-        (
-            "neither resourceIds nor a selector",
-            without(&["spec", "resourceIds"]),
-            "exactly one of resourceIds and resourceSelector",
-        ),
-        (
-            "an empty matchTags",
-            selector_binding(json!({})),
-            "/spec/resourceSelector/matchTags",
-        ),
-        (
-            "more than 20 matchTags",
-            selector_binding(Value::Object(many)),
-            "/spec/resourceSelector/matchTags",
-        ),
-        (
-            "a declared key that is also a matchTags key",
-            selector_binding(json!({"env": "prod"})),
-            "select its own output",
-        ),
-        (
-            "an empty matchTags key",
-            selector_binding(json!({"": "web"})),
-            "matchTags keys must not be empty",
-        ),
-        (
-            "maxResources with resourceIds",
-            with(&["spec", "maxResources"], json!(10)),
-            "maxResources applies to resourceSelector only",
-        ),
-        ("maxResources over 1000", over_cap, "/spec/maxResources"),
-        ("maxResources of zero", zero_cap, "/spec/maxResources"),
-    ];
-    assert_refused_by_both(&schema, &cases);
+    assert_refused_by_both(&schema, &selector_cases());
 }
 
 #[test]
 fn provider_ref_and_resource_type_are_immutable_on_update() {
     let schema = schema_of("ResourceTagBinding");
     let old = binding();
-    let moved = with(&["spec", "providerRef"], json!({"name": "other"}));
-    assert!(
-        admit(&schema, Some(&old), &moved)
-            .iter()
-            .any(|r| r.contains("providerRef is immutable")),
-    );
-    let retyped = with(&["spec", "resourceType"], json!("plugin"));
-    assert!(
-        admit(&schema, Some(&old), &retyped)
-            .iter()
-            .any(|r| r.contains("resourceType is immutable")),
-    );
+    for (what, new, message) in refused_updates() {
+        let refusals = admit(&schema, Some(&old), &new);
+        assert!(
+            refusals.iter().any(|r| r.contains(message)),
+            "{what}: {refusals:?}"
+        );
+        assert_eq!(
+            admit(&schema, None, &new),
+            Vec::<String>::new(),
+            "{what}: creating is fine"
+        );
+    }
     let retagged = with(&["spec", "tags"], json!({"env": "dev", "team": "web"}));
     assert_eq!(admit(&schema, Some(&old), &retagged), Vec::<String>::new());
-    assert_eq!(
-        admit(&schema, None, &moved),
-        Vec::<String>::new(),
-        "creating is fine"
-    );
 }

@@ -26,6 +26,17 @@ pub const GROUP: &str = "tagbinder.io";
 /// The one served version.
 pub const VERSION: &str = "v1alpha1";
 
+/// Gives unsigned integers the format `int32`: Kubernetes knows only `int32` and `int64` for
+/// integers and warns about any other format on every apply of a CRD (`Warning: unrecognized
+/// format "uint32"`, which a real kube-apiserver printed for schemars' `u32`). Every `u32`
+/// of these types is bounded far below `i32::MAX` (counts of at most 1000 resources, a burst
+/// of at most 10000). Applied, recursively, to the spec and status of each kind.
+pub(crate) fn int32_formats(schema: &mut schemars::Schema) {
+    if schema.get("format").and_then(|format| format.as_str()) == Some("uint32") {
+        schema.insert("format".into(), "int32".into());
+    }
+}
+
 /// Both CRDs as one multi-document YAML, as `tagbinder crd` prints them.
 pub fn crds_yaml() -> String {
     let docs = [TagProvider::crd(), ResourceTagBinding::crd()];

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = schemars::transform::RecursiveTransform(crate::api::int32_formats))]
 pub struct TagProviderSpec {
     /// Which cloud's tag API this provider speaks.
     pub cloud: Cloud,

@@ -157,7 +157,7 @@ pub struct ControllerOptions<'a> {
     pub namespace: Option<&'a str>,
 }
 
-/// `tagbinder run` against an emulated API server.
+/// `tagbinder run`, in the background.
 pub struct Controller {
     child: Child,
     /// Where `/metrics`, `/healthz` and `/readyz` answer, once the controller said so.
@@ -171,16 +171,26 @@ pub const POD_NAMESPACE: &str = "tagbinder-system";
 impl Controller {
     /// Starts the controller; its logs go to a file in `dir`.
     pub fn start(server: &ApiServer, dir: &Path, options: ControllerOptions<'_>) -> Self {
+        let kubeconfig = dir.join(format!("{}.kubeconfig", options.identity));
+        server.write_kubeconfig(&kubeconfig, options.identity);
+        Self::start_with_kubeconfig(&kubeconfig, dir, options)
+    }
+
+    /// Starts the controller on any API server that `kubeconfig` reaches (a real one, say);
+    /// `options.identity` is then its `POD_NAME` only.
+    pub fn start_with_kubeconfig(
+        kubeconfig: &Path,
+        dir: &Path,
+        options: ControllerOptions<'_>,
+    ) -> Self {
         let identity = options.identity;
-        let kubeconfig = dir.join(format!("{identity}.kubeconfig"));
-        server.write_kubeconfig(&kubeconfig, identity);
         let logs = dir.join(format!("{identity}.log"));
         let log_file = std::fs::File::create(&logs).expect("create the log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tagbinder"));
         // NB: port 0: the controller binds a port it picks and logs it.
         command
             .args(["run", "--metrics-addr", "127.0.0.1:0"])
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", POD_NAMESPACE)
             .env("POD_NAME", identity)
             .env("RUST_LOG", "warn,tagbinder=debug")

@@ -1,0 +1,203 @@
+//! tagbinder against a real kube-apiserver and etcd (issue 19), built here from the Go module
+//! proxy by `tests/kube/build.sh` and started by `tests/kube/cluster.sh`; driven with the
+//! matching `kubectl`, as a user drives a cluster.
+//!
+//! One cluster serves every scenario, each in namespaces of its own (one that restarts the
+//! apiserver has a cluster of its own); all run at once
+//! (`harness = false`, `support/runner.rs`): `cargo test --test kube_real -- NAME` runs those
+//! whose name holds NAME. Set up once, before them: the CRDs from `tagbinder crd | kubectl
+//! apply -f -`, the chart's RBAC (`helm template`, applied unchanged), `tagbinder emulator` as
+//! the cloud, and `tagbinder run` authenticated as the chart's ServiceAccount, so that it has
+//! exactly what the chart grants; kube-controller-manager runs too (no kubelet), for the
+//! chart's Deployment. At the end, every request the controller made is read from
+//! the apiserver's audit log: one that RBAC refused fails the suite, named with its verb and
+//! resource.
+
+#[allow(dead_code)]
+mod support;
+
+#[allow(dead_code)]
+#[path = "common/crd_cases.rs"]
+mod crd_cases;
+
+#[path = "kube_real/chart.rs"]
+mod chart;
+#[path = "kube_real/cluster.rs"]
+mod cluster;
+#[path = "kube_real/controller.rs"]
+mod controller;
+#[path = "kube_real/rbac.rs"]
+mod rbac;
+#[path = "kube_real/relist.rs"]
+mod relist;
+#[path = "kube_real/schema.rs"]
+mod schema;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::Cluster;
+use support::processes::{CloudEmulator, Controller, ControllerOptions, POD_NAMESPACE};
+use support::runner;
+
+use chart::*;
+use controller::*;
+use rbac::*;
+use relist::*;
+use schema::*;
+
+/// The CRDs, by name.
+pub const CRDS: [&str; 2] = [
+    "crd/tagproviders.tagbinder.io",
+    "crd/resourcetagbindings.tagbinder.io",
+];
+
+/// Cloud resources (apiGroups) and their tags at start, each used by one scenario.
+const CLOUD: &[(&str, &[(&str, &str)])] = &[
+    ("ready-g1", &[]),
+    ("ready-g2", &[("team", "web")]),
+    ("columns-g1", &[]),
+    ("drift-g1", &[]),
+    ("orphan-g1", &[]),
+    ("suspend-g1", &[("env", "legacy")]),
+    ("relist-g1", &[]),
+    ("relist-g2", &[]),
+];
+
+/// What the scenarios share.
+pub struct Env {
+    // NB: fields drop in order: the controller before the cluster, the cluster (which stops
+    // the servers) before the directory that holds their files.
+    pub controller: Controller,
+    pub cloud: CloudEmulator,
+    pub cluster: Cluster,
+    /// A client of the cluster as its admin.
+    pub client: kube::Client,
+    /// What `tagbinder crd | kubectl apply -f -` printed: standard output, and the
+    /// apiserver's warnings on standard error.
+    pub crd_apply: (String, String),
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        // NB: with kube-controller-manager, so that the chart's Deployment gets its Pod.
+        let cluster = Cluster::start(&dir.path().join("cluster"), true);
+        let crd_apply = install_crds(&cluster).await;
+        install_chart_rbac(&cluster).await;
+        let client = admin_client(&cluster).await;
+        let cloud = CloudEmulator::start(dir.path(), CLOUD).await;
+        let controller = Controller::start_with_kubeconfig(
+            &cluster.controller,
+            dir.path(),
+            ControllerOptions {
+                identity: "tagbinder-real",
+                leader_election: true,
+                namespace: None,
+            },
+        );
+        Env {
+            controller,
+            cloud,
+            cluster,
+            client,
+            crd_apply,
+            dir,
+        }
+    }
+}
+
+/// `tagbinder crd | kubectl apply -f -`, then `kubectl wait --for condition=established`, as
+/// the README says; what the apply printed (standard output and error).
+async fn install_crds(cluster: &Cluster) -> (String, String) {
+    let crds = std::process::Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .arg("crd")
+        .output()
+        .expect("tagbinder crd runs");
+    assert!(crds.status.success(), "tagbinder crd");
+    let crds = String::from_utf8(crds.stdout).expect("UTF-8 CRDs");
+    let applied = cluster.kubectl(&["apply", "-f", "-"], Some(&crds)).await;
+    assert!(
+        applied.ok,
+        "the real apiserver refuses the CRDs of `tagbinder crd`:\n{}",
+        applied.stderr
+    );
+    let mut wait = vec!["wait", "--for", "condition=established", "--timeout=60s"];
+    wait.extend(CRDS);
+    cluster.kubectl_ok(&wait, None).await;
+    (applied.stdout, applied.stderr)
+}
+
+/// A kube client as the admin, from the cluster's kubeconfig.
+async fn admin_client(cluster: &Cluster) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.admin).expect("admin.kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("a client configuration from admin.kubeconfig");
+    kube::Client::try_from(config).expect("a kube client")
+}
+
+fn main() -> ExitCode {
+    let scenarios = vec![
+        scenario!(the_crds_install_with_kubectl_and_are_established),
+        scenario!(the_apiserver_refuses_each_bad_binding_with_the_schemas_message),
+        scenario!(the_apiserver_admits_valid_objects_and_refuses_immutable_changes),
+        scenario!(printer_columns_read_as_the_readme_shows),
+        scenario!(the_chart_grants_the_controller_exactly_its_verbs),
+        scenario!(a_binding_becomes_ready_on_the_real_apiserver),
+        scenario!(drift_is_corrected_and_a_changed_spec_prunes_on_the_real_apiserver),
+        scenario!(orphan_and_suspend_leave_the_cloud_alone_on_the_real_apiserver),
+        scenario!(the_chart_installs_and_its_pod_is_admitted_as_restricted),
+        scenario!(a_restarted_apiserver_breaks_the_watches_and_the_controller_carries_on),
+    ];
+    let (scenarios, filtered_out, list) = runner::selected(scenarios);
+    if list {
+        for scenario in &scenarios {
+            println!("{}: test", scenario.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let passed = runtime.block_on(async {
+        let env = Arc::new(Env::start().await);
+        let mut passed =
+            runner::run(env.clone(), scenarios, filtered_out, Duration::from_secs(150)).await;
+        let refused = forbidden_calls(&env.cluster);
+        if !refused.is_empty() {
+            println!("RBAC refused calls of the controller (the chart's grants are short):");
+            for call in &refused {
+                println!("    {call}");
+            }
+            passed = false;
+        }
+        let calls = write_calls(
+            &env.cluster,
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("target/api-calls-real.json"),
+        );
+        println!(
+            "{calls} distinct API calls of the controller on the real apiserver written to target/api-calls-real.json"
+        );
+        if !passed {
+            println!("--- last lines of the controller's log:");
+            let logs = env.controller.logs();
+            let lines: Vec<&str> = logs.lines().collect();
+            for line in &lines[lines.len().saturating_sub(100)..] {
+                println!("{line}");
+            }
+            println!(
+                "--- last lines of kube-apiserver's log:\n{}",
+                env.cluster.log_tail("kube-apiserver", 40)
+            );
+        }
+        passed
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(101)
+    }
+}
