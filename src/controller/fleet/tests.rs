@@ -157,3 +157,45 @@ fn a_deleted_binding_leaves_the_queue() {
     assert!(handed(&mut receiver).is_empty(), "{last} is gone");
     assert!(fleet.lock().queue.is_empty());
 }
+
+/// Issue 20, item 5, in the controller: the fleet keeps the selector bindings it watches, and
+/// finds those whose selections feed each other on one target, whichever provider of it.
+#[test]
+fn selections_that_feed_each_other_are_found_across_providers_of_one_target() {
+    use crate::api::{Cloud, ResourceSelector, TagProviderSpec};
+    let (triggers, _receiver) = futures::channel::mpsc::unbounded();
+    let fleet = Fleet::new(triggers);
+    let selector = |name: &str, provider: &str, declared: &[(&str, &str)], by: &[(&str, &str)]| {
+        let mut binding = binding("team", name, provider);
+        binding.spec.resource_ids.clear();
+        binding.spec.tags = crate::tags::tags(declared);
+        binding.spec.resource_selector = Some(ResourceSelector {
+            match_tags: crate::tags::tags(by),
+        });
+        binding
+    };
+    let a = selector("a", "p1", &[("team", "web")], &[("env", "prod")]);
+    let b = selector("b", "p2", &[("env", "prod")], &[("team", "web")]);
+    let c = selector("c", "p1", &[("cost", "1")], &[("env", "prod")]);
+    for binding in [&a, &b, &c] {
+        fleet.watched(&watcher::Event::Apply(binding.clone()));
+    }
+    let spec: TagProviderSpec =
+        serde_json::from_value(serde_json::json!({"cloud": "alibaba", "region": "cn-hangzhou"}))
+            .expect("a provider spec");
+    assert_eq!(spec.cloud, Cloud::Alibaba);
+    let target_of = |_: &str, resource_type: &str| Some(Target::of(&spec, resource_type));
+    let target = Target::of(&spec, "apigateway");
+    let cycles = fleet.feeding_cycles(&target, target_of);
+    let cycle = vec!["team/a".to_string(), "team/b".to_string()];
+    assert_eq!(
+        cycles,
+        BTreeMap::from([
+            ("team/a".to_string(), cycle.clone()),
+            ("team/b".to_string(), cycle)
+        ])
+    );
+    // b deleted: no cycle is left.
+    fleet.watched(&watcher::Event::Delete(b));
+    assert!(fleet.feeding_cycles(&target, target_of).is_empty());
+}
