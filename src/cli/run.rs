@@ -149,14 +149,7 @@ pub async fn run_with(
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
     resolve_selectors(&mut declared, &clients, state).await;
-    let claims = Claims {
-        index: claim_index(&declared),
-        providers: manifests
-            .providers
-            .iter()
-            .map(|(name, p)| (name.clone(), p.value.spec.clone()))
-            .collect(),
-    };
+    let claims = Claims::of(&declared, manifests);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let mut report = Report {
         command: if command == Command::Plan {
@@ -642,6 +635,18 @@ struct Claims {
 }
 
 impl Claims {
+    /// The claims of `declared`, reaching resources through the providers of `manifests`.
+    fn of(declared: &[Declared<'_>], manifests: &Manifests) -> Self {
+        Claims {
+            index: claim_index(declared),
+            providers: manifests
+                .providers
+                .iter()
+                .map(|(name, p)| (name.clone(), p.value.spec.clone()))
+                .collect(),
+        }
+    }
+
     /// The claims of the declared bindings (but `except`) on `resource_ids` of `target`,
     /// through whichever provider, in precedence order.
     fn on<'d, 'i>(
@@ -981,14 +986,7 @@ mod tests {
         .unwrap();
         let manifests = manifests::load(&[dir.path().to_path_buf()]).expect("manifests");
         let declared = declared_bindings(&manifests);
-        let claims = Claims {
-            index: claim_index(&declared),
-            providers: manifests
-                .providers
-                .iter()
-                .map(|(name, p)| (name.clone(), p.value.spec.clone()))
-                .collect(),
-        };
+        let claims = Claims::of(&declared, &manifests);
         let apply = Command::Apply {
             prune_removed: false,
         };
