@@ -120,6 +120,7 @@ impl Ticket {
 }
 
 /// What a selector binding's selection feeds on (see [`Fleet::feeding_cycles`]).
+#[derive(Clone, PartialEq)]
 struct SelectorSpec {
     provider: String,
     resource_type: String,
@@ -249,6 +250,32 @@ impl Fleet {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records what selector binding `key` feeds on now (`None`: it is no selector, or gone).
+    /// A change of one that was there asks for passes of the other selector bindings: one
+    /// refused for a feeding cycle with it (which waits for a change) is looked at again. A new one asks for nothing: the others' next passes (they
+    /// are not refused) find a cycle it makes.
+    fn selector_changed(&self, key: &str, now: Option<SelectorSpec>) {
+        let mut selectors = self.selectors_mut();
+        let before = match &now {
+            Some(spec) => selectors.insert(key.to_string(), spec.clone()),
+            None => selectors.remove(key),
+        };
+        if before.is_none_or(|before| now.as_ref() == Some(&before)) {
+            return;
+        }
+        // NB: every other selector binding, whichever provider: a cycle may span two
+        // providers of one target, and selector bindings are few (spec changes rarer still).
+        let others: Vec<String> = selectors
+            .keys()
+            .filter(|other| other.as_str() != key)
+            .cloned()
+            .collect();
+        drop(selectors);
+        for other in others {
+            self.request(&other);
+        }
+    }
+
     /// The selector bindings in a feeding cycle with another selector binding of `target`
     /// (see [`select::feeding_cycles`]), with the members of their cycle.
     pub fn feeding_cycles(
@@ -283,22 +310,18 @@ impl Fleet {
             }
             watcher::Event::Apply(binding) | watcher::Event::InitApply(binding) => {
                 let key = binding_key(binding);
-                match &binding.spec.resource_selector {
+                let selector = match &binding.spec.resource_selector {
                     Some(selector) if binding.metadata.deletion_timestamp.is_none() => {
-                        self.selectors_mut().insert(
-                            key.clone(),
-                            SelectorSpec {
-                                provider: binding.spec.provider_ref.name.clone(),
-                                resource_type: binding.spec.resource_type.clone(),
-                                declared: binding.spec.tags.clone(),
-                                match_tags: selector.match_tags.clone(),
-                            },
-                        );
+                        Some(SelectorSpec {
+                            provider: binding.spec.provider_ref.name.clone(),
+                            resource_type: binding.spec.resource_type.clone(),
+                            declared: binding.spec.tags.clone(),
+                            match_tags: selector.match_tags.clone(),
+                        })
                     }
-                    _ => {
-                        self.selectors_mut().remove(&key);
-                    }
-                }
+                    _ => None,
+                };
+                self.selector_changed(&key, selector);
                 if binding.metadata.deletion_timestamp.is_some() {
                     self.claims_mut().withdraw(&key);
                 } else if binding.spec.resource_selector.is_some() {
@@ -343,7 +366,7 @@ impl Fleet {
     /// Forgets a binding: deleted, or its object no longer decodes.
     pub fn forget(&self, key: &str) {
         self.claims_mut().withdraw(&key.to_string());
-        self.selectors_mut().remove(key);
+        self.selector_changed(key, None);
         let mut state = self.lock();
         state.registered.remove(key);
         state.pending.remove(key);

@@ -195,7 +195,28 @@ fn selections_that_feed_each_other_are_found_across_providers_of_one_target() {
             ("team/b".to_string(), cycle)
         ])
     );
-    // b deleted: no cycle is left.
+    // A status write (the same spec again) asks for nothing; a change of a, or b deleted,
+    // asks for passes of the other selector bindings (a refused one is looked at again), and
+    // no cycle is left.
+    let (triggers, mut receiver) = futures::channel::mpsc::unbounded();
+    let fleet = Fleet::new(triggers);
+    for binding in [&a, &b, &c] {
+        fleet.watched(&watcher::Event::Apply(binding.clone()));
+    }
+    fleet.watched(&watcher::Event::Apply(b.clone()));
+    assert!(handed(&mut receiver).is_empty());
+    let mut moved = a.clone();
+    moved.spec.tags = crate::tags::tags(&[("tier", "web")]);
+    fleet.watched(&watcher::Event::Apply(moved));
+    let mut requested = handed(&mut receiver);
+    requested.sort();
+    assert_eq!(requested, ["team/b", "team/c"]);
+    for key in &requested {
+        fleet.settled(key);
+    }
     fleet.watched(&watcher::Event::Delete(b));
+    let mut requested = handed(&mut receiver);
+    requested.sort();
+    assert_eq!(requested, ["team/a", "team/c"]);
     assert!(fleet.feeding_cycles(&target, target_of).is_empty());
 }
