@@ -835,3 +835,42 @@ fn an_observe_binding_claims_nothing_from_a_binding_that_writes() {
         .unwrap();
     assert_eq!(audit["writeCalls"], 0);
 }
+
+/// Issue 26: a file with kinds tagbinder does not read (as `kustomize build` prints them) is
+/// planned with a note for each skipped document; `--strict` refuses them.
+#[test]
+fn kinds_tagbinder_does_not_read_are_skipped_with_a_note_and_refused_under_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    let mut text = String::new();
+    for file in ["provider.yaml", "bindings.yaml", "inventory.yaml"] {
+        text.push_str(&std::fs::read_to_string(quickstart.join(file)).unwrap());
+        text.push_str("\n---\n");
+    }
+    // NB: `enabled: yes` would be refused in a kind tagbinder reads; here it is not its own.
+    text.push_str(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: team-web}\n\
+         data: {enabled: yes}\n",
+    );
+    std::fs::write(dir.path().join("all.yaml"), text).unwrap();
+
+    let output = tagbinder(dir.path(), &["plan", "-f", "all.yaml", "--embedded-cloud"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("skipped v1/ConfigMap: not a kind tagbinder reads"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("Plan:"), "{}", stdout(&output));
+
+    let strict = tagbinder(
+        dir.path(),
+        &["plan", "-f", "all.yaml", "--embedded-cloud", "--strict"],
+    );
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        stderr(&strict).contains("v1/ConfigMap is not a kind tagbinder reads"),
+        "{}",
+        stderr(&strict)
+    );
+}

@@ -85,19 +85,32 @@ pub struct Manifests {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// The embedded cloud's starting inventory, if the files carry one.
     pub inventory: Option<Located<Inventory>>,
+    /// Documents of kinds tagbinder does not read, skipped (a note each); refused instead
+    /// under `--strict`.
+    pub skipped: Vec<String>,
 }
+
+/// The kinds tagbinder reads.
+const KINDS: &str = "TagProvider, ResourceTagBinding, Secret, Namespace, CloudInventory";
 
 const TAGBINDER_API: &str = "tagbinder.io/v1alpha1";
 const INVENTORY_API: &str = "emulator.tagbinder.io/v1alpha1";
 
 /// Reads every path. Errors are collected across all documents, so that one run reports
 /// every problem.
-pub fn load(paths: &[PathBuf]) -> Result<Manifests, Vec<ManifestError>> {
+/// Documents of other kinds (a `kustomize build` output's ConfigMaps, say) are skipped with a
+/// note, or refused when `strict`.
+pub fn load(paths: &[PathBuf], strict: bool) -> Result<Manifests, Vec<ManifestError>> {
     let mut manifests = Manifests::default();
     let mut errors = Vec::new();
     let mut bindings = HashMap::new();
     for (file, text) in super::files::read_inputs(paths, &mut errors) {
-        parse_file(&file, &text, &mut manifests, &mut bindings, &mut errors);
+        let mut reading = Reading {
+            manifests: &mut manifests,
+            bindings: &mut bindings,
+            strict,
+        };
+        parse_file(&file, &text, &mut reading, &mut errors);
     }
     if errors.is_empty() {
         Ok(manifests)
@@ -109,13 +122,15 @@ pub fn load(paths: &[PathBuf]) -> Result<Manifests, Vec<ManifestError>> {
 /// Bindings read so far, by (namespace, name): their index in `Manifests::bindings`.
 type BindingIndex = HashMap<(String, String), usize>;
 
-fn parse_file(
-    file: &str,
-    text: &str,
-    manifests: &mut Manifests,
-    bindings: &mut BindingIndex,
-    errors: &mut Vec<ManifestError>,
-) {
+/// What a load has read so far, and how it reads.
+struct Reading<'a> {
+    manifests: &'a mut Manifests,
+    bindings: &'a mut BindingIndex,
+    /// Refuse kinds tagbinder does not read, instead of skipping them.
+    strict: bool,
+}
+
+fn parse_file(file: &str, text: &str, reading: &mut Reading<'_>, errors: &mut Vec<ManifestError>) {
     // NB: bounds first: serde_yaml would expand every alias, and its parser takes quadratic
     // time on deep flow nesting, before any of its own limits apply.
     let limits = crate::input::YamlLimits::for_file(MAX_FILE_BYTES);
@@ -155,8 +170,13 @@ fn parse_file(
                 return;
             }
         };
-        // NB: after the document's own checks (an unknown field is the clearer error).
-        let checked = parse_document(&source, value, manifests, bindings).and_then(|()| {
+        let skipped = reading.manifests.skipped.len();
+        // NB: after the document's own checks (an unknown field is the clearer error); a
+        // skipped document is not tagbinder's to judge.
+        let checked = parse_document(&source, value, reading).and_then(|()| {
+            if reading.manifests.skipped.len() > skipped {
+                return Ok(());
+            }
             match ambiguous.iter().find_map(|a| yaml11_error(&source, a)) {
                 Some(error) => Err(error),
                 None => Ok(()),
@@ -194,9 +214,9 @@ fn yaml11_error(source: &Source, scalar: &crate::yaml11::Ambiguous) -> Option<Ma
 fn parse_document(
     source: &Source,
     value: serde_yaml::Value,
-    manifests: &mut Manifests,
-    bindings: &mut BindingIndex,
+    reading: &mut Reading<'_>,
 ) -> Result<(), ManifestError> {
+    let (manifests, bindings) = (&mut *reading.manifests, &mut *reading.bindings);
     let api_version = string_field(&value, "apiVersion")
         .ok_or_else(|| ManifestError::at(source, "apiVersion", "required"))?;
     let kind = string_field(&value, "kind")
@@ -340,15 +360,20 @@ fn parse_document(
                 format!("{api_version:?} is not served for CloudInventory; use {INVENTORY_API:?}"),
             ));
         }
-        _ => {
+        _ if reading.strict => {
             return Err(ManifestError::at(
                 source,
                 "kind",
                 format!(
-                    "{api_version}/{kind} is not a kind tagbinder reads (TagProvider, ResourceTagBinding, Secret, Namespace, CloudInventory)"
+                    "{api_version}/{kind} is not a kind tagbinder reads ({KINDS}); without \
+                     --strict it is skipped"
                 ),
             ));
         }
+        _ => reading.manifests.skipped.push(format!(
+            "{source}: skipped {api_version}/{kind}: not a kind tagbinder reads ({KINDS}); \
+             --strict refuses it"
+        )),
     }
     Ok(())
 }

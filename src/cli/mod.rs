@@ -51,6 +51,11 @@ pub struct CommonArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Refuse documents of kinds tagbinder does not read (a ConfigMap, a Kustomization)
+    /// instead of skipping them with a note, so that `kustomize build | tagbinder plan -f -`
+    /// works.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `tagbinder plan`.

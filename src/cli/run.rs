@@ -55,7 +55,10 @@ struct Declared<'a> {
 
 /// Runs the command; `Err` holds one line per problem (nothing was written then).
 pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<String>> {
-    let manifests = manifests::load(&args.files).map_err(lines)?;
+    let manifests = manifests::load(&args.files, args.strict).map_err(lines)?;
+    for note in &manifests.skipped {
+        eprintln!("note: {note}");
+    }
     // NB: held until this function returns, after the state file is saved; `apply` also
     // checks here, before any cloud write, that the state file can be written.
     let _lock = match command {
@@ -984,7 +987,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let manifests = manifests::load(&[dir.path().to_path_buf()]).expect("manifests");
+        let manifests = manifests::load(&[dir.path().to_path_buf()], true).expect("manifests");
         let declared = declared_bindings(&manifests);
         let claims = Claims::of(&declared, &manifests);
         let apply = Command::Apply {
