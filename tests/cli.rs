@@ -874,3 +874,56 @@ fn kinds_tagbinder_does_not_read_are_skipped_with_a_note_and_refused_under_stric
         stderr(&strict)
     );
 }
+
+/// Issue 26: `tags:` with nothing after it is refused, as the API server refuses it (`spec.tags:
+/// Required value`, checked on a real one); `tags: {}` is accepted with a warning that says how
+/// many owned tags go.
+#[test]
+fn null_tags_are_refused_and_empty_tags_warn_of_what_they_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    for file in ["provider.yaml", "bindings.yaml", "inventory.yaml"] {
+        std::fs::copy(quickstart.join(file), dir.path().join(file)).unwrap();
+    }
+    let args = |bindings: &'static str| {
+        [
+            "apply",
+            "-f",
+            "provider.yaml",
+            "-f",
+            "inventory.yaml",
+            "-f",
+            bindings,
+            "--embedded-cloud",
+        ]
+    };
+    let applied = tagbinder(dir.path(), &args("bindings.yaml"));
+    assert!(applied.status.success(), "{}", stdout(&applied));
+    let declared = std::fs::read_to_string(dir.path().join("bindings.yaml")).unwrap();
+    let tags = "  tags:\n    env: prod\n    owner: team-web\n    cost-center: cc-1042\n";
+    assert!(declared.contains(tags));
+    std::fs::write(
+        dir.path().join("null.yaml"),
+        declared.replacen(tags, "  tags:\n", 1),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("empty.yaml"),
+        declared.replacen(tags, "  tags: {}\n", 1),
+    )
+    .unwrap();
+
+    let refused = tagbinder(dir.path(), &args("null.yaml"));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("spec.tags: is null"),
+        "{}",
+        stderr(&refused)
+    );
+    let emptied = tagbinder(dir.path(), &args("empty.yaml"));
+    assert!(
+        stderr(&emptied).contains("spec.tags is empty (tags: {}): this apply removes the 9 tag(s)"),
+        "{}",
+        stderr(&emptied)
+    );
+}

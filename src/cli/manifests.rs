@@ -254,6 +254,21 @@ fn parse_document(
         }
         (TAGBINDER_API, "ResourceTagBinding") => {
             schema::check_unknown_fields(source, &value, schema::Kind::ResourceTagBinding)?;
+            // NB: `tags:` with nothing after it is null: kubectl sends no value and the
+            // apiserver refuses the binding; read as no tags, it would prune all it owns.
+            if value
+                .get("spec")
+                .and_then(|spec| spec.get("tags"))
+                .is_some_and(serde_yaml::Value::is_null)
+            {
+                return Err(ManifestError::at(
+                    source,
+                    "spec.tags",
+                    "is null (`tags:` with nothing after it), which the API server refuses \
+                     (Required value); list the tags, or write `tags: {}` to declare none and \
+                     remove the tags this binding applied",
+                ));
+            }
             let mut binding: ResourceTagBinding = typed(source, value, Mode::Strict)?;
             let name = required_name(source, &binding.metadata.name, Name::Subdomain)?;
             let namespace = binding

@@ -152,6 +152,7 @@ pub async fn run_with(
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
     resolve_selectors(&mut declared, &clients, state).await;
+    warn_empty_tags(&declared, state, command);
     let claims = Claims::of(&declared, manifests);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let mut report = Report {
@@ -189,6 +190,37 @@ pub async fn run_with(
             .push(handle_removed(gone, &PlanClaims::new(claims), &clients, state, command).await);
     }
     Ok(report)
+}
+
+/// A binding that declares no tags (`tags: {}`) while it owns some: the run says how many it
+/// removes (or would), before the plan.
+fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Command) {
+    for binding in declared {
+        let spec = &binding.binding.value.spec;
+        if !spec.tags.is_empty() || spec.mode == BindingMode::Observe {
+            continue;
+        }
+        let key = state_key(&binding.id.namespace, &binding.id.name);
+        let Some(record) = state.bindings.get(&key) else {
+            continue;
+        };
+        let owned = record.applied.to_ownership();
+        let tags: usize = owned.resources().values().map(|tags| tags.len()).sum();
+        if tags == 0 {
+            continue;
+        }
+        let verb = if command == Command::Plan {
+            "apply would remove"
+        } else {
+            "this apply removes"
+        };
+        eprintln!(
+            "warning: {}: spec.tags is empty (tags: {{}}): {verb} the {tags} tag(s) it applied \
+             on {} resource(s) (by the ownership rules)",
+            binding.binding.source,
+            owned.resources().len()
+        );
+    }
 }
 
 /// Bindings in precedence order (older first, then namespace/name).
