@@ -375,13 +375,18 @@ fn parse_document(
                 format!("{api_version:?} is not served for CloudInventory; use {INVENTORY_API:?}"),
             ));
         }
-        _ if reading.strict => {
+        // NB: an unknown kind of tagbinder's own API groups is a typo, never another tool's.
+        _ if reading.strict
+            || api_version.split('/').next().is_some_and(|group| {
+                group == "tagbinder.io" || group == "emulator.tagbinder.io"
+            }) =>
+        {
             return Err(ManifestError::at(
                 source,
                 "kind",
                 format!(
-                    "{api_version}/{kind} is not a kind tagbinder reads ({KINDS}); without \
-                     --strict it is skipped"
+                    "{api_version}/{kind} is not a kind tagbinder reads ({KINDS}); only \
+                     other API groups' kinds are skipped, and only without --strict"
                 ),
             ));
         }
