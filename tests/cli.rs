@@ -927,3 +927,33 @@ fn null_tags_are_refused_and_empty_tags_warn_of_what_they_remove() {
         stderr(&emptied)
     );
 }
+
+/// Issue 26: an unknown `providerRef` names the closest provider and those the files define.
+#[test]
+fn an_unknown_provider_ref_suggests_the_closest_and_lists_the_defined_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    for file in ["provider.yaml", "inventory.yaml"] {
+        std::fs::copy(quickstart.join(file), dir.path().join(file)).unwrap();
+    }
+    let bindings = std::fs::read_to_string(quickstart.join("bindings.yaml")).unwrap();
+    assert!(bindings.contains("name: aliyun-apigw-hangzhou\n"));
+    std::fs::write(
+        dir.path().join("bindings.yaml"),
+        bindings.replace(
+            "name: aliyun-apigw-hangzhou\n",
+            "name: aliyun-apigw-hangzou\n",
+        ),
+    )
+    .unwrap();
+    let output = tagbinder(dir.path(), &["plan", "-f", ".", "--embedded-cloud"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "TagProvider \"aliyun-apigw-hangzou\" is not among the given files; did you mean \
+             \"aliyun-apigw-hangzhou\"? (they define aliyun-apigw-hangzhou)"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}

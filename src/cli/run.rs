@@ -384,10 +384,7 @@ fn check_bindings(
             errors.push(ManifestError::at(
                 source,
                 "spec.providerRef.name",
-                format!(
-                    "TagProvider {:?} is not among the given files",
-                    binding.provider
-                ),
+                unknown_provider(&binding.provider, manifests),
             ));
             continue;
         };
@@ -483,6 +480,36 @@ fn feeding_cycles(declared: &[Declared<'_>]) -> Vec<ManifestError> {
             )
         })
         .collect()
+}
+
+/// Says that `name` is no TagProvider of the files: the closest name when one is close, and
+/// the providers the files define.
+fn unknown_provider(name: &str, manifests: &Manifests) -> String {
+    let known: Vec<&str> = manifests.providers.keys().map(String::as_str).collect();
+    let mut message = format!("TagProvider {name:?} is not among the given files");
+    let closest = known
+        .iter()
+        .map(|candidate| {
+            (
+                strsim::normalized_damerau_levenshtein(name, candidate),
+                candidate,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((_, candidate)) = closest {
+        message.push_str(&format!("; did you mean {candidate:?}?"));
+    }
+    match known.len() {
+        0 => message.push_str(" (they define no TagProvider)"),
+        n if n <= 10 => message.push_str(&format!(" (they define {})", known.join(", "))),
+        n => message.push_str(&format!(
+            " (they define {} and {} more)",
+            known[..10].join(", "),
+            n - 10
+        )),
+    }
+    message
 }
 
 /// Why a binding that applied tags through one provider cannot go on through `provider`: the
