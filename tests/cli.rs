@@ -957,3 +957,44 @@ fn an_unknown_provider_ref_suggests_the_closest_and_lists_the_defined_ones() {
         stderr(&output)
     );
 }
+
+/// Issue 26: `run --kubeconfig FILE --context NAME`, as kubectl takes them: a missing file and
+/// an unknown context are named, and a given file wins over `KUBECONFIG`.
+#[test]
+fn run_takes_a_kubeconfig_and_a_context() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kc.yaml"),
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n\
+         users: [{name: u, user: {token: not-a-secret}}]\n\
+         contexts: [{name: ctx, context: {cluster: c, user: u}}]\ncurrent-context: ctx\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+            .args(["run", "--metrics-addr", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("KUBECONFIG", dir.path().join("elsewhere.yaml"))
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("the tagbinder binary runs")
+    };
+    let missing = run(&["--kubeconfig", "missing.yaml"]);
+    assert!(
+        stderr(&missing).contains("--kubeconfig missing.yaml: failed to read kubeconfig"),
+        "{}",
+        stderr(&missing)
+    );
+    let context = run(&["--kubeconfig", "kc.yaml", "--context", "nope"]);
+    assert!(stderr(&context).contains("nope"), "{}", stderr(&context));
+    // The file's server (nothing listens on port 1) is the one tried, not KUBECONFIG's.
+    let given = run(&["--kubeconfig", "kc.yaml"]);
+    assert!(
+        stderr(&given).contains("cannot list resourcetagbindings.tagbinder.io"),
+        "{}",
+        stderr(&given)
+    );
+    assert!(!given.status.success());
+}

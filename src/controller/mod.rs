@@ -93,13 +93,43 @@ pub struct RunArgs {
     /// Bindings reconciled at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
+    /// The kubeconfig file to use instead of the in-cluster config and `KUBECONFIG`.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// The Kubernetes client: from `--kubeconfig` and `--context` when given, else the
+/// in-cluster config, then `KUBECONFIG` (or `~/.kube/config`), as kubectl finds it.
+async fn client(args: &RunArgs) -> Result<Client, String> {
+    use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (&args.kubeconfig, &args.context) {
+        (Some(path), _) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
+        }
+        (None, Some(context)) => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("--context {context}: {e}"))?,
+        (None, None) => Config::infer().await.map_err(|e| {
+            format!("cannot reach the Kubernetes API (in-cluster config, then KUBECONFIG): {e}")
+        })?,
+    };
+    Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), String> {
-    let client = Client::try_default().await.map_err(|e| {
-        format!("cannot reach the Kubernetes API (in-cluster config, then KUBECONFIG): {e}")
-    })?;
+    let client = client(&args).await?;
     check_crds(&client, args.namespace.as_deref()).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let metrics_server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
