@@ -398,7 +398,7 @@ fn catalogue() -> Vec<Case> {
                 "providerRef: {name: aliyun}",
                 "providerRef: {name: aliyun-data-only}",
             ),
-            &["metadata.namespace", "team-web", "aliyun-data-only"],
+            &["metadata.namespace", "team-web", "aliyun-data-only", "Namespace document"],
         ),
     ];
     cases.extend([

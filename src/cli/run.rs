@@ -395,11 +395,24 @@ fn check_bindings(
             .unwrap_or_default();
         if let Err(refusal) = gate::precheck(&binding.binding.value, Some(&provider.value), &labels)
         {
-            errors.push(ManifestError::at(
-                source,
-                refusal.field,
-                refusal.readiness.message,
-            ));
+            let mut message = refusal.readiness.message;
+            if refusal.readiness.reason == crate::api::conditions::reason::NAMESPACE_NOT_ALLOWED {
+                // NB: in a cluster the labels are the Namespace object's; here, a document's.
+                let namespace = &binding.id.namespace;
+                message.push_str(&if manifests.namespaces.contains_key(namespace) {
+                    format!(
+                        "; the CLI read the labels of {namespace:?} from its Namespace document \
+                         among the files"
+                    )
+                } else {
+                    format!(
+                        "; the CLI learns a namespace's labels from a Namespace document among \
+                         the files (kind: Namespace, metadata.labels), and they hold none for \
+                         {namespace:?}"
+                    )
+                });
+            }
+            errors.push(ManifestError::at(source, refusal.field, message));
             continue;
         }
         if let Some(client) = clients.get(&binding.provider) {
