@@ -47,7 +47,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.0)]
     pub overlap: f64,
     /// Every binding declares the same resources (the first --resources-per-binding): many
-    /// bindings on one resource (issue 20, item 8: memory that grew with the square of them).
+    /// bindings on one resource.
     #[arg(long, conflicts_with = "overlap")]
     pub same_resources: bool,
     /// Distinct tag sets; binding i declares set i % tag-sets.

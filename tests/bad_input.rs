@@ -398,7 +398,12 @@ fn catalogue() -> Vec<Case> {
                 "providerRef: {name: aliyun}",
                 "providerRef: {name: aliyun-data-only}",
             ),
-            &["metadata.namespace", "team-web", "aliyun-data-only", "Namespace document"],
+            &[
+                "metadata.namespace",
+                "team-web",
+                "aliyun-data-only",
+                "Namespace document",
+            ],
         ),
     ];
     cases.extend([

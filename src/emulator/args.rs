@@ -73,7 +73,8 @@ pub struct EmulatorArgs {
     /// connection may stay open), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_ms: u64,
-    /// JD Cloud: most tags one resource may carry (spec section 5; not confirmed by JD Cloud).
+    /// JD Cloud: most tags one resource may carry (an assumed default: JD Cloud's API pages
+    /// state no figure).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub jdcloud_tags_per_resource: u64,
     /// JD Cloud: most tags in one tagResources or unTagResources call.
