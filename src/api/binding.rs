@@ -30,6 +30,7 @@ pub const MAX_STATUS_FAILURES: usize = 10;
     namespaced,
     shortname = "rtb",
     category = "tagging",
+    doc = "The tags a team wants on its cloud resources: tagbinder writes the declared tags, keeps them there, prunes only what it applied, and never touches tags it does not own.",
     status = "ResourceTagBindingStatus",
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"REASON","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
     kind = "TagProvider",
     shortname = "tp",
     category = "tagging",
+    doc = "How tagbinder reaches one cloud's tag API in one region: the cloud, the region, the product or API, the endpoint, the credentials, the rate limit, and the namespaces whose bindings may use it.",
     status = "TagProviderStatus",
     printcolumn = r#"{"name":"CLOUD","type":"string","jsonPath":".spec.cloud"}"#,
     printcolumn = r#"{"name":"REGION","type":"string","jsonPath":".spec.region"}"#,
