@@ -26,6 +26,8 @@ mod chart;
 mod cluster;
 #[path = "kube_real/controller.rs"]
 mod controller;
+#[path = "kube_real/kustomize.rs"]
+mod kustomize;
 #[path = "kube_real/rbac.rs"]
 mod rbac;
 #[path = "kube_real/relist.rs"]
@@ -44,6 +46,7 @@ use support::runner;
 
 use chart::*;
 use controller::*;
+use kustomize::*;
 use rbac::*;
 use relist::*;
 use schema::*;
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
         scenario!(drift_is_corrected_and_a_changed_spec_prunes_on_the_real_apiserver),
         scenario!(orphan_and_suspend_leave_the_cloud_alone_on_the_real_apiserver),
         scenario!(the_chart_installs_and_its_pod_is_admitted_as_restricted),
+        scenario!(the_kustomization_applies_and_its_pod_is_admitted_as_restricted),
         scenario!(a_restarted_apiserver_breaks_the_watches_and_the_controller_carries_on),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
