@@ -34,6 +34,8 @@ mod rbac;
 mod relist;
 #[path = "kube_real/schema.rs"]
 mod schema;
+#[path = "kube_real/watch_namespace.rs"]
+mod watch_namespace;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,6 +52,7 @@ use kustomize::*;
 use rbac::*;
 use relist::*;
 use schema::*;
+use watch_namespace::*;
 
 /// The CRDs, by name.
 pub const CRDS: [&str; 2] = [
@@ -67,6 +70,7 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("suspend-g1", &[("env", "legacy")]),
     ("relist-g1", &[]),
     ("relist-g2", &[]),
+    ("watchns-g1", &[]),
 ];
 
 /// What the scenarios share.
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         scenario!(orphan_and_suspend_leave_the_cloud_alone_on_the_real_apiserver),
         scenario!(the_chart_installs_and_its_pod_is_admitted_as_restricted),
         scenario!(the_kustomization_applies_and_its_pod_is_admitted_as_restricted),
+        scenario!(the_watch_namespace_install_grants_the_namespaced_controller_enough),
         scenario!(a_restarted_apiserver_breaks_the_watches_and_the_controller_carries_on),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
