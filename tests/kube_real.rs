@@ -26,6 +26,8 @@ mod chart;
 mod cluster;
 #[path = "kube_real/controller.rs"]
 mod controller;
+#[path = "kube_real/helm_upgrade.rs"]
+mod helm_upgrade;
 #[path = "kube_real/kustomize.rs"]
 mod kustomize;
 #[path = "kube_real/rbac.rs"]
@@ -48,6 +50,7 @@ use support::runner;
 
 use chart::*;
 use controller::*;
+use helm_upgrade::*;
 use kustomize::*;
 use rbac::*;
 use relist::*;
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
         scenario!(the_chart_installs_and_its_pod_is_admitted_as_restricted),
         scenario!(the_kustomization_applies_and_its_pod_is_admitted_as_restricted),
         scenario!(the_watch_namespace_install_grants_the_namespaced_controller_enough),
+        scenario!(helm_upgrade_changes_the_crds_and_uninstall_keeps_them_and_the_bindings),
         scenario!(a_restarted_apiserver_breaks_the_watches_and_the_controller_carries_on),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
