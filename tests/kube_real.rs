@@ -2,8 +2,9 @@
 //! proxy by `tests/kube/build.sh` and started by `tests/kube/cluster.sh`; driven with the
 //! matching `kubectl`, as a user drives a cluster.
 //!
-//! One cluster serves every scenario, each in namespaces of its own (one that restarts the
-//! apiserver has a cluster of its own); all run at once
+//! One cluster serves every scenario, each in namespaces of its own (those that restart the
+//! apiserver, install the chart's `watchNamespace` RBAC, `helm upgrade` its CRDs or `kubectl
+//! apply -k` have a cluster of their own); all run at once
 //! (`harness = false`, `support/runner.rs`): `cargo test --test kube_real -- NAME` runs those
 //! whose name holds NAME. Set up once, before them: the CRDs from `tagbinder crd | kubectl
 //! apply -f -`, the chart's RBAC (`helm template`, applied unchanged), `tagbinder emulator` as

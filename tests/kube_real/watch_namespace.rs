@@ -2,13 +2,15 @@
 //! scenario's own (its ClusterRole and bindings have the names of the cluster-wide install's):
 //! `helm template --set watchNamespace=NS`, its RBAC applied unchanged, and `tagbinder run
 //! --namespace NS` as the chart's ServiceAccount makes a binding of NS Ready with no request
-//! refused.
+//! refused. Its calls go to `target/api-calls-real-namespaced.json`, for
+//! `.ci/check-rbac-coverage.sh`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::Env;
 use crate::cluster::Cluster;
-use crate::rbac::{controller_events, forbidden_calls, install_chart_rbac_with};
+use crate::rbac::{controller_events, forbidden_calls, install_chart_rbac_with, write_calls};
 use crate::support::fixtures::{Tenant, tags};
 use crate::support::processes::{Controller, ControllerOptions, POD_NAMESPACE};
 use crate::{admin_client, install_crds};
@@ -88,5 +90,11 @@ pub async fn the_watch_namespace_install_grants_the_namespaced_controller_enough
         ),
         "the audit log holds the namespaced controller's watch of the bindings of {}",
         tenant.namespace
+    );
+    // NB: for `.ci/check-rbac-coverage.sh`, which checks them against the chart's
+    // watchNamespace rendering (its own reading of RBAC).
+    write_calls(
+        &cluster,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("target/api-calls-real-namespaced.json"),
     );
 }
