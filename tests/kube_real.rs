@@ -2,8 +2,9 @@
 //! proxy by `tests/kube/build.sh` and started by `tests/kube/cluster.sh`; driven with the
 //! matching `kubectl`, as a user drives a cluster.
 //!
-//! One cluster serves every scenario, each in namespaces of its own (one that restarts the
-//! apiserver has a cluster of its own); all run at once
+//! One cluster serves every scenario, each in namespaces of its own (those that restart the
+//! apiserver, install the chart's `watchNamespace` RBAC, `helm upgrade` its CRDs or `kubectl
+//! apply -k` have a cluster of their own); all run at once
 //! (`harness = false`, `support/runner.rs`): `cargo test --test kube_real -- NAME` runs those
 //! whose name holds NAME. Set up once, before them: the CRDs from `tagbinder crd | kubectl
 //! apply -f -`, the chart's RBAC (`helm template`, applied unchanged), `tagbinder emulator` as
@@ -26,12 +27,18 @@ mod chart;
 mod cluster;
 #[path = "kube_real/controller.rs"]
 mod controller;
+#[path = "kube_real/helm_upgrade.rs"]
+mod helm_upgrade;
+#[path = "kube_real/kustomize.rs"]
+mod kustomize;
 #[path = "kube_real/rbac.rs"]
 mod rbac;
 #[path = "kube_real/relist.rs"]
 mod relist;
 #[path = "kube_real/schema.rs"]
 mod schema;
+#[path = "kube_real/watch_namespace.rs"]
+mod watch_namespace;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,9 +51,12 @@ use support::runner;
 
 use chart::*;
 use controller::*;
+use helm_upgrade::*;
+use kustomize::*;
 use rbac::*;
 use relist::*;
 use schema::*;
+use watch_namespace::*;
 
 /// The CRDs, by name.
 pub const CRDS: [&str; 2] = [
@@ -64,6 +74,7 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("suspend-g1", &[("env", "legacy")]),
     ("relist-g1", &[]),
     ("relist-g2", &[]),
+    ("watchns-g1", &[]),
 ];
 
 /// What the scenarios share.
@@ -151,6 +162,9 @@ fn main() -> ExitCode {
         scenario!(drift_is_corrected_and_a_changed_spec_prunes_on_the_real_apiserver),
         scenario!(orphan_and_suspend_leave_the_cloud_alone_on_the_real_apiserver),
         scenario!(the_chart_installs_and_its_pod_is_admitted_as_restricted),
+        scenario!(the_kustomization_applies_and_its_pod_is_admitted_as_restricted),
+        scenario!(the_watch_namespace_install_grants_the_namespaced_controller_enough),
+        scenario!(helm_upgrade_changes_the_crds_and_uninstall_keeps_them_and_the_bindings),
         scenario!(a_restarted_apiserver_breaks_the_watches_and_the_controller_carries_on),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);

@@ -61,7 +61,12 @@ fn chart_rbac(args: &[&str]) -> Vec<Value> {
 
 /// Applies the chart's RBAC (cluster-wide, leader election on) and its namespace.
 pub async fn install_chart_rbac(cluster: &Cluster) {
-    let objects = chart_rbac(&["--set", "leaderElection.enabled=true"]);
+    install_chart_rbac_with(cluster, &["--set", "leaderElection.enabled=true"]).await;
+}
+
+/// Applies the chart's RBAC as `helm template` renders it with `args`, and its namespace.
+pub async fn install_chart_rbac_with(cluster: &Cluster, args: &[&str]) {
+    let objects = chart_rbac(args);
     let account = objects
         .iter()
         .find(|o| o["kind"] == "ServiceAccount")
@@ -215,7 +220,7 @@ pub async fn the_chart_grants_the_controller_exactly_its_verbs(env: Arc<Env>) {
 
 /// The audit log's requests of `tagbinder run` (`kubectl auth can-i` as the same user is the
 /// test's own).
-fn controller_events(cluster: &Cluster) -> Vec<Value> {
+pub fn controller_events(cluster: &Cluster) -> Vec<Value> {
     let mut events = cluster.audit_events();
     events.retain(|event| {
         !event["userAgent"]
