@@ -998,3 +998,60 @@ fn run_takes_a_kubeconfig_and_a_context() {
     );
     assert!(!given.status.success());
 }
+
+/// Issue 26: a second example run in the same folder resumes the embedded cloud's saved state
+/// and adds the resources its inventory lists that the state lacks, with a note; before, every
+/// one of them failed NotFound.
+#[test]
+fn a_second_example_in_the_same_folder_adds_its_resources_to_the_embedded_cloud() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let quickstart = examples.join("quickstart");
+    let first = tagbinder(
+        dir.path(),
+        &[
+            "apply",
+            "-f",
+            quickstart.to_str().unwrap(),
+            "--embedded-cloud",
+        ],
+    );
+    assert!(first.status.success(), "{}", stdout(&first));
+    assert!(!stderr(&first).contains("resumed"), "{}", stderr(&first));
+    let tag_service = examples.join("tag-service");
+    let second = tagbinder(
+        dir.path(),
+        &[
+            "apply",
+            "-f",
+            tag_service.to_str().unwrap(),
+            "--embedded-cloud",
+        ],
+    );
+    assert!(
+        stdout(&second).contains("3 of 3 binding(s) Ready"),
+        "{}\n{}",
+        stdout(&second),
+        stderr(&second)
+    );
+    assert!(
+        stderr(&second).contains("the inventory added 5 it lacked"),
+        "{}",
+        stderr(&second)
+    );
+    // The first example's resources are still there, with the tags it applied.
+    let again = tagbinder(
+        dir.path(),
+        &[
+            "plan",
+            "-f",
+            quickstart.to_str().unwrap(),
+            "--embedded-cloud",
+        ],
+    );
+    assert!(
+        stdout(&again).contains("No changes: the cloud matches the manifests."),
+        "{}",
+        stdout(&again)
+    );
+}

@@ -121,9 +121,22 @@ async fn start_embedded_cloud(
         ..EmulatorConfig::default()
     };
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    emulator::start(listen, config)
+    let cloud = emulator::start(listen, config)
         .await
-        .map_err(|e| vec![format!("embedded cloud: cannot start: {e}")])
+        .map_err(|e| vec![format!("embedded cloud: cannot start: {e}")])?;
+    if let Some(resumed) = cloud.resumed().filter(|resumed| resumed.added > 0) {
+        // NB: a second example run in the same folder: its resources join the saved cloud.
+        eprintln!(
+            "note: embedded cloud: resumed from {} ({} resource(s)); the inventory added {} it \
+             lacked, and {} it already had keep their saved tags (delete the file to start \
+             from the inventory alone)",
+            path.display(),
+            resumed.saved,
+            resumed.added,
+            resumed.kept
+        );
+    }
+    Ok(cloud)
 }
 
 /// How a run's cloud calls are made.

@@ -193,6 +193,7 @@ pub struct RunningEmulator {
     app: Arc<App>,
     stop: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
+    resumed: Option<Resumed>,
 }
 
 impl std::fmt::Debug for RunningEmulator {
@@ -204,6 +205,11 @@ impl std::fmt::Debug for RunningEmulator {
 }
 
 impl RunningEmulator {
+    /// How the emulator resumed from its state file, when it did.
+    pub fn resumed(&self) -> Option<Resumed> {
+        self.resumed
+    }
+
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -266,13 +272,16 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         Some(path) => store::load_state(path)?,
         None => None,
     };
-    let store = match saved {
+    let (store, resumed) = match saved {
         Some(saved) => {
             inventory::validate_resources(&saved)
                 .map_err(|m| invalid(format!("state file: {m}")))?;
-            Store::from_resources(&saved)
+            // NB: the saved state is the cloud's; the inventory's resources that it lacks are
+            // added (a second example run in the same folder), the others keep their state.
+            let (resources, resumed) = Resumed::merge(saved, &config.inventory.resources);
+            (Store::from_resources(&resources), Some(resumed))
         }
-        None => Store::from_resources(&config.inventory.resources),
+        None => (Store::from_resources(&config.inventory.resources), None),
     };
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -304,7 +313,43 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         app,
         stop,
         server,
+        resumed,
     })
+}
+
+/// How a saved state and an inventory were merged at start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resumed {
+    /// Resources of the saved state.
+    pub saved: usize,
+    /// Inventory resources the state lacked, added with their inventory tags.
+    pub added: usize,
+    /// Inventory resources the state holds already: their inventory tags are ignored.
+    pub kept: usize,
+}
+
+impl Resumed {
+    /// `saved` with the resources of `inventory` it lacks (by cloud, type and id).
+    fn merge(
+        mut saved: Vec<InventoryResource>,
+        inventory: &[InventoryResource],
+    ) -> (Vec<InventoryResource>, Resumed) {
+        let key = |r: &InventoryResource| (r.cloud.clone(), r.resource_type.clone(), r.id.clone());
+        let known: std::collections::BTreeSet<_> = saved.iter().map(key).collect();
+        let mut resumed = Resumed {
+            saved: saved.len(),
+            ..Resumed::default()
+        };
+        for resource in inventory {
+            if known.contains(&key(resource)) {
+                resumed.kept += 1;
+            } else {
+                resumed.added += 1;
+                saved.push(resource.clone());
+            }
+        }
+        (saved, resumed)
+    }
 }
 
 /// Every cloud's routes and the control endpoints, on one port.
