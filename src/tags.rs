@@ -166,12 +166,21 @@ impl Limits {
 
     /// The reserved prefix `key` starts with (compared case-insensitively), if any.
     pub fn reserved_key_prefix(&self, key: &str) -> Option<&str> {
-        let key = key.to_lowercase();
-        self.reserved_key_prefixes
-            .iter()
-            .find(|prefix| key.starts_with(&prefix.to_lowercase()))
-            .map(String::as_str)
+        reserved_prefix(key, &self.reserved_key_prefixes)
     }
+
+    /// The reserved prefix `value` starts with (compared case-insensitively), if any.
+    pub fn reserved_value_prefix(&self, value: &str) -> Option<&str> {
+        reserved_prefix(value, &self.reserved_value_prefixes)
+    }
+}
+
+fn reserved_prefix<'a>(text: &str, prefixes: &'a [String]) -> Option<&'a str> {
+    let text = text.to_lowercase();
+    prefixes
+        .iter()
+        .find(|prefix| text.starts_with(&prefix.to_lowercase()))
+        .map(String::as_str)
 }
 
 fn strings(items: &[&str]) -> Vec<String> {

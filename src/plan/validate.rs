@@ -38,7 +38,7 @@ pub fn validate(desired: &Tags, limits: &Limits) -> Vec<SpecViolation> {
 /// True for a key the cloud reserves for itself (`acs:`, `aliyun`, ...): never written, never
 /// pruned.
 pub(super) fn is_reserved_key(key: &str, limits: &Limits) -> bool {
-    reserved_prefix(key, &limits.reserved_key_prefixes).is_some()
+    limits.reserved_key_prefix(key).is_some()
 }
 
 fn key_rules(key: &str, limits: &Limits) -> Vec<String> {
@@ -62,7 +62,7 @@ fn key_rules(key: &str, limits: &Limits) -> Vec<String> {
     if let Some(rule) = length_rule("key", key, limits.key_max_chars) {
         rules.push(rule);
     }
-    if let Some(prefix) = reserved_prefix(key, &limits.reserved_key_prefixes) {
+    if let Some(prefix) = limits.reserved_key_prefix(key) {
         rules.push(format!(
             "key {key:?} starts with the reserved prefix {prefix:?}"
         ));
@@ -86,7 +86,7 @@ fn value_rules(value: &str, limits: &Limits) -> Vec<String> {
     if let Some(rule) = length_rule("value", value, limits.value_max_chars) {
         rules.push(rule);
     }
-    if let Some(prefix) = reserved_prefix(value, &limits.reserved_value_prefixes) {
+    if let Some(prefix) = limits.reserved_value_prefix(value) {
         rules.push(format!(
             "value {value:?} starts with the reserved prefix {prefix:?}"
         ));
@@ -101,14 +101,6 @@ fn value_rules(value: &str, limits: &Limits) -> Vec<String> {
 fn length_rule(what: &str, text: &str, max_chars: usize) -> Option<String> {
     let chars = text.chars().count();
     (chars > max_chars).then(|| format!("{what} is {chars} characters; the limit is {max_chars}"))
-}
-
-fn reserved_prefix<'a>(text: &str, prefixes: &'a [String]) -> Option<&'a str> {
-    let text = text.to_lowercase();
-    prefixes
-        .iter()
-        .find(|prefix| text.starts_with(&prefix.to_lowercase()))
-        .map(String::as_str)
 }
 
 fn forbidden_substrings<'a>(text: &str, limits: &'a Limits) -> impl Iterator<Item = &'a str> {
