@@ -30,6 +30,8 @@ mod cluster;
 mod controller;
 #[path = "kube_real/fleet.rs"]
 mod fleet;
+#[path = "kube_real/examples.rs"]
+mod examples;
 #[path = "kube_real/helm_upgrade.rs"]
 mod helm_upgrade;
 #[path = "kube_real/kustomize.rs"]
@@ -57,6 +59,7 @@ use support::runner;
 use chart::*;
 use controller::*;
 use fleet::*;
+use examples::*;
 use helm_upgrade::*;
 use kustomize::*;
 use leader::*;
@@ -185,6 +188,7 @@ fn main() -> ExitCode {
         scenario!(an_observe_binding_reports_drift_and_writes_nothing_on_the_real_apiserver),
         scenario!(a_requested_reconcile_runs_at_once_and_is_echoed_on_the_real_apiserver),
         scenario!(a_standby_takes_over_after_sigterm_and_after_sigkill_on_the_real_apiserver),
+        scenario!(every_example_folder_applies_with_kubectl),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {
