@@ -28,10 +28,10 @@ mod chart;
 mod cluster;
 #[path = "kube_real/controller.rs"]
 mod controller;
-#[path = "kube_real/fleet.rs"]
-mod fleet;
 #[path = "kube_real/examples.rs"]
 mod examples;
+#[path = "kube_real/fleet.rs"]
+mod fleet;
 #[path = "kube_real/helm_upgrade.rs"]
 mod helm_upgrade;
 #[path = "kube_real/kustomize.rs"]
@@ -58,8 +58,8 @@ use support::runner;
 
 use chart::*;
 use controller::*;
-use fleet::*;
 use examples::*;
+use fleet::*;
 use helm_upgrade::*;
 use kustomize::*;
 use leader::*;
