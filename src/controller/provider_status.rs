@@ -72,9 +72,6 @@ impl ProviderHealth {
     }
 }
 
-/// The `reason` of a provider's Ready condition when its calls succeed.
-pub const REACHABLE: &str = "Reachable";
-
 /// What a binding's Ready reason says of its provider's calls, if anything.
 pub fn health_of(readiness: &crate::reconcile::Readiness) -> Option<Health> {
     match readiness.reason {
@@ -149,7 +146,7 @@ fn next_state(
     let (ready, reason, message, last_success) = match health {
         Health::Reachable => (
             true,
-            REACHABLE.to_string(),
+            reason::REACHABLE.to_string(),
             "the cloud answers the provider's calls".to_string(),
             Some(now),
         ),
