@@ -141,6 +141,10 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             reason::CREDENTIALS_INVALID,
             message,
         ))),
+        Err(ClientError::OutsideCredentialsNamespace(message)) => Ok(Gate::Closed(stalled(
+            reason::SECRET_NOT_IN_CREDENTIALS_NAMESPACE,
+            message,
+        ))),
         Err(ClientError::Spec(message)) => Ok(Gate::Closed(stalled(reason::INVALID_SPEC, message))),
     }
 }
