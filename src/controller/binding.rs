@@ -147,6 +147,10 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
         Err(ClientError::Forbidden(message)) => {
             Gate::Forbidden(stalled(reason::CREDENTIALS_INVALID, message))
         }
+        Err(ClientError::OutsideCredentialsNamespace(message)) => Gate::Closed(stalled(
+            reason::SECRET_NOT_IN_CREDENTIALS_NAMESPACE,
+            message,
+        )),
         Err(ClientError::Spec(message)) => Gate::Closed(stalled(reason::INVALID_SPEC, message)),
     };
     if let Gate::Closed(readiness) | Gate::Forbidden(readiness) = &gate {
