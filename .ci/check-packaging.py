@@ -36,7 +36,7 @@ def binding_grants(namespace):
 
 
 PROVIDER_GRANTS = grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch"))
-CLUSTER_MODE = binding_grants("*") | PROVIDER_GRANTS | grants("*", "", "namespaces", ("get",))
+CLUSTER_MODE = binding_grants("*") | PROVIDER_GRANTS | grants("*", "", "namespaces", ("get", "list", "watch"))
 
 
 def lease_grants(release):
@@ -49,7 +49,7 @@ def namespaced_mode(watch, release):
     expected = (
         binding_grants(watch)
         | PROVIDER_GRANTS
-        | grants("*", "", "namespaces", ("get",), watch)
+        | grants("*", "", "namespaces", ("get", "list", "watch"), watch)
     )
     if watch != release:
         expected |= grants(release, "", "secrets", ("get", "list", "watch"))
