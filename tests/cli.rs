@@ -3,7 +3,7 @@
 #[allow(dead_code)]
 #[path = "common/cli.rs"]
 mod common;
-use common::{stderr, stdout, tagbinder};
+use common::{copy_flat, stderr, stdout, tagbinder};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -14,18 +14,12 @@ fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
 }
 
-/// A scratch copy of the quickstart, to edit.
+/// A scratch copy of the quickstart, to edit, in one flat folder `manifests/` (the
+/// inventory, in a folder of its own in the example, is `manifests/inventory.yaml`).
 fn quickstart_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("manifests")).unwrap();
-    for entry in std::fs::read_dir(quickstart()).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(
-            &path,
-            dir.path().join("manifests").join(path.file_name().unwrap()),
-        )
-        .unwrap();
-    }
+    copy_flat(&quickstart(), &dir.path().join("manifests"));
     dir
 }
 
@@ -292,7 +286,7 @@ fn json_output_is_one_document() {
 fn manifests_can_come_from_standard_input() {
     let dir = tempfile::tempdir().unwrap();
     let mut all = String::new();
-    for file in ["provider.yaml", "bindings.yaml", "inventory.yaml"] {
+    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
         all.push_str(&std::fs::read_to_string(quickstart().join(file)).unwrap());
         all.push_str("\n---\n");
     }
@@ -747,8 +741,8 @@ fn the_observe_example_reports_drift_writes_nothing_and_lets_go_without_writing(
     // lets go without a write.
     let copy = dir.path().join("manifests");
     std::fs::create_dir(&copy).unwrap();
-    for name in ["inventory.yaml", "provider.yaml", "bindings.yaml"] {
-        std::fs::copy(Path::new(files).join(name), copy.join(name)).unwrap();
+    for name in ["inventory/inventory.yaml", "provider.yaml", "bindings.yaml"] {
+        std::fs::copy(Path::new(files).join(name), copy.join(base_name(name))).unwrap();
     }
     let bindings = copy.join("bindings.yaml");
     let observe = std::fs::read_to_string(&bindings).unwrap();
@@ -798,8 +792,8 @@ fn an_observe_binding_claims_nothing_from_a_binding_that_writes() {
     let copy = dir.path().join("manifests");
     std::fs::create_dir(&copy).unwrap();
     let files = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/observe");
-    for name in ["inventory.yaml", "provider.yaml", "bindings.yaml"] {
-        std::fs::copy(files.join(name), copy.join(name)).unwrap();
+    for name in ["inventory/inventory.yaml", "provider.yaml", "bindings.yaml"] {
+        std::fs::copy(files.join(name), copy.join(base_name(name))).unwrap();
     }
     // `finance/...` sorts before `ops/...`: were the audit a claimant, it would win.
     std::fs::write(
@@ -843,7 +837,7 @@ fn kinds_tagbinder_does_not_read_are_skipped_with_a_note_and_refused_under_stric
     let dir = tempfile::tempdir().unwrap();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
     let mut text = String::new();
-    for file in ["provider.yaml", "bindings.yaml", "inventory.yaml"] {
+    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
         text.push_str(&std::fs::read_to_string(quickstart.join(file)).unwrap());
         text.push_str("\n---\n");
     }
@@ -882,8 +876,8 @@ fn kinds_tagbinder_does_not_read_are_skipped_with_a_note_and_refused_under_stric
 fn null_tags_are_refused_and_empty_tags_warn_of_what_they_remove() {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    for file in ["provider.yaml", "bindings.yaml", "inventory.yaml"] {
-        std::fs::copy(quickstart.join(file), dir.path().join(file)).unwrap();
+    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
+        std::fs::copy(quickstart.join(file), dir.path().join(base_name(file))).unwrap();
     }
     let args = |bindings: &'static str| {
         [
@@ -933,8 +927,8 @@ fn null_tags_are_refused_and_empty_tags_warn_of_what_they_remove() {
 fn an_unknown_provider_ref_suggests_the_closest_and_lists_the_defined_ones() {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    for file in ["provider.yaml", "inventory.yaml"] {
-        std::fs::copy(quickstart.join(file), dir.path().join(file)).unwrap();
+    for file in ["provider.yaml", "inventory/inventory.yaml"] {
+        std::fs::copy(quickstart.join(file), dir.path().join(base_name(file))).unwrap();
     }
     let bindings = std::fs::read_to_string(quickstart.join("bindings.yaml")).unwrap();
     assert!(bindings.contains("name: aliyun-apigw-hangzhou\n"));
@@ -1054,4 +1048,10 @@ fn a_second_example_in_the_same_folder_adds_its_resources_to_the_embedded_cloud(
         "{}",
         stdout(&again)
     );
+}
+
+/// The last component of an example's file path (`inventory/inventory.yaml` is copied as
+/// `inventory.yaml`).
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }

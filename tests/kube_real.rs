@@ -27,6 +27,8 @@ mod chart;
 mod cluster;
 #[path = "kube_real/controller.rs"]
 mod controller;
+#[path = "kube_real/examples.rs"]
+mod examples;
 #[path = "kube_real/helm_upgrade.rs"]
 mod helm_upgrade;
 #[path = "kube_real/kustomize.rs"]
@@ -51,6 +53,7 @@ use support::runner;
 
 use chart::*;
 use controller::*;
+use examples::*;
 use helm_upgrade::*;
 use kustomize::*;
 use rbac::*;
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
         scenario!(the_watch_namespace_install_grants_the_namespaced_controller_enough),
         scenario!(helm_upgrade_changes_the_crds_and_uninstall_keeps_them_and_the_bindings),
         scenario!(a_restarted_apiserver_breaks_the_watches_and_the_controller_carries_on),
+        scenario!(every_example_folder_applies_with_kubectl),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -27,3 +27,19 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Copies every file under `from` (its subfolders too, such as an example's `inventory/`)
+/// into the one folder `to`, which must exist.
+pub fn copy_flat(from: &Path, to: &Path) {
+    let mut folders = vec![from.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+}
