@@ -219,7 +219,7 @@ pub async fn run_with(
 fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Command) {
     for binding in declared {
         let spec = &binding.binding.value.spec;
-        if !binding.desired.is_empty() || spec.mode == BindingMode::Observe {
+        if !spec.tags.is_empty() || spec.mode == BindingMode::Observe {
             continue;
         }
         let key = state_key(&binding.id.namespace, &binding.id.name);
@@ -227,7 +227,16 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
             continue;
         };
         let owned = record.applied.to_ownership();
-        let tags: usize = owned.resources().values().map(|tags| tags.len()).sum();
+        // NB: what tagsFrom or the provider's defaults still declare stays.
+        let tags: usize = owned
+            .resources()
+            .values()
+            .map(|tags| {
+                tags.keys()
+                    .filter(|key| !binding.desired.contains_key(*key))
+                    .count()
+            })
+            .sum();
         if tags == 0 {
             continue;
         }
