@@ -81,8 +81,12 @@ pub struct Manifests {
     pub bindings: Vec<Located<ResourceTagBinding>>,
     /// Secrets by (namespace, name).
     pub secrets: BTreeMap<(String, String), Located<Secret>>,
-    /// Namespace labels by name (for `allowedNamespaces`).
+    /// Namespace labels by name (for `allowedNamespaces` and `tagsFrom`).
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Namespace annotations by name (for `tagsFrom`), for every namespace of `namespaces`.
+    pub namespace_annotations: BTreeMap<String, BTreeMap<String, String>>,
+    /// The cluster's name (`--cluster-name`), for `tagsFrom[].valueFrom.clusterName`.
+    pub cluster_name: Option<String>,
     /// The embedded cloud's starting inventory, if the files carry one.
     pub inventory: Option<Located<Inventory>>,
     /// Documents of kinds tagbinder does not read, skipped (a note each); refused instead
@@ -343,6 +347,10 @@ fn parse_document(
         ("v1", "Namespace") => {
             let namespace: Namespace = typed(source, value, Mode::Lenient)?;
             let name = required_name(source, &namespace.metadata.name, Name::Label)?;
+            manifests.namespace_annotations.insert(
+                name.clone(),
+                namespace.metadata.annotations.unwrap_or_default(),
+            );
             manifests
                 .namespaces
                 .insert(name, namespace.metadata.labels.unwrap_or_default());

@@ -60,6 +60,10 @@ pub struct CommonArgs {
     /// works.
     #[arg(long)]
     pub strict: bool,
+    /// The cluster's name: the value of `tagsFrom[].valueFrom.clusterName`, as
+    /// `tagbinder run --cluster-name` gives it to the controller.
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
 }
 
 /// `tagbinder plan`.

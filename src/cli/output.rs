@@ -143,6 +143,10 @@ pub struct Change {
     pub winner: Option<String>,
     /// Resources concerned.
     pub resources: Vec<String>,
+    /// Where a declared value comes from when it is not `spec.tags` (`namespace team-web
+    /// label team`, `TagProvider p defaultTags`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A binding that left the files.
@@ -424,6 +428,7 @@ pub fn changes_of(plan: &Plan) -> Vec<Change> {
             to,
             winner,
             resources,
+            source: None,
         })
         .collect();
     changes.sort_by_key(|change| (action_order(change.action), change.key.clone()));
@@ -489,10 +494,15 @@ fn render_change(change: &Change) -> String {
     let from = clean(change.from.as_deref().unwrap_or_default());
     let key = clean(&change.key);
     let target = on(&change.resources);
+    let source = change
+        .source
+        .as_deref()
+        .map(|source| format!(" ({})", clean(source)))
+        .unwrap_or_default();
     match change.action {
-        "add" => format!("{} {key}={to} {target}", styled(style::ADD, "+")),
+        "add" => format!("{} {key}={to}{source} {target}", styled(style::ADD, "+")),
         "change" => format!(
-            "{} {key}: {from} -> {to} {target}",
+            "{} {key}: {from} -> {to}{source} {target}",
             styled(style::CHANGE, "~")
         ),
         "prune" => format!(

@@ -23,7 +23,8 @@ use crate::reconcile::group::{Member, pass_group};
 use crate::reconcile::intent::IntentLog;
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
 use crate::reconcile::select::{self, Resolution, Selector};
-use crate::reconcile::{Mode, Outcome, spec_violations};
+use crate::reconcile::{Mode, Outcome};
+use crate::render::{self, BindingMeta, Inputs, NamespaceMeta, NotFound, Rendered};
 use crate::tags::{Ownership, Tags};
 
 /// What the run does.
@@ -69,6 +70,13 @@ struct Declared<'a> {
     resolution: Option<Resolution>,
     /// The cloud, region and resource type it reaches (`None`: its provider is missing).
     target: Option<Target>,
+    /// Its declared tags: `tags`, `tagsFrom` rendered from the files' Namespace documents,
+    /// its own metadata and `--cluster-name`, and its provider's `defaultTags`; or the
+    /// required sources that are absent (an error of the files).
+    rendered: Result<Rendered, NotFound>,
+    /// The declared tags of the pass (and its claims): the rendering, or, when it failed, what
+    /// could be rendered.
+    desired: Tags,
 }
 
 /// Asked, before `apply` writes, with the plan of the same run (read under the same lock):
@@ -83,7 +91,8 @@ pub async fn run(
     command: Command,
     confirm: Option<Confirm<'_>>,
 ) -> Result<Report, Vec<String>> {
-    let manifests = manifests::load(&args.files, args.strict).map_err(lines)?;
+    let mut manifests = manifests::load(&args.files, args.strict).map_err(lines)?;
+    manifests.cluster_name = args.cluster_name.clone();
     for note in &manifests.skipped {
         eprintln!("note: {note}");
     }
@@ -296,7 +305,16 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
             continue;
         };
         let owned = record.applied.to_ownership();
-        let tags: usize = owned.resources().values().map(|tags| tags.len()).sum();
+        // NB: what tagsFrom or the provider's defaults still declare stays.
+        let tags: usize = owned
+            .resources()
+            .values()
+            .map(|tags| {
+                tags.keys()
+                    .filter(|key| !binding.desired.contains_key(*key))
+                    .count()
+            })
+            .sum();
         if tags == 0 {
             continue;
         }
@@ -327,6 +345,39 @@ fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
                 .providers
                 .get(&provider)
                 .map(|p| Target::of(&p.value.spec, &spec.resource_type));
+            let no_defaults = Tags::new();
+            let defaults = manifests
+                .providers
+                .get(&provider)
+                .map_or(&no_defaults, |p| &p.value.spec.default_tags);
+            let namespace = manifests
+                .namespaces
+                .get(&id.namespace)
+                .map(|labels| NamespaceMeta {
+                    labels: labels.clone(),
+                    annotations: manifests
+                        .namespace_annotations
+                        .get(&id.namespace)
+                        .cloned()
+                        .unwrap_or_default(),
+                });
+            let inputs = Inputs {
+                spec,
+                binding: BindingMeta {
+                    namespace: &id.namespace,
+                    name: &id.name,
+                    labels: binding.value.metadata.labels.as_ref(),
+                    annotations: binding.value.metadata.annotations.as_ref(),
+                },
+                namespace: namespace.as_ref(),
+                defaults,
+                cluster_name: manifests.cluster_name.as_deref(),
+            };
+            let rendered = render::render(&inputs, &provider);
+            let desired = match &rendered {
+                Ok(rendered) => rendered.tags.clone(),
+                Err(_) => render::render_lenient(&inputs, &provider),
+            };
             Declared {
                 binding,
                 id,
@@ -335,6 +386,8 @@ fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
                 claimed: spec.resource_ids.iter().cloned().collect(),
                 resolution: None,
                 target,
+                rendered,
+                desired,
             }
         })
         .collect();
@@ -502,13 +555,49 @@ fn check_bindings(
             errors.push(ManifestError::at(source, refusal.field, message));
             continue;
         }
+        let rendered = match &binding.rendered {
+            Ok(rendered) => rendered,
+            Err(missing) => {
+                // NB: in a cluster the namespace is the Namespace object; here, a document.
+                for entry in &missing.0 {
+                    let mut message = format!(
+                        "{} ({})",
+                        entry.what,
+                        crate::api::conditions::reason::VALUE_NOT_FOUND
+                    );
+                    if !manifests.namespaces.contains_key(&binding.id.namespace) {
+                        message.push_str(&format!(
+                            "; the CLI reads a namespace's labels and annotations from a \
+                             Namespace document among the files (kind: Namespace), and they \
+                             hold none for {:?}",
+                            binding.id.namespace
+                        ));
+                    }
+                    errors.push(ManifestError::at(
+                        source,
+                        format!("spec.tagsFrom[{:?}]", entry.key),
+                        message,
+                    ));
+                }
+                continue;
+            }
+        };
         if let Some(client) = clients.get(&binding.provider) {
             let selector = spec
                 .resource_selector
                 .as_ref()
                 .and_then(|s| select::violation(client, &s.match_tags));
-            for violation in spec_violations(client, &spec.resource_type, &spec.tags)
+            let rendered_violations = rendered
+                .violations(client.limits())
                 .into_iter()
+                .map(|violation| violation.to_string());
+            let resource_type = client
+                .check_resource_type(&spec.resource_type)
+                .err()
+                .map(|rule| format!("spec.resourceType: {rule}"));
+            for violation in resource_type
+                .into_iter()
+                .chain(rendered_violations)
                 .chain(selector)
             {
                 let (field, rule) = violation
@@ -556,7 +645,7 @@ fn feeding_cycles(declared: &[Declared<'_>]) -> Vec<ManifestError> {
         if let (Some(target), Some(selector)) = (&binding.target, &spec.resource_selector) {
             by_target.entry(target).or_default().push(select::Feeder {
                 key: position,
-                declared: &spec.tags,
+                declared: &binding.desired,
                 match_tags: &selector.match_tags,
             });
         }
@@ -775,7 +864,7 @@ async fn reconcile_group<C: TagApi>(
             };
             Member {
                 binding: &binding.id,
-                desired: &spec.tags,
+                desired: &binding.desired,
                 resource_ids: &binding.resource_ids,
                 resolution: binding.resolution.as_ref(),
                 match_tags: spec.resource_selector.as_ref().map(|s| &s.match_tags),
@@ -836,7 +925,7 @@ impl Claims {
             .map(|other| Claim {
                 binding: &other.id,
                 resource_ids: &other.claimed,
-                tags: &other.binding.value.spec.tags,
+                tags: &other.desired,
             })
             .collect()
     }
@@ -875,11 +964,22 @@ fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, 
 
 fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
     let spec = &binding.binding.value.spec;
-    let changes = outcome
+    let mut changes = outcome
         .plan
         .as_ref()
         .map(output::changes_of)
         .unwrap_or_default();
+    // NB: a value from elsewhere than spec.tags says where it comes from (issue 23).
+    if let Ok(rendered) = &binding.rendered {
+        for change in &mut changes {
+            if matches!(change.action, "add" | "change" | "conflict")
+                && let Some(source) = rendered.sources.get(&change.key)
+                && *source != render::Source::Literal
+            {
+                change.source = Some(source.to_string());
+            }
+        }
+    }
     let planned_calls = outcome
         .plan
         .as_ref()
