@@ -251,7 +251,9 @@ pub async fn run_with(
     command: Command,
     strategy: Strategy,
 ) -> Result<Report, Vec<String>> {
-    let mut declared = declared_bindings(manifests);
+    // NB: one time for the run: the bindings it records first share it.
+    let now = jiff::Timestamp::now();
+    let mut declared = declared_bindings(manifests, state, now);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
@@ -268,7 +270,9 @@ pub async fn run_with(
         if !command.is_plan() && !binding.binding.value.spec.suspend {
             record(state, manifests, binding, &outcome);
         }
-        report.bindings.push(binding_report(binding, &outcome));
+        let mut entry = binding_report(binding, &outcome);
+        explain_tie(&mut entry, binding, &outcome, &declared);
+        report.bindings.push(entry);
     }
     for gone in removed {
         let target = manifests
@@ -332,13 +336,24 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
     }
 }
 
-/// Bindings in precedence order (older first, then namespace/name).
-fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
-    let mut declared: Vec<Declared<'_>> = manifests
+/// Bindings in precedence order (older first, then namespace/name). A binding's age is its
+/// `creationTimestamp` when the file gives one, else when a run first recorded it in the state
+/// file, else this run's start: a binding new to the state file is younger than every
+/// recorded one, whatever its name.
+fn declared_bindings<'m>(
+    manifests: &'m Manifests,
+    state: &StateFile,
+    now: jiff::Timestamp,
+) -> Vec<Declared<'m>> {
+    let mut declared: Vec<Declared<'m>> = manifests
         .bindings
         .iter()
         .map(|binding| {
-            let id = binding_id(&binding.value);
+            let mut id = binding_id(&binding.value);
+            if id.created.is_none() {
+                let recorded = state.bindings.get(&state_key(&id.namespace, &id.name));
+                id.created = Some(recorded.map_or(now.as_second(), BindingState::age_seconds));
+            }
             let spec = &binding.value.spec;
             let provider = spec.provider_ref.name.clone();
             let target = manifests
@@ -933,13 +948,23 @@ impl Claims {
 
 fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, outcome: &Outcome) {
     let spec = &binding.binding.value.spec;
+    let key = state_key(&binding.id.namespace, &binding.id.name);
+    // NB: kept once set; a record older than the field keeps none (the oldest age).
+    let first_applied = match state.bindings.get(&key) {
+        Some(recorded) => recorded.first_applied,
+        None => binding
+            .id
+            .created
+            .and_then(|s| jiff::Timestamp::from_second(s).ok()),
+    };
     let target = manifests
         .providers
         .get(&binding.provider)
         .map(|p| &p.value.spec);
     state.bindings.insert(
-        state_key(&binding.id.namespace, &binding.id.name),
+        key,
         BindingState {
+            first_applied,
             provider: binding.provider.clone(),
             cloud: target.map(|t| t.cloud),
             region: target.map(|t| t.region.clone()),
@@ -960,6 +985,33 @@ fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, 
             },
         },
     );
+}
+
+/// A conflict lost to a binding of the same age (both first recorded by one run, or in one
+/// second) was decided by the value the resource carried, then by namespace/name: the
+/// message says so, since an age would not explain it.
+fn explain_tie(
+    entry: &mut BindingReport,
+    binding: &Declared<'_>,
+    outcome: &Outcome,
+    declared: &[Declared<'_>],
+) {
+    if entry.reason != crate::api::conditions::reason::CONFLICT {
+        return;
+    }
+    let Some(first) = outcome.conflicts.first() else {
+        return;
+    };
+    let same_age = declared.iter().any(|other| {
+        other.id.to_string() == first.winner && other.id.created == binding.id.created
+    });
+    if same_age {
+        entry.message.push_str(&format!(
+            " ({} is as old as this binding, first applied in the same second: the value the \
+             resource already carried, then the order of namespace/name, decided)",
+            first.winner
+        ));
+    }
 }
 
 fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
@@ -1332,7 +1384,7 @@ mod tests {
         )
         .unwrap();
         let manifests = manifests::load(&[dir.path().to_path_buf()], true).expect("manifests");
-        let declared = declared_bindings(&manifests);
+        let declared = declared_bindings(&manifests, &StateFile::empty(), jiff::Timestamp::now());
         let claims = Claims::of(&declared, &manifests);
         let apply = Command::Apply {
             prune_removed: false,
