@@ -183,10 +183,31 @@ fn announce(
         let endpoint = client_for(spec, key, options)
             .map(|client| client.endpoint().to_string())
             .map_err(|e| vec![ManifestError::at(&provider.source, e.field, e.rule)])?;
+        // NB: a wrong region reads like a cloud without the resources: say so before the run.
+        if spec.endpoint.is_none()
+            && let Some(closest) = crate::api::regions::unknown(spec.cloud, &spec.region)
+        {
+            let hint = match closest {
+                Some(region) => format!(" (did you mean {region:?}?)"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                anstream::stderr(),
+                "warning: {}: spec.region: {:?} is not a region of {} that tagbinder knows{hint}; a wrong \
+                 region looks like resources that carry no tags, and their writes fail \
+                 NotFound; set spec.endpoint to reach a region it does not list",
+                provider.source,
+                output::clean(&spec.region),
+                match spec.cloud {
+                    crate::api::Cloud::Alibaba => "Alibaba Cloud",
+                    crate::api::Cloud::Jdcloud => "JD Cloud",
+                },
+            );
+        }
         header.push_str(&format!(
             "  {name}: {cloud} {region} at {endpoint}, credentials from {credentials}\n",
             name = output::clean(name),
-            cloud = format!("{:?}", spec.cloud).to_lowercase(),
+            cloud = spec.cloud.as_str(),
             region = output::clean(&spec.region),
         ));
     }
@@ -272,6 +293,9 @@ pub async fn run_with(
         }
         let mut entry = binding_report(binding, &outcome);
         explain_tie(&mut entry, binding, &outcome, &declared);
+        if command.is_plan() {
+            note_untagged(&mut entry, binding, &outcome);
+        }
         report.bindings.push(entry);
     }
     for gone in removed {
@@ -987,6 +1011,30 @@ fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, 
     );
 }
 
+/// A binding none of whose listed resources carries any tag: a wrong region or resource id
+/// reads the same (the clouds answer a read of a resource they do not have with no tags), so
+/// the plan says so before `apply` finds out with NotFound.
+fn note_untagged(entry: &mut BindingReport, binding: &Declared<'_>, outcome: &Outcome) {
+    let spec = &binding.binding.value.spec;
+    let Some(observed) = &outcome.observed else {
+        return;
+    };
+    if spec.resource_selector.is_some() || binding.resource_ids.is_empty() {
+        return;
+    }
+    let untagged = binding
+        .resource_ids
+        .iter()
+        .all(|id| observed.get(id).is_none_or(|tags| tags.is_empty()));
+    if untagged {
+        entry.notes.push(format!(
+            "none of its {} resource(s) carries a tag yet; a wrong region or resource id looks \
+             the same to the cloud (check spec.resourceIds and the provider's region)",
+            binding.resource_ids.len()
+        ));
+    }
+}
+
 /// A conflict lost to a binding of the same age (both first recorded by one run, or in one
 /// second) was decided by the value the resource carried, then by namespace/name: the
 /// message says so, since an age would not explain it.
@@ -1082,6 +1130,7 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
             .as_ref()
             .map(|selector| selector.match_tags.clone()),
         selected: outcome.selected.clone(),
+        notes: Vec::new(),
     }
 }
 
