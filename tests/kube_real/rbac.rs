@@ -131,8 +131,9 @@ const NEEDED: &[(&str, &str, Option<&str>)] = &[
     ("list", "tagproviders.tagbinder.io", None),
     ("watch", "tagproviders.tagbinder.io", None),
     ("get", "tagproviders.tagbinder.io", None),
-    ("list", "secrets", None),
-    ("watch", "secrets", None),
+    // Secrets: in the credentials namespace (the release namespace, by default) only.
+    ("list", "secrets", Some(POD_NAMESPACE)),
+    ("watch", "secrets", Some(POD_NAMESPACE)),
     ("get", "secrets", Some(POD_NAMESPACE)),
     ("get", "namespaces", None),
     // NB: the namespaces' metadata watch (issue 23: tagsFrom and allowedNamespaces).
@@ -177,6 +178,13 @@ const NOT_NEEDED: &[(&str, &str, Option<&str>)] = &[
     ),
     ("patch", "tagproviders.tagbinder.io", None),
     ("delete", "tagproviders.tagbinder.io", None),
+    // Secrets anywhere but the credentials namespace: not even get.
+    ("get", "secrets", Some("team-web")),
+    ("get", "secrets", Some("kube-system")),
+    ("get", "secrets", Some("default")),
+    ("list", "secrets", None),
+    ("watch", "secrets", None),
+    ("list", "secrets", Some("team-web")),
     ("create", "secrets", Some(POD_NAMESPACE)),
     ("update", "secrets", Some(POD_NAMESPACE)),
     ("list", "configmaps", Some(POD_NAMESPACE)),
