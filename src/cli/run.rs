@@ -627,7 +627,10 @@ fn check_bindings(
                 .as_ref()
                 .and_then(|s| select::violation(client, &s.match_tags));
             let rendered_violations = rendered
-                .violations(client.limits())
+                .violations(
+                    client.limits(),
+                    spec.resource_selector.as_ref().map(|s| &s.match_tags),
+                )
                 .into_iter()
                 .map(|violation| violation.to_string());
             let resource_type = client
