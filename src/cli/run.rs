@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use super::CommonArgs;
-use super::credentials::access_key;
+use super::credentials::credentials;
 use super::journal::{self, Journal, JournalHandle, JournalIntents};
 use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
@@ -363,8 +363,8 @@ fn build_clients(
         let Some(provider) = manifests.providers.get(name) else {
             continue; // NB: reported per binding by check_bindings, or per removed binding.
         };
-        let built = access_key(provider, manifests).and_then(|key| {
-            client_for(&provider.value.spec, key, options)
+        let built = credentials(provider, manifests, &options.http).and_then(|credentials| {
+            client_for(&provider.value.spec, credentials, options)
                 .map_err(|e| ManifestError::at(&provider.source, e.field, e.rule))
         });
         match built {

@@ -77,7 +77,7 @@ struct ErrorBody {
 
 /// The error of a non-2xx answer: classified by its `Code` when the body is an Alibaba error
 /// document, by the HTTP status otherwise.
-pub(super) fn from_answer(action: &'static str, http_status: u16, body: &str) -> CloudError {
+pub(crate) fn from_answer(action: &'static str, http_status: u16, body: &str) -> CloudError {
     let parsed = serde_json::from_str::<ErrorBody>(body)
         .ok()
         .map(|mut parsed| {
