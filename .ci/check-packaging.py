@@ -38,7 +38,12 @@ def binding_grants(namespace):
 
 
 PROVIDER_GRANTS = grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch"))
-CLUSTER_MODE = binding_grants("*") | PROVIDER_GRANTS | grants("*", "", "namespaces", ("get",))
+CLUSTER_MODE = (
+    binding_grants("*")
+    | PROVIDER_GRANTS
+    | grants("*", "tagbinder.io", "tagproviders/status", ("patch",))
+    | grants("*", "", "namespaces", ("get",))
+)
 
 
 def credentials_grants(namespace):

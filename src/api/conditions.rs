@@ -14,6 +14,8 @@ pub const DRIFTED: &str = "Drifted";
 pub mod reason {
     /// Every resource carries every declared tag.
     pub const SYNCED: &str = "Synced";
+    /// A TagProvider's Ready condition: the cloud answers its calls.
+    pub const REACHABLE: &str = "Reachable";
     /// Work is under way.
     pub const PROGRESSING: &str = "Progressing";
     /// Some resources failed; the rest converged.

@@ -101,7 +101,8 @@ pub enum TemporarySource {
 }
 
 impl TemporarySource {
-    fn describe(&self) -> String {
+    /// Where they come from, for people.
+    pub fn describe(&self) -> String {
         match self {
             TemporarySource::Oidc(role) => format!(
                 "RRSA: role {} through STS AssumeRoleWithOIDC at {}",

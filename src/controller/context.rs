@@ -79,6 +79,8 @@ pub struct Context {
     /// Ownership records (and intents) written to `status` that the cache's copy of the
     /// binding does not show yet, or whose status write failed.
     unrecorded: Arc<Unrecorded>,
+    /// The providers' health last written to their status.
+    pub(super) provider_health: super::provider_status::ProviderHealth,
 }
 
 /// Records written to `status` that the cache's copy of the binding does not show yet, or
@@ -180,7 +182,15 @@ impl Context {
             clients: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             unrecorded: Arc::default(),
+            provider_health: Default::default(),
         }
+    }
+
+    /// Writes `TagProvider.status` from the passes (cluster-wide mode only: a namespaced
+    /// controller sees some of a provider's bindings, and another one may see others).
+    pub fn with_provider_status(mut self) -> Self {
+        self.provider_health = super::provider_status::ProviderHealth::enabled();
+        self
     }
 
     /// Shares the kept records with the bindings' watch, which forgets each once the cache

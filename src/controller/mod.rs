@@ -9,6 +9,7 @@ pub mod fleet;
 mod intents;
 mod leader;
 pub mod metrics;
+mod provider_status;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -328,20 +329,22 @@ pub async fn run_controller(
         observer: Some(metrics.clone()),
         default_rate_limit: true,
     };
-    let ctx = Arc::new(
-        Context::new(
-            client,
-            bindings.clone(),
-            providers_store.clone(),
-            providers_synced.clone(),
-            metrics.clone(),
-            options,
-            fleet.clone(),
-        )
-        .with_credentials_namespace(credentials_namespace)
-        .with_secrets(secret_stores)
-        .with_unrecorded(unrecorded),
-    );
+    let mut ctx = Context::new(
+        client,
+        bindings.clone(),
+        providers_store.clone(),
+        providers_synced.clone(),
+        metrics.clone(),
+        options,
+        fleet.clone(),
+    )
+    .with_credentials_namespace(credentials_namespace)
+    .with_secrets(secret_stores)
+    .with_unrecorded(unrecorded);
+    if args.namespace.is_none() {
+        ctx = ctx.with_provider_status();
+    }
+    let ctx = Arc::new(ctx);
     let rounds = tokio::spawn(fleet::run(ctx.clone()));
     let reports = tokio::spawn(report_undecodable(ctx.clone(), undecodable_reports));
 

@@ -122,6 +122,21 @@ pub async fn applies_tags_and_writes_status_once(env: Arc<Env>) {
         .filter(|(_, reason, _)| reason == "TagsApplied")
         .collect();
     assert_eq!(applied.len(), 1, "one TagsApplied event: {events:?}");
+    // NB: the event names the keys, their values and the resources (issue 25, item 0).
+    let note = &applied[0].2;
+    for part in ["env=prod", "owner=team-web", "apply-g1", "apply-g2"] {
+        assert!(note.contains(part), "{part} in {note:?}");
+    }
+    let provider = tenant
+        .provider_ready(&env.client, "True", "Reachable")
+        .await;
+    assert!(
+        provider
+            .status
+            .and_then(|s| s.last_successful_call_time)
+            .is_some(),
+        "the time of the last successful call"
+    );
 }
 
 pub async fn a_changed_spec_rewrites_and_prunes(env: Arc<Env>) {
@@ -159,7 +174,13 @@ pub async fn a_changed_spec_rewrites_and_prunes(env: Arc<Env>) {
         "{:?}",
         status.conditions
     );
-    tenant.wait_event(&env.client, "web", "Pruned").await;
+    let events = tenant.wait_event(&env.client, "web", "Pruned").await;
+    assert!(
+        events
+            .iter()
+            .any(|(_, r, note)| r == "Pruned" && note == "removed owner=a from change-g1"),
+        "{events:?}"
+    );
 }
 
 pub async fn deleting_with_policy_delete_prunes_what_it_applied(env: Arc<Env>) {
