@@ -420,6 +420,11 @@ fn an_sts_token_in_the_secret_signs_alibaba_v1_v3_and_jdcloud_and_a_missing_one_
         "{text}"
     );
     assert!(text.contains("CredentialsInvalid"), "{text}");
+    // The message points at the least-privilege policies.
+    assert!(
+        text.contains("docs/src/cloud/alibaba.md#permissions"),
+        "{text}"
+    );
     assert_hidden(&output, &[&token, &key_secret]);
 }
 

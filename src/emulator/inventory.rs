@@ -246,8 +246,13 @@ impl Accounts {
         let expiration = now
             .checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX))
             .unwrap_or(jiff::Timestamp::MAX)
-            // NB: the wire form has whole seconds.
-            .round(jiff::Unit::Second)
+            // NB: the wire form has whole seconds; truncated, so that the credentials never
+            // outlive the lifetime asked for.
+            .round(
+                jiff::TimestampRound::new()
+                    .smallest(jiff::Unit::Second)
+                    .mode(jiff::RoundMode::Trunc),
+            )
             .unwrap_or(now);
         let issued = Issued {
             access_key_id: format!("STS.NT{}", random_text(24)),
