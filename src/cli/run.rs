@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use super::CommonArgs;
-use super::credentials::access_key;
+use super::credentials::credentials;
 use super::journal::{self, Journal, JournalHandle, JournalIntents};
 use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
@@ -180,7 +180,7 @@ fn announce(
         // NB: a client built with a placeholder key only to name its endpoint; the run's own
         // clients are built with the real key, which reports a missing key with its field.
         let key = crate::cloud::AccessKey::new("-".to_string(), "-".to_string());
-        let endpoint = client_for(spec, key, options)
+        let endpoint = client_for(spec, key.into(), options)
             .map(|client| client.endpoint().to_string())
             .map_err(|e| vec![ManifestError::at(&provider.source, e.field, e.rule)])?;
         // NB: a wrong region reads like a cloud without the resources: say so before the run.
@@ -529,8 +529,8 @@ fn build_clients(
         let Some(provider) = manifests.providers.get(name) else {
             continue; // NB: reported per binding by check_bindings, or per removed binding.
         };
-        let built = access_key(provider, manifests).and_then(|key| {
-            client_for(&provider.value.spec, key, options)
+        let built = credentials(provider, manifests, &options.http).and_then(|credentials| {
+            client_for(&provider.value.spec, credentials, options)
                 .map_err(|e| ManifestError::at(&provider.source, e.field, e.rule))
         });
         match built {
