@@ -254,7 +254,11 @@ impl Context {
                 return Ok(Ok(cached.client.clone()));
             }
         }
-        let client = match client_for(&provider.spec, key, &self.client_options) {
+        let options = ClientOptions {
+            observer: Some(self.metrics.of_provider(&name)),
+            ..self.client_options.clone()
+        };
+        let client = match client_for(&provider.spec, key, &options) {
             Ok(client) => Batcher::new(client, DEFAULT_WINDOW),
             Err(error) => {
                 return Ok(Err(ClientError::Spec(format!(
