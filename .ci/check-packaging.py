@@ -19,6 +19,12 @@ KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 RELEASE_NAMESPACE = "tagbinder-system"
 WATCH_NAMESPACE = "team-web"
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Files the chart ships that deploy/ also holds for users without Helm: each pair must agree.
+CHART_FILE_COPIES = (
+    ("deploy/helm/tagbinder/files/prometheus/alerts.yaml", "deploy/prometheus/alerts.yaml"),
+    ("deploy/helm/tagbinder/files/grafana/tagbinder.json", "deploy/grafana/tagbinder.json"),
+)
 
 
 def grants(namespace, group, resource, verbs, name=None):
@@ -103,10 +109,10 @@ def validate(rendering):
     for document in rendering.documents:
         kind, name = document.get("kind"), (document.get("metadata") or {}).get("name")
         namespace = (document.get("metadata") or {}).get("namespace")
-        if kind not in CLUSTER_SCOPED and kind != "ServiceMonitor" and not namespace:
+        if kind not in CLUSTER_SCOPED and not namespace:
             rendering.fail(f"{kind} {name} has no metadata.namespace")
-        if kind == "ServiceMonitor":
-            continue  # the Prometheus Operator's kind: no schema among Kubernetes'
+        if kind in OPERATOR_KINDS:
+            continue  # the Prometheus Operator's kinds: no schema among Kubernetes'
         for version in KUBERNETES_VERSIONS:
             try:
                 kubernetes_validate.validate(document, version, strict=True)
@@ -276,7 +282,41 @@ def check_copies(problems):
         with open(os.path.join(ROOT, copy), encoding="utf-8") as handle:
             if handle.read() != source:
                 problems.append(f"{copy} differs from crds/tagbinder.yaml: cp crds/tagbinder.yaml {copy}")
+    for chart_file, copy in CHART_FILE_COPIES:
+        with open(os.path.join(ROOT, chart_file), encoding="utf-8") as a, open(os.path.join(ROOT, copy), encoding="utf-8") as b:
+            if a.read() != b.read():
+                problems.append(f"{copy} differs from {chart_file}: cp {chart_file} {copy}")
     return [d for d in yaml.safe_load_all(source) if d]
+
+
+def check_observability(rendering):
+    """The PrometheusRule carries the rules of files/prometheus/alerts.yaml, each with its
+    runbook and the runbook_url built from runbookBaseUrl; the dashboard's ConfigMap carries
+    files/grafana/tagbinder.json with the sidecar's label."""
+    with open(os.path.join(ROOT, CHART_FILE_COPIES[0][0]), encoding="utf-8") as handle:
+        shipped = yaml.safe_load(handle)
+    rule = rendering.one("PrometheusRule")
+    groups = rule.get("spec", {}).get("groups", [])
+    alerts = [r for g in groups for r in g.get("rules", [])]
+    expected = [r["alert"] for g in shipped["groups"] for r in g["rules"]]
+    if [a.get("alert") for a in alerts] != expected:
+        rendering.fail(f"PrometheusRule alerts {[a.get('alert') for a in alerts]}, expected {expected}")
+    for alert in alerts:
+        annotations = alert.get("annotations", {})
+        anchor = alert["alert"].lower()
+        if annotations.get("runbook") != f"docs/src/operations/alerts.md#{anchor}":
+            rendering.fail(f"{alert['alert']}: runbook {annotations.get('runbook')}")
+        if annotations.get("runbook_url") != f"https://docs.example/operations/alerts.html#{anchor}":
+            rendering.fail(f"{alert['alert']}: runbook_url {annotations.get('runbook_url')}")
+    dashboards = [c for c in rendering.of_kind("ConfigMap") if "tagbinder.json" in c.get("data", {})]
+    if len(dashboards) != 1:
+        rendering.fail(f"{len(dashboards)} dashboard ConfigMap(s), expected 1")
+        return
+    with open(os.path.join(ROOT, CHART_FILE_COPIES[1][0]), encoding="utf-8") as handle:
+        if dashboards[0]["data"]["tagbinder.json"] != handle.read().rstrip("\n"):
+            rendering.fail("the dashboard ConfigMap differs from files/grafana/tagbinder.json")
+    if dashboards[0]["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
+        rendering.fail("the dashboard ConfigMap lacks the sidecar's label grafana_dashboard: \"1\"")
 
 
 def check_gitops(problems):
@@ -321,7 +361,7 @@ def main():
         "replicas-2": (2, True, None, RELEASE_NAMESPACE, True, set()),
         "namespaced": (1, False, WATCH_NAMESPACE, RELEASE_NAMESPACE, True, set()),
         "namespaced-in-place": (1, False, WATCH_NAMESPACE, WATCH_NAMESPACE, True, set()),
-        "everything": (2, True, WATCH_NAMESPACE, RELEASE_NAMESPACE, False, {"ServiceMonitor", "PodDisruptionBudget"}),
+        "everything": (2, True, WATCH_NAMESPACE, RELEASE_NAMESPACE, False, {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}),
     }
     for name, (replicas, leader, watch, release, crds, extras) in scenarios.items():
         rendering = Rendering(f"helm template ({name})", os.path.join(out, f"{name}.yaml"))
@@ -334,8 +374,12 @@ def main():
         check_user_roles(rendering)
         check_crds(rendering, expected_crds, crds, ("helm.sh/resource-policy", "keep"))
         count(rendering, "ServiceAccount", 1)
-        for kind in ("ServiceMonitor", "PodDisruptionBudget"):
+        for kind in ("ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"):
             count(rendering, kind, 1 if kind in extras else 0)
+        if "PrometheusRule" in extras:
+            check_observability(rendering)
+        elif rendering.of_kind("ConfigMap"):
+            rendering.fail("a ConfigMap is rendered although metrics.grafanaDashboard.enabled is false")
         if "PodDisruptionBudget" in extras:
             budget = rendering.one("PodDisruptionBudget")
             if budget.get("spec", {}).get("selector", {}).get("matchLabels") != rendering.one("Deployment")["spec"]["selector"]["matchLabels"]:
