@@ -6,6 +6,7 @@ mod files;
 pub mod journal;
 pub mod manifests;
 pub mod output;
+pub mod progress;
 mod run;
 mod schema;
 pub mod state;
@@ -56,6 +57,11 @@ pub struct CommonArgs {
     /// works.
     #[arg(long)]
     pub strict: bool,
+    /// Progress on stderr while the run calls the cloud: bindings passed, calls made against
+    /// the lower bound, the current rate and the time left. `auto`: when stderr is a terminal
+    /// and the output is text.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = progress::ProgressMode::Auto)]
+    pub progress: progress::ProgressMode,
 }
 
 /// `tagbinder plan`.
