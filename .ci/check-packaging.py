@@ -319,6 +319,41 @@ def check_observability(rendering):
         rendering.fail("the dashboard ConfigMap lacks the sidecar's label grafana_dashboard: \"1\"")
 
 
+def check_artifacthub(problems, expected_crds):
+    """Chart.yaml's Artifact Hub annotations parse; the CRDs they list are the chart's, each
+    example is of a listed kind and version, the image is appVersion's, every change has a
+    known kind."""
+    with open(os.path.join(ROOT, "deploy/helm/tagbinder/Chart.yaml"), encoding="utf-8") as handle:
+        chart = yaml.safe_load(handle)
+    annotations = chart.get("annotations") or {}
+    parsed = {}
+    for key in ("crds", "crdsExamples", "images", "links", "changes"):
+        value = annotations.get(f"artifacthub.io/{key}")
+        if value is None:
+            problems.append(f"Chart.yaml lacks the annotation artifacthub.io/{key}")
+            return
+        parsed[key] = yaml.safe_load(value)
+    if annotations.get("artifacthub.io/operator") != "true":
+        problems.append("Chart.yaml: artifacthub.io/operator is not \"true\"")
+    crds = {(c["spec"]["names"]["kind"], c["metadata"]["name"], v["name"]) for c in expected_crds for v in c["spec"]["versions"]}
+    listed = {(c.get("kind"), c.get("name"), c.get("version")) for c in parsed["crds"]}
+    if listed != crds:
+        problems.append(f"Chart.yaml: artifacthub.io/crds lists {sorted(listed)}, the CRDs are {sorted(crds)}")
+    kinds = {(f"tagbinder.io/{version}", kind) for kind, _, version in crds}
+    examples = {(e.get("apiVersion"), e.get("kind")) for e in parsed["crdsExamples"]}
+    if examples != kinds:
+        problems.append(f"Chart.yaml: artifacthub.io/crdsExamples are of {sorted(examples)}, expected one of each of {sorted(kinds)}")
+    images = [i.get("image") for i in parsed["images"]]
+    if images != [f"tagbinder:{chart['appVersion']}"]:
+        problems.append(f"Chart.yaml: artifacthub.io/images {images}, expected tagbinder:{chart['appVersion']}")
+    for change in parsed["changes"]:
+        if change.get("kind") not in {"added", "changed", "deprecated", "removed", "fixed", "security"} or not change.get("description"):
+            problems.append(f"Chart.yaml: artifacthub.io/changes entry {change}")
+    for link in parsed["links"]:
+        if not str(link.get("url", "")).startswith("https://") or not link.get("name"):
+            problems.append(f"Chart.yaml: artifacthub.io/links entry {link}")
+
+
 def check_gitops(problems):
     """deploy/flux and deploy/argocd parse; the ConfigMap is valid; the operator's Flux
     Kustomization points at a folder of this repository."""
@@ -352,6 +387,7 @@ def main():
     out = sys.argv[1]
     problems = []
     expected_crds = check_copies(problems)
+    check_artifacthub(problems, expected_crds)
     check_gitops(problems)
 
     scenarios = {
