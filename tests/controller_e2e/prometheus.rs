@@ -165,7 +165,14 @@ pub async fn a_real_prometheus_reads_every_panel_and_fires_the_not_ready_alert(e
     // a series (the controller retries them).
     let cloud = CloudEmulator::start_with(
         &dir,
-        &[("prom-g1", &[]), ("prom-g2", &[])],
+        &[
+            ("prom-g1", &[]),
+            ("prom-g2", &[]),
+            ("prom-g3", &[]),
+            ("prom-g4", &[]),
+            ("prom-g5", &[]),
+            ("prom-g6", &[]),
+        ],
         &["--throttle-ratio", "0.2", "--seed", "25"],
     )
     .await;
@@ -227,7 +234,62 @@ pub async fn a_real_prometheus_reads_every_panel_and_fires_the_not_ready_alert(e
     fixtures::create_provider(&client, &restored).await;
     tenant.ready("web").await;
     prometheus.wait(firing, false).await;
+    if let Some(path) = std::env::var_os("TAGBINDER_DASHBOARD_DATA") {
+        record_dashboard(&prometheus, &tenant, &cloud, Path::new(&path)).await;
+    }
     drop(prometheus);
     drop(controller);
     drop(cloud);
+}
+
+/// With `TAGBINDER_DASHBOARD_DATA=FILE` (not in CI): a few minutes more of a fleet's life
+/// (bindings added, drift made in the cloud), then every panel's query over that time, as
+/// JSON in FILE, for docs/tools/plot-dashboard.py (the picture in the observability page).
+async fn record_dashboard(
+    prometheus: &Prometheus,
+    tenant: &Tenant,
+    cloud: &CloudEmulator,
+    path: &Path,
+) {
+    let started = jiff::Timestamp::now();
+    // NB: within the harness's 150 s per scenario.
+    for round in 0..14u32 {
+        let id = format!("prom-g{}", 3 + round % 4);
+        let name = format!("team-{round}");
+        tenant
+            .create(&tenant.binding(
+                &name,
+                &[id.as_str()],
+                &[(format!("k{round}").as_str(), "v")],
+            ))
+            .await;
+        if round % 5 == 4 {
+            cloud.edit("prom-g1", &[("env", "tampered")], &[]).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    }
+    let end = jiff::Timestamp::now();
+    let mut panels = Vec::new();
+    for (title, expr) in dashboard_queries("tagbinder") {
+        let answer: Value = prometheus
+            .http
+            .post(format!("{}/api/v1/query_range", prometheus.url))
+            .form(&[
+                ("query", expr.as_str()),
+                ("start", &started.as_second().to_string()),
+                ("end", &end.as_second().to_string()),
+                ("step", "2"),
+            ])
+            .send()
+            .await
+            .expect("query_range")
+            .json()
+            .await
+            .expect("JSON");
+        panels.push(
+            serde_json::json!({"title": title, "expr": expr, "result": answer["data"]["result"]}),
+        );
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&panels).expect("JSON"))
+        .expect("write the data");
 }
