@@ -20,6 +20,7 @@ helm template tagbinder "$CHART" --namespace tagbinder-system >"$OUT/chart-defau
 helm template tagbinder "$CHART" --namespace tagbinder-system \
   --set replicas=2 --set watchNamespace=team-web --set networkPolicy.enabled=true \
   --set metrics.serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true \
+  --set metrics.prometheusRule.enabled=true --set metrics.grafanaDashboard.enabled=true \
   --set image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000 \
   >"$OUT/chart-everything.yaml"
 kubectl kustomize deploy/manifests >"$OUT/kustomize.yaml"
@@ -62,8 +63,9 @@ sys.exit(1 if problems else 0)
 PY
   for version in 1.27.0 ""; do
     # NB: a kind without a schema (a custom resource) is a warning, not a failure, in
-    # kubernetes-validate. The only one rendered is the Prometheus Operator's ServiceMonitor
-    # (monitoring.coreos.com/v1), which Kubernetes' schemas do not include; any other warning
+    # kubernetes-validate. The only ones rendered are the Prometheus Operator's ServiceMonitor
+    # and PrometheusRule (monitoring.coreos.com/v1), which Kubernetes' schemas do not include;
+    # any other warning
     # fails. The CRDs themselves are CustomResourceDefinitions and are validated.
     if ! python3 -m kubernetes_validate --strict ${version:+--kubernetes-version "$version"} \
       "$rendered" >"$OUT/$name.validate.out" 2>&1; then
@@ -72,6 +74,7 @@ PY
       status=1
     elif grep -v '^INFO' "$OUT/$name.validate.out" \
       | grep -v "Couldn't find schema for kind ServiceMonitor with api version monitoring.coreos.com/v1" \
+      | grep -v "Couldn't find schema for kind PrometheusRule with api version monitoring.coreos.com/v1" \
       | grep -q .; then
       echo "kubernetes-validate --strict ($name${version:+, Kubernetes $version}) warned:" >&2
       grep -v '^INFO' "$OUT/$name.validate.out" >&2

@@ -22,6 +22,12 @@ CREDENTIALS_NAMESPACE = "cloud-credentials"
 # NB: the kustomization passes the pod's namespace, which Kubernetes substitutes.
 POD_NAMESPACE_ARG = "$(POD_NAMESPACE)"
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Files the chart ships that deploy/ also holds for users without Helm: each pair must agree.
+CHART_FILE_COPIES = (
+    ("deploy/helm/tagbinder/files/prometheus/alerts.yaml", "deploy/prometheus/alerts.yaml"),
+    ("deploy/helm/tagbinder/files/grafana/tagbinder.json", "deploy/grafana/tagbinder.json"),
+)
 
 
 def grants(namespace, group, resource, verbs, name=None):
@@ -108,10 +114,10 @@ def validate(rendering):
     for document in rendering.documents:
         kind, name = document.get("kind"), (document.get("metadata") or {}).get("name")
         namespace = (document.get("metadata") or {}).get("namespace")
-        if kind not in CLUSTER_SCOPED and kind != "ServiceMonitor" and not namespace:
+        if kind not in CLUSTER_SCOPED and not namespace:
             rendering.fail(f"{kind} {name} has no metadata.namespace")
-        if kind == "ServiceMonitor":
-            continue  # the Prometheus Operator's kind: no schema among Kubernetes'
+        if kind in OPERATOR_KINDS:
+            continue  # the Prometheus Operator's kinds: no schema among Kubernetes'
         for version in KUBERNETES_VERSIONS:
             try:
                 kubernetes_validate.validate(document, version, strict=True)
@@ -284,7 +290,76 @@ def check_copies(problems):
         with open(os.path.join(ROOT, copy), encoding="utf-8") as handle:
             if handle.read() != source:
                 problems.append(f"{copy} differs from crds/tagbinder.yaml: cp crds/tagbinder.yaml {copy}")
+    for chart_file, copy in CHART_FILE_COPIES:
+        with open(os.path.join(ROOT, chart_file), encoding="utf-8") as a, open(os.path.join(ROOT, copy), encoding="utf-8") as b:
+            if a.read() != b.read():
+                problems.append(f"{copy} differs from {chart_file}: cp {chart_file} {copy}")
     return [d for d in yaml.safe_load_all(source) if d]
+
+
+def check_observability(rendering):
+    """The PrometheusRule carries the rules of files/prometheus/alerts.yaml, each with its
+    runbook and the runbook_url built from runbookBaseUrl; the dashboard's ConfigMap carries
+    files/grafana/tagbinder.json with the sidecar's label."""
+    with open(os.path.join(ROOT, CHART_FILE_COPIES[0][0]), encoding="utf-8") as handle:
+        shipped = yaml.safe_load(handle)
+    rule = rendering.one("PrometheusRule")
+    groups = rule.get("spec", {}).get("groups", [])
+    alerts = [r for g in groups for r in g.get("rules", [])]
+    expected = [r["alert"] for g in shipped["groups"] for r in g["rules"]]
+    if [a.get("alert") for a in alerts] != expected:
+        rendering.fail(f"PrometheusRule alerts {[a.get('alert') for a in alerts]}, expected {expected}")
+    for alert in alerts:
+        annotations = alert.get("annotations", {})
+        anchor = alert["alert"].lower()
+        if annotations.get("runbook") != f"docs/src/operations/alerts.md#{anchor}":
+            rendering.fail(f"{alert['alert']}: runbook {annotations.get('runbook')}")
+        if annotations.get("runbook_url") != f"https://docs.example/operations/alerts.html#{anchor}":
+            rendering.fail(f"{alert['alert']}: runbook_url {annotations.get('runbook_url')}")
+    dashboards = [c for c in rendering.of_kind("ConfigMap") if "tagbinder.json" in c.get("data", {})]
+    if len(dashboards) != 1:
+        rendering.fail(f"{len(dashboards)} dashboard ConfigMap(s), expected 1")
+        return
+    with open(os.path.join(ROOT, CHART_FILE_COPIES[1][0]), encoding="utf-8") as handle:
+        if dashboards[0]["data"]["tagbinder.json"] != handle.read().rstrip("\n"):
+            rendering.fail("the dashboard ConfigMap differs from files/grafana/tagbinder.json")
+    if dashboards[0]["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
+        rendering.fail("the dashboard ConfigMap lacks the sidecar's label grafana_dashboard: \"1\"")
+
+
+def check_artifacthub(problems, expected_crds):
+    """Chart.yaml's Artifact Hub annotations parse; the CRDs they list are the chart's, each
+    example is of a listed kind and version, the image is appVersion's, every change has a
+    known kind."""
+    with open(os.path.join(ROOT, "deploy/helm/tagbinder/Chart.yaml"), encoding="utf-8") as handle:
+        chart = yaml.safe_load(handle)
+    annotations = chart.get("annotations") or {}
+    parsed = {}
+    for key in ("crds", "crdsExamples", "images", "links", "changes"):
+        value = annotations.get(f"artifacthub.io/{key}")
+        if value is None:
+            problems.append(f"Chart.yaml lacks the annotation artifacthub.io/{key}")
+            return
+        parsed[key] = yaml.safe_load(value)
+    if annotations.get("artifacthub.io/operator") != "true":
+        problems.append("Chart.yaml: artifacthub.io/operator is not \"true\"")
+    crds = {(c["spec"]["names"]["kind"], c["metadata"]["name"], v["name"]) for c in expected_crds for v in c["spec"]["versions"]}
+    listed = {(c.get("kind"), c.get("name"), c.get("version")) for c in parsed["crds"]}
+    if listed != crds:
+        problems.append(f"Chart.yaml: artifacthub.io/crds lists {sorted(listed)}, the CRDs are {sorted(crds)}")
+    kinds = {(f"tagbinder.io/{version}", kind) for kind, _, version in crds}
+    examples = {(e.get("apiVersion"), e.get("kind")) for e in parsed["crdsExamples"]}
+    if examples != kinds:
+        problems.append(f"Chart.yaml: artifacthub.io/crdsExamples are of {sorted(examples)}, expected one of each of {sorted(kinds)}")
+    images = [i.get("image") for i in parsed["images"]]
+    if images != [f"tagbinder:{chart['appVersion']}"]:
+        problems.append(f"Chart.yaml: artifacthub.io/images {images}, expected tagbinder:{chart['appVersion']}")
+    for change in parsed["changes"]:
+        if change.get("kind") not in {"added", "changed", "deprecated", "removed", "fixed", "security"} or not change.get("description"):
+            problems.append(f"Chart.yaml: artifacthub.io/changes entry {change}")
+    for link in parsed["links"]:
+        if not str(link.get("url", "")).startswith("https://") or not link.get("name"):
+            problems.append(f"Chart.yaml: artifacthub.io/links entry {link}")
 
 
 def check_gitops(problems):
@@ -406,6 +481,7 @@ def main():
     out = sys.argv[1]
     problems = []
     expected_crds = check_copies(problems)
+    check_artifacthub(problems, expected_crds)
     check_gitops(problems)
 
     scenarios = {
@@ -415,7 +491,7 @@ def main():
         "replicas-2": (2, True, None, RELEASE_NAMESPACE, True, set()),
         "namespaced": (1, False, WATCH_NAMESPACE, RELEASE_NAMESPACE, True, set()),
         "namespaced-in-place": (1, False, WATCH_NAMESPACE, WATCH_NAMESPACE, True, set()),
-        "everything": (2, True, WATCH_NAMESPACE, RELEASE_NAMESPACE, False, {"ServiceMonitor", "PodDisruptionBudget"}),
+        "everything": (2, True, WATCH_NAMESPACE, RELEASE_NAMESPACE, False, {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}),
         "credentials-namespace": (1, False, None, RELEASE_NAMESPACE, True, set()),
     }
     for name, (replicas, leader, watch, release, crds, extras) in scenarios.items():
@@ -431,8 +507,12 @@ def main():
         check_user_roles(rendering)
         check_crds(rendering, expected_crds, crds, ("helm.sh/resource-policy", "keep"))
         count(rendering, "ServiceAccount", 1)
-        for kind in ("ServiceMonitor", "PodDisruptionBudget"):
+        for kind in ("ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"):
             count(rendering, kind, 1 if kind in extras else 0)
+        if "PrometheusRule" in extras:
+            check_observability(rendering)
+        elif rendering.of_kind("ConfigMap"):
+            rendering.fail("a ConfigMap is rendered although metrics.grafanaDashboard.enabled is false")
         if "PodDisruptionBudget" in extras:
             budget = rendering.one("PodDisruptionBudget")
             if budget.get("spec", {}).get("selector", {}).get("matchLabels") != rendering.one("Deployment")["spec"]["selector"]["matchLabels"]:

@@ -32,6 +32,8 @@ render credentials-namespace tagbinder-system --set credentialsNamespace=cloud-c
 render namespaced-in-place team-web --set watchNamespace=team-web
 render everything tagbinder-system --set replicas=2 --set watchNamespace=team-web \
   --set metrics.serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true \
+  --set metrics.prometheusRule.enabled=true --set metrics.grafanaDashboard.enabled=true \
+  --set metrics.prometheusRule.runbookBaseUrl=https://docs.example/operations/alerts.html \
   --set crds.install=false --set networkPolicy.enabled=true \
   --set image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000
 
@@ -59,6 +61,8 @@ refuse "an unknown logFormat" "at '/logFormat': value must be one of 'json', 'te
 refuse "a ServiceMonitor without the metrics Service" \
   "metrics.serviceMonitor.enabled needs metrics.service.enabled" \
   --set metrics.serviceMonitor.enabled=true --set metrics.service.enabled=false
+refuse "a runbook base URL that is not a URL" "at '/metrics/prometheusRule/runbookBaseUrl'" \
+  --set metrics.prometheusRule.runbookBaseUrl=docs/alerts
 refuse "an image digest that is not sha256" "at '/image/digest'" --set image.digest=latest
 refuse "a NetworkPolicy egress port out of range" "at '/networkPolicy/egressPorts/0'" \
   --set networkPolicy.enabled=true --set 'networkPolicy.egressPorts={70000}'

@@ -465,13 +465,16 @@ async fn run_strategy(
             &manifests,
             &mut state,
             &options,
-            Command::Apply {
-                prune_removed: false,
-            },
-            match strategy {
-                BenchStrategy::Batched => Strategy::Batched,
-                BenchStrategy::PerResource => Strategy::PerResource,
-            },
+            (
+                Command::Apply {
+                    prune_removed: false,
+                },
+                match strategy {
+                    BenchStrategy::Batched => Strategy::Batched,
+                    BenchStrategy::PerResource => Strategy::PerResource,
+                },
+            ),
+            &crate::cli::progress::Progress::hidden(),
         )
         .await
         .map_err(|errors| errors.join("; "))?;

@@ -28,6 +28,8 @@ mod fleet;
 mod observe;
 #[path = "controller_e2e/operating.rs"]
 mod operating;
+#[path = "controller_e2e/prometheus.rs"]
+mod prometheus;
 #[path = "controller_e2e/selector.rs"]
 mod selector;
 #[path = "controller_e2e/stand_in.rs"]
@@ -55,6 +57,7 @@ use faults::*;
 use fleet::*;
 use observe::*;
 use operating::*;
+use prometheus::*;
 use selector::*;
 use stand_in::*;
 use tag_service::*;
@@ -189,6 +192,7 @@ fn main() -> ExitCode {
         scenario!(a_secret_outside_the_credentials_namespace_is_stalled_unread),
         scenario!(a_conflict_on_a_status_write_is_retried_and_ownership_is_kept),
         scenario!(health_and_metrics_endpoints_answer),
+        scenario!(a_real_prometheus_reads_every_panel_and_fires_the_not_ready_alert),
         scenario!(the_leader_holds_a_lease_in_the_pod_namespace),
         scenario!(a_missing_crd_is_named_in_the_error),
         scenario!(a_namespaced_controller_needs_no_cluster_wide_access),

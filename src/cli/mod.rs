@@ -6,6 +6,7 @@ mod files;
 pub mod journal;
 pub mod manifests;
 pub mod output;
+pub mod progress;
 mod run;
 mod schema;
 pub mod state;
@@ -94,6 +95,11 @@ pub struct CommonArgs {
     /// `tagbinder run --cluster-name` gives it to the controller.
     #[arg(long, value_name = "NAME")]
     pub cluster_name: Option<String>,
+    /// Progress on stderr while the run calls the cloud: bindings passed, calls made against
+    /// the lower bound, the current rate and the time left. `auto`: when stderr is a terminal
+    /// and the output is text.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = progress::ProgressMode::Auto)]
+    pub progress: progress::ProgressMode,
 }
 
 /// `tagbinder plan`.

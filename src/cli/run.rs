@@ -10,18 +10,22 @@ use super::credentials::credentials;
 use super::journal::{self, Journal, JournalHandle, JournalIntents};
 use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
+use super::progress::Progress;
 use super::state::{BindingState, StateFile, StateLock, state_key};
 use crate::api::{AppliedRecord, BindingMode, DeletionPolicy, ResourceTagBinding, TagProviderSpec};
-use crate::cloud::TagApi;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::per_resource::PerResource;
+use crate::cloud::{CallObserver, TagApi};
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
+use crate::plan::bound::{FleetBinding, Paging, lower_bound};
 use crate::plan::{BindingId, Claim, Claims as PlanClaims};
 use crate::reconcile::fleet::{ClaimIndex, Target, binding_id};
 use crate::reconcile::gate;
 use crate::reconcile::group::{Member, pass_group};
 use crate::reconcile::intent::IntentLog;
-use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
+use crate::reconcile::provider::{
+    ClientOptions, ProviderClient, client_for, http_client, rate_limiter,
+};
 use crate::reconcile::select::{self, Resolution, Selector};
 use crate::reconcile::{Mode, Outcome};
 use crate::render::{self, BindingMeta, Inputs, NamespaceMeta, NotFound, Rendered};
@@ -110,26 +114,34 @@ pub async fn run(
         None => None,
     };
     let http = http_client().map_err(|e| vec![format!("cannot build the HTTP client: {e}")])?;
+    let progress = Arc::new(Progress::new(args.progress, args.output));
     let options = ClientOptions {
         http,
         endpoint_override: cloud.as_ref().map(RunningEmulator::url),
         retry: Default::default(),
-        observer: None,
+        observer: progress
+            .is_shown()
+            .then(|| progress.clone() as Arc<dyn CallObserver>),
         default_rate_limit: true,
     };
     announce(&manifests, &options, command).map_err(lines)?;
     if let Some(confirm) = confirm.filter(|_| !command.is_plan()) {
-        // NB: the plan runs on a copy of the state, with no journal: it records nothing.
+        // NB: the plan runs on a copy of the state, with no journal: it records nothing; and
+        // without progress, which belongs to the run that writes.
         let mut preview_state = state.clone();
         let preview_command = Command::Plan {
             prune_removed: command.prunes_removed(),
         };
+        let preview_options = ClientOptions {
+            observer: None,
+            ..options.clone()
+        };
         let preview = run_with(
             &manifests,
             &mut preview_state,
-            &options,
-            preview_command,
-            Strategy::Batched,
+            &preview_options,
+            (preview_command, Strategy::Batched),
+            &Progress::hidden(),
         )
         .await?;
         if !confirm(&preview) {
@@ -140,7 +152,15 @@ pub async fn run(
         let journal = Journal::open(&args.state, &state);
         state.journal = JournalHandle(Some(Arc::new(journal)));
     }
-    let result = run_with(&manifests, &mut state, &options, command, Strategy::Batched).await;
+    let result = run_with(
+        &manifests,
+        &mut state,
+        &options,
+        (command, Strategy::Batched),
+        &progress,
+    )
+    .await;
+    progress.finish();
     if let Some(cloud) = cloud {
         cloud
             .shutdown()
@@ -269,8 +289,8 @@ pub async fn run_with(
     manifests: &Manifests,
     state: &mut StateFile,
     options: &ClientOptions,
-    command: Command,
-    strategy: Strategy,
+    (command, strategy): (Command, Strategy),
+    progress: &Progress,
 ) -> Result<Report, Vec<String>> {
     // NB: one time for the run: the bindings it records first share it.
     let now = jiff::Timestamp::now();
@@ -282,11 +302,24 @@ pub async fn run_with(
     warn_empty_tags(&declared, state, command);
     let claims = Claims::of(&declared, manifests);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
+    progress.start(
+        declared.len(),
+        call_bound(manifests, &declared, &clients, command),
+        rate_limit(manifests, &clients, options),
+    );
     let mut report = Report {
         command: if command.is_plan() { "plan" } else { "apply" },
         ..Report::default()
     };
-    let outcomes = reconcile_groups(&declared, &claims, &clients, state, command, strategy).await;
+    let outcomes = reconcile_groups(
+        &declared,
+        &claims,
+        &clients,
+        state,
+        (command, strategy),
+        progress,
+    )
+    .await;
     for (binding, outcome) in declared.iter().zip(outcomes) {
         if !command.is_plan() && !binding.binding.value.spec.suspend {
             record(state, manifests, binding, &outcome);
@@ -318,6 +351,71 @@ pub async fn run_with(
             .push(handle_removed(gone, &PlanClaims::new(claims), &clients, state, command).await);
     }
     Ok(report)
+}
+
+/// The fewest calls of the run ([`crate::plan::bound`]) from its declarations alone, as if no
+/// resource carried a tag yet: every binding's reads, and the writes of those that write.
+fn call_bound(
+    manifests: &Manifests,
+    declared: &[Declared<'_>],
+    clients: &BTreeMap<String, ProviderClient>,
+    command: Command,
+) -> usize {
+    let mut by_provider: BTreeMap<&str, Vec<&Declared<'_>>> = BTreeMap::new();
+    for binding in declared {
+        by_provider
+            .entry(binding.provider.as_str())
+            .or_default()
+            .push(binding);
+    }
+    let none = BTreeMap::new();
+    by_provider
+        .into_iter()
+        .filter_map(|(name, bindings)| {
+            let client = clients.get(name)?;
+            let paging = Paging::of(manifests.providers.get(name)?.value.spec.cloud);
+            let fleet = |writers: bool| -> Vec<FleetBinding<'_>> {
+                bindings
+                    .iter()
+                    .filter(|b| {
+                        let spec = &b.binding.value.spec;
+                        !writers
+                            || (matches!(command, Command::Apply { .. })
+                                && !spec.suspend
+                                && spec.mode != BindingMode::Observe)
+                    })
+                    .map(|b| FleetBinding {
+                        binding: &b.id,
+                        resource_type: &b.binding.value.spec.resource_type,
+                        tags: &b.binding.value.spec.tags,
+                        resource_ids: &b.resource_ids,
+                    })
+                    .collect()
+            };
+            let reads = lower_bound(&fleet(false), &none, client.limits(), paging).list;
+            let writes = lower_bound(&fleet(true), &none, client.limits(), paging);
+            Some(reads + writes.tag + writes.untag)
+        })
+        .sum()
+}
+
+/// The calls per second the run's providers allow in all (0: one of them is unlimited).
+fn rate_limit(
+    manifests: &Manifests,
+    clients: &BTreeMap<String, ProviderClient>,
+    options: &ClientOptions,
+) -> f64 {
+    let mut total = 0.0;
+    for name in clients.keys() {
+        let Some(provider) = manifests.providers.get(name) else {
+            continue;
+        };
+        match rate_limiter(&provider.value.spec, options) {
+            Some(limiter) => total += limiter.configured().per_second,
+            None => return 0.0,
+        }
+    }
+    total
 }
 
 /// A binding that declares no tags (`tags: {}`) while it owns some: the run says how many it
@@ -783,8 +881,8 @@ async fn reconcile_groups(
     claims: &Claims,
     clients: &BTreeMap<String, ProviderClient>,
     state: &StateFile,
-    command: Command,
-    strategy: Strategy,
+    (command, strategy): (Command, Strategy),
+    progress: &Progress,
 ) -> Vec<Outcome> {
     let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
     for (position, binding) in declared.iter().enumerate() {
@@ -813,6 +911,7 @@ async fn reconcile_groups(
                         reconcile_group(group, declared, claims, state, command).await
                     }
                 };
+                progress.passed(positions.len());
                 positions.into_iter().zip(outcomes).collect::<Vec<_>>()
             })
         });

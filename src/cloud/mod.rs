@@ -169,6 +169,13 @@ pub fn stops_every_call(error: &CloudError) -> bool {
 pub trait CallObserver: Send + Sync {
     /// One attempt of `action` on `cloud` ended with `outcome`: `ok`, or the error code.
     fn observe(&self, cloud: &'static str, action: &'static str, outcome: &str);
+
+    /// The cloud throttled that attempt (called after [`CallObserver::observe`]).
+    fn throttled(&self, _cloud: &'static str, _action: &'static str) {}
+
+    /// The rate, in calls per second, that the client's rate limiter allows after that
+    /// attempt (lowered after throttling); not called for a client without a limiter.
+    fn rate(&self, _per_second: f64) {}
 }
 
 /// Per-resource result of a write call that the cloud accepted as a whole.

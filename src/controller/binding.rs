@@ -219,11 +219,19 @@ async fn apply(
                 ctx,
             )
             .await?;
-            ctx.metrics.set_ready(&key, Some(false));
+            ctx.metrics.set_ready(&key, Some((false, readiness.reason)));
+            ctx.metrics.stopped(&key);
             return Ok(Action::await_change());
         }
         Gate::Open(client, desired) => {
             submitted.store(true, Ordering::Relaxed);
+            if !ready_at_generation(&binding) {
+                ctx.metrics.awaiting_ready(
+                    &key,
+                    binding.metadata.generation,
+                    binding.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                );
+            }
             ctx.fleet.submit(
                 key,
                 Submission {
@@ -255,7 +263,8 @@ async fn apply(
         ctx,
     )
     .await?;
-    ctx.metrics.set_ready(&key, Some(false));
+    ctx.metrics.set_ready(&key, Some((false, readiness.reason)));
+    ctx.metrics.stopped(&key);
     ctx.reset_backoff(&key);
     Ok(next)
 }
@@ -301,7 +310,22 @@ pub(super) async fn finish(
         provider_status::report(ctx, &binding.spec.provider_ref.name, health).await;
     }
     ctx.metrics.drift_corrected(outcome.writes.drift_corrected);
-    ctx.metrics.set_ready(&key, Some(outcome.is_ready()));
+    ctx.metrics
+        .set_ready(&key, Some((outcome.is_ready(), outcome.readiness.reason)));
+    if outcome.is_ready() {
+        ctx.metrics.became_ready(&key, binding.metadata.generation);
+    }
+    // NB: an Enforce binding's resources that still lack declared tags after its pass: drift
+    // (or a first write) that no pass has corrected yet. Observe bindings report theirs in
+    // tagbinder_drifted_resources.
+    let uncorrected =
+        binding.spec.mode == BindingMode::Enforce && outcome.counts.synced < outcome.counts.total;
+    ctx.metrics.set_drift(
+        &key,
+        &binding.spec.provider_ref.name,
+        uncorrected.then(|| interval(binding)),
+    );
+    ctx.metrics.set_intent(&key, !outcome.pending.is_empty());
     ctx.metrics.set_drifted(
         &binding.namespace().unwrap_or_default(),
         &binding.name_any(),
@@ -362,6 +386,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     let key = binding_key(binding);
     ctx.fleet.unregister(&key);
     ctx.metrics.set_ready(&key, None);
+    ctx.metrics.stopped(&key);
     ctx.metrics.set_drifted(
         &binding.namespace().unwrap_or_default(),
         &binding.name_any(),
@@ -661,6 +686,17 @@ pub(super) async fn write_status(
     .await
     .map(drop)
     .map_err(Error::Kube)
+}
+
+/// Whether the binding's status says Ready=True for its current generation.
+fn ready_at_generation(binding: &ResourceTagBinding) -> bool {
+    binding.status.as_ref().is_some_and(|status| {
+        status.observed_generation == binding.metadata.generation
+            && status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == crate::api::conditions::READY && c.status == "True")
+    })
 }
 
 /// Events on transitions only: tags applied, drift corrected, pruned, conflict, stalled.

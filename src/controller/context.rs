@@ -403,7 +403,11 @@ impl Context {
                 return Ok(Ok(cached.client.clone()));
             }
         }
-        let client = match client_for(&provider.spec, credentials, &self.client_options) {
+        let options = ClientOptions {
+            observer: Some(self.metrics.of_provider(&name)),
+            ..self.client_options.clone()
+        };
+        let client = match client_for(&provider.spec, credentials, &options) {
             Ok(client) => Batcher::new(client, DEFAULT_WINDOW),
             Err(error) => {
                 return Ok(Err(ClientError::Spec(format!(

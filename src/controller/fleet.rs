@@ -672,8 +672,15 @@ async fn run_group(ctx: &Arc<Context>, resource_type: String, mut members: Vec<(
             })
             .collect();
         let started = Instant::now();
+        let provider = chunk
+            .first()
+            .map(|(_, s)| s.binding.spec.provider_ref.name.clone());
+        let bindings = chunk.len();
         let passed = pass_group(ctx, &resource_type, chunk).await;
         let seconds = started.elapsed().as_secs_f64();
+        if let Some(provider) = provider {
+            ctx.metrics.round(&provider, bindings, seconds);
+        }
         futures::stream::iter(passed)
             .map(|(key, binding, desired, outcome)| async move {
                 let next = super::binding::finish(&binding, &outcome, &desired, seconds, ctx).await;

@@ -1,10 +1,13 @@
-//! Prometheus metrics (DESIGN.md section 7) and the HTTP endpoints `/metrics`, `/healthz` and
-//! `/readyz`.
+//! Prometheus metrics (DESIGN.md section 7; issue 25, item 1) and the HTTP endpoints
+//! `/metrics`, `/healthz` and `/readyz`. Every label set is bounded: results, clouds, actions,
+//! outcomes (error codes), providers and reasons; never a binding or a resource, except
+//! `tagbinder_drifted_resources`, which has one series per Observe binding (an audit). The
+//! metrics reference (docs/src/reference/metrics.md) lists each; a test keeps it exact.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,11 +25,17 @@ use prometheus_client::registry::Registry;
 use crate::cloud::CallObserver;
 use crate::http_server::ServerLimits;
 
+mod tracked;
+
+pub use tracked::Tracked;
+
 /// Labels of `tagbinder_reconcile_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    /// `ok` for a pass that ended without an error (whatever its Ready condition), else the
-    /// error's category (`kube_error`, `cloud_error`, `cleanup_error`, `finalizer_error`).
+    /// `ok` for a reconcile or pass that ended without an error, `partial_failure` for a
+    /// pass that left some resources failed, `cloud_error` for a pass the cloud failed
+    /// (ProviderError, CredentialsInvalid), else the error's category (`kube_error`,
+    /// `cleanup_error`, `finalizer_error`).
     pub result: String,
 }
 
@@ -39,6 +48,17 @@ pub struct CloudLabels {
     pub action: String,
     /// `ok` or the error code.
     pub outcome: String,
+    /// The TagProvider's name.
+    pub provider: String,
+}
+
+/// Labels of `tagbinder_cloud_throttled_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThrottleLabels {
+    /// The TagProvider's name.
+    pub provider: String,
+    /// API action.
+    pub action: String,
 }
 
 /// Labels of `tagbinder_bindings`.
@@ -46,6 +66,8 @@ pub struct CloudLabels {
 pub struct ReadyLabels {
     /// `true` or `false`.
     pub ready: String,
+    /// The Ready condition's reason (`Synced`, `PartialFailure`, ...).
+    pub reason: String,
 }
 
 /// Labels of `tagbinder_drifted_resources`.
@@ -57,11 +79,28 @@ pub struct BindingLabels {
     pub binding: String,
 }
 
-/// Labels of `tagbinder_passes_total`.
+/// Labels of the per-provider metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
     /// The TagProvider's name.
     pub provider: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+type Histograms = Family<ProviderLabels, Histogram, fn() -> Histogram>;
+
+fn round_sizes() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 15))
+}
+
+fn round_durations() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 16))
+}
+
+fn provider(name: &str) -> ProviderLabels {
+    ProviderLabels {
+        provider: name.to_string(),
+    }
 }
 
 /// Every metric of the controller.
@@ -71,11 +110,20 @@ pub struct Metrics {
     passes: Family<ProviderLabels, Counter>,
     reconcile_duration: Histogram,
     cloud_requests: Family<CloudLabels, Counter>,
+    throttled: Family<ThrottleLabels, Counter>,
+    rate: Family<ProviderLabels, FloatGauge>,
     drift_corrections: Counter,
     bindings: Family<ReadyLabels, Gauge>,
     drifted: Family<BindingLabels, Gauge>,
-    /// Each binding's Ready state, and how many are Ready.
-    readiness: Mutex<(HashMap<String, bool>, usize)>,
+    time_to_ready: Histogram,
+    round_bindings: Histograms,
+    round_duration: Histograms,
+    drift_oldest: Family<ProviderLabels, FloatGauge>,
+    drift_overdue: Family<ProviderLabels, Gauge>,
+    intents_pending: Gauge,
+    intent_oldest: FloatGauge,
+    resident_memory: Gauge,
+    tracked: Mutex<Tracked>,
     caches_synced: AtomicBool,
     /// The Lease a standby replica waits for.
     standby_for: Mutex<Option<String>>,
@@ -89,65 +137,133 @@ impl std::fmt::Debug for Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("tagbinder");
-        let reconciles = Family::<ResultLabels, Counter>::default();
-        let passes = Family::<ProviderLabels, Counter>::default();
-        let reconcile_duration = Histogram::new(exponential_buckets(0.01, 2.0, 12));
-        let cloud_requests = Family::<CloudLabels, Counter>::default();
-        let drift_corrections = Counter::default();
-        let bindings = Family::<ReadyLabels, Gauge>::default();
-        let drifted = Family::<BindingLabels, Gauge>::default();
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("tagbinder");
+        let metrics = Metrics {
+            registry: Registry::default(),
+            reconciles: Family::default(),
+            passes: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            cloud_requests: Family::default(),
+            throttled: Family::default(),
+            rate: Family::default(),
+            drift_corrections: Counter::default(),
+            bindings: Family::default(),
+            drifted: Family::default(),
+            time_to_ready: Histogram::new(exponential_buckets(0.5, 2.0, 15)),
+            round_bindings: Family::new_with_constructor(round_sizes),
+            round_duration: Family::new_with_constructor(round_durations),
+            drift_oldest: Family::default(),
+            drift_overdue: Family::default(),
+            intents_pending: Gauge::default(),
+            intent_oldest: FloatGauge::default(),
+            resident_memory: Gauge::default(),
+            tracked: Mutex::default(),
+            caches_synced: AtomicBool::new(false),
+            standby_for: Mutex::new(None),
+        };
         registry.register(
             "reconcile",
-            "Reconcile passes by result",
-            reconciles.clone(),
+            "Reconciles and passes by result",
+            metrics.reconciles.clone(),
         );
         registry.register(
             "passes",
             "Passes of bindings against the cloud (observe, plan, write), by TagProvider",
-            passes.clone(),
+            metrics.passes.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
             "Duration of reconcile passes",
-            reconcile_duration.clone(),
+            metrics.reconcile_duration.clone(),
         );
         registry.register(
             "cloud_requests",
-            "Cloud API requests by cloud, action and outcome",
-            cloud_requests.clone(),
+            "Cloud API requests (HTTP attempts) by cloud, action, outcome and TagProvider",
+            metrics.cloud_requests.clone(),
+        );
+        registry.register(
+            "cloud_throttled",
+            "Cloud API answers that throttled a request, by TagProvider and action",
+            metrics.throttled.clone(),
+        );
+        registry.register(
+            "cloud_rate_limit",
+            "Calls per second a TagProvider's rate limiter allows now (lowered after throttling)",
+            metrics.rate.clone(),
         );
         registry.register(
             "drift_corrections",
             "Tags rewritten after they drifted in the cloud",
-            drift_corrections.clone(),
+            metrics.drift_corrections.clone(),
         );
-        registry.register("bindings", "Bindings by Ready status", bindings.clone());
+        registry.register(
+            "bindings",
+            "Bindings by Ready status and reason",
+            metrics.bindings.clone(),
+        );
         // NB: one series per Observe binding only (Enforce bindings have none): the
         // cardinality is that of the audits a cluster runs, and an alert can name the binding.
         registry.register(
             "drifted_resources",
             "Resources of an Observe binding that differ from its declared tags",
-            drifted.clone(),
+            metrics.drifted.clone(),
+        );
+        registry.register(
+            "time_to_ready_seconds",
+            "Time from a binding's creation or spec change to Ready",
+            metrics.time_to_ready.clone(),
+        );
+        registry.register(
+            "round_bindings",
+            "Bindings passed together in a round, by TagProvider",
+            metrics.round_bindings.clone(),
+        );
+        registry.register(
+            "round_duration_seconds",
+            "Duration of a round's passes, by TagProvider",
+            metrics.round_duration.clone(),
+        );
+        registry.register(
+            "drift_oldest_seconds",
+            "Age of the oldest drift no pass has corrected yet (resources that differ from an Enforce binding's tags), by TagProvider",
+            metrics.drift_oldest.clone(),
+        );
+        registry.register(
+            "drift_overdue_bindings",
+            "Enforce bindings whose resources differ from their tags for longer than two of their intervals, by TagProvider",
+            metrics.drift_overdue.clone(),
+        );
+        registry.register(
+            "pending_intents",
+            "Bindings whose crash-window intent (status.pendingTags) is still unresolved",
+            metrics.intents_pending.clone(),
+        );
+        registry.register(
+            "pending_intent_oldest_seconds",
+            "Age of the oldest unresolved crash-window intent",
+            metrics.intent_oldest.clone(),
+        );
+        // NB: the name every process collector uses, so that generic dashboards find it.
+        root.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the controller's process, in bytes",
+            metrics.resident_memory.clone(),
         );
         Metrics {
-            registry,
-            reconciles,
-            passes,
-            reconcile_duration,
-            cloud_requests,
-            drift_corrections,
-            bindings,
-            drifted,
-            readiness: Mutex::new((HashMap::new(), 0)),
-            caches_synced: AtomicBool::new(false),
-            standby_for: Mutex::new(None),
+            registry: root,
+            ..metrics
         }
     }
 }
 
 impl Metrics {
-    /// Counts one pass and its duration.
+    fn tracked(&self) -> std::sync::MutexGuard<'_, Tracked> {
+        // NB: every critical section leaves the state consistent; a poisoned lock is safe.
+        self.tracked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one reconcile or pass and its duration.
     pub fn reconciled(&self, result: &str, seconds: f64) {
         self.reconciles
             .get_or_create(&ResultLabels {
@@ -158,12 +274,17 @@ impl Metrics {
     }
 
     /// Counts one binding's pass against the cloud through `provider`.
-    pub fn passed(&self, provider: &str) {
-        self.passes
-            .get_or_create(&ProviderLabels {
-                provider: provider.to_string(),
-            })
-            .inc();
+    pub fn passed(&self, provider_name: &str) {
+        self.passes.get_or_create(&provider(provider_name)).inc();
+    }
+
+    /// A round of `provider`'s bindings: how many, and how long their passes took.
+    pub fn round(&self, provider_name: &str, bindings: usize, seconds: f64) {
+        let labels = provider(provider_name);
+        self.round_bindings
+            .get_or_create(&labels)
+            .observe(bindings as f64);
+        self.round_duration.get_or_create(&labels).observe(seconds);
     }
 
     /// Counts corrected drift.
@@ -171,34 +292,57 @@ impl Metrics {
         self.drift_corrections.inc_by(keys as u64);
     }
 
-    /// Records a binding's Ready state (`None`: the binding is gone).
-    pub fn set_ready(&self, binding: &str, ready: Option<bool>) {
-        // NB: the lock is held for a map update only; a panic cannot happen inside it.
-        let mut readiness = self.readiness.lock().unwrap_or_else(|e| e.into_inner());
-        let (states, ready_count) = &mut *readiness;
-        // NB: counted as they change: recounting the map on every pass made a fleet's start-up
-        // quadratic.
-        let before = match (ready, states.get_mut(binding)) {
-            (Some(ready), Some(state)) => Some(std::mem::replace(state, ready)),
-            (Some(ready), None) => states.insert(binding.to_string(), ready),
-            (None, _) => states.remove(binding),
-        };
-        if before == Some(true) {
-            *ready_count -= 1;
-        }
-        if ready == Some(true) {
-            *ready_count += 1;
-        }
-        let ready = *ready_count;
-        let not_ready = states.len() - ready;
-        drop(readiness);
-        for (label, count) in [("true", ready), ("false", not_ready)] {
+    /// Records a binding's Ready state and reason (`None`: the binding is gone).
+    pub fn set_ready(&self, binding: &str, state: Option<(bool, &'static str)>) {
+        let changed = self.tracked().set_ready(binding, state);
+        for ((ready, reason), count) in changed {
             self.bindings
                 .get_or_create(&ReadyLabels {
-                    ready: label.to_string(),
+                    ready: ready.to_string(),
+                    reason: reason.to_string(),
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+    }
+
+    /// A binding not Ready at `generation` takes part in passes: its time to Ready runs from
+    /// its creation (generation 1) or from now.
+    pub fn awaiting_ready(
+        &self,
+        binding: &str,
+        generation: Option<i64>,
+        created: Option<jiff::Timestamp>,
+    ) {
+        self.tracked()
+            .awaiting_ready(binding, generation, created, jiff::Timestamp::now());
+    }
+
+    /// The binding's pass left it Ready at `generation`.
+    pub fn became_ready(&self, binding: &str, generation: Option<i64>) {
+        let seconds = self
+            .tracked()
+            .became_ready(binding, generation, jiff::Timestamp::now());
+        if let Some(seconds) = seconds {
+            self.time_to_ready.observe(seconds);
+        }
+    }
+
+    /// After an Enforce binding's pass: `Some(interval)` when its resources still differ from
+    /// its declared tags, `None` when they carry them.
+    pub fn set_drift(&self, binding: &str, provider: &str, drifted: Option<Duration>) {
+        self.tracked()
+            .drift(binding, provider, drifted, jiff::Timestamp::now());
+    }
+
+    /// After a pass: whether the binding keeps an unresolved crash-window intent.
+    pub fn set_intent(&self, binding: &str, pending: bool) {
+        self.tracked()
+            .intent(binding, pending, jiff::Timestamp::now());
+    }
+
+    /// The binding stopped passing (stalled, suspended, deleted).
+    pub fn stopped(&self, binding: &str) {
+        self.tracked().stopped(binding);
     }
 
     /// Records an Observe binding's drifted resources; `None` (an Enforce binding, or one
@@ -250,24 +394,92 @@ impl Metrics {
         }
     }
 
+    /// Sets the gauges that are ages (they grow between passes) as of now.
+    fn refresh_ages(&self) {
+        let now = jiff::Timestamp::now();
+        let tracked = self.tracked();
+        let drift = tracked.drift_ages(now);
+        let (intents, oldest_intent) = tracked.intents(now);
+        drop(tracked);
+        for (name, ages) in drift {
+            let labels = provider(&name);
+            self.drift_oldest
+                .get_or_create(&labels)
+                .set(ages.oldest_seconds);
+            self.drift_overdue
+                .get_or_create(&labels)
+                .set(i64::try_from(ages.overdue).unwrap_or(i64::MAX));
+        }
+        self.intents_pending
+            .set(i64::try_from(intents).unwrap_or(i64::MAX));
+        self.intent_oldest.set(oldest_intent);
+        if let Some(bytes) = resident_memory() {
+            self.resident_memory
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        self.refresh_ages();
         let mut out = String::new();
         // NB: encoding into a String cannot fail (fmt::Write on String is infallible).
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The observer of one provider's clients: `tagbinder_cloud_requests_total`,
+    /// `tagbinder_cloud_throttled_total` and `tagbinder_cloud_rate_limit` with its name.
+    pub fn of_provider(self: &Arc<Self>, provider: &str) -> Arc<dyn CallObserver> {
+        Arc::new(ProviderCalls {
+            metrics: self.clone(),
+            provider: provider.to_string(),
+        })
+    }
 }
 
-impl CallObserver for Metrics {
+/// The process's resident memory (`VmRSS` of `/proc/self/status`), where the OS tells it.
+fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// See [`Metrics::of_provider`].
+struct ProviderCalls {
+    metrics: Arc<Metrics>,
+    provider: String,
+}
+
+impl CallObserver for ProviderCalls {
     fn observe(&self, cloud: &'static str, action: &'static str, outcome: &str) {
-        self.cloud_requests
+        self.metrics
+            .cloud_requests
             .get_or_create(&CloudLabels {
                 cloud: cloud.to_string(),
                 action: action.to_string(),
                 outcome: outcome.to_string(),
+                provider: self.provider.clone(),
             })
             .inc();
+    }
+
+    fn throttled(&self, _cloud: &'static str, action: &'static str) {
+        self.metrics
+            .throttled
+            .get_or_create(&ThrottleLabels {
+                provider: self.provider.clone(),
+                action: action.to_string(),
+            })
+            .inc();
+    }
+
+    fn rate(&self, per_second: f64) {
+        self.metrics
+            .rate
+            .get_or_create(&provider(&self.provider))
+            .set(per_second);
     }
 }
 
@@ -319,55 +531,84 @@ async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
     use super::*;
+
+    /// The value of the series `name{labels}` (exactly those labels), if exported.
+    fn value(text: &str, series: &str) -> Option<String> {
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .map(str::to_string)
+    }
 
     #[test]
     fn the_bindings_gauge_follows_each_binding_through_its_changes() {
         let metrics = Metrics::default();
         let gauge = |metrics: &Metrics| {
             let text = metrics.encode();
-            ["true", "false"].map(|label| {
-                let prefix = format!("tagbinder_bindings{{ready=\"{label}\"}} ");
-                text.lines()
-                    .find_map(|line| line.strip_prefix(prefix.as_str()))
-                    .map(str::to_string)
+            [("true", "Synced"), ("false", "PartialFailure")].map(|(ready, reason)| {
+                // NB: a (Ready, reason) no binding had yet has no series.
+                value(
+                    &text,
+                    &format!("tagbinder_bindings{{ready=\"{ready}\",reason=\"{reason}\"}}"),
+                )
+                .or(Some("0".to_string()))
             })
         };
-        let steps: [(&str, Option<bool>, [&str; 2]); 7] = [
-            ("ns/a", Some(true), ["1", "0"]),
-            ("ns/b", Some(false), ["1", "1"]),
-            ("ns/a", Some(true), ["1", "1"]),
-            ("ns/a", Some(false), ["0", "2"]),
-            ("ns/b", Some(true), ["1", "1"]),
+        let synced = Some((true, "Synced"));
+        let failed = Some((false, "PartialFailure"));
+        type Step = (
+            &'static str,
+            Option<(bool, &'static str)>,
+            [&'static str; 2],
+        );
+        let steps: [Step; 7] = [
+            ("ns/a", synced, ["1", "0"]),
+            ("ns/b", failed, ["1", "1"]),
+            ("ns/a", synced, ["1", "1"]),
+            ("ns/a", failed, ["0", "2"]),
+            ("ns/b", synced, ["1", "1"]),
             ("ns/b", None, ["0", "1"]),
             ("ns/gone", None, ["0", "1"]),
         ];
-        for (binding, ready, [want_ready, want_not]) in steps {
-            metrics.set_ready(binding, ready);
+        for (binding, state, [want_ready, want_not]) in steps {
+            metrics.set_ready(binding, state);
             assert_eq!(
                 gauge(&metrics),
                 [Some(want_ready.to_string()), Some(want_not.to_string())],
-                "after {binding} {ready:?}"
+                "after {binding} {state:?}"
             );
         }
     }
 
     #[test]
     fn exposes_the_metric_names_of_the_design() {
-        let metrics = Metrics::default();
-        metrics.reconciled("ready", 0.2);
-        metrics.observe("alibaba", "TagResources", "ok");
+        let metrics = Arc::new(Metrics::default());
+        metrics.reconciled("ok", 0.2);
+        let calls = metrics.of_provider("aliyun");
+        calls.observe("alibaba", "TagResources", "ok");
+        calls.observe("alibaba", "TagResources", "Throttling.User");
+        calls.throttled("alibaba", "TagResources");
+        calls.rate(7.5);
         metrics.drift_corrected(2);
-        metrics.set_ready("ns/a", Some(true));
-        metrics.set_ready("ns/b", Some(false));
+        metrics.set_ready("ns/a", Some((true, "Synced")));
+        metrics.set_ready("ns/b", Some((false, "ProviderError")));
+        metrics.round("aliyun", 3, 0.5);
         let text = metrics.encode();
         for expected in [
-            "tagbinder_reconcile_total{result=\"ready\"} 1",
+            "tagbinder_reconcile_total{result=\"ok\"} 1",
             "tagbinder_reconcile_duration_seconds_count 1",
-            "tagbinder_cloud_requests_total{cloud=\"alibaba\",action=\"TagResources\",outcome=\"ok\"} 1",
+            "tagbinder_cloud_requests_total{cloud=\"alibaba\",action=\"TagResources\",outcome=\"ok\",provider=\"aliyun\"} 1",
+            "tagbinder_cloud_throttled_total{provider=\"aliyun\",action=\"TagResources\"} 1",
+            "tagbinder_cloud_rate_limit{provider=\"aliyun\"} 7.5",
             "tagbinder_drift_corrections_total 2",
-            "tagbinder_bindings{ready=\"true\"} 1",
-            "tagbinder_bindings{ready=\"false\"} 1",
+            "tagbinder_bindings{ready=\"true\",reason=\"Synced\"} 1",
+            "tagbinder_bindings{ready=\"false\",reason=\"ProviderError\"} 1",
+            "tagbinder_round_bindings_count{provider=\"aliyun\"} 1",
+            "tagbinder_round_duration_seconds_sum{provider=\"aliyun\"} 0.5",
+            "tagbinder_pending_intents 0",
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }
@@ -383,7 +624,135 @@ mod tests {
         assert!(
             metrics
                 .encode()
-                .contains("tagbinder_bindings{ready=\"false\"} 0")
+                .contains("tagbinder_bindings{ready=\"false\",reason=\"ProviderError\"} 0")
+        );
+    }
+
+    #[test]
+    fn time_to_ready_is_observed_once_per_change() {
+        let metrics = Metrics::default();
+        metrics.awaiting_ready("ns/a", Some(2), None);
+        metrics.became_ready("ns/a", Some(2));
+        metrics.became_ready("ns/a", Some(2));
+        let text = metrics.encode();
+        assert_eq!(
+            value(&text, "tagbinder_time_to_ready_seconds_count").as_deref(),
+            Some("1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn drift_and_intents_are_exported_per_provider_and_in_all() {
+        let metrics = Metrics::default();
+        metrics.set_drift("ns/a", "aliyun", Some(Duration::from_secs(600)));
+        metrics.set_intent("ns/a", true);
+        let text = metrics.encode();
+        assert!(text.contains("tagbinder_drift_oldest_seconds{provider=\"aliyun\"} "));
+        assert_eq!(
+            value(
+                &text,
+                "tagbinder_drift_overdue_bindings{provider=\"aliyun\"}"
+            )
+            .as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            value(&text, "tagbinder_pending_intents").as_deref(),
+            Some("1")
+        );
+        metrics.stopped("ns/a");
+        let text = metrics.encode();
+        assert_eq!(
+            value(&text, "tagbinder_drift_oldest_seconds{provider=\"aliyun\"}").as_deref(),
+            Some("0.0")
+        );
+        assert_eq!(
+            value(&text, "tagbinder_pending_intents").as_deref(),
+            Some("0")
+        );
+    }
+
+    /// Every metric family the encoding declares, as users query it, with its type and its
+    /// label names (from the series).
+    fn exported(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
+        let mut families = BTreeMap::new();
+        for line in text.lines() {
+            let Some(declared) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let (name, kind) = declared.split_once(' ').expect("# TYPE name type");
+            let queried = match kind {
+                "counter" => format!("{name}_total"),
+                _ => name.to_string(),
+            };
+            families.insert(queried, (kind.to_string(), BTreeSet::new()));
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, labels)) = line.split_once('{') else {
+                continue;
+            };
+            let family = families
+                .keys()
+                .filter(|name| series.starts_with(name.as_str()))
+                .max_by_key(|name| name.len())
+                .cloned()
+                .expect("a series of a declared family");
+            let labels = labels.split('}').next().unwrap_or_default();
+            for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                let name = pair.split('=').next().unwrap_or_default();
+                if name != "le" {
+                    families
+                        .get_mut(&family)
+                        .unwrap()
+                        .1
+                        .insert(name.to_string());
+                }
+            }
+        }
+        families
+    }
+
+    /// The rows of the metrics reference: name, type, label names.
+    fn documented() -> BTreeMap<String, (String, BTreeSet<String>)> {
+        let page = include_str!("../../docs/src/reference/metrics.md");
+        page.lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let labels = cells[3]
+                    .split(',')
+                    .map(|l| l.trim().trim_matches('`').to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                (
+                    cells[1].trim_matches('`').to_string(),
+                    (cells[2].to_string(), labels),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_metrics_reference_lists_exactly_what_is_exported() {
+        let metrics = Arc::new(Metrics::default());
+        // NB: every family with a series, so that its labels show.
+        metrics.reconciled("ok", 0.1);
+        metrics.passed("p");
+        let calls = metrics.of_provider("p");
+        calls.observe("alibaba", "TagResources", "ok");
+        calls.throttled("alibaba", "TagResources");
+        calls.rate(10.0);
+        metrics.drift_corrected(1);
+        metrics.set_ready("ns/a", Some((true, "Synced")));
+        metrics.set_drifted("ns", "audit", Some(1));
+        metrics.round("p", 1, 0.1);
+        metrics.set_drift("ns/b", "p", Some(Duration::from_secs(60)));
+        let exported = exported(&metrics.encode());
+        let documented = documented();
+        assert_eq!(
+            exported, documented,
+            "docs/src/reference/metrics.md differs from /metrics (left: exported)"
         );
     }
 

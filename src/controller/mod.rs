@@ -332,7 +332,8 @@ pub async fn run_controller(
         http,
         endpoint_override: None,
         retry: Default::default(),
-        observer: Some(metrics.clone()),
+        // NB: each provider's clients get an observer with its name (`Context::cloud_client`).
+        observer: None,
         default_rate_limit: true,
     };
     let mut ctx = Context::new(

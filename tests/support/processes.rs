@@ -97,6 +97,15 @@ pub struct CloudEmulator {
 impl CloudEmulator {
     /// Starts the emulator with these apiGroup resources and their initial tags.
     pub async fn start(dir: &Path, resources: &[(&str, &[(&str, &str)])]) -> Self {
+        Self::start_with(dir, resources, &[]).await
+    }
+
+    /// The same, with more arguments (fault flags).
+    pub async fn start_with(
+        dir: &Path,
+        resources: &[(&str, &[(&str, &str)])],
+        more: &[&str],
+    ) -> Self {
         let resources: Vec<Value> = resources
             .iter()
             .map(|(id, tags)| {
@@ -110,11 +119,9 @@ impl CloudEmulator {
         });
         let path = dir.join("inventory.json");
         std::fs::write(&path, inventory.to_string()).expect("write the inventory");
-        let (child, url) = start_emulator(
-            &["--inventory".as_ref(), path.as_os_str()],
-            "the cloud emulator",
-        )
-        .await;
+        let mut args = vec!["--inventory".as_ref(), path.as_os_str()];
+        args.extend(more.iter().map(std::ffi::OsStr::new));
+        let (child, url) = start_emulator(&args, "the cloud emulator").await;
         CloudEmulator { _child: child, url }
     }
 

@@ -306,6 +306,14 @@ impl<P: Protocol> Client<P> {
                 Err(failure) => failure.error.code.as_str(),
             };
             observer.observe(protocol.cloud_name(), action, outcome);
+            if let Err(failure) = &result
+                && protocol.is_throttling(&failure.error)
+            {
+                observer.throttled(protocol.cloud_name(), action);
+            }
+            if let Some(limiter) = &self.limiter {
+                observer.rate(limiter.current_rate());
+            }
         }
         result
     }
