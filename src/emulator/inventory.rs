@@ -261,8 +261,10 @@ impl Accounts {
             expiration,
         };
         let mut keys = self.issued.lock().unwrap_or_else(|e| e.into_inner());
-        // NB: expired keys are forgotten as new ones are issued: the table stays small.
-        keys.retain(|_, key| key.expiration > now);
+        // NB: keys expired for an hour are forgotten as new ones are issued, so that the table
+        // stays small; until then they are refused as expired, as the cloud does.
+        let forgotten = now - jiff::SignedDuration::from_secs(3600);
+        keys.retain(|_, key| key.expiration > forgotten);
         keys.insert(
             issued.access_key_id.clone(),
             IssuedKey {
