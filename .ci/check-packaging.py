@@ -18,6 +18,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 RELEASE_NAMESPACE = "tagbinder-system"
 WATCH_NAMESPACE = "team-web"
+CREDENTIALS_NAMESPACE = "cloud-credentials"
+# NB: the kustomization passes the pod's namespace, which Kubernetes substitutes.
+POD_NAMESPACE_ARG = "$(POD_NAMESPACE)"
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
 
 
@@ -30,13 +33,22 @@ def binding_grants(namespace):
     return (
         grants(namespace, "tagbinder.io", "resourcetagbindings", ("get", "list", "watch", "patch"))
         | grants(namespace, "tagbinder.io", "resourcetagbindings/status", ("patch",))
-        | grants(namespace, "", "secrets", ("get", "list", "watch"))
         | grants(namespace, "events.k8s.io", "events", ("create", "patch"))
     )
 
 
 PROVIDER_GRANTS = grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch"))
-CLUSTER_MODE = binding_grants("*") | PROVIDER_GRANTS | grants("*", "", "namespaces", ("get",))
+CLUSTER_MODE = (
+    binding_grants("*")
+    | PROVIDER_GRANTS
+    | grants("*", "tagbinder.io", "tagproviders/status", ("patch",))
+    | grants("*", "", "namespaces", ("get", "list", "watch"))
+)
+
+
+def credentials_grants(namespace):
+    """Secrets: in the credentials namespace only, in every mode."""
+    return grants(namespace, "", "secrets", ("get", "list", "watch"))
 
 
 def lease_grants(release):
@@ -49,10 +61,8 @@ def namespaced_mode(watch, release):
     expected = (
         binding_grants(watch)
         | PROVIDER_GRANTS
-        | grants("*", "", "namespaces", ("get",), watch)
+        | grants("*", "", "namespaces", ("get", "list", "watch"), watch)
     )
-    if watch != release:
-        expected |= grants(release, "", "secrets", ("get", "list", "watch"))
     return expected
 
 
@@ -111,7 +121,7 @@ def validate(rendering):
                 rendering.fail(f"{kind} {name}: no schema for Kubernetes {version}")
 
 
-def check_deployment(rendering, replicas, leader_election, watch_namespace):
+def check_deployment(rendering, replicas, leader_election, watch_namespace, credentials_namespace):
     deployment = rendering.one("Deployment")
     if not deployment:
         return
@@ -139,6 +149,9 @@ def check_deployment(rendering, replicas, leader_election, watch_namespace):
     expected_namespace = [f"--namespace={watch_namespace}"] if watch_namespace else []
     if namespace_args != expected_namespace:
         rendering.fail(f"namespace args {namespace_args}, expected {expected_namespace}")
+    credentials_args = [a for a in args if a.startswith("--credentials-namespace")]
+    if credentials_args != [f"--credentials-namespace={credentials_namespace}"]:
+        rendering.fail(f"credentials namespace args {credentials_args}, expected --credentials-namespace={credentials_namespace}")
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container.get("env", [])}
     if env.get("POD_NAME") != "metadata.name" or env.get("POD_NAMESPACE") != "metadata.namespace":
         rendering.fail("POD_NAME and POD_NAMESPACE do not come from the downward API")
@@ -297,6 +310,92 @@ def check_gitops(problems):
                             problems.append(f"{folder}/{file}: no kustomization.yaml at {document['spec']['path']}")
 
 
+def strings(node):
+    """Every string of a YAML tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from strings(key)
+            yield from strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def check_release(problems, chart_rendering, manifests):
+    """The release pipeline (.github/workflows/release.yml) and what installs its output agree:
+    the registry is named once, in the workflow's env; the chart's default image.repository,
+    the kustomization's image and the rendered Deployments are that image at the chart's
+    appVersion, which is Cargo.toml's version and the chart's version; the workflow builds
+    both architectures, and the Dockerfile builds per TARGETARCH (no hard-coded target)."""
+    def fail(message):
+        problems.append(f"release: {message}")
+
+    workflow_path = os.path.join(ROOT, ".github/workflows/release.yml")
+    with open(workflow_path, encoding="utf-8") as f:
+        workflow = yaml.safe_load(f)
+    env = workflow.get("env", {})
+    registry, image, charts = env.get("REGISTRY"), env.get("IMAGE"), env.get("CHART_REPOSITORY")
+    if not (registry and image and charts):
+        fail(f"{workflow_path}: env must name REGISTRY, IMAGE and CHART_REPOSITORY")
+        return
+    if not image.startswith(registry + "/") or not charts.startswith(f"oci://{registry}/"):
+        fail(f"IMAGE {image} and CHART_REPOSITORY {charts} must be in REGISTRY {registry}")
+    for text in strings(workflow.get("jobs", {})):
+        if registry in text:
+            fail(f"the registry {registry} is named again in a job ({text!r}); use env.REGISTRY, env.IMAGE or env.CHART_REPOSITORY")
+
+    with open(os.path.join(ROOT, "deploy/helm/tagbinder/Chart.yaml"), encoding="utf-8") as f:
+        chart = yaml.safe_load(f)
+    with open(os.path.join(ROOT, "deploy/helm/tagbinder/values.yaml"), encoding="utf-8") as f:
+        values = yaml.safe_load(f)
+    with open(os.path.join(ROOT, "deploy/manifests/kustomization.yaml"), encoding="utf-8") as f:
+        kustomization = yaml.safe_load(f)
+    with open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8") as f:
+        cargo_version = next(
+            line.split('"')[1] for line in f if line.startswith("version = ")
+        )
+    version = str(chart.get("appVersion"))
+    if not (version == str(chart.get("version")) == cargo_version):
+        fail(f"Cargo.toml version {cargo_version}, Chart.yaml version {chart.get('version')} and appVersion {version} must be one version (the release tag)")
+    if values["image"]["repository"] != image:
+        fail(f"the chart's image.repository {values['image']['repository']} is not the workflow's IMAGE {image}")
+    (entry,) = [i for i in kustomization.get("images", []) if i.get("name") == "tagbinder"] or [{}]
+    if entry.get("newName") != image or str(entry.get("newTag")) != version:
+        fail(f"the kustomization's image {entry.get('newName')}:{entry.get('newTag')} is not {image}:{version}")
+    for rendering in (chart_rendering, manifests):
+        deployment = rendering.one("Deployment")
+        if deployment:
+            rendered = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+            if rendered != f"{image}:{version}":
+                fail(f"{rendering.name} runs {rendered}, not the released {image}:{version}")
+
+    jobs = workflow.get("jobs", {})
+    targets = {
+        item.get("target")
+        for item in jobs.get("binaries", {}).get("strategy", {}).get("matrix", {}).get("include", [])
+    }
+    if targets != {"x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"}:
+        fail(f"the binaries job builds {sorted(t for t in targets if t)}, not both musl targets")
+    platforms = [
+        step.get("with", {}).get("platforms", "")
+        for step in jobs.get("image", {}).get("steps", [])
+        if str(step.get("uses", "")).startswith("docker/build-push-action@")
+    ]
+    if not platforms or set(platforms[0].split(",")) != {"linux/amd64", "linux/arm64"}:
+        fail(f"the image job builds {platforms}, not linux/amd64,linux/arm64")
+    if not any("helm push" in text for text in strings(jobs.get("chart", {}))):
+        fail("the chart job does not push the chart")
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        dockerfile = f.read()
+    if "ARG TARGETARCH" not in dockerfile or "-linux-gnu" in dockerfile:
+        fail("the Dockerfile must build per TARGETARCH, with no hard-coded target")
+    for target in ("x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"):
+        if target not in dockerfile:
+            fail(f"the Dockerfile does not build {target}")
+
+
 def count(rendering, kind, expected):
     found = len(rendering.of_kind(kind))
     if found != expected:
@@ -317,12 +416,15 @@ def main():
         "namespaced": (1, False, WATCH_NAMESPACE, RELEASE_NAMESPACE, True, set()),
         "namespaced-in-place": (1, False, WATCH_NAMESPACE, WATCH_NAMESPACE, True, set()),
         "everything": (2, True, WATCH_NAMESPACE, RELEASE_NAMESPACE, False, {"ServiceMonitor", "PodDisruptionBudget"}),
+        "credentials-namespace": (1, False, None, RELEASE_NAMESPACE, True, set()),
     }
     for name, (replicas, leader, watch, release, crds, extras) in scenarios.items():
         rendering = Rendering(f"helm template ({name})", os.path.join(out, f"{name}.yaml"))
         validate(rendering)
-        check_deployment(rendering, replicas, leader, watch)
+        credentials = CREDENTIALS_NAMESPACE if name == "credentials-namespace" else release
+        check_deployment(rendering, replicas, leader, watch, credentials)
         expected = namespaced_mode(watch, release) if watch else set(CLUSTER_MODE)
+        expected |= credentials_grants(credentials)
         if leader:
             expected |= lease_grants(release)
         check_rbac(rendering, expected)
@@ -339,8 +441,8 @@ def main():
 
     manifests = Rendering("kubectl kustomize deploy/manifests", os.path.join(out, "manifests.yaml"))
     validate(manifests)
-    check_deployment(manifests, 1, True, None)
-    check_rbac(manifests, CLUSTER_MODE | lease_grants(RELEASE_NAMESPACE))
+    check_deployment(manifests, 1, True, None, POD_NAMESPACE_ARG)
+    check_rbac(manifests, CLUSTER_MODE | lease_grants(RELEASE_NAMESPACE) | credentials_grants(RELEASE_NAMESPACE))
     check_user_roles(manifests)
     check_crds(manifests, expected_crds, True, ("kustomize.toolkit.fluxcd.io/prune", "disabled"))
     count(manifests, "Namespace", 1)
@@ -348,11 +450,16 @@ def main():
     chart = Rendering("chart", os.path.join(out, "leader-election.yaml"))
     chart_container = chart.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
     manifest_container = manifests.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    manifest_container["args"] = [
+        a.replace(POD_NAMESPACE_ARG, RELEASE_NAMESPACE) if a.startswith("--credentials-namespace=") else a
+        for a in manifest_container.get("args", [])
+    ]
     for field in ("args", "env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
         if chart_container.get(field) != manifest_container.get(field):
             manifests.fail(f"container {field} differs from the chart's (leaderElection.enabled=true): "
                            f"{manifest_container.get(field)} != {chart_container.get(field)}")
     problems += manifests.problems + chart.problems
+    check_release(problems, Rendering("helm template (default)", os.path.join(out, "default.yaml")), manifests)
 
     for problem in problems:
         print(f"packaging: {problem}", file=sys.stderr)

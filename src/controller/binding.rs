@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
@@ -16,6 +17,7 @@ use super::cache::{self, Meta};
 use super::context::CloudClient;
 use super::context::{ClientError, Context, Record, jittered};
 use super::fleet::Submission;
+use super::provider_status::{self, Health};
 use super::{Error, FIELD_MANAGER, FINALIZER, status};
 use crate::api::conditions::reason;
 use crate::api::{
@@ -24,6 +26,7 @@ use crate::api::{
 };
 use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim};
+use crate::reconcile::changes::{self, ChangeAction, KeyChange};
 use crate::reconcile::fleet::{Target, binding_id, binding_key};
 use crate::reconcile::round::run_round;
 use crate::reconcile::{Mode, Outcome, PassInput, Readiness, gate};
@@ -43,9 +46,11 @@ pub async fn reconcile(
     // watch event brings the pass. The fleet's round keeps waiting for it meanwhile.
     let adds_finalizer = binding.metadata.deletion_timestamp.is_none()
         && !binding.finalizers().iter().any(|f| f == FINALIZER);
+    // NB: a binding submitted to the fleet is counted when its pass ends, with its result.
+    let submitted = AtomicBool::new(false);
     let result = finalizer(&api, FINALIZER, binding, |event| async {
         match event {
-            Event::Apply(binding) => apply(binding, &ctx).await,
+            Event::Apply(binding) => apply(binding, &ctx, &submitted).await,
             Event::Cleanup(binding) => cleanup(&binding, &ctx).await,
         }
     })
@@ -58,8 +63,10 @@ pub async fn reconcile(
         Ok(_) => "ok",
         Err(error) => error.metric_label(),
     };
-    ctx.metrics
-        .reconciled(label, started.elapsed().as_secs_f64());
+    if !(submitted.load(Ordering::Relaxed) && result.is_ok()) {
+        ctx.metrics
+            .reconciled(label, started.elapsed().as_secs_f64());
+    }
     tracing::debug!(binding = %key, result = label, "reconciled");
     result
 }
@@ -87,8 +94,8 @@ pub fn error_policy(meta: Arc<Meta>, error: &Error, ctx: Arc<Context>) -> Action
 
 /// Where a pass stops before the cloud, and why.
 enum Gate {
-    /// Go on with this client.
-    Open(Box<CloudClient>),
+    /// Go on with this client, declaring these tags (rendered).
+    Open(Box<CloudClient>, Tags),
     /// Stop: report this, and wait for a change of spec, provider or Secret.
     Closed(Readiness),
     /// Stop: report this, and look again after `spec.interval`. For a Secret the controller
@@ -132,23 +139,78 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             ),
         )));
     };
-    match ctx.cloud_client(&provider).await? {
-        Ok(client) => Ok(Gate::Open(Box::new(client))),
-        Err(ClientError::Credentials(message)) => {
-            Ok(Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message)))
+    // NB: a binding being deleted declares nothing: it only prunes what it applied.
+    let rendered = if binding.metadata.deletion_timestamp.is_some() {
+        crate::render::Rendered::default()
+    } else {
+        let namespace = if binding.spec.reads_namespace() {
+            ctx.namespace_meta(&binding.namespace().unwrap_or_default())
+                .await?
+        } else {
+            None
+        };
+        match ctx.render(binding, &provider, namespace.as_ref()) {
+            Ok(rendered) => rendered,
+            Err(missing) => {
+                return Ok(Gate::Closed(stalled(
+                    reason::VALUE_NOT_FOUND,
+                    missing.to_string(),
+                )));
+            }
         }
-        Err(ClientError::Forbidden(message)) => Ok(Gate::Forbidden(stalled(
-            reason::CREDENTIALS_INVALID,
+    };
+    let gate = match ctx.cloud_client(&provider).await? {
+        Ok(client) => {
+            // NB: a rendered value (or a default) that breaks the cloud's rules names its
+            // source; the pass's own check names `spec.tags` only.
+            let match_tags = binding
+                .spec
+                .resource_selector
+                .as_ref()
+                .map(|s| &s.match_tags);
+            let violations: Vec<String> = rendered
+                .violations(client.limits(), match_tags)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            if rendered.has_sources() && !violations.is_empty() {
+                return Ok(Gate::Closed(stalled(
+                    reason::INVALID_SPEC,
+                    violations.join("; "),
+                )));
+            }
+            return Ok(Gate::Open(Box::new(client), rendered.tags));
+        }
+        Err(ClientError::Credentials(message)) => {
+            Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message))
+        }
+        Err(ClientError::Forbidden(message)) => {
+            Gate::Forbidden(stalled(reason::CREDENTIALS_INVALID, message))
+        }
+        Err(ClientError::OutsideCredentialsNamespace(message)) => Gate::Closed(stalled(
+            reason::SECRET_NOT_IN_CREDENTIALS_NAMESPACE,
             message,
-        ))),
-        Err(ClientError::Spec(message)) => Ok(Gate::Closed(stalled(reason::INVALID_SPEC, message))),
+        )),
+        Err(ClientError::Spec(message)) => Gate::Closed(stalled(reason::INVALID_SPEC, message)),
+    };
+    if let Gate::Closed(readiness) | Gate::Forbidden(readiness) = &gate {
+        let health = Health::Failing {
+            reason: readiness.reason,
+            message: readiness.message.clone(),
+        };
+        provider_status::report(ctx, &binding.spec.provider_ref.name, health).await;
     }
+    Ok(gate)
 }
 
-async fn apply(binding: Arc<ResourceTagBinding>, ctx: &Context) -> Result<Action, Error> {
+async fn apply(
+    binding: Arc<ResourceTagBinding>,
+    ctx: &Context,
+    submitted: &AtomicBool,
+) -> Result<Action, Error> {
     let key = binding_key(&binding);
     let (readiness, next) = match gate(&binding, ctx).await? {
-        Gate::Open(_) if binding.spec.suspend => {
+        Gate::Open(..) if binding.spec.suspend => {
             ctx.fleet.unregister(&key);
             let readiness = gate::suspended();
             write_status(
@@ -160,12 +222,14 @@ async fn apply(binding: Arc<ResourceTagBinding>, ctx: &Context) -> Result<Action
             ctx.metrics.set_ready(&key, Some(false));
             return Ok(Action::await_change());
         }
-        Gate::Open(client) => {
+        Gate::Open(client, desired) => {
+            submitted.store(true, Ordering::Relaxed);
             ctx.fleet.submit(
                 key,
                 Submission {
                     binding,
                     client: *client,
+                    desired,
                 },
             );
             // NB: the fleet's round runs the pass, writes the status and asks for the next.
@@ -221,10 +285,21 @@ pub(super) enum Next {
     AwaitChange,
 }
 
-/// After a pass of a round: metrics, the status (only when it changed), events.
-pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &Context) -> Next {
+/// After a pass of a round that took `seconds`: metrics, the status (only when it changed),
+/// events.
+pub(super) async fn finish(
+    binding: &ResourceTagBinding,
+    outcome: &Outcome,
+    desired: &Tags,
+    seconds: f64,
+    ctx: &Context,
+) -> Next {
     let key = binding_key(binding);
+    ctx.metrics.reconciled(pass_result(outcome), seconds);
     ctx.metrics.passed(&binding.spec.provider_ref.name);
+    if let Some(health) = provider_status::health_of(&outcome.readiness) {
+        provider_status::report(ctx, &binding.spec.provider_ref.name, health).await;
+    }
     ctx.metrics.drift_corrected(outcome.writes.drift_corrected);
     ctx.metrics.set_ready(&key, Some(outcome.is_ready()));
     ctx.metrics.set_drifted(
@@ -235,7 +310,7 @@ pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx:
     let was_drifted = status::was_drifted(binding);
     let written = write_status(
         binding,
-        status::from_outcome(binding, outcome, jiff::Timestamp::now()),
+        status::from_outcome(binding, outcome, Some(desired), jiff::Timestamp::now()),
         ctx,
     )
     .await;
@@ -271,6 +346,16 @@ pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx:
         return Next::AwaitChange;
     }
     Next::Sweep
+}
+
+/// The `result` label of a pass in `tagbinder_reconcile_total`: a pass that left resources
+/// failed is not `ok`.
+fn pass_result(outcome: &Outcome) -> &'static str {
+    match outcome.readiness.reason {
+        reason::PARTIAL_FAILURE => "partial_failure",
+        reason::PROVIDER_ERROR | reason::CREDENTIALS_INVALID => "cloud_error",
+        _ => "ok",
+    }
 }
 
 async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Error> {
@@ -310,7 +395,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         return Ok(Action::await_change());
     }
     let client = match gate(binding, ctx).await? {
-        Gate::Open(client) => client,
+        Gate::Open(client, _) => client,
         Gate::Closed(readiness) if readiness.reason == reason::PROVIDER_NOT_FOUND => {
             // NB: without its provider a binding can never prune; holding the finalizer would
             // block the deletion (and its namespace's) forever. Say so, and let go.
@@ -336,15 +421,13 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         && outcome.error.is_none()
     {
         ctx.ownership_recorded(binding);
-        if outcome.writes.pruned > 0 {
+        log_writes(binding, &outcome.changes);
+        if let Some(note) = changes::describe_all(&outcome.changes, ChangeAction::Pruned) {
             publish(
                 binding,
                 EventType::Normal,
                 "Pruned",
-                format!(
-                    "removed {} tag(s) this binding applied",
-                    outcome.writes.pruned
-                ),
+                format!("on deletion, {note}"),
                 ctx,
             )
             .await;
@@ -353,7 +436,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     }
     write_status(
         binding,
-        status::from_outcome(binding, &outcome, jiff::Timestamp::now()),
+        status::from_outcome(binding, &outcome, None, jiff::Timestamp::now()),
         ctx,
     )
     .await?;
@@ -362,7 +445,8 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
 
 /// The bindings whose claims bear on a pass (the pass's own binding among them: the plan
 /// knows itself), with the resources each declares.
-pub(super) type Claimants = Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)>;
+/// Each with the tags it declares, rendered ([`Context::claimed_tags`]).
+pub(super) type Claimants = Vec<(BindingId, BTreeSet<String>, Tags)>;
 
 /// Claimants already looked up in one group of passes, by the resources considered: bindings
 /// that consider the same resources share one list (issue 20, item 8: 8,000 bindings on one
@@ -453,10 +537,10 @@ impl Prepared {
     pub fn claims_of(others: &Claimants) -> Vec<Claim<'_>> {
         others
             .iter()
-            .map(|(other_id, ids, other)| Claim {
+            .map(|(other_id, ids, tags)| Claim {
                 binding: other_id,
                 resource_ids: ids,
-                tags: &other.spec.tags,
+                tags,
             })
             .collect()
     }
@@ -532,7 +616,7 @@ fn claimants(binding: &ResourceTagBinding, ctx: &Context, considered: &[String])
         // NB: an Observe binding writes nothing, so it claims nothing: an audit neither wins
         // a conflict against a binding that writes nor keeps its tags from being pruned.
         .filter(|(other, _)| other.spec.mode != BindingMode::Observe)
-        .map(|(other, ids)| (binding_id(&other), ids, other))
+        .map(|(other, ids)| (binding_id(&other), ids, ctx.claimed_tags(&other)))
         .collect()
 }
 
@@ -607,39 +691,15 @@ fn previous_message(binding: &ResourceTagBinding) -> Option<&str> {
 
 async fn publish_events(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &Context) {
     let previous_reason = previous_reason(binding);
-    let writes = outcome.writes;
-    if writes.drift_corrected > 0 {
-        publish(
-            binding,
-            EventType::Normal,
-            "DriftCorrected",
-            format!(
-                "rewrote {} tag(s) changed out of band",
-                writes.drift_corrected
-            ),
-            ctx,
-        )
-        .await;
-    }
-    if writes.applied > writes.drift_corrected {
-        publish(
-            binding,
-            EventType::Normal,
-            "TagsApplied",
-            format!("applied {} tag(s)", writes.applied - writes.drift_corrected),
-            ctx,
-        )
-        .await;
-    }
-    if writes.pruned > 0 {
-        publish(
-            binding,
-            EventType::Normal,
-            "Pruned",
-            format!("removed {} tag(s) no longer declared", writes.pruned),
-            ctx,
-        )
-        .await;
+    log_writes(binding, &outcome.changes);
+    for (action, reason) in [
+        (ChangeAction::Rewrote, "DriftCorrected"),
+        (ChangeAction::Applied, "TagsApplied"),
+        (ChangeAction::Pruned, "Pruned"),
+    ] {
+        if let Some(note) = changes::describe_all(&outcome.changes, action) {
+            publish(binding, EventType::Normal, reason, note, ctx).await;
+        }
     }
     let reason = outcome.readiness.reason;
     if previous_reason != Some(reason)
@@ -658,6 +718,51 @@ async fn publish_events(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &C
     }
 }
 
+/// One info line per write call of the pass (tag, untag): the binding, its provider, the call,
+/// the keys and how many resources. Tag values stay in the events and at debug level.
+fn log_writes(binding: &ResourceTagBinding, changes: &[KeyChange]) {
+    for call in ["TagResources", "UntagResources"] {
+        let of_call: Vec<&KeyChange> = changes.iter().filter(|c| c.action.call() == call).collect();
+        if of_call.is_empty() {
+            continue;
+        }
+        let keys: BTreeSet<&str> = of_call.iter().map(|c| c.key.as_str()).collect();
+        let resources: BTreeSet<&str> = of_call
+            .iter()
+            .flat_map(|c| c.resources.iter().map(String::as_str))
+            .collect();
+        tracing::info!(
+            binding = %binding_key(binding),
+            provider = %binding.spec.provider_ref.name,
+            action = call,
+            keys = %keys.into_iter().collect::<Vec<_>>().join(","),
+            resources = resources.len(),
+            "wrote tags"
+        );
+        for change in of_call {
+            tracing::debug!(binding = %binding_key(binding), "{}", change.describe());
+        }
+    }
+}
+
+/// The longest event note the API server takes (events.k8s.io/v1 `note`: 1 kB).
+const NOTE_LIMIT: usize = 1024;
+
+/// `note` cut to [`NOTE_LIMIT`] bytes at a character boundary, saying it was cut.
+fn within_note_limit(mut note: String) -> String {
+    const CUT: &str = " ...";
+    if note.len() <= NOTE_LIMIT {
+        return note;
+    }
+    let mut end = NOTE_LIMIT - CUT.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note.truncate(end);
+    note.push_str(CUT);
+    note
+}
+
 async fn publish(
     binding: &ResourceTagBinding,
     type_: EventType,
@@ -668,7 +773,7 @@ async fn publish(
     let event = KubeEvent {
         type_,
         reason: reason.to_string(),
-        note: Some(note),
+        note: Some(within_note_limit(note)),
         action: "Reconcile".to_string(),
         secondary: None,
     };

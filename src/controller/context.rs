@@ -17,9 +17,11 @@ use super::Error;
 use super::cache::Bindings;
 use super::fleet::Fleet;
 use super::metrics::Metrics;
+use crate::api::Cloud;
 use crate::api::{ResourceTagBinding, ResourceTagBindingStatus, TagProvider};
 use crate::cloud::AccessKey;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
+use crate::cloud::credentials::{self, Credentials};
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
 
 /// A provider's client as reconciles use it: one per provider, shared by every binding of
@@ -27,7 +29,16 @@ use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
 /// participants; a pass outside rounds, a deletion, waits [`DEFAULT_WINDOW`] for company)
 /// into shared calls, and paced by the provider's rate limit.
 pub type CloudClient = Batcher<ProviderClient>;
+use crate::render::{BindingMeta, Inputs, NamespaceMeta, NotFound, Rendered};
 use crate::tags::{Ownership, TagsByResource};
+
+/// The labels and annotations of a namespace's metadata.
+fn meta_of(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> NamespaceMeta {
+    NamespaceMeta {
+        labels: metadata.labels.clone().unwrap_or_default(),
+        annotations: metadata.annotations.clone().unwrap_or_default(),
+    }
+}
 
 /// How long a pass waits for the Secrets' cache to fill before it reads the Secret itself.
 const SECRETS_SYNC_PATIENCE: Duration = Duration::from_secs(10);
@@ -36,6 +47,10 @@ const SECRETS_SYNC_PATIENCE: Duration = Duration::from_secs(10);
 pub const ACCESS_KEY_ID: &str = "accessKeyId";
 /// Keys of a credentials Secret (both clouds).
 pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
+/// Optional key of a credentials Secret: the STS token of temporary credentials.
+pub const SECURITY_TOKEN: &str = "securityToken";
+/// The "Secret version" of a client built from the credentials chain (no Secret).
+const CHAIN: &str = "chain";
 
 /// Shared state of the controller.
 pub struct Context {
@@ -64,6 +79,8 @@ pub struct Context {
     /// Whether every store of `secrets` has been filled once.
     pub secrets_synced: Vec<Synced>,
     secrets_patience_spent: AtomicBool,
+    /// The only namespace whose Secrets providers may reference (`--credentials-namespace`).
+    pub credentials_namespace: String,
     /// Held while a client is built (its Secret read).
     building: tokio::sync::Mutex<()>,
     clients: Mutex<HashMap<String, CachedClient>>,
@@ -71,6 +88,14 @@ pub struct Context {
     /// Ownership records (and intents) written to `status` that the cache's copy of the
     /// binding does not show yet, or whose status write failed.
     unrecorded: Arc<Unrecorded>,
+    /// The providers' health last written to their status.
+    pub(super) provider_health: super::provider_status::ProviderHealth,
+    /// Metadata of the namespaces (the watch cache), for `tagsFrom` and `allowedNamespaces`;
+    /// `None`: each is read from the API server (hosts without the watch).
+    namespaces: Option<(Store<PartialObjectMeta<Namespace>>, Synced)>,
+    namespaces_patience_spent: AtomicBool,
+    /// The cluster's name (`run --cluster-name`), for `valueFrom.clusterName`.
+    pub cluster_name: Option<String>,
 }
 
 /// Records written to `status` that the cache's copy of the binding does not show yet, or
@@ -133,6 +158,9 @@ pub enum ClientError {
     Credentials(String),
     /// The controller may not read the Secret (403): `CredentialsInvalid`, until RBAC changes.
     Forbidden(String),
+    /// The provider's Secret is outside the credentials namespace, the only namespace whose
+    /// Secrets the controller reads: `SecretNotInCredentialsNamespace`.
+    OutsideCredentialsNamespace(String),
     /// Provider spec unusable: `InvalidSpec`.
     Spec(String),
 }
@@ -164,17 +192,148 @@ impl Context {
             secrets: Vec::new(),
             secrets_synced: Vec::new(),
             secrets_patience_spent: AtomicBool::new(false),
+            credentials_namespace: super::leader::pod_namespace(),
             building: tokio::sync::Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             unrecorded: Arc::default(),
+            provider_health: Default::default(),
+            namespaces: None,
+            namespaces_patience_spent: AtomicBool::new(false),
+            cluster_name: None,
         }
+    }
+
+    /// The namespaces' metadata cache and when it is filled.
+    pub fn with_namespaces(
+        mut self,
+        namespaces: Store<PartialObjectMeta<Namespace>>,
+        synced: Synced,
+    ) -> Self {
+        self.namespaces = Some((namespaces, synced));
+        self
+    }
+
+    /// The cluster's name (`run --cluster-name`).
+    pub fn with_cluster_name(mut self, cluster_name: Option<String>) -> Self {
+        self.cluster_name = cluster_name;
+        self
+    }
+
+    /// Labels and annotations of a namespace: from the watch cache once it is filled, else
+    /// read from the API server (`None`: no such namespace).
+    pub async fn namespace_meta(&self, namespace: &str) -> Result<Option<NamespaceMeta>, Error> {
+        if let Some((store, synced)) = &self.namespaces {
+            // NB: a cache that cannot fill (no list/watch on namespaces) must not hold passes
+            // back for ever: after a while (once) the namespace is read instead.
+            let filled = synced.is_done()
+                || (!self.namespaces_patience_spent.load(Ordering::Relaxed)
+                    && tokio::time::timeout(SECRETS_SYNC_PATIENCE, synced.wait())
+                        .await
+                        .is_ok());
+            if filled {
+                return Ok(store
+                    .get(&ObjectRef::new(namespace))
+                    .map(|ns| meta_of(&ns.metadata)));
+            }
+            self.namespaces_patience_spent
+                .store(true, Ordering::Relaxed);
+        }
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
+        Ok(api
+            .get_metadata_opt(namespace)
+            .await
+            .map_err(Error::Kube)?
+            .map(|ns| meta_of(&ns.metadata)))
+    }
+
+    /// A namespace's labels and annotations as the cache holds them now, without waiting or
+    /// reading (what other bindings' claims are rendered from).
+    pub fn cached_namespace(&self, namespace: &str) -> Option<NamespaceMeta> {
+        let (store, _) = self.namespaces.as_ref()?;
+        store
+            .get(&ObjectRef::new(namespace))
+            .map(|ns| meta_of(&ns.metadata))
+    }
+
+    /// The tags `binding` declares, rendered (`tagsFrom`, the provider's `defaultTags`) from
+    /// `namespace`, the metadata of its namespace.
+    pub fn render(
+        &self,
+        binding: &ResourceTagBinding,
+        provider: &TagProvider,
+        namespace: Option<&NamespaceMeta>,
+    ) -> Result<Rendered, NotFound> {
+        crate::render::render(
+            &self.render_inputs(binding, provider, namespace),
+            &provider.name_any(),
+        )
+    }
+
+    /// What another binding claims: its tags rendered from the caches as they are, an absent
+    /// source leaving its key out (see [`crate::render::render_lenient`]).
+    pub fn claimed_tags(&self, binding: &ResourceTagBinding) -> crate::tags::Tags {
+        let provider = self
+            .providers
+            .get(&ObjectRef::new(&binding.spec.provider_ref.name));
+        if binding.spec.tags_from.is_empty()
+            && provider
+                .as_ref()
+                .is_none_or(|p| p.spec.default_tags.is_empty())
+        {
+            return binding.spec.tags.clone();
+        }
+        let Some(provider) = provider else {
+            return binding.spec.tags.clone();
+        };
+        let namespace = binding
+            .spec
+            .reads_namespace()
+            .then(|| self.cached_namespace(&binding.namespace().unwrap_or_default()))
+            .flatten();
+        crate::render::render_lenient(
+            &self.render_inputs(binding, &provider, namespace.as_ref()),
+            &provider.name_any(),
+        )
+    }
+
+    fn render_inputs<'a>(
+        &'a self,
+        binding: &'a ResourceTagBinding,
+        provider: &'a TagProvider,
+        namespace: Option<&'a NamespaceMeta>,
+    ) -> Inputs<'a> {
+        Inputs {
+            spec: &binding.spec,
+            binding: BindingMeta {
+                namespace: binding.metadata.namespace.as_deref().unwrap_or_default(),
+                name: binding.metadata.name.as_deref().unwrap_or_default(),
+                labels: binding.metadata.labels.as_ref(),
+                annotations: binding.metadata.annotations.as_ref(),
+            },
+            namespace,
+            defaults: &provider.spec.default_tags,
+            cluster_name: self.cluster_name.as_deref(),
+        }
+    }
+
+    /// Writes `TagProvider.status` from the passes (cluster-wide mode only: a namespaced
+    /// controller sees some of a provider's bindings, and another one may see others).
+    pub fn with_provider_status(mut self) -> Self {
+        self.provider_health = super::provider_status::ProviderHealth::enabled();
+        self
     }
 
     /// Shares the kept records with the bindings' watch, which forgets each once the cache
     /// carries it ([`Unrecorded::seen`]).
     pub fn with_unrecorded(mut self, unrecorded: Arc<Unrecorded>) -> Self {
         self.unrecorded = unrecorded;
+        self
+    }
+
+    /// The only namespace whose Secrets providers may reference (default: the pod's).
+    pub fn with_credentials_namespace(mut self, namespace: String) -> Self {
+        self.credentials_namespace = namespace;
         self
     }
 
@@ -228,7 +387,7 @@ impl Context {
         if let Some(cached) = self.cached_client(provider).await {
             return Ok(Ok(cached));
         }
-        let (key, secret_version) = match self.access_key(provider).await? {
+        let (credentials, secret_version) = match self.credentials(provider).await? {
             Ok(found) => found,
             Err(error) => return Ok(Err(error)),
         };
@@ -244,7 +403,7 @@ impl Context {
                 return Ok(Ok(cached.client.clone()));
             }
         }
-        let client = match client_for(&provider.spec, key, &self.client_options) {
+        let client = match client_for(&provider.spec, credentials, &self.client_options) {
             Ok(client) => Batcher::new(client, DEFAULT_WINDOW),
             Err(error) => {
                 return Ok(Err(ClientError::Spec(format!(
@@ -266,10 +425,15 @@ impl Context {
     /// The provider's client, if it was built from its current spec and from the Secret's
     /// resourceVersion in the watch cache.
     async fn cached_client(&self, provider: &TagProvider) -> Option<CloudClient> {
-        let reference = &provider.spec.credentials.as_ref()?.secret_ref;
-        let secret_version = self
-            .cached_secret_version(&reference.namespace, &reference.name)
-            .await?;
+        let secret_version = match &provider.spec.credentials {
+            Some(credentials) => {
+                let reference = &credentials.secret_ref;
+                self.cached_secret_version(&reference.namespace, &reference.name)
+                    .await?
+            }
+            // NB: the chain's client keeps its temporary credentials and renews them itself.
+            None => CHAIN.to_string(),
+        };
         let version = format!(
             "{}/{}",
             provider.metadata.generation.unwrap_or_default(),
@@ -283,19 +447,56 @@ impl Context {
             .map(|c| c.client.clone())
     }
 
-    /// Reads the provider's Secret. The message of an unusable Secret names the Secret and the
-    /// key, never a value.
-    async fn access_key(
+    /// The credentials of a provider without `spec.credentials`: Alibaba Cloud's chain (RRSA,
+    /// then the ECS instance RAM role), from the controller's environment.
+    fn chain(&self, provider: &TagProvider) -> Result<(Credentials, String), ClientError> {
+        let name = provider.name_any();
+        match provider.spec.cloud {
+            Cloud::Jdcloud => Err(ClientError::Credentials(format!(
+                "TagProvider {name:?} has no spec.credentials.secretRef: JD Cloud's access key \
+                 comes from a Secret (keys {ACCESS_KEY_ID}, {ACCESS_KEY_SECRET}, optionally \
+                 {SECURITY_TOKEN})"
+            ))),
+            Cloud::Alibaba => match credentials::alibaba_chain(&credentials::process_var, true) {
+                Ok(source) => Ok((
+                    Credentials::Refreshing(Arc::new(credentials::Refreshing::new(
+                        source,
+                        self.client_options.http.clone(),
+                    ))),
+                    CHAIN.to_string(),
+                )),
+                Err(message) => Err(ClientError::Credentials(format!(
+                    "TagProvider {name:?} has no spec.credentials: {message}"
+                ))),
+            },
+        }
+    }
+
+    /// Reads the provider's Secret, or takes the chain. The message of an unusable Secret names
+    /// the Secret and the key, never a value.
+    async fn credentials(
         &self,
         provider: &TagProvider,
-    ) -> Result<Result<(AccessKey, String), ClientError>, Error> {
+    ) -> Result<Result<(Credentials, String), ClientError>, Error> {
         let name = provider.name_any();
         let Some(credentials) = &provider.spec.credentials else {
-            return Ok(Err(ClientError::Credentials(format!(
-                "TagProvider {name:?} has no spec.credentials.secretRef; in a cluster the access key comes from a Secret"
-            ))));
+            return Ok(self.chain(provider));
         };
         let reference = &credentials.secret_ref;
+        if reference.namespace != self.credentials_namespace {
+            // NB: the Secret is not read: the controller has no access outside the credentials
+            // namespace, and must not use any it was granted by mistake.
+            return Ok(Err(ClientError::OutsideCredentialsNamespace(format!(
+                "TagProvider {name:?} spec.credentials.secretRef names Secret {}/{}, but the \
+                 controller reads credentials Secrets only in its credentials namespace {:?} \
+                 (tagbinder run --credentials-namespace, Helm value credentialsNamespace): move \
+                 the Secret to namespace {:?} and set secretRef.namespace to it",
+                reference.namespace,
+                reference.name,
+                self.credentials_namespace,
+                self.credentials_namespace
+            ))));
+        }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &reference.namespace);
         let secret = match api.get_opt(&reference.name).await {
             Ok(Some(secret)) => secret,
@@ -329,31 +530,43 @@ impl Context {
             match text.map(|t| t.trim().to_string()) {
                 Some(text) if !text.is_empty() => Ok(text),
                 _ => Err(format!(
-                    "Secret {}/{} has no {key:?} key (it needs {ACCESS_KEY_ID:?} and {ACCESS_KEY_SECRET:?})",
+                    "Secret {}/{} has no {key:?} key (it needs {ACCESS_KEY_ID:?} and {ACCESS_KEY_SECRET:?}, and {SECURITY_TOKEN:?} with temporary credentials)",
                     reference.namespace, reference.name
                 )),
             }
         };
-        let key = match (value(ACCESS_KEY_ID), value(ACCESS_KEY_SECRET)) {
-            (Ok(id), Ok(secret_value)) => AccessKey::new(id, secret_value),
-            (Err(message), _) | (_, Err(message)) => {
+        let token = match secret.data.as_ref().and_then(|d| d.get(SECURITY_TOKEN)) {
+            None => None,
+            Some(_) => match value(SECURITY_TOKEN) {
+                Ok(token) => Some(token),
+                Err(message) => return Ok(Err(ClientError::Credentials(message))),
+            },
+        };
+        let key = match (value(ACCESS_KEY_ID), value(ACCESS_KEY_SECRET), token) {
+            (Ok(id), Ok(secret_value), None) => AccessKey::new(id, secret_value),
+            (Ok(id), Ok(secret_value), Some(token)) => {
+                AccessKey::with_token(id, secret_value, token)
+            }
+            (Err(message), _, _) | (_, Err(message), _) => {
                 return Ok(Err(ClientError::Credentials(message)));
             }
         };
-        Ok(Ok((key, secret.resource_version().unwrap_or_default())))
+        Ok(Ok((
+            key.into(),
+            secret.resource_version().unwrap_or_default(),
+        )))
     }
 
-    /// Labels of a namespace (for `allowedNamespaces`), with the automatic name label.
+    /// Labels of a namespace (for `allowedNamespaces`), with the automatic name label: from
+    /// the namespaces' watch cache (issue 23: before, every pass read its namespace).
     pub async fn namespace_labels(
         &self,
         namespace: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, Error> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let mut labels = api
-            .get_opt(namespace)
-            .await
-            .map_err(Error::Kube)?
-            .map(|ns| ns.labels().clone())
+        let mut labels = self
+            .namespace_meta(namespace)
+            .await?
+            .map(|ns| ns.labels)
             .unwrap_or_default();
         labels.insert(
             "kubernetes.io/metadata.name".to_string(),

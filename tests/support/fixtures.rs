@@ -127,6 +127,7 @@ pub fn provider(name: &str, endpoint: &str, secret: &str) -> TagProvider {
             }),
             rate_limit: None,
             allowed_namespaces: None,
+            default_tags: Default::default(),
         },
     )
 }
@@ -178,6 +179,7 @@ pub fn binding(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            tags_from: Vec::new(),
             deletion_policy: DeletionPolicy::Delete,
             interval: "2s".into(),
             suspend: false,
@@ -302,6 +304,30 @@ impl Tenant {
         self.wait(name, &format!("Ready=False, reason {reason}"), |b| {
             condition(b, "Ready").is_some_and(|c| c.status == "False" && c.reason == reason)
         })
+        .await
+    }
+
+    /// Waits until the tenant's TagProvider is Ready with `status` ("True" or "False") and
+    /// `reason`; returns it.
+    pub async fn provider_ready(&self, client: &Client, status: &str, reason: &str) -> TagProvider {
+        let api: Api<TagProvider> = Api::all(client.clone());
+        eventually(
+            &format!(
+                "TagProvider {} Ready={status}, reason {reason}",
+                self.provider
+            ),
+            || async {
+                let provider = api.get(&self.provider).await.map_err(|e| e.to_string())?;
+                let ready = provider
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+                match ready {
+                    Some(c) if c.status == status && c.reason == reason => Ok(provider),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
         .await
     }
 

@@ -68,6 +68,7 @@ pub(crate) async fn emulated(
         credentials: None,
         rate_limit: None,
         allowed_namespaces: None,
+        default_tags: Default::default(),
     };
     let options = ClientOptions {
         http: http_client().expect("HTTP client"),
@@ -76,7 +77,8 @@ pub(crate) async fn emulated(
         observer: None,
         default_rate_limit: false,
     };
-    let client = client_for(&spec, AccessKey::new(KEY_ID, KEY_SECRET), &options).expect("a client");
+    let client =
+        client_for(&spec, AccessKey::new(KEY_ID, KEY_SECRET).into(), &options).expect("a client");
     (cloud, client)
 }
 
