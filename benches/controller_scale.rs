@@ -8,6 +8,12 @@
 //! (`plan::bound`, pages counted), their ratio (`ratioToLowerBound`), Secret GETs, status
 //! writes, Kubernetes API calls, and when rate-limited the bound's calls / rate; the time from
 //! the controller's start to every binding Ready; the controller's peak RSS (`VmHWM`).
+//! Then, on the idle fleet, a lone spec change's time to Ready (20 changes, one after
+//! another: p50 and p99). With `--apiserver real` the same runs against a real kube-apiserver
+//! and etcd (`tests/kube/cluster.sh`, the binaries `tests/kube/build.sh` builds or reuses),
+//! the controller as the chart's ServiceAccount user (bound to `cluster-admin` here), its
+//! calls read from the apiserver's audit log; the report adds the apiserver's and etcd's CPU
+//! seconds and peak RSS (from `/proc`).
 //! Then it checks the counts, which are deterministic: every binding Ready, exactly two
 //! status writes per binding on first convergence (the intent before its tag writes, the
 //! outcome after: issue 14's crash window), none on the resync, no cloud write and no
@@ -19,6 +25,7 @@
 //! cargo bench --bench controller_scale -- --smoke            # 50 bindings, for CI
 //! cargo bench --bench controller_scale -- --bindings 500 --resources-per-binding 4 --tag-sets 10
 //! cargo bench --bench controller_scale -- --rate max         # one rate only: default | max
+//! cargo bench --bench controller_scale -- --apiserver real --bindings 1000
 //! cargo bench --bench controller_scale -- --bindings 10000 --namespaces 100 --label-change
 //! ```
 //!
@@ -30,16 +37,21 @@
 
 // NB: the bench uses part of the end-to-end suite's support; the rest is not dead code there.
 #[allow(dead_code)]
+#[path = "../tests/kube_real/cluster.rs"]
+mod cluster;
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tagbinder::api::ResourceTagBinding;
@@ -47,7 +59,8 @@ use tagbinder::plan::BindingId;
 use tagbinder::plan::bound::{CallBound, FleetBinding, Paging, lower_bound};
 use tagbinder::tags::{Limits, Tags, TagsByResource};
 
-use support::apiserver::{ApiServer, RecordedCall};
+use cluster::Cluster;
+use support::apiserver::ApiServer;
 use support::fixtures::{self, Crds};
 use support::processes::{CloudEmulator, Controller, ControllerOptions, http};
 
@@ -61,11 +74,22 @@ const OPERATOR: &str = "tagbinder-bench";
 /// Where the bindings live.
 const NAMESPACE: &str = "bench";
 const PROVIDER: &str = "bench-apigw";
-const SECRET: &str = "bench-creds";
 const GROUP: &str = "tagbinder.io";
+const SECRET: &str = "bench-creds";
 const BINDINGS: &str = "resourcetagbindings";
 /// Bindings created at once.
 const CREATE_CONCURRENCY: usize = 64;
+/// Lone spec changes timed on the idle fleet.
+const LONE_CHANGES: usize = 20;
+
+/// Which API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ApiServerChoice {
+    /// The end-to-end suite's stand-in (`tests/support/apiserver`), in process.
+    StandIn,
+    /// kube-apiserver and etcd, built from source (`tests/kube`).
+    Real,
+}
 
 /// What to run.
 #[derive(Debug)]
@@ -80,6 +104,7 @@ struct Options {
     /// convergence, so that the two phases do not overlap.
     interval: Duration,
     smoke: bool,
+    apiserver: ApiServerChoice,
     /// Namespaces the bindings are spread over (binding i in namespace i % namespaces).
     namespaces: usize,
     /// Change one namespace's label after the first convergence (instead of the resync).
@@ -95,6 +120,7 @@ impl Options {
             rates: vec![RateChoice::Default, RateChoice::Max],
             interval: Duration::from_secs(60),
             smoke: false,
+            apiserver: ApiServerChoice::StandIn,
             namespaces: 1,
             label_change: false,
         };
@@ -118,6 +144,13 @@ impl Options {
                         "max" => vec![RateChoice::Max],
                         "both" => vec![RateChoice::Default, RateChoice::Max],
                         other => return Err(format!("--rate {other}: default, max or both")),
+                    }
+                }
+                "--apiserver" => {
+                    options.apiserver = match value("--apiserver")?.as_str() {
+                        "stand-in" => ApiServerChoice::StandIn,
+                        "real" => ApiServerChoice::Real,
+                        other => return Err(format!("--apiserver {other}: stand-in or real")),
                     }
                 }
                 "--interval" => {
@@ -259,6 +292,10 @@ async fn run(options: &Options) -> Result<(), String> {
         serde_json::to_string_pretty(&json!({
             "bench": "controller_scale",
             "mode": if options.smoke { "smoke" } else { "full" },
+            "apiserver": match options.apiserver {
+                ApiServerChoice::StandIn => "stand-in (tests/support/apiserver)",
+                ApiServerChoice::Real => "kube-apiserver and etcd (tests/kube)",
+            },
             "bindings": options.bindings,
             "resources_per_binding": options.resources_per_binding,
             "tag_sets": options.tag_sets,
@@ -277,6 +314,263 @@ async fn run(options: &Options) -> Result<(), String> {
     }
 }
 
+/// The API server of a run, and what the bench reads from it.
+enum Backend {
+    StandIn(ApiServer),
+    Real(Cluster),
+}
+
+/// One Kubernetes API call of the controller.
+struct ApiCall {
+    verb: String,
+    resource: String,
+    subresource: Option<String>,
+    name: Option<String>,
+}
+
+impl Backend {
+    async fn start(
+        choice: ApiServerChoice,
+        dir: &std::path::Path,
+    ) -> Result<(Self, Client), String> {
+        match choice {
+            ApiServerChoice::StandIn => {
+                let server = ApiServer::start().await;
+                let client = server.client(USER);
+                fixtures::install(&client, Crds::Both).await;
+                Ok((Backend::StandIn(server), client))
+            }
+            ApiServerChoice::Real => {
+                let cluster_dir = dir.join("cluster");
+                let cluster =
+                    tokio::task::spawn_blocking(move || Cluster::start(&cluster_dir, false))
+                        .await
+                        .map_err(|e| format!("the cluster starts: {e}"))?;
+                // The CRDs as the README installs them, and the controller's user bound to
+                // cluster-admin (the RBAC authorizer still decides every call).
+                let crds = std::process::Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+                    .arg("crd")
+                    .output()
+                    .map_err(|e| format!("tagbinder crd: {e}"))?;
+                let crds = String::from_utf8_lossy(&crds.stdout).into_owned();
+                cluster.kubectl_ok(&["apply", "-f", "-"], Some(&crds)).await;
+                cluster
+                    .kubectl_ok(
+                        &[
+                            "wait",
+                            "--for",
+                            "condition=established",
+                            "--timeout=60s",
+                            "crd/tagproviders.tagbinder.io",
+                            "crd/resourcetagbindings.tagbinder.io",
+                        ],
+                        None,
+                    )
+                    .await;
+                cluster
+                    .kubectl_ok(
+                        &["create", "namespace", support::processes::POD_NAMESPACE],
+                        None,
+                    )
+                    .await;
+                let user = cluster.controller_user.clone();
+                cluster
+                    .kubectl_ok(
+                        &[
+                            "create",
+                            "clusterrolebinding",
+                            "tagbinder-bench",
+                            "--clusterrole=cluster-admin",
+                            &format!("--user={user}"),
+                        ],
+                        None,
+                    )
+                    .await;
+                let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.admin)
+                    .map_err(|e| format!("admin.kubeconfig: {e}"))?;
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .map_err(|e| format!("admin.kubeconfig: {e}"))?;
+                let client = Client::try_from(config).map_err(|e| format!("a kube client: {e}"))?;
+                Ok((Backend::Real(cluster), client))
+            }
+        }
+    }
+
+    fn start_controller(&self, dir: &std::path::Path) -> Controller {
+        let options = ControllerOptions {
+            identity: OPERATOR,
+            leader_election: false,
+            namespace: None,
+        };
+        match self {
+            Backend::StandIn(server) => Controller::start(server, dir, options),
+            Backend::Real(cluster) => {
+                Controller::start_with_kubeconfig(&cluster.controller, dir, options)
+            }
+        }
+    }
+
+    /// The controller's Kubernetes API calls so far.
+    fn calls(&self) -> Vec<ApiCall> {
+        match self {
+            Backend::StandIn(server) => server
+                .calls()
+                .into_iter()
+                .filter(|c| c.user == OPERATOR)
+                .map(|c| ApiCall {
+                    verb: c.call.verb,
+                    resource: c.call.resource,
+                    subresource: c.call.subresource,
+                    name: c.call.name,
+                })
+                .collect(),
+            // NB: the audit log holds the controller's requests only; a watch is counted when
+            // its answer starts, any other call when it is complete.
+            Backend::Real(cluster) => cluster
+                .audit_events()
+                .into_iter()
+                .filter(|e| {
+                    (e["verb"] == "watch") == (e["stage"] == "ResponseStarted")
+                        && e["stage"] != "RequestReceived"
+                })
+                .map(|e| {
+                    let text = |v: &Value| v.as_str().map(str::to_string);
+                    ApiCall {
+                        verb: text(&e["verb"]).unwrap_or_default(),
+                        resource: text(&e["objectRef"]["resource"])
+                            .unwrap_or_else(|| text(&e["requestURI"]).unwrap_or_default()),
+                        subresource: text(&e["objectRef"]["subresource"]),
+                        name: text(&e["objectRef"]["name"]),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// CPU seconds and peak RSS of kube-apiserver and etcd (`None` on the stand-in, which
+    /// runs in the bench's own process).
+    fn servers(&self) -> Option<Servers> {
+        match self {
+            Backend::StandIn(_) => None,
+            Backend::Real(cluster) => {
+                let env = std::fs::read_to_string(cluster.dir().join("env")).ok()?;
+                let pid = |key: &str| {
+                    env.lines()
+                        .find_map(|line| line.strip_prefix(key))
+                        .and_then(|p| p.parse::<u32>().ok())
+                };
+                Some(Servers {
+                    apiserver: Usage::of(pid("APISERVER_PID=")?),
+                    etcd: Usage::of(pid("ETCD_PID=")?),
+                })
+            }
+        }
+    }
+}
+
+/// A process's CPU time and memory, from `/proc`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+}
+
+impl Usage {
+    fn of(pid: u32) -> Usage {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // NB: fields after the command name (which may hold spaces), in parentheses: utime
+        // and stime are the 14th and 15th of the line, in clock ticks (100 a second).
+        let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let memory = memory_of(pid);
+        Usage {
+            cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
+            peak_rss_kib: memory.peak_kib.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Servers {
+    apiserver: Usage,
+    etcd: Usage,
+}
+
+impl Servers {
+    /// CPU seconds between `earlier` and this; peak RSS so far.
+    fn json_since(&self, earlier: &Servers) -> Value {
+        let mib = |kib: u64| (kib as f64 / 1024.0 * 10.0).round() / 10.0;
+        let cpu = |now: f64, then: f64| ((now - then) * 100.0).round() / 100.0;
+        json!({
+            "apiserver_cpu_seconds": cpu(self.apiserver.cpu_seconds, earlier.apiserver.cpu_seconds),
+            "etcd_cpu_seconds": cpu(self.etcd.cpu_seconds, earlier.etcd.cpu_seconds),
+            "apiserver_peak_rss_mib": mib(self.apiserver.peak_rss_kib),
+            "etcd_peak_rss_mib": mib(self.etcd.peak_rss_kib),
+        })
+    }
+}
+
+/// What the bench's own watch of the bindings has seen: per binding, its generation, the
+/// generation its status answers, and whether it is Ready.
+#[derive(Clone, Default)]
+struct Fleet(Arc<Mutex<HashMap<String, Seen>>>);
+
+/// A binding's generation, the generation its status answers, and whether it is Ready.
+type Seen = (i64, i64, bool);
+
+impl Fleet {
+    fn watch(client: &Client) -> Self {
+        let fleet = Fleet::default();
+        let seen = fleet.clone();
+        // NB: binding names are unique across the bench's namespaces.
+        let api: Api<ResourceTagBinding> = Api::all(client.clone());
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+            while let Some(event) = events.next().await {
+                let objects = match event {
+                    Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                        vec![object]
+                    }
+                    _ => continue,
+                };
+                let mut map = seen.0.lock().unwrap_or_else(|e| e.into_inner());
+                for binding in objects {
+                    let value = serde_json::to_value(&binding).unwrap_or_default();
+                    let name = binding.metadata.name.clone().unwrap_or_default();
+                    let generation = binding.metadata.generation.unwrap_or(0);
+                    let observed = binding
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.observed_generation)
+                        .unwrap_or(0);
+                    map.insert(name, (generation, observed, is_ready(&value)));
+                }
+            }
+        });
+        fleet
+    }
+
+    fn ready(&self) -> usize {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().filter(|(_, _, ready)| *ready).count()
+    }
+
+    /// True once `name` is Ready at `generation`.
+    fn ready_at(&self, name: &str, generation: i64) -> bool {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(name).is_some_and(|(g, observed, ready)| {
+            *g >= generation && *observed >= generation && *ready
+        })
+    }
+}
+
 async fn run_at(
     options: &Options,
     rate: RateChoice,
@@ -288,9 +582,7 @@ async fn run_at(
     let resources: Vec<(&str, &[(&str, &str)])> =
         ids.iter().map(|id| (id.as_str(), &[][..])).collect();
     let cloud = CloudEmulator::start(dir.path(), &resources).await;
-    let server = ApiServer::start().await;
-    let client = server.client(USER);
-    fixtures::install(&client, Crds::Both).await;
+    let (backend, client) = Backend::start(options.apiserver, dir.path()).await?;
     for k in 0..options.namespaces {
         let team = team_label(k, options);
         let labels: Vec<(&str, &str)> = if options.namespaces > 1 {
@@ -305,27 +597,26 @@ async fn run_at(
     provider.spec.rate_limit = rate.limit();
     fixtures::create_provider(&client, &provider).await;
     let created = Instant::now();
+    let servers_at_start = backend.servers();
     create_bindings(&client, options).await?;
+    let fleet = Fleet::watch(&client);
     eprintln!(
         "controller_scale: {} bindings created in {:.1}s; starting the controller",
         options.bindings,
         created.elapsed().as_secs_f64()
     );
 
+    let servers_before = backend.servers();
     let started = Instant::now();
-    let mut controller = Controller::start(
-        &server,
-        dir.path(),
-        ControllerOptions {
-            identity: OPERATOR,
-            leader_election: false,
-            namespace: None,
-        },
-    );
+    let mut controller = backend.start_controller(dir.path());
     let pid = controller.pid().ok_or("the controller is not running")?;
-    wait_all_ready(&server, &controller, options, started).await?;
+    wait_all_ready(&fleet, &controller, options, started).await?;
     let to_ready = started.elapsed();
-    let first = Phase::measure(&server, &cloud, &controller).await;
+    // NB: a binding's events are published after its status write: a short pause lets them
+    // land in the phase they belong to.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = Phase::measure(&backend, &cloud, &controller).await;
+    let servers_ready = backend.servers();
     if options.label_change {
         eprintln!(
             "controller_scale: all Ready in {:.1}s; relabelling one namespace",
@@ -340,8 +631,11 @@ async fn run_at(
     }
 
     let label_change = if options.label_change {
-        let changed = relabel(&client, &server, options).await?;
-        let after = Phase::measure(&server, &cloud, &controller).await;
+        let Backend::StandIn(server) = &backend else {
+            return Err("--label-change runs on the stand-in only".into());
+        };
+        let changed = relabel(&client, server, options).await?;
+        let after = Phase::measure(&backend, &cloud, &controller).await;
         Some((changed, after.since(&first)))
     } else {
         None
@@ -353,8 +647,14 @@ async fn run_at(
         // NB: a pass counts as reconciled after its status write; a short pause lets the calls
         // of a pass that may still be under way land in the window they belong to.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let after = Phase::measure(&server, &cloud, &controller).await;
+        let after = Phase::measure(&backend, &cloud, &controller).await;
         after.since(&first)
+    };
+    let servers_resynced = backend.servers();
+    let lone = if options.label_change {
+        Vec::new()
+    } else {
+        lone_changes(&client, &fleet, options).await?
     };
     let memory = memory_of(pid);
     controller.terminate();
@@ -368,11 +668,63 @@ async fn run_at(
         first: &first,
         resync: &resync,
         bounds: bounds(options),
+        lone,
+        servers: match (
+            servers_at_start,
+            servers_before,
+            servers_ready,
+            servers_resynced,
+        ) {
+            (Some(start), Some(before), Some(ready), Some(resynced)) => Some(json!({
+                "creating_the_bindings": before.json_since(&start),
+                "first_convergence": ready.json_since(&before),
+                "resync": resynced.json_since(&ready),
+            })),
+            _ => None,
+        },
         label_change: label_change
             .as_ref()
             .map(|(time, phase)| (*time, phase, label_change_bound(options))),
     };
     Ok((report.to_json(), report.check()))
+}
+
+/// On the idle fleet, one binding's spec changed at a time ([`LONE_CHANGES`] of them, spread
+/// over the fleet): the time from the change to the bench's watch seeing it Ready at the new
+/// generation, sorted.
+async fn lone_changes(
+    client: &Client,
+    fleet: &Fleet,
+    options: &Options,
+) -> Result<Vec<Duration>, String> {
+    let mut times = Vec::new();
+    for k in 0..LONE_CHANGES {
+        let index = k * options.bindings / LONE_CHANGES;
+        let name = binding_name(index);
+        let api: Api<ResourceTagBinding> =
+            Api::namespaced(client.clone(), &namespace_of(index, options));
+        let patch = json!({"spec": {"tags": {"owner": format!("lone-{k}")}}});
+        let changed = Instant::now();
+        let binding = api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| format!("change {name}: {e}"))?;
+        let generation = binding.metadata.generation.unwrap_or(0);
+        loop {
+            if fleet.ready_at(&name, generation) {
+                break;
+            }
+            if changed.elapsed() > Duration::from_secs(60) {
+                return Err(format!(
+                    "{name} not Ready at generation {generation} within 60 s"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        times.push(changed.elapsed());
+    }
+    times.sort();
+    Ok(times)
 }
 
 /// The fleet's lower bound: first convergence (no tags yet), and the no-change resync (every
@@ -594,14 +946,14 @@ fn is_ready(binding: &Value) -> bool {
 }
 
 async fn wait_all_ready(
-    server: &ApiServer,
+    fleet: &Fleet,
     controller: &Controller,
     options: &Options,
     started: Instant,
 ) -> Result<(), String> {
     let mut last_report = Instant::now();
     loop {
-        let ready = server.count(GROUP, BINDINGS, is_ready);
+        let ready = fleet.ready();
         if ready == options.bindings {
             return Ok(());
         }
@@ -623,7 +975,7 @@ async fn wait_all_ready(
             );
             last_report = Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -683,15 +1035,15 @@ struct Phase {
 }
 
 impl Phase {
-    async fn measure(server: &ApiServer, cloud: &CloudEmulator, controller: &Controller) -> Self {
+    async fn measure(backend: &Backend, cloud: &CloudEmulator, controller: &Controller) -> Self {
         let mut phase = Phase {
             reconciles: reconciles(controller).await,
             passes: passes(controller).await,
             ..Phase::default()
         };
-        for call in server.calls().iter().filter(|c| c.user == OPERATOR) {
+        for call in &backend.calls() {
             if is_status_write(call) {
-                let name = call.call.name.clone().unwrap_or_default();
+                let name = call.name.clone().unwrap_or_default();
                 *phase.status_writes.entry(name).or_default() += 1;
             }
             *phase.api_calls.entry(describe(call)).or_default() += 1;
@@ -807,16 +1159,24 @@ impl Phase {
     }
 }
 
-fn is_status_write(call: &RecordedCall) -> bool {
-    call.call.resource == BINDINGS
-        && call.call.subresource.as_deref() == Some("status")
-        && matches!(call.call.verb.as_str(), "patch" | "update")
+/// The `q` quantile of sorted durations (nearest rank), in seconds.
+fn percentile(sorted: &[Duration], q: f64) -> Option<f64> {
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted
+        .get(rank - 1)
+        .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
-fn describe(call: &RecordedCall) -> String {
-    match &call.call.subresource {
-        Some(sub) => format!("{} {}/{sub}", call.call.verb, call.call.resource),
-        None => format!("{} {}", call.call.verb, call.call.resource),
+fn is_status_write(call: &ApiCall) -> bool {
+    call.resource == BINDINGS
+        && call.subresource.as_deref() == Some("status")
+        && matches!(call.verb.as_str(), "patch" | "update")
+}
+
+fn describe(call: &ApiCall) -> String {
+    match &call.subresource {
+        Some(sub) => format!("{} {}/{sub}", call.verb, call.resource),
+        None => format!("{} {}", call.verb, call.resource),
     }
 }
 
@@ -850,6 +1210,10 @@ struct Report<'a> {
     memory: Memory,
     first: &'a Phase,
     resync: &'a Phase,
+    /// A lone spec change's time to Ready on the idle fleet, sorted.
+    lone: Vec<Duration>,
+    /// kube-apiserver's and etcd's CPU and memory by phase (a real apiserver only).
+    servers: Option<Value>,
     /// With `--label-change`: the time from the change to all its bindings Ready, the phase's
     /// counts, and its lower bound.
     label_change: Option<(Duration, &'a Phase, CallBound)>,
@@ -875,6 +1239,13 @@ impl Report<'_> {
                 .then(|| (target * 10.0).round() / 10.0),
             "controller_peak_rss_mib": mib(self.memory.peak_kib),
             "controller_rss_at_end_mib": mib(self.memory.current_kib),
+            "lone_change_seconds_to_ready": {
+                "changes": self.lone.len(),
+                "p50": percentile(&self.lone, 0.50),
+                "p99": percentile(&self.lone, 0.99),
+                "max": self.lone.last().map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+            },
+            "servers": self.servers,
             "first_convergence": self.first.to_json(self.options.bindings, &self.bounds.0, self.rate),
             "resync": (!self.options.label_change)
                 .then(|| self.resync.to_json(self.options.bindings, &self.bounds.1, self.rate)),

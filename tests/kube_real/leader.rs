@@ -44,17 +44,21 @@ async fn wait_holder(cluster: &Cluster, identity: &str) {
     .await;
 }
 
-/// Waits until `/readyz` answers `code`.
-async fn wait_readyz(controller: &Controller, code: u16) -> String {
-    eventually(&format!("/readyz answers {code}"), || async {
-        let (now, body) = controller.endpoint("/readyz").await;
-        if now == code {
-            Ok(body)
+/// The body of `/readyz` on a standby.
+const STANDBY: &str = "standby: waiting for the Lease tagbinder-system/tagbinder-leader";
+
+/// Waits until `/readyz` answers `code` with a body that holds `body` (before its caches
+/// are synced, a controller answers 503 for that reason).
+async fn wait_readyz(controller: &Controller, code: u16, body: &str) {
+    eventually(&format!("/readyz answers {code} {body}"), || async {
+        let (now, text) = controller.endpoint("/readyz").await;
+        if now == code && text.contains(body) {
+            Ok(())
         } else {
-            Err(format!("{now} {body}"))
+            Err(format!("{now} {text}"))
         }
     })
-    .await
+    .await;
 }
 
 async fn ready(cluster: &Cluster, namespace: &str, name: &str) {
@@ -116,12 +120,8 @@ pub async fn a_standby_takes_over_after_sigterm_and_after_sigkill_on_the_real_ap
         .await;
     ready(&cluster, &namespace, "one").await;
     let second = start("tagbinder-leader-b");
-    let body = wait_readyz(&second, 503).await;
-    assert!(
-        body.contains("standby: waiting for the Lease tagbinder-system/tagbinder-leader"),
-        "{body}"
-    );
-    wait_readyz(&first, 200).await;
+    wait_readyz(&second, 503, STANDBY).await;
+    wait_readyz(&first, 200, "ok").await;
     // Two intervals of the leader: the standby has made no pass.
     let since = passes(&first).await;
     eventually("two more passes of the leader", || async {
@@ -167,7 +167,7 @@ pub async fn a_standby_takes_over_after_sigterm_and_after_sigkill_on_the_real_ap
         first.logs(),
         second.logs()
     );
-    wait_readyz(&second, 200).await;
+    wait_readyz(&second, 200, "ok").await;
     tenant
         .create(&tenant.binding("two", &["leader-g2"], &[("env", "prod")]))
         .await;
@@ -201,7 +201,7 @@ pub async fn a_standby_takes_over_after_sigterm_and_after_sigkill_on_the_real_ap
 
     // SIGKILL: nothing is released; a third replica takes over once the Lease expires.
     let third = start("tagbinder-leader-c");
-    wait_readyz(&third, 503).await;
+    wait_readyz(&third, 503, STANDBY).await;
     let mut second = second;
     second.kill().await;
     // NB: the killed leader's term runs 15 s from its last renewal (every 10 s).
