@@ -20,6 +20,7 @@ pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
         ),
         Cloud::Jdcloud => ("JDCLOUD_ACCESS_KEY", "JDCLOUD_SECRET_KEY"),
+        Cloud::Aws => ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
     }
 }
 
@@ -39,7 +40,12 @@ pub fn access_key(
     let (id_var, secret_var) = env_vars(spec.cloud);
     match (std::env::var(id_var), std::env::var(secret_var)) {
         (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => {
-            Ok(AccessKey::new(id, secret))
+            // NB: the AWS CLI's temporary credentials come with AWS_SESSION_TOKEN.
+            let token = (spec.cloud == Cloud::Aws)
+                .then(|| std::env::var("AWS_SESSION_TOKEN").ok())
+                .flatten()
+                .filter(|token| !token.is_empty());
+            Ok(AccessKey::new(id, secret).with_session_token(token))
         }
         _ => {
             let (field, missing) = match secret_ref {
@@ -112,8 +118,10 @@ fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
             )),
         }
     };
-    Ok(AccessKey::new(
-        value(ACCESS_KEY_ID)?,
-        value(ACCESS_KEY_SECRET)?,
-    ))
+    // NB: AWS's Secret names the secret `secretAccessKey`, as the AWS CLI does, and may hold
+    // the `sessionToken` of temporary credentials.
+    let secret_value =
+        value(ACCESS_KEY_SECRET).or_else(|error| value("secretAccessKey").map_err(|_| error))?;
+    let session_token = value("sessionToken").ok();
+    Ok(AccessKey::new(value(ACCESS_KEY_ID)?, secret_value).with_session_token(session_token))
 }

@@ -5,6 +5,7 @@
 //! Every client is the one chassis ([`client::Client`]) over an API's [`client::Protocol`].
 
 pub mod alibaba;
+pub mod aws;
 pub mod batcher;
 pub mod client;
 #[cfg(test)]
@@ -32,7 +33,7 @@ use crate::tags::{Limits, Tags, TagsByResource};
 
 /// A cloud's tag API, as the reconciler uses it.
 pub trait TagApi: Send + Sync {
-    /// Short cloud name for metrics and messages: `alibaba` or `jdcloud`.
+    /// Short cloud name for metrics and messages: `alibaba`, `jdcloud` or `aws`.
     fn cloud_name(&self) -> &'static str;
 
     /// Batch limits and tag rules of this cloud (and product).
@@ -41,6 +42,18 @@ pub trait TagApi: Send + Sync {
     /// Checks a binding's `resourceType` against what this cloud (product) accepts. The
     /// error says which values are accepted.
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
+
+    /// Checks a binding's `resourceIds` against what this provider can address (AWS: bare ids
+    /// it can compose into ARNs, ARNs of its partition, region, account and type). Default:
+    /// every id is fine.
+    fn check_resource_ids(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<(), String> {
+        let _ = (resource_type, resource_ids);
+        Ok(())
+    }
 
     /// Current tags of the given resources: one entry per requested id (empty when the
     /// resource carries no tags). The client chunks the ids by `limits().resources_per_call`
@@ -258,6 +271,8 @@ pub struct AccessKey {
     /// The access key id (not secret; it appears in every request).
     pub id: String,
     secret: SecretString,
+    /// The session token of temporary credentials (AWS), if any.
+    session_token: Option<SecretString>,
 }
 
 impl AccessKey {
@@ -266,7 +281,19 @@ impl AccessKey {
         AccessKey {
             id: id.into(),
             secret: SecretString::from(secret.into()),
+            session_token: None,
         }
+    }
+
+    /// The same key with the session token of temporary credentials (AWS).
+    pub fn with_session_token(mut self, token: Option<String>) -> Self {
+        self.session_token = token.map(SecretString::from);
+        self
+    }
+
+    /// The session token, for the signer only.
+    pub fn session_token(&self) -> Option<&str> {
+        self.session_token.as_ref().map(|t| t.expose_secret())
     }
 
     /// The secret, for the signer only.
@@ -280,6 +307,10 @@ impl fmt::Debug for AccessKey {
         f.debug_struct("AccessKey")
             .field("id", &self.id)
             .field("secret", &"[redacted]")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }

@@ -36,6 +36,10 @@ const SECRETS_SYNC_PATIENCE: Duration = Duration::from_secs(10);
 pub const ACCESS_KEY_ID: &str = "accessKeyId";
 /// Keys of a credentials Secret (both clouds).
 pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
+/// The secret's key in an AWS credentials Secret (instead of `accessKeySecret`).
+pub const SECRET_ACCESS_KEY: &str = "secretAccessKey";
+/// The optional session token of temporary AWS credentials.
+pub const SESSION_TOKEN: &str = "sessionToken";
 
 /// Shared state of the controller.
 pub struct Context {
@@ -334,8 +338,15 @@ impl Context {
                 )),
             }
         };
-        let key = match (value(ACCESS_KEY_ID), value(ACCESS_KEY_SECRET)) {
-            (Ok(id), Ok(secret_value)) => AccessKey::new(id, secret_value),
+        // NB: AWS's Secret names the secret `secretAccessKey`, as the AWS CLI does, and may hold
+        // the `sessionToken` of temporary credentials.
+        let secret_value =
+            value(ACCESS_KEY_SECRET).or_else(|e| value(SECRET_ACCESS_KEY).map_err(|_| e));
+        let session_token = value(SESSION_TOKEN).ok();
+        let key = match (value(ACCESS_KEY_ID), secret_value) {
+            (Ok(id), Ok(secret_value)) => {
+                AccessKey::new(id, secret_value).with_session_token(session_token)
+            }
             (Err(message), _) | (_, Err(message)) => {
                 return Ok(Err(ClientError::Credentials(message)));
             }
