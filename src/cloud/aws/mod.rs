@@ -101,14 +101,20 @@ impl AwsConfig {
             .collect()
     }
 
-    /// The requested id of each ARN of `ids` (ids whose ARN cannot be composed are left out).
+    /// The requested ids of each ARN of `ids`: one resource may be named twice, by bare id and
+    /// by ARN (ids whose ARN cannot be composed are left out).
     fn ids_by_arn<'a>(
         &self,
         resource_type: &str,
         ids: impl Iterator<Item = &'a String>,
-    ) -> std::collections::HashMap<String, String> {
-        ids.filter_map(|id| Some((self.scope.arn(resource_type, id).ok()?, id.clone())))
-            .collect()
+    ) -> std::collections::HashMap<String, Vec<String>> {
+        let mut by_arn: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for id in ids {
+            if let Ok(arn) = self.scope.arn(resource_type, id) {
+                by_arn.entry(arn).or_default().push(id.clone());
+            }
+        }
+        by_arn
     }
 
     fn is_reserved(&self, key: &str) -> bool {
@@ -215,9 +221,9 @@ impl Protocol for AwsConfig {
                 .get("ResourceARN")
                 .and_then(Value::as_str)
                 .ok_or("a mapping without ResourceARN")?;
-            let id = match &requested {
+            let ids: Vec<String> = match &requested {
                 Some(requested) => match requested.get(arn) {
-                    Some(id) => id.clone(),
+                    Some(ids) => ids.clone(),
                     None => continue,
                 },
                 None => {
@@ -228,12 +234,10 @@ impl Protocol for AwsConfig {
                     if !same {
                         continue;
                     }
-                    arn.to_string()
+                    vec![arn.to_string()]
                 }
             };
-            let Some(tags) = admit.entry(observed, &id) else {
-                continue;
-            };
+            let mut listed = Tags::new();
             for tag in mapping
                 .get("Tags")
                 .and_then(Value::as_array)
@@ -246,7 +250,12 @@ impl Protocol for AwsConfig {
                     .ok_or("a tag without Key")?;
                 let value = tag.get("Value").and_then(Value::as_str).unwrap_or("");
                 if !self.is_reserved(key) {
-                    tags.insert(key.to_string(), value.to_string());
+                    listed.insert(key.to_string(), value.to_string());
+                }
+            }
+            for id in ids {
+                if let Some(tags) = admit.entry(observed, &id) {
+                    tags.extend(listed.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
             }
         }
@@ -304,13 +313,15 @@ impl Protocol for AwsConfig {
             Some(Value::Object(failed)) => failed.clone(),
             Some(_) => return Err("FailedResourcesMap is not a map".to_string()),
         };
-        Ok(failures_of_call(
-            resource_ids,
-            failed.iter().map(|(arn, info)| {
-                let id = ids.get(arn).cloned().unwrap_or_else(|| arn.clone());
-                (id, errors::resource_error(info))
-            }),
-        ))
+        let failures = failed.iter().flat_map(|(arn, info)| {
+            let error = errors::resource_error(info);
+            ids.get(arn)
+                .cloned()
+                .unwrap_or_else(|| vec![arn.clone()])
+                .into_iter()
+                .map(move |id| (id, error.clone()))
+        });
+        Ok(failures_of_call(resource_ids, failures))
     }
 
     fn sign(&self, call: &AwsCall) -> Result<HttpRequest, CloudError> {
