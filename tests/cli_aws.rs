@@ -26,10 +26,7 @@ fn example_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
-    for entry in std::fs::read_dir(example()).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, manifests.join(path.file_name().unwrap())).unwrap();
-    }
+    common::copy_flat(&example(), &manifests);
     dir
 }
 
@@ -90,7 +87,7 @@ fn the_example_converges_then_changes_nothing_then_prunes() {
     let (ok, out) = apply(dir.path());
     assert!(ok, "{out}");
     assert!(
-        out.contains("Apply: 0 write call(s); 4 of 4 binding(s) Ready."),
+        out.contains("Apply: nothing changed; 4 of 4 binding(s) Ready."),
         "{out}"
     );
 

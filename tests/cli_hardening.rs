@@ -847,11 +847,55 @@ fn prune_removed_says_what_it_removed_and_counts_its_calls() {
         binding("team", "web", "g1", "{env: prod}"),
     )
     .unwrap();
+    // `plan --prune-removed` shows the prune key by key, as pending, and writes nothing;
+    // plain `plan` only says the binding is no longer declared.
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--detailed-exitcode",
+        ];
+        args.extend_from_slice(extra);
+        tagbinder(dir.path(), &args)
+    };
+    let preview = plan(&["--prune-removed"]);
+    let out = stdout(&preview);
+    assert_eq!(
+        preview.status.code(),
+        Some(2),
+        "{out}\n{}",
+        stderr(&preview)
+    );
+    assert!(
+        out.contains("team/old (aliyun): no longer declared"),
+        "{out}"
+    );
+    assert!(out.contains("- tier=web (pruned) on g2"), "{out}");
+    assert!(
+        out.contains("apply --prune-removed would remove its tags from 1 resource(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Plan: 1 resource(s) to update: 0 tag(s) to add, 0 to change, 1 to prune."),
+        "{out}"
+    );
+    assert_eq!(cloud_tags(dir.path(), "g2")["tier"], "web");
+    let plain = plan(&[]);
+    let out = stdout(&plain);
+    assert_eq!(plain.status.code(), Some(0), "{out}");
+    assert!(!out.contains("(pruned)"), "{out}");
+    assert!(out.contains("`plan --prune-removed` shows"), "{out}");
+
     let output = apply(dir.path(), &["--prune-removed"]);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}");
     assert!(out.contains("- tier=web (pruned) on g2"), "{out}");
-    assert!(out.contains("Apply: 1 write call(s)"), "{out}");
+    assert!(
+        out.contains("Apply: 1 resource(s) updated: 0 tag(s) added, 0 changed, 1 pruned"),
+        "{out}"
+    );
     assert_eq!(cloud_tags(dir.path(), "g2"), serde_json::json!({}));
 
     // A removed binding whose tag someone changed since: nothing is removed, and it says so.
@@ -874,7 +918,7 @@ fn prune_removed_says_what_it_removed_and_counts_its_calls() {
     assert!(output.status.success(), "{out}");
     assert!(out.contains("nothing removed"), "{out}");
     assert!(!out.contains("were removed"), "{out}");
-    assert!(out.contains("Apply: 0 write call(s)"), "{out}");
+    assert!(out.contains("Apply: nothing changed"), "{out}");
     assert_eq!(cloud_tags(dir.path(), "g2")["tier"], "by-hand");
 }
 

@@ -6,7 +6,7 @@
 #[allow(dead_code)]
 #[path = "common/cli.rs"]
 mod common;
-use common::tagbinder;
+use common::{copy_flat, tagbinder};
 
 use std::path::{Path, PathBuf};
 
@@ -25,10 +25,7 @@ fn example_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
-    for entry in std::fs::read_dir(example()).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, manifests.join(path.file_name().unwrap())).unwrap();
-    }
+    copy_flat(&example(), &manifests);
     dir
 }
 

@@ -14,6 +14,8 @@ pub const DRIFTED: &str = "Drifted";
 pub mod reason {
     /// Every resource carries every declared tag.
     pub const SYNCED: &str = "Synced";
+    /// A TagProvider's Ready condition: the cloud answers its calls.
+    pub const REACHABLE: &str = "Reachable";
     /// Work is under way.
     pub const PROGRESSING: &str = "Progressing";
     /// Some resources failed; the rest converged.
@@ -22,6 +24,9 @@ pub mod reason {
     pub const PROVIDER_ERROR: &str = "ProviderError";
     /// The cloud rejected the access key or signature, or denied access.
     pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    /// The provider's `spec.credentials.secretRef` names a Secret outside the controller's
+    /// credentials namespace (`--credentials-namespace`), the only one whose Secrets it reads.
+    pub const SECRET_NOT_IN_CREDENTIALS_NAMESPACE: &str = "SecretNotInCredentialsNamespace";
     /// The referenced TagProvider does not exist.
     pub const PROVIDER_NOT_FOUND: &str = "ProviderNotFound";
     /// The provider's `allowedNamespaces` excludes the binding's namespace.

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
     status = "TagProviderStatus",
     printcolumn = r#"{"name":"CLOUD","type":"string","jsonPath":".spec.cloud"}"#,
     printcolumn = r#"{"name":"REGION","type":"string","jsonPath":".spec.region"}"#,
+    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"REASON","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"LAST-CALL","type":"date","jsonPath":".status.lastSuccessfulCallTime"}"#,
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -194,7 +197,12 @@ pub struct TagProviderStatus {
     /// Generation last observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// kstatus conditions.
+    /// kstatus conditions: `Ready` (reason `Reachable`; or `CredentialsInvalid`,
+    /// `ProviderError`, `InvalidSpec`), set from the passes of the provider's bindings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// When a call of the provider last succeeded (RFC 3339; refreshed at most every five
+    /// minutes while calls succeed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_call_time: Option<String>,
 }

@@ -30,12 +30,30 @@ use crate::tags::{Ownership, Tags};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Observe and plan only.
-    Plan,
+    Plan {
+        /// Also show what `apply --prune-removed` would remove for bindings that left the
+        /// files (read and planned, never written).
+        prune_removed: bool,
+    },
     /// Write, and record ownership.
     Apply {
         /// Prune the tags of bindings that left the files.
         prune_removed: bool,
     },
+}
+
+impl Command {
+    /// `plan`: nothing is written, the state file is not saved.
+    pub fn is_plan(self) -> bool {
+        matches!(self, Command::Plan { .. })
+    }
+
+    /// Bindings that left the files are pruned (`apply`) or their prune is shown (`plan`).
+    pub fn prunes_removed(self) -> bool {
+        match self {
+            Command::Plan { prune_removed } | Command::Apply { prune_removed } => prune_removed,
+        }
+    }
 }
 
 /// A binding ready to run: its identity, provider, claims.
@@ -53,8 +71,18 @@ struct Declared<'a> {
     target: Option<Target>,
 }
 
-/// Runs the command; `Err` holds one line per problem (nothing was written then).
-pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<String>> {
+/// Asked, before `apply` writes, with the plan of the same run (read under the same lock):
+/// `true` to go on.
+pub type Confirm<'a> = &'a (dyn Fn(&Report) -> bool + Sync);
+
+/// Runs the command; `Err` holds one line per problem (nothing was written then). With
+/// `confirm`, an `apply` first plans (reading the cloud, writing nothing), and writes only if
+/// `confirm` says so.
+pub async fn run(
+    args: &CommonArgs,
+    command: Command,
+    confirm: Option<Confirm<'_>>,
+) -> Result<Report, Vec<String>> {
     let manifests = manifests::load(&args.files, args.strict).map_err(lines)?;
     for note in &manifests.skipped {
         eprintln!("note: {note}");
@@ -62,16 +90,12 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
     // NB: held until this function returns, after the state file is saved; `apply` also
     // checks here, before any cloud write, that the state file can be written.
     let _lock = match command {
-        Command::Plan => StateLock::for_plan(&args.state, args.lock_timeout),
+        Command::Plan { .. } => StateLock::for_plan(&args.state, args.lock_timeout),
         Command::Apply { .. } => StateLock::for_apply(&args.state, args.lock_timeout).map(Some),
     }
     .map_err(|e| vec![e])?;
     let mut state = StateFile::load(&args.state).map_err(|e| vec![e])?;
     journal::load_pending(&args.state, &mut state).map_err(|e| vec![e])?;
-    if command != Command::Plan {
-        let journal = Journal::open(&args.state, &state);
-        state.journal = JournalHandle(Some(Arc::new(journal)));
-    }
     let cloud = match &args.embedded_cloud {
         Some(path) => Some(start_embedded_cloud(path, &manifests).await?),
         None => None,
@@ -84,6 +108,29 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
         observer: None,
         default_rate_limit: true,
     };
+    announce(&manifests, &options, command).map_err(lines)?;
+    if let Some(confirm) = confirm.filter(|_| !command.is_plan()) {
+        // NB: the plan runs on a copy of the state, with no journal: it records nothing.
+        let mut preview_state = state.clone();
+        let preview_command = Command::Plan {
+            prune_removed: command.prunes_removed(),
+        };
+        let preview = run_with(
+            &manifests,
+            &mut preview_state,
+            &options,
+            preview_command,
+            Strategy::Batched,
+        )
+        .await?;
+        if !confirm(&preview) {
+            return Err(vec!["apply cancelled: nothing was written".to_string()]);
+        }
+    }
+    if !command.is_plan() {
+        let journal = Journal::open(&args.state, &state);
+        state.journal = JournalHandle(Some(Arc::new(journal)));
+    }
     let result = run_with(&manifests, &mut state, &options, command, Strategy::Batched).await;
     if let Some(cloud) = cloud {
         cloud
@@ -92,7 +139,7 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
             .map_err(|e| vec![format!("embedded cloud: cannot save its state: {e}")])?;
     }
     let mut report = result?;
-    if command != Command::Plan {
+    if !command.is_plan() {
         state.save(&args.state).map_err(|e| vec![e])?;
         journal::clear(&args.state).map_err(|e| vec![e])?;
     }
@@ -101,6 +148,41 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
         .as_ref()
         .map(|p| p.display().to_string());
     Ok(report)
+}
+
+/// The run's header on standard error: what it runs against, per provider in the files,
+/// and where each one's credentials come from (never the credentials themselves).
+fn announce(
+    manifests: &Manifests,
+    options: &ClientOptions,
+    command: Command,
+) -> Result<(), Vec<ManifestError>> {
+    use std::io::Write as _;
+    let verb = if command.is_plan() { "plan" } else { "apply" };
+    let mut header = match &options.endpoint_override {
+        Some(url) => format!(
+            "tagbinder {verb}: against the embedded cloud at {url} (no real cloud is called)\n"
+        ),
+        None => format!("tagbinder {verb}: against the clouds' endpoints below\n"),
+    };
+    for (name, provider) in &manifests.providers {
+        let spec = &provider.value.spec;
+        let credentials = super::credentials::source_of(provider, manifests);
+        // NB: a client built with a placeholder key only to name its endpoint; the run's own
+        // clients are built with the real key, which reports a missing key with its field.
+        let key = crate::cloud::AccessKey::new("-".to_string(), "-".to_string());
+        let endpoint = client_for(spec, key, options)
+            .map(|client| client.endpoint().to_string())
+            .map_err(|e| vec![ManifestError::at(&provider.source, e.field, e.rule)])?;
+        header.push_str(&format!(
+            "  {name}: {cloud} {region} at {endpoint}, credentials from {credentials}\n",
+            name = output::clean(name),
+            cloud = format!("{:?}", spec.cloud).to_lowercase(),
+            region = output::clean(&spec.region),
+        ));
+    }
+    let _ = write!(anstream::stderr(), "{header}");
+    Ok(())
 }
 
 fn lines(errors: Vec<ManifestError>) -> Vec<String> {
@@ -169,16 +251,12 @@ pub async fn run_with(
     let claims = Claims::of(&declared, manifests);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let mut report = Report {
-        command: if command == Command::Plan {
-            "plan"
-        } else {
-            "apply"
-        },
+        command: if command.is_plan() { "plan" } else { "apply" },
         ..Report::default()
     };
     let outcomes = reconcile_groups(&declared, &claims, &clients, state, command, strategy).await;
     for (binding, outcome) in declared.iter().zip(outcomes) {
-        if command != Command::Plan && !binding.binding.value.spec.suspend {
+        if !command.is_plan() && !binding.binding.value.spec.suspend {
             record(state, manifests, binding, &outcome);
         }
         report.bindings.push(binding_report(binding, &outcome));
@@ -222,7 +300,7 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
         if tags == 0 {
             continue;
         }
-        let verb = if command == Command::Plan {
+        let verb = if command.is_plan() {
             "apply would remove"
         } else {
             "this apply removes"
@@ -350,11 +428,7 @@ fn build_clients(
     options: &ClientOptions,
 ) -> Result<BTreeMap<String, ProviderClient>, Vec<ManifestError>> {
     let mut needed: BTreeSet<&str> = declared.iter().map(|d| d.provider.as_str()).collect();
-    if command
-        == (Command::Apply {
-            prune_removed: true,
-        })
-    {
+    if command.prunes_removed() {
         needed.extend(removed.iter().map(|r| r.provider.as_str()));
     }
     let mut clients = BTreeMap::new();
@@ -876,12 +950,11 @@ async fn handle_removed(
         message: "its tags are kept; `apply --prune-removed` removes them (by its deletionPolicy)"
             .to_string(),
     };
-    if command
-        != (Command::Apply {
-            prune_removed: true,
-        })
-    {
+    if !command.prunes_removed() {
         return report;
+    }
+    if command.is_plan() {
+        return preview_removed(gone, claims, clients, report).await;
     }
     if gone.mode == BindingMode::Observe {
         state.bindings.remove(&key);
@@ -967,6 +1040,92 @@ async fn handle_removed(
         state.bindings.insert(key, entry);
         report.action = "failed";
         report.message = format!("pruning failed: {}", outcome.readiness.message);
+    }
+    report
+}
+
+/// `plan --prune-removed`: what `apply --prune-removed` would do for a binding that left the
+/// files, key by key, from a read of its resources; nothing is written and its record stays.
+async fn preview_removed(
+    gone: BindingState,
+    claims: &PlanClaims<'_>,
+    clients: &BTreeMap<String, ProviderClient>,
+    mut report: RemovedReport,
+) -> RemovedReport {
+    if gone.mode == BindingMode::Observe {
+        report.action = "orphaned";
+        report.message = "apply --prune-removed would drop its record without a write (mode \
+                          Observe): its tags stay on the resources"
+            .to_string();
+        return report;
+    }
+    if gone.deletion_policy == DeletionPolicy::Orphan {
+        report.action = "orphaned";
+        report.message = "apply --prune-removed would leave its tags on the resources \
+                          (deletionPolicy Orphan) and drop its record"
+            .to_string();
+        return report;
+    }
+    let Some(client) = clients.get(&gone.provider) else {
+        report.action = "failed";
+        report.message = format!(
+            "TagProvider {:?} is not among the given files; apply --prune-removed could not \
+             prune",
+            gone.provider
+        );
+        return report;
+    };
+    let id = BindingId {
+        created: None,
+        namespace: gone.namespace.clone(),
+        name: gone.name.clone(),
+    };
+    let owned: Ownership = gone.applied.to_ownership();
+    // NB: a plan records nothing: the intents of a plan are never kept.
+    let intents = JournalIntents::new(&JournalHandle(None), &gone.resource_type);
+    let member = Member {
+        binding: &id,
+        desired: &Tags::new(),
+        resource_ids: &[],
+        resolution: None,
+        match_tags: None,
+        deletion_policy: gone.deletion_policy,
+        owned: &owned,
+        claims,
+        mode: Mode::PlanOnly,
+    };
+    let outcome = pass_group(client, &gone.resource_type, &[member], &intents)
+        .await
+        .pop()
+        .unwrap_or_else(|| unreachable!("pass_group answers one outcome per member"));
+    if let Some(error) = &outcome.error {
+        report.action = "failed";
+        report.message = format!("not planned (read failed): {}", error);
+        return report;
+    }
+    report.changes = outcome
+        .plan
+        .as_ref()
+        .map(output::changes_of)
+        .unwrap_or_default();
+    report.write_calls = outcome
+        .plan
+        .as_ref()
+        .map(|p| p.untag_batches.len())
+        .unwrap_or(0);
+    let pruned = output::distinct_resources(report.changes.iter().filter(|c| c.action == "prune"));
+    if pruned == 0 {
+        report.action = "released";
+        report.message = "apply --prune-removed would remove nothing (its tags were changed or \
+                          removed since it applied them, or another binding declares them) and \
+                          drop its record"
+            .to_string();
+    } else {
+        report.action = "pruned";
+        report.message = format!(
+            "apply --prune-removed would remove its tags from {pruned} resource(s) and drop its \
+             record"
+        );
     }
     report
 }

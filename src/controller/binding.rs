@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
@@ -16,6 +17,7 @@ use super::cache::{self, Meta};
 use super::context::CloudClient;
 use super::context::{ClientError, Context, Record, jittered};
 use super::fleet::Submission;
+use super::provider_status::{self, Health};
 use super::{Error, FIELD_MANAGER, FINALIZER, status};
 use crate::api::conditions::reason;
 use crate::api::{
@@ -24,6 +26,7 @@ use crate::api::{
 };
 use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim};
+use crate::reconcile::changes::{self, ChangeAction, KeyChange};
 use crate::reconcile::fleet::{Target, binding_id, binding_key};
 use crate::reconcile::round::run_round;
 use crate::reconcile::{Mode, Outcome, PassInput, Readiness, gate};
@@ -43,9 +46,11 @@ pub async fn reconcile(
     // watch event brings the pass. The fleet's round keeps waiting for it meanwhile.
     let adds_finalizer = binding.metadata.deletion_timestamp.is_none()
         && !binding.finalizers().iter().any(|f| f == FINALIZER);
+    // NB: a binding submitted to the fleet is counted when its pass ends, with its result.
+    let submitted = AtomicBool::new(false);
     let result = finalizer(&api, FINALIZER, binding, |event| async {
         match event {
-            Event::Apply(binding) => apply(binding, &ctx).await,
+            Event::Apply(binding) => apply(binding, &ctx, &submitted).await,
             Event::Cleanup(binding) => cleanup(&binding, &ctx).await,
         }
     })
@@ -58,8 +63,10 @@ pub async fn reconcile(
         Ok(_) => "ok",
         Err(error) => error.metric_label(),
     };
-    ctx.metrics
-        .reconciled(label, started.elapsed().as_secs_f64());
+    if !(submitted.load(Ordering::Relaxed) && result.is_ok()) {
+        ctx.metrics
+            .reconciled(label, started.elapsed().as_secs_f64());
+    }
     tracing::debug!(binding = %key, result = label, "reconciled");
     result
 }
@@ -132,20 +139,35 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             ),
         )));
     };
-    match ctx.cloud_client(&provider).await? {
-        Ok(client) => Ok(Gate::Open(Box::new(client))),
+    let gate = match ctx.cloud_client(&provider).await? {
+        Ok(client) => return Ok(Gate::Open(Box::new(client))),
         Err(ClientError::Credentials(message)) => {
-            Ok(Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message)))
+            Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message))
         }
-        Err(ClientError::Forbidden(message)) => Ok(Gate::Forbidden(stalled(
-            reason::CREDENTIALS_INVALID,
+        Err(ClientError::Forbidden(message)) => {
+            Gate::Forbidden(stalled(reason::CREDENTIALS_INVALID, message))
+        }
+        Err(ClientError::OutsideCredentialsNamespace(message)) => Gate::Closed(stalled(
+            reason::SECRET_NOT_IN_CREDENTIALS_NAMESPACE,
             message,
-        ))),
-        Err(ClientError::Spec(message)) => Ok(Gate::Closed(stalled(reason::INVALID_SPEC, message))),
+        )),
+        Err(ClientError::Spec(message)) => Gate::Closed(stalled(reason::INVALID_SPEC, message)),
+    };
+    if let Gate::Closed(readiness) | Gate::Forbidden(readiness) = &gate {
+        let health = Health::Failing {
+            reason: readiness.reason,
+            message: readiness.message.clone(),
+        };
+        provider_status::report(ctx, &binding.spec.provider_ref.name, health).await;
     }
+    Ok(gate)
 }
 
-async fn apply(binding: Arc<ResourceTagBinding>, ctx: &Context) -> Result<Action, Error> {
+async fn apply(
+    binding: Arc<ResourceTagBinding>,
+    ctx: &Context,
+    submitted: &AtomicBool,
+) -> Result<Action, Error> {
     let key = binding_key(&binding);
     let (readiness, next) = match gate(&binding, ctx).await? {
         Gate::Open(_) if binding.spec.suspend => {
@@ -161,6 +183,7 @@ async fn apply(binding: Arc<ResourceTagBinding>, ctx: &Context) -> Result<Action
             return Ok(Action::await_change());
         }
         Gate::Open(client) => {
+            submitted.store(true, Ordering::Relaxed);
             ctx.fleet.submit(
                 key,
                 Submission {
@@ -221,10 +244,20 @@ pub(super) enum Next {
     AwaitChange,
 }
 
-/// After a pass of a round: metrics, the status (only when it changed), events.
-pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &Context) -> Next {
+/// After a pass of a round that took `seconds`: metrics, the status (only when it changed),
+/// events.
+pub(super) async fn finish(
+    binding: &ResourceTagBinding,
+    outcome: &Outcome,
+    seconds: f64,
+    ctx: &Context,
+) -> Next {
     let key = binding_key(binding);
+    ctx.metrics.reconciled(pass_result(outcome), seconds);
     ctx.metrics.passed(&binding.spec.provider_ref.name);
+    if let Some(health) = provider_status::health_of(&outcome.readiness) {
+        provider_status::report(ctx, &binding.spec.provider_ref.name, health).await;
+    }
     ctx.metrics.drift_corrected(outcome.writes.drift_corrected);
     ctx.metrics.set_ready(&key, Some(outcome.is_ready()));
     ctx.metrics.set_drifted(
@@ -271,6 +304,16 @@ pub(super) async fn finish(binding: &ResourceTagBinding, outcome: &Outcome, ctx:
         return Next::AwaitChange;
     }
     Next::Sweep
+}
+
+/// The `result` label of a pass in `tagbinder_reconcile_total`: a pass that left resources
+/// failed is not `ok`.
+fn pass_result(outcome: &Outcome) -> &'static str {
+    match outcome.readiness.reason {
+        reason::PARTIAL_FAILURE => "partial_failure",
+        reason::PROVIDER_ERROR | reason::CREDENTIALS_INVALID => "cloud_error",
+        _ => "ok",
+    }
 }
 
 async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Error> {
@@ -336,15 +379,13 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         && outcome.error.is_none()
     {
         ctx.ownership_recorded(binding);
-        if outcome.writes.pruned > 0 {
+        log_writes(binding, &outcome.changes);
+        if let Some(note) = changes::describe_all(&outcome.changes, ChangeAction::Pruned) {
             publish(
                 binding,
                 EventType::Normal,
                 "Pruned",
-                format!(
-                    "removed {} tag(s) this binding applied",
-                    outcome.writes.pruned
-                ),
+                format!("on deletion, {note}"),
                 ctx,
             )
             .await;
@@ -607,39 +648,15 @@ fn previous_message(binding: &ResourceTagBinding) -> Option<&str> {
 
 async fn publish_events(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &Context) {
     let previous_reason = previous_reason(binding);
-    let writes = outcome.writes;
-    if writes.drift_corrected > 0 {
-        publish(
-            binding,
-            EventType::Normal,
-            "DriftCorrected",
-            format!(
-                "rewrote {} tag(s) changed out of band",
-                writes.drift_corrected
-            ),
-            ctx,
-        )
-        .await;
-    }
-    if writes.applied > writes.drift_corrected {
-        publish(
-            binding,
-            EventType::Normal,
-            "TagsApplied",
-            format!("applied {} tag(s)", writes.applied - writes.drift_corrected),
-            ctx,
-        )
-        .await;
-    }
-    if writes.pruned > 0 {
-        publish(
-            binding,
-            EventType::Normal,
-            "Pruned",
-            format!("removed {} tag(s) no longer declared", writes.pruned),
-            ctx,
-        )
-        .await;
+    log_writes(binding, &outcome.changes);
+    for (action, reason) in [
+        (ChangeAction::Rewrote, "DriftCorrected"),
+        (ChangeAction::Applied, "TagsApplied"),
+        (ChangeAction::Pruned, "Pruned"),
+    ] {
+        if let Some(note) = changes::describe_all(&outcome.changes, action) {
+            publish(binding, EventType::Normal, reason, note, ctx).await;
+        }
     }
     let reason = outcome.readiness.reason;
     if previous_reason != Some(reason)
@@ -658,6 +675,51 @@ async fn publish_events(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &C
     }
 }
 
+/// One info line per write call of the pass (tag, untag): the binding, its provider, the call,
+/// the keys and how many resources. Tag values stay in the events and at debug level.
+fn log_writes(binding: &ResourceTagBinding, changes: &[KeyChange]) {
+    for call in ["TagResources", "UntagResources"] {
+        let of_call: Vec<&KeyChange> = changes.iter().filter(|c| c.action.call() == call).collect();
+        if of_call.is_empty() {
+            continue;
+        }
+        let keys: BTreeSet<&str> = of_call.iter().map(|c| c.key.as_str()).collect();
+        let resources: BTreeSet<&str> = of_call
+            .iter()
+            .flat_map(|c| c.resources.iter().map(String::as_str))
+            .collect();
+        tracing::info!(
+            binding = %binding_key(binding),
+            provider = %binding.spec.provider_ref.name,
+            action = call,
+            keys = %keys.into_iter().collect::<Vec<_>>().join(","),
+            resources = resources.len(),
+            "wrote tags"
+        );
+        for change in of_call {
+            tracing::debug!(binding = %binding_key(binding), "{}", change.describe());
+        }
+    }
+}
+
+/// The longest event note the API server takes (events.k8s.io/v1 `note`: 1 kB).
+const NOTE_LIMIT: usize = 1024;
+
+/// `note` cut to [`NOTE_LIMIT`] bytes at a character boundary, saying it was cut.
+fn within_note_limit(mut note: String) -> String {
+    const CUT: &str = " ...";
+    if note.len() <= NOTE_LIMIT {
+        return note;
+    }
+    let mut end = NOTE_LIMIT - CUT.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note.truncate(end);
+    note.push_str(CUT);
+    note
+}
+
 async fn publish(
     binding: &ResourceTagBinding,
     type_: EventType,
@@ -668,7 +730,7 @@ async fn publish(
     let event = KubeEvent {
         type_,
         reason: reason.to_string(),
-        note: Some(note),
+        note: Some(within_note_limit(note)),
         action: "Reconcile".to_string(),
         secondary: None,
     };

@@ -68,6 +68,8 @@ pub struct Context {
     /// Whether every store of `secrets` has been filled once.
     pub secrets_synced: Vec<Synced>,
     secrets_patience_spent: AtomicBool,
+    /// The only namespace whose Secrets providers may reference (`--credentials-namespace`).
+    pub credentials_namespace: String,
     /// Held while a client is built (its Secret read).
     building: tokio::sync::Mutex<()>,
     clients: Mutex<HashMap<String, CachedClient>>,
@@ -75,6 +77,8 @@ pub struct Context {
     /// Ownership records (and intents) written to `status` that the cache's copy of the
     /// binding does not show yet, or whose status write failed.
     unrecorded: Arc<Unrecorded>,
+    /// The providers' health last written to their status.
+    pub(super) provider_health: super::provider_status::ProviderHealth,
 }
 
 /// Records written to `status` that the cache's copy of the binding does not show yet, or
@@ -137,6 +141,9 @@ pub enum ClientError {
     Credentials(String),
     /// The controller may not read the Secret (403): `CredentialsInvalid`, until RBAC changes.
     Forbidden(String),
+    /// The provider's Secret is outside the credentials namespace, the only namespace whose
+    /// Secrets the controller reads: `SecretNotInCredentialsNamespace`.
+    OutsideCredentialsNamespace(String),
     /// Provider spec unusable: `InvalidSpec`.
     Spec(String),
 }
@@ -168,17 +175,32 @@ impl Context {
             secrets: Vec::new(),
             secrets_synced: Vec::new(),
             secrets_patience_spent: AtomicBool::new(false),
+            credentials_namespace: super::leader::pod_namespace(),
             building: tokio::sync::Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             unrecorded: Arc::default(),
+            provider_health: Default::default(),
         }
+    }
+
+    /// Writes `TagProvider.status` from the passes (cluster-wide mode only: a namespaced
+    /// controller sees some of a provider's bindings, and another one may see others).
+    pub fn with_provider_status(mut self) -> Self {
+        self.provider_health = super::provider_status::ProviderHealth::enabled();
+        self
     }
 
     /// Shares the kept records with the bindings' watch, which forgets each once the cache
     /// carries it ([`Unrecorded::seen`]).
     pub fn with_unrecorded(mut self, unrecorded: Arc<Unrecorded>) -> Self {
         self.unrecorded = unrecorded;
+        self
+    }
+
+    /// The only namespace whose Secrets providers may reference (default: the pod's).
+    pub fn with_credentials_namespace(mut self, namespace: String) -> Self {
+        self.credentials_namespace = namespace;
         self
     }
 
@@ -300,6 +322,20 @@ impl Context {
             ))));
         };
         let reference = &credentials.secret_ref;
+        if reference.namespace != self.credentials_namespace {
+            // NB: the Secret is not read: the controller has no access outside the credentials
+            // namespace, and must not use any it was granted by mistake.
+            return Ok(Err(ClientError::OutsideCredentialsNamespace(format!(
+                "TagProvider {name:?} spec.credentials.secretRef names Secret {}/{}, but the \
+                 controller reads credentials Secrets only in its credentials namespace {:?} \
+                 (tagbinder run --credentials-namespace, Helm value credentialsNamespace): move \
+                 the Secret to namespace {:?} and set secretRef.namespace to it",
+                reference.namespace,
+                reference.name,
+                self.credentials_namespace,
+                self.credentials_namespace
+            ))));
+        }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &reference.namespace);
         let secret = match api.get_opt(&reference.name).await {
             Ok(Some(secret)) => secret,

@@ -662,10 +662,12 @@ async fn run_group(ctx: &Arc<Context>, resource_type: String, mut members: Vec<(
                 Some((key, submission))
             })
             .collect();
+        let started = Instant::now();
         let passed = pass_group(ctx, &resource_type, chunk).await;
+        let seconds = started.elapsed().as_secs_f64();
         futures::stream::iter(passed)
             .map(|(key, binding, outcome)| async move {
-                let next = super::binding::finish(&binding, &outcome, ctx).await;
+                let next = super::binding::finish(&binding, &outcome, seconds, ctx).await;
                 match next {
                     super::binding::Next::Sweep => ctx.fleet.register(key, &binding),
                     super::binding::Next::Retry => {

@@ -9,6 +9,7 @@ pub mod fleet;
 mod intents;
 mod leader;
 pub mod metrics;
+mod provider_status;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -90,6 +91,12 @@ pub struct RunArgs {
     /// account, else `default`).
     #[arg(long)]
     pub lease_namespace: Option<String>,
+    /// The only namespace whose Secrets the controller reads: every TagProvider's
+    /// `spec.credentials.secretRef` must name a Secret there (as cert-manager's cluster
+    /// resource namespace). Default: the pod's namespace, from POD_NAMESPACE or the service
+    /// account, else `default`.
+    #[arg(long, value_name = "NS")]
+    pub credentials_namespace: Option<String>,
     /// Bindings reconciled at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
@@ -301,7 +308,12 @@ pub async fn run_controller(
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
 
-    let (secrets_stream, secret_stores) = secret_watches(&client, args.namespace.as_deref());
+    let credentials_namespace = args
+        .credentials_namespace
+        .clone()
+        .unwrap_or_else(leader::pod_namespace);
+    tracing::info!(namespace = %credentials_namespace, "credentials Secrets are read in this namespace only");
+    let (secrets_stream, secret_stores) = secret_watch(&client, &credentials_namespace);
 
     let http = match http_client() {
         Ok(http) => http,
@@ -317,19 +329,22 @@ pub async fn run_controller(
         observer: Some(metrics.clone()),
         default_rate_limit: true,
     };
-    let ctx = Arc::new(
-        Context::new(
-            client,
-            bindings.clone(),
-            providers_store.clone(),
-            providers_synced.clone(),
-            metrics.clone(),
-            options,
-            fleet.clone(),
-        )
-        .with_secrets(secret_stores)
-        .with_unrecorded(unrecorded),
-    );
+    let mut ctx = Context::new(
+        client,
+        bindings.clone(),
+        providers_store.clone(),
+        providers_synced.clone(),
+        metrics.clone(),
+        options,
+        fleet.clone(),
+    )
+    .with_credentials_namespace(credentials_namespace)
+    .with_secrets(secret_stores)
+    .with_unrecorded(unrecorded);
+    if args.namespace.is_none() {
+        ctx = ctx.with_provider_status();
+    }
+    let ctx = Arc::new(ctx);
     let rounds = tokio::spawn(fleet::run(ctx.clone()));
     let reports = tokio::spawn(report_undecodable(ctx.clone(), undecodable_reports));
 
@@ -469,38 +484,25 @@ type SecretWatch = (
     Vec<(reflector::Store<PartialObjectMeta<Secret>>, Synced)>,
 );
 
-/// Metadata-only watches of the Secrets that providers may reference, with their caches:
-/// every namespace, or with `--namespace`, that namespace and the controller's own (where the
-/// chart keeps credentials), so that a namespaced install needs no cluster-wide access to
-/// Secrets. A change of a Secret triggers its providers' bindings; a pass reads a Secret only
-/// when its resourceVersion in the cache is not the one its client was built from.
-fn secret_watches(client: &Client, namespace: Option<&str>) -> SecretWatch {
-    let watch = |api: Api<PartialObjectMeta<Secret>>| {
-        let (store, writer) = reflector::store();
-        let synced = Synced::default();
-        let stream = reflector::reflector(
-            writer,
-            watcher(api, watcher::Config::default().any_semantic()),
-        )
-        .default_backoff()
-        .inspect_ok(marks_synced(&synced))
-        .applied_objects();
-        (stream, (store, synced))
-    };
-    let Some(namespace) = namespace else {
-        let (stream, cache) = watch(Api::all(client.clone()));
-        return (stream.boxed(), vec![cache]);
-    };
-    let own = leader::pod_namespace();
-    let (watched, cache) = watch(Api::namespaced(client.clone(), namespace));
-    if own == namespace {
-        return (watched.boxed(), vec![cache]);
-    }
-    let (other, other_cache) = watch(Api::namespaced(client.clone(), &own));
-    (
-        futures::stream::select(watched, other).boxed(),
-        vec![cache, other_cache],
+/// A metadata-only watch of the Secrets in the credentials namespace, the only namespace
+/// whose Secrets providers may reference (`--credentials-namespace`), with its cache: the
+/// controller needs no access to Secrets anywhere else. A change of a Secret triggers its
+/// providers' bindings; a pass reads a Secret only when its resourceVersion in the cache is
+/// not the one its client was built from.
+fn secret_watch(client: &Client, namespace: &str) -> SecretWatch {
+    let (store, writer) = reflector::store();
+    let synced = Synced::default();
+    let stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), namespace),
+            watcher::Config::default().any_semantic(),
+        ),
     )
+    .default_backoff()
+    .inspect_ok(marks_synced(&synced))
+    .applied_objects();
+    (stream.boxed(), vec![(store, synced)])
 }
 
 /// Marks a cache as filled when its reflector has applied the first complete list.

@@ -3,6 +3,7 @@
 //! Generic over the cloud's [`TagApi`]; knows nothing of the Kubernetes client. The controller
 //! turns an [`Outcome`] into `status`, the CLI into its output and state file.
 
+pub mod changes;
 mod execute;
 pub mod fleet;
 pub mod gate;

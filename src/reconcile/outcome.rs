@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::changes::{KeyChange, changes_of};
 use super::execute::Executed;
 use super::{Mode, PassInput};
 use crate::api::conditions::reason;
@@ -65,6 +66,8 @@ pub struct Outcome {
     /// whose outcome is unknown: the intent still to claim (see [`super::intent`]). Set by
     /// passes that keep intents ([`super::round::run_round`]); empty otherwise.
     pub pending: TagsByResource,
+    /// What the cloud confirmed this pass changed, by key (for logs and events).
+    pub changes: Vec<KeyChange>,
 }
 
 impl Outcome {
@@ -102,6 +105,7 @@ impl Outcome {
             drift: None,
             selected: None,
             pending: TagsByResource::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -157,6 +161,11 @@ impl Outcome {
             .count();
         let conflicts = conflicts_of(&plan);
         let writes = write_counts(input, &plan, &executed);
+        let changes = if applying {
+            changes_of(&plan, input.owned, &executed.confirmed)
+        } else {
+            Vec::new()
+        };
         let ownership = if applying {
             plan.next_ownership(input.owned, &executed.confirmed)
         } else {
@@ -192,6 +201,7 @@ impl Outcome {
             drift,
             selected: None,
             pending: TagsByResource::new(),
+            changes,
         }
     }
 

@@ -15,7 +15,9 @@ use crate::Env;
 use crate::support::fixtures::{
     Crds, Tenant, condition, eventually, is_true, provider_for_labels, tags,
 };
-use crate::support::processes::{CloudEmulator, Controller, ControllerOptions, POD_NAMESPACE};
+use crate::support::processes::{
+    CloudEmulator, Controller, ControllerOptions, KEY_SECRET, POD_NAMESPACE,
+};
 
 /// A cloud endpoint that accepts connections and never answers; counts the connections.
 async fn hanging_endpoint() -> (String, Arc<AtomicUsize>) {
@@ -202,6 +204,13 @@ pub async fn a_deletion_without_credentials_is_stalled_until_orphaned(env: Arc<E
         .expect("delete the Secret");
     // NB: the controller has seen the Secret go (its watch triggers the provider's bindings).
     tenant.not_ready("web", "CredentialsInvalid").await;
+    // NB: the provider says it too (issue 25, item 0), naming the Secret, not its data.
+    let provider = tenant
+        .provider_ready(&env.client, "False", "CredentialsInvalid")
+        .await;
+    let shown = serde_json::to_string(&provider.status).expect("JSON");
+    assert!(shown.contains(&tenant.secret), "{shown}");
+    assert!(!shown.contains(KEY_SECRET), "no secret in {shown}");
     delete(&tenant, "web").await;
     deletion_waits(&env, &tenant, "web", "CredentialsInvalid").await;
     assert_eq!(env.cloud.tags("blocked-g1").await, tags(&[("env", "prod")]));

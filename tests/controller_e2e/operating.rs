@@ -155,7 +155,8 @@ fn namespaced_rbac_allows(call: &RecordedCall) -> bool {
         }
         "namespaces" => c.verb == "get" && c.name.as_deref() == Some(WATCHED_NAMESPACE),
         "resourcetagbindings" | "events" => namespace == Some(WATCHED_NAMESPACE),
-        "secrets" => matches!(namespace, Some(WATCHED_NAMESPACE | POD_NAMESPACE)),
+        // NB: the credentials namespace only (the release namespace, by default).
+        "secrets" => namespace == Some(POD_NAMESPACE),
         "leases" => namespace == Some(POD_NAMESPACE),
         _ => false,
     }

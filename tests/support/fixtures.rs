@@ -306,6 +306,30 @@ impl Tenant {
         .await
     }
 
+    /// Waits until the tenant's TagProvider is Ready with `status` ("True" or "False") and
+    /// `reason`; returns it.
+    pub async fn provider_ready(&self, client: &Client, status: &str, reason: &str) -> TagProvider {
+        let api: Api<TagProvider> = Api::all(client.clone());
+        eventually(
+            &format!(
+                "TagProvider {} Ready={status}, reason {reason}",
+                self.provider
+            ),
+            || async {
+                let provider = api.get(&self.provider).await.map_err(|e| e.to_string())?;
+                let ready = provider
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+                match ready {
+                    Some(c) if c.status == status && c.reason == reason => Ok(provider),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await
+    }
+
     /// Waits until the binding is gone.
     pub async fn gone(&self, name: &str) {
         eventually(&format!("{}/{name} is deleted", self.namespace), || async {

@@ -189,15 +189,18 @@ fn context(
     // NB: nobody hosts the passes that the fleet asks for (retries, sweeps): tests call
     // `reconcile` themselves.
     let (triggers, _) = futures::channel::mpsc::unbounded();
-    let ctx = Arc::new(Context::new(
-        client,
-        Arc::new(super::cache::Bindings::of(bindings)),
-        store(providers),
-        super::Synced::done(),
-        Arc::new(Metrics::default()),
-        options,
-        Arc::new(super::fleet::Fleet::new(triggers)),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            Arc::new(super::cache::Bindings::of(bindings)),
+            store(providers),
+            super::Synced::done(),
+            Arc::new(Metrics::default()),
+            options,
+            Arc::new(super::fleet::Fleet::new(triggers)),
+        )
+        .with_credentials_namespace("tagbinder-system".to_string()),
+    );
     tokio::spawn(super::fleet::run(ctx.clone()));
     (ctx, ApiServerVerifier(handle))
 }
