@@ -42,7 +42,7 @@ CLUSTER_MODE = (
     binding_grants("*")
     | PROVIDER_GRANTS
     | grants("*", "tagbinder.io", "tagproviders/status", ("patch",))
-    | grants("*", "", "namespaces", ("get",))
+    | grants("*", "", "namespaces", ("get", "list", "watch"))
 )
 
 
@@ -61,7 +61,7 @@ def namespaced_mode(watch, release):
     expected = (
         binding_grants(watch)
         | PROVIDER_GRANTS
-        | grants("*", "", "namespaces", ("get",), watch)
+        | grants("*", "", "namespaces", ("get", "list", "watch"), watch)
     )
     return expected
 

@@ -288,7 +288,12 @@ fn json_output_is_one_document() {
 fn manifests_can_come_from_standard_input() {
     let dir = tempfile::tempdir().unwrap();
     let mut all = String::new();
-    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
+    for file in [
+        "00-namespaces.yaml",
+        "provider.yaml",
+        "bindings.yaml",
+        "inventory/inventory.yaml",
+    ] {
         all.push_str(&std::fs::read_to_string(quickstart().join(file)).unwrap());
         all.push_str("\n---\n");
     }
@@ -775,7 +780,12 @@ fn kinds_tagbinder_does_not_read_are_skipped_with_a_note_and_refused_under_stric
     let dir = tempfile::tempdir().unwrap();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
     let mut text = String::new();
-    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
+    for file in [
+        "00-namespaces.yaml",
+        "provider.yaml",
+        "bindings.yaml",
+        "inventory/inventory.yaml",
+    ] {
         text.push_str(&std::fs::read_to_string(quickstart.join(file)).unwrap());
         text.push_str("\n---\n");
     }
@@ -814,12 +824,19 @@ fn kinds_tagbinder_does_not_read_are_skipped_with_a_note_and_refused_under_stric
 fn null_tags_are_refused_and_empty_tags_warn_of_what_they_remove() {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
+    for file in [
+        "00-namespaces.yaml",
+        "provider.yaml",
+        "bindings.yaml",
+        "inventory/inventory.yaml",
+    ] {
         std::fs::copy(quickstart.join(file), dir.path().join(base_name(file))).unwrap();
     }
     let args = |bindings: &'static str| {
         [
             "apply",
+            "-f",
+            "00-namespaces.yaml",
             "-f",
             "provider.yaml",
             "-f",

@@ -34,6 +34,8 @@ mod selector;
 mod stand_in;
 #[path = "controller_e2e/tag_service.rs"]
 mod tag_service;
+#[path = "controller_e2e/tags_from.rs"]
+mod tags_from;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,7 @@ use operating::*;
 use selector::*;
 use stand_in::*;
 use tag_service::*;
+use tags_from::*;
 
 /// The shared controller's user name (bearer token) and `POD_NAME`.
 pub const OPERATOR: &str = "tagbinder-main";
@@ -204,6 +207,7 @@ fn main() -> ExitCode {
         scenario!(a_deletion_without_credentials_is_stalled_until_orphaned),
         scenario!(a_deletion_in_a_namespace_no_longer_allowed_is_stalled_until_allowed),
         scenario!(an_object_that_does_not_decode_is_skipped_and_reported),
+        scenario!(tags_from_kubernetes_follow_their_sources_in_both_hosts),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -33,6 +33,9 @@ pub mod reason {
     pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
     /// The spec breaks a rule of the provider (key rules, resource types, limits).
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A required `tagsFrom` source is absent (a namespace label or annotation, a field of
+    /// the binding, the cluster's name): nothing is written until it returns.
+    pub const VALUE_NOT_FOUND: &str = "ValueNotFound";
     /// An older binding declares another value for a key on a resource.
     pub const CONFLICT: &str = "Conflict";
     /// A selector matches more resources than `spec.maxResources`: nothing is written.

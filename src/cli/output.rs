@@ -122,6 +122,9 @@ pub struct BindingReport {
     /// Selector bindings: what the selector matched (count and the first ids).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selected: Option<SelectedResources>,
+    /// What a person should know about this binding's plan that is not an error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// What happens to one key, on how many resources.
@@ -143,6 +146,10 @@ pub struct Change {
     pub winner: Option<String>,
     /// Resources concerned.
     pub resources: Vec<String>,
+    /// Where a declared value comes from when it is not `spec.tags` (`namespace team-web
+    /// label team`, `TagProvider p defaultTags`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A binding that left the files.
@@ -424,6 +431,7 @@ pub fn changes_of(plan: &Plan) -> Vec<Change> {
             to,
             winner,
             resources,
+            source: None,
         })
         .collect();
     changes.sort_by_key(|change| (action_order(change.action), change.key.clone()));
@@ -489,10 +497,15 @@ fn render_change(change: &Change) -> String {
     let from = clean(change.from.as_deref().unwrap_or_default());
     let key = clean(&change.key);
     let target = on(&change.resources);
+    let source = change
+        .source
+        .as_deref()
+        .map(|source| format!(" ({})", clean(source)))
+        .unwrap_or_default();
     match change.action {
-        "add" => format!("{} {key}={to} {target}", styled(style::ADD, "+")),
+        "add" => format!("{} {key}={to}{source} {target}", styled(style::ADD, "+")),
         "change" => format!(
-            "{} {key}: {from} -> {to} {target}",
+            "{} {key}: {from} -> {to}{source} {target}",
             styled(style::CHANGE, "~")
         ),
         "prune" => format!(
@@ -605,6 +618,9 @@ pub fn render_text(report: &Report) -> String {
         }
         for change in &binding.changes {
             let _ = writeln!(out, "  {}", render_change(change));
+        }
+        for note in &binding.notes {
+            let _ = writeln!(out, "  note: {}", clean(note));
         }
         if applying
             || !binding.failures.is_empty()

@@ -23,7 +23,8 @@ use crate::reconcile::group::{Member, pass_group};
 use crate::reconcile::intent::IntentLog;
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
 use crate::reconcile::select::{self, Resolution, Selector};
-use crate::reconcile::{Mode, Outcome, spec_violations};
+use crate::reconcile::{Mode, Outcome};
+use crate::render::{self, BindingMeta, Inputs, NamespaceMeta, NotFound, Rendered};
 use crate::tags::{Ownership, Tags};
 
 /// What the run does.
@@ -69,6 +70,13 @@ struct Declared<'a> {
     resolution: Option<Resolution>,
     /// The cloud, region and resource type it reaches (`None`: its provider is missing).
     target: Option<Target>,
+    /// Its declared tags: `tags`, `tagsFrom` rendered from the files' Namespace documents,
+    /// its own metadata and `--cluster-name`, and its provider's `defaultTags`; or the
+    /// required sources that are absent (an error of the files).
+    rendered: Result<Rendered, NotFound>,
+    /// The declared tags of the pass (and its claims): the rendering, or, when it failed, what
+    /// could be rendered.
+    desired: Tags,
 }
 
 /// Asked, before `apply` writes, with the plan of the same run (read under the same lock):
@@ -83,7 +91,8 @@ pub async fn run(
     command: Command,
     confirm: Option<Confirm<'_>>,
 ) -> Result<Report, Vec<String>> {
-    let manifests = manifests::load(&args.files, args.strict).map_err(lines)?;
+    let mut manifests = manifests::load(&args.files, args.strict).map_err(lines)?;
+    manifests.cluster_name = args.cluster_name.clone();
     for note in &manifests.skipped {
         eprintln!("note: {note}");
     }
@@ -174,10 +183,32 @@ fn announce(
         let endpoint = client_for(spec, key, options)
             .map(|client| client.endpoint().to_string())
             .map_err(|e| vec![ManifestError::at(&provider.source, e.field, e.rule)])?;
+        // NB: a wrong region reads like a cloud without the resources: say so before the run.
+        if spec.endpoint.is_none()
+            && let Some(closest) = crate::api::regions::unknown(spec.cloud, &spec.region)
+        {
+            let hint = match closest {
+                Some(region) => format!(" (did you mean {region:?}?)"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                anstream::stderr(),
+                "warning: {}: spec.region: {:?} is not a region of {} that tagbinder knows{hint}; a wrong \
+                 region looks like resources that carry no tags, and their writes fail \
+                 NotFound; set spec.endpoint to reach a region it does not list",
+                provider.source,
+                output::clean(&spec.region),
+                match spec.cloud {
+                    crate::api::Cloud::Alibaba => "Alibaba Cloud",
+                    crate::api::Cloud::Jdcloud => "JD Cloud",
+                    crate::api::Cloud::Aws => "AWS",
+                },
+            );
+        }
         header.push_str(&format!(
             "  {name}: {cloud} {region} at {endpoint}, credentials from {credentials}\n",
             name = output::clean(name),
-            cloud = format!("{:?}", spec.cloud).to_lowercase(),
+            cloud = spec.cloud.as_str(),
             region = output::clean(&spec.region),
         ));
     }
@@ -242,7 +273,9 @@ pub async fn run_with(
     command: Command,
     strategy: Strategy,
 ) -> Result<Report, Vec<String>> {
-    let mut declared = declared_bindings(manifests);
+    // NB: one time for the run: the bindings it records first share it.
+    let now = jiff::Timestamp::now();
+    let mut declared = declared_bindings(manifests, state, now);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
@@ -259,7 +292,12 @@ pub async fn run_with(
         if !command.is_plan() && !binding.binding.value.spec.suspend {
             record(state, manifests, binding, &outcome);
         }
-        report.bindings.push(binding_report(binding, &outcome));
+        let mut entry = binding_report(binding, &outcome);
+        explain_tie(&mut entry, binding, &outcome, &declared);
+        if command.is_plan() {
+            note_untagged(&mut entry, binding, &outcome);
+        }
+        report.bindings.push(entry);
     }
     for gone in removed {
         let target = manifests
@@ -296,7 +334,16 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
             continue;
         };
         let owned = record.applied.to_ownership();
-        let tags: usize = owned.resources().values().map(|tags| tags.len()).sum();
+        // NB: what tagsFrom or the provider's defaults still declare stays.
+        let tags: usize = owned
+            .resources()
+            .values()
+            .map(|tags| {
+                tags.keys()
+                    .filter(|key| !binding.desired.contains_key(*key))
+                    .count()
+            })
+            .sum();
         if tags == 0 {
             continue;
         }
@@ -314,19 +361,63 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
     }
 }
 
-/// Bindings in precedence order (older first, then namespace/name).
-fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
-    let mut declared: Vec<Declared<'_>> = manifests
+/// Bindings in precedence order (older first, then namespace/name). A binding's age is its
+/// `creationTimestamp` when the file gives one, else when a run first recorded it in the state
+/// file, else this run's start: a binding new to the state file is younger than every
+/// recorded one, whatever its name.
+fn declared_bindings<'m>(
+    manifests: &'m Manifests,
+    state: &StateFile,
+    now: jiff::Timestamp,
+) -> Vec<Declared<'m>> {
+    let mut declared: Vec<Declared<'m>> = manifests
         .bindings
         .iter()
         .map(|binding| {
-            let id = binding_id(&binding.value);
+            let mut id = binding_id(&binding.value);
+            if id.created.is_none() {
+                let recorded = state.bindings.get(&state_key(&id.namespace, &id.name));
+                id.created = Some(recorded.map_or(now.as_second(), BindingState::age_seconds));
+            }
             let spec = &binding.value.spec;
             let provider = spec.provider_ref.name.clone();
             let target = manifests
                 .providers
                 .get(&provider)
                 .map(|p| Target::of(&p.value.spec, &spec.resource_type));
+            let no_defaults = Tags::new();
+            let defaults = manifests
+                .providers
+                .get(&provider)
+                .map_or(&no_defaults, |p| &p.value.spec.default_tags);
+            let namespace = manifests
+                .namespaces
+                .get(&id.namespace)
+                .map(|labels| NamespaceMeta {
+                    labels: labels.clone(),
+                    annotations: manifests
+                        .namespace_annotations
+                        .get(&id.namespace)
+                        .cloned()
+                        .unwrap_or_default(),
+                });
+            let inputs = Inputs {
+                spec,
+                binding: BindingMeta {
+                    namespace: &id.namespace,
+                    name: &id.name,
+                    labels: binding.value.metadata.labels.as_ref(),
+                    annotations: binding.value.metadata.annotations.as_ref(),
+                },
+                namespace: namespace.as_ref(),
+                defaults,
+                cluster_name: manifests.cluster_name.as_deref(),
+            };
+            let rendered = render::render(&inputs, &provider);
+            let desired = match &rendered {
+                Ok(rendered) => rendered.tags.clone(),
+                Err(_) => render::render_lenient(&inputs, &provider),
+            };
             Declared {
                 binding,
                 id,
@@ -335,6 +426,8 @@ fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
                 claimed: spec.resource_ids.iter().cloned().collect(),
                 resolution: None,
                 target,
+                rendered,
+                desired,
             }
         })
         .collect();
@@ -502,13 +595,52 @@ fn check_bindings(
             errors.push(ManifestError::at(source, refusal.field, message));
             continue;
         }
+        let rendered = match &binding.rendered {
+            Ok(rendered) => rendered,
+            Err(missing) => {
+                // NB: in a cluster the namespace is the Namespace object; here, a document.
+                for entry in &missing.0 {
+                    let mut message = format!(
+                        "{} ({})",
+                        entry.what,
+                        crate::api::conditions::reason::VALUE_NOT_FOUND
+                    );
+                    if !manifests.namespaces.contains_key(&binding.id.namespace) {
+                        message.push_str(&format!(
+                            "; the CLI reads a namespace's labels and annotations from a \
+                             Namespace document among the files (kind: Namespace), and they \
+                             hold none for {:?}",
+                            binding.id.namespace
+                        ));
+                    }
+                    errors.push(ManifestError::at(
+                        source,
+                        format!("spec.tagsFrom[{:?}]", entry.key),
+                        message,
+                    ));
+                }
+                continue;
+            }
+        };
         if let Some(client) = clients.get(&binding.provider) {
             let selector = spec
                 .resource_selector
                 .as_ref()
                 .and_then(|s| select::violation(client, &s.match_tags));
-            for violation in spec_violations(client, &spec.resource_type, &spec.tags)
+            let rendered_violations = rendered
+                .violations(
+                    client.limits(),
+                    spec.resource_selector.as_ref().map(|s| &s.match_tags),
+                )
                 .into_iter()
+                .map(|violation| violation.to_string());
+            let resource_type = client
+                .check_resource_type(&spec.resource_type)
+                .err()
+                .map(|rule| format!("spec.resourceType: {rule}"));
+            for violation in resource_type
+                .into_iter()
+                .chain(rendered_violations)
                 .chain(selector)
             {
                 let (field, rule) = violation
@@ -556,7 +688,7 @@ fn feeding_cycles(declared: &[Declared<'_>]) -> Vec<ManifestError> {
         if let (Some(target), Some(selector)) = (&binding.target, &spec.resource_selector) {
             by_target.entry(target).or_default().push(select::Feeder {
                 key: position,
-                declared: &spec.tags,
+                declared: &binding.desired,
                 match_tags: &selector.match_tags,
             });
         }
@@ -775,7 +907,7 @@ async fn reconcile_group<C: TagApi>(
             };
             Member {
                 binding: &binding.id,
-                desired: &spec.tags,
+                desired: &binding.desired,
                 resource_ids: &binding.resource_ids,
                 resolution: binding.resolution.as_ref(),
                 match_tags: spec.resource_selector.as_ref().map(|s| &s.match_tags),
@@ -836,7 +968,7 @@ impl Claims {
             .map(|other| Claim {
                 binding: &other.id,
                 resource_ids: &other.claimed,
-                tags: &other.binding.value.spec.tags,
+                tags: &other.desired,
             })
             .collect()
     }
@@ -844,13 +976,23 @@ impl Claims {
 
 fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, outcome: &Outcome) {
     let spec = &binding.binding.value.spec;
+    let key = state_key(&binding.id.namespace, &binding.id.name);
+    // NB: kept once set; a record older than the field keeps none (the oldest age).
+    let first_applied = match state.bindings.get(&key) {
+        Some(recorded) => recorded.first_applied,
+        None => binding
+            .id
+            .created
+            .and_then(|s| jiff::Timestamp::from_second(s).ok()),
+    };
     let target = manifests
         .providers
         .get(&binding.provider)
         .map(|p| &p.value.spec);
     state.bindings.insert(
-        state_key(&binding.id.namespace, &binding.id.name),
+        key,
         BindingState {
+            first_applied,
             provider: binding.provider.clone(),
             cloud: target.map(|t| t.cloud),
             region: target.map(|t| t.region.clone()),
@@ -873,13 +1015,75 @@ fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, 
     );
 }
 
+/// A binding none of whose listed resources carries any tag: a wrong region or resource id
+/// reads the same (the clouds answer a read of a resource they do not have with no tags), so
+/// the plan says so before `apply` finds out with NotFound.
+fn note_untagged(entry: &mut BindingReport, binding: &Declared<'_>, outcome: &Outcome) {
+    let spec = &binding.binding.value.spec;
+    let Some(observed) = &outcome.observed else {
+        return;
+    };
+    if spec.resource_selector.is_some() || binding.resource_ids.is_empty() {
+        return;
+    }
+    let untagged = binding
+        .resource_ids
+        .iter()
+        .all(|id| observed.get(id).is_none_or(|tags| tags.is_empty()));
+    if untagged {
+        entry.notes.push(format!(
+            "none of its {} resource(s) carries a tag yet; a wrong region or resource id looks \
+             the same to the cloud (check spec.resourceIds and the provider's region)",
+            binding.resource_ids.len()
+        ));
+    }
+}
+
+/// A conflict lost to a binding of the same age (both first recorded by one run, or in one
+/// second) was decided by the value the resource carried, then by namespace/name: the
+/// message says so, since an age would not explain it.
+fn explain_tie(
+    entry: &mut BindingReport,
+    binding: &Declared<'_>,
+    outcome: &Outcome,
+    declared: &[Declared<'_>],
+) {
+    if entry.reason != crate::api::conditions::reason::CONFLICT {
+        return;
+    }
+    let Some(first) = outcome.conflicts.first() else {
+        return;
+    };
+    let same_age = declared.iter().any(|other| {
+        other.id.to_string() == first.winner && other.id.created == binding.id.created
+    });
+    if same_age {
+        entry.message.push_str(&format!(
+            " ({} is as old as this binding, first applied in the same second: the value the \
+             resource already carried, then the order of namespace/name, decided)",
+            first.winner
+        ));
+    }
+}
+
 fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
     let spec = &binding.binding.value.spec;
-    let changes = outcome
+    let mut changes = outcome
         .plan
         .as_ref()
         .map(output::changes_of)
         .unwrap_or_default();
+    // NB: a value from elsewhere than spec.tags says where it comes from (issue 23).
+    if let Ok(rendered) = &binding.rendered {
+        for change in &mut changes {
+            if matches!(change.action, "add" | "change" | "conflict")
+                && let Some(source) = rendered.sources.get(&change.key)
+                && *source != render::Source::Literal
+            {
+                change.source = Some(source.to_string());
+            }
+        }
+    }
     let planned_calls = outcome
         .plan
         .as_ref()
@@ -930,6 +1134,7 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
             .as_ref()
             .map(|selector| selector.match_tags.clone()),
         selected: outcome.selected.clone(),
+        notes: Vec::new(),
     }
 }
 
@@ -1240,7 +1445,7 @@ mod tests {
         )
         .unwrap();
         let manifests = manifests::load(&[dir.path().to_path_buf()], true).expect("manifests");
-        let declared = declared_bindings(&manifests);
+        let declared = declared_bindings(&manifests, &StateFile::empty(), jiff::Timestamp::now());
         let claims = Claims::of(&declared, &manifests);
         let apply = Command::Apply {
             prune_removed: false,

@@ -45,6 +45,7 @@ impl ResourceTagBinding {
                 resource_type: "apiGroup".into(),
                 resource_ids: vec!["g1".into(), "g2".into()],
                 tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+                tags_from: Vec::new(),
                 deletion_policy: DeletionPolicy::Delete,
                 interval: "10m".into(),
                 suspend: false,
@@ -98,6 +99,7 @@ fn provider(endpoint: &str) -> TagProvider {
             }),
             rate_limit: None,
             allowed_namespaces: None,
+            default_tags: Default::default(),
         },
     );
     provider.meta_mut().generation = Some(1);
@@ -209,6 +211,7 @@ fn synced_status() -> ResourceTagBindingStatus {
     let binding = ResourceTagBinding::test();
     let outcome_like = ResourceTagBindingStatus {
         observed_generation: Some(1),
+        desired_tags: Some(BTreeMap::from([("env".to_string(), "prod".to_string())])),
         applied: AppliedRecord {
             applied_tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
             applied_resource_ids: vec!["g1".into(), "g2".into()],
