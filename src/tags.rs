@@ -77,6 +77,9 @@ impl FromIterator<(String, Tags)> for Ownership {
 pub struct Limits {
     /// Most resources in one tag, untag or list call.
     pub resources_per_call: usize,
+    /// Most resources in one list-by-id call, where it differs from `resources_per_call`
+    /// (AWS: 20 per write, 100 per GetResources); `None`: `resources_per_call`.
+    pub resources_per_read: Option<usize>,
     /// Most tags in one tag call.
     pub tags_per_call: usize,
     /// Most keys in one untag call.
@@ -110,6 +113,7 @@ impl Limits {
     pub fn alibaba() -> Self {
         Limits {
             resources_per_call: 50,
+            resources_per_read: None,
             tags_per_call: 20,
             keys_per_untag_call: 20,
             // NB: ListTagResources takes `Tag.N.Key`/`Tag.N.Value` with N = 1..20 (spec
@@ -147,6 +151,7 @@ impl Limits {
     pub fn jdcloud() -> Self {
         Limits {
             resources_per_call: 50,
+            resources_per_read: None,
             tags_per_call: 10,
             keys_per_untag_call: 10,
             // NB: [inferred] no page or SDK model found states how many `tagFilters` one
@@ -162,6 +167,36 @@ impl Limits {
             forbidden_substrings: Vec::new(),
             selects_reserved_keys: true,
         }
+    }
+
+    /// AWS's Resource Groups Tagging API (spec: aws-resource-groups-tagging.md sections 3 to
+    /// 5): 20 ARNs and 50 tags (or keys) per write, 100 ARNs per GetResources by ARN, 50
+    /// tag filters, 50 user tags per resource, keys of 1..128 and values of 0..256
+    /// characters, `aws:` reserved.
+    pub fn aws() -> Self {
+        Limits {
+            resources_per_call: 20,
+            resources_per_read: Some(100),
+            tags_per_call: 50,
+            keys_per_untag_call: 50,
+            selector_tags: 50,
+            tags_per_resource: 50,
+            key_max_chars: 128,
+            value_min_chars: 0,
+            value_max_chars: 256,
+            reserved_key_prefixes: strings(&["aws:"]),
+            reserved_value_prefixes: Vec::new(),
+            forbidden_substrings: Vec::new(),
+            // NB: GetResources lists aws: tags with the others, and TagFilters match them.
+            selects_reserved_keys: true,
+        }
+    }
+
+    /// Most resources in one list-by-id call.
+    pub fn read_chunk(&self) -> usize {
+        self.resources_per_read
+            .unwrap_or(self.resources_per_call)
+            .max(1)
     }
 
     /// The reserved prefix `key` starts with (compared case-insensitively), if any.

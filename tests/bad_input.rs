@@ -410,8 +410,8 @@ fn catalogue() -> Vec<Case> {
         Case {
             name: "an unknown cloud",
             bindings: BINDING.into(),
-            base: Some(base_with("cloud: jdcloud", "cloud: aws")),
-            expected: vec!["spec.cloud", "aws"],
+            base: Some(base_with("cloud: jdcloud", "cloud: gcp")),
+            expected: vec!["spec.cloud", "gcp"],
         },
         Case {
             name: "an unknown Alibaba product",

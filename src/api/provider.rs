@@ -48,6 +48,10 @@ pub struct TagProviderSpec {
     /// JD Cloud settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jdcloud: Option<JdcloudSettings>,
+    /// AWS settings: the account and partition that bare resource ids are composed into ARNs
+    /// with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSettings>,
     /// Endpoint URL override (emulator, private link): `http(s)://host[:port][/path]`, with
     /// no user, query or fragment. Default: the preset's public endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +96,8 @@ pub enum Cloud {
     Alibaba,
     /// JD Cloud resource-tag service.
     Jdcloud,
+    /// AWS Resource Groups Tagging API (every taggable resource, by ARN).
+    Aws,
 }
 
 impl Cloud {
@@ -100,6 +106,7 @@ impl Cloud {
         match self {
             Cloud::Alibaba => "alibaba",
             Cloud::Jdcloud => "jdcloud",
+            Cloud::Aws => "aws",
         }
     }
 }
@@ -152,6 +159,22 @@ pub struct JdcloudSettings {
     /// serviceCodes accepted in addition to the documented list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_service_codes: Vec<String>,
+}
+
+/// AWS settings.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsSettings {
+    /// The 12-digit account id that bare resource ids are composed into ARNs with, and that
+    /// ARNs must name. Required when a binding names a resource by bare id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub account_id: Option<String>,
+    /// The partition: `aws`, `aws-cn` or `aws-us-gov`. Default: the region's (`cn-*` is
+    /// `aws-cn`, `us-gov-*` is `aws-us-gov`, every other region `aws`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(aws|aws-cn|aws-us-gov)$"))]
+    pub partition: Option<String>,
 }
 
 /// Reference to the Secret that holds `accessKeyId` and `accessKeySecret`.

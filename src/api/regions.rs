@@ -5,6 +5,8 @@
 //! Alibaba Cloud: the region IDs of its public and finance clouds, as the Tag service's
 //! endpoint list (`api-tag-2018-08-28-endpoint`) and the region list (`72379`) give them.
 //! JD Cloud: the regions of its resource-tag service, and `cn-all` for CDN (spec/).
+//! AWS: the regions of the `aws`, `aws-cn` and `aws-us-gov` partitions (botocore's
+//! `endpoints.json`).
 
 use super::Cloud;
 
@@ -56,11 +58,53 @@ pub const JDCLOUD: &[&str] = &[
     "cn-all",
 ];
 
+/// AWS's region IDs.
+pub const AWS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "mx-central-1",
+    "sa-east-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+];
+
 /// The regions tagbinder knows for `cloud`.
 pub fn known(cloud: Cloud) -> &'static [&'static str] {
     match cloud {
         Cloud::Alibaba => ALIBABA,
         Cloud::Jdcloud => JDCLOUD,
+        Cloud::Aws => AWS,
     }
 }
 

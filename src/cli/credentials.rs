@@ -25,6 +25,7 @@ pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
         ),
         Cloud::Jdcloud => ("JDCLOUD_ACCESS_KEY", "JDCLOUD_SECRET_KEY"),
+        Cloud::Aws => ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
     }
 }
 
@@ -45,6 +46,10 @@ pub fn credentials(
     let (id_var, secret_var) = env_vars(spec.cloud);
     let token = match spec.cloud {
         Cloud::Alibaba => credentials::process_var(credentials::env::SECURITY_TOKEN),
+        // NB: the AWS CLI's temporary credentials come with AWS_SESSION_TOKEN.
+        Cloud::Aws => std::env::var("AWS_SESSION_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty()),
         Cloud::Jdcloud => None,
     };
     match (std::env::var(id_var), std::env::var(secret_var)) {
@@ -58,7 +63,7 @@ pub fn credentials(
                 Cloud::Alibaba => {
                     Some(credentials::alibaba_chain(&credentials::process_var, false))
                 }
-                Cloud::Jdcloud => None,
+                Cloud::Jdcloud | Cloud::Aws => None,
             };
             if let Some(Ok(source)) = chain {
                 return Ok(Credentials::Refreshing(std::sync::Arc::new(
@@ -170,20 +175,29 @@ fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
             )),
         }
     };
-    let has_token = secret
-        .value
-        .string_data
-        .as_ref()
-        .is_some_and(|d| d.contains_key(SECURITY_TOKEN))
-        || secret
+    // NB: AWS's Secret names the secret `secretAccessKey`, as the AWS CLI does, and may hold
+    // the `sessionToken` of temporary credentials; the others' STS token is `securityToken`.
+    let has = |key: &str| {
+        secret
             .value
-            .data
+            .string_data
             .as_ref()
-            .is_some_and(|d| d.contains_key(SECURITY_TOKEN));
-    let (id, secret_value) = (value(ACCESS_KEY_ID)?, value(ACCESS_KEY_SECRET)?);
-    Ok(if has_token {
-        AccessKey::with_token(id, secret_value, value(SECURITY_TOKEN)?)
+            .is_some_and(|d| d.contains_key(key))
+            || secret
+                .value
+                .data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(key))
+    };
+    let id = value(ACCESS_KEY_ID)?;
+    let secret_value =
+        value(ACCESS_KEY_SECRET).or_else(|error| value("secretAccessKey").map_err(|_| error))?;
+    let token = if has(SECURITY_TOKEN) {
+        Some(value(SECURITY_TOKEN)?)
+    } else if has("sessionToken") {
+        Some(value("sessionToken")?)
     } else {
-        AccessKey::new(id, secret_value)
-    })
+        None
+    };
+    Ok(AccessKey::new(id, secret_value).with_session_token(token))
 }

@@ -221,6 +221,7 @@ fn announce(
                 match spec.cloud {
                     crate::api::Cloud::Alibaba => "Alibaba Cloud",
                     crate::api::Cloud::Jdcloud => "JD Cloud",
+                    crate::api::Cloud::Aws => "AWS",
                 },
             );
         }
@@ -1454,6 +1455,14 @@ mod tests {
 
         fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
             self.0.check_resource_type(resource_type)
+        }
+
+        fn check_resource_ids(
+            &self,
+            resource_type: &str,
+            resource_ids: &[String],
+        ) -> Result<(), String> {
+            self.0.check_resource_ids(resource_type, resource_ids)
         }
 
         async fn list_tags(

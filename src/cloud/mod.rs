@@ -5,6 +5,7 @@
 //! Every client is the one chassis ([`client::Client`]) over an API's [`client::Protocol`].
 
 pub mod alibaba;
+pub mod aws;
 pub mod batcher;
 pub mod client;
 pub mod credentials;
@@ -33,7 +34,7 @@ use crate::tags::{Limits, Tags, TagsByResource};
 
 /// A cloud's tag API, as the reconciler uses it.
 pub trait TagApi: Send + Sync {
-    /// Short cloud name for metrics and messages: `alibaba` or `jdcloud`.
+    /// Short cloud name for metrics and messages: `alibaba`, `jdcloud` or `aws`.
     fn cloud_name(&self) -> &'static str;
 
     /// Batch limits and tag rules of this cloud (and product).
@@ -42,6 +43,18 @@ pub trait TagApi: Send + Sync {
     /// Checks a binding's `resourceType` against what this cloud (product) accepts. The
     /// error says which values are accepted.
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
+
+    /// Checks a binding's `resourceIds` against what this provider can address (AWS: bare ids
+    /// it can compose into ARNs, ARNs of its partition, region, account and type). Default:
+    /// every id is fine.
+    fn check_resource_ids(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<(), String> {
+        let _ = (resource_type, resource_ids);
+        Ok(())
+    }
 
     /// Current tags of the given resources: one entry per requested id (empty when the
     /// resource carries no tags). The client chunks the ids by `limits().resources_per_call`
@@ -267,6 +280,8 @@ pub struct AccessKey {
     /// The access key id (not secret; it appears in every request).
     pub id: String,
     secret: SecretString,
+    /// The STS security token (Alibaba Cloud, JD Cloud) or session token (AWS) of temporary
+    /// credentials, if any.
     token: Option<SecretString>,
 }
 
@@ -290,6 +305,17 @@ impl AccessKey {
             token: Some(SecretString::from(token.into())),
             ..AccessKey::new(id, secret)
         }
+    }
+
+    /// The same key with the token of temporary credentials, if any.
+    pub fn with_session_token(mut self, token: Option<String>) -> Self {
+        self.token = token.map(SecretString::from);
+        self
+    }
+
+    /// The session token (AWS's name for it), for the signer only.
+    pub fn session_token(&self) -> Option<&str> {
+        self.security_token()
     }
 
     /// The secret, for the signer only.

@@ -71,6 +71,14 @@ impl<C: TagApi> TagApi for PerResource<C> {
         self.0.check_resource_type(resource_type)
     }
 
+    fn check_resource_ids(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<(), String> {
+        self.0.check_resource_ids(resource_type, resource_ids)
+    }
+
     async fn list_tags(
         &self,
         resource_type: &str,

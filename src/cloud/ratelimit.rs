@@ -42,6 +42,30 @@ impl Rate {
         per_second: 10.0,
         burst: 10,
     };
+    /// AWS GetResources: 15 calls per second per account and region, not adjustable (spec
+    /// aws-resource-groups-tagging.md section 6). AWS documents no burst: evenly spaced calls
+    /// (a burst of 1) keep every second within the rate whatever the network's jitter, where
+    /// a full second's burst followed by calls at the rate is throttled when two arrive closer
+    /// than they were sent.
+    pub const AWS_GET_RESOURCES: Rate = Rate {
+        per_second: 15.0,
+        burst: 1,
+    };
+    /// AWS TagResources and UntagResources: 5 calls per second each, per account and region
+    /// (evenly spaced, as [`Rate::AWS_GET_RESOURCES`]).
+    pub const AWS_WRITE: Rate = Rate {
+        per_second: 5.0,
+        burst: 1,
+    };
+
+    /// The lower of two rates, rate and burst each: what `spec.rateLimit` may do to a rate a
+    /// cloud fixes (lower it, never raise it).
+    pub fn at_most(self, other: Rate) -> Rate {
+        Rate {
+            per_second: self.per_second.min(other.per_second),
+            burst: self.burst.min(other.burst),
+        }
+    }
 }
 
 /// Lowest rate the adaptive backoff goes down to, as a share of the configured rate.

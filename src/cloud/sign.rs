@@ -208,3 +208,5 @@ pub mod jdcloud;
 
 /// Alibaba Cloud V3 signing (ACS3-HMAC-SHA256).
 pub mod acs3;
+/// AWS Signature Version 4, through the official `aws-sigv4` crate.
+pub mod aws;

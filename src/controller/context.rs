@@ -51,6 +51,10 @@ pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
 pub const SECURITY_TOKEN: &str = "securityToken";
 /// The "Secret version" of a client built from the credentials chain (no Secret).
 const CHAIN: &str = "chain";
+/// The secret's key in an AWS credentials Secret (instead of `accessKeySecret`).
+pub const SECRET_ACCESS_KEY: &str = "secretAccessKey";
+/// The optional session token of temporary AWS credentials.
+pub const SESSION_TOKEN: &str = "sessionToken";
 
 /// Shared state of the controller.
 pub struct Context {
@@ -461,6 +465,11 @@ impl Context {
                  comes from a Secret (keys {ACCESS_KEY_ID}, {ACCESS_KEY_SECRET}, optionally \
                  {SECURITY_TOKEN})"
             ))),
+            Cloud::Aws => Err(ClientError::Credentials(format!(
+                "TagProvider {name:?} has no spec.credentials.secretRef: an AWS access key comes \
+                 from a Secret (keys {ACCESS_KEY_ID}, {SECRET_ACCESS_KEY}, optionally \
+                 {SESSION_TOKEN}); web identity and Pod Identity are not implemented yet"
+            ))),
             Cloud::Alibaba => match credentials::alibaba_chain(&credentials::process_var, true) {
                 Ok(source) => Ok((
                     Credentials::Refreshing(Arc::new(credentials::Refreshing::new(
@@ -539,17 +548,23 @@ impl Context {
                 )),
             }
         };
-        let token = match secret.data.as_ref().and_then(|d| d.get(SECURITY_TOKEN)) {
+        // NB: AWS's Secret names the secret `secretAccessKey`, as the AWS CLI does, and may hold
+        // the `sessionToken` of temporary credentials; the others' STS token is `securityToken`.
+        let token_key = [SECURITY_TOKEN, SESSION_TOKEN]
+            .into_iter()
+            .find(|key| secret.data.as_ref().is_some_and(|d| d.contains_key(*key)));
+        let token = match token_key {
             None => None,
-            Some(_) => match value(SECURITY_TOKEN) {
+            Some(key) => match value(key) {
                 Ok(token) => Some(token),
                 Err(message) => return Ok(Err(ClientError::Credentials(message))),
             },
         };
-        let key = match (value(ACCESS_KEY_ID), value(ACCESS_KEY_SECRET), token) {
-            (Ok(id), Ok(secret_value), None) => AccessKey::new(id, secret_value),
-            (Ok(id), Ok(secret_value), Some(token)) => {
-                AccessKey::with_token(id, secret_value, token)
+        let secret_value =
+            value(ACCESS_KEY_SECRET).or_else(|e| value(SECRET_ACCESS_KEY).map_err(|_| e));
+        let key = match (value(ACCESS_KEY_ID), secret_value, token) {
+            (Ok(id), Ok(secret_value), token) => {
+                AccessKey::new(id, secret_value).with_session_token(token)
             }
             (Err(message), _, _) | (_, Err(message), _) => {
                 return Ok(Err(ClientError::Credentials(message)));

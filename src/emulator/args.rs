@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::faults::FaultConfig;
 use super::inventory::Inventory;
 use super::{
-    EmulatorConfig, EmulatorError, JdcloudConfig, JdcloudLimits, MAX_CLOCK_OFFSET_SECS,
+    AwsConfig, EmulatorConfig, EmulatorError, JdcloudConfig, JdcloudLimits, MAX_CLOCK_OFFSET_SECS,
     ServerLimits, start,
 };
 
@@ -88,6 +88,13 @@ pub struct EmulatorArgs {
     /// JD Cloud: most resources in one call.
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub jdcloud_resources_per_call: u64,
+    /// AWS: seconds a GetResources PaginationToken stays valid (AWS documents 15 minutes).
+    #[arg(long, value_name = "S", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub aws_pagination_token_ttl_secs: u64,
+    /// AWS: answer ThrottledException above the documented per-action rates, per account and
+    /// region (GetResources 15/s, TagResources and UntagResources 5/s).
+    #[arg(long)]
+    pub aws_enforce_rates: bool,
 }
 
 impl EmulatorArgs {
@@ -122,6 +129,11 @@ impl EmulatorArgs {
                     ..JdcloudLimits::default()
                 },
                 ..JdcloudConfig::default()
+            },
+            aws: AwsConfig {
+                pagination_token_ttl: Duration::from_secs(self.aws_pagination_token_ttl_secs),
+                enforce_rates: self.aws_enforce_rates,
+                ..AwsConfig::default()
             },
             server: ServerLimits {
                 header_read_timeout: Duration::from_millis(self.header_timeout_ms),

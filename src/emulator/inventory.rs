@@ -13,8 +13,11 @@ use super::EmulatorError;
 pub const ALIBABA: &str = "alibaba";
 /// Cloud name of JD Cloud resources (`InventoryResource::cloud`).
 pub const JDCLOUD: &str = "jdcloud";
+/// Cloud name of AWS resources (`InventoryResource::cloud`): type `service[:type]` as
+/// `ResourceTypeFilters` names it, id the ARN.
+pub const AWS: &str = "aws";
 /// Every cloud the emulator knows.
-pub const CLOUDS: [&str; 2] = [ALIBABA, JDCLOUD];
+pub const CLOUDS: [&str; 3] = [ALIBABA, JDCLOUD, AWS];
 
 /// Largest inventory file read.
 pub const MAX_INVENTORY_BYTES: u64 = 16 * 1024 * 1024;
@@ -277,6 +280,11 @@ impl Accounts {
         issued
     }
 
+    /// The secret of one of the inventory's own access keys (not of issued ones).
+    pub fn secret(&self, access_key_id: &str) -> Option<&SecretString> {
+        self.secrets.get(access_key_id)
+    }
+
     /// The secret and account of `access_key_id`, presented with `token` at `now`.
     pub fn resolve(
         &self,
@@ -323,11 +331,12 @@ impl Accounts {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryResource {
-    /// `alibaba` or `jdcloud`.
+    /// `alibaba`, `jdcloud` or `aws`.
     pub cloud: String,
     /// Region id. Empty: the resource answers in every region.
     pub region: String,
-    /// Alibaba `ResourceType` or JD `serviceCode`.
+    /// Alibaba `ResourceType`, JD `serviceCode`, or AWS `service[:type]` (`ec2:instance`,
+    /// `s3`; the id is then the ARN).
     #[serde(rename = "type")]
     pub resource_type: String,
     /// Resource id.
@@ -402,6 +411,10 @@ pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), 
         }
         if resource.resource_type.is_empty() || resource.id.is_empty() {
             return Err(format!("resource {name}: type and id must not be empty"));
+        }
+        if resource.cloud == AWS {
+            super::aws::check_resource(resource)
+                .map_err(|rule| format!("resource {name}: {rule}"))?;
         }
         if !seen.insert((&resource.cloud, &resource.resource_type, &resource.id)) {
             return Err(format!("resource {name} is listed twice"));

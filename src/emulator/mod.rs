@@ -1,4 +1,4 @@
-//! The emulator: both clouds' tag APIs, server side, on one port (DESIGN.md section 6).
+//! The emulator: every cloud's tag APIs, server side, on one port (DESIGN.md section 6).
 //!
 //! It shares no request-building or response-parsing code with [`crate::cloud`]: only the
 //! signing primitives of [`crate::cloud::sign`], pinned to the official-SDK vectors.
@@ -7,6 +7,9 @@
 //! - `/`: Alibaba Cloud RPC (`GET` query or `POST` form), every product chosen by `Version`
 //!   (or `x-acs-version`), V1 and V3 signatures, the Tag service (`2018-08-28`) by ARN
 //!   ([`alibaba`] module docs say what is checked, in which order, with which codes).
+//! - `POST /` with `X-Amz-Target: ResourceGroupsTaggingAPI_20170126.<Op>`, a SigV4
+//!   signature, or an STS form (`Version=2011-06-15`): AWS's Resource Groups Tagging API and
+//!   STS GetCallerIdentity / AssumeRoleWithWebIdentity (see the [`aws`] module docs).
 //! - `/v1/regions/{regionId}/tags:<operation>`: JD Cloud's resource-tag service
 //!   (tagResources, unTagResources, describeResources; JSON bodies, JDCLOUD2 or JDCLOUD3
 //!   signatures, per-resource results; see the [`jdcloud`] module docs).
@@ -38,6 +41,7 @@
 
 mod alibaba;
 mod args;
+mod aws;
 mod control;
 mod faults;
 #[cfg(test)]
@@ -65,10 +69,11 @@ pub use alibaba::{
     TagServiceLimits,
 };
 pub use args::{EmulatorArgs, run};
+pub use aws::{AwsConfig, AwsRates, DEFAULT_ACCOUNT as AWS_DEFAULT_ACCOUNT};
 pub use faults::FaultConfig;
 pub use inventory::{
-    ALIBABA, Account, CLOUDS, INVENTORY_API_VERSION, INVENTORY_KIND, Inventory, InventoryResource,
-    JDCLOUD, account_uid,
+    ALIBABA, AWS, Account, CLOUDS, INVENTORY_API_VERSION, INVENTORY_KIND, Inventory,
+    InventoryResource, JDCLOUD, account_uid,
 };
 pub use jdcloud::{JdcloudConfig, JdcloudLimits};
 
@@ -113,6 +118,8 @@ pub struct EmulatorConfig {
     /// JD Cloud product lines, signing service names, limits and tag rules (default: spec
     /// sections 1, 4 and 5).
     pub jdcloud: JdcloudConfig,
+    /// AWS pagination-token lifetime and per-action rates (spec aws-resource-groups-tagging.md).
+    pub aws: AwsConfig,
     /// Header and body timeouts and the connection limit of the HTTP server.
     pub server: ServerLimits,
     /// Lifetime of the temporary credentials it issues (STS, metadata service); default:
@@ -130,6 +137,7 @@ impl Default for EmulatorConfig {
             faults: FaultConfig::default(),
             alibaba: AlibabaConfig::default(),
             jdcloud: JdcloudConfig::default(),
+            aws: AwsConfig::default(),
             server: ServerLimits::default(),
             credentials_ttl: None,
         }
@@ -193,6 +201,12 @@ pub(crate) struct App {
     pub credentials_ttl: Option<Duration>,
     /// Metadata tokens issued (`PUT /latest/api/token`) and when they expire.
     pub metadata_tokens: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
+    /// AWS rules.
+    pub aws: AwsConfig,
+    /// The AWS side's issued credentials and rate buckets.
+    pub aws_state: aws::AwsState,
+    /// The one AWS account served (see the [`aws`] module docs).
+    pub aws_account: String,
 }
 
 /// A running emulator. Dropping it stops serving without the final write of the state
@@ -292,6 +306,8 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         }
         None => (Store::from_resources(&config.inventory.resources), None),
     };
+    let aws_account =
+        aws::account_of(&store.to_resources()).map_err(|m| invalid(format!("inventory: {m}")))?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = Arc::new(App {
@@ -308,6 +324,9 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         jdcloud: config.jdcloud,
         credentials_ttl: config.credentials_ttl,
         metadata_tokens: std::sync::Mutex::default(),
+        aws: config.aws,
+        aws_state: aws::AwsState::default(),
+        aws_account,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(crate::http_server::serve(
@@ -363,10 +382,26 @@ impl Resumed {
     }
 }
 
+/// `/`: AWS (its target header, signature or STS form) or Alibaba Cloud's RPC.
+async fn root(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    query: axum::extract::RawQuery,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    if aws::is_aws(&headers, &body) {
+        aws::handle(&app, &method, &uri, &headers, &body).await
+    } else {
+        alibaba::rpc(axum::extract::State(app), method, uri, headers, query, body).await
+    }
+}
+
 /// Every cloud's routes and the control endpoints, on one port.
 fn router(app: Arc<App>) -> Router {
     let clouds = Router::new()
-        .merge(alibaba::routes())
+        .route("/", axum::routing::get(root).post(root))
         .merge(jdcloud::routes())
         .merge(metadata::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -16,7 +16,7 @@ use super::inventory::InventoryResource;
 /// Identity of a resource.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct ResourceKey {
-    /// `alibaba` or `jdcloud`.
+    /// `alibaba`, `jdcloud` or `aws`.
     pub cloud: String,
     /// Alibaba `ResourceType` or JD `serviceCode`.
     pub resource_type: String,
@@ -108,6 +108,22 @@ impl Store {
             .iter()
             .filter(|(key, _)| key.cloud == super::inventory::ALIBABA)
             .map(|(key, stored)| (key.resource_type.as_str(), key.id.as_str(), stored))
+    }
+
+    /// Every AWS resource as (`service[:type]`, ARN, resource), in key order.
+    pub fn aws_resources(&self) -> impl Iterator<Item = (&str, &str, &StoredResource)> {
+        self.resources
+            .iter()
+            .filter(|(key, _)| key.cloud == super::inventory::AWS)
+            .map(|(key, stored)| (key.resource_type.as_str(), key.id.as_str(), stored))
+    }
+
+    /// The key of the AWS resource of an ARN, whatever type it is stored under.
+    pub fn aws_key_of(&self, arn: &str) -> Option<ResourceKey> {
+        self.resources
+            .keys()
+            .find(|key| key.cloud == super::inventory::AWS && key.id == arn)
+            .cloned()
     }
 
     /// The service codes of the JD Cloud resources, in order, each once.

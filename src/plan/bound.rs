@@ -63,6 +63,8 @@ impl Paging {
         match cloud {
             crate::api::Cloud::Alibaba => Paging::Entries(ALIBABA_PAGE_ENTRIES),
             crate::api::Cloud::Jdcloud => Paging::OnePerCall,
+            // NB: GetResources by ResourceARNList takes no paging parameter: one page a call.
+            crate::api::Cloud::Aws => Paging::OnePerCall,
         }
     }
 
@@ -123,7 +125,7 @@ pub fn lower_bound(
         }
         let ids: Vec<&str> = declaring.keys().copied().collect();
         bound.list += ids
-            .chunks(per_call)
+            .chunks(limits.read_chunk())
             .map(|call| {
                 let entries = call
                     .iter()

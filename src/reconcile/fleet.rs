@@ -82,6 +82,7 @@ impl Target {
     pub fn of(spec: &TagProviderSpec, resource_type: &str) -> Target {
         let (region, resource_type) = match spec.cloud {
             Cloud::Alibaba => (spec.region.as_str(), alibaba_type(spec, resource_type)),
+            Cloud::Aws => (spec.region.as_str(), resource_type.to_string()),
             Cloud::Jdcloud => (
                 crate::cloud::jdcloud::region_of(&spec.region, resource_type),
                 resource_type.to_string(),

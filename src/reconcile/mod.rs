@@ -113,7 +113,10 @@ fn check_spec<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Option<Outcome> {
     if input.resource_ids.is_empty() && input.desired.is_empty() {
         return None;
     }
-    let violations = spec_violations(cloud, input.resource_type, input.desired);
+    let mut violations = spec_violations(cloud, input.resource_type, input.desired);
+    if let Err(rule) = cloud.check_resource_ids(input.resource_type, input.resource_ids) {
+        violations.push(format!("spec.resourceIds: {rule}"));
+    }
     (!violations.is_empty()).then(|| Outcome::invalid_spec(input, violations.join("; ")))
 }
 

@@ -9,6 +9,7 @@ use crate::api::{AlibabaSignatureVersion, Cloud, TagProviderSpec};
 use crate::cloud::alibaba::{
     self, AlibabaClient, AlibabaConfig, ProductApi, SignatureVersion, TagService, TagServiceClient,
 };
+use crate::cloud::aws::{self, AwsClient, AwsConfig};
 use crate::cloud::credentials::Credentials;
 use crate::cloud::jdcloud::{self, JdcloudClient, JdcloudConfig};
 use crate::cloud::{
@@ -28,6 +29,8 @@ pub enum ProviderClient {
     TagService(TagServiceClient),
     /// JD Cloud.
     Jdcloud(JdcloudClient),
+    /// AWS's Resource Groups Tagging API.
+    Aws(AwsClient),
 }
 
 /// A provider spec that cannot be turned into a client.
@@ -73,6 +76,9 @@ pub fn default_rate(cloud: Cloud) -> Rate {
     match cloud {
         Cloud::Alibaba => Rate::ALIBABA_DEFAULT,
         Cloud::Jdcloud => Rate::JDCLOUD_DEFAULT,
+        // NB: the provider's rate of AWS is its slowest action's; each action has its own
+        // limiter ([`aws_client`]).
+        Cloud::Aws => Rate::AWS_WRITE,
     }
 }
 
@@ -98,6 +104,7 @@ pub fn client_for(
 ) -> Result<ProviderClient, ProviderSpecError> {
     match spec.cloud {
         Cloud::Alibaba => alibaba_client(spec, credentials, options),
+        Cloud::Aws => aws_client(spec, credentials, options),
         Cloud::Jdcloud => jdcloud_config(spec, credentials, options).map(|config| {
             ProviderClient::Jdcloud(with_options(
                 Client::new(config, options.http.clone()),
@@ -121,6 +128,75 @@ fn with_options<P: Protocol>(
         Some(observer) => client.with_observer(observer.clone()),
         None => client,
     }
+}
+
+/// AWS: the tagging API's client, with a limiter per action at AWS's fixed rates
+/// (GetResources 15/s, TagResources and UntagResources 5/s each), which `spec.rateLimit` may
+/// lower and never raise.
+fn aws_client(
+    spec: &TagProviderSpec,
+    credentials: Credentials,
+    options: &ClientOptions,
+) -> Result<ProviderClient, ProviderSpecError> {
+    let settings = spec.aws.clone().unwrap_or_default();
+    let region_partition = aws::partition_of(&spec.region);
+    let partition = settings
+        .partition
+        .clone()
+        .unwrap_or_else(|| region_partition.to_string());
+    if partition != region_partition {
+        return Err(spec_error(
+            "spec.aws.partition",
+            format!(
+                "{partition:?} is not the partition of region {:?} ({region_partition})",
+                spec.region
+            ),
+        ));
+    }
+    if let Some(account) = &settings.account_id
+        && (account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(spec_error(
+            "spec.aws.accountId",
+            format!("{account:?} is not a 12-digit AWS account id"),
+        ));
+    }
+    let endpoint = options
+        .endpoint_override
+        .clone()
+        .or_else(|| spec.endpoint.clone())
+        .unwrap_or_else(|| aws::endpoint_of(&spec.region));
+    let config = AwsConfig {
+        endpoint,
+        scope: aws::ArnScope {
+            partition,
+            region: spec.region.clone(),
+            account_id: settings.account_id,
+        },
+        credentials,
+        retry: options.retry.clone(),
+        timeout: CALL_TIMEOUT,
+        limits: Limits::aws(),
+    };
+    let mut client = Client::new(config, options.http.clone());
+    let asked = spec.rate_limit.as_ref().map(|limit| Rate {
+        per_second: limit.requests_per_second,
+        burst: limit.burst,
+    });
+    if asked.is_some() || options.default_rate_limit {
+        for (action, fixed) in [
+            ("GetResources", Rate::AWS_GET_RESOURCES),
+            ("TagResources", Rate::AWS_WRITE),
+            ("UntagResources", Rate::AWS_WRITE),
+        ] {
+            let rate = asked.map_or(fixed, |asked| fixed.at_most(asked));
+            client = client.with_action_rate_limiter(action, Arc::new(RateLimiter::new(rate)));
+        }
+    }
+    Ok(ProviderClient::Aws(match &options.observer {
+        Some(observer) => client.with_observer(observer.clone()),
+        None => client,
+    }))
 }
 
 fn jdcloud_config(
@@ -261,6 +337,7 @@ macro_rules! each_client {
             ProviderClient::Alibaba($client) => $body,
             ProviderClient::TagService($client) => $body,
             ProviderClient::Jdcloud($client) => $body,
+            ProviderClient::Aws($client) => $body,
         }
     };
 }
@@ -272,6 +349,7 @@ impl ProviderClient {
             ProviderClient::Alibaba(client) => &client.protocol().config.endpoint,
             ProviderClient::TagService(client) => &client.protocol().config.endpoint,
             ProviderClient::Jdcloud(client) => &client.protocol().endpoint,
+            ProviderClient::Aws(client) => &client.protocol().endpoint,
         }
     }
 }
@@ -287,6 +365,14 @@ impl TagApi for ProviderClient {
 
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
         each_client!(self, client => client.check_resource_type(resource_type))
+    }
+
+    fn check_resource_ids(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<(), String> {
+        each_client!(self, client => client.check_resource_ids(resource_type, resource_ids))
     }
 
     async fn list_tags(

@@ -336,7 +336,7 @@ async fn observe_all<C: TagApi, L: IntentLog>(
     let ids: Vec<String> = ids.into_iter().cloned().collect();
     // NB: the calls a read of them all would make, in the same order: no call more.
     let reads: Vec<Vec<String>> = ids
-        .chunks(cloud.limits().resources_per_call.max(1))
+        .chunks(cloud.limits().read_chunk())
         .map(<[String]>::to_vec)
         .collect();
     let answers = if reads.is_empty() {

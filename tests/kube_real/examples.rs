@@ -7,12 +7,13 @@ use std::sync::Arc;
 use crate::Env;
 
 /// The examples, each applied as a user would apply it to a cluster with the CRDs.
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     "quickstart",
     "selector",
     "observe",
     "partial-failure",
     "tag-service",
+    "aws",
 ];
 
 pub async fn every_example_folder_applies_with_kubectl(env: Arc<Env>) {

@@ -39,6 +39,22 @@ def _jdcloud(code, prefix, count):
     ]
 
 
+AWS_REGION = "us-east-1"
+AWS_ACCOUNT = "123456789012"
+
+
+def aws_instance(instance_id):
+    return f"arn:aws:ec2:{AWS_REGION}:{AWS_ACCOUNT}:instance/{instance_id}"
+
+
+def _aws(prefix, count, tags):
+    return [
+        {"cloud": "aws", "region": AWS_REGION, "type": "ec2:instance", "id": aws_instance(i),
+         "tags": dict(tags)}
+        for i in ids(prefix, count)
+    ]
+
+
 def inventory():
     """Accounts and resources of every suite."""
     resources = []
@@ -56,6 +72,9 @@ def inventory():
     # jdcloud-sdk (JDCLOUD3) and jdcloud-sdk-core 1.3.3 (JDCLOUD2).
     resources += _jdcloud("vm", "i-jd3", 5)
     resources += _jdcloud("vm", "i-jd2", 5)
+    # boto3 on the Resource Groups Tagging API (tagged, so that GetResources lists them; one
+    # tag AWS set).
+    resources += _aws("i-b3", 5, {"suite": "boto3", "aws:cloudformation:stack-name": "sdk"})
     return {
         "accounts": [{"accessKeyId": ACCESS_KEY_ID, "accessKeySecret": ACCESS_KEY_SECRET}],
         "resources": resources,

@@ -3,7 +3,7 @@
     python tests/sdk/run_sdk_tests.py --binary target/debug/tagbinder --jdcloud2-sdk DIR
 
 Starts the emulator on a free loopback port with the inventory of common.py, runs the
-suites (test_alibaba_v1, test_alibaba_v3, test_jdcloud with JDCLOUD3) in this process and
+suites (test_alibaba_v1, test_alibaba_v3, test_jdcloud with JDCLOUD3, test_aws_boto3) in this process and
 test_jdcloud again in a child process where jdcloud-sdk-core 1.3.3 (JDCLOUD2, installed in
 DIR with `pip install --no-deps --target DIR`) provides `jdcloud_sdk.core`. Prints every test
 and a closing line `N passed, N failed`; exits non-zero when a test failed or errored, when
@@ -19,7 +19,7 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SUITES = ["test_alibaba_v1", "test_alibaba_v3", "test_jdcloud"]
+SUITES = ["test_alibaba_v1", "test_alibaba_v3", "test_jdcloud", "test_aws_boto3"]
 
 
 class Outcome(unittest.TextTestResult):

@@ -118,6 +118,7 @@ pub fn provider(name: &str, endpoint: &str, secret: &str) -> TagProvider {
                 ..AlibabaSettings::default()
             }),
             jdcloud: None,
+            aws: None,
             endpoint: Some(endpoint.to_string()),
             credentials: Some(Credentials {
                 secret_ref: SecretRef {

@@ -267,7 +267,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
             return;
         }
         let inner = &self.shared.inner;
-        let per_call = inner.limits().resources_per_call;
+        let per_call = inner.limits().read_chunk();
         let calls = merge::list_calls(lists.iter().map(|(ids, _)| ids.as_slice()), per_call);
         let reads: Vec<_> = calls
             .iter()
@@ -557,6 +557,16 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         self.shared.inner.check_resource_type(resource_type)
     }
 
+    fn check_resource_ids(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<(), String> {
+        self.shared
+            .inner
+            .check_resource_ids(resource_type, resource_ids)
+    }
+
     async fn list_tags(
         &self,
         resource_type: &str,
@@ -639,6 +649,14 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
 
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
         self.batcher.check_resource_type(resource_type)
+    }
+
+    fn check_resource_ids(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<(), String> {
+        self.batcher.check_resource_ids(resource_type, resource_ids)
     }
 
     async fn list_tags(

@@ -98,6 +98,23 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     /// Checks a binding's `resourceType`; the error says which values are accepted.
     fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
 
+    /// Checks a binding's `resourceIds` (see [`TagApi::check_resource_ids`]).
+    fn check_resource_ids(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<(), String> {
+        let _ = (resource_type, resource_ids);
+        Ok(())
+    }
+
+    /// True when a paged listing that failed with `error` should start again from its first
+    /// page, once (AWS: an expired `PaginationToken`).
+    fn restarts_listing(&self, error: &CloudError) -> bool {
+        let _ = error;
+        false
+    }
+
     /// The call that lists the tags of `resource_ids` (at most `resources_per_call`, each
     /// once), from the page `token` on.
     fn list_call(
@@ -182,6 +199,8 @@ pub struct Client<P> {
     http: reqwest::Client,
     observer: Option<Arc<dyn CallObserver>>,
     limiter: Option<Arc<RateLimiter>>,
+    /// Limiters of single actions (AWS's per-action rates), before `limiter`.
+    action_limiters: Vec<(&'static str, Arc<RateLimiter>)>,
 }
 
 impl<P: Protocol> fmt::Debug for Client<P> {
@@ -206,6 +225,7 @@ impl<P: Protocol> Client<P> {
             http,
             observer: None,
             limiter: None,
+            action_limiters: Vec::new(),
         }
     }
 
@@ -225,6 +245,17 @@ impl<P: Protocol> Client<P> {
     /// of one provider), which slows down when the cloud throttles.
     pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// The same client, sending every HTTP attempt of `action` through `limiter` instead of
+    /// the provider's limiter (per-action rates, as AWS's tagging API has them).
+    pub fn with_action_rate_limiter(
+        mut self,
+        action: &'static str,
+        limiter: Arc<RateLimiter>,
+    ) -> Self {
+        self.action_limiters.push((action, limiter));
         self
     }
 
@@ -294,8 +325,14 @@ impl<P: Protocol> Client<P> {
         attempt: u32,
     ) -> Result<String, AttemptError> {
         let protocol = &self.protocol;
+        let limiter = self
+            .action_limiters
+            .iter()
+            .find(|(limited_action, _)| *limited_action == action)
+            .map(|(_, limiter)| limiter.as_ref())
+            .or(self.limiter.as_deref());
         let result = limited(
-            self.limiter.as_deref(),
+            limiter,
             |error| protocol.is_throttling(error),
             self.send(action, call, attempt),
         )
@@ -444,6 +481,15 @@ impl<P: Protocol> TagApi for Client<P> {
         self.protocol.check_resource_type(resource_type)
     }
 
+    fn check_resource_ids(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+    ) -> Result<(), String> {
+        self.protocol
+            .check_resource_ids(resource_type, resource_ids)
+    }
+
     async fn list_tags(
         &self,
         resource_type: &str,
@@ -455,7 +501,7 @@ impl<P: Protocol> TagApi for Client<P> {
             .collect();
         // NB: the map holds each id once, so a repeated id is listed once.
         let unique: Vec<String> = observed.keys().cloned().collect();
-        let per_call = self.limits().resources_per_call.max(1);
+        let per_call = self.limits().read_chunk();
         for chunk in unique.chunks(per_call) {
             self.list_chunk(resource_type, chunk, &mut observed).await?;
         }

@@ -59,9 +59,24 @@ impl<P: Protocol> Client<P> {
         let action = self.protocol.action(Operation::List);
         let mut pagination = Pagination::default();
         let mut token: Option<String> = None;
+        let mut restarted = false;
         loop {
             let call = call_from(token.as_deref())?;
-            let body = self.call(action, resources, &call).await?;
+            let body = match self.call(action, resources, &call).await {
+                Ok(body) => body,
+                // NB: a listing whose token expired starts again, once: what it read stays
+                // (the same resources are read again into the same map).
+                Err(error)
+                    if token.is_some() && !restarted && self.protocol.restarts_listing(&error) =>
+                {
+                    tracing::debug!(action, code = %error.code, "the listing starts again");
+                    restarted = true;
+                    token = None;
+                    pagination = Pagination::default();
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let next = self
                 .protocol
                 .read_list(resource_type, &body, observed, admit)

@@ -76,6 +76,7 @@ fn submission(namespace: &str, name: &str, provider: &str) -> Submission {
             ..AlibabaSettings::default()
         }),
         jdcloud: None,
+        aws: None,
         endpoint: Some("http://127.0.0.1:9".into()),
         credentials: None,
         rate_limit: None,

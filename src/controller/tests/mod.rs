@@ -89,6 +89,7 @@ fn provider(endpoint: &str) -> TagProvider {
                 ..AlibabaSettings::default()
             }),
             jdcloud: None,
+            aws: None,
             endpoint: Some(endpoint.to_string()),
             credentials: Some(Credentials {
                 secret_ref: SecretRef {

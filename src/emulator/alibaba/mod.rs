@@ -33,12 +33,10 @@ mod v3;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::Response;
-use axum::routing::get;
 
 pub use rules::{API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, Product};
 pub use tag_service::{TAG_SERVICE_VERSION, TagServiceLimits};
@@ -52,11 +50,6 @@ use super::App;
 use super::inventory::ALIBABA;
 use super::stats::OK;
 
-/// The routes of the Alibaba Cloud side.
-pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new().route("/", get(rpc).post(rpc))
-}
-
 /// What a request is, before it is verified.
 struct Call<'a> {
     method: &'a Method,
@@ -67,7 +60,8 @@ struct Call<'a> {
     v3: bool,
 }
 
-async fn rpc(
+/// Alibaba Cloud's RPC on `/` (the emulator's root dispatches between it and AWS).
+pub(crate) async fn rpc(
     State(app): State<Arc<App>>,
     method: Method,
     uri: Uri,

@@ -64,6 +64,7 @@ pub(crate) async fn emulated(
             ..AlibabaSettings::default()
         }),
         jdcloud: None,
+        aws: None,
         endpoint: Some(cloud.url()),
         credentials: None,
         rate_limit: None,

@@ -1,0 +1,429 @@
+//! AWS's Resource Groups Tagging API (spec: aws-resource-groups-tagging.md): GetResources,
+//! TagResources and UntagResources, JSON 1.1 on `POST /`, signed with SigV4 (the official
+//! `aws-sigv4` crate, [`crate::cloud::sign::aws`]): a protocol of the client chassis.
+//!
+//! Resources are addressed by ARN: a binding's bare ids of the common types are composed into
+//! ARNs with the provider's partition, region and account ([`arn`]), and ARNs of another
+//! partition, region, account or type are refused before anything is sent. Reads by id are
+//! GetResources by `ResourceARNList` (100 a call, no paging); selects are GetResources by
+//! `TagFilters` and `ResourceTypeFilters`, paged to the empty `PaginationToken`, restarted
+//! once when a token expires. Writes carry 20 ARNs and 50 tags (or keys), and report failures
+//! per ARN in `FailedResourcesMap`. `aws:` tags are AWS's own: never read into a decision,
+//! written or pruned.
+
+pub mod arn;
+mod errors;
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
+use serde_json::{Value, json};
+
+use super::AccessKey;
+use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
+use super::credentials::Credentials;
+use super::retry::retry_after_seconds;
+use super::sign::aws::{AwsCredentials, Unsigned, sign_headers};
+use super::transport::local;
+use super::{CloudError, ErrorKind, RetryPolicy, WriteOp, WriteResult};
+use crate::tags::{Limits, Tags, TagsByResource};
+
+pub use arn::{ArnScope, partition_of};
+
+/// The signing name of the tagging API (spec section 1).
+pub const SIGNING_SERVICE: &str = "tagging";
+/// `X-Amz-Target` prefix (spec section 1).
+const TARGET_PREFIX: &str = "ResourceGroupsTaggingAPI_20170126.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+const GET_RESOURCES: &str = "GetResources";
+const TAG_RESOURCES: &str = "TagResources";
+const UNTAG_RESOURCES: &str = "UntagResources";
+
+/// Largest `ResourcesPerPage` (spec section 3): the fewest pages.
+const PAGE_SIZE: usize = 100;
+
+/// The documented endpoint of a region: `https://tagging.{region}.amazonaws.com`, or
+/// `.amazonaws.com.cn` in China (spec section 1).
+pub fn endpoint_of(region: &str) -> String {
+    if region.starts_with("cn-") {
+        format!("https://tagging.{region}.amazonaws.com.cn")
+    } else {
+        format!("https://tagging.{region}.amazonaws.com")
+    }
+}
+
+/// Everything a client needs to reach the tagging API in one region of one account.
+#[derive(Clone, Debug)]
+pub struct AwsConfig {
+    /// Base URL, e.g. [`endpoint_of`]`("us-east-1")`.
+    pub endpoint: String,
+    /// Partition, region and account of the provider's ARNs.
+    pub scope: ArnScope,
+    /// Where each attempt's key comes from (the session token of temporary ones included).
+    pub credentials: Credentials,
+    /// Retry policy for retryable failures.
+    pub retry: RetryPolicy,
+    /// Timeout of one HTTP attempt.
+    pub timeout: Duration,
+    /// Limits and tag rules ([`Limits::aws`]).
+    pub limits: Limits,
+}
+
+/// Client of the tagging API: the chassis over [`AwsConfig`].
+pub type AwsClient = Client<AwsConfig>;
+
+/// One call: its operation and JSON body.
+#[derive(Clone, Debug)]
+pub struct AwsCall {
+    operation: &'static str,
+    body: String,
+}
+
+impl AwsConfig {
+    /// The ARNs of `ids`, or the local error of `action`.
+    fn arns(
+        &self,
+        action: &'static str,
+        resource_type: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, CloudError> {
+        ids.iter()
+            .map(|id| {
+                self.scope.arn(resource_type, id).map_err(|rule| {
+                    local(
+                        ErrorKind::InvalidInput,
+                        action,
+                        "InvalidResourceId",
+                        rule,
+                        0,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The requested ids of each ARN of `ids`: one resource may be named twice, by bare id and
+    /// by ARN (ids whose ARN cannot be composed are left out).
+    fn ids_by_arn<'a>(
+        &self,
+        resource_type: &str,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> std::collections::HashMap<String, Vec<String>> {
+        let mut by_arn: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for id in ids {
+            if let Ok(arn) = self.scope.arn(resource_type, id) {
+                by_arn.entry(arn).or_default().push(id.clone());
+            }
+        }
+        by_arn
+    }
+
+    fn is_reserved(&self, key: &str) -> bool {
+        self.limits.reserved_key_prefix(key).is_some()
+    }
+}
+
+impl Protocol for AwsConfig {
+    type Call = AwsCall;
+
+    fn cloud_name(&self) -> &'static str {
+        "aws"
+    }
+
+    fn settings(&self) -> Settings<'_> {
+        Settings {
+            endpoint: &self.endpoint,
+            retry: &self.retry,
+            timeout: self.timeout,
+            limits: &self.limits,
+            credentials: &self.credentials,
+        }
+    }
+
+    fn action(&self, operation: Operation) -> &'static str {
+        match operation {
+            Operation::List => GET_RESOURCES,
+            Operation::Tag => TAG_RESOURCES,
+            Operation::Untag => UNTAG_RESOURCES,
+        }
+    }
+
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+        arn::check_resource_type(resource_type)
+    }
+
+    fn check_resource_ids(&self, resource_type: &str, ids: &[String]) -> Result<(), String> {
+        let refused: Vec<String> = ids
+            .iter()
+            .filter_map(|id| self.scope.arn(resource_type, id).err())
+            .collect();
+        match refused.len() {
+            0 => Ok(()),
+            1 => Err(refused[0].clone()),
+            n => Err(format!("{n} ids refused; the first: {}", refused[0])),
+        }
+    }
+
+    fn list_call(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        _token: Option<&str>,
+    ) -> Result<AwsCall, CloudError> {
+        // NB: ResourceARNList excludes every paging parameter (spec section 3): one call.
+        let arns = self.arns(GET_RESOURCES, resource_type, resource_ids)?;
+        Ok(AwsCall {
+            operation: GET_RESOURCES,
+            body: json!({"ResourceARNList": arns}).to_string(),
+        })
+    }
+
+    fn select_call(
+        &self,
+        resource_type: &str,
+        match_tags: &Tags,
+        token: Option<&str>,
+    ) -> Result<AwsCall, CloudError> {
+        let filters: Vec<Value> = match_tags
+            .iter()
+            .map(|(key, value)| json!({"Key": key, "Values": [value]}))
+            .collect();
+        let mut body = json!({
+            "TagFilters": filters,
+            "ResourceTypeFilters": [resource_type],
+            "ResourcesPerPage": PAGE_SIZE,
+        });
+        if let Some(token) = token {
+            body["PaginationToken"] = json!(token);
+        }
+        Ok(AwsCall {
+            operation: GET_RESOURCES,
+            body: body.to_string(),
+        })
+    }
+
+    fn read_list(
+        &self,
+        resource_type: &str,
+        body: &str,
+        observed: &mut TagsByResource,
+        admit: Admit,
+    ) -> Result<Option<String>, String> {
+        let answer: Value = serde_json::from_str(body).map_err(|error| error.to_string())?;
+        let list = answer
+            .get("ResourceTagMappingList")
+            .and_then(Value::as_array)
+            .ok_or("no ResourceTagMappingList")?;
+        let requested = match admit {
+            Admit::Requested => Some(self.ids_by_arn(resource_type, observed.keys())),
+            Admit::Listed => None,
+        };
+        for mapping in list {
+            let arn = mapping
+                .get("ResourceARN")
+                .and_then(Value::as_str)
+                .ok_or("a mapping without ResourceARN")?;
+            let ids: Vec<String> = match &requested {
+                Some(requested) => match requested.get(arn) {
+                    Some(ids) => ids.clone(),
+                    None => continue,
+                },
+                None => {
+                    // NB: a select keeps the resources of the binding's type only.
+                    let arn_type = arn::resource_type_of(arn).unwrap_or_default();
+                    let same = arn_type == resource_type
+                        || arn_type.split(':').next() == Some(resource_type);
+                    if !same {
+                        continue;
+                    }
+                    vec![arn.to_string()]
+                }
+            };
+            let mut listed = Tags::new();
+            for tag in mapping
+                .get("Tags")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let key = tag
+                    .get("Key")
+                    .and_then(Value::as_str)
+                    .ok_or("a tag without Key")?;
+                let value = tag.get("Value").and_then(Value::as_str).unwrap_or("");
+                if !self.is_reserved(key) {
+                    listed.insert(key.to_string(), value.to_string());
+                }
+            }
+            for id in ids {
+                if let Some(tags) = admit.entry(observed, &id) {
+                    tags.extend(listed.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
+        }
+        // NB: the last page carries "" (spec section 3); an absent token ends it too.
+        Ok(answer
+            .get("PaginationToken")
+            .and_then(Value::as_str)
+            .filter(|token| !token.is_empty())
+            .map(str::to_string))
+    }
+
+    fn write_call(
+        &self,
+        op: WriteOp,
+        resource_type: &str,
+        resource_ids: &[String],
+        tags: &Tags,
+    ) -> Result<AwsCall, CloudError> {
+        let action = self.action(op.into());
+        let arns = self.arns(action, resource_type, resource_ids)?;
+        if let Some(key) = tags.keys().find(|key| self.is_reserved(key)) {
+            return Err(local(
+                ErrorKind::InvalidInput,
+                action,
+                "ReservedTagKey",
+                format!(
+                    "tag key {key:?}: the aws: prefix is AWS's own; tagbinder never writes or removes it (nothing was sent)"
+                ),
+                0,
+            ));
+        }
+        let body = match op {
+            WriteOp::Tag => json!({"ResourceARNList": arns, "Tags": tags}),
+            WriteOp::Untag => {
+                json!({"ResourceARNList": arns, "TagKeys": tags.keys().collect::<Vec<_>>()})
+            }
+        };
+        Ok(AwsCall {
+            operation: action,
+            body: body.to_string(),
+        })
+    }
+
+    fn read_write(
+        &self,
+        _op: WriteOp,
+        resource_type: &str,
+        resource_ids: &[String],
+        body: &str,
+    ) -> Result<WriteResult, String> {
+        let answer: Value = serde_json::from_str(body).map_err(|error| error.to_string())?;
+        let ids = self.ids_by_arn(resource_type, resource_ids.iter());
+        let failed = match answer.get("FailedResourcesMap") {
+            None | Some(Value::Null) => serde_json::Map::new(),
+            Some(Value::Object(failed)) => failed.clone(),
+            Some(_) => return Err("FailedResourcesMap is not a map".to_string()),
+        };
+        let failures = failed.iter().flat_map(|(arn, info)| {
+            let error = errors::resource_error(info);
+            ids.get(arn)
+                .cloned()
+                .unwrap_or_else(|| vec![arn.clone()])
+                .into_iter()
+                .map(move |id| (id, error.clone()))
+        });
+        Ok(failures_of_call(resource_ids, failures))
+    }
+
+    fn sign(&self, call: &AwsCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+        let credentials = AwsCredentials::new(
+            key.id.clone(),
+            key.secret(),
+            key.session_token().map(str::to_string),
+        );
+        let url = reqwest::Url::parse(&self.endpoint).map_err(|error| {
+            local(
+                ErrorKind::InvalidInput,
+                call.operation,
+                "InvalidEndpoint",
+                format!("endpoint {:?} is not a URL: {error}", self.endpoint),
+                0,
+            )
+        })?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => String::new(),
+        };
+        let target = format!("{TARGET_PREFIX}{}", call.operation);
+        let headers = [
+            ("content-type", CONTENT_TYPE),
+            ("host", host.as_str()),
+            ("x-amz-target", target.as_str()),
+        ];
+        let signed = sign_headers(
+            &credentials,
+            &self.scope.region,
+            SIGNING_SERVICE,
+            SystemTime::now(),
+            Unsigned {
+                method: "POST",
+                url: url.as_str(),
+                headers: &headers,
+                body: call.body.as_bytes(),
+            },
+        )
+        .map_err(|message| {
+            local(
+                ErrorKind::InvalidInput,
+                call.operation,
+                "SigningFailed",
+                message,
+                0,
+            )
+        })?;
+        let mut out: Vec<(HeaderName, String)> = vec![
+            (
+                HeaderName::from_static("content-type"),
+                CONTENT_TYPE.to_string(),
+            ),
+            (HeaderName::from_static("x-amz-target"), target),
+        ];
+        for (name, value) in signed {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                out.push((name, value));
+            }
+        }
+        Ok(HttpRequest {
+            method: reqwest::Method::POST,
+            url: url.to_string(),
+            headers: out,
+            body: call.body.clone(),
+        })
+    }
+
+    fn error_of(
+        &self,
+        action: &'static str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &str,
+    ) -> CloudError {
+        errors::from_answer(action, status, headers, body)
+    }
+
+    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
+        headers
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(retry_after_seconds)
+    }
+
+    fn request_id(&self, headers: &HeaderMap, _body: &str) -> Option<String> {
+        errors::request_id(headers)
+    }
+
+    fn is_throttling(&self, error: &CloudError) -> bool {
+        errors::is_throttling(&error.code)
+    }
+
+    fn restarts_listing(&self, error: &CloudError) -> bool {
+        error.code == "PaginationTokenExpiredException"
+    }
+
+    fn document_name(&self, action: &'static str) -> String {
+        format!("an AWS {action} document")
+    }
+}

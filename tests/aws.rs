@@ -1,0 +1,277 @@
+//! tagbinder's AWS client (`cloud: aws`) against the emulator's Resource Groups Tagging API:
+//! ARN composition and refusals, reads of 100 ARNs a call, writes with per-ARN failures,
+//! selects paged to the end, the per-action rates.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tagbinder::api::TagProviderSpec;
+use tagbinder::cloud::{AccessKey, ErrorKind, RetryPolicy, TagApi};
+use tagbinder::emulator::{
+    Account, AwsConfig, EmulatorConfig, Inventory, InventoryResource, RunningEmulator, start,
+};
+use tagbinder::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
+use tagbinder::tags::Tags;
+
+const KEY: &str = "AKIACLIENTTEST000001";
+const SECRET: &str = "client/test/secret/aws00000000000000000";
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+
+fn instance(id: &str) -> String {
+    format!("arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{id}")
+}
+
+fn resource(resource_type: &str, arn: &str, tags: &[(&str, &str)]) -> InventoryResource {
+    InventoryResource {
+        cloud: "aws".to_string(),
+        region: REGION.to_string(),
+        resource_type: resource_type.to_string(),
+        id: arn.to_string(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn config(instances: usize) -> EmulatorConfig {
+    let mut resources: Vec<InventoryResource> = (0..instances)
+        .map(|i| {
+            resource(
+                "ec2:instance",
+                &instance(&format!("i-{i:04}")),
+                &[("env", "prod")],
+            )
+        })
+        .collect();
+    resources.push(resource(
+        "ec2:instance",
+        &instance("i-stack"),
+        &[("env", "prod"), ("aws:cloudformation:stack-name", "web")],
+    ));
+    resources.push(resource("s3", "arn:aws:s3:::logs-bucket", &[]));
+    EmulatorConfig {
+        inventory: Inventory {
+            accounts: vec![Account {
+                access_key_id: KEY.to_string(),
+                access_key_secret: SECRET.to_string(),
+            }],
+            resources,
+        },
+        ..EmulatorConfig::default()
+    }
+}
+
+async fn emulator(config: EmulatorConfig) -> RunningEmulator {
+    start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .expect("the emulator starts")
+}
+
+fn client(emulator: &RunningEmulator, extra: &str, default_rate_limit: bool) -> ProviderClient {
+    let spec: TagProviderSpec = serde_yaml::from_str(&format!(
+        "{{cloud: aws, region: {REGION}, endpoint: '{}', aws: {{accountId: '{ACCOUNT}'}}{extra}}}",
+        emulator.url()
+    ))
+    .expect("a provider spec");
+    client_for(
+        &spec,
+        AccessKey::new(KEY, SECRET).into(),
+        &ClientOptions {
+            http: http_client().expect("HTTP client"),
+            endpoint_override: None,
+            retry: RetryPolicy::default(),
+            observer: None,
+            default_rate_limit,
+        },
+    )
+    .expect("a client")
+}
+
+async fn stats(emulator: &RunningEmulator) -> Value {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::get(format!("{}/_emulator/stats", emulator.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn calls(stats: &Value, action: &str, outcome: &str) -> u64 {
+    stats["requests"]["aws"][action][outcome]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Tags {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn reads_bare_ids_and_arns_100_a_call_without_aws_tags() {
+    let emulator = emulator(config(150)).await;
+    let client = client(&emulator, "", false);
+    let mut ids: Vec<String> = (0..149).map(|i| format!("i-{i:04}")).collect();
+    ids.push(instance("i-0149"));
+    ids.push("i-stack".to_string());
+    ids.push("i-absent".to_string());
+    let observed = client.list_tags("ec2:instance", &ids).await.expect("read");
+    assert_eq!(observed.len(), 152);
+    assert_eq!(observed["i-0000"], tags(&[("env", "prod")]));
+    assert_eq!(observed[&instance("i-0149")], tags(&[("env", "prod")]));
+    // NB: aws: tags are AWS's own: never read into a decision.
+    assert_eq!(observed["i-stack"], tags(&[("env", "prod")]));
+    assert_eq!(observed["i-absent"], Tags::new());
+    let stats = stats(&emulator).await;
+    assert_eq!(
+        calls(&stats, "GetResources", "ok"),
+        2,
+        "ceil(152 / 100): {stats}"
+    );
+}
+
+#[tokio::test]
+async fn writes_fail_per_arn_and_never_carry_aws_keys() {
+    let emulator = emulator(config(3)).await;
+    let client = client(&emulator, "", false);
+    let ids = vec![
+        "i-0000".to_string(),
+        "i-nope".to_string(),
+        instance("i-0001"),
+    ];
+    let result = client
+        .tag_resources("ec2:instance", &ids, &tags(&[("team", "web")]))
+        .await
+        .expect("a 200 answer");
+    assert_eq!(result.failed.len(), 1, "{result:?}");
+    assert_eq!(result.failed["i-nope"].kind, ErrorKind::NotFound);
+    let observed = client.list_tags("ec2:instance", &ids).await.unwrap();
+    assert_eq!(observed["i-0000"]["team"], "web");
+    assert_eq!(observed[&instance("i-0001")]["team"], "web");
+    let error = client
+        .tag_resources("ec2:instance", &ids[..1], &tags(&[("aws:x", "y")]))
+        .await
+        .expect_err("an aws: key");
+    assert_eq!((error.kind, error.attempts), (ErrorKind::InvalidInput, 0));
+    let result = client
+        .untag_resources("ec2:instance", &ids[..1], &tags(&[("team", "web")]))
+        .await
+        .unwrap();
+    assert!(result.failed.is_empty());
+    let observed = client.list_tags("ec2:instance", &ids[..1]).await.unwrap();
+    assert_eq!(observed["i-0000"], tags(&[("env", "prod")]));
+    let ids: Vec<String> = (0..21).map(|i| format!("i-{i}")).collect();
+    let error = client
+        .tag_resources("ec2:instance", &ids, &tags(&[("a", "b")]))
+        .await
+        .expect_err("21 ARNs");
+    assert_eq!(error.code, "BatchTooLarge");
+}
+
+#[tokio::test]
+async fn ids_of_another_region_account_or_type_and_bare_ids_of_unknown_types_are_refused() {
+    let emulator = emulator(config(1)).await;
+    let client = client(&emulator, "", false);
+    assert_eq!(
+        client.check_resource_ids("ec2:instance", &["i-1".to_string(), instance("i-2")]),
+        Ok(())
+    );
+    for (resource_type, id, word) in [
+        (
+            "ec2:instance",
+            "arn:aws:ec2:eu-west-1:123456789012:instance/i-1",
+            "region",
+        ),
+        (
+            "ec2:instance",
+            "arn:aws:ec2:us-east-1:999999999999:instance/i-1",
+            "account",
+        ),
+        (
+            "ec2:instance",
+            "arn:aws-cn:ec2:us-east-1:123456789012:instance/i-1",
+            "partition",
+        ),
+        (
+            "ec2:volume",
+            "arn:aws:ec2:us-east-1:123456789012:instance/i-1",
+            "not a ec2:volume",
+        ),
+        ("kafka:cluster", "c-1", "give the ARN"),
+    ] {
+        let error = client
+            .check_resource_ids(resource_type, &[id.to_string()])
+            .expect_err(id);
+        assert!(error.contains(word), "{id}: {error}");
+    }
+    let error = client
+        .list_tags("kafka:cluster", &["c-1".to_string()])
+        .await
+        .expect_err("no ARN");
+    assert_eq!(
+        (error.code.as_str(), error.attempts),
+        ("InvalidResourceId", 0)
+    );
+    assert_eq!(stats(&emulator).await["total"], 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn selects_page_to_the_empty_token_and_keep_the_binding_type() {
+    let emulator = emulator(config(230)).await;
+    let client = client(&emulator, "", false);
+    let selected = client
+        .select_resources("ec2:instance", &tags(&[("env", "prod")]))
+        .await
+        .expect("a select");
+    assert_eq!(selected.len(), 231);
+    assert!(selected.keys().all(|arn| arn.starts_with("arn:aws:ec2:")));
+    let stats = stats(&emulator).await;
+    assert_eq!(
+        calls(&stats, "GetResources", "ok"),
+        3,
+        "100 a page: {stats}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_keeps_to_the_per_action_rates_which_a_rate_limit_may_only_lower() {
+    let emulator = emulator(EmulatorConfig {
+        aws: AwsConfig {
+            enforce_rates: true,
+            ..AwsConfig::default()
+        },
+        ..config(12)
+    })
+    .await;
+    // NB: asks for 100 calls/s; AWS allows 5 TagResources a second, and so does the client.
+    let client = client(
+        &emulator,
+        ", rateLimit: {requestsPerSecond: 100, burst: 100}",
+        false,
+    );
+    let started = std::time::Instant::now();
+    for i in 0..8 {
+        let ids = vec![format!("i-{i:04}")];
+        client
+            .tag_resources("ec2:instance", &ids, &tags(&[("n", "1")]))
+            .await
+            .expect("within the rate");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = stats(&emulator).await;
+    assert_eq!(
+        calls(&stats, "TagResources", "ThrottledException"),
+        0,
+        "{stats}"
+    );
+    assert_eq!(calls(&stats, "TagResources", "ok"), 8, "{stats}");
+}

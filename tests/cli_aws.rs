@@ -1,0 +1,148 @@
+//! AWS as a user runs it: the built binary on `examples/aws` with the embedded cloud. EC2
+//! instances (one by bare id, one by ARN), an RDS instance, an S3 bucket and a selector
+//! converge through the Resource Groups Tagging API; a second run changes nothing; a prune
+//! removes only what tagbinder applied; aws: tags and foreign tags stay; bare ids of a type
+//! tagbinder cannot compose, and declared aws: keys, are InvalidSpec.
+
+#[allow(dead_code)]
+#[path = "common/cli.rs"]
+mod common;
+use common::tagbinder;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws")
+}
+
+/// A scratch copy of the example in `dir/manifests`, to edit.
+fn example_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    common::copy_flat(&example(), &manifests);
+    dir
+}
+
+fn apply(dir: &Path) -> (bool, String) {
+    let output = tagbinder(dir, &["apply", "-f", "manifests", "--embedded-cloud"]);
+    (
+        output.status.success(),
+        format!("{}\n{}", text(&output.stdout), text(&output.stderr)),
+    )
+}
+
+/// Tags of the resource with ARN `arn` in the embedded cloud's state file.
+fn tags_of(dir: &Path, arn: &str) -> Value {
+    let state = std::fs::read_to_string(dir.join(".tagbinder/cloud.json"))
+        .expect("the embedded cloud saved its state");
+    let state: Value = serde_json::from_str(&state).unwrap();
+    state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == arn)
+        .map(|r| r["tags"].clone())
+        .unwrap_or_else(|| panic!("{arn} in {state}"))
+}
+
+const WEB1: &str = "arn:aws:ec2:us-east-1:123456789012:instance/i-0webfront000000001";
+const WEB2: &str = "arn:aws:ec2:us-east-1:123456789012:instance/i-0webfront000000002";
+const DB: &str = "arn:aws:rds:us-east-1:123456789012:db:orders-prod";
+const MEDIA: &str = "arn:aws:s3:::tagbinder-demo-media";
+const LOGS: &str = "arn:aws:s3:::tagbinder-demo-logs";
+
+#[test]
+fn the_example_converges_then_changes_nothing_then_prunes() {
+    let dir = example_copy();
+    let (ok, out) = apply(dir.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("4 of 4 binding(s) Ready"), "{out}");
+    assert!(
+        out.contains("selector team=web matches 2 resources"),
+        "{out}"
+    );
+    let web1 = tags_of(dir.path(), WEB1);
+    assert_eq!(
+        (&web1["env"], &web1["owner"]),
+        (&"prod".into(), &"team-web".into())
+    );
+    assert_eq!(web1["cost-center"], "cc-1234", "by the selector");
+    assert_eq!(web1["created-by"], "terraform", "a foreign tag stays");
+    assert_eq!(
+        web1["aws:cloudformation:stack-name"], "web-front",
+        "an aws: tag stays"
+    );
+    assert_eq!(tags_of(dir.path(), WEB2)["cost-center"], "cc-1234");
+    assert_eq!(tags_of(dir.path(), DB)["backup"], "daily");
+    assert_eq!(tags_of(dir.path(), MEDIA)["owner"], "team-media");
+    assert_eq!(tags_of(dir.path(), LOGS)["owner"], "someone-else");
+
+    let (ok, out) = apply(dir.path());
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Apply: nothing changed; 4 of 4 binding(s) Ready."),
+        "{out}"
+    );
+
+    let bindings = dir.path().join("manifests/bindings.yaml");
+    let text = std::fs::read_to_string(&bindings).unwrap();
+    std::fs::write(&bindings, text.replace("    backup: daily\n", "")).unwrap();
+    let (ok, out) = apply(dir.path());
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("- backup=daily (pruned) on orders-prod"),
+        "{out}"
+    );
+    let db = tags_of(dir.path(), DB);
+    assert!(db.get("backup").is_none(), "{db}");
+    assert_eq!(db["owner"], "team-orders");
+}
+
+#[test]
+fn bare_ids_of_unknown_types_and_ids_of_other_regions_are_invalid_specs() {
+    let dir = example_copy();
+    let bindings = dir.path().join("manifests/bindings.yaml");
+    let text = std::fs::read_to_string(&bindings).unwrap();
+    let text = text
+        .replace(
+            "resourceType: rds:db\n  resourceIds:\n    - orders-prod",
+            "resourceType: kafka:cluster\n  resourceIds:\n    - orders-prod",
+        )
+        .replace(
+            "    - arn:aws:ec2:us-east-1:123456789012:instance/i-0webfront000000002",
+            "    - arn:aws:ec2:eu-west-1:123456789012:instance/i-0webfront000000002",
+        );
+    std::fs::write(&bindings, text).unwrap();
+    let (_, out) = apply(dir.path());
+    assert!(out.contains("give the ARN"), "{out}");
+    assert!(out.contains("is in region eu-west-1"), "{out}");
+    assert!(out.contains("InvalidSpec"), "{out}");
+    // NB: nothing was written on the instance of the refused binding.
+    assert!(tags_of(dir.path(), WEB1).get("owner").is_none());
+}
+
+#[test]
+fn a_declared_aws_key_is_refused() {
+    let dir = example_copy();
+    let bindings = dir.path().join("manifests/bindings.yaml");
+    let text = std::fs::read_to_string(&bindings).unwrap();
+    std::fs::write(
+        &bindings,
+        text.replace(
+            "    owner: team-media\n",
+            "    owner: team-media\n    aws:owner: me\n",
+        ),
+    )
+    .unwrap();
+    let (ok, out) = apply(dir.path());
+    assert!(!ok, "{out}");
+    assert!(out.contains("spec.tags[\"aws:owner\"]"), "{out}");
+    assert!(out.contains("reserved prefix \"aws:\""), "{out}");
+}
