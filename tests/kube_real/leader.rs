@@ -2,8 +2,9 @@
 //! cluster's controller holds the chart's Lease there): two controllers, as the chart's
 //! ServiceAccount with the chart's RBAC (`leaderElection.enabled=true`), one Lease. The standby
 //! reconciles nothing; SIGTERM hands the Lease over before its term would have run out (a
-//! standby reads the Lease every second, and takes it once released: before, it slept until
-//! the released term ran out, 5 to 15 s); after a SIGKILL the standby takes over once the Lease expires (15 s
+//! standby reads the Lease every second, and takes it once released: before, it looked again
+//! only when its last view of the term ran out, up to 10 s later; this check passes either
+//! way); after a SIGKILL the standby takes over once the Lease expires (15 s
 //! without renewal).
 
 use std::sync::Arc;
@@ -172,8 +173,8 @@ pub async fn a_standby_takes_over_after_sigterm_and_after_sigkill_on_the_real_ap
         .await;
 
     // SIGTERM: the leader releases the Lease and exits 0; the standby takes over before the
-    // released term would have run out (before the fix it slept until then, as for a dead
-    // leader). NB: SIGTERM just after a renewal, so that the term has about 15 s left.
+    // released term would have run out. NB: SIGTERM just after a renewal, so that the term
+    // has about 15 s left.
     let renewed = lease_term(&cluster).await;
     let expiry = eventually("the leader renews the Lease", || async {
         let now = lease_term(&cluster).await;
