@@ -289,7 +289,19 @@ pub async fn printer_columns_read_as_the_readme_shows(env: Arc<Env>) {
             .kubectl_ok(&["get", "tp", &tenant.provider], None)
             .await,
     );
-    assert_eq!(tp[0][0], ["NAME", "CLOUD", "REGION", "AGE"], "{tp:?}");
+    assert_eq!(
+        tp[0][0],
+        [
+            "NAME",
+            "CLOUD",
+            "REGION",
+            "READY",
+            "REASON",
+            "LAST-CALL",
+            "AGE"
+        ],
+        "{tp:?}"
+    );
     assert_eq!(
         tp[0][1][..3],
         [tenant.provider.as_str(), "alibaba", "cn-hangzhou"]
@@ -303,12 +315,20 @@ pub async fn printer_columns_read_as_the_readme_shows(env: Arc<Env>) {
     );
     let provider = format!("tagprovider.tagbinder.io/{}", tenant.provider);
     assert!(
-        all.iter().any(
-            |table| table[0] == ["NAMESPACE", "NAME", "CLOUD", "REGION", "AGE"]
-                && table
-                    .iter()
-                    .any(|row| row[..4] == ["", provider.as_str(), "alibaba", "cn-hangzhou"])
-        ),
+        all.iter().any(|table| table[0]
+            == [
+                "NAMESPACE",
+                "NAME",
+                "CLOUD",
+                "REGION",
+                "READY",
+                "REASON",
+                "LAST-CALL",
+                "AGE"
+            ]
+            && table
+                .iter()
+                .any(|row| row[..4] == ["", provider.as_str(), "alibaba", "cn-hangzhou"])),
         "{all:?}"
     );
     assert!(
