@@ -18,6 +18,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 RELEASE_NAMESPACE = "tagbinder-system"
 WATCH_NAMESPACE = "team-web"
+CREDENTIALS_NAMESPACE = "cloud-credentials"
+# NB: the kustomization passes the pod's namespace, which Kubernetes substitutes.
+POD_NAMESPACE_ARG = "$(POD_NAMESPACE)"
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 # Files the chart ships that deploy/ also holds for users without Helm: each pair must agree.
@@ -36,7 +39,6 @@ def binding_grants(namespace):
     return (
         grants(namespace, "tagbinder.io", "resourcetagbindings", ("get", "list", "watch", "patch"))
         | grants(namespace, "tagbinder.io", "resourcetagbindings/status", ("patch",))
-        | grants(namespace, "", "secrets", ("get", "list", "watch"))
         | grants(namespace, "events.k8s.io", "events", ("create", "patch"))
     )
 
@@ -46,8 +48,13 @@ CLUSTER_MODE = (
     binding_grants("*")
     | PROVIDER_GRANTS
     | grants("*", "tagbinder.io", "tagproviders/status", ("patch",))
-    | grants("*", "", "namespaces", ("get",))
+    | grants("*", "", "namespaces", ("get", "list", "watch"))
 )
+
+
+def credentials_grants(namespace):
+    """Secrets: in the credentials namespace only, in every mode."""
+    return grants(namespace, "", "secrets", ("get", "list", "watch"))
 
 
 def lease_grants(release):
@@ -60,10 +67,8 @@ def namespaced_mode(watch, release):
     expected = (
         binding_grants(watch)
         | PROVIDER_GRANTS
-        | grants("*", "", "namespaces", ("get",), watch)
+        | grants("*", "", "namespaces", ("get", "list", "watch"), watch)
     )
-    if watch != release:
-        expected |= grants(release, "", "secrets", ("get", "list", "watch"))
     return expected
 
 
@@ -122,7 +127,7 @@ def validate(rendering):
                 rendering.fail(f"{kind} {name}: no schema for Kubernetes {version}")
 
 
-def check_deployment(rendering, replicas, leader_election, watch_namespace):
+def check_deployment(rendering, replicas, leader_election, watch_namespace, credentials_namespace):
     deployment = rendering.one("Deployment")
     if not deployment:
         return
@@ -150,6 +155,9 @@ def check_deployment(rendering, replicas, leader_election, watch_namespace):
     expected_namespace = [f"--namespace={watch_namespace}"] if watch_namespace else []
     if namespace_args != expected_namespace:
         rendering.fail(f"namespace args {namespace_args}, expected {expected_namespace}")
+    credentials_args = [a for a in args if a.startswith("--credentials-namespace")]
+    if credentials_args != [f"--credentials-namespace={credentials_namespace}"]:
+        rendering.fail(f"credentials namespace args {credentials_args}, expected --credentials-namespace={credentials_namespace}")
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container.get("env", [])}
     if env.get("POD_NAME") != "metadata.name" or env.get("POD_NAMESPACE") != "metadata.namespace":
         rendering.fail("POD_NAME and POD_NAMESPACE do not come from the downward API")
@@ -398,12 +406,15 @@ def main():
         "namespaced": (1, False, WATCH_NAMESPACE, RELEASE_NAMESPACE, True, set()),
         "namespaced-in-place": (1, False, WATCH_NAMESPACE, WATCH_NAMESPACE, True, set()),
         "everything": (2, True, WATCH_NAMESPACE, RELEASE_NAMESPACE, False, {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}),
+        "credentials-namespace": (1, False, None, RELEASE_NAMESPACE, True, set()),
     }
     for name, (replicas, leader, watch, release, crds, extras) in scenarios.items():
         rendering = Rendering(f"helm template ({name})", os.path.join(out, f"{name}.yaml"))
         validate(rendering)
-        check_deployment(rendering, replicas, leader, watch)
+        credentials = CREDENTIALS_NAMESPACE if name == "credentials-namespace" else release
+        check_deployment(rendering, replicas, leader, watch, credentials)
         expected = namespaced_mode(watch, release) if watch else set(CLUSTER_MODE)
+        expected |= credentials_grants(credentials)
         if leader:
             expected |= lease_grants(release)
         check_rbac(rendering, expected)
@@ -424,8 +435,8 @@ def main():
 
     manifests = Rendering("kubectl kustomize deploy/manifests", os.path.join(out, "manifests.yaml"))
     validate(manifests)
-    check_deployment(manifests, 1, True, None)
-    check_rbac(manifests, CLUSTER_MODE | lease_grants(RELEASE_NAMESPACE))
+    check_deployment(manifests, 1, True, None, POD_NAMESPACE_ARG)
+    check_rbac(manifests, CLUSTER_MODE | lease_grants(RELEASE_NAMESPACE) | credentials_grants(RELEASE_NAMESPACE))
     check_user_roles(manifests)
     check_crds(manifests, expected_crds, True, ("kustomize.toolkit.fluxcd.io/prune", "disabled"))
     count(manifests, "Namespace", 1)
@@ -433,6 +444,10 @@ def main():
     chart = Rendering("chart", os.path.join(out, "leader-election.yaml"))
     chart_container = chart.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
     manifest_container = manifests.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    manifest_container["args"] = [
+        a.replace(POD_NAMESPACE_ARG, RELEASE_NAMESPACE) if a.startswith("--credentials-namespace=") else a
+        for a in manifest_container.get("args", [])
+    ]
     for field in ("args", "env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
         if chart_container.get(field) != manifest_container.get(field):
             manifests.fail(f"container {field} differs from the chart's (leaderElection.enabled=true): "

@@ -28,6 +28,7 @@ render default tagbinder-system
 render leader-election tagbinder-system --set leaderElection.enabled=true
 render replicas-2 tagbinder-system --set replicas=2
 render namespaced tagbinder-system --set watchNamespace=team-web
+render credentials-namespace tagbinder-system --set credentialsNamespace=cloud-credentials
 render namespaced-in-place team-web --set watchNamespace=team-web
 render everything tagbinder-system --set replicas=2 --set watchNamespace=team-web \
   --set metrics.serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true \
@@ -55,6 +56,7 @@ refuse "an unknown top-level value" "additional properties 'replica' not allowed
 refuse "an unknown nested value" "at '/metrics/serviceMonitor': additional properties 'enable' not allowed" \
   --set metrics.serviceMonitor.enable=true
 refuse "an invalid watchNamespace" "'Team_Web' does not match pattern" --set watchNamespace=Team_Web
+refuse "an invalid credentialsNamespace" "'Cloud_Creds' does not match pattern" --set credentialsNamespace=Cloud_Creds
 refuse "an unknown logFormat" "at '/logFormat': value must be one of 'json', 'text'" --set logFormat=yaml
 refuse "a ServiceMonitor without the metrics Service" \
   "metrics.serviceMonitor.enabled needs metrics.service.enabled" \

@@ -19,7 +19,14 @@
 //! cargo bench --bench controller_scale -- --smoke            # 50 bindings, for CI
 //! cargo bench --bench controller_scale -- --bindings 500 --resources-per-binding 4 --tag-sets 10
 //! cargo bench --bench controller_scale -- --rate max         # one rate only: default | max
+//! cargo bench --bench controller_scale -- --bindings 10000 --namespaces 100 --label-change
 //! ```
+//!
+//! `--namespaces N` spreads the bindings over N namespaces, each labelled `team=team-K`, and
+//! each binding takes its `team` tag from its namespace's label (`tagsFrom`, issue 23).
+//! `--label-change` then, instead of the resync, changes the label of one namespace and
+//! measures the time from the change to all of its bindings Ready with the new value, and the
+//! cloud calls of that phase against their lower bound.
 
 // NB: the bench uses part of the end-to-end suite's support; the rest is not dead code there.
 #[allow(dead_code)]
@@ -73,6 +80,10 @@ struct Options {
     /// convergence, so that the two phases do not overlap.
     interval: Duration,
     smoke: bool,
+    /// Namespaces the bindings are spread over (binding i in namespace i % namespaces).
+    namespaces: usize,
+    /// Change one namespace's label after the first convergence (instead of the resync).
+    label_change: bool,
 }
 
 impl Options {
@@ -84,6 +95,8 @@ impl Options {
             rates: vec![RateChoice::Default, RateChoice::Max],
             interval: Duration::from_secs(60),
             smoke: false,
+            namespaces: 1,
+            label_change: false,
         };
         let mut interval = None;
         let mut bindings = None;
@@ -97,6 +110,8 @@ impl Options {
                     options.resources_per_binding = number(&value("--resources-per-binding")?)?
                 }
                 "--tag-sets" => options.tag_sets = number(&value("--tag-sets")?)?,
+                "--namespaces" => options.namespaces = number(&value("--namespaces")?)?,
+                "--label-change" => options.label_change = true,
                 "--rate" => {
                     options.rates = match value("--rate")?.as_str() {
                         "default" => vec![RateChoice::Default],
@@ -123,7 +138,13 @@ impl Options {
             options.interval = Duration::from_secs(5);
         }
         options.bindings = bindings.unwrap_or(options.bindings);
-        options.interval = interval.unwrap_or(options.interval);
+        // NB: no sweep may fall in the label change's window.
+        let default_interval = if options.label_change {
+            Duration::from_secs(600)
+        } else {
+            options.interval
+        };
+        options.interval = interval.unwrap_or(default_interval);
         Ok(options)
     }
 
@@ -199,6 +220,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The namespace of binding `index`.
+fn namespace_of(index: usize, options: &Options) -> String {
+    if options.namespaces == 1 {
+        NAMESPACE.to_string()
+    } else {
+        format!("{NAMESPACE}-{:03}", index % options.namespaces)
+    }
+}
+
+/// The `team` label of namespace `k` (of binding `index`): what its bindings render.
+fn team_label(index: usize, options: &Options) -> String {
+    format!("team-ns{:03}", index % options.namespaces)
+}
+
+/// The value of the label after the change.
+const RELABELLED: &str = "relabelled";
+
 /// The resource ids of binding `index`.
 fn resource_ids(index: usize, per_binding: usize) -> Vec<String> {
     (0..per_binding)
@@ -224,6 +262,8 @@ async fn run(options: &Options) -> Result<(), String> {
             "bindings": options.bindings,
             "resources_per_binding": options.resources_per_binding,
             "tag_sets": options.tag_sets,
+            "namespaces": options.namespaces,
+            "label_change": options.label_change,
             "interval": humantime::format_duration(options.interval).to_string(),
             "paging": "50 (tag, resource) entries per ListTagResources page",
             "runs": reports,
@@ -251,7 +291,15 @@ async fn run_at(
     let server = ApiServer::start().await;
     let client = server.client(USER);
     fixtures::install(&client, Crds::Both).await;
-    fixtures::create_namespace(&client, NAMESPACE, &[]).await;
+    for k in 0..options.namespaces {
+        let team = team_label(k, options);
+        let labels: Vec<(&str, &str)> = if options.namespaces > 1 {
+            vec![("team", team.as_str())]
+        } else {
+            Vec::new()
+        };
+        fixtures::create_namespace(&client, &namespace_of(k, options), &labels).await;
+    }
     fixtures::create_credentials(&client, SECRET).await;
     let mut provider = fixtures::provider(PROVIDER, &cloud.url, SECRET);
     provider.spec.rate_limit = rate.limit();
@@ -278,22 +326,40 @@ async fn run_at(
     wait_all_ready(&server, &controller, options, started).await?;
     let to_ready = started.elapsed();
     let first = Phase::measure(&server, &cloud, &controller).await;
-    eprintln!(
-        "controller_scale: all Ready in {:.1}s; waiting for the resync ({:?})",
-        to_ready.as_secs_f64(),
-        options.interval
-    );
+    if options.label_change {
+        eprintln!(
+            "controller_scale: all Ready in {:.1}s; relabelling one namespace",
+            to_ready.as_secs_f64()
+        );
+    } else {
+        eprintln!(
+            "controller_scale: all Ready in {:.1}s; waiting for the resync ({:?})",
+            to_ready.as_secs_f64(),
+            options.interval
+        );
+    }
 
-    wait_resync(&controller, options, first.passes).await?;
-    // NB: a pass counts as reconciled after its status write; a short pause lets the calls
-    // of a pass that may still be under way land in the window they belong to.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = Phase::measure(&server, &cloud, &controller).await;
+    let label_change = if options.label_change {
+        let changed = relabel(&client, &server, options).await?;
+        let after = Phase::measure(&server, &cloud, &controller).await;
+        Some((changed, after.since(&first)))
+    } else {
+        None
+    };
+    let resync = if options.label_change {
+        Phase::default()
+    } else {
+        wait_resync(&controller, options, first.passes).await?;
+        // NB: a pass counts as reconciled after its status write; a short pause lets the calls
+        // of a pass that may still be under way land in the window they belong to.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = Phase::measure(&server, &cloud, &controller).await;
+        after.since(&first)
+    };
     let memory = memory_of(pid);
     controller.terminate();
     controller.exited(Duration::from_secs(30)).await;
 
-    let resync = after.since(&first);
     let report = Report {
         options,
         rate,
@@ -302,6 +368,9 @@ async fn run_at(
         first: &first,
         resync: &resync,
         bounds: bounds(options),
+        label_change: label_change
+            .as_ref()
+            .map(|(time, phase)| (*time, phase, label_change_bound(options))),
     };
     Ok((report.to_json(), report.check()))
 }
@@ -318,7 +387,7 @@ fn bounds(options: &Options) -> (CallBound, CallBound) {
                     namespace: NAMESPACE.to_string(),
                     name: binding_name(index),
                 },
-                binding.spec.tags.clone(),
+                rendered_tags(index, options, None),
                 binding.spec.resource_ids.clone(),
             )
         })
@@ -343,6 +412,105 @@ fn bounds(options: &Options) -> (CallBound, CallBound) {
     (first, lower_bound(&fleet, &observed, &limits, paging))
 }
 
+/// The tags binding `index` declares: its own, and with namespaces, its namespace's `team`
+/// label (`relabelled` for the changed namespace's bindings once `team` is given).
+fn rendered_tags(index: usize, options: &Options, team: Option<&str>) -> Tags {
+    let mut tags = manifest(index, options, "1m").spec.tags;
+    if options.namespaces > 1 {
+        let label = team_label(index, options);
+        tags.insert("team".into(), team.unwrap_or(&label).to_string());
+    }
+    tags
+}
+
+/// The bindings of the namespace whose label changes: those of namespace 0.
+fn relabelled_bindings(options: &Options) -> Vec<usize> {
+    (0..options.bindings)
+        .filter(|i| i % options.namespaces == 0)
+        .collect()
+}
+
+/// The lower bound of the label change: the changed namespace's bindings, their resources
+/// carrying the old value, declaring the new one.
+fn label_change_bound(options: &Options) -> CallBound {
+    let affected = relabelled_bindings(options);
+    let declared: Vec<(BindingId, Tags, Vec<String>, Tags)> = affected
+        .iter()
+        .map(|&index| {
+            (
+                BindingId {
+                    created: None,
+                    namespace: namespace_of(index, options),
+                    name: binding_name(index),
+                },
+                rendered_tags(index, options, Some(RELABELLED)),
+                resource_ids(index, options.resources_per_binding),
+                rendered_tags(index, options, None),
+            )
+        })
+        .collect();
+    let fleet: Vec<FleetBinding<'_>> = declared
+        .iter()
+        .map(|(binding, tags, ids, _)| FleetBinding {
+            binding,
+            resource_type: "apiGroup",
+            tags,
+            resource_ids: ids,
+        })
+        .collect();
+    let carried: TagsByResource = declared
+        .iter()
+        .flat_map(|(_, _, ids, old)| ids.iter().map(move |id| (id.clone(), old.clone())))
+        .collect();
+    let observed = BTreeMap::from([("apiGroup".to_string(), carried)]);
+    lower_bound(
+        &fleet,
+        &observed,
+        &Limits::alibaba(),
+        Paging::of(tagbinder::api::Cloud::Alibaba),
+    )
+}
+
+/// Changes the `team` label of the first namespace and waits until every binding of it is
+/// Ready with the new value: the time that took.
+async fn relabel(
+    client: &Client,
+    server: &ApiServer,
+    options: &Options,
+) -> Result<Duration, String> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    let affected = relabelled_bindings(options).len();
+    let namespace = namespace_of(0, options);
+    let patch = json!({"metadata": {"labels": {"team": RELABELLED}}});
+    let changed = Instant::now();
+    Api::<Namespace>::all(client.clone())
+        .patch(&namespace, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| format!("relabel {namespace}: {e}"))?;
+    let relabelled = |binding: &Value| {
+        is_ready(binding) && binding["status"]["desiredTags"]["team"] == RELABELLED
+    };
+    loop {
+        let done = server.count(GROUP, BINDINGS, relabelled);
+        if done >= affected {
+            let took = changed.elapsed();
+            eprintln!(
+                "controller_scale: {affected} bindings of {namespace} Ready with the new label in {:.2}s",
+                took.as_secs_f64()
+            );
+            return Ok(took);
+        }
+        if changed.elapsed() > options.patience() {
+            return Err(format!(
+                "{done} of {affected} bindings of {namespace} Ready with the new label after {:?}",
+                options.patience()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Creates the bindings as `kubectl apply` would: with the last-applied annotation (a copy of
 /// the object, which the controller's cache has no use for) and a label.
 async fn create_bindings(client: &Client, options: &Options) -> Result<(), String> {
@@ -354,6 +522,11 @@ async fn create_bindings(client: &Client, options: &Options) -> Result<(), Strin
             let interval = interval.clone();
             async move {
                 let binding = manifest(index, options, &interval);
+                let api: Api<ResourceTagBinding> = if options.namespaces > 1 {
+                    Api::namespaced(api.into_client(), &namespace_of(index, options))
+                } else {
+                    api
+                };
                 api.create(&PostParams::default(), &binding)
                     .await
                     .map(|_| ())
@@ -384,9 +557,19 @@ fn manifest(index: usize, options: &Options, interval: &str) -> ResourceTagBindi
         ],
     );
     binding.spec.interval = interval.to_string();
+    if options.namespaces > 1 {
+        binding.spec.tags_from = vec![tagbinder::api::TagFrom {
+            key: "team".into(),
+            value_from: tagbinder::api::ValueSource {
+                namespace_label: Some("team".into()),
+                ..Default::default()
+            },
+            optional: false,
+        }];
+    }
     let applied = serde_json::to_string(&binding).unwrap_or_default();
     binding.metadata = ObjectMeta {
-        namespace: Some(NAMESPACE.to_string()),
+        namespace: Some(namespace_of(index, options)),
         labels: Some(BTreeMap::from([(
             "app.kubernetes.io/part-of".to_string(),
             "bench".to_string(),
@@ -667,12 +850,24 @@ struct Report<'a> {
     memory: Memory,
     first: &'a Phase,
     resync: &'a Phase,
+    /// With `--label-change`: the time from the change to all its bindings Ready, the phase's
+    /// counts, and its lower bound.
+    label_change: Option<(Duration, &'a Phase, CallBound)>,
 }
 
 impl Report<'_> {
     fn to_json(&self) -> Value {
         let mib = |kib: Option<u64>| kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0);
         let target = self.bounds.0.total() as f64 / self.rate.per_second() * 1.2 + 5.0;
+        let label_change = self.label_change.as_ref().map(|(took, phase, bound)| {
+            let calls_at_rate = bound.total() as f64 / self.rate.per_second();
+            json!({
+                "bindings": relabelled_bindings(self.options).len(),
+                "seconds_to_all_ready": (took.as_secs_f64() * 100.0).round() / 100.0,
+                "target_seconds_to_all_ready": ((2.0 + calls_at_rate) * 100.0).round() / 100.0,
+                "calls": phase.to_json(self.options.bindings, bound, self.rate),
+            })
+        });
         json!({
             "rate": self.rate.name(),
             "seconds_to_all_ready": (self.to_ready.as_secs_f64() * 100.0).round() / 100.0,
@@ -681,7 +876,9 @@ impl Report<'_> {
             "controller_peak_rss_mib": mib(self.memory.peak_kib),
             "controller_rss_at_end_mib": mib(self.memory.current_kib),
             "first_convergence": self.first.to_json(self.options.bindings, &self.bounds.0, self.rate),
-            "resync": self.resync.to_json(self.options.bindings, &self.bounds.1, self.rate),
+            "resync": (!self.options.label_change)
+                .then(|| self.resync.to_json(self.options.bindings, &self.bounds.1, self.rate)),
+            "label_change": label_change,
         })
     }
 
@@ -703,6 +900,23 @@ impl Report<'_> {
                 off.len(),
                 off.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
             ));
+        }
+        if let Some((_, phase, bound)) = &self.label_change {
+            let affected = relabelled_bindings(self.options).len() as u64;
+            if phase.cloud_total() as f64 > bound.total() as f64 * 1.1 {
+                problems.push(format!(
+                    "label change: {} cloud calls, more than 1.1 x the lower bound {}",
+                    phase.cloud_total(),
+                    bound.total()
+                ));
+            }
+            // NB: its bindings only: an intent and an outcome each.
+            if phase.status_writes_total() > affected * FIRST_STATUS_WRITES {
+                problems.push(format!(
+                    "label change: {} status writes for {affected} bindings",
+                    phase.status_writes_total()
+                ));
+            }
         }
         if self.resync.status_writes_total() > 0 {
             problems.push(format!(

@@ -14,5 +14,6 @@ pub mod http_server;
 pub mod input;
 pub mod plan;
 pub mod reconcile;
+pub mod render;
 pub mod tags;
 pub mod yaml11;

@@ -3,7 +3,7 @@
 #[allow(dead_code)]
 #[path = "common/cli.rs"]
 mod common;
-use common::{copy_flat, stderr, stdout, tagbinder};
+use common::{EmulatorProcess, copy_flat, stderr, stdout, tagbinder};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -63,7 +63,7 @@ fn quickstart_converges_and_a_second_plan_shows_no_changes() {
         "apply failed:\n{out}\n{}",
         stderr(&apply)
     );
-    assert!(out.contains("+ env=prod on 3 resources"), "{out}");
+    assert!(out.contains("+ env=prod on 285bb759342649a1b70c2093a772e087, 5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12, 9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a43"), "{out}");
     assert!(
         out.contains("~ owner: legacy-team -> team-web on 5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12"),
         "{out}"
@@ -114,7 +114,7 @@ fn quickstart_converges_and_a_second_plan_shows_no_changes() {
     let again = tagbinder(dir.path(), &["apply", "-f", files, "--embedded-cloud"]);
     assert!(again.status.success());
     assert!(
-        stdout(&again).contains("Apply: 0 write call(s)"),
+        stdout(&again).contains("Apply: nothing changed"),
         "{}",
         stdout(&again)
     );
@@ -157,11 +157,13 @@ fn editing_a_tag_changes_only_that_tag() {
         .collect();
     assert_eq!(
         changes,
-        vec!["  ~ cost-center: cc-1042 -> cc-2000 on 3 resources"],
+        vec![
+            "  ~ cost-center: cc-1042 -> cc-2000 on 285bb759342649a1b70c2093a772e087, 5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12, 9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a43"
+        ],
         "{out}"
     );
     assert!(
-        out.contains("Plan: 0 to add, 3 to change, 0 to prune, in 1 write call(s)."),
+        out.contains("Plan: 3 resource(s) to update: 0 tag(s) to add, 3 to change, 0 to prune."),
         "{out}"
     );
 
@@ -206,7 +208,7 @@ fn a_removed_tag_is_pruned_and_a_removed_binding_is_kept_until_asked() {
     let out = stdout(&apply);
     assert!(apply.status.success(), "{out}\n{}", stderr(&apply));
     assert!(
-        out.contains("- cost-center=cc-1042 (pruned) on 3 resources"),
+        out.contains("- cost-center=cc-1042 (pruned) on 285bb759342649a1b70c2093a772e087, 5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12, 9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a43"),
         "{out}"
     );
     assert!(
@@ -286,7 +288,12 @@ fn json_output_is_one_document() {
 fn manifests_can_come_from_standard_input() {
     let dir = tempfile::tempdir().unwrap();
     let mut all = String::new();
-    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
+    for file in [
+        "00-namespaces.yaml",
+        "provider.yaml",
+        "bindings.yaml",
+        "inventory/inventory.yaml",
+    ] {
         all.push_str(&std::fs::read_to_string(quickstart().join(file)).unwrap());
         all.push_str("\n---\n");
     }
@@ -457,70 +464,6 @@ fn a_region_or_endpoint_that_would_change_the_url_is_refused_before_any_call() {
 fn malformed_yaml_is_reported_with_its_location() {
     let output = plan_with_bindings("apiVersion: tagbinder.io/v1alpha1\nkind: [unclosed\n");
     assert_one_line_error(&output, &["bindings.yaml: document 1", "malformed YAML"]);
-}
-
-/// `tagbinder emulator` in the background; killed on drop.
-struct EmulatorProcess {
-    child: std::process::Child,
-    url: String,
-}
-
-impl EmulatorProcess {
-    /// Starts it on a loopback port it picks (port 0: no other process can take the port
-    /// between a look-up and the bind), and reads the address it prints.
-    fn start(inventory: &Path) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tagbinder"))
-            .args(["emulator", "--listen", "127.0.0.1:0", "--inventory"])
-            .arg(inventory)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Some(url) = line.trim().strip_prefix("tagbinder emulator: serving ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the emulator did not say where it serves: {line:?}");
-        };
-        let url = url.to_string();
-        // NB: a closed pipe would fail the emulator's next line of output.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        EmulatorProcess { child, url }
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let mut stream =
-            std::net::TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
-        use std::io::{Read, Write};
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON from {path}: {e}: {body}"))
-    }
-
-    fn calls(&self, cloud: &str, action: &str) -> u64 {
-        self.get("/_emulator/stats")["requests"][cloud][action]["ok"]
-            .as_u64()
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -705,7 +648,7 @@ fn the_observe_example_reports_drift_writes_nothing_and_lets_go_without_writing(
     assert!(plan.status.success(), "{out}\n{}", stderr(&plan));
     assert!(
         out.contains("observe only: never writes")
-            && out.contains("+ cost-center=cc-1042 on 2 resources")
+            && out.contains("+ cost-center=cc-1042 on audit-payments, audit-reports")
             && out.contains("Observe only: 1 of 1 binding(s) drifted (3 resource(s))"),
         "{out}"
     );
@@ -763,7 +706,7 @@ fn the_observe_example_reports_drift_writes_nothing_and_lets_go_without_writing(
     );
     let out = stdout(&observed);
     assert!(observed.status.success(), "{out}");
-    assert!(out.contains("Apply: 0 write call(s)"), "{out}");
+    assert!(out.contains("Apply: nothing changed"), "{out}");
     std::fs::remove_file(&bindings).unwrap();
     let removed = tagbinder(
         dir.path(),
@@ -837,7 +780,12 @@ fn kinds_tagbinder_does_not_read_are_skipped_with_a_note_and_refused_under_stric
     let dir = tempfile::tempdir().unwrap();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
     let mut text = String::new();
-    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
+    for file in [
+        "00-namespaces.yaml",
+        "provider.yaml",
+        "bindings.yaml",
+        "inventory/inventory.yaml",
+    ] {
         text.push_str(&std::fs::read_to_string(quickstart.join(file)).unwrap());
         text.push_str("\n---\n");
     }
@@ -876,12 +824,19 @@ fn kinds_tagbinder_does_not_read_are_skipped_with_a_note_and_refused_under_stric
 fn null_tags_are_refused_and_empty_tags_warn_of_what_they_remove() {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    for file in ["provider.yaml", "bindings.yaml", "inventory/inventory.yaml"] {
+    for file in [
+        "00-namespaces.yaml",
+        "provider.yaml",
+        "bindings.yaml",
+        "inventory/inventory.yaml",
+    ] {
         std::fs::copy(quickstart.join(file), dir.path().join(base_name(file))).unwrap();
     }
     let args = |bindings: &'static str| {
         [
             "apply",
+            "-f",
+            "00-namespaces.yaml",
             "-f",
             "provider.yaml",
             "-f",

@@ -847,11 +847,55 @@ fn prune_removed_says_what_it_removed_and_counts_its_calls() {
         binding("team", "web", "g1", "{env: prod}"),
     )
     .unwrap();
+    // `plan --prune-removed` shows the prune key by key, as pending, and writes nothing;
+    // plain `plan` only says the binding is no longer declared.
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--detailed-exitcode",
+        ];
+        args.extend_from_slice(extra);
+        tagbinder(dir.path(), &args)
+    };
+    let preview = plan(&["--prune-removed"]);
+    let out = stdout(&preview);
+    assert_eq!(
+        preview.status.code(),
+        Some(2),
+        "{out}\n{}",
+        stderr(&preview)
+    );
+    assert!(
+        out.contains("team/old (aliyun): no longer declared"),
+        "{out}"
+    );
+    assert!(out.contains("- tier=web (pruned) on g2"), "{out}");
+    assert!(
+        out.contains("apply --prune-removed would remove its tags from 1 resource(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Plan: 1 resource(s) to update: 0 tag(s) to add, 0 to change, 1 to prune."),
+        "{out}"
+    );
+    assert_eq!(cloud_tags(dir.path(), "g2")["tier"], "web");
+    let plain = plan(&[]);
+    let out = stdout(&plain);
+    assert_eq!(plain.status.code(), Some(0), "{out}");
+    assert!(!out.contains("(pruned)"), "{out}");
+    assert!(out.contains("`plan --prune-removed` shows"), "{out}");
+
     let output = apply(dir.path(), &["--prune-removed"]);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}");
     assert!(out.contains("- tier=web (pruned) on g2"), "{out}");
-    assert!(out.contains("Apply: 1 write call(s)"), "{out}");
+    assert!(
+        out.contains("Apply: 1 resource(s) updated: 0 tag(s) added, 0 changed, 1 pruned"),
+        "{out}"
+    );
     assert_eq!(cloud_tags(dir.path(), "g2"), serde_json::json!({}));
 
     // A removed binding whose tag someone changed since: nothing is removed, and it says so.
@@ -874,7 +918,7 @@ fn prune_removed_says_what_it_removed_and_counts_its_calls() {
     assert!(output.status.success(), "{out}");
     assert!(out.contains("nothing removed"), "{out}");
     assert!(!out.contains("were removed"), "{out}");
-    assert!(out.contains("Apply: 0 write call(s)"), "{out}");
+    assert!(out.contains("Apply: nothing changed"), "{out}");
     assert_eq!(cloud_tags(dir.path(), "g2")["tier"], "by-hand");
 }
 
@@ -920,4 +964,69 @@ fn a_binding_moved_to_a_provider_reaching_the_same_cloud_and_region_keeps_its_re
     let error = stderr(&output);
     assert!(error.contains("spec.providerRef.name"), "{error}");
     assert!(error.contains("alibaba cn-hangzhou"), "{error}");
+}
+
+/// A binding's age in the CLI is when a run first recorded it (kept in the state file), not
+/// its name: a new binding whose name sorts first does not take a key from an established
+/// one (before: `team/alpha`, "older by name", rewrote `team/zeta`'s value). Between two
+/// bindings new to the same run, the message says that names decided.
+#[test]
+fn an_established_binding_keeps_its_key_against_a_new_one_that_sorts_first() {
+    let dir = setup(&binding("team", "zeta", "g2", "{env: prod}"));
+    let first = apply(dir.path(), &[]);
+    assert!(first.status.success(), "{}", stdout(&first));
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".tagbinder/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        state["bindings"]["team/zeta"]["firstApplied"].is_string(),
+        "{state}"
+    );
+    // NB: creation times have a second's granularity.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let both = [
+        binding("team", "zeta", "g2", "{env: prod}"),
+        binding("team", "alpha", "g2", "{env: dev}"),
+        binding("team", "beta", "g1", "{owner: b}"),
+        binding("team", "gamma", "g1", "{owner: g}"),
+    ]
+    .join("---\n");
+    std::fs::write(dir.path().join("manifests/bindings.yaml"), both).unwrap();
+    let second = apply(dir.path(), &["-o", "json"]);
+    let report: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(cloud_tags(dir.path(), "g2")["env"], "prod", "{report}");
+    let by_name = |name: &str| {
+        report["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["binding"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let alpha = by_name("team/alpha");
+    assert_eq!(alpha["reason"], "Conflict", "{alpha}");
+    assert!(
+        alpha["message"]
+            .as_str()
+            .unwrap()
+            .contains("team/zeta wins"),
+        "{alpha}"
+    );
+    assert!(
+        !alpha["message"].as_str().unwrap().contains("as old as"),
+        "{alpha}"
+    );
+    // Two bindings new to one run are as old as each other: names decide, and it is said.
+    assert_eq!(cloud_tags(dir.path(), "g1")["owner"], "b", "{report}");
+    let gamma = by_name("team/gamma");
+    assert_eq!(gamma["reason"], "Conflict", "{gamma}");
+    assert!(
+        gamma["message"]
+            .as_str()
+            .unwrap()
+            .contains("team/beta is as old as this binding"),
+        "{gamma}"
+    );
 }

@@ -36,6 +36,8 @@ mod selector;
 mod stand_in;
 #[path = "controller_e2e/tag_service.rs"]
 mod tag_service;
+#[path = "controller_e2e/tags_from.rs"]
+mod tags_from;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,7 @@ use prometheus::*;
 use selector::*;
 use stand_in::*;
 use tag_service::*;
+use tags_from::*;
 
 /// The shared controller's user name (bearer token) and `POD_NAME`.
 pub const OPERATOR: &str = "tagbinder-main";
@@ -83,6 +86,7 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("suspend-g1", &[("env", "legacy")]),
     ("notallowed-g1", &[]),
     ("forbidden-g1", &[]),
+    ("outside-g1", &[]),
     ("retry-g1", &[]),
     ("scoped-g1", &[]),
     ("elsewhere-g1", &[]),
@@ -185,6 +189,7 @@ fn main() -> ExitCode {
         scenario!(a_fleet_larger_than_a_chunk_converges_in_the_fewest_calls),
         scenario!(a_namespace_the_provider_does_not_allow_is_stalled),
         scenario!(a_forbidden_secret_is_reported_without_its_data),
+        scenario!(a_secret_outside_the_credentials_namespace_is_stalled_unread),
         scenario!(a_conflict_on_a_status_write_is_retried_and_ownership_is_kept),
         scenario!(health_and_metrics_endpoints_answer),
         scenario!(a_real_prometheus_reads_every_panel_and_fires_the_not_ready_alert),
@@ -206,6 +211,7 @@ fn main() -> ExitCode {
         scenario!(a_deletion_without_credentials_is_stalled_until_orphaned),
         scenario!(a_deletion_in_a_namespace_no_longer_allowed_is_stalled_until_allowed),
         scenario!(an_object_that_does_not_decode_is_skipped_and_reported),
+        scenario!(tags_from_kubernetes_follow_their_sources_in_both_hosts),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

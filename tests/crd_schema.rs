@@ -61,6 +61,27 @@ fn walk(
             }
         }
     }
+    // NB: a list of type map refuses two items with the same map keys (`tagsFrom` by `key`).
+    if schema["x-kubernetes-list-type"] == "map"
+        && let (Some(items), Some(keys)) = (
+            new.as_array(),
+            schema["x-kubernetes-list-map-keys"].as_array(),
+        )
+    {
+        let key_of = |item: &Value| -> Vec<Value> {
+            keys.iter()
+                .map(|k| item[k.as_str().unwrap_or_default()].clone())
+                .collect()
+        };
+        for (index, item) in items.iter().enumerate() {
+            if items[..index]
+                .iter()
+                .any(|other| key_of(other) == key_of(item))
+            {
+                out.push(format!("{path}[{index}]: Duplicate value: {item}"));
+            }
+        }
+    }
     if let Some(rules) = schema["x-kubernetes-validations"].as_array() {
         for rule in rules {
             let source = rule["rule"].as_str().expect("a rule");
@@ -199,4 +220,108 @@ fn provider_ref_and_resource_type_are_immutable_on_update() {
     }
     let retagged = with(&["spec", "tags"], json!({"env": "dev", "team": "web"}));
     assert_eq!(admit(&schema, Some(&old), &retagged), Vec::<String>::new());
+}
+
+/// Issue 23: `tagsFrom` and `defaultTags` as the apiserver admits them: every source admitted;
+/// a key twice, two sources in one entry, an unknown field path refused (and by the CLI);
+/// defaults that break the cloud's static rules refused per cloud.
+#[test]
+fn tags_from_and_default_tags_are_checked_at_admission() {
+    let schema = schema_of("ResourceTagBinding");
+    let every = with(
+        &["spec", "tagsFrom"],
+        json!([
+            {"key": "team", "valueFrom": {"namespaceLabel": "team"}},
+            {"key": "cost", "valueFrom": {"namespaceAnnotation": "a/b"}, "optional": true},
+            {"key": "name", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"key": "app", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"key": "cluster", "valueFrom": {"clusterName": {}}}
+        ]),
+    );
+    assert_eq!(admit(&schema, None, &every), Vec::<String>::new());
+    assert_eq!(cli_violations(&every), Vec::<String>::new());
+    let cases = [
+        (
+            json!([
+                {"key": "team", "valueFrom": {"namespaceLabel": "team"}},
+                {"key": "team", "valueFrom": {"clusterName": {}}}
+            ]),
+            "Duplicate value",
+        ),
+        (
+            json!([{"key": "team", "valueFrom": {"namespaceLabel": "team", "clusterName": {}}}]),
+            "set exactly one of namespaceLabel",
+        ),
+        (
+            json!([{"key": "team", "valueFrom": {}}]),
+            "set exactly one of namespaceLabel",
+        ),
+        (
+            json!([{"key": "x", "valueFrom": {"fieldRef": {"fieldPath": "spec.tags"}}}]),
+            "/spec/tagsFrom/0/valueFrom/fieldRef/fieldPath",
+        ),
+        (
+            json!([{"key": "", "valueFrom": {"namespaceLabel": "team"}}]),
+            "/spec/tagsFrom/0/key",
+        ),
+    ];
+    for (tags_from, expected) in cases {
+        let object = with(&["spec", "tagsFrom"], tags_from.clone());
+        let refusals = admit(&schema, None, &object);
+        assert!(
+            refusals.iter().any(|r| r.contains(expected)),
+            "{tags_from}: {refusals:?}, wanted {expected:?}"
+        );
+        assert!(
+            !cli_violations(&object).is_empty(),
+            "{tags_from}: the CLI accepts it"
+        );
+    }
+
+    let providers = schema_of("TagProvider");
+    let with_defaults = |cloud: &str, defaults: Value| {
+        let mut object = provider();
+        object["spec"]["cloud"] = json!(cloud);
+        object["spec"]["defaultTags"] = defaults;
+        object
+    };
+    let fine = with_defaults("alibaba", json!({"managed-by": "tagbinder"}));
+    assert_eq!(admit(&providers, None, &fine), Vec::<String>::new());
+    for (cloud, defaults, expected) in [
+        (
+            "alibaba",
+            json!({"acs:x": "1"}),
+            "reserved prefixes acs: and aliyun",
+        ),
+        (
+            "alibaba",
+            json!({"x": "AliyunY"}),
+            "reserved prefixes acs: and aliyun",
+        ),
+        (
+            "alibaba",
+            json!({"x": "see https://x"}),
+            "http:// or https://",
+        ),
+        (
+            "alibaba",
+            json!({"x": "v".repeat(129)}),
+            "at most 128 characters",
+        ),
+        (
+            "jdcloud",
+            json!({"jrn:x": "1"}),
+            "reserved prefixes jrn: and jdc-",
+        ),
+        ("alibaba", json!({"": "1"}), "must not be empty"),
+    ] {
+        let refusals = admit(&providers, None, &with_defaults(cloud, defaults.clone()));
+        assert!(
+            refusals.iter().any(|r| r.contains(expected)),
+            "{cloud} {defaults}: {refusals:?}, wanted {expected:?}"
+        );
+    }
+    // NB: a JD Cloud value may be 255 characters; an Alibaba prefix rule does not apply to it.
+    let long = with_defaults("jdcloud", json!({"acs:x": "v".repeat(200)}));
+    assert_eq!(admit(&providers, None, &long), Vec::<String>::new());
 }

@@ -3,8 +3,9 @@
 //! matching `kubectl`, as a user drives a cluster.
 //!
 //! One cluster serves every scenario, each in namespaces of its own (those that restart the
-//! apiserver, install the chart's `watchNamespace` RBAC, `helm upgrade` its CRDs or `kubectl
-//! apply -k` have a cluster of their own); all run at once
+//! apiserver and compact etcd, install the chart's `watchNamespace` RBAC, `helm upgrade` its
+//! CRDs, `kubectl apply -k`, or run controllers of their own for leader election, have a
+//! cluster of their own); all run at once
 //! (`harness = false`, `support/runner.rs`): `cargo test --test kube_real -- NAME` runs those
 //! whose name holds NAME. Set up once, before them: the CRDs from `tagbinder crd | kubectl
 //! apply -f -`, the chart's RBAC (`helm template`, applied unchanged), `tagbinder emulator` as
@@ -29,10 +30,14 @@ mod cluster;
 mod controller;
 #[path = "kube_real/examples.rs"]
 mod examples;
+#[path = "kube_real/fleet.rs"]
+mod fleet;
 #[path = "kube_real/helm_upgrade.rs"]
 mod helm_upgrade;
 #[path = "kube_real/kustomize.rs"]
 mod kustomize;
+#[path = "kube_real/leader.rs"]
+mod leader;
 #[path = "kube_real/rbac.rs"]
 mod rbac;
 #[path = "kube_real/relist.rs"]
@@ -54,8 +59,10 @@ use support::runner;
 use chart::*;
 use controller::*;
 use examples::*;
+use fleet::*;
 use helm_upgrade::*;
 use kustomize::*;
+use leader::*;
 use rbac::*;
 use relist::*;
 use schema::*;
@@ -78,6 +85,11 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("relist-g1", &[]),
     ("relist-g2", &[]),
     ("watchns-g1", &[]),
+    ("conflict-g1", &[]),
+    ("reqat-g1", &[]),
+    ("leader-g1", &[]),
+    ("leader-g2", &[]),
+    ("leader-g3", &[]),
 ];
 
 /// What the scenarios share.
@@ -169,6 +181,13 @@ fn main() -> ExitCode {
         scenario!(the_watch_namespace_install_grants_the_namespaced_controller_enough),
         scenario!(helm_upgrade_changes_the_crds_and_uninstall_keeps_them_and_the_bindings),
         scenario!(a_restarted_apiserver_breaks_the_watches_and_the_controller_carries_on),
+        scenario!(two_providers_reaching_one_resource_decide_by_age_on_the_real_apiserver),
+        scenario!(
+            a_selector_follows_the_resources_that_gain_and_lose_its_tags_on_the_real_apiserver
+        ),
+        scenario!(an_observe_binding_reports_drift_and_writes_nothing_on_the_real_apiserver),
+        scenario!(a_requested_reconcile_runs_at_once_and_is_echoed_on_the_real_apiserver),
+        scenario!(a_standby_takes_over_after_sigterm_and_after_sigkill_on_the_real_apiserver),
         scenario!(every_example_folder_applies_with_kubectl),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);

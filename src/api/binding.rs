@@ -44,7 +44,8 @@ pub const MAX_STATUS_FAILURES: usize = 10;
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.resourceIds) != has(self.resourceSelector)", "message": "set exactly one of resourceIds and resourceSelector"},
     {"rule": "!has(self.maxResources) || has(self.resourceSelector)", "message": "maxResources applies to resourceSelector only"},
-    {"rule": "!has(self.resourceSelector) || self.resourceSelector.matchTags.all(k, !(k in self.tags))", "message": "a declared tag key may not also be a resourceSelector.matchTags key: the binding would select its own output"}
+    {"rule": "!has(self.resourceSelector) || self.resourceSelector.matchTags.all(k, !(k in self.tags))", "message": "a declared tag key may not also be a resourceSelector.matchTags key: the binding would select its own output"},
+    {"rule": "!has(self.resourceSelector) || !has(self.tagsFrom) || self.tagsFrom.all(t, !(t.key in self.resourceSelector.matchTags))", "message": "a tagsFrom key may not also be a resourceSelector.matchTags key: the binding would select its own output"}
 ]))]
 pub struct ResourceTagBindingSpec {
     /// The TagProvider (cluster-scoped) that reaches the cloud. Immutable: moving a binding
@@ -92,6 +93,15 @@ pub struct ResourceTagBindingSpec {
         ]
     ))]
     pub tags: BTreeMap<String, String>,
+    /// Tags whose values come from Kubernetes: a label or annotation of the binding's
+    /// namespace, a field of the binding, or the cluster's name. `tags` win over `tagsFrom`,
+    /// which win over the provider's `defaultTags`. A key appears at most once.
+    // NB: `x-kubernetes-list-type: map` keyed by `key` makes the apiserver refuse a key given
+    // twice, natively and at no CEL cost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    pub tags_from: Vec<TagFrom>,
     /// What happens to the applied tags when the binding is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -112,6 +122,129 @@ pub struct ResourceTagBindingSpec {
     /// drift (`status.drift`, condition `Drifted`), and never writes, not even on deletion.
     #[serde(default)]
     pub mode: BindingMode,
+}
+
+/// One tag whose value comes from Kubernetes (`spec.tagsFrom[]`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagFrom {
+    /// The tag key.
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
+    pub key: String,
+    /// Where the value comes from: exactly one source.
+    pub value_from: ValueSource,
+    /// True: when the source is absent, the key is not declared (and pruned where this
+    /// binding applied it). False (default): the binding is Stalled (`ValueNotFound`) and
+    /// writes nothing until the source returns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+/// Where a `tagsFrom` value comes from: exactly one of the fields.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.namespaceLabel) ? 1 : 0) + (has(self.namespaceAnnotation) ? 1 : 0) + (has(self.fieldRef) ? 1 : 0) + (has(self.clusterName) ? 1 : 0) == 1", "message": "set exactly one of namespaceLabel, namespaceAnnotation, fieldRef and clusterName"}
+]))]
+pub struct ValueSource {
+    /// A label of the binding's namespace, by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 317))]
+    pub namespace_label: Option<String>,
+    /// An annotation of the binding's namespace, by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 317))]
+    pub namespace_annotation: Option<String>,
+    /// A field of the binding itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<FieldRef>,
+    /// The cluster's name: `tagbinder run --cluster-name` (chart value `clusterName`), or
+    /// `tagbinder plan|apply --cluster-name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<ClusterNameSource>,
+}
+
+/// A field of the binding (`valueFrom.fieldRef`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldRef {
+    /// `metadata.name`, `metadata.namespace`, `metadata.labels['KEY']` or
+    /// `metadata.annotations['KEY']`.
+    #[schemars(regex(
+        pattern = r"^metadata\.(name|namespace|labels\['[^']{1,317}'\]|annotations\['[^']{1,317}'\])$"
+    ))]
+    pub field_path: String,
+}
+
+/// The cluster's name as a source (`valueFrom.clusterName: {}`): it has no settings.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub struct ClusterNameSource {}
+
+impl FieldRef {
+    /// What the path names: `None` when it is none of the supported fields.
+    pub fn field(&self) -> Option<BindingField<'_>> {
+        fn quoted(rest: &str) -> Option<&str> {
+            rest.strip_prefix("['")?
+                .strip_suffix("']")
+                .filter(|key| !key.is_empty() && !key.contains('\''))
+        }
+        let path = self.field_path.strip_prefix("metadata.")?;
+        match path {
+            "name" => Some(BindingField::Name),
+            "namespace" => Some(BindingField::Namespace),
+            _ => {
+                if let Some(rest) = path.strip_prefix("labels") {
+                    quoted(rest).map(BindingField::Label)
+                } else {
+                    quoted(path.strip_prefix("annotations")?).map(BindingField::Annotation)
+                }
+            }
+        }
+    }
+}
+
+/// A field of the binding a `fieldRef` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingField<'a> {
+    /// `metadata.name`.
+    Name,
+    /// `metadata.namespace`.
+    Namespace,
+    /// `metadata.labels['KEY']`.
+    Label(&'a str),
+    /// `metadata.annotations['KEY']`.
+    Annotation(&'a str),
+}
+
+impl ResourceTagBindingSpec {
+    /// Whether a `tagsFrom` entry reads the binding's namespace (its labels or annotations).
+    pub fn reads_namespace(&self) -> bool {
+        self.tags_from.iter().any(|t| {
+            t.value_from.namespace_label.is_some() || t.value_from.namespace_annotation.is_some()
+        })
+    }
+
+    /// The binding's own labels and annotations its `fieldRef`s read (kept in the controller's
+    /// cache, which drops the others).
+    pub fn referenced_metadata(&self) -> (Vec<&str>, Vec<&str>) {
+        let (mut labels, mut annotations) = (Vec::new(), Vec::new());
+        for entry in &self.tags_from {
+            match entry
+                .value_from
+                .field_ref
+                .as_ref()
+                .and_then(FieldRef::field)
+            {
+                Some(BindingField::Label(key)) => labels.push(key),
+                Some(BindingField::Annotation(key)) => annotations.push(key),
+                _ => {}
+            }
+        }
+        (labels, annotations)
+    }
 }
 
 /// Whether a binding writes or only reports (`spec.mode`).
@@ -185,6 +318,10 @@ pub struct ResourceTagBindingStatus {
     /// kstatus conditions: Ready, Reconciling, Stalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The tags the last pass declared: `tags`, `tagsFrom` rendered, and the provider's
+    /// `defaultTags`, by precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_tags: Option<Tags>,
     /// The ownership record: what this binding applied and may prune.
     #[serde(flatten)]
     pub applied: AppliedRecord,

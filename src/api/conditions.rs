@@ -24,12 +24,18 @@ pub mod reason {
     pub const PROVIDER_ERROR: &str = "ProviderError";
     /// The cloud rejected the access key or signature, or denied access.
     pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    /// The provider's `spec.credentials.secretRef` names a Secret outside the controller's
+    /// credentials namespace (`--credentials-namespace`), the only one whose Secrets it reads.
+    pub const SECRET_NOT_IN_CREDENTIALS_NAMESPACE: &str = "SecretNotInCredentialsNamespace";
     /// The referenced TagProvider does not exist.
     pub const PROVIDER_NOT_FOUND: &str = "ProviderNotFound";
     /// The provider's `allowedNamespaces` excludes the binding's namespace.
     pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
     /// The spec breaks a rule of the provider (key rules, resource types, limits).
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A required `tagsFrom` source is absent (a namespace label or annotation, a field of
+    /// the binding, the cluster's name): nothing is written until it returns.
+    pub const VALUE_NOT_FOUND: &str = "ValueNotFound";
     /// An older binding declares another value for a key on a resource.
     pub const CONFLICT: &str = "Conflict";
     /// A selector matches more resources than `spec.maxResources`: nothing is written.

@@ -7,6 +7,7 @@ mod binding;
 pub mod conditions;
 mod provider;
 mod provider_validation;
+pub mod regions;
 mod validation;
 
 pub use binding::*;

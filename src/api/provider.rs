@@ -22,6 +22,16 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = schemars::transform::RecursiveTransform(crate::api::int32_formats))]
+// NB: the clouds' static tag rules on `defaultTags`, so that a provider whose defaults no
+// binding could write is refused at admission; the reconciler checks them again, with the
+// rules only it knows (the Tag service's non-empty values). The same rules as `Limits`.
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.cloud != 'alibaba' || !has(self.defaultTags) || self.defaultTags.all(k, !k.matches('^[aA][cC][sS]:') && !k.matches('^[aA][lL][iI][yY][uU][nN]') && !self.defaultTags[k].matches('^[aA][cC][sS]:') && !self.defaultTags[k].matches('^[aA][lL][iI][yY][uU][nN]'))", "message": "alibaba: defaultTags keys and values must not start with the reserved prefixes acs: and aliyun"},
+    {"rule": "self.cloud != 'alibaba' || !has(self.defaultTags) || self.defaultTags.all(k, !k.matches('[hH][tT][tT][pP][sS]?://') && !self.defaultTags[k].matches('[hH][tT][tT][pP][sS]?://'))", "message": "alibaba: defaultTags keys and values must not contain http:// or https://"},
+    {"rule": "self.cloud != 'alibaba' || !has(self.defaultTags) || self.defaultTags.all(k, self.defaultTags[k].size() <= 128)", "message": "alibaba: defaultTags values must be at most 128 characters"},
+    {"rule": "self.cloud != 'jdcloud' || !has(self.defaultTags) || self.defaultTags.all(k, k.size() <= 127 && !k.matches('^[jJ][rR][nN]:') && !k.matches('^[jJ][dD][cC]-'))", "message": "jdcloud: defaultTags keys must be at most 127 characters and not start with the reserved prefixes jrn: and jdc-"},
+    {"rule": "self.cloud != 'jdcloud' || !has(self.defaultTags) || self.defaultTags.size() <= 10", "message": "jdcloud: at most 10 defaultTags (a resource carries at most 10 tags)"}
+]))]
 pub struct TagProviderSpec {
     /// Which cloud's tag API this provider speaks.
     pub cloud: Cloud,
@@ -58,6 +68,20 @@ pub struct TagProviderSpec {
     /// Namespaces whose bindings may use this provider. Absent: all namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<LabelSelector>,
+    /// Tags merged into every binding of this provider, key to value. A binding's `tagsFrom`
+    /// and `tags` win over them. Checked against the cloud's tag rules here (reserved
+    /// prefixes, lengths) and again by the reconciler.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = 20,
+        "additionalProperties" = {"type": "string", "maxLength": 255, "pattern": r"^[^\x00-\x1F\x7F-\x9F]*$"},
+        "x-kubernetes-validations" = [
+            {"rule": "self.all(k, k.size() > 0)", "message": "defaultTags keys must not be empty"},
+            {"rule": "self.all(k, k.size() <= 128)", "message": "defaultTags keys must be at most 128 characters"},
+            {"rule": r"self.all(k, !k.matches('[\\x00-\\x1F\\x7F-\\x9F]'))", "message": "defaultTags keys must not hold control characters"}
+        ]
+    ))]
+    pub default_tags: std::collections::BTreeMap<String, String>,
 }
 
 /// The clouds tagbinder speaks to.

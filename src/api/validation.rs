@@ -89,6 +89,7 @@ impl ResourceTagBindingSpec {
             violations.push("spec.maxResources: applies to resourceSelector only".to_string());
         }
         self.check_tags(&mut violations);
+        self.check_tags_from(&mut violations);
         match humantime::parse_duration(&self.interval) {
             Ok(interval) if interval_matches_schema(&self.interval) => {
                 if interval < MIN_INTERVAL {
@@ -191,6 +192,76 @@ impl ResourceTagBindingSpec {
         }
     }
 
+    fn check_tags_from(&self, violations: &mut Vec<String>) {
+        if self.tags_from.len() > MAX_DECLARED_TAGS {
+            violations.push(format!(
+                "spec.tagsFrom: {} entries; the limit is {MAX_DECLARED_TAGS}",
+                self.tags_from.len()
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (index, entry) in self.tags_from.iter().enumerate() {
+            let field = format!("spec.tagsFrom[{index}]");
+            let key = &entry.key;
+            if key.is_empty() {
+                violations.push(format!("{field}.key: must not be empty"));
+            }
+            let chars = key.chars().count();
+            if chars > MAX_TAG_CHARS {
+                violations.push(format!(
+                    "{field}.key: {chars} characters; the limit is {MAX_TAG_CHARS}"
+                ));
+            }
+            if let Some(c) = control_char(key) {
+                violations.push(format!(
+                    "{field}.key: {key:?} holds the control character {c:?}; tags cannot hold \
+                     control characters"
+                ));
+            }
+            if !seen.insert(key) {
+                violations.push(format!(
+                    "{field}.key: duplicate key {key:?} (each key appears once in tagsFrom)"
+                ));
+            }
+            if let Some(selector) = &self.resource_selector
+                && selector.match_tags.contains_key(key)
+            {
+                violations.push(format!(
+                    "{field}.key: {key:?} is also a resourceSelector.matchTags key; a binding \
+                     may not select by a key it writes, it would select its own output"
+                ));
+            }
+            let from = &entry.value_from;
+            let sources = usize::from(from.namespace_label.is_some())
+                + usize::from(from.namespace_annotation.is_some())
+                + usize::from(from.field_ref.is_some())
+                + usize::from(from.cluster_name.is_some());
+            if sources != 1 {
+                violations.push(format!(
+                    "{field}.valueFrom: set exactly one of namespaceLabel, namespaceAnnotation, \
+                     fieldRef and clusterName ({sources} set)"
+                ));
+            }
+            for (what, name) in [
+                ("namespaceLabel", &from.namespace_label),
+                ("namespaceAnnotation", &from.namespace_annotation),
+            ] {
+                if name.as_deref() == Some("") {
+                    violations.push(format!("{field}.valueFrom.{what}: must not be empty"));
+                }
+            }
+            if let Some(field_ref) = &from.field_ref
+                && field_ref.field().is_none()
+            {
+                violations.push(format!(
+                    "{field}.valueFrom.fieldRef.fieldPath: {:?} is not one of metadata.name, \
+                     metadata.namespace, metadata.labels['KEY'], metadata.annotations['KEY']",
+                    field_ref.field_path
+                ));
+            }
+        }
+    }
+
     fn check_tags(&self, violations: &mut Vec<String>) {
         if self.tags.len() > MAX_DECLARED_TAGS {
             violations.push(format!(
@@ -271,6 +342,7 @@ mod tests {
             resource_type: "apiGroup".into(),
             resource_ids: vec!["a".into(), "b".into()],
             tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+            tags_from: Vec::new(),
             deletion_policy: DeletionPolicy::Delete,
             interval: "10m".into(),
             suspend: false,
@@ -454,7 +526,7 @@ mod tests {
         assert!(crd.contains(&format!("k.size() <= {MAX_TAG_CHARS}")));
         assert!(crd.contains(&format!("self[k].size() <= {MAX_TAG_CHARS}")));
         let pattern = serde_json::to_string(NO_CONTROL_CHARS).unwrap();
-        assert_eq!(crd.matches(&format!("\"pattern\":{pattern}")).count(), 3);
+        assert_eq!(crd.matches(&format!("\"pattern\":{pattern}")).count(), 4);
         assert!(crd.contains(&format!("\"maxProperties\":{MAX_MATCH_TAGS}")));
         assert!(crd.contains(&format!("\"maximum\":{MAX_SELECTED_RESOURCES}")));
         assert!(crd.contains(&format!(

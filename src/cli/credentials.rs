@@ -64,6 +64,23 @@ pub fn access_key(
     }
 }
 
+/// Where a provider's access key comes from, for the run's header: the Secret among the
+/// files, or the environment variables (never the key itself).
+pub fn source_of(provider: &Located<TagProvider>, manifests: &Manifests) -> String {
+    let spec = &provider.value.spec;
+    if let Some(secret_ref) = spec.credentials.as_ref().map(|c| &c.secret_ref) {
+        let key = (secret_ref.namespace.clone(), secret_ref.name.clone());
+        if manifests.secrets.contains_key(&key) {
+            return format!(
+                "Secret {}/{} ({})",
+                secret_ref.namespace, secret_ref.name, manifests.secrets[&key].source
+            );
+        }
+    }
+    let (id_var, secret_var) = env_vars(spec.cloud);
+    format!("the environment ({id_var}, {secret_var})")
+}
+
 /// `namespace/name` of a Secret, for messages.
 fn secret_name(secret: &Located<Secret>) -> String {
     format!(

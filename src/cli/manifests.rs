@@ -81,8 +81,12 @@ pub struct Manifests {
     pub bindings: Vec<Located<ResourceTagBinding>>,
     /// Secrets by (namespace, name).
     pub secrets: BTreeMap<(String, String), Located<Secret>>,
-    /// Namespace labels by name (for `allowedNamespaces`).
+    /// Namespace labels by name (for `allowedNamespaces` and `tagsFrom`).
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Namespace annotations by name (for `tagsFrom`), for every namespace of `namespaces`.
+    pub namespace_annotations: BTreeMap<String, BTreeMap<String, String>>,
+    /// The cluster's name (`--cluster-name`), for `tagsFrom[].valueFrom.clusterName`.
+    pub cluster_name: Option<String>,
     /// The embedded cloud's starting inventory, if the files carry one.
     pub inventory: Option<Located<Inventory>>,
     /// Documents of kinds tagbinder does not read, skipped (a note each); refused instead
@@ -343,6 +347,10 @@ fn parse_document(
         ("v1", "Namespace") => {
             let namespace: Namespace = typed(source, value, Mode::Lenient)?;
             let name = required_name(source, &namespace.metadata.name, Name::Label)?;
+            manifests.namespace_annotations.insert(
+                name.clone(),
+                namespace.metadata.annotations.unwrap_or_default(),
+            );
             manifests
                 .namespaces
                 .insert(name, namespace.metadata.labels.unwrap_or_default());
@@ -479,9 +487,9 @@ fn typed<T: DeserializeOwned>(
                 .to_string()
         } else if error.inner().to_string().contains("expected a string") {
             // NB: as the apiserver refuses a number or a boolean where its schema says string.
-            format!("{}; quote it", error.inner())
+            format!("{}; quote it", plain(&error.inner().to_string()))
         } else {
-            error.inner().to_string()
+            plain(&error.inner().to_string())
         };
         ManifestError::at(source, field, rule)
     })?;
@@ -489,4 +497,34 @@ fn typed<T: DeserializeOwned>(
         Some(path) if mode == Mode::Strict => Err(ManifestError::at(source, path, "unknown field")),
         _ => Ok(parsed),
     }
+}
+
+/// serde's message in the words of a YAML file's author: no `unit value`, `variant`,
+/// `sequence` or `map`; an unknown enum value lists the accepted ones and the closest.
+fn plain(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((given, expected)) = rest.split_once("`, expected ")
+    {
+        let accepted: Vec<&str> = expected
+            .trim_start_matches("one of ")
+            .split(['`', ','])
+            .map(str::trim)
+            .filter(|part| !part.is_empty() && *part != "or")
+            .collect();
+        let mut rule = format!(
+            "unknown value {given:?}: expected one of {}",
+            accepted.join(", ")
+        );
+        if let Some(closest) = super::schema::closest(given, accepted.iter().copied()) {
+            rule.push_str(&format!(" (did you mean {closest:?}?)"));
+        }
+        return rule;
+    }
+    message
+        .replace("invalid type: unit value", "no value (null)")
+        .replace("invalid type: ", "wrong type: ")
+        .replace("a sequence", "a list")
+        .replace("sequence", "list")
+        .replace(", expected map", ", expected a map of key: value")
+        .replace("invalid value: ", "invalid value ")
 }

@@ -9,12 +9,22 @@ use serde::Serialize;
 use crate::api::{ConflictEntry, DriftCounts, DriftSample, ResourceFailure, SelectedResources};
 use crate::plan::{KeyDecision, Plan};
 
+/// The version of the JSON report's layout (`-o json`): a field's meaning never changes
+/// within one version; new fields may appear.
+pub const FORMAT_VERSION: u32 = 1;
+
 /// The whole run.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
     /// `plan` or `apply`.
     pub command: &'static str,
+    /// The counts a person or a CI job reads first (filled by [`Report::finish`]).
+    pub summary: Summary,
+    /// Every failure once, grouped per provider (filled by [`Report::finish`]).
+    pub errors: Vec<ErrorEntry>,
     /// One entry per declared binding, in precedence order.
     pub bindings: Vec<BindingReport>,
     /// Bindings in the state file that the files no longer declare.
@@ -22,6 +32,50 @@ pub struct Report {
     /// Where the embedded cloud keeps its state, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedded_cloud: Option<String>,
+}
+
+/// The counts of a run: resources and tags, not (tag, resource) pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Bindings in the files.
+    pub bindings: usize,
+    /// Of them, Ready (after `apply`; after `plan`, those whose plan is complete).
+    pub ready: usize,
+    /// Of them, could not be read, planned or written (in full).
+    pub failed: usize,
+    /// Distinct resources with a tag to add, change or prune (`plan`), or written (`apply`).
+    pub resources: usize,
+    /// Tags to add (or added): one per key and resource.
+    pub add: usize,
+    /// Tags whose value changes.
+    pub change: usize,
+    /// Tags removed: of bindings' removed keys, and of bindings that left the files
+    /// (`--prune-removed`).
+    pub prune: usize,
+    /// Write calls planned (`plan`) or made (`apply`).
+    pub write_calls: usize,
+    /// Bindings in the state file that the files no longer declare.
+    pub removed_bindings: usize,
+}
+
+/// One failure, reported once: a provider-wide error with the bindings it stopped, or a
+/// resource's failure with the bindings it concerns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorEntry {
+    /// The provider whose calls failed (empty for an input error).
+    pub provider: String,
+    /// Ready reason (`CredentialsInvalid`, `ProviderError`, ...) or the cloud's failure
+    /// category for a resource (`NotFound`, `QuotaExceeded`, ...).
+    pub reason: String,
+    /// What went wrong.
+    pub message: String,
+    /// The bindings concerned (`namespace/name`).
+    pub bindings: Vec<String>,
+    /// The resources concerned (empty for a provider-wide error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// One binding.
@@ -68,6 +122,9 @@ pub struct BindingReport {
     /// Selector bindings: what the selector matched (count and the first ids).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selected: Option<SelectedResources>,
+    /// What a person should know about this binding's plan that is not an error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// What happens to one key, on how many resources.
@@ -89,6 +146,10 @@ pub struct Change {
     pub winner: Option<String>,
     /// Resources concerned.
     pub resources: Vec<String>,
+    /// Where a declared value comes from when it is not `spec.tags` (`namespace team-web
+    /// label team`, `TagProvider p defaultTags`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A binding that left the files.
@@ -108,6 +169,178 @@ pub struct RemovedReport {
     pub write_calls: usize,
     /// For people.
     pub message: String,
+}
+
+impl Report {
+    /// Fills [`Report::summary`] and [`Report::errors`] from the bindings.
+    pub fn finish(&mut self) {
+        self.format_version = FORMAT_VERSION;
+        self.summary = summarize(self);
+        self.errors = errors_of(self);
+    }
+
+    /// The JSON document of a run that stopped on input errors, before any cloud call.
+    pub fn input_errors(command: &'static str, errors: &[String]) -> Report {
+        Report {
+            format_version: FORMAT_VERSION,
+            command,
+            errors: errors
+                .iter()
+                .map(|message| ErrorEntry {
+                    provider: String::new(),
+                    reason: "InvalidInput".to_string(),
+                    message: clean(message).into_owned(),
+                    bindings: Vec::new(),
+                    resources: Vec::new(),
+                })
+                .collect(),
+            ..Report::default()
+        }
+    }
+}
+
+/// Distinct resources that `changes` name.
+pub fn distinct_resources<'a>(changes: impl Iterator<Item = &'a Change>) -> usize {
+    changes
+        .flat_map(|change| change.resources.iter())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
+fn summarize(report: &Report) -> Summary {
+    // NB: a suspended binding's and an Observe binding's changes are shown, but they are not
+    // pending and never written.
+    // NB: after `apply`, a failed resource's changes were not made: they are not counted.
+    let applying = report.command == "apply";
+    let failed_ids = |failures: &[ResourceFailure]| -> std::collections::BTreeSet<String> {
+        if applying {
+            failures.iter().map(|f| f.resource_id.clone()).collect()
+        } else {
+            std::collections::BTreeSet::new()
+        }
+    };
+    let pending: Vec<(&str, &str, &Vec<Change>, std::collections::BTreeSet<String>)> = report
+        .bindings
+        .iter()
+        .filter(|b| !b.suspended && !b.observe_only)
+        .map(|b| {
+            (
+                b.provider.as_str(),
+                b.resource_type.as_str(),
+                &b.changes,
+                failed_ids(&b.failures),
+            )
+        })
+        .chain(report.removed.iter().map(|r| {
+            (
+                r.provider.as_str(),
+                "",
+                &r.changes,
+                std::collections::BTreeSet::new(),
+            )
+        }))
+        .collect();
+    let count = |action: &str| -> usize {
+        pending
+            .iter()
+            .flat_map(|(_, _, changes, failed)| {
+                changes
+                    .iter()
+                    .filter(|c| c.action == action)
+                    .flat_map(|c| c.resources.iter())
+                    .filter(|id| !failed.contains(*id))
+            })
+            .count()
+    };
+    let mut resources = std::collections::BTreeSet::new();
+    for (provider, resource_type, changes, failed) in &pending {
+        for change in changes.iter().filter(|c| is_write(c)) {
+            for resource in change.resources.iter().filter(|id| !failed.contains(*id)) {
+                resources.insert((*provider, *resource_type, resource.as_str()));
+            }
+        }
+    }
+    Summary {
+        bindings: report.bindings.len(),
+        ready: report.bindings.iter().filter(|b| b.ready).count(),
+        failed: report.bindings.iter().filter(|b| b.failed()).count(),
+        resources: resources.len(),
+        add: count("add"),
+        change: count("change"),
+        prune: count("prune"),
+        write_calls: report.bindings.iter().map(|b| b.write_calls).sum::<usize>()
+            + report.removed.iter().map(|r| r.write_calls).sum::<usize>(),
+        removed_bindings: report.removed.len(),
+    }
+}
+
+/// A binding stopped as a whole by its provider: its reason is the provider's, and its
+/// message is the same for every binding of that provider.
+fn provider_wide(binding: &BindingReport) -> bool {
+    use crate::api::conditions::reason;
+    binding.reason == reason::PROVIDER_ERROR || binding.reason == reason::CREDENTIALS_INVALID
+}
+
+/// Provider, reason and message: what makes two failures the same failure.
+type ErrorKey = (String, String, String);
+
+fn errors_of(report: &Report) -> Vec<ErrorEntry> {
+    let mut grouped: BTreeMap<ErrorKey, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for binding in &report.bindings {
+        if provider_wide(binding)
+            || binding.reason == crate::api::conditions::reason::TOO_MANY_RESOURCES
+        {
+            let entry = grouped
+                .entry((
+                    binding.provider.clone(),
+                    binding.reason.clone(),
+                    binding.message.clone(),
+                ))
+                .or_default();
+            entry.0.push(binding.binding.clone());
+            continue;
+        }
+        if binding.observe_only {
+            continue;
+        }
+        for failure in &binding.failures {
+            let entry = grouped
+                .entry((
+                    binding.provider.clone(),
+                    failure.reason.clone(),
+                    failure.message.clone(),
+                ))
+                .or_default();
+            if !entry.0.contains(&binding.binding) {
+                entry.0.push(binding.binding.clone());
+            }
+            if !entry.1.contains(&failure.resource_id) {
+                entry.1.push(failure.resource_id.clone());
+            }
+        }
+    }
+    for removed in report.removed.iter().filter(|r| r.action == "failed") {
+        let entry = grouped
+            .entry((
+                removed.provider.clone(),
+                "PruneFailed".to_string(),
+                removed.message.clone(),
+            ))
+            .or_default();
+        entry.0.push(removed.binding.clone());
+    }
+    grouped
+        .into_iter()
+        .map(
+            |((provider, reason, message), (bindings, resources))| ErrorEntry {
+                provider,
+                reason,
+                message,
+                bindings,
+                resources,
+            },
+        )
+        .collect()
 }
 
 impl BindingReport {
@@ -198,6 +431,7 @@ pub fn changes_of(plan: &Plan) -> Vec<Change> {
             to,
             winner,
             resources,
+            source: None,
         })
         .collect();
     changes.sort_by_key(|change| (action_order(change.action), change.key.clone()));
@@ -219,11 +453,43 @@ pub fn is_write(change: &Change) -> bool {
     matches!(change.action, "add" | "change" | "prune")
 }
 
+/// The most ids a line lists; past it, a count.
+const IDS_LISTED: usize = 5;
+
 fn on(resources: &[String]) -> String {
-    match resources {
-        [one] => format!("on {}", clean(one)),
-        many => format!("on {} resources", many.len()),
+    if resources.len() <= IDS_LISTED {
+        let ids: Vec<Cow<'_, str>> = resources.iter().map(|id| clean(id)).collect();
+        format!("on {}", ids.join(", "))
+    } else {
+        format!("on {} resources", resources.len())
     }
+}
+
+/// `a, b and c`, or the first ten and `and N more`.
+fn some_of(items: &[String]) -> String {
+    const LISTED: usize = 10;
+    let shown: Vec<Cow<'_, str>> = items.iter().take(LISTED).map(|item| clean(item)).collect();
+    let more = items.len().saturating_sub(LISTED);
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// Terminal styles. Text is rendered with them always; `anstream` strips them where colour
+/// is off (standard output not a terminal, `NO_COLOR`, `--no-color`).
+mod style {
+    use anstyle::{AnsiColor, Style};
+    pub const ADD: Style = AnsiColor::Green.on_default();
+    pub const CHANGE: Style = AnsiColor::Yellow.on_default();
+    pub const PRUNE: Style = AnsiColor::Red.on_default();
+    pub const BOLD: Style = Style::new().bold();
+    pub const ERROR: Style = AnsiColor::Red.on_default().bold();
+}
+
+fn styled(style: anstyle::Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
 }
 
 fn render_change(change: &Change) -> String {
@@ -231,13 +497,25 @@ fn render_change(change: &Change) -> String {
     let from = clean(change.from.as_deref().unwrap_or_default());
     let key = clean(&change.key);
     let target = on(&change.resources);
+    let source = change
+        .source
+        .as_deref()
+        .map(|source| format!(" ({})", clean(source)))
+        .unwrap_or_default();
     match change.action {
-        "add" => format!("+ {key}={to} {target}"),
-        "change" => format!("~ {key}: {from} -> {to} {target}"),
-        "prune" => format!("- {key}={from} (pruned) {target}"),
+        "add" => format!("{} {key}={to}{source} {target}", styled(style::ADD, "+")),
+        "change" => format!(
+            "{} {key}: {from} -> {to}{source} {target}",
+            styled(style::CHANGE, "~")
+        ),
+        "prune" => format!(
+            "{} {key}={from} (pruned) {target}",
+            styled(style::PRUNE, "-")
+        ),
         "release" => format!(". {key} (no longer owned; left as it is) {target}"),
         _ => format!(
-            "! {key}: conflict, {} declares {to} and wins {target}",
+            "{} {key}: conflict, {} declares {to} and wins {target}",
+            styled(style::CHANGE, "!"),
             clean(change.winner.as_deref().unwrap_or_default())
         ),
     }
@@ -271,6 +549,37 @@ fn render_selected(match_tags: &crate::tags::Tags, selected: Option<&SelectedRes
     )
 }
 
+/// Why a binding shows no change: it could not be planned, or nothing differs.
+fn no_change_line(binding: &BindingReport) -> &'static str {
+    use crate::api::conditions::reason;
+    if provider_wide(binding) {
+        "not planned (read failed)"
+    } else if binding.reason == reason::TOO_MANY_RESOURCES {
+        "not planned (too many resources)"
+    } else {
+        "no changes"
+    }
+}
+
+/// The `=>` line's message: a provider-wide error and resource failures are told once, under
+/// "Errors", so the line only points there.
+fn outcome_message(binding: &BindingReport) -> String {
+    if provider_wide(binding) {
+        return format!(
+            "see provider {} under Errors below",
+            clean(&binding.provider)
+        );
+    }
+    if !binding.failures.is_empty() && !binding.observe_only {
+        return format!(
+            "{} of {} resource(s) failed (see Errors below)",
+            binding.failures.len(),
+            binding.total
+        );
+    }
+    clean(&binding.message).into_owned()
+}
+
 /// The text form of a report.
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
@@ -279,7 +588,7 @@ pub fn render_text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "{} ({} {}, {} resource{})",
-            clean(&binding.binding),
+            styled(style::BOLD, &clean(&binding.binding)),
             clean(&binding.provider),
             clean(&binding.resource_type),
             binding.total,
@@ -305,51 +614,96 @@ pub fn render_text(report: &Report) -> String {
             );
         }
         if binding.changes.is_empty() {
-            let _ = writeln!(out, "  no changes");
+            let _ = writeln!(out, "  {}", no_change_line(binding));
         }
         for change in &binding.changes {
             let _ = writeln!(out, "  {}", render_change(change));
+        }
+        for note in &binding.notes {
+            let _ = writeln!(out, "  note: {}", clean(note));
         }
         if applying
             || !binding.failures.is_empty()
             || binding.reason != crate::api::conditions::reason::PROGRESSING
         {
-            let state = if binding.ready { "Ready" } else { "NotReady" };
+            let state = if binding.ready {
+                styled(style::ADD, "Ready")
+            } else {
+                styled(style::ERROR, "NotReady")
+            };
             let _ = writeln!(
                 out,
                 "  => {state} ({}): {}",
                 clean(&binding.reason),
-                clean(&binding.message)
-            );
-        }
-        for failure in &binding.failures {
-            let _ = writeln!(
-                out,
-                "     {}: {}: {}",
-                clean(&failure.resource_id),
-                clean(&failure.reason),
-                clean(&failure.message)
+                outcome_message(binding)
             );
         }
     }
+    let previewing = report.command == "plan";
     for removed in &report.removed {
         let _ = writeln!(
             out,
             "{} ({}): no longer declared",
-            clean(&removed.binding),
+            styled(style::BOLD, &clean(&removed.binding)),
             clean(&removed.provider)
         );
         for change in &removed.changes {
             let _ = writeln!(out, "  {}", render_change(change));
         }
-        let _ = writeln!(out, "  => {}", clean(&removed.message));
+        if previewing && removed.action == "kept" {
+            let _ = writeln!(
+                out,
+                "  => its tags are kept; `plan --prune-removed` shows what `apply --prune-removed` \
+                 would remove"
+            );
+        } else {
+            let _ = writeln!(out, "  => {}", clean(&removed.message));
+        }
     }
+    render_errors(&mut out, &report.errors);
     out.push_str(&summary(report));
     out.push('\n');
     if let Some(path) = &report.embedded_cloud {
         let _ = writeln!(out, "Embedded cloud state: {}", clean(path));
     }
     out
+}
+
+/// Every failure once, grouped per provider, at most ten per provider.
+fn render_errors(out: &mut String, errors: &[ErrorEntry]) {
+    const LISTED: usize = 10;
+    if errors.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", styled(style::ERROR, "Errors:"));
+    let mut providers: Vec<&str> = errors.iter().map(|e| e.provider.as_str()).collect();
+    providers.dedup();
+    for provider in providers {
+        let of_provider: Vec<&ErrorEntry> =
+            errors.iter().filter(|e| e.provider == provider).collect();
+        let _ = writeln!(out, "  provider {}:", clean(provider));
+        for error in of_provider.iter().take(LISTED) {
+            let whom = if error.resources.is_empty() {
+                format!("bindings: {}", some_of(&error.bindings))
+            } else {
+                format!(
+                    "on {} (bindings: {})",
+                    some_of(&error.resources),
+                    some_of(&error.bindings)
+                )
+            };
+            let _ = writeln!(
+                out,
+                "    {}: {} ({whom})",
+                clean(&error.reason),
+                clean(&error.message)
+            );
+        }
+        let more = of_provider.len().saturating_sub(LISTED);
+        if more > 0 {
+            let _ = writeln!(out, "    and {more} more (all of them in `-o json`)");
+        }
+    }
 }
 
 fn summary(report: &Report) -> String {
@@ -373,29 +727,22 @@ fn summary(report: &Report) -> String {
 }
 
 fn main_summary(report: &Report) -> String {
-    let calls: usize = report.bindings.iter().map(|b| b.write_calls).sum::<usize>()
-        + report.removed.iter().map(|r| r.write_calls).sum::<usize>();
-    let failed = report.bindings.iter().filter(|b| b.failed()).count();
-    // NB: a suspended binding's changes are shown, but they are not pending.
-    let count = |action: &str| -> usize {
-        report
-            .bindings
-            .iter()
-            .filter(|b| !b.suspended && !b.observe_only)
-            .flat_map(|b| &b.changes)
-            .filter(|c| c.action == action)
-            .map(|c| c.resources.len())
-            .sum()
-    };
-    let ready = report.bindings.iter().filter(|b| b.ready).count();
-    let total = report.bindings.len();
+    let Summary {
+        bindings,
+        ready,
+        failed,
+        resources,
+        add,
+        change,
+        prune,
+        ..
+    } = report.summary;
+    let tags = format!("{add} tag(s) to add, {change} to change, {prune} to prune");
     if report.command == "plan" {
-        let (add, change, prune) = (count("add"), count("change"), count("prune"));
         if failed > 0 {
             format!(
                 "Plan incomplete: {failed} binding(s) could not be read or planned (see above); \
-                 for the others: {add} to add, {change} to change, {prune} to prune, in \
-                 {calls} write call(s)."
+                 for the others: {resources} resource(s) to update: {tags}."
             )
         } else if add + change + prune == 0 && report.bindings.iter().any(|b| b.observe_only) {
             // NB: an Observe binding's drift is reported below, not as pending changes.
@@ -403,12 +750,15 @@ fn main_summary(report: &Report) -> String {
         } else if add + change + prune == 0 {
             "No changes: the cloud matches the manifests.".to_string()
         } else {
-            format!(
-                "Plan: {add} to add, {change} to change, {prune} to prune, in {calls} write call(s)."
-            )
+            format!("Plan: {resources} resource(s) to update: {tags}.")
         }
+    } else if add + change + prune == 0 {
+        format!("Apply: nothing changed; {ready} of {bindings} binding(s) Ready.")
     } else {
-        format!("Apply: {calls} write call(s); {ready} of {total} binding(s) Ready.")
+        format!(
+            "Apply: {resources} resource(s) updated: {add} tag(s) added, {change} changed, \
+             {prune} pruned; {ready} of {bindings} binding(s) Ready."
+        )
     }
 }
 
@@ -438,8 +788,10 @@ mod tests {
             }],
             ..Report::default()
         };
+        report.finish();
         assert!(summary(&report).starts_with("Plan incomplete: 1 binding(s)"));
         report.bindings[0].reason = "Ready".to_string();
+        report.finish();
         assert!(summary(&report).starts_with("No changes"));
     }
 }

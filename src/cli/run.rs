@@ -27,19 +27,38 @@ use crate::reconcile::provider::{
     ClientOptions, ProviderClient, client_for, http_client, rate_limiter,
 };
 use crate::reconcile::select::{self, Resolution, Selector};
-use crate::reconcile::{Mode, Outcome, spec_violations};
+use crate::reconcile::{Mode, Outcome};
+use crate::render::{self, BindingMeta, Inputs, NamespaceMeta, NotFound, Rendered};
 use crate::tags::{Ownership, Tags};
 
 /// What the run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Observe and plan only.
-    Plan,
+    Plan {
+        /// Also show what `apply --prune-removed` would remove for bindings that left the
+        /// files (read and planned, never written).
+        prune_removed: bool,
+    },
     /// Write, and record ownership.
     Apply {
         /// Prune the tags of bindings that left the files.
         prune_removed: bool,
     },
+}
+
+impl Command {
+    /// `plan`: nothing is written, the state file is not saved.
+    pub fn is_plan(self) -> bool {
+        matches!(self, Command::Plan { .. })
+    }
+
+    /// Bindings that left the files are pruned (`apply`) or their prune is shown (`plan`).
+    pub fn prunes_removed(self) -> bool {
+        match self {
+            Command::Plan { prune_removed } | Command::Apply { prune_removed } => prune_removed,
+        }
+    }
 }
 
 /// A binding ready to run: its identity, provider, claims.
@@ -55,33 +74,48 @@ struct Declared<'a> {
     resolution: Option<Resolution>,
     /// The cloud, region and resource type it reaches (`None`: its provider is missing).
     target: Option<Target>,
+    /// Its declared tags: `tags`, `tagsFrom` rendered from the files' Namespace documents,
+    /// its own metadata and `--cluster-name`, and its provider's `defaultTags`; or the
+    /// required sources that are absent (an error of the files).
+    rendered: Result<Rendered, NotFound>,
+    /// The declared tags of the pass (and its claims): the rendering, or, when it failed, what
+    /// could be rendered.
+    desired: Tags,
 }
 
-/// Runs the command; `Err` holds one line per problem (nothing was written then).
-pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<String>> {
-    let manifests = manifests::load(&args.files, args.strict).map_err(lines)?;
+/// Asked, before `apply` writes, with the plan of the same run (read under the same lock):
+/// `true` to go on.
+pub type Confirm<'a> = &'a (dyn Fn(&Report) -> bool + Sync);
+
+/// Runs the command; `Err` holds one line per problem (nothing was written then). With
+/// `confirm`, an `apply` first plans (reading the cloud, writing nothing), and writes only if
+/// `confirm` says so.
+pub async fn run(
+    args: &CommonArgs,
+    command: Command,
+    confirm: Option<Confirm<'_>>,
+) -> Result<Report, Vec<String>> {
+    let mut manifests = manifests::load(&args.files, args.strict).map_err(lines)?;
+    manifests.cluster_name = args.cluster_name.clone();
     for note in &manifests.skipped {
         eprintln!("note: {note}");
     }
     // NB: held until this function returns, after the state file is saved; `apply` also
     // checks here, before any cloud write, that the state file can be written.
     let _lock = match command {
-        Command::Plan => StateLock::for_plan(&args.state, args.lock_timeout),
+        Command::Plan { .. } => StateLock::for_plan(&args.state, args.lock_timeout),
         Command::Apply { .. } => StateLock::for_apply(&args.state, args.lock_timeout).map(Some),
     }
     .map_err(|e| vec![e])?;
     let mut state = StateFile::load(&args.state).map_err(|e| vec![e])?;
     journal::load_pending(&args.state, &mut state).map_err(|e| vec![e])?;
-    if command != Command::Plan {
-        let journal = Journal::open(&args.state, &state);
-        state.journal = JournalHandle(Some(Arc::new(journal)));
-    }
     let cloud = match &args.embedded_cloud {
         Some(path) => Some(start_embedded_cloud(path, &manifests).await?),
         None => None,
     };
     let http = http_client().map_err(|e| vec![format!("cannot build the HTTP client: {e}")])?;
-    let progress = Arc::new(Progress::new(args.progress, args.output));
+    let plain = args.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let progress = Arc::new(Progress::new(args.progress, args.output, plain));
     let options = ClientOptions {
         http,
         endpoint_override: cloud.as_ref().map(RunningEmulator::url),
@@ -91,6 +125,34 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
             .then(|| progress.clone() as Arc<dyn CallObserver>),
         default_rate_limit: true,
     };
+    announce(&manifests, &options, command).map_err(lines)?;
+    if let Some(confirm) = confirm.filter(|_| !command.is_plan()) {
+        // NB: the plan runs on a copy of the state, with no journal: it records nothing.
+        let mut preview_state = state.clone();
+        let preview_command = Command::Plan {
+            prune_removed: command.prunes_removed(),
+        };
+        // NB: no progress for the preview: the prompt follows it on the terminal.
+        let preview_options = ClientOptions {
+            observer: None,
+            ..options.clone()
+        };
+        let preview = run_with(
+            &manifests,
+            &mut preview_state,
+            &preview_options,
+            (preview_command, Strategy::Batched),
+            &Progress::hidden(),
+        )
+        .await?;
+        if !confirm(&preview) {
+            return Err(vec!["apply cancelled: nothing was written".to_string()]);
+        }
+    }
+    if !command.is_plan() {
+        let journal = Journal::open(&args.state, &state);
+        state.journal = JournalHandle(Some(Arc::new(journal)));
+    }
     let result = run_with(
         &manifests,
         &mut state,
@@ -107,7 +169,7 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
             .map_err(|e| vec![format!("embedded cloud: cannot save its state: {e}")])?;
     }
     let mut report = result?;
-    if command != Command::Plan {
+    if !command.is_plan() {
         state.save(&args.state).map_err(|e| vec![e])?;
         journal::clear(&args.state).map_err(|e| vec![e])?;
     }
@@ -116,6 +178,62 @@ pub async fn run(args: &CommonArgs, command: Command) -> Result<Report, Vec<Stri
         .as_ref()
         .map(|p| p.display().to_string());
     Ok(report)
+}
+
+/// The run's header on standard error: what it runs against, per provider in the files,
+/// and where each one's credentials come from (never the credentials themselves).
+fn announce(
+    manifests: &Manifests,
+    options: &ClientOptions,
+    command: Command,
+) -> Result<(), Vec<ManifestError>> {
+    use std::io::Write as _;
+    let verb = if command.is_plan() { "plan" } else { "apply" };
+    let mut header = match &options.endpoint_override {
+        Some(url) => format!(
+            "tagbinder {verb}: against the embedded cloud at {url} (no real cloud is called)\n"
+        ),
+        None => format!("tagbinder {verb}: against the clouds' endpoints below\n"),
+    };
+    for (name, provider) in &manifests.providers {
+        let spec = &provider.value.spec;
+        let credentials = super::credentials::source_of(provider, manifests);
+        // NB: a client built with a placeholder key only to name its endpoint; the run's own
+        // clients are built with the real key, which reports a missing key with its field.
+        let key = crate::cloud::AccessKey::new("-".to_string(), "-".to_string());
+        let endpoint = client_for(spec, key, options)
+            .map(|client| client.endpoint().to_string())
+            .map_err(|e| vec![ManifestError::at(&provider.source, e.field, e.rule)])?;
+        // NB: a wrong region reads like a cloud without the resources: say so before the run.
+        if spec.endpoint.is_none()
+            && let Some(closest) = crate::api::regions::unknown(spec.cloud, &spec.region)
+        {
+            let hint = match closest {
+                Some(region) => format!(" (did you mean {region:?}?)"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                anstream::stderr(),
+                "warning: {}: spec.region: {:?} is not a region of {} that tagbinder knows{hint}; a wrong \
+                 region looks like resources that carry no tags, and their writes fail \
+                 NotFound; set spec.endpoint to reach a region it does not list",
+                provider.source,
+                output::clean(&spec.region),
+                match spec.cloud {
+                    crate::api::Cloud::Alibaba => "Alibaba Cloud",
+                    crate::api::Cloud::Jdcloud => "JD Cloud",
+                },
+            );
+        }
+        header.push_str(&format!(
+            "  {name}: {cloud} {region} at {endpoint}, credentials from {credentials}\n",
+            name = output::clean(name),
+            cloud = spec.cloud.as_str(),
+            region = output::clean(&spec.region),
+        ));
+    }
+    let _ = write!(anstream::stderr(), "{header}");
+    Ok(())
 }
 
 fn lines(errors: Vec<ManifestError>) -> Vec<String> {
@@ -175,7 +293,9 @@ pub async fn run_with(
     (command, strategy): (Command, Strategy),
     progress: &Progress,
 ) -> Result<Report, Vec<String>> {
-    let mut declared = declared_bindings(manifests);
+    // NB: one time for the run: the bindings it records first share it.
+    let now = jiff::Timestamp::now();
+    let mut declared = declared_bindings(manifests, state, now);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
@@ -189,11 +309,7 @@ pub async fn run_with(
         rate_limit(manifests, &clients, options),
     );
     let mut report = Report {
-        command: if command == Command::Plan {
-            "plan"
-        } else {
-            "apply"
-        },
+        command: if command.is_plan() { "plan" } else { "apply" },
         ..Report::default()
     };
     let outcomes = reconcile_groups(
@@ -206,10 +322,15 @@ pub async fn run_with(
     )
     .await;
     for (binding, outcome) in declared.iter().zip(outcomes) {
-        if command != Command::Plan && !binding.binding.value.spec.suspend {
+        if !command.is_plan() && !binding.binding.value.spec.suspend {
             record(state, manifests, binding, &outcome);
         }
-        report.bindings.push(binding_report(binding, &outcome));
+        let mut entry = binding_report(binding, &outcome);
+        explain_tie(&mut entry, binding, &outcome, &declared);
+        if command.is_plan() {
+            note_untagged(&mut entry, binding, &outcome);
+        }
+        report.bindings.push(entry);
     }
     for gone in removed {
         let target = manifests
@@ -311,11 +432,20 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
             continue;
         };
         let owned = record.applied.to_ownership();
-        let tags: usize = owned.resources().values().map(|tags| tags.len()).sum();
+        // NB: what tagsFrom or the provider's defaults still declare stays.
+        let tags: usize = owned
+            .resources()
+            .values()
+            .map(|tags| {
+                tags.keys()
+                    .filter(|key| !binding.desired.contains_key(*key))
+                    .count()
+            })
+            .sum();
         if tags == 0 {
             continue;
         }
-        let verb = if command == Command::Plan {
+        let verb = if command.is_plan() {
             "apply would remove"
         } else {
             "this apply removes"
@@ -329,19 +459,63 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
     }
 }
 
-/// Bindings in precedence order (older first, then namespace/name).
-fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
-    let mut declared: Vec<Declared<'_>> = manifests
+/// Bindings in precedence order (older first, then namespace/name). A binding's age is its
+/// `creationTimestamp` when the file gives one, else when a run first recorded it in the state
+/// file, else this run's start: a binding new to the state file is younger than every
+/// recorded one, whatever its name.
+fn declared_bindings<'m>(
+    manifests: &'m Manifests,
+    state: &StateFile,
+    now: jiff::Timestamp,
+) -> Vec<Declared<'m>> {
+    let mut declared: Vec<Declared<'m>> = manifests
         .bindings
         .iter()
         .map(|binding| {
-            let id = binding_id(&binding.value);
+            let mut id = binding_id(&binding.value);
+            if id.created.is_none() {
+                let recorded = state.bindings.get(&state_key(&id.namespace, &id.name));
+                id.created = Some(recorded.map_or(now.as_second(), BindingState::age_seconds));
+            }
             let spec = &binding.value.spec;
             let provider = spec.provider_ref.name.clone();
             let target = manifests
                 .providers
                 .get(&provider)
                 .map(|p| Target::of(&p.value.spec, &spec.resource_type));
+            let no_defaults = Tags::new();
+            let defaults = manifests
+                .providers
+                .get(&provider)
+                .map_or(&no_defaults, |p| &p.value.spec.default_tags);
+            let namespace = manifests
+                .namespaces
+                .get(&id.namespace)
+                .map(|labels| NamespaceMeta {
+                    labels: labels.clone(),
+                    annotations: manifests
+                        .namespace_annotations
+                        .get(&id.namespace)
+                        .cloned()
+                        .unwrap_or_default(),
+                });
+            let inputs = Inputs {
+                spec,
+                binding: BindingMeta {
+                    namespace: &id.namespace,
+                    name: &id.name,
+                    labels: binding.value.metadata.labels.as_ref(),
+                    annotations: binding.value.metadata.annotations.as_ref(),
+                },
+                namespace: namespace.as_ref(),
+                defaults,
+                cluster_name: manifests.cluster_name.as_deref(),
+            };
+            let rendered = render::render(&inputs, &provider);
+            let desired = match &rendered {
+                Ok(rendered) => rendered.tags.clone(),
+                Err(_) => render::render_lenient(&inputs, &provider),
+            };
             Declared {
                 binding,
                 id,
@@ -350,6 +524,8 @@ fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
                 claimed: spec.resource_ids.iter().cloned().collect(),
                 resolution: None,
                 target,
+                rendered,
+                desired,
             }
         })
         .collect();
@@ -443,11 +619,7 @@ fn build_clients(
     options: &ClientOptions,
 ) -> Result<BTreeMap<String, ProviderClient>, Vec<ManifestError>> {
     let mut needed: BTreeSet<&str> = declared.iter().map(|d| d.provider.as_str()).collect();
-    if command
-        == (Command::Apply {
-            prune_removed: true,
-        })
-    {
+    if command.prunes_removed() {
         needed.extend(removed.iter().map(|r| r.provider.as_str()));
     }
     let mut clients = BTreeMap::new();
@@ -521,13 +693,52 @@ fn check_bindings(
             errors.push(ManifestError::at(source, refusal.field, message));
             continue;
         }
+        let rendered = match &binding.rendered {
+            Ok(rendered) => rendered,
+            Err(missing) => {
+                // NB: in a cluster the namespace is the Namespace object; here, a document.
+                for entry in &missing.0 {
+                    let mut message = format!(
+                        "{} ({})",
+                        entry.what,
+                        crate::api::conditions::reason::VALUE_NOT_FOUND
+                    );
+                    if !manifests.namespaces.contains_key(&binding.id.namespace) {
+                        message.push_str(&format!(
+                            "; the CLI reads a namespace's labels and annotations from a \
+                             Namespace document among the files (kind: Namespace), and they \
+                             hold none for {:?}",
+                            binding.id.namespace
+                        ));
+                    }
+                    errors.push(ManifestError::at(
+                        source,
+                        format!("spec.tagsFrom[{:?}]", entry.key),
+                        message,
+                    ));
+                }
+                continue;
+            }
+        };
         if let Some(client) = clients.get(&binding.provider) {
             let selector = spec
                 .resource_selector
                 .as_ref()
                 .and_then(|s| select::violation(client, &s.match_tags));
-            for violation in spec_violations(client, &spec.resource_type, &spec.tags)
+            let rendered_violations = rendered
+                .violations(
+                    client.limits(),
+                    spec.resource_selector.as_ref().map(|s| &s.match_tags),
+                )
                 .into_iter()
+                .map(|violation| violation.to_string());
+            let resource_type = client
+                .check_resource_type(&spec.resource_type)
+                .err()
+                .map(|rule| format!("spec.resourceType: {rule}"));
+            for violation in resource_type
+                .into_iter()
+                .chain(rendered_violations)
                 .chain(selector)
             {
                 let (field, rule) = violation
@@ -575,7 +786,7 @@ fn feeding_cycles(declared: &[Declared<'_>]) -> Vec<ManifestError> {
         if let (Some(target), Some(selector)) = (&binding.target, &spec.resource_selector) {
             by_target.entry(target).or_default().push(select::Feeder {
                 key: position,
-                declared: &spec.tags,
+                declared: &binding.desired,
                 match_tags: &selector.match_tags,
             });
         }
@@ -795,7 +1006,7 @@ async fn reconcile_group<C: TagApi>(
             };
             Member {
                 binding: &binding.id,
-                desired: &spec.tags,
+                desired: &binding.desired,
                 resource_ids: &binding.resource_ids,
                 resolution: binding.resolution.as_ref(),
                 match_tags: spec.resource_selector.as_ref().map(|s| &s.match_tags),
@@ -856,7 +1067,7 @@ impl Claims {
             .map(|other| Claim {
                 binding: &other.id,
                 resource_ids: &other.claimed,
-                tags: &other.binding.value.spec.tags,
+                tags: &other.desired,
             })
             .collect()
     }
@@ -864,13 +1075,23 @@ impl Claims {
 
 fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, outcome: &Outcome) {
     let spec = &binding.binding.value.spec;
+    let key = state_key(&binding.id.namespace, &binding.id.name);
+    // NB: kept once set; a record older than the field keeps none (the oldest age).
+    let first_applied = match state.bindings.get(&key) {
+        Some(recorded) => recorded.first_applied,
+        None => binding
+            .id
+            .created
+            .and_then(|s| jiff::Timestamp::from_second(s).ok()),
+    };
     let target = manifests
         .providers
         .get(&binding.provider)
         .map(|p| &p.value.spec);
     state.bindings.insert(
-        state_key(&binding.id.namespace, &binding.id.name),
+        key,
         BindingState {
+            first_applied,
             provider: binding.provider.clone(),
             cloud: target.map(|t| t.cloud),
             region: target.map(|t| t.region.clone()),
@@ -893,13 +1114,75 @@ fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, 
     );
 }
 
+/// A binding none of whose listed resources carries any tag: a wrong region or resource id
+/// reads the same (the clouds answer a read of a resource they do not have with no tags), so
+/// the plan says so before `apply` finds out with NotFound.
+fn note_untagged(entry: &mut BindingReport, binding: &Declared<'_>, outcome: &Outcome) {
+    let spec = &binding.binding.value.spec;
+    let Some(observed) = &outcome.observed else {
+        return;
+    };
+    if spec.resource_selector.is_some() || binding.resource_ids.is_empty() {
+        return;
+    }
+    let untagged = binding
+        .resource_ids
+        .iter()
+        .all(|id| observed.get(id).is_none_or(|tags| tags.is_empty()));
+    if untagged {
+        entry.notes.push(format!(
+            "none of its {} resource(s) carries a tag yet; a wrong region or resource id looks \
+             the same to the cloud (check spec.resourceIds and the provider's region)",
+            binding.resource_ids.len()
+        ));
+    }
+}
+
+/// A conflict lost to a binding of the same age (both first recorded by one run, or in one
+/// second) was decided by the value the resource carried, then by namespace/name: the
+/// message says so, since an age would not explain it.
+fn explain_tie(
+    entry: &mut BindingReport,
+    binding: &Declared<'_>,
+    outcome: &Outcome,
+    declared: &[Declared<'_>],
+) {
+    if entry.reason != crate::api::conditions::reason::CONFLICT {
+        return;
+    }
+    let Some(first) = outcome.conflicts.first() else {
+        return;
+    };
+    let same_age = declared.iter().any(|other| {
+        other.id.to_string() == first.winner && other.id.created == binding.id.created
+    });
+    if same_age {
+        entry.message.push_str(&format!(
+            " ({} is as old as this binding, first applied in the same second: the value the \
+             resource already carried, then the order of namespace/name, decided)",
+            first.winner
+        ));
+    }
+}
+
 fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
     let spec = &binding.binding.value.spec;
-    let changes = outcome
+    let mut changes = outcome
         .plan
         .as_ref()
         .map(output::changes_of)
         .unwrap_or_default();
+    // NB: a value from elsewhere than spec.tags says where it comes from (issue 23).
+    if let Ok(rendered) = &binding.rendered {
+        for change in &mut changes {
+            if matches!(change.action, "add" | "change" | "conflict")
+                && let Some(source) = rendered.sources.get(&change.key)
+                && *source != render::Source::Literal
+            {
+                change.source = Some(source.to_string());
+            }
+        }
+    }
     let planned_calls = outcome
         .plan
         .as_ref()
@@ -950,6 +1233,7 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
             .as_ref()
             .map(|selector| selector.match_tags.clone()),
         selected: outcome.selected.clone(),
+        notes: Vec::new(),
     }
 }
 
@@ -970,12 +1254,11 @@ async fn handle_removed(
         message: "its tags are kept; `apply --prune-removed` removes them (by its deletionPolicy)"
             .to_string(),
     };
-    if command
-        != (Command::Apply {
-            prune_removed: true,
-        })
-    {
+    if !command.prunes_removed() {
         return report;
+    }
+    if command.is_plan() {
+        return preview_removed(gone, claims, clients, report).await;
     }
     if gone.mode == BindingMode::Observe {
         state.bindings.remove(&key);
@@ -1061,6 +1344,92 @@ async fn handle_removed(
         state.bindings.insert(key, entry);
         report.action = "failed";
         report.message = format!("pruning failed: {}", outcome.readiness.message);
+    }
+    report
+}
+
+/// `plan --prune-removed`: what `apply --prune-removed` would do for a binding that left the
+/// files, key by key, from a read of its resources; nothing is written and its record stays.
+async fn preview_removed(
+    gone: BindingState,
+    claims: &PlanClaims<'_>,
+    clients: &BTreeMap<String, ProviderClient>,
+    mut report: RemovedReport,
+) -> RemovedReport {
+    if gone.mode == BindingMode::Observe {
+        report.action = "orphaned";
+        report.message = "apply --prune-removed would drop its record without a write (mode \
+                          Observe): its tags stay on the resources"
+            .to_string();
+        return report;
+    }
+    if gone.deletion_policy == DeletionPolicy::Orphan {
+        report.action = "orphaned";
+        report.message = "apply --prune-removed would leave its tags on the resources \
+                          (deletionPolicy Orphan) and drop its record"
+            .to_string();
+        return report;
+    }
+    let Some(client) = clients.get(&gone.provider) else {
+        report.action = "failed";
+        report.message = format!(
+            "TagProvider {:?} is not among the given files; apply --prune-removed could not \
+             prune",
+            gone.provider
+        );
+        return report;
+    };
+    let id = BindingId {
+        created: None,
+        namespace: gone.namespace.clone(),
+        name: gone.name.clone(),
+    };
+    let owned: Ownership = gone.applied.to_ownership();
+    // NB: a plan records nothing: the intents of a plan are never kept.
+    let intents = JournalIntents::new(&JournalHandle(None), &gone.resource_type);
+    let member = Member {
+        binding: &id,
+        desired: &Tags::new(),
+        resource_ids: &[],
+        resolution: None,
+        match_tags: None,
+        deletion_policy: gone.deletion_policy,
+        owned: &owned,
+        claims,
+        mode: Mode::PlanOnly,
+    };
+    let outcome = pass_group(client, &gone.resource_type, &[member], &intents)
+        .await
+        .pop()
+        .unwrap_or_else(|| unreachable!("pass_group answers one outcome per member"));
+    if let Some(error) = &outcome.error {
+        report.action = "failed";
+        report.message = format!("not planned (read failed): {}", error);
+        return report;
+    }
+    report.changes = outcome
+        .plan
+        .as_ref()
+        .map(output::changes_of)
+        .unwrap_or_default();
+    report.write_calls = outcome
+        .plan
+        .as_ref()
+        .map(|p| p.untag_batches.len())
+        .unwrap_or(0);
+    let pruned = output::distinct_resources(report.changes.iter().filter(|c| c.action == "prune"));
+    if pruned == 0 {
+        report.action = "released";
+        report.message = "apply --prune-removed would remove nothing (its tags were changed or \
+                          removed since it applied them, or another binding declares them) and \
+                          drop its record"
+            .to_string();
+    } else {
+        report.action = "pruned";
+        report.message = format!(
+            "apply --prune-removed would remove its tags from {pruned} resource(s) and drop its \
+             record"
+        );
     }
     report
 }
@@ -1167,7 +1536,7 @@ mod tests {
         )
         .unwrap();
         let manifests = manifests::load(&[dir.path().to_path_buf()], true).expect("manifests");
-        let declared = declared_bindings(&manifests);
+        let declared = declared_bindings(&manifests, &StateFile::empty(), jiff::Timestamp::now());
         let claims = Claims::of(&declared, &manifests);
         let apply = Command::Apply {
             prune_removed: false,

@@ -94,8 +94,8 @@ pub fn error_policy(meta: Arc<Meta>, error: &Error, ctx: Arc<Context>) -> Action
 
 /// Where a pass stops before the cloud, and why.
 enum Gate {
-    /// Go on with this client.
-    Open(Box<CloudClient>),
+    /// Go on with this client, declaring these tags (rendered).
+    Open(Box<CloudClient>, Tags),
     /// Stop: report this, and wait for a change of spec, provider or Secret.
     Closed(Readiness),
     /// Stop: report this, and look again after `spec.interval`. For a Secret the controller
@@ -139,14 +139,58 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             ),
         )));
     };
+    // NB: a binding being deleted declares nothing: it only prunes what it applied.
+    let rendered = if binding.metadata.deletion_timestamp.is_some() {
+        crate::render::Rendered::default()
+    } else {
+        let namespace = if binding.spec.reads_namespace() {
+            ctx.namespace_meta(&binding.namespace().unwrap_or_default())
+                .await?
+        } else {
+            None
+        };
+        match ctx.render(binding, &provider, namespace.as_ref()) {
+            Ok(rendered) => rendered,
+            Err(missing) => {
+                return Ok(Gate::Closed(stalled(
+                    reason::VALUE_NOT_FOUND,
+                    missing.to_string(),
+                )));
+            }
+        }
+    };
     let gate = match ctx.cloud_client(&provider).await? {
-        Ok(client) => return Ok(Gate::Open(Box::new(client))),
+        Ok(client) => {
+            // NB: a rendered value (or a default) that breaks the cloud's rules names its
+            // source; the pass's own check names `spec.tags` only.
+            let match_tags = binding
+                .spec
+                .resource_selector
+                .as_ref()
+                .map(|s| &s.match_tags);
+            let violations: Vec<String> = rendered
+                .violations(client.limits(), match_tags)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            if rendered.has_sources() && !violations.is_empty() {
+                return Ok(Gate::Closed(stalled(
+                    reason::INVALID_SPEC,
+                    violations.join("; "),
+                )));
+            }
+            return Ok(Gate::Open(Box::new(client), rendered.tags));
+        }
         Err(ClientError::Credentials(message)) => {
             Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message))
         }
         Err(ClientError::Forbidden(message)) => {
             Gate::Forbidden(stalled(reason::CREDENTIALS_INVALID, message))
         }
+        Err(ClientError::OutsideCredentialsNamespace(message)) => Gate::Closed(stalled(
+            reason::SECRET_NOT_IN_CREDENTIALS_NAMESPACE,
+            message,
+        )),
         Err(ClientError::Spec(message)) => Gate::Closed(stalled(reason::INVALID_SPEC, message)),
     };
     if let Gate::Closed(readiness) | Gate::Forbidden(readiness) = &gate {
@@ -166,7 +210,7 @@ async fn apply(
 ) -> Result<Action, Error> {
     let key = binding_key(&binding);
     let (readiness, next) = match gate(&binding, ctx).await? {
-        Gate::Open(_) if binding.spec.suspend => {
+        Gate::Open(..) if binding.spec.suspend => {
             ctx.fleet.unregister(&key);
             let readiness = gate::suspended();
             write_status(
@@ -179,7 +223,7 @@ async fn apply(
             ctx.metrics.stopped(&key);
             return Ok(Action::await_change());
         }
-        Gate::Open(client) => {
+        Gate::Open(client, desired) => {
             submitted.store(true, Ordering::Relaxed);
             if !ready_at_generation(&binding) {
                 ctx.metrics.awaiting_ready(
@@ -193,6 +237,7 @@ async fn apply(
                 Submission {
                     binding,
                     client: *client,
+                    desired,
                 },
             );
             // NB: the fleet's round runs the pass, writes the status and asks for the next.
@@ -254,6 +299,7 @@ pub(super) enum Next {
 pub(super) async fn finish(
     binding: &ResourceTagBinding,
     outcome: &Outcome,
+    desired: &Tags,
     seconds: f64,
     ctx: &Context,
 ) -> Next {
@@ -288,7 +334,7 @@ pub(super) async fn finish(
     let was_drifted = status::was_drifted(binding);
     let written = write_status(
         binding,
-        status::from_outcome(binding, outcome, jiff::Timestamp::now()),
+        status::from_outcome(binding, outcome, Some(desired), jiff::Timestamp::now()),
         ctx,
     )
     .await;
@@ -374,7 +420,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         return Ok(Action::await_change());
     }
     let client = match gate(binding, ctx).await? {
-        Gate::Open(client) => client,
+        Gate::Open(client, _) => client,
         Gate::Closed(readiness) if readiness.reason == reason::PROVIDER_NOT_FOUND => {
             // NB: without its provider a binding can never prune; holding the finalizer would
             // block the deletion (and its namespace's) forever. Say so, and let go.
@@ -415,7 +461,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     }
     write_status(
         binding,
-        status::from_outcome(binding, &outcome, jiff::Timestamp::now()),
+        status::from_outcome(binding, &outcome, None, jiff::Timestamp::now()),
         ctx,
     )
     .await?;
@@ -424,7 +470,8 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
 
 /// The bindings whose claims bear on a pass (the pass's own binding among them: the plan
 /// knows itself), with the resources each declares.
-pub(super) type Claimants = Vec<(BindingId, BTreeSet<String>, Arc<ResourceTagBinding>)>;
+/// Each with the tags it declares, rendered ([`Context::claimed_tags`]).
+pub(super) type Claimants = Vec<(BindingId, BTreeSet<String>, Tags)>;
 
 /// Claimants already looked up in one group of passes, by the resources considered: bindings
 /// that consider the same resources share one list (issue 20, item 8: 8,000 bindings on one
@@ -515,10 +562,10 @@ impl Prepared {
     pub fn claims_of(others: &Claimants) -> Vec<Claim<'_>> {
         others
             .iter()
-            .map(|(other_id, ids, other)| Claim {
+            .map(|(other_id, ids, tags)| Claim {
                 binding: other_id,
                 resource_ids: ids,
-                tags: &other.spec.tags,
+                tags,
             })
             .collect()
     }
@@ -594,7 +641,7 @@ fn claimants(binding: &ResourceTagBinding, ctx: &Context, considered: &[String])
         // NB: an Observe binding writes nothing, so it claims nothing: an audit neither wins
         // a conflict against a binding that writes nor keeps its tags from being pruned.
         .filter(|(other, _)| other.spec.mode != BindingMode::Observe)
-        .map(|(other, ids)| (binding_id(&other), ids, other))
+        .map(|(other, ids)| (binding_id(&other), ids, ctx.claimed_tags(&other)))
         .collect()
 }
 

@@ -37,6 +37,9 @@ struct State {
 struct Entry {
     /// `spec.providerRef.name`: which bindings a provider's or Secret's change concerns.
     provider: Box<str>,
+    /// Whether its `tagsFrom` reads its namespace: which bindings a namespace's change
+    /// concerns.
+    reads_namespace: bool,
     /// The binding's JSON.
     encoded: Box<[u8]>,
 }
@@ -69,6 +72,7 @@ impl Bindings {
                 let entry = match serde_json::to_vec(binding) {
                     Ok(encoded) => Some(Entry {
                         provider: binding.spec.provider_ref.name.as_str().into(),
+                        reads_namespace: binding.spec.reads_namespace(),
                         encoded: encoded.into_boxed_slice(),
                     }),
                     Err(error) => {
@@ -134,6 +138,22 @@ impl Bindings {
             .entries
             .iter()
             .filter(|(_, entry)| providers.iter().any(|p| **p == *entry.provider))
+            .map(|(key, _)| key.to_string())
+            .collect()
+    }
+
+    /// The keys of the bindings in `namespace` that a change of its labels or annotations
+    /// concerns: those whose `tagsFrom` reads it, and those whose provider selects namespaces
+    /// (one of `selecting`, by `allowedNamespaces`).
+    pub fn of_namespace(&self, namespace: &str, selecting: &[String]) -> Vec<String> {
+        let prefix = format!("{namespace}/");
+        self.read()
+            .entries
+            .iter()
+            .filter(|(key, entry)| {
+                key.starts_with(&prefix)
+                    && (entry.reads_namespace || selecting.iter().any(|p| **p == *entry.provider))
+            })
             .map(|(key, _)| key.to_string())
             .collect()
     }
@@ -307,6 +327,7 @@ pub(super) mod tests {
                 resource_type: "apigateway".to_string(),
                 resource_ids: vec!["api-1".to_string()],
                 tags: crate::tags::tags(&[("env", "prod")]),
+                tags_from: Vec::new(),
                 deletion_policy: DeletionPolicy::Delete,
                 interval: "10m".to_string(),
                 suspend: false,

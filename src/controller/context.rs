@@ -27,7 +27,16 @@ use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
 /// participants; a pass outside rounds, a deletion, waits [`DEFAULT_WINDOW`] for company)
 /// into shared calls, and paced by the provider's rate limit.
 pub type CloudClient = Batcher<ProviderClient>;
+use crate::render::{BindingMeta, Inputs, NamespaceMeta, NotFound, Rendered};
 use crate::tags::{Ownership, TagsByResource};
+
+/// The labels and annotations of a namespace's metadata.
+fn meta_of(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> NamespaceMeta {
+    NamespaceMeta {
+        labels: metadata.labels.clone().unwrap_or_default(),
+        annotations: metadata.annotations.clone().unwrap_or_default(),
+    }
+}
 
 /// How long a pass waits for the Secrets' cache to fill before it reads the Secret itself.
 const SECRETS_SYNC_PATIENCE: Duration = Duration::from_secs(10);
@@ -64,6 +73,8 @@ pub struct Context {
     /// Whether every store of `secrets` has been filled once.
     pub secrets_synced: Vec<Synced>,
     secrets_patience_spent: AtomicBool,
+    /// The only namespace whose Secrets providers may reference (`--credentials-namespace`).
+    pub credentials_namespace: String,
     /// Held while a client is built (its Secret read).
     building: tokio::sync::Mutex<()>,
     clients: Mutex<HashMap<String, CachedClient>>,
@@ -73,6 +84,12 @@ pub struct Context {
     unrecorded: Arc<Unrecorded>,
     /// The providers' health last written to their status.
     pub(super) provider_health: super::provider_status::ProviderHealth,
+    /// Metadata of the namespaces (the watch cache), for `tagsFrom` and `allowedNamespaces`;
+    /// `None`: each is read from the API server (hosts without the watch).
+    namespaces: Option<(Store<PartialObjectMeta<Namespace>>, Synced)>,
+    namespaces_patience_spent: AtomicBool,
+    /// The cluster's name (`run --cluster-name`), for `valueFrom.clusterName`.
+    pub cluster_name: Option<String>,
 }
 
 /// Records written to `status` that the cache's copy of the binding does not show yet, or
@@ -135,6 +152,9 @@ pub enum ClientError {
     Credentials(String),
     /// The controller may not read the Secret (403): `CredentialsInvalid`, until RBAC changes.
     Forbidden(String),
+    /// The provider's Secret is outside the credentials namespace, the only namespace whose
+    /// Secrets the controller reads: `SecretNotInCredentialsNamespace`.
+    OutsideCredentialsNamespace(String),
     /// Provider spec unusable: `InvalidSpec`.
     Spec(String),
 }
@@ -166,11 +186,128 @@ impl Context {
             secrets: Vec::new(),
             secrets_synced: Vec::new(),
             secrets_patience_spent: AtomicBool::new(false),
+            credentials_namespace: super::leader::pod_namespace(),
             building: tokio::sync::Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             unrecorded: Arc::default(),
             provider_health: Default::default(),
+            namespaces: None,
+            namespaces_patience_spent: AtomicBool::new(false),
+            cluster_name: None,
+        }
+    }
+
+    /// The namespaces' metadata cache and when it is filled.
+    pub fn with_namespaces(
+        mut self,
+        namespaces: Store<PartialObjectMeta<Namespace>>,
+        synced: Synced,
+    ) -> Self {
+        self.namespaces = Some((namespaces, synced));
+        self
+    }
+
+    /// The cluster's name (`run --cluster-name`).
+    pub fn with_cluster_name(mut self, cluster_name: Option<String>) -> Self {
+        self.cluster_name = cluster_name;
+        self
+    }
+
+    /// Labels and annotations of a namespace: from the watch cache once it is filled, else
+    /// read from the API server (`None`: no such namespace).
+    pub async fn namespace_meta(&self, namespace: &str) -> Result<Option<NamespaceMeta>, Error> {
+        if let Some((store, synced)) = &self.namespaces {
+            // NB: a cache that cannot fill (no list/watch on namespaces) must not hold passes
+            // back for ever: after a while (once) the namespace is read instead.
+            let filled = synced.is_done()
+                || (!self.namespaces_patience_spent.load(Ordering::Relaxed)
+                    && tokio::time::timeout(SECRETS_SYNC_PATIENCE, synced.wait())
+                        .await
+                        .is_ok());
+            if filled {
+                return Ok(store
+                    .get(&ObjectRef::new(namespace))
+                    .map(|ns| meta_of(&ns.metadata)));
+            }
+            self.namespaces_patience_spent
+                .store(true, Ordering::Relaxed);
+        }
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
+        Ok(api
+            .get_metadata_opt(namespace)
+            .await
+            .map_err(Error::Kube)?
+            .map(|ns| meta_of(&ns.metadata)))
+    }
+
+    /// A namespace's labels and annotations as the cache holds them now, without waiting or
+    /// reading (what other bindings' claims are rendered from).
+    pub fn cached_namespace(&self, namespace: &str) -> Option<NamespaceMeta> {
+        let (store, _) = self.namespaces.as_ref()?;
+        store
+            .get(&ObjectRef::new(namespace))
+            .map(|ns| meta_of(&ns.metadata))
+    }
+
+    /// The tags `binding` declares, rendered (`tagsFrom`, the provider's `defaultTags`) from
+    /// `namespace`, the metadata of its namespace.
+    pub fn render(
+        &self,
+        binding: &ResourceTagBinding,
+        provider: &TagProvider,
+        namespace: Option<&NamespaceMeta>,
+    ) -> Result<Rendered, NotFound> {
+        crate::render::render(
+            &self.render_inputs(binding, provider, namespace),
+            &provider.name_any(),
+        )
+    }
+
+    /// What another binding claims: its tags rendered from the caches as they are, an absent
+    /// source leaving its key out (see [`crate::render::render_lenient`]).
+    pub fn claimed_tags(&self, binding: &ResourceTagBinding) -> crate::tags::Tags {
+        let provider = self
+            .providers
+            .get(&ObjectRef::new(&binding.spec.provider_ref.name));
+        if binding.spec.tags_from.is_empty()
+            && provider
+                .as_ref()
+                .is_none_or(|p| p.spec.default_tags.is_empty())
+        {
+            return binding.spec.tags.clone();
+        }
+        let Some(provider) = provider else {
+            return binding.spec.tags.clone();
+        };
+        let namespace = binding
+            .spec
+            .reads_namespace()
+            .then(|| self.cached_namespace(&binding.namespace().unwrap_or_default()))
+            .flatten();
+        crate::render::render_lenient(
+            &self.render_inputs(binding, &provider, namespace.as_ref()),
+            &provider.name_any(),
+        )
+    }
+
+    fn render_inputs<'a>(
+        &'a self,
+        binding: &'a ResourceTagBinding,
+        provider: &'a TagProvider,
+        namespace: Option<&'a NamespaceMeta>,
+    ) -> Inputs<'a> {
+        Inputs {
+            spec: &binding.spec,
+            binding: BindingMeta {
+                namespace: binding.metadata.namespace.as_deref().unwrap_or_default(),
+                name: binding.metadata.name.as_deref().unwrap_or_default(),
+                labels: binding.metadata.labels.as_ref(),
+                annotations: binding.metadata.annotations.as_ref(),
+            },
+            namespace,
+            defaults: &provider.spec.default_tags,
+            cluster_name: self.cluster_name.as_deref(),
         }
     }
 
@@ -185,6 +322,12 @@ impl Context {
     /// carries it ([`Unrecorded::seen`]).
     pub fn with_unrecorded(mut self, unrecorded: Arc<Unrecorded>) -> Self {
         self.unrecorded = unrecorded;
+        self
+    }
+
+    /// The only namespace whose Secrets providers may reference (default: the pod's).
+    pub fn with_credentials_namespace(mut self, namespace: String) -> Self {
+        self.credentials_namespace = namespace;
         self
     }
 
@@ -310,6 +453,20 @@ impl Context {
             ))));
         };
         let reference = &credentials.secret_ref;
+        if reference.namespace != self.credentials_namespace {
+            // NB: the Secret is not read: the controller has no access outside the credentials
+            // namespace, and must not use any it was granted by mistake.
+            return Ok(Err(ClientError::OutsideCredentialsNamespace(format!(
+                "TagProvider {name:?} spec.credentials.secretRef names Secret {}/{}, but the \
+                 controller reads credentials Secrets only in its credentials namespace {:?} \
+                 (tagbinder run --credentials-namespace, Helm value credentialsNamespace): move \
+                 the Secret to namespace {:?} and set secretRef.namespace to it",
+                reference.namespace,
+                reference.name,
+                self.credentials_namespace,
+                self.credentials_namespace
+            ))));
+        }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &reference.namespace);
         let secret = match api.get_opt(&reference.name).await {
             Ok(Some(secret)) => secret,
@@ -357,17 +514,16 @@ impl Context {
         Ok(Ok((key, secret.resource_version().unwrap_or_default())))
     }
 
-    /// Labels of a namespace (for `allowedNamespaces`), with the automatic name label.
+    /// Labels of a namespace (for `allowedNamespaces`), with the automatic name label: from
+    /// the namespaces' watch cache (issue 23: before, every pass read its namespace).
     pub async fn namespace_labels(
         &self,
         namespace: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, Error> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let mut labels = api
-            .get_opt(namespace)
-            .await
-            .map_err(Error::Kube)?
-            .map(|ns| ns.labels().clone())
+        let mut labels = self
+            .namespace_meta(namespace)
+            .await?
+            .map(|ns| ns.labels)
             .unwrap_or_default();
         labels.insert(
             "kubernetes.io/metadata.name".to_string(),

@@ -71,6 +71,9 @@ pub struct Submission {
     pub binding: Arc<ResourceTagBinding>,
     /// Its provider's client.
     pub client: CloudClient,
+    /// The tags it declares: `tags`, `tagsFrom` and the provider's `defaultTags`, rendered
+    /// by its checks.
+    pub desired: crate::tags::Tags,
 }
 
 /// A submission as the fleet keeps it until its round: what groups and orders it, not the
@@ -83,9 +86,12 @@ struct Ticket {
     generation: Option<i64>,
     /// (provider, resource type): the round's group.
     group: (String, String),
-    /// Hash of `spec.tags`: bindings with the same payload go in the same chunk.
+    /// Hash of the declared tags: bindings with the same payload go in the same chunk.
     payload: u64,
     client: CloudClient,
+    /// The declared tags when they are not `spec.tags` alone (`tagsFrom`, `defaultTags`);
+    /// `None` keeps a plain binding's ticket small.
+    rendered: Option<crate::tags::Tags>,
 }
 
 impl Ticket {
@@ -93,11 +99,12 @@ impl Ticket {
         use std::hash::{Hash, Hasher};
         let spec = &submission.binding.spec;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        spec.tags.hash(&mut hasher);
+        submission.desired.hash(&mut hasher);
         Ticket {
             generation: submission.binding.metadata.generation,
             group: (spec.provider_ref.name.clone(), spec.resource_type.clone()),
             payload: hasher.finish(),
+            rendered: (submission.desired != spec.tags).then_some(submission.desired),
             client: submission.client,
         }
     }
@@ -112,9 +119,11 @@ impl Ticket {
             tracing::debug!(binding = %key, "changed since its checks; its next pass runs it");
             return None;
         }
+        let desired = self.rendered.unwrap_or_else(|| binding.spec.tags.clone());
         Some(Submission {
             binding,
             client: self.client,
+            desired,
         })
     }
 }
@@ -673,8 +682,8 @@ async fn run_group(ctx: &Arc<Context>, resource_type: String, mut members: Vec<(
             ctx.metrics.round(&provider, bindings, seconds);
         }
         futures::stream::iter(passed)
-            .map(|(key, binding, outcome)| async move {
-                let next = super::binding::finish(&binding, &outcome, seconds, ctx).await;
+            .map(|(key, binding, desired, outcome)| async move {
+                let next = super::binding::finish(&binding, &outcome, &desired, seconds, ctx).await;
                 match next {
                     super::binding::Next::Sweep => ctx.fleet.register(key, &binding),
                     super::binding::Next::Retry => {
@@ -699,7 +708,7 @@ async fn pass_group(
     ctx: &Context,
     resource_type: &str,
     members: Vec<(String, Submission)>,
-) -> Vec<(String, Arc<ResourceTagBinding>, Outcome)> {
+) -> Vec<(String, Arc<ResourceTagBinding>, crate::tags::Tags, Outcome)> {
     // NB: the newest submission carries the newest client (a Secret may have changed).
     let Some(client) = members.last().map(|(_, s)| s.client.clone()) else {
         return Vec::new();
@@ -735,7 +744,7 @@ async fn pass_group(
             let spec = &s.binding.spec;
             Member {
                 binding: &prepared.id,
-                desired: &spec.tags,
+                desired: &s.desired,
                 resource_ids: ids,
                 resolution: resolution.as_ref(),
                 match_tags: spec.resource_selector.as_ref().map(|s| &s.match_tags),
@@ -764,7 +773,7 @@ async fn pass_group(
             // NB: the controller reports neither the plan nor the observation.
             outcome.plan = None;
             outcome.observed = None;
-            (key, submission.binding, outcome)
+            (key, submission.binding, submission.desired, outcome)
         })
         .collect()
 }

@@ -1,10 +1,12 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease: only the holder reconciles; a lost
-//! lease stops reconciling at once; SIGTERM stops the controller and releases the lease.
+//! lease stops reconciling at once; SIGTERM stops the controller and releases the lease, and a
+//! standby takes a released lease within a second (a killed leader's, once it expires).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Client;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 
 use super::metrics::Metrics;
@@ -14,6 +16,10 @@ use super::{RunArgs, run_controller, shutdown_signal};
 const LEASE_DURATION: u64 = 15;
 /// Renew this long before expiry, seconds (also the clock skew tolerated between nodes).
 const LEASE_GRACE: u64 = 5;
+/// How often a standby reads the Lease to see whether its holder released it (a leader that
+/// stopped cleanly): without it, a standby waits for the released term to run out, as for a
+/// leader that died.
+const RELEASE_POLL: Duration = Duration::from_secs(1);
 /// How long in-flight passes may take to finish on shutdown.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
 
@@ -29,6 +35,16 @@ pub(super) fn pod_namespace() -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
+/// True when the Lease exists and nobody holds it (its holder released it on shutdown).
+async fn released_lease(leases: &Api<Lease>, name: &str) -> bool {
+    match leases.get_opt(name).await {
+        Ok(Some(lease)) => lease
+            .spec
+            .is_some_and(|spec| spec.holder_identity.is_none()),
+        _ => false,
+    }
+}
+
 /// This replica's identity in the Lease: `POD_NAME`, else a random id.
 fn identity() -> String {
     std::env::var("POD_NAME")
@@ -42,31 +58,51 @@ pub async fn run_as_leader(
     metrics: Arc<Metrics>,
 ) -> Result<(), String> {
     let namespace = args.lease_namespace.clone().unwrap_or_else(pod_namespace);
-    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-        .with_namespace(&namespace)
-        .with_identity(identity())
-        .with_duration(LEASE_DURATION)
-        .with_grace(LEASE_GRACE)
-        .build()
-        .await
-        .map_err(|e| {
-            format!(
-                "leader election: cannot use Lease {namespace}/{}: {e}",
-                args.lease_name
-            )
-        })?;
+    let identity = identity();
+    let build = || async {
+        LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&namespace)
+            .with_identity(identity.clone())
+            .with_duration(LEASE_DURATION)
+            .with_grace(LEASE_GRACE)
+            .build()
+            .await
+            .map_err(|e| {
+                format!(
+                    "leader election: cannot use Lease {namespace}/{}: {e}",
+                    args.lease_name
+                )
+            })
+    };
+    let mut manager = build().await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     tracing::info!(lease = %args.lease_name, %namespace, "waiting for the lease");
     metrics.set_standby(Some(format!("{namespace}/{}", args.lease_name)));
+    let mut released = tokio::time::interval(RELEASE_POLL);
+    released.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let free = tokio::select! {
             () = &mut shutdown => return Ok(()),
             state = manager.changed() => match state {
                 Ok(true) => break,
-                Ok(false) => {}
-                Err(error) => tracing::warn!(%error, "leader election: lease not acquired"),
+                Ok(false) => false,
+                Err(error) => {
+                    tracing::warn!(%error, "leader election: lease not acquired");
+                    false
+                }
             },
+            _ = released.tick() => released_lease(&leases, &args.lease_name).await,
+        };
+        if free {
+            // NB: the manager sleeps until the old term expires before it looks again; a
+            // new one reads the Lease now, and takes it.
+            tracing::debug!("the lease was released; taking it");
+            match build().await {
+                Ok(fresh) => manager = fresh,
+                Err(error) => tracing::warn!(%error, "leader election: lease not acquired"),
+            }
         }
     }
     tracing::info!("lease acquired; reconciling");

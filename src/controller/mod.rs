@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -91,6 +91,12 @@ pub struct RunArgs {
     /// account, else `default`).
     #[arg(long)]
     pub lease_namespace: Option<String>,
+    /// The only namespace whose Secrets the controller reads: every TagProvider's
+    /// `spec.credentials.secretRef` must name a Secret there (as cert-manager's cluster
+    /// resource namespace). Default: the pod's namespace, from POD_NAMESPACE or the service
+    /// account, else `default`.
+    #[arg(long, value_name = "NS")]
+    pub credentials_namespace: Option<String>,
     /// Bindings reconciled at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
@@ -100,6 +106,10 @@ pub struct RunArgs {
     /// The kubeconfig context to use (default: its current context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// The cluster's name, the value of `tagsFrom[].valueFrom.clusterName` (chart value
+    /// `clusterName`).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
 }
 
 /// The Kubernetes client: from `--kubeconfig` and `--context` when given, else the
@@ -206,10 +216,10 @@ fn pass_trigger(binding: &cache::Meta) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     binding.metadata.generation.hash(&mut hasher);
-    binding
-        .annotations()
-        .get(status::REQUESTED_AT_ANNOTATION)
-        .hash(&mut hasher);
+    // NB: the cache keeps the request annotation and the labels and annotations the
+    // binding's `fieldRef`s read (see `strip_unused_metadata`): a change of any is a pass.
+    binding.annotations().hash(&mut hasher);
+    binding.labels().hash(&mut hasher);
     binding
         .metadata
         .deletion_timestamp
@@ -302,7 +312,14 @@ pub async fn run_controller(
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
 
-    let (secrets_stream, secret_stores) = secret_watches(&client, args.namespace.as_deref());
+    let credentials_namespace = args
+        .credentials_namespace
+        .clone()
+        .unwrap_or_else(leader::pod_namespace);
+    tracing::info!(namespace = %credentials_namespace, "credentials Secrets are read in this namespace only");
+    let (secrets_stream, secret_stores) = secret_watch(&client, &credentials_namespace);
+    let (namespaces_stream, namespaces_store, namespaces_synced) =
+        namespace_watch(&client, args.namespace.as_deref());
 
     let http = match http_client() {
         Ok(http) => http,
@@ -328,8 +345,11 @@ pub async fn run_controller(
         options,
         fleet.clone(),
     )
+    .with_credentials_namespace(credentials_namespace)
     .with_secrets(secret_stores)
-    .with_unrecorded(unrecorded);
+    .with_unrecorded(unrecorded)
+    .with_namespaces(namespaces_store, namespaces_synced)
+    .with_cluster_name(args.cluster_name.clone());
     if args.namespace.is_none() {
         ctx = ctx.with_provider_status();
     }
@@ -342,6 +362,8 @@ pub async fn run_controller(
     let by_secret = bindings.clone();
     let ready_metrics = metrics.clone();
     let (provider_fleet, secret_fleet) = (fleet.clone(), fleet.clone());
+    let (by_namespace, namespace_fleet) = (bindings.clone(), fleet.clone());
+    let providers_for_namespaces = providers_store.clone();
     tokio::spawn(async move {
         bindings_synced.wait().await;
         providers_synced.wait().await;
@@ -374,6 +396,22 @@ pub async fn run_controller(
                 .collect();
             announce_all(&secret_fleet, &by_secret.of_providers(&providers))
         })
+        .watches_stream(
+            namespaces_stream,
+            move |namespace: PartialObjectMeta<Namespace>| {
+                // NB: the bindings whose tagsFrom reads the namespace, and those whose
+                // provider selects namespaces by label; announced together, they pass in one
+                // round.
+                let selecting: Vec<String> = providers_for_namespaces
+                    .state()
+                    .into_iter()
+                    .filter(|p| p.spec.allowed_namespaces.is_some())
+                    .map(|p| p.name_any())
+                    .collect();
+                let keys = by_namespace.of_namespace(&namespace.name_any(), &selecting);
+                announce_all(&namespace_fleet, &keys)
+            },
+        )
         .reconcile_on(triggered)
         .graceful_shutdown_on(shutdown.clone())
         .run(binding::reconcile_cached, error_policy, ctx)
@@ -473,38 +511,88 @@ type SecretWatch = (
     Vec<(reflector::Store<PartialObjectMeta<Secret>>, Synced)>,
 );
 
-/// Metadata-only watches of the Secrets that providers may reference, with their caches:
-/// every namespace, or with `--namespace`, that namespace and the controller's own (where the
-/// chart keeps credentials), so that a namespaced install needs no cluster-wide access to
-/// Secrets. A change of a Secret triggers its providers' bindings; a pass reads a Secret only
-/// when its resourceVersion in the cache is not the one its client was built from.
-fn secret_watches(client: &Client, namespace: Option<&str>) -> SecretWatch {
-    let watch = |api: Api<PartialObjectMeta<Secret>>| {
-        let (store, writer) = reflector::store();
-        let synced = Synced::default();
-        let stream = reflector::reflector(
-            writer,
-            watcher(api, watcher::Config::default().any_semantic()),
-        )
-        .default_backoff()
-        .inspect_ok(marks_synced(&synced))
-        .applied_objects();
-        (stream, (store, synced))
-    };
-    let Some(namespace) = namespace else {
-        let (stream, cache) = watch(Api::all(client.clone()));
-        return (stream.boxed(), vec![cache]);
-    };
-    let own = leader::pod_namespace();
-    let (watched, cache) = watch(Api::namespaced(client.clone(), namespace));
-    if own == namespace {
-        return (watched.boxed(), vec![cache]);
-    }
-    let (other, other_cache) = watch(Api::namespaced(client.clone(), &own));
-    (
-        futures::stream::select(watched, other).boxed(),
-        vec![cache, other_cache],
+/// A metadata-only watch of the Secrets in the credentials namespace, the only namespace
+/// whose Secrets providers may reference (`--credentials-namespace`), with its cache: the
+/// controller needs no access to Secrets anywhere else. A change of a Secret triggers its
+/// providers' bindings; a pass reads a Secret only when its resourceVersion in the cache is
+/// not the one its client was built from.
+fn secret_watch(client: &Client, namespace: &str) -> SecretWatch {
+    let (store, writer) = reflector::store();
+    let synced = Synced::default();
+    let stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), namespace),
+            watcher::Config::default().any_semantic(),
+        ),
     )
+    .default_backoff()
+    .inspect_ok(marks_synced(&synced))
+    .applied_objects();
+    (stream.boxed(), vec![(store, synced)])
+}
+
+/// A watch of Namespaces' metadata (its changes), its cache, and whether the cache is filled.
+type NamespaceWatch = (
+    futures::stream::BoxStream<'static, Result<PartialObjectMeta<Namespace>, watcher::Error>>,
+    reflector::Store<PartialObjectMeta<Namespace>>,
+    Synced,
+);
+
+/// A watch of Namespaces' metadata, its cache, and whether the cache is filled: every
+/// namespace, or with `--namespace`, that one (by a `metadata.name` field selector, which
+/// RBAC authorises against the one name). Only a change of labels or annotations comes out
+/// of the stream (a namespace's status and the rest of its metadata mean nothing here).
+fn namespace_watch(client: &Client, namespace: Option<&str>) -> NamespaceWatch {
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(namespace) = namespace {
+        config = config.fields(&format!("metadata.name={namespace}"));
+    }
+    let (store, writer) = reflector::store();
+    let synced = Synced::default();
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).modify(|namespace| {
+            namespace.metadata.managed_fields = None;
+        }),
+    )
+    .default_backoff()
+    .inspect_ok(marks_synced(&synced))
+    // NB: the first list announces nothing (the bindings' own list brings every pass, through
+    // the fleet's queue); after it, a namespace whose labels or annotations changed, in a
+    // watch event or in a relist, announces its bindings.
+    .try_filter_map(move |event| {
+        let initial = matches!(event, watcher::Event::InitApply(_));
+        let changed = match event {
+            watcher::Event::Apply(namespace) | watcher::Event::InitApply(namespace) => {
+                let hash = namespace_trigger(&namespace);
+                match seen.insert(namespace.name_any(), hash) {
+                    Some(previous) => (previous != hash).then_some(namespace),
+                    None if initial => None,
+                    None => Some(namespace),
+                }
+            }
+            watcher::Event::Delete(namespace) => {
+                seen.remove(&namespace.name_any());
+                None
+            }
+            watcher::Event::Init | watcher::Event::InitDone => None,
+        };
+        futures::future::ready(Ok(changed))
+    })
+    .boxed();
+    (stream, store, synced)
+}
+
+/// Hash of what a namespace's bindings read of it: its labels and annotations.
+fn namespace_trigger(namespace: &PartialObjectMeta<Namespace>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    namespace.labels().hash(&mut hasher);
+    namespace.annotations().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Marks a cache as filled when its reflector has applied the first complete list.
@@ -523,13 +611,24 @@ fn marks_synced<K>(synced: &Synced) -> impl FnMut(&watcher::Event<K>) + use<K> {
 /// controller reads the spec, the status, and of the metadata only the name, namespace, uid,
 /// resourceVersion, generation, timestamps, finalizers and that annotation.
 fn strip_unused_metadata(binding: &mut ResourceTagBinding) {
+    let (labels, annotations) = binding.spec.referenced_metadata();
+    let (labels, annotations): (Vec<String>, Vec<String>) = (
+        labels.into_iter().map(str::to_string).collect(),
+        annotations.into_iter().map(str::to_string).collect(),
+    );
     let metadata = &mut binding.metadata;
     metadata.managed_fields = None;
-    metadata.labels = None;
     metadata.owner_references = None;
-    if let Some(annotations) = &mut metadata.annotations {
-        annotations.retain(|key, _| key == status::REQUESTED_AT_ANNOTATION);
-        if annotations.is_empty() {
+    // NB: labels and annotations that a `fieldRef` reads stay (issue 23).
+    if let Some(kept) = &mut metadata.labels {
+        kept.retain(|key, _| labels.contains(key));
+        if kept.is_empty() {
+            metadata.labels = None;
+        }
+    }
+    if let Some(kept) = &mut metadata.annotations {
+        kept.retain(|key, _| key == status::REQUESTED_AT_ANNOTATION || annotations.contains(key));
+        if kept.is_empty() {
             metadata.annotations = None;
         }
     }

@@ -14,16 +14,19 @@ use crate::reconcile::{Outcome, Readiness};
 /// The annotation Flux (and users) set to ask for a pass now.
 pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
 
-/// The status after a pass that got as far as the cloud.
+/// The status after a pass that got as far as the cloud; `desired` the tags it declared
+/// (`status.desiredTags`; `None` for a deletion's pass).
 pub fn from_outcome(
     binding: &ResourceTagBinding,
     outcome: &Outcome,
+    desired: Option<&crate::tags::Tags>,
     now: jiff::Timestamp,
 ) -> ResourceTagBindingStatus {
     let previous = binding.status.clone().unwrap_or_default();
     let mut status = ResourceTagBindingStatus {
         observed_generation: binding.metadata.generation,
         conditions: conditions(binding, &outcome.readiness, now),
+        desired_tags: desired.cloned(),
         applied: AppliedRecord::from_ownership(&outcome.ownership),
         pending: PendingRecord::from_intent(&outcome.pending),
         resources: Some(outcome.counts),

@@ -176,4 +176,4 @@ mod validate;
 pub use claims::{Claims, NO_CLAIMS};
 pub use drift::{Drift, drift};
 pub use engine::plan;
-pub use validate::validate;
+pub use validate::{validate, validate_named};

@@ -11,6 +11,16 @@ use crate::tags::{Limits, Tags};
 /// Violations come in a fixed order: the tag count first, then each key in key order (its
 /// key rules, then its value rules).
 pub fn validate(desired: &Tags, limits: &Limits) -> Vec<SpecViolation> {
+    validate_named(desired, limits, |key| format!("spec.tags[{key:?}]"))
+}
+
+/// As [`validate`], each key's violations naming the field `field(key)` (a rendered value
+/// names its source, see [`crate::render::Rendered::field_of`]).
+pub fn validate_named(
+    desired: &Tags,
+    limits: &Limits,
+    field: impl Fn(&str) -> String,
+) -> Vec<SpecViolation> {
     let mut violations = Vec::new();
     if desired.len() > limits.tags_per_resource {
         violations.push(SpecViolation {
@@ -23,7 +33,7 @@ pub fn validate(desired: &Tags, limits: &Limits) -> Vec<SpecViolation> {
         });
     }
     for (key, value) in desired {
-        let field = format!("spec.tags[{key:?}]");
+        let field = field(key);
         let rules = key_rules(key, limits)
             .into_iter()
             .chain(value_rules(value, limits));

@@ -265,6 +265,17 @@ macro_rules! each_client {
     };
 }
 
+impl ProviderClient {
+    /// The URL every call of this client goes to (the embedded cloud's, when it runs).
+    pub fn endpoint(&self) -> &str {
+        match self {
+            ProviderClient::Alibaba(client) => &client.protocol().config.endpoint,
+            ProviderClient::TagService(client) => &client.protocol().config.endpoint,
+            ProviderClient::Jdcloud(client) => &client.protocol().endpoint,
+        }
+    }
+}
+
 impl TagApi for ProviderClient {
     fn cloud_name(&self) -> &'static str {
         each_client!(self, client => client.cloud_name())

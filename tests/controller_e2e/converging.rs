@@ -9,8 +9,15 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use tagbinder::api::{ConflictEntry, DeletionPolicy, ResourceCounts};
 
-use crate::support::fixtures::{Tenant, condition, is_true, provider_for_labels, tags, version};
-use crate::support::processes::{KEY_SECRET, POD_NAMESPACE};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::PostParams;
+
+use crate::support::fixtures::{
+    Tenant, condition, create_namespace, is_true, provider, provider_for_labels, tags, version,
+};
+use crate::support::processes::{KEY_ID, KEY_SECRET, POD_NAMESPACE};
 use crate::{Env, OPERATOR};
 
 async fn merge(tenant: &Tenant, name: &str, patch: serde_json::Value) {
@@ -351,6 +358,97 @@ pub async fn a_namespace_the_provider_does_not_allow_is_stalled(env: Arc<Env>) {
         events
             .iter()
             .any(|(t, r, _)| t == "Warning" && r == "NamespaceNotAllowed")
+    );
+
+    // Issue 23: the namespace gains the label: the namespaces' watch brings the pass, and
+    // the labels come from its cache, not from a read of the namespace per pass.
+    let patch = serde_json::json!({"metadata": {"labels": {"team": "web"}}});
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
+        .patch(
+            &tenant.namespace,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("label the namespace");
+    tenant.ready("web").await;
+    assert_eq!(
+        env.cloud.tags("notallowed-g1").await,
+        tags(&[("env", "prod")])
+    );
+    let reads = env
+        .server
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.is(OPERATOR, "get", "namespaces") && c.call.name.as_deref() == Some(&tenant.namespace)
+        })
+        .count();
+    assert_eq!(reads, 0, "namespace GETs by the controller");
+}
+
+pub async fn a_secret_outside_the_credentials_namespace_is_stalled_unread(env: Arc<Env>) {
+    // A valid Secret, in a namespace that is not the controller's credentials namespace
+    // (its POD_NAMESPACE, the default of --credentials-namespace).
+    let mut provider = provider("outside", &env.cloud.url, "outside-creds");
+    let elsewhere = "e2e-outside-creds";
+    create_namespace(&env.client, elsewhere, &[]).await;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("outside-creds".into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(
+            [("accessKeyId", KEY_ID), ("accessKeySecret", KEY_SECRET)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(env.client.clone(), elsewhere)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the Secret elsewhere");
+    provider
+        .spec
+        .credentials
+        .as_mut()
+        .expect("credentials")
+        .secret_ref
+        .namespace = elsewhere.into();
+    let tenant = Tenant::with_provider(&env.client, "outside", provider).await;
+    tenant
+        .create(&tenant.binding("web", &["outside-g1"], &[("env", "prod")]))
+        .await;
+
+    let stalled = tenant
+        .not_ready("web", "SecretNotInCredentialsNamespace")
+        .await;
+    assert!(is_true(&stalled, "Stalled"));
+    let message = &condition(&stalled, "Ready").expect("Ready").message;
+    for needle in [
+        "e2e-outside-creds/outside-creds",
+        POD_NAMESPACE,
+        "--credentials-namespace",
+        "credentialsNamespace",
+    ] {
+        assert!(message.contains(needle), "{needle:?} in: {message}");
+    }
+    tenant
+        .wait_event(&env.client, "web", "SecretNotInCredentialsNamespace")
+        .await;
+    assert_eq!(env.cloud.tags("outside-g1").await, tags(&[]));
+    let read_elsewhere: Vec<_> = env
+        .server
+        .calls()
+        .into_iter()
+        .filter(|c| c.user.starts_with("tagbinder-") && c.call.resource == "secrets")
+        .filter(|c| c.call.namespace.as_deref() == Some(elsewhere))
+        .collect();
+    assert!(
+        read_elsewhere.is_empty(),
+        "the controller touched Secrets outside its credentials namespace: {read_elsewhere:?}"
     );
 }
 

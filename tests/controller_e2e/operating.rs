@@ -160,9 +160,15 @@ fn namespaced_rbac_allows(call: &RecordedCall) -> bool {
         "tagproviders" => {
             namespace.is_none() && matches!(c.verb.as_str(), "get" | "list" | "watch")
         }
-        "namespaces" => c.verb == "get" && c.name.as_deref() == Some(WATCHED_NAMESPACE),
+        // NB: a list or watch by `metadata.name` names the namespace, as the chart's
+        // resourceNames grant requires.
+        "namespaces" => {
+            matches!(c.verb.as_str(), "get" | "list" | "watch")
+                && c.name.as_deref() == Some(WATCHED_NAMESPACE)
+        }
         "resourcetagbindings" | "events" => namespace == Some(WATCHED_NAMESPACE),
-        "secrets" => matches!(namespace, Some(WATCHED_NAMESPACE | POD_NAMESPACE)),
+        // NB: the credentials namespace only (the release namespace, by default).
+        "secrets" => namespace == Some(POD_NAMESPACE),
         "leases" => namespace == Some(POD_NAMESPACE),
         _ => false,
     }

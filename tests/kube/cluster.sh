@@ -5,7 +5,10 @@
 #
 #   cluster.sh start DIR [--with-controller-manager] [--owner PID]
 #   cluster.sh stop DIR
-#   cluster.sh restart-apiserver DIR      # same port, same etcd: every watch breaks
+#   cluster.sh restart-apiserver DIR [FLAG...]   # same port, same etcd: every watch breaks;
+#                                                # FLAGs are added to kube-apiserver's
+#   cluster.sh stop-apiserver DIR                # the two halves of restart-apiserver, so
+#   cluster.sh start-apiserver DIR [FLAG...]     # that etcd can be changed in between
 #
 # start writes into DIR (created if needed): the certificates (a CA, the apiserver's serving
 # certificate for 127.0.0.1 and localhost, the service-account key pair), a static token file,
@@ -28,11 +31,12 @@
 set -Eeuo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+extra_apiserver_flags=()
 controller_user="system:serviceaccount:tagbinder-system:tagbinder"
 controller_groups="system:serviceaccounts,system:serviceaccounts:tagbinder-system"
 
 usage() {
-  echo "usage: cluster.sh start DIR [--with-controller-manager] [--owner PID] | cluster.sh stop DIR | cluster.sh restart-apiserver DIR" >&2
+  echo "usage: cluster.sh start DIR [--with-controller-manager] [--owner PID] | cluster.sh stop DIR | cluster.sh {restart,start}-apiserver DIR [FLAG...] | cluster.sh stop-apiserver DIR" >&2
   exit 2
 }
 
@@ -186,7 +190,7 @@ start_apiserver() {
       --service-cluster-ip-range 10.0.0.0/24 \
       --endpoint-reconciler-type none \
       --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
-      --profiling=false --v 0)"
+      --profiling=false --v 0 ${extra_apiserver_flags[@]+"${extra_apiserver_flags[@]}"})"
     echo "$apiserver_pid" >>"$dir/pids"
     if listening "$apiserver_pid" "$apiserver_port"; then
       return 0
@@ -252,18 +256,26 @@ watch_owner() {
   echo $! >>"$dir/pids"
 }
 
-# Stops kube-apiserver and starts it again on the same port, over the same etcd: every
-# watch breaks, and the new server's watch cache starts afresh.
-restart_apiserver() {
+# Stops kube-apiserver; etcd runs on (start-apiserver starts it again).
+stop_apiserver() {
+  # shellcheck disable=SC1091
+  source "$dir/env"
+  stop_group "$APISERVER_PID"
+  grep -vx "$APISERVER_PID" "$dir/pids" >"$dir/pids.new" || true
+  mv "$dir/pids.new" "$dir/pids"
+}
+
+# Starts kube-apiserver again on its port, over the same etcd, with the extra FLAGs given
+# (--watch-cache=false, say): every watch has broken, and the new server's watch cache (if
+# any) starts afresh.
+start_apiserver_again() {
+  extra_apiserver_flags=("$@")
   # shellcheck disable=SC1091
   source "$dir/env"
   bin="$KUBE_BIN"
   etcd_port="${ETCD_URL##*:}"
   apiserver_port="$APISERVER_PORT"
   admin_token="$(awk -F, '$2 == "admin" { print $1 }' "$dir/tokens.csv")"
-  stop_group "$APISERVER_PID"
-  grep -vx "$APISERVER_PID" "$dir/pids" >"$dir/pids.new" || true
-  mv "$dir/pids.new" "$dir/pids"
   start_apiserver
   wait_ready
   sed -i "s/^APISERVER_PID=.*/APISERVER_PID=$apiserver_pid/" "$dir/env"
@@ -329,6 +341,8 @@ shift 2
 case "$command" in
   start) start "$@" ;;
   stop) stop ;;
-  restart-apiserver) restart_apiserver ;;
+  restart-apiserver) stop_apiserver && start_apiserver_again "$@" ;;
+  stop-apiserver) stop_apiserver ;;
+  start-apiserver) start_apiserver_again "$@" ;;
   *) usage ;;
 esac

@@ -119,6 +119,11 @@ impl Cluster {
         cluster
     }
 
+    /// The directory of its files (`env`, the logs, the audit log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// `kubectl ARGS` as the admin, with `stdin` as its input.
     pub async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Run {
         self.kubectl_with(&self.admin, args, stdin).await
@@ -168,17 +173,79 @@ impl Cluster {
     /// Stops kube-apiserver and starts it again on the same port over the same etcd
     /// (`cluster.sh restart-apiserver`): every watch breaks.
     pub async fn restart_apiserver(&self) {
+        self.control("restart-apiserver", &[]).await;
+    }
+
+    /// Stops kube-apiserver (`cluster.sh stop-apiserver`); etcd runs on.
+    pub async fn stop_apiserver(&self) {
+        self.control("stop-apiserver", &[]).await;
+    }
+
+    /// Starts the stopped kube-apiserver again on its port, with `flags` besides its own
+    /// (`cluster.sh start-apiserver`).
+    pub async fn start_apiserver_with(&self, flags: &[&str]) {
+        self.control("start-apiserver", flags).await;
+    }
+
+    async fn control(&self, command: &str, flags: &[&str]) {
         let status = tokio::process::Command::new("bash")
             .arg(script("cluster.sh"))
-            .arg("restart-apiserver")
+            .arg(command)
             .arg(&self.dir)
+            .args(flags)
             .status()
             .await
             .expect("bash runs tests/kube/cluster.sh");
-        assert!(
-            status.success(),
-            "cluster.sh restart-apiserver failed (above)"
-        );
+        assert!(status.success(), "cluster.sh {command} failed (above)");
+    }
+
+    /// etcd's client URL (`http://127.0.0.1:PORT`).
+    fn etcd_url(&self) -> String {
+        let env = std::fs::read_to_string(self.dir.join("env")).expect("cluster.sh writes DIR/env");
+        env.lines()
+            .find_map(|line| line.strip_prefix("ETCD_URL="))
+            .expect("ETCD_URL in DIR/env")
+            .to_string()
+    }
+
+    /// One call of etcd's JSON gateway (what `etcdctl` does over gRPC): its answer.
+    async fn etcd(&self, call: &str, body: Value) -> Value {
+        use crate::support::processes::http;
+        let (code, answer) = http(
+            "POST",
+            &format!("{}/v3/{call}", self.etcd_url()),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(code, 200, "etcd {call}: {answer}");
+        serde_json::from_str(&answer).expect("JSON from etcd")
+    }
+
+    /// Writes a key of no Kubernetes object into etcd `times` times (each a new revision),
+    /// then compacts etcd at its current revision, as `etcdctl compact` would: every
+    /// resourceVersion before it is gone. Answers that revision.
+    pub async fn bump_and_compact_etcd(&self, times: usize) -> u64 {
+        use base64::Engine;
+        let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let mut revision = 0;
+        for i in 0..times {
+            let answer = self
+                .etcd(
+                    "kv/put",
+                    serde_json::json!({"key": encode("/tagbinder-test/filler"), "value": encode(&i.to_string())}),
+                )
+                .await;
+            revision = answer["header"]["revision"]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or_else(|| panic!("a revision in etcd's answer: {answer}"));
+        }
+        self.etcd(
+            "kv/compaction",
+            serde_json::json!({"revision": revision.to_string(), "physical": true}),
+        )
+        .await;
+        revision
     }
 
     /// The audit log's events so far (each a request of the controller's user).

@@ -127,6 +127,7 @@ pub fn provider(name: &str, endpoint: &str, secret: &str) -> TagProvider {
             }),
             rate_limit: None,
             allowed_namespaces: None,
+            default_tags: Default::default(),
         },
     )
 }
@@ -178,6 +179,7 @@ pub fn binding(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            tags_from: Vec::new(),
             deletion_policy: DeletionPolicy::Delete,
             interval: "2s".into(),
             suspend: false,

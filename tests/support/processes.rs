@@ -172,6 +172,9 @@ pub struct Controller {
     logs: PathBuf,
 }
 
+/// The cluster's name every controller of the tests is given (`run --cluster-name`).
+pub const CLUSTER_NAME: &str = "e2e-cluster";
+
 /// The controller's `POD_NAMESPACE`: where the Lease is, and the chart's release namespace.
 pub const POD_NAMESPACE: &str = "tagbinder-system";
 
@@ -197,6 +200,7 @@ impl Controller {
         // NB: port 0: the controller binds a port it picks and logs it.
         command
             .args(["run", "--metrics-addr", "127.0.0.1:0"])
+            .args(["--cluster-name", CLUSTER_NAME])
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", POD_NAMESPACE)
             .env("POD_NAME", identity)

@@ -80,6 +80,7 @@ fn submission(namespace: &str, name: &str, provider: &str) -> Submission {
         credentials: None,
         rate_limit: None,
         allowed_namespaces: None,
+        default_tags: Default::default(),
     };
     let options = ClientOptions {
         http: http_client().expect("an HTTP client"),
@@ -89,8 +90,10 @@ fn submission(namespace: &str, name: &str, provider: &str) -> Submission {
         default_rate_limit: false,
     };
     let client = client_for(&spec, AccessKey::new("id", "secret"), &options).expect("a client");
+    let binding = Arc::new(binding(namespace, name, provider));
     Submission {
-        binding: Arc::new(binding(namespace, name, provider)),
+        desired: binding.spec.tags.clone(),
+        binding,
         client: Batcher::new(client, DEFAULT_WINDOW),
     }
 }

@@ -45,6 +45,7 @@ impl ResourceTagBinding {
                 resource_type: "apiGroup".into(),
                 resource_ids: vec!["g1".into(), "g2".into()],
                 tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+                tags_from: Vec::new(),
                 deletion_policy: DeletionPolicy::Delete,
                 interval: "10m".into(),
                 suspend: false,
@@ -97,6 +98,7 @@ fn provider(endpoint: &str) -> TagProvider {
             }),
             rate_limit: None,
             allowed_namespaces: None,
+            default_tags: Default::default(),
         },
     );
     provider.meta_mut().generation = Some(1);
@@ -188,15 +190,18 @@ fn context(
     // NB: nobody hosts the passes that the fleet asks for (retries, sweeps): tests call
     // `reconcile` themselves.
     let (triggers, _) = futures::channel::mpsc::unbounded();
-    let ctx = Arc::new(Context::new(
-        client,
-        Arc::new(super::cache::Bindings::of(bindings)),
-        store(providers),
-        super::Synced::done(),
-        Arc::new(Metrics::default()),
-        options,
-        Arc::new(super::fleet::Fleet::new(triggers)),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            Arc::new(super::cache::Bindings::of(bindings)),
+            store(providers),
+            super::Synced::done(),
+            Arc::new(Metrics::default()),
+            options,
+            Arc::new(super::fleet::Fleet::new(triggers)),
+        )
+        .with_credentials_namespace("tagbinder-system".to_string()),
+    );
     tokio::spawn(super::fleet::run(ctx.clone()));
     (ctx, ApiServerVerifier(handle))
 }
@@ -205,6 +210,7 @@ fn synced_status() -> ResourceTagBindingStatus {
     let binding = ResourceTagBinding::test();
     let outcome_like = ResourceTagBindingStatus {
         observed_generation: Some(1),
+        desired_tags: Some(BTreeMap::from([("env".to_string(), "prod".to_string())])),
         applied: AppliedRecord {
             applied_tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
             applied_resource_ids: vec!["g1".into(), "g2".into()],

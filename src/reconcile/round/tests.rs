@@ -68,6 +68,7 @@ pub(crate) async fn emulated(
         credentials: None,
         rate_limit: None,
         allowed_namespaces: None,
+        default_tags: Default::default(),
     };
     let options = ClientOptions {
         http: http_client().expect("HTTP client"),

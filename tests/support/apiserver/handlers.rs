@@ -166,7 +166,13 @@ async fn resource(
             subresource: target.subresource.clone(),
             verb: verb.to_string(),
             namespace: target.namespace.clone(),
-            name: target.name.clone(),
+            // NB: as kube-apiserver's RequestInfo: a list or watch whose field selector is
+            // `metadata.name=NAME` names NAME, which RBAC checks against resourceNames.
+            name: target.name.clone().or_else(|| {
+                matches!(verb, "list" | "watch")
+                    .then(|| selected_name(query.field_selector.as_deref()))
+                    .flatten()
+            }),
         },
         resource_version: query.resource_version.clone(),
     };
@@ -423,4 +429,13 @@ fn reply_stream(
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// The name a field selector `metadata.name=NAME` (alone) selects.
+fn selected_name(field_selector: Option<&str>) -> Option<String> {
+    let selector = field_selector?;
+    let name = selector
+        .strip_prefix("metadata.name==")
+        .or_else(|| selector.strip_prefix("metadata.name="))?;
+    (!name.contains(',')).then(|| name.to_string())
 }

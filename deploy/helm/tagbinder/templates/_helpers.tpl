@@ -54,6 +54,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- .Values.watchNamespace | default "" }}
 {{- end }}
 
+{{/* The only namespace whose Secrets the controller reads (--credentials-namespace). */}}
+{{- define "tagbinder.credentialsNamespace" -}}
+{{- .Values.credentialsNamespace | default .Release.Namespace }}
+{{- end }}
+
 {{- define "tagbinder.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -70,9 +75,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["tagbinder.io"]
   resources: ["resourcetagbindings/status"]
   verbs: ["patch"]
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
