@@ -101,6 +101,8 @@ fn no_progress_in_a_pipe_with_json_or_when_asked_for_none() {
     assert!(ok && !json.contains(BAR), "{json}");
     let (ok, never) = apply(&["--progress=never"], true);
     assert!(ok && !never.contains(BAR), "{never}");
+    let (ok, plain) = apply(&["--no-color"], true);
+    assert!(ok && !plain.contains(BAR), "{plain}");
 }
 
 #[test]

@@ -91,15 +91,15 @@ pub struct CommonArgs {
     /// -` works.
     #[arg(long)]
     pub strict: bool,
+    /// Progress on stderr while the run calls the cloud: bindings passed, calls made against
+    /// the lower bound, the current rate and the time left. `auto`: when stderr is a terminal,
+    /// the output is text and colour is not off (`--no-color`, `NO_COLOR`).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = progress::ProgressMode::Auto)]
+    pub progress: progress::ProgressMode,
     /// The cluster's name: the value of `tagsFrom[].valueFrom.clusterName`, as
     /// `tagbinder run --cluster-name` gives it to the controller.
     #[arg(long, value_name = "NAME")]
     pub cluster_name: Option<String>,
-    /// Progress on stderr while the run calls the cloud: bindings passed, calls made against
-    /// the lower bound, the current rate and the time left. `auto`: when stderr is a terminal
-    /// and the output is text.
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = progress::ProgressMode::Auto)]
-    pub progress: progress::ProgressMode,
 }
 
 /// `tagbinder plan`.

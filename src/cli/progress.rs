@@ -4,8 +4,9 @@
 //! carried a tag yet: an upper estimate for a run that finds tags in place), and says the
 //! bindings passed, the current rate and the time left at the providers' rate limits.
 //!
-//! Shown with `--progress=always`, or with `auto` (the default) when stderr is a terminal and
-//! the output is text; never with `never`. It is erased before the report is printed.
+//! Shown with `--progress=always`, or with `auto` (the default) when stderr is a terminal, the
+//! output is text and colour is not off (`--no-color`, `NO_COLOR`: a screen without escape
+//! sequences); never with `never`. It is erased before the report is printed.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,13 +45,15 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// The progress of a run in `mode` whose report is printed as `format`.
-    pub fn new(mode: ProgressMode, format: Format) -> Self {
+    /// The progress of a run in `mode` whose report is printed as `format`; `plain` (colour
+    /// off: `--no-color` or `NO_COLOR`) asks for a screen without escape sequences, which a
+    /// redrawn bar needs, so `auto` shows none then.
+    pub fn new(mode: ProgressMode, format: Format, plain: bool) -> Self {
         let stderr_is_terminal = std::io::stderr().is_terminal();
         let shown = match mode {
             ProgressMode::Never => false,
             ProgressMode::Always => true,
-            ProgressMode::Auto => stderr_is_terminal && format == Format::Text,
+            ProgressMode::Auto => stderr_is_terminal && format == Format::Text && !plain,
         };
         if !shown {
             return Self::hidden();
@@ -67,7 +70,6 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
         bar.set_style(style);
-        bar.enable_steady_tick(TICK);
         Progress {
             bar: Some(bar),
             ..Self::hidden()
@@ -100,6 +102,9 @@ impl Progress {
             .store(rate_limit.to_bits(), Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length((bound as u64).max(self.calls.load(Ordering::Relaxed)));
+            // NB: from here on only: nothing is drawn before the run calls the cloud (an
+            // apply's confirmation prompt comes before).
+            bar.enable_steady_tick(TICK);
         }
         self.redraw();
     }

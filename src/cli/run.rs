@@ -114,7 +114,8 @@ pub async fn run(
         None => None,
     };
     let http = http_client().map_err(|e| vec![format!("cannot build the HTTP client: {e}")])?;
-    let progress = Arc::new(Progress::new(args.progress, args.output));
+    let plain = args.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let progress = Arc::new(Progress::new(args.progress, args.output, plain));
     let options = ClientOptions {
         http,
         endpoint_override: cloud.as_ref().map(RunningEmulator::url),
