@@ -389,3 +389,37 @@ fn typos_get_the_closest_value_and_a_wrong_region_is_told_before_it_looks_like_n
     );
     assert!(!stdout(&planned).contains("note:"), "{}", stdout(&planned));
 }
+
+/// Every rule a binding's tags break is reported in one run, not one per run: the CRD's
+/// limits (a key and a value over 128 characters) together, and then the provider's (a
+/// reserved prefix, more tags than a resource may carry) together.
+#[test]
+fn every_tag_limit_is_reported_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("provider.yaml"), TYPO_PROVIDER).unwrap();
+    let long_key = "k".repeat(130);
+    let long_value = "v".repeat(130);
+    let binding = typo_binding(&format!("  tags: {{{long_key}: a, b: {long_value}}}\n"));
+    std::fs::write(dir.path().join("binding.yaml"), binding).unwrap();
+    let args = [
+        "plan",
+        "-f",
+        "provider.yaml",
+        "-f",
+        "binding.yaml",
+        "--embedded-cloud",
+    ];
+    let error = stderr(&tagbinder(dir.path(), &args));
+    assert!(error.contains("value is 130 characters"), "{error}");
+    assert!(error.contains("key is 130 characters"), "{error}");
+
+    let many: Vec<String> = (0..21).map(|i| format!("t{i}: x")).collect();
+    let binding = typo_binding(&format!("  tags: {{\"acs:x\": z, {}}}\n", many.join(", ")));
+    std::fs::write(dir.path().join("binding.yaml"), binding).unwrap();
+    let error = stderr(&tagbinder(dir.path(), &args));
+    assert!(
+        error.contains("22 tags declared; the limit is 20"),
+        "{error}"
+    );
+    assert!(error.contains("acs:"), "{error}");
+}

@@ -242,11 +242,8 @@ fn parse_document(
                 ));
             }
             // NB: the CRD's rules for the values placed in URLs (region, endpoint).
-            if let Some(violation) = provider.spec.schema_violations().into_iter().next() {
-                let (field, rule) = violation
-                    .split_once(": ")
-                    .unwrap_or(("spec", violation.as_str()));
-                return Err(ManifestError::at(source, field, rule));
+            if let Some(error) = schema_error(source, provider.spec.schema_violations()) {
+                return Err(error);
             }
             manifests.providers.insert(
                 name,
@@ -298,11 +295,8 @@ fn parse_document(
                     ),
                 ));
             }
-            if let Some(violation) = binding.spec.schema_violations().into_iter().next() {
-                let (field, rule) = violation
-                    .split_once(": ")
-                    .unwrap_or(("spec", violation.as_str()));
-                return Err(ManifestError::at(source, field, rule));
+            if let Some(error) = schema_error(source, binding.spec.schema_violations()) {
+                return Err(error);
             }
             if let Some(rule) = dns_subdomain_violation(&binding.spec.provider_ref.name) {
                 return Err(ManifestError::at(source, "spec.providerRef.name", rule));
@@ -438,6 +432,20 @@ fn required_name(
         Some(rule) => Err(ManifestError::at(source, "metadata.name", rule)),
         None => Ok(name.to_string()),
     }
+}
+
+/// Every rule of the CRD's schema a document breaks, in one error: the first names its field,
+/// the others follow (`also FIELD: RULE`), so that one run reports every limit.
+fn schema_error(source: &Source, violations: Vec<String>) -> Option<ManifestError> {
+    let mut violations = violations.into_iter();
+    let first = violations.next()?;
+    let (field, rule) = first.split_once(": ").unwrap_or(("spec", first.as_str()));
+    let mut rule = rule.to_string();
+    for other in violations {
+        rule.push_str("; also ");
+        rule.push_str(&other);
+    }
+    Some(ManifestError::at(source, field, rule))
 }
 
 /// How strictly a document is read.
