@@ -62,8 +62,11 @@ pub struct TagProviderSpec {
         )
     )]
     pub endpoint: Option<String>,
-    /// Where the access key lives. Absent: the cloud CLI's standard environment variables
-    /// (CLI mode only).
+    /// Where the access key lives: a Secret in the controller's credentials namespace (keys
+    /// accessKeyId and accessKeySecret, or secretAccessKey on AWS; optionally securityToken,
+    /// or sessionToken on AWS). Absent: Alibaba Cloud's credentials chain (RRSA through STS
+    /// AssumeRoleWithOIDC, then the ECS instance RAM role); in the CLI, also the cloud's
+    /// standard environment variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Credentials>,
     /// Client-side rate limit for this provider's API calls.
