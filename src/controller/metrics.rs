@@ -72,6 +72,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     cloud_requests: Family<CloudLabels, Counter>,
     drift_corrections: Counter,
+    policy_evaluations: Counter,
     bindings: Family<ReadyLabels, Gauge>,
     drifted: Family<BindingLabels, Gauge>,
     /// Each binding's Ready state, and how many are Ready.
@@ -95,6 +96,7 @@ impl Default for Metrics {
         let reconcile_duration = Histogram::new(exponential_buckets(0.01, 2.0, 12));
         let cloud_requests = Family::<CloudLabels, Counter>::default();
         let drift_corrections = Counter::default();
+        let policy_evaluations = Counter::default();
         let bindings = Family::<ReadyLabels, Gauge>::default();
         let drifted = Family::<BindingLabels, Gauge>::default();
         registry.register(
@@ -122,6 +124,11 @@ impl Default for Metrics {
             "Tags rewritten after they drifted in the cloud",
             drift_corrections.clone(),
         );
+        registry.register(
+            "policy_evaluations",
+            "Bindings judged against the TagPolicies (one per binding checked before its pass)",
+            policy_evaluations.clone(),
+        );
         registry.register("bindings", "Bindings by Ready status", bindings.clone());
         // NB: one series per Observe binding only (Enforce bindings have none): the
         // cardinality is that of the audits a cluster runs, and an alert can name the binding.
@@ -137,6 +144,7 @@ impl Default for Metrics {
             reconcile_duration,
             cloud_requests,
             drift_corrections,
+            policy_evaluations,
             bindings,
             drifted,
             readiness: Mutex::new((HashMap::new(), 0)),
@@ -164,6 +172,11 @@ impl Metrics {
                 provider: provider.to_string(),
             })
             .inc();
+    }
+
+    /// Counts one binding judged against the TagPolicies.
+    pub fn policy_evaluated(&self) {
+        self.policy_evaluations.inc();
     }
 
     /// Counts corrected drift.
