@@ -38,7 +38,7 @@ def binding_grants(namespace):
 
 
 PROVIDER_GRANTS = grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch")) | grants(
-    "*", "tagbinder.io", "tagpolicies", ("get", "list", "watch")
+    "*", "tagbinder.io", "tagpolicies", ("list", "watch")
 )
 CLUSTER_MODE = (
     binding_grants("*")

@@ -87,5 +87,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: ["get", "list", "watch"]
 - apiGroups: ["tagbinder.io"]
   resources: ["tagpolicies"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}
