@@ -312,6 +312,92 @@ def check_gitops(problems):
                             problems.append(f"{folder}/{file}: no kustomization.yaml at {document['spec']['path']}")
 
 
+def strings(node):
+    """Every string of a YAML tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from strings(key)
+            yield from strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def check_release(problems, chart_rendering, manifests):
+    """The release pipeline (.github/workflows/release.yml) and what installs its output agree:
+    the registry is named once, in the workflow's env; the chart's default image.repository,
+    the kustomization's image and the rendered Deployments are that image at the chart's
+    appVersion, which is Cargo.toml's version and the chart's version; the workflow builds
+    both architectures, and the Dockerfile builds per TARGETARCH (no hard-coded target)."""
+    def fail(message):
+        problems.append(f"release: {message}")
+
+    workflow_path = os.path.join(ROOT, ".github/workflows/release.yml")
+    with open(workflow_path, encoding="utf-8") as f:
+        workflow = yaml.safe_load(f)
+    env = workflow.get("env", {})
+    registry, image, charts = env.get("REGISTRY"), env.get("IMAGE"), env.get("CHART_REPOSITORY")
+    if not (registry and image and charts):
+        fail(f"{workflow_path}: env must name REGISTRY, IMAGE and CHART_REPOSITORY")
+        return
+    if not image.startswith(registry + "/") or not charts.startswith(f"oci://{registry}/"):
+        fail(f"IMAGE {image} and CHART_REPOSITORY {charts} must be in REGISTRY {registry}")
+    for text in strings(workflow.get("jobs", {})):
+        if registry in text:
+            fail(f"the registry {registry} is named again in a job ({text!r}); use env.REGISTRY, env.IMAGE or env.CHART_REPOSITORY")
+
+    with open(os.path.join(ROOT, "deploy/helm/tagbinder/Chart.yaml"), encoding="utf-8") as f:
+        chart = yaml.safe_load(f)
+    with open(os.path.join(ROOT, "deploy/helm/tagbinder/values.yaml"), encoding="utf-8") as f:
+        values = yaml.safe_load(f)
+    with open(os.path.join(ROOT, "deploy/manifests/kustomization.yaml"), encoding="utf-8") as f:
+        kustomization = yaml.safe_load(f)
+    with open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8") as f:
+        cargo_version = next(
+            line.split('"')[1] for line in f if line.startswith("version = ")
+        )
+    version = str(chart.get("appVersion"))
+    if not (version == str(chart.get("version")) == cargo_version):
+        fail(f"Cargo.toml version {cargo_version}, Chart.yaml version {chart.get('version')} and appVersion {version} must be one version (the release tag)")
+    if values["image"]["repository"] != image:
+        fail(f"the chart's image.repository {values['image']['repository']} is not the workflow's IMAGE {image}")
+    (entry,) = [i for i in kustomization.get("images", []) if i.get("name") == "tagbinder"] or [{}]
+    if entry.get("newName") != image or str(entry.get("newTag")) != version:
+        fail(f"the kustomization's image {entry.get('newName')}:{entry.get('newTag')} is not {image}:{version}")
+    for rendering in (chart_rendering, manifests):
+        deployment = rendering.one("Deployment")
+        if deployment:
+            rendered = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+            if rendered != f"{image}:{version}":
+                fail(f"{rendering.name} runs {rendered}, not the released {image}:{version}")
+
+    jobs = workflow.get("jobs", {})
+    targets = {
+        item.get("target")
+        for item in jobs.get("binaries", {}).get("strategy", {}).get("matrix", {}).get("include", [])
+    }
+    if targets != {"x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"}:
+        fail(f"the binaries job builds {sorted(t for t in targets if t)}, not both musl targets")
+    platforms = [
+        step.get("with", {}).get("platforms", "")
+        for step in jobs.get("image", {}).get("steps", [])
+        if str(step.get("uses", "")).startswith("docker/build-push-action@")
+    ]
+    if not platforms or set(platforms[0].split(",")) != {"linux/amd64", "linux/arm64"}:
+        fail(f"the image job builds {platforms}, not linux/amd64,linux/arm64")
+    if not any("helm push" in text for text in strings(jobs.get("chart", {}))):
+        fail("the chart job does not push the chart")
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        dockerfile = f.read()
+    if "ARG TARGETARCH" not in dockerfile or "-linux-gnu" in dockerfile:
+        fail("the Dockerfile must build per TARGETARCH, with no hard-coded target")
+    for target in ("x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"):
+        if target not in dockerfile:
+            fail(f"the Dockerfile does not build {target}")
+
+
 def count(rendering, kind, expected):
     found = len(rendering.of_kind(kind))
     if found != expected:
@@ -375,6 +461,7 @@ def main():
             manifests.fail(f"container {field} differs from the chart's (leaderElection.enabled=true): "
                            f"{manifest_container.get(field)} != {chart_container.get(field)}")
     problems += manifests.problems + chart.problems
+    check_release(problems, Rendering("helm template (default)", os.path.join(out, "default.yaml")), manifests)
 
     for problem in problems:
         print(f"packaging: {problem}", file=sys.stderr)

@@ -326,11 +326,18 @@ async fn run_at(
     wait_all_ready(&server, &controller, options, started).await?;
     let to_ready = started.elapsed();
     let first = Phase::measure(&server, &cloud, &controller).await;
-    eprintln!(
-        "controller_scale: all Ready in {:.1}s; waiting for the resync ({:?})",
-        to_ready.as_secs_f64(),
-        options.interval
-    );
+    if options.label_change {
+        eprintln!(
+            "controller_scale: all Ready in {:.1}s; relabelling one namespace",
+            to_ready.as_secs_f64()
+        );
+    } else {
+        eprintln!(
+            "controller_scale: all Ready in {:.1}s; waiting for the resync ({:?})",
+            to_ready.as_secs_f64(),
+            options.interval
+        );
+    }
 
     let label_change = if options.label_change {
         let changed = relabel(&client, &server, options).await?;

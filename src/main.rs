@@ -28,8 +28,10 @@ enum Command {
     /// Run the operator: reconcile ResourceTagBindings in a cluster.
     Run(controller::RunArgs),
     /// Show what apply would change, without writing.
+    #[command(after_help = cli::PLAN_HELP)]
     Plan(cli::PlanArgs),
     /// Make the cloud match the manifests.
+    #[command(after_help = cli::APPLY_HELP)]
     Apply(cli::ApplyArgs),
     /// Serve both clouds' tag APIs (tests, benchmarks, trying tagbinder without an account).
     Emulator(emulator::EmulatorArgs),

@@ -133,9 +133,24 @@ impl Rendered {
     }
 
     /// The provider's tag rules on the rendered tags: as [`crate::plan::validate`], each
-    /// violation naming the value's source.
-    pub fn violations(&self, limits: &Limits) -> Vec<SpecViolation> {
-        crate::plan::validate_named(&self.tags, limits, |key| self.field_of(key))
+    /// violation naming the value's source; and, for a selector binding, a rendered key that
+    /// is also one of its `matchTags` (a provider default, say: the schema refuses it for
+    /// `tags` and `tagsFrom`), which would select the binding's own output.
+    pub fn violations(&self, limits: &Limits, match_tags: Option<&Tags>) -> Vec<SpecViolation> {
+        let mut violations =
+            crate::plan::validate_named(&self.tags, limits, |key| self.field_of(key));
+        for key in match_tags.into_iter().flat_map(|m| m.keys()) {
+            if self.tags.contains_key(key) {
+                violations.push(SpecViolation {
+                    field: self.field_of(key),
+                    rule: format!(
+                        "{key:?} is also a resourceSelector.matchTags key; a binding may not \
+                         select by a key it writes, it would select its own output"
+                    ),
+                });
+            }
+        }
+        violations
     }
 }
 

@@ -62,7 +62,7 @@ fn client(url: &str) -> AlibabaClient {
         api_version: "2016-07-14".to_string(),
         region: "cn-hangzhou".to_string(),
         signature: SignatureVersion::V1,
-        key: AccessKey::new(KEY_ID, SECRET),
+        credentials: AccessKey::new(KEY_ID, SECRET).into(),
         retry: RetryPolicy {
             max_attempts: 3,
             base_delay: Duration::from_millis(1),

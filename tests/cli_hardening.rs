@@ -965,3 +965,68 @@ fn a_binding_moved_to_a_provider_reaching_the_same_cloud_and_region_keeps_its_re
     assert!(error.contains("spec.providerRef.name"), "{error}");
     assert!(error.contains("alibaba cn-hangzhou"), "{error}");
 }
+
+/// A binding's age in the CLI is when a run first recorded it (kept in the state file), not
+/// its name: a new binding whose name sorts first does not take a key from an established
+/// one (before: `team/alpha`, "older by name", rewrote `team/zeta`'s value). Between two
+/// bindings new to the same run, the message says that names decided.
+#[test]
+fn an_established_binding_keeps_its_key_against_a_new_one_that_sorts_first() {
+    let dir = setup(&binding("team", "zeta", "g2", "{env: prod}"));
+    let first = apply(dir.path(), &[]);
+    assert!(first.status.success(), "{}", stdout(&first));
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".tagbinder/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        state["bindings"]["team/zeta"]["firstApplied"].is_string(),
+        "{state}"
+    );
+    // NB: creation times have a second's granularity.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let both = [
+        binding("team", "zeta", "g2", "{env: prod}"),
+        binding("team", "alpha", "g2", "{env: dev}"),
+        binding("team", "beta", "g1", "{owner: b}"),
+        binding("team", "gamma", "g1", "{owner: g}"),
+    ]
+    .join("---\n");
+    std::fs::write(dir.path().join("manifests/bindings.yaml"), both).unwrap();
+    let second = apply(dir.path(), &["-o", "json"]);
+    let report: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(cloud_tags(dir.path(), "g2")["env"], "prod", "{report}");
+    let by_name = |name: &str| {
+        report["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["binding"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let alpha = by_name("team/alpha");
+    assert_eq!(alpha["reason"], "Conflict", "{alpha}");
+    assert!(
+        alpha["message"]
+            .as_str()
+            .unwrap()
+            .contains("team/zeta wins"),
+        "{alpha}"
+    );
+    assert!(
+        !alpha["message"].as_str().unwrap().contains("as old as"),
+        "{alpha}"
+    );
+    // Two bindings new to one run are as old as each other: names decide, and it is said.
+    assert_eq!(cloud_tags(dir.path(), "g1")["owner"], "b", "{report}");
+    let gamma = by_name("team/gamma");
+    assert_eq!(gamma["reason"], "Conflict", "{gamma}");
+    assert!(
+        gamma["message"]
+            .as_str()
+            .unwrap()
+            .contains("team/beta is as old as this binding"),
+        "{gamma}"
+    );
+}

@@ -299,3 +299,93 @@ fn the_json_report_has_a_format_version_a_summary_and_every_error() {
     );
     assert!(!stderr(&refused).is_empty());
 }
+
+const TYPO_PROVIDER: &str = "apiVersion: tagbinder.io/v1alpha1
+kind: TagProvider
+metadata: {name: aliyun}
+spec: {cloud: alibaba, region: cn-hangzou, alibaba: {product: apigateway}, credentials: {secretRef: {namespace: ops, name: creds}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: ops}
+stringData: {accessKeyId: LTAI5tTypoKey, accessKeySecret: typo-secret-value}
+---
+apiVersion: emulator.tagbinder.io/v1alpha1
+kind: CloudInventory
+accounts: [{accessKeyId: LTAI5tTypoKey, accessKeySecret: typo-secret-value}]
+resources:
+  - {cloud: alibaba, region: cn-hangzhou, type: apiGroup, id: g1, tags: {team: web}}
+";
+
+fn typo_binding(extra: &str) -> String {
+    format!(
+        "apiVersion: tagbinder.io/v1alpha1\nkind: ResourceTagBinding\n\
+         metadata: {{name: web, namespace: team}}\n\
+         spec:\n  providerRef: {{name: aliyun}}\n  resourceType: apiGroup\n  \
+         resourceIds: [g1]\n{extra}"
+    )
+}
+
+#[test]
+fn typos_get_the_closest_value_and_a_wrong_region_is_told_before_it_looks_like_no_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("provider.yaml"), TYPO_PROVIDER).unwrap();
+    let plan = |binding: &str| {
+        std::fs::write(dir.path().join("binding.yaml"), binding).unwrap();
+        tagbinder(
+            dir.path(),
+            &[
+                "plan",
+                "-f",
+                "provider.yaml",
+                "-f",
+                "binding.yaml",
+                "--embedded-cloud",
+            ],
+        )
+    };
+    // A field and an enum value with a typo: the closest, in the user's words.
+    let refused = plan(&typo_binding("  tagz: {env: prod}\n"));
+    let error = stderr(&refused);
+    assert!(
+        error.contains("spec.tagz: unknown field (did you mean \"tags\"?)"),
+        "{error}"
+    );
+    let refused = plan(&typo_binding(
+        "  tags: {env: prod}\n  deletionPolicy: delete\n",
+    ));
+    let error = stderr(&refused);
+    assert!(
+        error.contains(
+            "spec.deletionPolicy: unknown value \"delete\": expected one of Delete, Orphan \
+             (did you mean \"Delete\"?)"
+        ),
+        "{error}"
+    );
+    assert!(!error.contains("variant"), "{error}");
+
+    // The region: warned with the one meant; the binding's resource reads as untagged (the
+    // embedded cloud holds g1 in cn-hangzhou), and the plan says what that may mean.
+    let planned = plan(&typo_binding("  tags: {env: prod}\n"));
+    let error = stderr(&planned);
+    assert!(
+        error.contains("spec.region: \"cn-hangzou\" is not a region of Alibaba Cloud")
+            && error.contains("(did you mean \"cn-hangzhou\"?)"),
+        "{error}"
+    );
+    let out = stdout(&planned);
+    assert!(
+        out.contains("note: none of its 1 resource(s) carries a tag yet; a wrong region"),
+        "{out}"
+    );
+    // The right region: no warning, and g1's foreign tag is seen.
+    let fixed = TYPO_PROVIDER.replace("region: cn-hangzou", "region: cn-hangzhou");
+    std::fs::write(dir.path().join("provider.yaml"), fixed).unwrap();
+    let planned = plan(&typo_binding("  tags: {env: prod}\n"));
+    assert!(
+        !stderr(&planned).contains("warning"),
+        "{}",
+        stderr(&planned)
+    );
+    assert!(!stdout(&planned).contains("note:"), "{}", stdout(&planned));
+}

@@ -499,10 +499,22 @@ async fn a_pass_killed_midway_is_finished_by_the_next_without_pruning_what_shoul
 }
 
 /// The ownership records of a state file (`bindings`), without the run counter.
+/// The ownership records of the state file, without `firstApplied` (the time a run first
+/// recorded each binding, which differs between runs), which every record must carry.
 fn records(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join(".tagbinder/state.json")).expect("a state file");
     let state: Value = serde_json::from_str(&text).unwrap();
-    state["bindings"].clone()
+    let mut bindings = state["bindings"].clone();
+    for (key, record) in bindings.as_object_mut().into_iter().flatten() {
+        let first_applied = record
+            .as_object_mut()
+            .and_then(|r| r.remove("firstApplied"));
+        assert!(
+            first_applied.is_some_and(|t| t.is_string()),
+            "{key}: no firstApplied in its record"
+        );
+    }
+    bindings
 }
 
 /// A fresh emulator holding the fleet, and a directory with its manifests, paced so that the

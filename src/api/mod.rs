@@ -8,6 +8,7 @@ pub mod conditions;
 mod policy;
 mod provider;
 mod provider_validation;
+pub mod regions;
 mod validation;
 
 pub use binding::*;

@@ -1,16 +1,21 @@
 //! Credentials in CLI mode: the Secret a provider references, when it is among the files;
-//! otherwise the standard environment variables of the cloud's own CLI.
+//! otherwise the standard environment variables of the cloud's own CLI; otherwise, for
+//! Alibaba Cloud, RRSA or the ECS instance RAM role named by `ALIBABA_CLOUD_ECS_METADATA`
+//! ([`crate::cloud::credentials::alibaba_chain`]).
 
 use k8s_openapi::api::core::v1::Secret;
 
 use super::manifests::{Located, ManifestError, Manifests};
 use crate::api::{Cloud, TagProvider};
 use crate::cloud::AccessKey;
+use crate::cloud::credentials::{self, Credentials, Refreshing};
 
 /// Keys of a credentials Secret (both clouds).
 pub const ACCESS_KEY_ID: &str = "accessKeyId";
 /// Keys of a credentials Secret (both clouds).
 pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
+/// Optional key of a credentials Secret: the STS token of temporary credentials.
+pub const SECURITY_TOKEN: &str = "securityToken";
 
 /// Environment variables of each cloud's CLI: (key id, secret).
 pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
@@ -23,25 +28,54 @@ pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
     }
 }
 
-/// The access key of a provider.
-pub fn access_key(
+/// The credentials of a provider.
+pub fn credentials(
     provider: &Located<TagProvider>,
     manifests: &Manifests,
-) -> Result<AccessKey, ManifestError> {
+    http: &reqwest::Client,
+) -> Result<Credentials, ManifestError> {
     let spec = &provider.value.spec;
     let secret_ref = spec.credentials.as_ref().map(|c| &c.secret_ref);
     if let Some(secret_ref) = secret_ref {
         let key = (secret_ref.namespace.clone(), secret_ref.name.clone());
         if let Some(secret) = manifests.secrets.get(&key) {
-            return from_secret(secret);
+            return from_secret(secret).map(Credentials::from);
         }
     }
     let (id_var, secret_var) = env_vars(spec.cloud);
+    let token = match spec.cloud {
+        Cloud::Alibaba => credentials::process_var(credentials::env::SECURITY_TOKEN),
+        Cloud::Jdcloud => None,
+    };
     match (std::env::var(id_var), std::env::var(secret_var)) {
-        (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => {
-            Ok(AccessKey::new(id, secret))
+        (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Ok(match token {
+            Some(token) => AccessKey::with_token(id, secret, token),
+            None => AccessKey::new(id, secret),
         }
+        .into()),
         _ => {
+            let chain = match spec.cloud {
+                Cloud::Alibaba => {
+                    Some(credentials::alibaba_chain(&credentials::process_var, false))
+                }
+                Cloud::Jdcloud => None,
+            };
+            if let Some(Ok(source)) = chain {
+                return Ok(Credentials::Refreshing(std::sync::Arc::new(
+                    Refreshing::new(source, http.clone()),
+                )));
+            }
+            let chain_note = match chain {
+                Some(Err(message)) if message.starts_with("RRSA") => format!(" ({message})"),
+                Some(_) => format!(
+                    ", nor RRSA ({}, {}, {}) nor {} (the ECS instance RAM role)",
+                    credentials::env::ROLE_ARN,
+                    credentials::env::OIDC_PROVIDER_ARN,
+                    credentials::env::OIDC_TOKEN_FILE,
+                    credentials::env::ECS_METADATA
+                ),
+                None => String::new(),
+            };
             let (field, missing) = match secret_ref {
                 Some(r) => (
                     "spec.credentials.secretRef",
@@ -58,7 +92,7 @@ pub fn access_key(
             Err(ManifestError::at(
                 &provider.source,
                 field,
-                format!("{missing} {id_var}/{secret_var} are not set"),
+                format!("{missing} {id_var}/{secret_var} are not set{chain_note}"),
             ))
         }
     }
@@ -78,6 +112,13 @@ pub fn source_of(provider: &Located<TagProvider>, manifests: &Manifests) -> Stri
         }
     }
     let (id_var, secret_var) = env_vars(spec.cloud);
+    let from_env = credentials::process_var(id_var).is_some();
+    if !from_env
+        && spec.cloud == Cloud::Alibaba
+        && let Ok(source) = credentials::alibaba_chain(&credentials::process_var, false)
+    {
+        return source.describe();
+    }
     format!("the environment ({id_var}, {secret_var})")
 }
 
@@ -129,8 +170,20 @@ fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
             )),
         }
     };
-    Ok(AccessKey::new(
-        value(ACCESS_KEY_ID)?,
-        value(ACCESS_KEY_SECRET)?,
-    ))
+    let has_token = secret
+        .value
+        .string_data
+        .as_ref()
+        .is_some_and(|d| d.contains_key(SECURITY_TOKEN))
+        || secret
+            .value
+            .data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(SECURITY_TOKEN));
+    let (id, secret_value) = (value(ACCESS_KEY_ID)?, value(ACCESS_KEY_SECRET)?);
+    Ok(if has_token {
+        AccessKey::with_token(id, secret_value, value(SECURITY_TOKEN)?)
+    } else {
+        AccessKey::new(id, secret_value)
+    })
 }

@@ -147,6 +147,8 @@ pub fn load_pending(path: &Path, state: &mut StateFile) -> Result<(), String> {
                 deletion_policy: Default::default(),
                 mode: Default::default(),
                 applied: Default::default(),
+                // NB: first recorded by the killed run; it counts as first applied now.
+                first_applied: Some(jiff::Timestamp::now()),
                 pending: Vec::new(),
                 selected: Vec::new(),
             });

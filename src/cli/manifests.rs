@@ -515,9 +515,9 @@ fn typed<T: DeserializeOwned>(
                 .to_string()
         } else if error.inner().to_string().contains("expected a string") {
             // NB: as the apiserver refuses a number or a boolean where its schema says string.
-            format!("{}; quote it", error.inner())
+            format!("{}; quote it", plain(&error.inner().to_string()))
         } else {
-            error.inner().to_string()
+            plain(&error.inner().to_string())
         };
         ManifestError::at(source, field, rule)
     })?;
@@ -525,4 +525,34 @@ fn typed<T: DeserializeOwned>(
         Some(path) if mode == Mode::Strict => Err(ManifestError::at(source, path, "unknown field")),
         _ => Ok(parsed),
     }
+}
+
+/// serde's message in the words of a YAML file's author: no `unit value`, `variant`,
+/// `sequence` or `map`; an unknown enum value lists the accepted ones and the closest.
+fn plain(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((given, expected)) = rest.split_once("`, expected ")
+    {
+        let accepted: Vec<&str> = expected
+            .trim_start_matches("one of ")
+            .split(['`', ','])
+            .map(str::trim)
+            .filter(|part| !part.is_empty() && *part != "or")
+            .collect();
+        let mut rule = format!(
+            "unknown value {given:?}: expected one of {}",
+            accepted.join(", ")
+        );
+        if let Some(closest) = super::schema::closest(given, accepted.iter().copied()) {
+            rule.push_str(&format!(" (did you mean {closest:?}?)"));
+        }
+        return rule;
+    }
+    message
+        .replace("invalid type: unit value", "no value (null)")
+        .replace("invalid type: ", "wrong type: ")
+        .replace("a sequence", "a list")
+        .replace("sequence", "list")
+        .replace(", expected map", ", expected a map of key: value")
+        .replace("invalid value: ", "invalid value ")
 }

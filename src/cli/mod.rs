@@ -18,6 +18,36 @@ use std::time::Duration;
 
 pub use run::{Command, Strategy, run, run_with};
 
+/// Credentials and examples, after `tagbinder plan --help`.
+pub const PLAN_HELP: &str = "\
+Credentials: the Secret a provider references, when it is among the files; otherwise
+  Alibaba Cloud: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET
+  JD Cloud:      JDCLOUD_ACCESS_KEY, JDCLOUD_SECRET_KEY
+
+Exit codes: 0 planned (no changes, with --detailed-exitcode), 2 changes pending (with
+--detailed-exitcode), 1 an error or a binding that could not be read or planned.
+
+Examples:
+  tagbinder plan -f examples/quickstart/ --embedded-cloud     # try it, no account needed
+  tagbinder plan -f bindings/ --detailed-exitcode              # in CI: 2 when changes are pending
+  kustomize build overlays/prod | tagbinder plan -f -          # other kinds are skipped with a note
+  tagbinder plan -f bindings/ --prune-removed                  # also what removed bindings would prune
+  tagbinder plan -f bindings/ -o json > plan.json              # formatVersion, summary, errors[]";
+
+/// Credentials and examples, after `tagbinder apply --help`.
+pub const APPLY_HELP: &str = "\
+Credentials: the Secret a provider references, when it is among the files; otherwise
+  Alibaba Cloud: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET
+  JD Cloud:      JDCLOUD_ACCESS_KEY, JDCLOUD_SECRET_KEY
+
+Exit codes: 0 every binding Ready, 1 otherwise.
+
+Examples:
+  tagbinder apply -f examples/quickstart/ --embedded-cloud    # try it, no account needed
+  tagbinder apply -f bindings/                                 # on a terminal: shows the plan, asks
+  tagbinder apply -f bindings/ --auto-approve                  # no question (pipelines never ask)
+  tagbinder apply -f bindings/ --prune-removed                 # also prune bindings removed from the files";
+
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -56,9 +86,9 @@ pub struct CommonArgs {
     /// No colour, even on a terminal (`NO_COLOR` set to anything does the same).
     #[arg(long)]
     pub no_color: bool,
-    /// Refuse documents of kinds tagbinder does not read (a ConfigMap, a Kustomization)
-    /// instead of skipping them with a note, so that `kustomize build | tagbinder plan -f -`
-    /// works.
+    /// Refuse documents of kinds tagbinder does not read (a ConfigMap, a Kustomization).
+    /// Without it they are skipped with a note, so that `kustomize build | tagbinder plan -f
+    /// -` works.
     #[arg(long)]
     pub strict: bool,
     /// The cluster's name: the value of `tagsFrom[].valueFrom.clusterName`, as

@@ -131,6 +131,9 @@ pub struct BindingReport {
     /// Breaches of `Warn` TagPolicies: the binding proceeded.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policy_warnings: Vec<String>,
+    /// What a person should know about this binding's plan that is not an error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// What happens to one key, on how many resources.
@@ -634,6 +637,9 @@ pub fn render_text(report: &Report) -> String {
         }
         for change in &binding.changes {
             let _ = writeln!(out, "  {}", render_change(change));
+        }
+        for note in &binding.notes {
+            let _ = writeln!(out, "  note: {}", clean(note));
         }
         if applying
             || !binding.failures.is_empty()

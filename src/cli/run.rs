@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use super::CommonArgs;
-use super::credentials::access_key;
+use super::credentials::credentials;
 use super::journal::{self, Journal, JournalHandle, JournalIntents};
 use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
@@ -183,13 +183,34 @@ fn announce(
         // NB: a client built with a placeholder key only to name its endpoint; the run's own
         // clients are built with the real key, which reports a missing key with its field.
         let key = crate::cloud::AccessKey::new("-".to_string(), "-".to_string());
-        let endpoint = client_for(spec, key, options)
+        let endpoint = client_for(spec, key.into(), options)
             .map(|client| client.endpoint().to_string())
             .map_err(|e| vec![ManifestError::at(&provider.source, e.field, e.rule)])?;
+        // NB: a wrong region reads like a cloud without the resources: say so before the run.
+        if spec.endpoint.is_none()
+            && let Some(closest) = crate::api::regions::unknown(spec.cloud, &spec.region)
+        {
+            let hint = match closest {
+                Some(region) => format!(" (did you mean {region:?}?)"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                anstream::stderr(),
+                "warning: {}: spec.region: {:?} is not a region of {} that tagbinder knows{hint}; a wrong \
+                 region looks like resources that carry no tags, and their writes fail \
+                 NotFound; set spec.endpoint to reach a region it does not list",
+                provider.source,
+                output::clean(&spec.region),
+                match spec.cloud {
+                    crate::api::Cloud::Alibaba => "Alibaba Cloud",
+                    crate::api::Cloud::Jdcloud => "JD Cloud",
+                },
+            );
+        }
         header.push_str(&format!(
             "  {name}: {cloud} {region} at {endpoint}, credentials from {credentials}\n",
             name = output::clean(name),
-            cloud = format!("{:?}", spec.cloud).to_lowercase(),
+            cloud = spec.cloud.as_str(),
             region = output::clean(&spec.region),
         ));
     }
@@ -254,7 +275,9 @@ pub async fn run_with(
     command: Command,
     strategy: Strategy,
 ) -> Result<Report, Vec<String>> {
-    let mut declared = declared_bindings(manifests);
+    // NB: one time for the run: the bindings it records first share it.
+    let now = jiff::Timestamp::now();
+    let mut declared = declared_bindings(manifests, state, now);
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
@@ -301,7 +324,12 @@ pub async fn run_with(
             );
             cli_policy::record_pass(&mut tally, &policies, &scope, &carried);
         }
-        report.bindings.push(binding_report(binding, &outcome));
+        let mut entry = binding_report(binding, &outcome);
+        explain_tie(&mut entry, binding, &outcome, &declared);
+        if command.is_plan() {
+            note_untagged(&mut entry, binding, &outcome);
+        }
+        report.bindings.push(entry);
     }
     if !policies.is_empty() {
         let verdicts: Vec<(String, &crate::policy::Verdict)> = declared
@@ -374,13 +402,24 @@ fn warn_empty_tags(declared: &[Declared<'_>], state: &StateFile, command: Comman
     }
 }
 
-/// Bindings in precedence order (older first, then namespace/name).
-fn declared_bindings(manifests: &Manifests) -> Vec<Declared<'_>> {
-    let mut declared: Vec<Declared<'_>> = manifests
+/// Bindings in precedence order (older first, then namespace/name). A binding's age is its
+/// `creationTimestamp` when the file gives one, else when a run first recorded it in the state
+/// file, else this run's start: a binding new to the state file is younger than every
+/// recorded one, whatever its name.
+fn declared_bindings<'m>(
+    manifests: &'m Manifests,
+    state: &StateFile,
+    now: jiff::Timestamp,
+) -> Vec<Declared<'m>> {
+    let mut declared: Vec<Declared<'m>> = manifests
         .bindings
         .iter()
         .map(|binding| {
-            let id = binding_id(&binding.value);
+            let mut id = binding_id(&binding.value);
+            if id.created.is_none() {
+                let recorded = state.bindings.get(&state_key(&id.namespace, &id.name));
+                id.created = Some(recorded.map_or(now.as_second(), BindingState::age_seconds));
+            }
             let spec = &binding.value.spec;
             let provider = spec.provider_ref.name.clone();
             let target = manifests
@@ -533,8 +572,8 @@ fn build_clients(
         let Some(provider) = manifests.providers.get(name) else {
             continue; // NB: reported per binding by check_bindings, or per removed binding.
         };
-        let built = access_key(provider, manifests).and_then(|key| {
-            client_for(&provider.value.spec, key, options)
+        let built = credentials(provider, manifests, &options.http).and_then(|credentials| {
+            client_for(&provider.value.spec, credentials, options)
                 .map_err(|e| ManifestError::at(&provider.source, e.field, e.rule))
         });
         match built {
@@ -631,7 +670,10 @@ fn check_bindings(
                 .as_ref()
                 .and_then(|s| select::violation(client, &s.match_tags));
             let rendered_violations = rendered
-                .violations(client.limits())
+                .violations(
+                    client.limits(),
+                    spec.resource_selector.as_ref().map(|s| &s.match_tags),
+                )
                 .into_iter()
                 .map(|violation| violation.to_string());
             let resource_type = client
@@ -1001,13 +1043,23 @@ impl Claims {
 
 fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, outcome: &Outcome) {
     let spec = &binding.binding.value.spec;
+    let key = state_key(&binding.id.namespace, &binding.id.name);
+    // NB: kept once set; a record older than the field keeps none (the oldest age).
+    let first_applied = match state.bindings.get(&key) {
+        Some(recorded) => recorded.first_applied,
+        None => binding
+            .id
+            .created
+            .and_then(|s| jiff::Timestamp::from_second(s).ok()),
+    };
     let target = manifests
         .providers
         .get(&binding.provider)
         .map(|p| &p.value.spec);
     state.bindings.insert(
-        state_key(&binding.id.namespace, &binding.id.name),
+        key,
         BindingState {
+            first_applied,
             provider: binding.provider.clone(),
             cloud: target.map(|t| t.cloud),
             region: target.map(|t| t.region.clone()),
@@ -1028,6 +1080,57 @@ fn record(state: &mut StateFile, manifests: &Manifests, binding: &Declared<'_>, 
             },
         },
     );
+}
+
+/// A binding none of whose listed resources carries any tag: a wrong region or resource id
+/// reads the same (the clouds answer a read of a resource they do not have with no tags), so
+/// the plan says so before `apply` finds out with NotFound.
+fn note_untagged(entry: &mut BindingReport, binding: &Declared<'_>, outcome: &Outcome) {
+    let spec = &binding.binding.value.spec;
+    let Some(observed) = &outcome.observed else {
+        return;
+    };
+    if spec.resource_selector.is_some() || binding.resource_ids.is_empty() {
+        return;
+    }
+    let untagged = binding
+        .resource_ids
+        .iter()
+        .all(|id| observed.get(id).is_none_or(|tags| tags.is_empty()));
+    if untagged {
+        entry.notes.push(format!(
+            "none of its {} resource(s) carries a tag yet; a wrong region or resource id looks \
+             the same to the cloud (check spec.resourceIds and the provider's region)",
+            binding.resource_ids.len()
+        ));
+    }
+}
+
+/// A conflict lost to a binding of the same age (both first recorded by one run, or in one
+/// second) was decided by the value the resource carried, then by namespace/name: the
+/// message says so, since an age would not explain it.
+fn explain_tie(
+    entry: &mut BindingReport,
+    binding: &Declared<'_>,
+    outcome: &Outcome,
+    declared: &[Declared<'_>],
+) {
+    if entry.reason != crate::api::conditions::reason::CONFLICT {
+        return;
+    }
+    let Some(first) = outcome.conflicts.first() else {
+        return;
+    };
+    let same_age = declared.iter().any(|other| {
+        other.id.to_string() == first.winner && other.id.created == binding.id.created
+    });
+    if same_age {
+        entry.message.push_str(&format!(
+            " ({} is as old as this binding, first applied in the same second: the value the \
+             resource already carried, then the order of namespace/name, decided)",
+            first.winner
+        ));
+    }
 }
 
 fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
@@ -1104,6 +1207,7 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        notes: Vec::new(),
     }
 }
 
@@ -1406,7 +1510,7 @@ mod tests {
         )
         .unwrap();
         let manifests = manifests::load(&[dir.path().to_path_buf()], true).expect("manifests");
-        let declared = declared_bindings(&manifests);
+        let declared = declared_bindings(&manifests, &StateFile::empty(), jiff::Timestamp::now());
         let claims = Claims::of(&declared, &manifests);
         let apply = Command::Apply {
             prune_removed: false,

@@ -43,12 +43,52 @@ pub(super) fn check_unknown_fields(
         Kind::TagPolicy => &*POLICY_SCHEMA,
     };
     match unknown_field(value, schema, "") {
-        Some(path) => Err(ManifestError::at(source, path, "unknown field")),
+        Some((path, known)) => {
+            let rule = unknown_field_rule(&path, &known);
+            Err(ManifestError::at(source, path, rule))
+        }
         None => Ok(()),
     }
 }
 
-fn unknown_field(value: &serde_yaml::Value, schema: &Value, path: &str) -> Option<String> {
+/// "unknown field", with the closest field the schema knows there, if one is close, and the
+/// fields it knows.
+pub(super) fn unknown_field_rule(path: &str, known: &[String]) -> String {
+    let name = path.rsplit('.').next().unwrap_or(path);
+    let mut rule = "unknown field".to_string();
+    if let Some(closest) = closest(name, known.iter().map(String::as_str)) {
+        rule.push_str(&format!(" (did you mean {closest:?}?)"));
+    }
+    if !known.is_empty() && known.len() <= 12 {
+        rule.push_str(&format!("; fields here: {}", known.join(", ")));
+    }
+    rule
+}
+
+/// The candidate nearest to `given` by Jaro-Winkler similarity, if it is close enough to be
+/// a typo of it.
+pub(super) fn closest<'a>(
+    given: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .map(|candidate| {
+            (
+                strsim::jaro_winkler(&given.to_lowercase(), &candidate.to_lowercase()),
+                candidate,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// The first field of `value` the schema does not know, and the fields it knows there.
+fn unknown_field(
+    value: &serde_yaml::Value,
+    schema: &Value,
+    path: &str,
+) -> Option<(String, Vec<String>)> {
     if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
         return None;
     }
@@ -82,7 +122,12 @@ fn unknown_field(value: &serde_yaml::Value, schema: &Value, path: &str) -> Optio
                             return Some(found);
                         }
                     }
-                    None => return Some(field),
+                    None => {
+                        let known = properties
+                            .map(|p| p.keys().cloned().collect())
+                            .unwrap_or_default();
+                        return Some((field, known));
+                    }
                 }
             }
             None
@@ -120,7 +165,7 @@ mod tests {
 
     fn first_unknown(yaml: &str) -> Option<String> {
         let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
-        unknown_field(&value, &BINDING_SCHEMA, "")
+        unknown_field(&value, &BINDING_SCHEMA, "").map(|(path, _)| path)
     }
 
     #[test]

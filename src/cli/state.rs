@@ -75,6 +75,20 @@ pub struct BindingState {
     /// read the cloud back): the next run claims the keys whose values match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingWrite>,
+    /// When a run first recorded this binding: its age in conflicts, as `creationTimestamp`
+    /// is in the cluster (a new binding is younger than every recorded one, whatever its
+    /// name). Absent in files written before it was kept: such a binding counts as older than
+    /// any that has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_applied: Option<jiff::Timestamp>,
+}
+
+impl BindingState {
+    /// Its age in conflicts, seconds since the epoch ([`BindingState::first_applied`]; 0 for
+    /// a record older than that field).
+    pub fn age_seconds(&self) -> i64 {
+        self.first_applied.map_or(0, |t| t.as_second())
+    }
 }
 
 fn is_enforce(mode: &BindingMode) -> bool {
@@ -414,6 +428,7 @@ mod tests {
 
     fn entry(provider: &str, namespace: &str, name: &str) -> BindingState {
         BindingState {
+            first_applied: None,
             provider: provider.into(),
             cloud: Some(Cloud::Alibaba),
             region: Some("cn-hangzhou".into()),

@@ -7,6 +7,7 @@
 pub mod alibaba;
 pub mod batcher;
 pub mod client;
+pub mod credentials;
 #[cfg(test)]
 pub(crate) mod fuzzing;
 pub mod isolate;
@@ -251,13 +252,15 @@ impl CloudError {
     }
 }
 
-/// An access key. The secret never prints: `Debug` shows only the key id, and the secret is
-/// zeroized when dropped.
+/// An access key, with the STS security token of temporary credentials. Neither the secret
+/// nor the token ever prints: `Debug` shows only the key id, and both are zeroized when
+/// dropped.
 #[derive(Clone)]
 pub struct AccessKey {
     /// The access key id (not secret; it appears in every request).
     pub id: String,
     secret: SecretString,
+    token: Option<SecretString>,
 }
 
 impl AccessKey {
@@ -266,12 +269,30 @@ impl AccessKey {
         AccessKey {
             id: id.into(),
             secret: SecretString::from(secret.into()),
+            token: None,
+        }
+    }
+
+    /// Temporary credentials: a key with its STS security token.
+    pub fn with_token(
+        id: impl Into<String>,
+        secret: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Self {
+        AccessKey {
+            token: Some(SecretString::from(token.into())),
+            ..AccessKey::new(id, secret)
         }
     }
 
     /// The secret, for the signer only.
     pub fn secret(&self) -> &str {
         self.secret.expose_secret()
+    }
+
+    /// The STS security token, for the signer only (sent, and signed, with every request).
+    pub fn security_token(&self) -> Option<&str> {
+        self.token.as_ref().map(|token| token.expose_secret())
     }
 }
 
@@ -280,6 +301,7 @@ impl fmt::Debug for AccessKey {
         f.debug_struct("AccessKey")
             .field("id", &self.id)
             .field("secret", &"[redacted]")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }

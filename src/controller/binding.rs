@@ -190,8 +190,13 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
         Ok(client) => {
             // NB: a rendered value (or a default) that breaks the cloud's rules names its
             // source; the pass's own check names `spec.tags` only.
+            let match_tags = binding
+                .spec
+                .resource_selector
+                .as_ref()
+                .map(|s| &s.match_tags);
             let violations: Vec<String> = rendered
-                .violations(client.limits())
+                .violations(client.limits(), match_tags)
                 .iter()
                 .map(ToString::to_string)
                 .collect();

@@ -17,9 +17,11 @@ use super::Error;
 use super::cache::Bindings;
 use super::fleet::Fleet;
 use super::metrics::Metrics;
+use crate::api::Cloud;
 use crate::api::{ResourceTagBinding, ResourceTagBindingStatus, TagProvider};
 use crate::cloud::AccessKey;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
+use crate::cloud::credentials::{self, Credentials};
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
 
 /// A provider's client as reconciles use it: one per provider, shared by every binding of
@@ -45,6 +47,10 @@ const SECRETS_SYNC_PATIENCE: Duration = Duration::from_secs(10);
 pub const ACCESS_KEY_ID: &str = "accessKeyId";
 /// Keys of a credentials Secret (both clouds).
 pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
+/// Optional key of a credentials Secret: the STS token of temporary credentials.
+pub const SECURITY_TOKEN: &str = "securityToken";
+/// The "Secret version" of a client built from the credentials chain (no Secret).
+const CHAIN: &str = "chain";
 
 /// Shared state of the controller.
 pub struct Context {
@@ -399,7 +405,7 @@ impl Context {
         if let Some(cached) = self.cached_client(provider).await {
             return Ok(Ok(cached));
         }
-        let (key, secret_version) = match self.access_key(provider).await? {
+        let (credentials, secret_version) = match self.credentials(provider).await? {
             Ok(found) => found,
             Err(error) => return Ok(Err(error)),
         };
@@ -415,7 +421,7 @@ impl Context {
                 return Ok(Ok(cached.client.clone()));
             }
         }
-        let client = match client_for(&provider.spec, key, &self.client_options) {
+        let client = match client_for(&provider.spec, credentials, &self.client_options) {
             Ok(client) => Batcher::new(client, DEFAULT_WINDOW),
             Err(error) => {
                 return Ok(Err(ClientError::Spec(format!(
@@ -437,10 +443,15 @@ impl Context {
     /// The provider's client, if it was built from its current spec and from the Secret's
     /// resourceVersion in the watch cache.
     async fn cached_client(&self, provider: &TagProvider) -> Option<CloudClient> {
-        let reference = &provider.spec.credentials.as_ref()?.secret_ref;
-        let secret_version = self
-            .cached_secret_version(&reference.namespace, &reference.name)
-            .await?;
+        let secret_version = match &provider.spec.credentials {
+            Some(credentials) => {
+                let reference = &credentials.secret_ref;
+                self.cached_secret_version(&reference.namespace, &reference.name)
+                    .await?
+            }
+            // NB: the chain's client keeps its temporary credentials and renews them itself.
+            None => CHAIN.to_string(),
+        };
         let version = format!(
             "{}/{}",
             provider.metadata.generation.unwrap_or_default(),
@@ -454,17 +465,40 @@ impl Context {
             .map(|c| c.client.clone())
     }
 
-    /// Reads the provider's Secret. The message of an unusable Secret names the Secret and the
-    /// key, never a value.
-    async fn access_key(
+    /// The credentials of a provider without `spec.credentials`: Alibaba Cloud's chain (RRSA,
+    /// then the ECS instance RAM role), from the controller's environment.
+    fn chain(&self, provider: &TagProvider) -> Result<(Credentials, String), ClientError> {
+        let name = provider.name_any();
+        match provider.spec.cloud {
+            Cloud::Jdcloud => Err(ClientError::Credentials(format!(
+                "TagProvider {name:?} has no spec.credentials.secretRef: JD Cloud's access key \
+                 comes from a Secret (keys {ACCESS_KEY_ID}, {ACCESS_KEY_SECRET}, optionally \
+                 {SECURITY_TOKEN})"
+            ))),
+            Cloud::Alibaba => match credentials::alibaba_chain(&credentials::process_var, true) {
+                Ok(source) => Ok((
+                    Credentials::Refreshing(Arc::new(credentials::Refreshing::new(
+                        source,
+                        self.client_options.http.clone(),
+                    ))),
+                    CHAIN.to_string(),
+                )),
+                Err(message) => Err(ClientError::Credentials(format!(
+                    "TagProvider {name:?} has no spec.credentials: {message}"
+                ))),
+            },
+        }
+    }
+
+    /// Reads the provider's Secret, or takes the chain. The message of an unusable Secret names
+    /// the Secret and the key, never a value.
+    async fn credentials(
         &self,
         provider: &TagProvider,
-    ) -> Result<Result<(AccessKey, String), ClientError>, Error> {
+    ) -> Result<Result<(Credentials, String), ClientError>, Error> {
         let name = provider.name_any();
         let Some(credentials) = &provider.spec.credentials else {
-            return Ok(Err(ClientError::Credentials(format!(
-                "TagProvider {name:?} has no spec.credentials.secretRef; in a cluster the access key comes from a Secret"
-            ))));
+            return Ok(self.chain(provider));
         };
         let reference = &credentials.secret_ref;
         if reference.namespace != self.credentials_namespace {
@@ -514,18 +548,31 @@ impl Context {
             match text.map(|t| t.trim().to_string()) {
                 Some(text) if !text.is_empty() => Ok(text),
                 _ => Err(format!(
-                    "Secret {}/{} has no {key:?} key (it needs {ACCESS_KEY_ID:?} and {ACCESS_KEY_SECRET:?})",
+                    "Secret {}/{} has no {key:?} key (it needs {ACCESS_KEY_ID:?} and {ACCESS_KEY_SECRET:?}, and {SECURITY_TOKEN:?} with temporary credentials)",
                     reference.namespace, reference.name
                 )),
             }
         };
-        let key = match (value(ACCESS_KEY_ID), value(ACCESS_KEY_SECRET)) {
-            (Ok(id), Ok(secret_value)) => AccessKey::new(id, secret_value),
-            (Err(message), _) | (_, Err(message)) => {
+        let token = match secret.data.as_ref().and_then(|d| d.get(SECURITY_TOKEN)) {
+            None => None,
+            Some(_) => match value(SECURITY_TOKEN) {
+                Ok(token) => Some(token),
+                Err(message) => return Ok(Err(ClientError::Credentials(message))),
+            },
+        };
+        let key = match (value(ACCESS_KEY_ID), value(ACCESS_KEY_SECRET), token) {
+            (Ok(id), Ok(secret_value), None) => AccessKey::new(id, secret_value),
+            (Ok(id), Ok(secret_value), Some(token)) => {
+                AccessKey::with_token(id, secret_value, token)
+            }
+            (Err(message), _, _) | (_, Err(message), _) => {
                 return Ok(Err(ClientError::Credentials(message)));
             }
         };
-        Ok(Ok((key, secret.resource_version().unwrap_or_default())))
+        Ok(Ok((
+            key.into(),
+            secret.resource_version().unwrap_or_default(),
+        )))
     }
 
     /// Labels of a namespace (for `allowedNamespaces`), with the automatic name label: from

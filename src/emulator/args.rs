@@ -66,6 +66,11 @@ pub struct EmulatorArgs {
         value_parser = clap::value_parser!(i64).range(-MAX_CLOCK_OFFSET_SECS..=MAX_CLOCK_OFFSET_SECS)
     )]
     pub clock_offset_secs: i64,
+    /// Lifetime, in seconds, of the temporary credentials it issues (STS AssumeRoleWithOIDC,
+    /// the ECS metadata service); default: the DurationSeconds asked of STS, six hours for
+    /// the metadata service. Short lifetimes test renewal before expiry.
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    pub credentials_ttl: Option<u64>,
     /// Connections served at once; more wait until one closes.
     #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
@@ -123,6 +128,7 @@ impl EmulatorArgs {
                 max_connections: count(self.max_connections),
                 ..ServerLimits::default()
             },
+            credentials_ttl: self.credentials_ttl.map(Duration::from_secs),
             ..EmulatorConfig::default()
         })
     }

@@ -154,10 +154,61 @@ pub fn account_uid(access_key_id: &str) -> String {
     number.to_string()
 }
 
-/// Access key id to secret, for every cloud.
+/// Access key id to secret, for every cloud; and the temporary credentials the emulator
+/// issued (STS `AssumeRoleWithOIDC`, the ECS metadata service), each for one account.
 #[derive(Debug, Default)]
 pub(crate) struct Accounts {
     secrets: HashMap<String, SecretString>,
+    /// The inventory's first access key id: the account of the ECS instance RAM role.
+    first: Option<String>,
+    issued: std::sync::Mutex<HashMap<String, IssuedKey>>,
+}
+
+/// Temporary credentials the emulator issued.
+#[derive(Debug)]
+struct IssuedKey {
+    secret: SecretString,
+    token: SecretString,
+    expiration: jiff::Timestamp,
+    /// The access key id of the account they act for.
+    owner: String,
+}
+
+/// Temporary credentials as issued: the key, its token and when they expire.
+pub(crate) struct Issued {
+    pub access_key_id: String,
+    pub access_key_secret: String,
+    pub security_token: String,
+    pub expiration: jiff::Timestamp,
+}
+
+/// A key that verifies signatures: its secret and the account (access key id) it acts for.
+pub(crate) struct Resolved {
+    pub secret: SecretString,
+    pub owner: String,
+}
+
+/// Why a key (and its token) is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyRefusal {
+    /// Not an access key of the inventory, nor one the emulator issued.
+    Unknown,
+    /// Temporary credentials without their token, or with another token; or an inventory
+    /// key with a token.
+    TokenMismatch,
+    /// Temporary credentials past their expiration.
+    Expired,
+}
+
+/// Random text of `len` characters from [A-Za-z0-9].
+fn random_text(len: usize) -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 impl Accounts {
@@ -170,7 +221,92 @@ impl Accounts {
                 (a.access_key_id.clone(), secret)
             })
             .collect();
-        Accounts { secrets }
+        Accounts {
+            secrets,
+            first: accounts.first().map(|a| a.access_key_id.clone()),
+            issued: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The access key id of the account whose UID is `uid`.
+    pub fn by_uid(&self, uid: &str) -> Option<String> {
+        let mut ids: Vec<&String> = self.secrets.keys().collect();
+        ids.sort();
+        ids.into_iter().find(|id| account_uid(id) == uid).cloned()
+    }
+
+    /// The inventory's first access key id (the ECS instance RAM role's account).
+    pub fn first(&self) -> Option<&str> {
+        self.first.as_deref()
+    }
+
+    /// Issues temporary credentials for the account of `owner` (an access key id), valid
+    /// until `now + ttl`.
+    pub fn issue(&self, owner: &str, ttl: std::time::Duration, now: jiff::Timestamp) -> Issued {
+        let expiration = now
+            .checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX))
+            .unwrap_or(jiff::Timestamp::MAX)
+            // NB: the wire form has whole seconds; truncated, so that the credentials never
+            // outlive the lifetime asked for.
+            .round(
+                jiff::TimestampRound::new()
+                    .smallest(jiff::Unit::Second)
+                    .mode(jiff::RoundMode::Trunc),
+            )
+            .unwrap_or(now);
+        let issued = Issued {
+            access_key_id: format!("STS.NT{}", random_text(24)),
+            access_key_secret: random_text(40),
+            security_token: format!("CAIS{}", random_text(120)),
+            expiration,
+        };
+        let mut keys = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        // NB: expired keys are forgotten as new ones are issued: the table stays small.
+        keys.retain(|_, key| key.expiration > now);
+        keys.insert(
+            issued.access_key_id.clone(),
+            IssuedKey {
+                secret: SecretString::from(issued.access_key_secret.clone()),
+                token: SecretString::from(issued.security_token.clone()),
+                expiration,
+                owner: owner.to_string(),
+            },
+        );
+        issued
+    }
+
+    /// The secret and account of `access_key_id`, presented with `token` at `now`.
+    pub fn resolve(
+        &self,
+        access_key_id: &str,
+        token: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<Resolved, KeyRefusal> {
+        use secrecy::ExposeSecret;
+        if let Some(secret) = self.secrets.get(access_key_id) {
+            if token.is_some() {
+                return Err(KeyRefusal::TokenMismatch);
+            }
+            return Ok(Resolved {
+                secret: secret.clone(),
+                owner: access_key_id.to_string(),
+            });
+        }
+        let keys = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        let key = keys.get(access_key_id).ok_or(KeyRefusal::Unknown)?;
+        let matches = token.is_some_and(|token| {
+            super::constant_time_eq(token.as_bytes(), key.token.expose_secret().as_bytes())
+        });
+        if !matches {
+            return Err(KeyRefusal::TokenMismatch);
+        }
+        if now >= key.expiration {
+            return Err(KeyRefusal::Expired);
+        }
+        Ok(Resolved {
+            secret: key.secret.clone(),
+            owner: key.owner.clone(),
+        })
     }
 
     /// The account UID of a known access key id ([`account_uid`]).
@@ -178,11 +314,6 @@ impl Accounts {
         self.secrets
             .contains_key(access_key_id)
             .then(|| account_uid(access_key_id))
-    }
-
-    /// The secret of an access key id.
-    pub fn secret(&self, access_key_id: &str) -> Option<&SecretString> {
-        self.secrets.get(access_key_id)
     }
 }
 

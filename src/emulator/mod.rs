@@ -45,6 +45,7 @@ mod fuzz;
 mod gate;
 mod inventory;
 mod jdcloud;
+mod metadata;
 mod nonce;
 mod stats;
 mod store;
@@ -114,6 +115,9 @@ pub struct EmulatorConfig {
     pub jdcloud: JdcloudConfig,
     /// Header and body timeouts and the connection limit of the HTTP server.
     pub server: ServerLimits,
+    /// Lifetime of the temporary credentials it issues (STS, metadata service); default:
+    /// what STS was asked for, six hours for the metadata service.
+    pub credentials_ttl: Option<Duration>,
 }
 
 impl Default for EmulatorConfig {
@@ -127,6 +131,7 @@ impl Default for EmulatorConfig {
             alibaba: AlibabaConfig::default(),
             jdcloud: JdcloudConfig::default(),
             server: ServerLimits::default(),
+            credentials_ttl: None,
         }
     }
 }
@@ -184,6 +189,10 @@ pub(crate) struct App {
     pub alibaba: AlibabaConfig,
     /// JD Cloud rules.
     pub jdcloud: JdcloudConfig,
+    /// Lifetime of the temporary credentials it issues, when not the requested one.
+    pub credentials_ttl: Option<Duration>,
+    /// Metadata tokens issued (`PUT /latest/api/token`) and when they expire.
+    pub metadata_tokens: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
 }
 
 /// A running emulator. Dropping it stops serving without the final write of the state
@@ -297,6 +306,8 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         clock_skew: config.clock_skew,
         alibaba: config.alibaba,
         jdcloud: config.jdcloud,
+        credentials_ttl: config.credentials_ttl,
+        metadata_tokens: std::sync::Mutex::default(),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(crate::http_server::serve(
@@ -357,6 +368,7 @@ fn router(app: Arc<App>) -> Router {
     let clouds = Router::new()
         .merge(alibaba::routes())
         .merge(jdcloud::routes())
+        .merge(metadata::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             faults::connection_faults,

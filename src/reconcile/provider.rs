@@ -9,10 +9,10 @@ use crate::api::{AlibabaSignatureVersion, Cloud, TagProviderSpec};
 use crate::cloud::alibaba::{
     self, AlibabaClient, AlibabaConfig, ProductApi, SignatureVersion, TagService, TagServiceClient,
 };
+use crate::cloud::credentials::Credentials;
 use crate::cloud::jdcloud::{self, JdcloudClient, JdcloudConfig};
 use crate::cloud::{
-    AccessKey, CallObserver, Client, CloudError, Protocol, Rate, RateLimiter, RetryPolicy, TagApi,
-    WriteResult,
+    CallObserver, Client, CloudError, Protocol, Rate, RateLimiter, RetryPolicy, TagApi, WriteResult,
 };
 use crate::tags::{Limits, Tags, TagsByResource};
 
@@ -93,12 +93,12 @@ pub fn rate_limiter(spec: &TagProviderSpec, options: &ClientOptions) -> Option<A
 /// Builds the client of one provider.
 pub fn client_for(
     spec: &TagProviderSpec,
-    key: AccessKey,
+    credentials: Credentials,
     options: &ClientOptions,
 ) -> Result<ProviderClient, ProviderSpecError> {
     match spec.cloud {
-        Cloud::Alibaba => alibaba_client(spec, key, options),
-        Cloud::Jdcloud => jdcloud_config(spec, key, options).map(|config| {
+        Cloud::Alibaba => alibaba_client(spec, credentials, options),
+        Cloud::Jdcloud => jdcloud_config(spec, credentials, options).map(|config| {
             ProviderClient::Jdcloud(with_options(
                 Client::new(config, options.http.clone()),
                 spec,
@@ -125,7 +125,7 @@ fn with_options<P: Protocol>(
 
 fn jdcloud_config(
     spec: &TagProviderSpec,
-    key: AccessKey,
+    credentials: Credentials,
     options: &ClientOptions,
 ) -> Result<JdcloudConfig, ProviderSpecError> {
     let settings = spec.jdcloud.clone().unwrap_or_default();
@@ -148,7 +148,7 @@ fn jdcloud_config(
         region: spec.region.clone(),
         signing_service,
         service_codes: JdcloudConfig::service_codes_with(&settings.extra_service_codes),
-        key,
+        credentials,
         retry: options.retry.clone(),
         timeout: CALL_TIMEOUT,
         limits: Limits::jdcloud(),
@@ -157,7 +157,7 @@ fn jdcloud_config(
 
 fn alibaba_client(
     spec: &TagProviderSpec,
-    key: AccessKey,
+    credentials: Credentials,
     options: &ClientOptions,
 ) -> Result<ProviderClient, ProviderSpecError> {
     let settings = spec.alibaba.clone().unwrap_or_default();
@@ -194,7 +194,7 @@ fn alibaba_client(
                 .unwrap_or_else(|| alibaba::TAG_SERVICE_API_VERSION.to_string()),
             region: spec.region.clone(),
             signature,
-            key,
+            credentials,
             retry: options.retry.clone(),
             timeout: CALL_TIMEOUT,
             limits: Limits::alibaba_tag_service(),
@@ -241,7 +241,7 @@ fn alibaba_client(
         api_version,
         region: spec.region.clone(),
         signature,
-        key,
+        credentials,
         retry: options.retry.clone(),
         timeout: CALL_TIMEOUT,
         limits: Limits::alibaba(),
@@ -337,6 +337,7 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::AccessKey;
     use crate::cloud::alibaba::ANY_ACCOUNT;
 
     fn spec(yaml: &str) -> TagProviderSpec {
@@ -356,7 +357,11 @@ mod tests {
     }
 
     fn build(yaml: &str) -> Result<ProviderClient, ProviderSpecError> {
-        client_for(&spec(yaml), AccessKey::new("AK", "secret"), &options())
+        client_for(
+            &spec(yaml),
+            AccessKey::new("AK", "secret").into(),
+            &options(),
+        )
     }
 
     #[test]

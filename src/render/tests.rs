@@ -195,7 +195,7 @@ fn a_rendered_value_that_breaks_the_rules_names_its_source() {
     let defaults = tags(&[("acs:owner", "x")]);
     let rendered = run(&spec, Some(&ns), &defaults, None).expect("renders");
     let violations: Vec<String> = rendered
-        .violations(&Limits::alibaba())
+        .violations(&Limits::alibaba(), None)
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -272,4 +272,24 @@ proptest! {
         }
         prop_assert_eq!(rendered.tags.len(), rendered.sources.len());
     }
+}
+
+#[test]
+fn a_default_that_is_a_match_tags_key_is_refused() {
+    let spec = spec(&[("env", "prod")], vec![]);
+    let defaults = tags(&[("team", "platform")]);
+    let rendered = run(&spec, None, &defaults, None).expect("renders");
+    let match_tags = tags(&[("team", "web")]);
+    let violations: Vec<String> = rendered
+        .violations(&Limits::alibaba(), Some(&match_tags))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0].starts_with(
+            "TagProvider p defaultTags[\"team\"]: \"team\" is also a resourceSelector.matchTags key"
+        ),
+        "{violations:?}"
+    );
 }

@@ -359,6 +359,32 @@ pub async fn a_namespace_the_provider_does_not_allow_is_stalled(env: Arc<Env>) {
             .iter()
             .any(|(t, r, _)| t == "Warning" && r == "NamespaceNotAllowed")
     );
+
+    // Issue 23: the namespace gains the label: the namespaces' watch brings the pass, and
+    // the labels come from its cache, not from a read of the namespace per pass.
+    let patch = serde_json::json!({"metadata": {"labels": {"team": "web"}}});
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
+        .patch(
+            &tenant.namespace,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("label the namespace");
+    tenant.ready("web").await;
+    assert_eq!(
+        env.cloud.tags("notallowed-g1").await,
+        tags(&[("env", "prod")])
+    );
+    let reads = env
+        .server
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.is(OPERATOR, "get", "namespaces") && c.call.name.as_deref() == Some(&tenant.namespace)
+        })
+        .count();
+    assert_eq!(reads, 0, "namespace GETs by the controller");
 }
 
 pub async fn a_secret_outside_the_credentials_namespace_is_stalled_unread(env: Arc<Env>) {

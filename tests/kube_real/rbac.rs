@@ -136,6 +136,9 @@ const NEEDED: &[(&str, &str, Option<&str>)] = &[
     ("watch", "secrets", Some(POD_NAMESPACE)),
     ("get", "secrets", Some(POD_NAMESPACE)),
     ("get", "namespaces", None),
+    // NB: the namespaces' metadata watch (issue 23: tagsFrom and allowedNamespaces).
+    ("list", "namespaces", None),
+    ("watch", "namespaces", None),
     ("create", "events.events.k8s.io", Some("team-web")),
     ("patch", "events.events.k8s.io", Some("team-web")),
     ("create", "leases.coordination.k8s.io", Some(POD_NAMESPACE)),
@@ -185,7 +188,7 @@ const NOT_NEEDED: &[(&str, &str, Option<&str>)] = &[
     ("create", "secrets", Some(POD_NAMESPACE)),
     ("update", "secrets", Some(POD_NAMESPACE)),
     ("list", "configmaps", Some(POD_NAMESPACE)),
-    ("list", "namespaces", None),
+    ("delete", "namespaces", None),
     ("delete", "events.events.k8s.io", Some("team-web")),
     ("create", "events", Some("team-web")),
     ("list", "leases.coordination.k8s.io", Some(POD_NAMESPACE)),

@@ -47,6 +47,7 @@ def inventory():
     resources += _alibaba("instance", "i-v1", 3)
     # The tea-openapi typed clients (V3).
     resources += _alibaba("apiGroup", "g-v3", 5)
+    resources += _alibaba("apiGroup", "g-sts", 1)
     resources += _alibaba("instance", "i-v3", 5)
     # The Tag service (V3 typed client, and V1 CommonRequest), by product:type; one system tag.
     resources += _alibaba("rds:dbinstance", "rm-v3", 3, {"acs:rm:rgId": "rg-sdk"})
@@ -76,3 +77,34 @@ def cloud_tags(cloud, kind, resource_id):
     with urllib.request.urlopen(url() + "/_emulator/state", timeout=10) as answer:
         state = json.load(answer)
     return state["resources"][cloud][kind][resource_id]["tags"]
+
+
+def account_uid(access_key_id):
+    """The emulator's account UID of an access key (tagbinder::emulator::account_uid)."""
+    import hashlib
+    digest = hashlib.sha256(f"tagbinder-emulator-uid:{access_key_id}".encode()).digest()
+    return str(int.from_bytes(digest[:8], "big") % 9_000_000_000_000_000 + 1_000_000_000_000_000)
+
+
+def sts_credentials():
+    """Temporary credentials from the emulator's STS AssumeRoleWithOIDC, as RRSA gets them:
+    (AccessKeyId, AccessKeySecret, SecurityToken)."""
+    import base64
+    import time
+    import urllib.parse
+
+    def encode(text):
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    token = ".".join([encode('{"alg":"RS256"}'),
+                      encode(json.dumps({"sub": "sdk", "exp": int(time.time()) + 3600})), "c2ln"])
+    uid = account_uid(ACCESS_KEY_ID)
+    body = urllib.parse.urlencode({
+        "Action": "AssumeRoleWithOIDC", "Version": "2015-04-01", "Format": "JSON",
+        "RoleArn": f"acs:ram::{uid}:role/sdk", "OIDCProviderArn": f"acs:ram::{uid}:oidc-provider/sdk",
+        "OIDCToken": token, "RoleSessionName": "sdk-suite"}).encode()
+    request = urllib.request.Request(url() + "/", data=body, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        credentials = json.load(answer)["Credentials"]
+    return credentials["AccessKeyId"], credentials["AccessKeySecret"], credentials["SecurityToken"]

@@ -27,6 +27,32 @@ def config(secret=common.ACCESS_KEY_SECRET):
                   region_id=common.ALIBABA_REGION, endpoint=common.host_port(), protocol="http")
 
 
+class StsCredentialsV3(unittest.TestCase):
+    """The typed client with STS credentials (security_token: the x-acs-security-token
+    header, signed), issued by the emulator's AssumeRoleWithOIDC; without the token the same
+    key is refused."""
+
+    def client(self, with_token=True):
+        key_id, secret, token = common.sts_credentials()
+        return CloudApiClient(Config(
+            access_key_id=key_id, access_key_secret=secret,
+            security_token=token if with_token else None, region_id=common.ALIBABA_REGION,
+            endpoint=common.host_port(), protocol="http"))
+
+    def request(self, groups):
+        return cloudapi_models.TagResourcesRequest(
+            resource_type="apiGroup", resource_id=groups,
+            tag=[cloudapi_models.TagResourcesRequestTag(key="env", value="sts")])
+
+    def test_sts_token_is_accepted_and_required(self):
+        groups = common.ids("g-sts", 1)
+        self.assertEqual(self.client().tag_resources(self.request(groups)).status_code, 200)
+        self.assertEqual(common.cloud_tags("alibaba", "apiGroup", groups[0]).get("env"), "sts")
+        with self.assertRaises(ClientException) as refused:
+            self.client(with_token=False).tag_resources(self.request(groups))
+        self.assertEqual(refused.exception.code, "InvalidSecurityToken.MismatchWithAccessKey")
+
+
 class ApiGatewayV3(unittest.TestCase):
     def client(self, secret=common.ACCESS_KEY_SECRET):
         return CloudApiClient(config(secret))

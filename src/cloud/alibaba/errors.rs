@@ -50,8 +50,9 @@ pub fn classify(code: &str, http_status: Option<u16>) -> ErrorKind {
 fn remedy(code: &str) -> Option<&'static str> {
     match classify(code, None) {
         ErrorKind::Credentials => Some(
-            "check the accessKeyId and accessKeySecret of the provider's credentials and the \
-             RAM permissions of that key",
+            "check the accessKeyId and accessKeySecret (and securityToken) of the provider's \
+             credentials and the RAM permissions of that key; the least-privilege RAM policy \
+             of each product: docs/src/cloud/alibaba.md#permissions (examples/permissions/)",
         ),
         _ if code.starts_with("InvalidTimeStamp") => Some(
             "check the clock of this host: Alibaba Cloud rejects requests whose Timestamp is \
@@ -77,7 +78,7 @@ struct ErrorBody {
 
 /// The error of a non-2xx answer: classified by its `Code` when the body is an Alibaba error
 /// document, by the HTTP status otherwise.
-pub(super) fn from_answer(action: &'static str, http_status: u16, body: &str) -> CloudError {
+pub(crate) fn from_answer(action: &'static str, http_status: u16, body: &str) -> CloudError {
     let parsed = serde_json::from_str::<ErrorBody>(body)
         .ok()
         .map(|mut parsed| {

@@ -15,7 +15,7 @@
 //! - `list`: product ListTagResources answers;
 //! - `tag_service`: the Tag service's ARNs, requests and answers.
 
-mod errors;
+pub(crate) mod errors;
 #[cfg(test)]
 mod fuzz;
 mod list;
@@ -31,6 +31,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use super::client::{Admit, Client, HttpRequest, Operation, Settings};
+use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::{AccessKey, CloudError, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
@@ -69,8 +70,8 @@ pub struct AlibabaConfig {
     pub region: String,
     /// The signature to send.
     pub signature: SignatureVersion,
-    /// The access key.
-    pub key: AccessKey,
+    /// The credentials: an access key, or temporary credentials renewed before they expire.
+    pub credentials: Credentials,
     /// Retry policy for retryable failures.
     pub retry: RetryPolicy,
     /// Timeout of one HTTP attempt.
@@ -93,13 +94,14 @@ impl AlibabaConfig {
             retry: &self.retry,
             timeout: self.timeout,
             limits: &self.limits,
+            credentials: &self.credentials,
         }
     }
 
-    fn sign(&self, call: &RpcCall) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
         request::signed_request(
             self.signature,
-            &self.key,
+            key,
             &request::Unsigned {
                 endpoint: &self.endpoint,
                 api_version: &self.api_version,
@@ -305,8 +307,8 @@ impl super::client::Protocol for ProductApi {
         Ok(WriteResult::default())
     }
 
-    fn sign(&self, call: &RpcCall) -> Result<HttpRequest, CloudError> {
-        self.config.sign(call)
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+        self.config.sign(call, key)
     }
 
     fn error_of(

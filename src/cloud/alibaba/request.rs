@@ -54,7 +54,7 @@ pub(super) fn sign(
     operation: &[(String, String)],
     freshness: &Freshness,
 ) -> SignedRequest {
-    let common = [
+    let mut common = vec![
         ("Action", action),
         ("Version", api_version),
         ("Format", "JSON"),
@@ -64,12 +64,18 @@ pub(super) fn sign(
         ("SignatureNonce", freshness.nonce.as_str()),
         ("Timestamp", freshness.timestamp.as_str()),
     ];
+    // NB: temporary credentials: the STS token is a common parameter, signed like the
+    // others (spec section 2, `SecurityToken`).
+    if let Some(token) = key.security_token() {
+        common.push(("SecurityToken", token));
+    }
     let operation_pairs = || {
         operation
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()))
     };
-    let string_to_sign = rpc_string_to_sign(METHOD, common.into_iter().chain(operation_pairs()));
+    let string_to_sign =
+        rpc_string_to_sign(METHOD, common.iter().copied().chain(operation_pairs()));
     let signature = rpc_signature(key.secret(), &string_to_sign);
     SignedRequest {
         query: wire_encode(
@@ -187,6 +193,7 @@ const VERSION_HEADER: &str = "x-acs-version";
 const DATE_HEADER: &str = "x-acs-date";
 const NONCE_HEADER: &str = "x-acs-signature-nonce";
 const CONTENT_HASH_HEADER: &str = "x-acs-content-sha256";
+const SECURITY_TOKEN_HEADER: &str = "x-acs-security-token";
 
 /// The headers of a V3 request whose form body is `body` (content-type aside, which is
 /// signed here and sent by the caller), Authorization last (spec section 4).
@@ -198,7 +205,7 @@ pub(super) fn sign_v3(
     freshness: &Freshness,
 ) -> Vec<(HeaderName, String)> {
     let hash = acs3::payload_hash(body.as_bytes());
-    let headers = [
+    let mut headers = vec![
         ("host", host),
         (ACTION_HEADER, unsigned.action),
         (VERSION_HEADER, unsigned.api_version),
@@ -207,7 +214,12 @@ pub(super) fn sign_v3(
         (CONTENT_HASH_HEADER, hash.as_str()),
         ("content-type", FORM_CONTENT_TYPE),
     ];
-    let (canonical_headers, signed_headers) = acs3::canonical_headers(headers);
+    // NB: temporary credentials: the STS token travels, signed, in its own header (spec
+    // section 4).
+    if let Some(token) = key.security_token() {
+        headers.push((SECURITY_TOKEN_HEADER, token));
+    }
+    let (canonical_headers, signed_headers) = acs3::canonical_headers(headers.iter().copied());
     // NB: every operation parameter travels in the body, so the canonical query is empty
     // (the layout of the vector `cloudapi-untagresources-form-body`).
     let canonical = acs3::canonical_request(&acs3::CanonicalInput {

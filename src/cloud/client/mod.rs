@@ -24,10 +24,13 @@ mod select;
 pub use read::Admit;
 pub(crate) use select::check_match_tags;
 
+use super::credentials::Credentials;
 use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
 use super::transport::{excerpt, from_transport, local};
-use super::{CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteOp, WriteResult};
+use super::{
+    AccessKey, CallObserver, CloudError, ErrorKind, RetryPolicy, TagApi, WriteOp, WriteResult,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// The three operations of every tag API.
@@ -61,6 +64,8 @@ pub struct Settings<'a> {
     pub timeout: Duration,
     /// Batch limits and tag rules.
     pub limits: &'a Limits,
+    /// Where the key of each attempt comes from.
+    pub credentials: &'a Credentials,
 }
 
 /// One signed HTTP request, ready to send.
@@ -144,8 +149,8 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         body: &str,
     ) -> Result<WriteResult, String>;
 
-    /// Signs `call` for one attempt, with a fresh nonce and time.
-    fn sign(&self, call: &Self::Call) -> Result<HttpRequest, CloudError>;
+    /// Signs `call` for one attempt with `key`, with a fresh nonce and time.
+    fn sign(&self, call: &Self::Call, key: &AccessKey) -> Result<HttpRequest, CloudError>;
 
     /// The error of a non-2xx answer, classified.
     fn error_of(
@@ -231,7 +236,10 @@ impl<P: Protocol> Client<P> {
         call: &P::Call,
         attempt: u32,
     ) -> Result<String, AttemptError> {
-        let request = self.protocol.sign(call)?;
+        // NB: temporary credentials are fetched here when due (before they expire); a fixed
+        // key is just copied.
+        let key = self.protocol.settings().credentials.current().await?;
+        let request = self.protocol.sign(call, &key)?;
         let timeout = self.protocol.settings().timeout;
         // NB: errors name the URL without its query, which may carry AccessKeyId and Signature.
         let shown = request

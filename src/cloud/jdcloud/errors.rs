@@ -32,7 +32,10 @@ fn remedy(http_status: u16, status: Option<&str>) -> Option<&'static str> {
              provider's region and signingService, and the clock of this host (JD Cloud \
              refuses requests whose x-jdcloud-date is far off)",
         ),
-        (403, _) => Some("check the permissions of this access key on the resource-tag service"),
+        (403, _) => Some(
+            "check the permissions of this access key on the resource-tag service: \
+             docs/src/cloud/jdcloud.md#permissions (examples/permissions/)",
+        ),
         (404, Some("NOT_FOUND")) | (404, None) => Some(
             "is the provider's endpoint a JD Cloud resource-tag endpoint \
              (default https://resource-tag.jdcloud-api.com)?",

@@ -21,6 +21,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 
 use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
+use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::transport::local;
 use super::{AccessKey, CloudError, ErrorKind, RetryPolicy, WriteOp, WriteResult};
@@ -93,8 +94,8 @@ pub struct JdcloudConfig {
     pub signing_service: String,
     /// Accepted serviceCode values (the binding's `resourceType`).
     pub service_codes: Vec<String>,
-    /// The access key.
-    pub key: AccessKey,
+    /// The credentials (an access key, with its STS token if any).
+    pub credentials: Credentials,
     /// Retry policy for retryable failures.
     pub retry: RetryPolicy,
     /// Timeout of one HTTP attempt.
@@ -179,6 +180,7 @@ impl Protocol for JdcloudConfig {
             retry: &self.retry,
             timeout: self.timeout,
             limits: &self.limits,
+            credentials: &self.credentials,
         }
     }
 
@@ -274,9 +276,9 @@ impl Protocol for JdcloudConfig {
         ))
     }
 
-    fn sign(&self, call: &JdcloudCall) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &JdcloudCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
         let headers = request::sign(
-            &self.key,
+            key,
             &call.region,
             &self.signing_service,
             &call.target,
@@ -341,7 +343,7 @@ mod tests {
                 region: "cn-north-1".to_string(),
                 signing_service: DEFAULT_SIGNING_SERVICE.to_string(),
                 service_codes: JdcloudConfig::service_codes_with(&extra),
-                key: AccessKey::new("AK", "jd-secret-value-0"),
+                credentials: AccessKey::new("AK", "jd-secret-value-0").into(),
                 retry: RetryPolicy::default(),
                 timeout: Duration::from_secs(1),
                 limits: Limits::jdcloud(),

@@ -13,6 +13,7 @@ const METHOD: &str = "POST";
 const JSON_CONTENT_TYPE: &str = "application/json";
 const DATE_HEADER: &str = "x-jdcloud-date";
 const NONCE_HEADER: &str = "x-jdcloud-nonce";
+const TOKEN_HEADER: &str = "x-jdcloud-security-token";
 /// tagbinder signs with JDCLOUD2 (section 2, "JDCLOUD3-HMAC-SHA256": the service accepts both).
 const ALGORITHM: Algorithm = Algorithm::Jdcloud2;
 
@@ -93,12 +94,16 @@ pub(super) fn sign(
     body: &str,
     freshness: &Freshness,
 ) -> Vec<(&'static str, String)> {
-    let headers = [
+    let mut headers = vec![
         ("content-type", JSON_CONTENT_TYPE),
         ("host", target.host.as_str()),
         (DATE_HEADER, freshness.date.as_str()),
         (NONCE_HEADER, freshness.nonce.as_str()),
     ];
+    // NB: temporary credentials: the token header must be signed (spec section 2).
+    if let Some(token) = key.security_token() {
+        headers.push((TOKEN_HEADER, token));
+    }
     let payload_hash = sha256_hex(body.as_bytes());
     // NB: the path is sent with a raw `:` (as the official Python SDK does) and signed with
     // `%3A`: canonical_uri percent-encodes every byte outside the unreserved set (section 2,
@@ -114,22 +119,26 @@ pub(super) fn sign(
     let to_sign = string_to_sign(ALGORITHM, &freshness.date, &scope, &canonical);
     let key_bytes = signing_key(ALGORITHM, key.secret(), &freshness.date, region, service);
     let signature = signature(&key_bytes, &to_sign);
-    vec![
+    let mut sent: Vec<(&'static str, String)> = vec![
         ("content-type", JSON_CONTENT_TYPE.to_string()),
         ("host", target.host.clone()),
         (DATE_HEADER, freshness.date.clone()),
         (NONCE_HEADER, freshness.nonce.clone()),
-        (
-            "authorization",
-            authorization(
-                ALGORITHM,
-                &key.id,
-                &scope,
-                &signed_headers(&headers),
-                &signature,
-            ),
+    ];
+    if let Some(token) = key.security_token() {
+        sent.push((TOKEN_HEADER, token.to_string()));
+    }
+    sent.push((
+        "authorization",
+        authorization(
+            ALGORITHM,
+            &key.id,
+            &scope,
+            &signed_headers(&headers),
+            &signature,
         ),
-    ]
+    ));
+    sent
 }
 
 #[cfg(test)]

@@ -89,7 +89,8 @@ fn submission(namespace: &str, name: &str, provider: &str) -> Submission {
         observer: None,
         default_rate_limit: false,
     };
-    let client = client_for(&spec, AccessKey::new("id", "secret"), &options).expect("a client");
+    let client =
+        client_for(&spec, AccessKey::new("id", "secret").into(), &options).expect("a client");
     let binding = Arc::new(binding(namespace, name, provider));
     Submission {
         desired: binding.spec.tags.clone(),

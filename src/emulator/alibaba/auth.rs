@@ -39,7 +39,8 @@ pub(crate) struct Verifier<'a> {
 
 impl Verifier<'_> {
     /// Checks a V1 request received with `method` (`GET` or `POST`) at `now`; answers the
-    /// caller's access key id.
+    /// caller's account (its inventory access key id; for temporary credentials, the
+    /// account they were issued for).
     pub fn verify(
         &self,
         method: &str,
@@ -56,23 +57,23 @@ impl Verifier<'_> {
             return Err(RpcError::incomplete_signature());
         }
         let access_key_id = params.require("AccessKeyId")?;
-        let secret = self
+        let key = self
             .accounts
-            .secret(access_key_id)
-            .ok_or_else(RpcError::access_key_not_found)?;
+            .resolve(access_key_id, params.get("SecurityToken"), now)
+            .map_err(RpcError::refused_key)?;
         let timestamp: jiff::Timestamp = params
             .require("Timestamp")?
             .parse()
             .map_err(|_| RpcError::timestamp_format())?;
         let remaining = self.remaining_validity(timestamp, now)?;
-        check_signature(method, params, secret)?;
+        check_signature(method, params, &key.secret)?;
         self.remember_nonce(
             access_key_id,
             params.require("SignatureNonce")?,
             remaining,
             instant,
         )?;
-        Ok(access_key_id.to_string())
+        Ok(key.owner)
     }
 
     /// Records a verified request's nonce (V1 and V3 share one scope per access key), or

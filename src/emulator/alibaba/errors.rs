@@ -10,7 +10,10 @@
 //! - `NumberExceed.TagKeys` (400) for more than 20 `TagKey.N` [inferred by analogy with
 //!   `NumberExceed.Tags`];
 //! - `IncompleteSignature` (400) also answers a `SignatureMethod` other than `HMAC-SHA1` or a
-//!   `SignatureVersion` other than `1.0` [inferred].
+//!   `SignatureVersion` other than `1.0` [inferred];
+//! - `InvalidSecurityToken.MismatchWithAccessKey` and `InvalidSecurityToken.Expired` (400)
+//!   for temporary credentials with a wrong or missing token, or expired [seen in public bug
+//!   reports; status inferred].
 
 use axum::http::StatusCode;
 
@@ -155,6 +158,30 @@ impl RpcError {
             "InvalidAccessKeyId.NotFound",
             "Specified access key is not found.",
         )
+    }
+
+    /// A key refused with its token: `InvalidAccessKeyId.NotFound`,
+    /// `InvalidSecurityToken.MismatchWithAccessKey` or `InvalidSecurityToken.Expired`.
+    pub fn refused_key(refusal: crate::emulator::inventory::KeyRefusal) -> Self {
+        use crate::emulator::inventory::KeyRefusal;
+        match refusal {
+            KeyRefusal::Unknown => RpcError::access_key_not_found(),
+            KeyRefusal::TokenMismatch => RpcError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidSecurityToken.MismatchWithAccessKey",
+                "Specified SecurityToken mismatch with the AccessKey.",
+            ),
+            KeyRefusal::Expired => RpcError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidSecurityToken.Expired",
+                "Specified SecurityToken is expired.",
+            ),
+        }
+    }
+
+    /// An STS error: `code` and `message` with `status`.
+    pub fn sts(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        RpcError::new(status, code, message)
     }
 
     /// `InvalidVersion`.

@@ -26,6 +26,7 @@ mod params;
 mod render;
 mod requests;
 mod rules;
+mod sts;
 mod tag_service;
 mod v3;
 
@@ -158,6 +159,13 @@ async fn handle(
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
     let params = received.into_params()?;
+    if !call.v3
+        && params.get("Version") == Some(sts::VERSION)
+        && params.get("Action") == Some(sts::ASSUME_ROLE_WITH_OIDC)
+    {
+        // NB: anonymous: the OIDC token is the proof.
+        return sts::assume_role_with_oidc(app, &params);
+    }
     let verifier = Verifier {
         accounts: &app.accounts,
         nonces: &app.nonces,

@@ -88,10 +88,15 @@ impl Verifier<'_> {
         })?;
         let signed: Vec<&str> = parsed.signed_headers.split(';').collect();
         check_signed_list(headers, &signed)?;
-        let secret = self
+        let key = self
             .accounts
-            .secret(&parsed.access_key_id)
-            .ok_or_else(RpcError::access_key_not_found)?;
+            .resolve(
+                &parsed.access_key_id,
+                header(headers, "x-acs-security-token"),
+                now,
+            )
+            .map_err(RpcError::refused_key)?;
+        let secret = &key.secret;
         let timestamp: jiff::Timestamp = date.parse().map_err(|_| RpcError::timestamp_format())?;
         let remaining = self.remaining_validity(timestamp, now)?;
         let mut pairs: Vec<(&str, &str)> = Vec::new();
@@ -131,7 +136,7 @@ impl Verifier<'_> {
             ));
         }
         self.remember_nonce(&parsed.access_key_id, nonce, remaining, instant)?;
-        Ok(parsed.access_key_id)
+        Ok(key.owner)
     }
 }
 

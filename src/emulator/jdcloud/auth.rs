@@ -21,7 +21,7 @@ use crate::cloud::sign::jdcloud::{
     signing_key, string_to_sign,
 };
 use crate::emulator::constant_time_eq;
-use crate::emulator::inventory::{Accounts, JDCLOUD};
+use crate::emulator::inventory::{Accounts, JDCLOUD, KeyRefusal};
 use crate::emulator::nonce::NonceCache;
 
 const DATE_HEADER: &str = "x-jdcloud-date";
@@ -85,24 +85,38 @@ impl Verifier<'_> {
             ))
         })?;
         self.check_scope(parsed.algorithm, &parsed.scope, date, request.region)?;
-        let secret = self.accounts.secret(&parsed.access_key).ok_or_else(|| {
-            JdError::unauthenticated(format!("unknown access key {}", parsed.access_key))
-        })?;
-        let remaining = self.remaining_validity(timestamp, now)?;
-        // NB: a security token must be signed (section 1); and this emulator issues no
-        // temporary credentials, so a request that carries one cannot be authenticated.
-        if request.headers.contains_key(TOKEN_HEADER) {
-            let signed = parsed
+        // NB: a security token must be signed (section 1).
+        let token = header(request.headers, TOKEN_HEADER);
+        if token.is_some()
+            && !parsed
                 .signed_headers
                 .iter()
-                .any(|name| name == TOKEN_HEADER);
-            return Err(JdError::unauthenticated(if signed {
-                "temporary credentials (x-jdcloud-security-token) are not issued by this \
-                 emulator; use an access key of its inventory"
-            } else {
-                "x-jdcloud-security-token must be among the signed headers"
-            }));
+                .any(|name| name == TOKEN_HEADER)
+        {
+            return Err(JdError::unauthenticated(
+                "x-jdcloud-security-token must be among the signed headers",
+            ));
         }
+        // NB: the temporary credentials this emulator issues (its STS and metadata service)
+        // serve both clouds' APIs.
+        let key = self
+            .accounts
+            .resolve(&parsed.access_key, token, now)
+            .map_err(|refusal| {
+                JdError::unauthenticated(match refusal {
+                    KeyRefusal::Unknown => format!("unknown access key {}", parsed.access_key),
+                    KeyRefusal::TokenMismatch => format!(
+                        "the security token does not belong to access key {}",
+                        parsed.access_key
+                    ),
+                    KeyRefusal::Expired => format!(
+                        "the temporary credentials of access key {} are expired",
+                        parsed.access_key
+                    ),
+                })
+            })?;
+        let secret = &key.secret;
+        let remaining = self.remaining_validity(timestamp, now)?;
         if !parsed.signed_headers.iter().any(|name| name == "host") {
             return Err(JdError::unauthenticated("SignedHeaders must include host"));
         }

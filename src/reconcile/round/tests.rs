@@ -77,7 +77,8 @@ pub(crate) async fn emulated(
         observer: None,
         default_rate_limit: false,
     };
-    let client = client_for(&spec, AccessKey::new(KEY_ID, KEY_SECRET), &options).expect("a client");
+    let client =
+        client_for(&spec, AccessKey::new(KEY_ID, KEY_SECRET).into(), &options).expect("a client");
     (cloud, client)
 }
 

@@ -13,7 +13,7 @@ use reqwest::header::HeaderMap;
 use super::{AlibabaConfig, RpcCall, indexed};
 use crate::cloud::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings};
 use crate::cloud::transport::local;
-use crate::cloud::{CloudError, ErrorKind, WriteOp, WriteResult};
+use crate::cloud::{AccessKey, CloudError, ErrorKind, WriteOp, WriteResult};
 use crate::tags::{Tags, TagsByResource};
 
 pub use arn::{
@@ -206,8 +206,8 @@ impl Protocol for TagService {
         wire::read_write(&self.kind(resource_type)?, resource_ids, body)
     }
 
-    fn sign(&self, call: &RpcCall) -> Result<HttpRequest, CloudError> {
-        self.config.sign(call)
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+        self.config.sign(call, key)
     }
 
     fn error_of(

@@ -50,7 +50,7 @@ fn client_with(
             api_version: "2016-07-14".to_string(),
             region: "cn-hangzhou".to_string(),
             signature: SignatureVersion::V1,
-            key: AccessKey::new(KEY_ID, SECRET),
+            credentials: AccessKey::new(KEY_ID, SECRET).into(),
             retry,
             timeout: Duration::from_secs(10),
             limits: Limits::alibaba(),

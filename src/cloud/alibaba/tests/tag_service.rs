@@ -25,7 +25,7 @@ pub(super) fn client(
                 api_version: "2018-08-28".to_string(),
                 region: "cn-hangzhou".to_string(),
                 signature,
-                key: AccessKey::new(KEY_ID, SECRET),
+                credentials: AccessKey::new(KEY_ID, SECRET).into(),
                 retry,
                 timeout: Duration::from_secs(10),
                 limits: Limits::alibaba_tag_service(),
