@@ -142,7 +142,7 @@ pub struct PolicyScan {
     pub match_tags: BTreeMap<String, String>,
     /// How often the selection is read, e.g. `1h` (default), at least `1m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": r"!self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || duration(self) >= duration('1m')", "message": "scan interval must be at least 1m"}
     ]))]

@@ -6,6 +6,7 @@
 //! count the resources the rounds observed ([`Tally`]). A binding must declare every
 //! required key itself; a resource may carry it from any tool (foreign tags count).
 
+pub mod admission;
 mod re2;
 #[cfg(test)]
 mod tests;
