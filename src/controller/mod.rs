@@ -371,6 +371,8 @@ pub async fn run_controller(
     let providers_for_namespaces = providers_store.clone();
     let policies_for_namespaces = policies.clone();
     let (by_policy, policy_fleet) = (bindings.clone(), fleet.clone());
+    let matched_before: std::sync::Mutex<std::collections::HashMap<String, Option<Vec<String>>>> =
+        Default::default();
     tokio::spawn(async move {
         bindings_synced.wait().await;
         providers_synced.wait().await;
@@ -422,10 +424,24 @@ pub async fn run_controller(
                 announce_all(&namespace_fleet, &keys)
             },
         )
-        // NB: a policy's change may govern any binding: every one is judged again (policies
-        // change seldom; a converged binding's pass reads and writes nothing new).
-        .watches_stream(policies_stream, move |_policy: TagPolicy| {
-            announce_all(&policy_fleet, &by_policy.keys())
+        // NB: the bindings of the providers the policy matches now or matched before (all,
+        // when either match names none) are judged again; the others are not its concern,
+        // and a pass of theirs would cost reads.
+        .watches_stream(policies_stream, move |policy: TagPolicy| {
+            let now = policies::matched_providers(&policy);
+            // NB: the lock guards plain data; a panic while holding it cannot leave it torn.
+            let mut seen = matched_before.lock().unwrap_or_else(|e| e.into_inner());
+            // NB: a policy seen for the first time (`None` before) concerns its match only.
+            let before = seen.insert(policy.name_any(), now.clone());
+            let keys = match (now, before) {
+                (Some(now), None) => by_policy.of_providers(&now),
+                (Some(now), Some(Some(before))) => {
+                    let providers: Vec<String> = now.into_iter().chain(before).collect();
+                    by_policy.of_providers(&providers)
+                }
+                _ => by_policy.keys(),
+            };
+            announce_all(&policy_fleet, &keys)
         })
         .reconcile_on(triggered)
         .graceful_shutdown_on(shutdown.clone())

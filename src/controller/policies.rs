@@ -61,6 +61,16 @@ impl Policies {
     }
 }
 
+/// The providers a policy's match names (`None`: every provider).
+pub fn matched_providers(policy: &TagPolicy) -> Option<Vec<String>> {
+    policy
+        .spec
+        .match_
+        .as_ref()
+        .map(|m| m.providers.clone())
+        .filter(|providers| !providers.is_empty())
+}
+
 /// Whether any policy selects bindings by their namespace's labels.
 pub fn selects_namespaces(policies: &[Policy]) -> bool {
     policies.iter().any(Policy::selects_namespaces)
