@@ -43,7 +43,9 @@ def binding_grants(namespace):
     )
 
 
-PROVIDER_GRANTS = grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch"))
+PROVIDER_GRANTS = grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch")) | grants(
+    "*", "tagbinder.io", "tagpolicies", ("list", "watch")
+)
 CLUSTER_MODE = (
     binding_grants("*")
     | PROVIDER_GRANTS

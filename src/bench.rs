@@ -71,6 +71,10 @@ pub struct BenchArgs {
     /// documented size (50 entries for Alibaba Cloud), and every page is a call.
     #[arg(long)]
     pub one_page_per_read: bool,
+    /// TagPolicies (Warn) that judge every binding and count every resource: their added
+    /// CPU time and memory, at unchanged calls (issue 24).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3))]
+    pub policies: u32,
 }
 
 impl BenchArgs {
@@ -246,6 +250,15 @@ impl Fleet {
                 value: secret,
             },
         );
+        for policy in policies(args)? {
+            manifests.policies.insert(
+                policy.metadata.name.clone().unwrap_or_default(),
+                Located {
+                    source: source(0),
+                    value: policy,
+                },
+            );
+        }
         for (n, (id, tags, ids)) in self.bindings.iter().enumerate() {
             let created = jiff::Timestamp::from_second(id.created.unwrap_or_default())
                 .map_err(|e| e.to_string())?;
@@ -323,6 +336,37 @@ impl Fleet {
     }
 }
 
+/// `args.policies` TagPolicies over the generated tag sets (at most 64 keys each): a pattern
+/// on each set's first key, the allowed values of each set's second key, and set 0's first
+/// key required (the other sets break it: Warn, so that every binding still converges).
+fn policies(args: &BenchArgs) -> Result<Vec<crate::api::TagPolicy>, String> {
+    let sets = args.tag_sets.min(64);
+    let patterns: serde_json::Map<String, Value> = (0..sets)
+        .map(|set| (format!("set{set}-key0"), json!("^value-[0-9]+$")))
+        .collect();
+    let allowed: serde_json::Map<String, Value> = (0..sets)
+        .map(|set| (format!("set{set}-key1"), json!(["value-1", "value-2"])))
+        .collect();
+    let rules = [
+        json!({"patterns": patterns}),
+        json!({"allowedValues": allowed}),
+        json!({"required": ["set0-key0"]}),
+    ];
+    rules
+        .into_iter()
+        .take(args.policies as usize)
+        .enumerate()
+        .map(|(n, rules)| {
+            from_json(json!({
+                "apiVersion": "tagbinder.io/v1alpha1",
+                "kind": "TagPolicy",
+                "metadata": {"name": format!("bench-{n}")},
+                "spec": {"rules": rules, "enforcement": "Warn"},
+            }))
+        })
+        .collect()
+}
+
 fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
     serde_json::from_value(value).map_err(|e| format!("bench: generated an invalid object: {e}"))
 }
@@ -398,6 +442,7 @@ pub async fn run(args: &BenchArgs) -> Result<Value, String> {
             "resourcesPerBinding": args.resources_per_binding,
             "tags": args.tags,
             "tagSets": args.tag_sets,
+            "policies": args.policies,
             "overlap": args.overlap,
             "distinctResources": fleet.resources.len(),
             "paging": match args.paging() {
@@ -586,6 +631,7 @@ mod tests {
             qps: None,
             cloud: BenchCloud::Alibaba,
             one_page_per_read: false,
+            policies: 0,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod emulator;
 pub mod http_server;
 pub mod input;
 pub mod plan;
+pub mod policy;
 pub mod reconcile;
 pub mod render;
 pub mod tags;

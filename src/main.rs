@@ -35,11 +35,23 @@ enum Command {
     Apply(cli::ApplyArgs),
     /// Serve both clouds' tag APIs (tests, benchmarks, trying tagbinder without an account).
     Emulator(emulator::EmulatorArgs),
-    /// Print both CRDs as one multi-document YAML.
+    /// Print the CRDs as one multi-document YAML.
     Crd,
+    /// Tag policies: what a cluster installs to enforce them.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Converge a generated fleet against the emulator (in this process) and print the calls
     /// made, the lower bound, wall time and peak memory as JSON.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Print a ValidatingAdmissionPolicy and its binding that refuse, at `kubectl apply`, a
+    /// ResourceTagBinding whose literal spec.tags break a Deny TagPolicy (allowedValues,
+    /// patterns). Every TagPolicy is a parameter of the one policy: nothing to regenerate
+    /// when policies change. Needs Kubernetes 1.30 or later.
+    Admission,
 }
 
 fn init_logging(format: LogFormat) {
@@ -128,6 +140,10 @@ async fn run() -> ExitCode {
         },
         Command::Crd => {
             print!("{}", tagbinder::api::crds_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Policy(PolicyCommand::Admission) => {
+            print!("{}", tagbinder::policy::admission::manifests());
             ExitCode::SUCCESS
         }
     }

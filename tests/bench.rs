@@ -17,6 +17,7 @@ fn args(bindings: u32, per_binding: u32) -> BenchArgs {
         qps: None,
         cloud: BenchCloud::Alibaba,
         one_page_per_read: false,
+        policies: 0,
     }
 }
 
@@ -105,4 +106,22 @@ async fn a_rate_limited_run_makes_the_same_calls() {
     assert_at_the_bound(&report, "batched");
     let first = &report["runs"][0]["passes"][0];
     assert!(first["rateLimitSeconds"].as_f64().is_some(), "{first}");
+}
+
+/// Issue 24: three TagPolicies judge every binding and count every resource from the reads
+/// the run makes anyway: the calls are those of the same fleet without policies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_policies_add_no_cloud_call() {
+    let without = run(args(40, 10)).await;
+    let mut with = args(40, 10);
+    with.policies = 3;
+    let with = run(with).await;
+    assert_at_the_bound(&with, "batched");
+    for pass in 0..2 {
+        assert_eq!(
+            with["runs"][0]["passes"][pass]["calls"], without["runs"][0]["passes"][pass]["calls"],
+            "pass {pass}"
+        );
+    }
+    assert_eq!(with["fleet"]["policies"], 3, "{with}");
 }

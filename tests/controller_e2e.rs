@@ -28,6 +28,8 @@ mod fleet;
 mod observe;
 #[path = "controller_e2e/operating.rs"]
 mod operating;
+#[path = "controller_e2e/policy.rs"]
+mod policy;
 #[path = "controller_e2e/prometheus.rs"]
 mod prometheus;
 #[path = "controller_e2e/selector.rs"]
@@ -57,6 +59,7 @@ use faults::*;
 use fleet::*;
 use observe::*;
 use operating::*;
+use policy::*;
 use prometheus::*;
 use selector::*;
 use stand_in::*;
@@ -212,6 +215,7 @@ fn main() -> ExitCode {
         scenario!(a_deletion_in_a_namespace_no_longer_allowed_is_stalled_until_allowed),
         scenario!(an_object_that_does_not_decode_is_skipped_and_reported),
         scenario!(tags_from_kubernetes_follow_their_sources_in_both_hosts),
+        scenario!(a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -38,6 +38,8 @@ mod helm_upgrade;
 mod kustomize;
 #[path = "kube_real/leader.rs"]
 mod leader;
+#[path = "kube_real/policy.rs"]
+mod policy;
 #[path = "kube_real/rbac.rs"]
 mod rbac;
 #[path = "kube_real/relist.rs"]
@@ -63,15 +65,17 @@ use fleet::*;
 use helm_upgrade::*;
 use kustomize::*;
 use leader::*;
+use policy::*;
 use rbac::*;
 use relist::*;
 use schema::*;
 use watch_namespace::*;
 
 /// The CRDs, by name.
-pub const CRDS: [&str; 2] = [
+pub const CRDS: [&str; 3] = [
     "crd/tagproviders.tagbinder.io",
     "crd/resourcetagbindings.tagbinder.io",
+    "crd/tagpolicies.tagbinder.io",
 ];
 
 /// Cloud resources (apiGroups) and their tags at start, each used by one scenario.
@@ -169,6 +173,7 @@ async fn admin_client(cluster: &Cluster) -> kube::Client {
 fn main() -> ExitCode {
     let scenarios = vec![
         scenario!(the_crds_install_with_kubectl_and_are_established),
+        scenario!(the_admission_policy_refuses_a_binding_that_breaks_a_deny_policy),
         scenario!(the_apiserver_refuses_each_bad_binding_with_the_schemas_message),
         scenario!(the_apiserver_admits_valid_objects_and_refuses_immutable_changes),
         scenario!(printer_columns_read_as_the_readme_shows),

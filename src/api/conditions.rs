@@ -9,6 +9,8 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 /// Observe mode: True when some resource lacks, or differs from, the declared tags.
 pub const DRIFTED: &str = "Drifted";
+/// False when the binding's declared tags break a `Warn` TagPolicy (a `Deny` one stalls it).
+pub const POLICY_COMPLIANT: &str = "PolicyCompliant";
 
 /// Reasons of the Ready condition (and of the Stalled/Reconciling ones that go with them).
 pub mod reason {
@@ -36,6 +38,13 @@ pub mod reason {
     /// A required `tagsFrom` source is absent (a namespace label or annotation, a field of
     /// the binding, the cluster's name): nothing is written until it returns.
     pub const VALUE_NOT_FOUND: &str = "ValueNotFound";
+    /// The declared tags break a TagPolicy's rule: under `Deny` the binding is Stalled and
+    /// writes nothing; under `Warn` it proceeds, and `PolicyCompliant` is False.
+    pub const POLICY_VIOLATION: &str = "PolicyViolation";
+    /// `PolicyCompliant=True`: the declared tags keep every TagPolicy that governs them.
+    pub const COMPLIANT: &str = "Compliant";
+    /// A TagPolicy's Ready condition: its rules compiled and were evaluated.
+    pub const EVALUATED: &str = "Evaluated";
     /// An older binding declares another value for a key on a resource.
     pub const CONFLICT: &str = "Conflict";
     /// A selector matches more resources than `spec.maxResources`: nothing is written.

@@ -5,12 +5,14 @@
 
 mod binding;
 pub mod conditions;
+mod policy;
 mod provider;
 mod provider_validation;
 pub mod regions;
 mod validation;
 
 pub use binding::*;
+pub use policy::*;
 pub use provider::*;
 pub use provider_validation::{
     ENDPOINT_PATTERN, MAX_ENDPOINT_CHARS, MAX_REGION_CHARS, REGION_PATTERN,
@@ -38,9 +40,13 @@ pub(crate) fn int32_formats(schema: &mut schemars::Schema) {
     }
 }
 
-/// Both CRDs as one multi-document YAML, as `tagbinder crd` prints them.
+/// The CRDs as one multi-document YAML, as `tagbinder crd` prints them.
 pub fn crds_yaml() -> String {
-    let docs = [TagProvider::crd(), ResourceTagBinding::crd()];
+    let docs = [
+        TagProvider::crd(),
+        ResourceTagBinding::crd(),
+        TagPolicy::crd(),
+    ];
     docs.iter()
         .map(|crd| {
             // NB: serialising a CRD that kube-derive built cannot fail (plain data, string keys).

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::schema;
-use crate::api::{ResourceTagBinding, TagProvider, dns_label_violation, dns_subdomain_violation};
+use crate::api::{
+    ResourceTagBinding, TagPolicy, TagProvider, dns_label_violation, dns_subdomain_violation,
+};
 use crate::emulator::Inventory;
 
 pub use crate::input::MAX_FILE_BYTES;
@@ -79,6 +81,8 @@ pub struct Manifests {
     pub providers: BTreeMap<String, Located<TagProvider>>,
     /// ResourceTagBindings, in file order.
     pub bindings: Vec<Located<ResourceTagBinding>>,
+    /// TagPolicies by name.
+    pub policies: BTreeMap<String, Located<TagPolicy>>,
     /// Secrets by (namespace, name).
     pub secrets: BTreeMap<(String, String), Located<Secret>>,
     /// Namespace labels by name (for `allowedNamespaces` and `tagsFrom`).
@@ -95,7 +99,7 @@ pub struct Manifests {
 }
 
 /// The kinds tagbinder reads.
-const KINDS: &str = "TagProvider, ResourceTagBinding, Secret, Namespace, CloudInventory";
+const KINDS: &str = "TagProvider, ResourceTagBinding, TagPolicy, Secret, Namespace, CloudInventory";
 
 const TAGBINDER_API: &str = "tagbinder.io/v1alpha1";
 const INVENTORY_API: &str = "emulator.tagbinder.io/v1alpha1";
@@ -253,6 +257,30 @@ fn parse_document(
                 },
             );
         }
+        (TAGBINDER_API, "TagPolicy") => {
+            schema::check_unknown_fields(source, &value, schema::Kind::TagPolicy)?;
+            let policy: TagPolicy = typed(source, value, Mode::Strict)?;
+            let name = required_name(source, &policy.metadata.name, Name::Subdomain)?;
+            if let Some(previous) = manifests.policies.get(&name) {
+                return Err(ManifestError::at(
+                    source,
+                    "metadata.name",
+                    format!("TagPolicy {name:?} is also defined at {}", previous.source),
+                ));
+            }
+            // NB: a pattern RE2 would refuse is an error of the files, as the controller
+            // reports it Stalled: the policy would govern nothing.
+            if let Err(invalid) = crate::policy::compile(&policy) {
+                return Err(ManifestError::at(source, invalid.field, invalid.message));
+            }
+            manifests.policies.insert(
+                name,
+                Located {
+                    source: source.clone(),
+                    value: policy,
+                },
+            );
+        }
         (TAGBINDER_API, "ResourceTagBinding") => {
             schema::check_unknown_fields(source, &value, schema::Kind::ResourceTagBinding)?;
             // NB: `tags:` with nothing after it is null: kubectl sends no value and the
@@ -363,7 +391,7 @@ fn parse_document(
                 value: inventory,
             });
         }
-        (_, "TagProvider" | "ResourceTagBinding") => {
+        (_, "TagProvider" | "ResourceTagBinding" | "TagPolicy") => {
             return Err(ManifestError::at(
                 source,
                 "apiVersion",

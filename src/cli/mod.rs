@@ -6,6 +6,7 @@ mod files;
 pub mod journal;
 pub mod manifests;
 pub mod output;
+pub mod policy;
 pub mod progress;
 mod run;
 mod schema;
@@ -114,6 +115,11 @@ pub struct PlanArgs {
     /// in the state file but no longer in the files.
     #[arg(long)]
     pub prune_removed: bool,
+    /// Print only the TagPolicy report (each policy's bindings and resources counted, its
+    /// noncompliant resources, every binding that breaks a policy), for a CI job to archive;
+    /// exit 1 when a binding breaks a Deny policy.
+    #[arg(long)]
+    pub policy_report: bool,
 }
 
 /// `tagbinder apply`.
@@ -157,6 +163,19 @@ pub async fn plan(args: PlanArgs) -> ExitCode {
         Err(errors) => return print_errors("plan", &errors, format),
     };
     report.finish();
+    if args.policy_report {
+        let compliance = policy::ComplianceReport {
+            format_version: output::FORMAT_VERSION,
+            policies: report.policies,
+            violations: report.policy_violations,
+        };
+        print_compliance(&compliance, format);
+        return if compliance.denies() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
     print_report(&report, format);
     let failed = report.summary.failed > 0 || report.removed.iter().any(|r| r.action == "failed");
     // NB: a suspended binding plans no write calls: its changes are not pending.
@@ -251,6 +270,20 @@ fn print_report(report: &output::Report, format: Format) {
         },
     };
     if let Err(error) = written {
+        eprintln!("error: cannot write the report: {error}");
+    }
+}
+
+fn print_compliance(compliance: &policy::ComplianceReport, format: Format) {
+    use std::io::Write as _;
+    let mut stdout = anstream::stdout();
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(compliance)
+            .map(|json| json + "\n")
+            .unwrap_or_else(|error| format!("error: cannot render the report as JSON: {error}\n")),
+        Format::Text => output::render_compliance(compliance),
+    };
+    if let Err(error) = write!(stdout, "{text}") {
         eprintln!("error: cannot write the report: {error}");
     }
 }

@@ -32,6 +32,12 @@ pub struct Report {
     /// Where the embedded cloud keeps its state, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedded_cloud: Option<String>,
+    /// The TagPolicies of the files: their bindings and resources, counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<super::policy::PolicyReport>,
+    /// Every binding that breaks a TagPolicy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_violations: Vec<super::policy::ViolationReport>,
 }
 
 /// The counts of a run: resources and tags, not (tag, resource) pairs.
@@ -122,6 +128,9 @@ pub struct BindingReport {
     /// Selector bindings: what the selector matched (count and the first ids).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selected: Option<SelectedResources>,
+    /// Breaches of `Warn` TagPolicies: the binding proceeded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_warnings: Vec<String>,
     /// What a person should know about this binding's plan that is not an error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -289,6 +298,7 @@ fn errors_of(report: &Report) -> Vec<ErrorEntry> {
     for binding in &report.bindings {
         if provider_wide(binding)
             || binding.reason == crate::api::conditions::reason::TOO_MANY_RESOURCES
+            || binding.reason == crate::api::conditions::reason::POLICY_VIOLATION
         {
             let entry = grouped
                 .entry((
@@ -354,6 +364,7 @@ impl BindingReport {
             || self.reason == reason::PROVIDER_ERROR
             || self.reason == reason::CREDENTIALS_INVALID
             || self.reason == reason::TOO_MANY_RESOURCES
+            || self.reason == reason::POLICY_VIOLATION
     }
 }
 
@@ -613,6 +624,14 @@ pub fn render_text(report: &Report) -> String {
                 render_selected(match_tags, binding.selected.as_ref())
             );
         }
+        for warning in &binding.policy_warnings {
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                styled(style::ERROR, "policy warning"),
+                clean(warning)
+            );
+        }
         if binding.changes.is_empty() {
             let _ = writeln!(out, "  {}", no_change_line(binding));
         }
@@ -660,6 +679,7 @@ pub fn render_text(report: &Report) -> String {
             let _ = writeln!(out, "  => {}", clean(&removed.message));
         }
     }
+    render_policies(&mut out, &report.policies);
     render_errors(&mut out, &report.errors);
     out.push_str(&summary(report));
     out.push('\n');
@@ -667,6 +687,64 @@ pub fn render_text(report: &Report) -> String {
         let _ = writeln!(out, "Embedded cloud state: {}", clean(path));
     }
     out
+}
+
+/// `plan --policy-report` as text: each policy's figures, then every binding that breaks one.
+pub fn render_compliance(compliance: &super::policy::ComplianceReport) -> String {
+    let mut out = String::new();
+    if compliance.policies.is_empty() {
+        out.push_str("No TagPolicy in the files.\n");
+    }
+    render_policies(&mut out, &compliance.policies);
+    for violation in &compliance.violations {
+        let _ = writeln!(
+            out,
+            "{}: TagPolicy {} ({}): {}",
+            clean(&violation.binding),
+            clean(&violation.policy),
+            violation.enforcement,
+            clean(&violation.message)
+        );
+    }
+    out
+}
+
+/// Each TagPolicy's counts and its noncompliant resources (at most 20 each).
+fn render_policies(out: &mut String, policies: &[super::policy::PolicyReport]) {
+    for policy in policies {
+        let _ = writeln!(
+            out,
+            "{} ({}): bindings {} evaluated, {} violating; resources {} evaluated, {} compliant, {} noncompliant",
+            styled(style::BOLD, &format!("TagPolicy {}", clean(&policy.policy))),
+            policy.enforcement,
+            policy.bindings.evaluated,
+            policy.bindings.violating,
+            policy.resources.evaluated,
+            policy.resources.compliant,
+            policy.resources.noncompliant,
+        );
+        for resource in &policy.noncompliant {
+            let mut what = Vec::new();
+            if !resource.missing.is_empty() {
+                what.push(format!("missing {}", clean(&resource.missing.join(", "))));
+            }
+            for (key, value) in &resource.invalid {
+                what.push(format!("invalid {}={}", clean(key), clean(value)));
+            }
+            let _ = writeln!(
+                out,
+                "  ! {} ({} {}): {}",
+                clean(&resource.resource_id),
+                clean(&resource.provider),
+                clean(&resource.resource_type),
+                what.join("; ")
+            );
+        }
+        let more = policy.resources.noncompliant as usize - policy.noncompliant.len();
+        if more > 0 {
+            let _ = writeln!(out, "  and {more} more noncompliant resource(s)");
+        }
+    }
 }
 
 /// Every failure once, grouped per provider, at most ten per provider.

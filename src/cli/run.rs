@@ -10,6 +10,7 @@ use super::credentials::credentials;
 use super::journal::{self, Journal, JournalHandle, JournalIntents};
 use super::manifests::{self, Located, ManifestError, Manifests};
 use super::output::{self, BindingReport, RemovedReport, Report};
+use super::policy as cli_policy;
 use super::progress::Progress;
 use super::state::{BindingState, StateFile, StateLock, state_key};
 use crate::api::{AppliedRecord, BindingMode, DeletionPolicy, ResourceTagBinding, TagProviderSpec};
@@ -81,6 +82,8 @@ struct Declared<'a> {
     /// The declared tags of the pass (and its claims): the rendering, or, when it failed, what
     /// could be rendered.
     desired: Tags,
+    /// Its standing against the TagPolicies of the files (judged after the checks).
+    verdict: crate::policy::Verdict,
 }
 
 /// Asked, before `apply` writes, with the plan of the same run (read under the same lock):
@@ -300,6 +303,19 @@ pub async fn run_with(
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
+    let policies = cli_policy::policies_of(manifests);
+    let mut tally = crate::policy::Tally::new(&policies);
+    for binding in &mut declared {
+        let spec = &binding.binding.value.spec;
+        let scope = cli_policy::scope_of(
+            manifests,
+            &binding.provider,
+            &spec.resource_type,
+            &binding.id.namespace,
+        );
+        binding.verdict = cli_policy::judge(&policies, &scope, &binding.desired);
+        tally.record_binding(&binding.verdict);
+    }
     resolve_selectors(&mut declared, &clients, state).await;
     warn_empty_tags(&declared, state, command);
     let claims = Claims::of(&declared, manifests);
@@ -323,8 +339,25 @@ pub async fn run_with(
     )
     .await;
     for (binding, outcome) in declared.iter().zip(outcomes) {
-        if !command.is_plan() && !binding.binding.value.spec.suspend {
+        let denied = !binding.verdict.denied.is_empty();
+        if !command.is_plan() && !binding.binding.value.spec.suspend && !denied {
             record(state, manifests, binding, &outcome);
+        }
+        // NB: after `apply`, the tags the resources carry now; after `plan`, those read.
+        let carried = if command.is_plan() {
+            outcome.observed.clone()
+        } else {
+            outcome.tags_after()
+        };
+        if let Some(carried) = carried {
+            let spec = &binding.binding.value.spec;
+            let scope = cli_policy::scope_of(
+                manifests,
+                &binding.provider,
+                &spec.resource_type,
+                &binding.id.namespace,
+            );
+            cli_policy::record_pass(&mut tally, &policies, &scope, &carried);
         }
         let mut entry = binding_report(binding, &outcome);
         explain_tie(&mut entry, binding, &outcome, &declared);
@@ -332,6 +365,15 @@ pub async fn run_with(
             note_untagged(&mut entry, binding, &outcome);
         }
         report.bindings.push(entry);
+    }
+    if !policies.is_empty() {
+        let verdicts: Vec<(String, &crate::policy::Verdict)> = declared
+            .iter()
+            .map(|binding| (binding.id.to_string(), &binding.verdict))
+            .collect();
+        let compliance = cli_policy::report(&policies, &tally, &verdicts);
+        report.policies = compliance.policies;
+        report.policy_violations = compliance.violations;
     }
     for gone in removed {
         let target = manifests
@@ -527,6 +569,7 @@ fn declared_bindings<'m>(
                 target,
                 rendered,
                 desired,
+                verdict: Default::default(),
             }
         })
         .collect();
@@ -887,8 +930,14 @@ async fn reconcile_groups(
     progress: &Progress,
 ) -> Vec<Outcome> {
     let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    let mut outcomes: Vec<Option<Outcome>> = declared.iter().map(|_| None).collect();
     for (position, binding) in declared.iter().enumerate() {
         let spec = &binding.binding.value.spec;
+        if !binding.verdict.denied.is_empty() {
+            // NB: refused alone, before any read or write of its own; the others go on.
+            outcomes[position] = Some(policy_refusal(binding, state));
+            continue;
+        }
         groups
             .entry((binding.provider.as_str(), spec.resource_type.as_str()))
             .or_default()
@@ -917,7 +966,6 @@ async fn reconcile_groups(
                 positions.into_iter().zip(outcomes).collect::<Vec<_>>()
             })
         });
-    let mut outcomes: Vec<Option<Outcome>> = declared.iter().map(|_| None).collect();
     for (position, outcome) in futures::future::join_all(rounds)
         .await
         .into_iter()
@@ -929,6 +977,26 @@ async fn reconcile_groups(
         .into_iter()
         .map(|outcome| outcome.unwrap_or_else(|| unreachable!("every binding has a group")))
         .collect()
+}
+
+/// The outcome of a binding that breaks a `Deny` TagPolicy: Stalled, `PolicyViolation`,
+/// naming the policy and the rule; its ownership record unchanged.
+fn policy_refusal(binding: &Declared<'_>, state: &StateFile) -> Outcome {
+    let owned = state
+        .bindings
+        .get(&state_key(&binding.id.namespace, &binding.id.name))
+        .map(|record| record.applied.to_ownership())
+        .unwrap_or_default();
+    let readiness = crate::reconcile::Readiness {
+        ready: false,
+        reason: crate::api::conditions::reason::POLICY_VIOLATION,
+        message: format!(
+            "{}; nothing written",
+            crate::policy::Verdict::message(&binding.verdict.denied)
+        ),
+        stalled: true,
+    };
+    Outcome::stopped(owned, binding.resource_ids.len(), readiness)
 }
 
 /// The bindings at `positions` of `declared` (one provider and resource type), in one round.
@@ -1234,6 +1302,12 @@ fn binding_report(binding: &Declared<'_>, outcome: &Outcome) -> BindingReport {
             .as_ref()
             .map(|selector| selector.match_tags.clone()),
         selected: outcome.selected.clone(),
+        policy_warnings: binding
+            .verdict
+            .warned
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         notes: Vec::new(),
     }
 }

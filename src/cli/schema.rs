@@ -15,6 +15,7 @@ use crate::api::{ResourceTagBinding, TagProvider, dns_label_violation, dns_subdo
 pub(super) enum Kind {
     TagProvider,
     ResourceTagBinding,
+    TagPolicy,
 }
 
 fn open_api_schema(crd: impl serde::Serialize) -> Value {
@@ -26,6 +27,8 @@ fn open_api_schema(crd: impl serde::Serialize) -> Value {
 static PROVIDER_SCHEMA: LazyLock<Value> = LazyLock::new(|| open_api_schema(TagProvider::crd()));
 static BINDING_SCHEMA: LazyLock<Value> =
     LazyLock::new(|| open_api_schema(ResourceTagBinding::crd()));
+static POLICY_SCHEMA: LazyLock<Value> =
+    LazyLock::new(|| open_api_schema(crate::api::TagPolicy::crd()));
 
 /// The first field of `value` that the kind's schema does not declare. serde's own check
 /// cannot see into `#[serde(flatten)]` parts (the binding's `status`), this one can.
@@ -37,6 +40,7 @@ pub(super) fn check_unknown_fields(
     let schema = match kind {
         Kind::TagProvider => &*PROVIDER_SCHEMA,
         Kind::ResourceTagBinding => &*BINDING_SCHEMA,
+        Kind::TagPolicy => &*POLICY_SCHEMA,
     };
     match unknown_field(value, schema, "") {
         Some((path, known)) => {

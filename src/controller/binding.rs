@@ -159,6 +159,33 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             }
         }
     };
+    // NB: a binding being deleted declares nothing: no policy stops its pruning.
+    if binding.metadata.deletion_timestamp.is_none()
+        && let Some(policies) = &ctx.policies
+    {
+        let policies = policies.current().await;
+        if !policies.is_empty() {
+            let labels = if super::policies::selects_namespaces(&policies) {
+                ctx.namespace_meta(&binding.namespace().unwrap_or_default())
+                    .await?
+                    .map(|namespace| namespace.labels)
+                    .unwrap_or_default()
+            } else {
+                Default::default()
+            };
+            let verdict = super::policies::judge(&policies, binding, &labels, &rendered.tags);
+            ctx.metrics.policy_evaluated();
+            if !verdict.denied.is_empty() {
+                return Ok(Gate::Closed(stalled(
+                    reason::POLICY_VIOLATION,
+                    format!(
+                        "{}; nothing written",
+                        crate::policy::Verdict::message(&verdict.denied)
+                    ),
+                )));
+            }
+        }
+    }
     let gate = match ctx.cloud_client(&provider).await? {
         Ok(client) => {
             // NB: a rendered value (or a default) that breaks the cloud's rules names its
@@ -332,17 +359,29 @@ pub(super) async fn finish(
         outcome.drift.as_ref().map(|d| d.counts.resources),
     );
     let was_drifted = status::was_drifted(binding);
-    let written = write_status(
-        binding,
-        status::from_outcome(binding, outcome, Some(desired), jiff::Timestamp::now()),
-        ctx,
-    )
-    .await;
+    let now = jiff::Timestamp::now();
+    let mut new_status = status::from_outcome(binding, outcome, Some(desired), now);
+    let verdict = policy_verdict(binding, desired, ctx);
+    let compliance = super::policies::compliant_condition(binding, &verdict, now);
+    new_status.conditions.extend(compliance.clone());
+    let written = write_status(binding, new_status, ctx).await;
     if let Err(error) = written {
         tracing::warn!(binding = %key, %error, "cannot write the status");
         return Next::Retry;
     }
     publish_events(binding, outcome, ctx).await;
+    if let Some(condition) = compliance.filter(|c| c.status == "False")
+        && !super::policies::was_violating(binding)
+    {
+        publish(
+            binding,
+            EventType::Warning,
+            reason::POLICY_VIOLATION,
+            condition.message,
+            ctx,
+        )
+        .await;
+    }
     if let Some(drift) = &outcome.drift
         && was_drifted != Some(drift.is_drifted())
         && (drift.is_drifted() || was_drifted.is_some())
@@ -370,6 +409,27 @@ pub(super) async fn finish(
         return Next::AwaitChange;
     }
     Next::Sweep
+}
+
+/// The binding's standing against the TagPolicies after its pass (the namespace's labels
+/// from the cache: a label change re-announces the namespace's bindings).
+fn policy_verdict(
+    binding: &ResourceTagBinding,
+    desired: &Tags,
+    ctx: &Context,
+) -> crate::policy::Verdict {
+    let policies = ctx.policies_now();
+    if policies.is_empty() || binding.metadata.deletion_timestamp.is_some() {
+        return Default::default();
+    }
+    let labels = if super::policies::selects_namespaces(&policies) {
+        ctx.cached_namespace(&binding.namespace().unwrap_or_default())
+            .map(|namespace| namespace.labels)
+            .unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    super::policies::judge(&policies, binding, &labels, desired)
 }
 
 /// The `result` label of a pass in `tagbinder_reconcile_total`: a pass that left resources

@@ -132,6 +132,15 @@ impl Bindings {
         self.get(&format!("{namespace}/{}", reference.name))
     }
 
+    /// The keys of every binding.
+    pub fn keys(&self) -> Vec<String> {
+        self.read()
+            .entries
+            .keys()
+            .map(|key| key.to_string())
+            .collect()
+    }
+
     /// The keys of the bindings that go through one of `providers`.
     pub fn of_providers(&self, providers: &[String]) -> Vec<String> {
         self.read()
@@ -145,14 +154,17 @@ impl Bindings {
     /// The keys of the bindings in `namespace` that a change of its labels or annotations
     /// concerns: those whose `tagsFrom` reads it, and those whose provider selects namespaces
     /// (one of `selecting`, by `allowedNamespaces`).
-    pub fn of_namespace(&self, namespace: &str, selecting: &[String]) -> Vec<String> {
+    /// With `every`, all the bindings of the namespace (a TagPolicy selects namespaces).
+    pub fn of_namespace(&self, namespace: &str, selecting: &[String], every: bool) -> Vec<String> {
         let prefix = format!("{namespace}/");
         self.read()
             .entries
             .iter()
             .filter(|(key, entry)| {
                 key.starts_with(&prefix)
-                    && (entry.reads_namespace || selecting.iter().any(|p| **p == *entry.provider))
+                    && (every
+                        || entry.reads_namespace
+                        || selecting.iter().any(|p| **p == *entry.provider))
             })
             .map(|(key, _)| key.to_string())
             .collect()

@@ -100,6 +100,9 @@ pub struct Context {
     namespaces_patience_spent: AtomicBool,
     /// The cluster's name (`run --cluster-name`), for `valueFrom.clusterName`.
     pub cluster_name: Option<String>,
+    /// The TagPolicies (`None`: their CRD is not installed, or the controller may not list
+    /// them: no policy is enforced).
+    pub policies: Option<Arc<super::policies::Policies>>,
 }
 
 /// Records written to `status` that the cache's copy of the binding does not show yet, or
@@ -205,6 +208,7 @@ impl Context {
             namespaces: None,
             namespaces_patience_spent: AtomicBool::new(false),
             cluster_name: None,
+            policies: None,
         }
     }
 
@@ -222,6 +226,20 @@ impl Context {
     pub fn with_cluster_name(mut self, cluster_name: Option<String>) -> Self {
         self.cluster_name = cluster_name;
         self
+    }
+
+    /// With the TagPolicies' cache.
+    pub fn with_policies(mut self, policies: Arc<super::policies::Policies>) -> Self {
+        self.policies = Some(policies);
+        self
+    }
+
+    /// The valid TagPolicies now, without waiting (none when they are not watched).
+    pub fn policies_now(&self) -> Arc<Vec<crate::policy::Policy>> {
+        self.policies
+            .as_ref()
+            .map(|policies| policies.now())
+            .unwrap_or_default()
     }
 
     /// Labels and annotations of a namespace: from the watch cache once it is filled, else

@@ -113,6 +113,7 @@ pub struct Metrics {
     throttled: Family<ThrottleLabels, Counter>,
     rate: Family<ProviderLabels, FloatGauge>,
     drift_corrections: Counter,
+    policy_evaluations: Counter,
     bindings: Family<ReadyLabels, Gauge>,
     drifted: Family<BindingLabels, Gauge>,
     time_to_ready: Histogram,
@@ -148,6 +149,7 @@ impl Default for Metrics {
             throttled: Family::default(),
             rate: Family::default(),
             drift_corrections: Counter::default(),
+            policy_evaluations: Counter::default(),
             bindings: Family::default(),
             drifted: Family::default(),
             time_to_ready: Histogram::new(exponential_buckets(0.5, 2.0, 15)),
@@ -201,6 +203,11 @@ impl Default for Metrics {
             "bindings",
             "Bindings by Ready status and reason",
             metrics.bindings.clone(),
+        );
+        registry.register(
+            "policy_evaluations",
+            "Bindings judged against the TagPolicies (one per binding checked before its pass)",
+            metrics.policy_evaluations.clone(),
         );
         // NB: one series per Observe binding only (Enforce bindings have none): the
         // cardinality is that of the audits a cluster runs, and an alert can name the binding.
@@ -285,6 +292,11 @@ impl Metrics {
             .get_or_create(&labels)
             .observe(bindings as f64);
         self.round_duration.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Counts one binding judged against the TagPolicies.
+    pub fn policy_evaluated(&self) {
+        self.policy_evaluations.inc();
     }
 
     /// Counts corrected drift.

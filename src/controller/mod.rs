@@ -9,6 +9,7 @@ pub mod fleet;
 mod intents;
 mod leader;
 pub mod metrics;
+mod policies;
 mod provider_status;
 pub mod status;
 #[cfg(test)]
@@ -30,7 +31,7 @@ use kube::{Api, Client, ResourceExt};
 pub use binding::{error_policy, reconcile};
 pub use context::{Context, Synced};
 
-use crate::api::{ResourceTagBinding, TagProvider};
+use crate::api::{ResourceTagBinding, TagPolicy, TagProvider};
 use crate::cloud::CloudError;
 use crate::reconcile::provider::{ClientOptions, http_client};
 
@@ -312,6 +313,8 @@ pub async fn run_controller(
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
 
+    let (policies, policies_stream) = policy_watch(&client).await;
+
     let credentials_namespace = args
         .credentials_namespace
         .clone()
@@ -350,6 +353,9 @@ pub async fn run_controller(
     .with_unrecorded(unrecorded)
     .with_namespaces(namespaces_store, namespaces_synced)
     .with_cluster_name(args.cluster_name.clone());
+    if let Some(policies) = &policies {
+        ctx = ctx.with_policies(policies.clone());
+    }
     if args.namespace.is_none() {
         ctx = ctx.with_provider_status();
     }
@@ -364,6 +370,10 @@ pub async fn run_controller(
     let (provider_fleet, secret_fleet) = (fleet.clone(), fleet.clone());
     let (by_namespace, namespace_fleet) = (bindings.clone(), fleet.clone());
     let providers_for_namespaces = providers_store.clone();
+    let policies_for_namespaces = policies.clone();
+    let (by_policy, policy_fleet) = (bindings.clone(), fleet.clone());
+    let matched_before: std::sync::Mutex<std::collections::HashMap<String, Option<Vec<String>>>> =
+        Default::default();
     tokio::spawn(async move {
         bindings_synced.wait().await;
         providers_synced.wait().await;
@@ -408,10 +418,32 @@ pub async fn run_controller(
                     .filter(|p| p.spec.allowed_namespaces.is_some())
                     .map(|p| p.name_any())
                     .collect();
-                let keys = by_namespace.of_namespace(&namespace.name_any(), &selecting);
+                let every = policies_for_namespaces
+                    .as_ref()
+                    .is_some_and(|policies| policies::selects_namespaces(&policies.now()));
+                let keys = by_namespace.of_namespace(&namespace.name_any(), &selecting, every);
                 announce_all(&namespace_fleet, &keys)
             },
         )
+        // NB: the bindings of the providers the policy matches now or matched before (all,
+        // when either match names none) are judged again; the others are not its concern,
+        // and a pass of theirs would cost reads.
+        .watches_stream(policies_stream, move |policy: TagPolicy| {
+            let now = policies::matched_providers(&policy);
+            // NB: the lock guards plain data; a panic while holding it cannot leave it torn.
+            let mut seen = matched_before.lock().unwrap_or_else(|e| e.into_inner());
+            // NB: a policy seen for the first time (`None` before) concerns its match only.
+            let before = seen.insert(policy.name_any(), now.clone());
+            let keys = match (now, before) {
+                (Some(now), None) => by_policy.of_providers(&now),
+                (Some(now), Some(Some(before))) => {
+                    let providers: Vec<String> = now.into_iter().chain(before).collect();
+                    by_policy.of_providers(&providers)
+                }
+                _ => by_policy.keys(),
+            };
+            announce_all(&policy_fleet, &keys)
+        })
         .reconcile_on(triggered)
         .graceful_shutdown_on(shutdown.clone())
         .run(binding::reconcile_cached, error_policy, ctx)
@@ -447,6 +479,47 @@ pub async fn run_controller(
         tracing::warn!("a round did not finish in time; stopping it");
         rounds.abort();
     }
+}
+
+/// The TagPolicies' watch and cache. Without their CRD, or without RBAC to list them (an
+/// install older than issue 24), no policy is enforced, and the log says so once.
+async fn policy_watch(
+    client: &Client,
+) -> (
+    Option<Arc<policies::Policies>>,
+    futures::stream::BoxStream<'static, Result<TagPolicy, watcher::Error>>,
+) {
+    let api = Api::<TagPolicy>::all(client.clone());
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 403 => {
+            tracing::warn!(
+                code = status.code,
+                "cannot list TagPolicies (CRD tagpolicies.tagbinder.io not installed, or no RBAC to list them): no tag policy is enforced"
+            );
+            return (None, futures::stream::pending().boxed());
+        }
+        Err(error) => {
+            // NB: a transient error: the watch retries with backoff, and passes wait for it.
+            tracing::warn!(%error, "cannot list TagPolicies yet; passes wait for them");
+        }
+    }
+    let (store, writer) = reflector::store();
+    let synced = Synced::default();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default().any_semantic()),
+    )
+    .default_backoff()
+    .inspect_ok(marks_synced(&synced))
+    // NB: a deleted policy too: a binding it stalled is judged again.
+    .touched_objects()
+    .predicate_filter(predicates::generation, Default::default())
+    .boxed();
+    (
+        Some(Arc::new(policies::Policies::new(store, synced))),
+        stream,
+    )
 }
 
 /// How long shutdown waits for the passes and rounds in flight.

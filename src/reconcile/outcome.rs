@@ -82,6 +82,43 @@ impl Outcome {
                 .any(|failure| failure.reason == ErrorKind::Retryable.as_str())
     }
 
+    /// The tags of the pass's resources after it: what it observed, with the writes it made
+    /// on the resources that did not fail (`None`: it observed nothing). What tag policies
+    /// count, with no call of their own.
+    pub fn tags_after(&self) -> Option<TagsByResource> {
+        let mut tags = self.observed.clone()?;
+        let Some(plan) = self.plan.as_ref().filter(|_| self.writes.calls > 0) else {
+            return Some(tags);
+        };
+        let failed: BTreeSet<&str> = self
+            .failures
+            .iter()
+            .map(|failure| failure.resource_id.as_str())
+            .collect();
+        for batch in &plan.tag_batches {
+            for id in batch
+                .resource_ids
+                .iter()
+                .filter(|id| !failed.contains(id.as_str()))
+            {
+                let carried = tags.entry(id.clone()).or_default();
+                carried.extend(batch.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        for batch in &plan.untag_batches {
+            for id in batch
+                .resource_ids
+                .iter()
+                .filter(|id| !failed.contains(id.as_str()))
+            {
+                if let Some(carried) = tags.get_mut(id) {
+                    carried.retain(|key, _| !batch.tags.contains_key(key));
+                }
+            }
+        }
+        Some(tags)
+    }
+
     /// Whether the pass changed something in the cloud (it made progress, even if some of it
     /// failed).
     pub fn made_progress(&self) -> bool {
@@ -95,6 +132,29 @@ impl Outcome {
             ownership: input.owned.clone(),
             counts: ResourceCounts {
                 total: count(input.resource_ids.len()),
+                ..ResourceCounts::default()
+            },
+            failures: Vec::new(),
+            conflicts: Vec::new(),
+            readiness,
+            writes: WriteCounts::default(),
+            error: None,
+            drift: None,
+            selected: None,
+            pending: TagsByResource::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// A binding stopped before its pass (a `Deny` TagPolicy): nothing read or written, its
+    /// ownership record unchanged.
+    pub fn stopped(owned: Ownership, resources: usize, readiness: Readiness) -> Self {
+        Outcome {
+            plan: None,
+            observed: None,
+            ownership: owned,
+            counts: ResourceCounts {
+                total: count(resources),
                 ..ResourceCounts::default()
             },
             failures: Vec::new(),

@@ -157,7 +157,8 @@ fn namespaced_rbac_allows(call: &RecordedCall) -> bool {
     let c = &call.call;
     let namespace = c.namespace.as_deref();
     match c.resource.as_str() {
-        "tagproviders" => {
+        // NB: both cluster-scoped; the chart grants them by a ClusterRole in every mode.
+        "tagproviders" | "tagpolicies" => {
             namespace.is_none() && matches!(c.verb.as_str(), "get" | "list" | "watch")
         }
         // NB: a list or watch by `metadata.name` names the namespace, as the chart's

@@ -13,7 +13,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use tagbinder::api::{
     AlibabaSettings, Cloud, Credentials, DeletionPolicy, ProviderRef, ResourceTagBinding,
-    ResourceTagBindingSpec, SecretRef, TagProvider, TagProviderSpec,
+    ResourceTagBindingSpec, SecretRef, TagPolicy, TagProvider, TagProviderSpec,
 };
 
 use super::apiserver::ApiServer;
@@ -54,7 +54,11 @@ pub enum Crds {
 pub async fn install(client: &Client, crds: Crds) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let wanted = match crds {
-        Crds::Both => vec![TagProvider::crd(), ResourceTagBinding::crd()],
+        Crds::Both => vec![
+            TagProvider::crd(),
+            ResourceTagBinding::crd(),
+            TagPolicy::crd(),
+        ],
         Crds::OnlyProviders => vec![TagProvider::crd()],
         Crds::OnlyBindings => vec![ResourceTagBinding::crd()],
     };

@@ -85,4 +85,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["tagbinder.io"]
   resources: ["tagproviders"]
   verbs: ["get", "list", "watch"]
+- apiGroups: ["tagbinder.io"]
+  resources: ["tagpolicies"]
+  verbs: ["list", "watch"]
 {{- end }}
