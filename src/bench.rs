@@ -72,7 +72,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub one_page_per_read: bool,
     /// TagPolicies (Warn) that judge every binding and count every resource: their added
-    /// CPU time and memory, at unchanged calls (issue 24).
+    /// CPU time and memory, at unchanged calls.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3))]
     pub policies: u32,
 }

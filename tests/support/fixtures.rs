@@ -23,19 +23,29 @@ use super::processes::{KEY_ID, KEY_SECRET, POD_NAMESPACE};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Polls `probe` until it answers `Ok`; fails with its last `Err` after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    eventually_within(PATIENCE, what, probe).await
+}
+
+/// As [`eventually`], with a patience of its own: for what waits on a restarted server and
+/// the watch backoff of its clients, which a loaded machine stretches.
+pub async fn eventually_within<T, F, Fut>(patience: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
     loop {
         let last = match probe().await {
             Ok(value) => return value,
             Err(last) => last,
         };
         if tokio::time::Instant::now() > deadline {
-            panic!("{what}: not within {PATIENCE:?}; last seen: {last}");
+            panic!("{what}: not within {patience:?}; last seen: {last}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
