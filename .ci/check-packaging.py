@@ -354,8 +354,11 @@ def check_artifacthub(problems, expected_crds):
     if examples != kinds:
         problems.append(f"Chart.yaml: artifacthub.io/crdsExamples are of {sorted(examples)}, expected one of each of {sorted(kinds)}")
     images = [i.get("image") for i in parsed["images"]]
-    if images != [f"tagbinder:{chart['appVersion']}"]:
-        problems.append(f"Chart.yaml: artifacthub.io/images {images}, expected tagbinder:{chart['appVersion']}")
+    with open(os.path.join(ROOT, "deploy/helm/tagbinder/values.yaml"), encoding="utf-8") as handle:
+        repository = yaml.safe_load(handle)["image"]["repository"]
+    expected_image = f"{repository}:{chart['appVersion']}"
+    if images != [expected_image]:
+        problems.append(f"Chart.yaml: artifacthub.io/images {images}, expected {expected_image} (the chart's default image)")
     for change in parsed["changes"]:
         if change.get("kind") not in {"added", "changed", "deprecated", "removed", "fixed", "security"} or not change.get("description"):
             problems.append(f"Chart.yaml: artifacthub.io/changes entry {change}")
