@@ -43,8 +43,10 @@ def binding_grants(namespace):
     )
 
 
-PROVIDER_GRANTS = grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch")) | grants(
-    "*", "tagbinder.io", "tagpolicies", ("list", "watch")
+PROVIDER_GRANTS = (
+    grants("*", "tagbinder.io", "tagproviders", ("get", "list", "watch"))
+    | grants("*", "tagbinder.io", "tagpolicies", ("list", "watch"))
+    | grants("*", "tagbinder.io", "tagpolicies/status", ("patch",))
 )
 CLUSTER_MODE = (
     binding_grants("*")

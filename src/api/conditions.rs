@@ -45,6 +45,8 @@ pub mod reason {
     pub const COMPLIANT: &str = "Compliant";
     /// A TagPolicy's Ready condition: its rules compiled and were evaluated.
     pub const EVALUATED: &str = "Evaluated";
+    /// A TagPolicy beyond the first 64: it judges bindings, and counts no resource.
+    pub const TOO_MANY_POLICIES: &str = "TooManyPolicies";
     /// An older binding declares another value for a key on a resource.
     pub const CONFLICT: &str = "Conflict";
     /// A selector matches more resources than `spec.maxResources`: nothing is written.

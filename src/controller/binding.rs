@@ -175,7 +175,11 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             };
             let verdict = super::policies::judge(&policies, binding, &labels, &rendered.tags);
             ctx.metrics.policy_evaluated();
+            ctx.policy_status
+                .judged(&binding_key(binding), &policies, &verdict);
             if !verdict.denied.is_empty() {
+                // NB: no round follows a denial: its count goes out on its own.
+                ctx.policy_status.changed();
                 return Ok(Gate::Closed(stalled(
                     reason::POLICY_VIOLATION,
                     format!(
@@ -362,6 +366,8 @@ pub(super) async fn finish(
     let now = jiff::Timestamp::now();
     let mut new_status = status::from_outcome(binding, outcome, Some(desired), now);
     let verdict = policy_verdict(binding, desired, ctx);
+    ctx.policy_status
+        .judged(&key, &ctx.policies_now(), &verdict);
     let compliance = super::policies::compliant_condition(binding, &verdict, now);
     new_status.conditions.extend(compliance.clone());
     let written = write_status(binding, new_status, ctx).await;
@@ -445,6 +451,8 @@ fn pass_result(outcome: &Outcome) -> &'static str {
 async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Error> {
     let key = binding_key(binding);
     ctx.fleet.unregister(&key);
+    ctx.policy_status.forget(&key);
+    ctx.policy_status.changed();
     ctx.metrics.set_ready(&key, None);
     ctx.metrics.stopped(&key);
     ctx.metrics.set_drifted(

@@ -103,6 +103,8 @@ pub struct Context {
     /// The TagPolicies (`None`: their CRD is not installed, or the controller may not list
     /// them: no policy is enforced).
     pub policies: Option<Arc<super::policies::Policies>>,
+    /// The TagPolicies' figures, for their status and gauges.
+    pub(super) policy_status: super::policy_status::PolicyStatus,
 }
 
 /// Records written to `status` that the cache's copy of the binding does not show yet, or
@@ -209,6 +211,7 @@ impl Context {
             namespaces_patience_spent: AtomicBool::new(false),
             cluster_name: None,
             policies: None,
+            policy_status: Default::default(),
         }
     }
 

@@ -699,6 +699,7 @@ async fn run_group(ctx: &Arc<Context>, resource_type: String, mut members: Vec<(
             .collect::<()>()
             .await;
     }
+    ctx.policy_status.changed();
 }
 
 /// The passes of one provider's bindings of one resource type, together. Selector bindings
@@ -770,6 +771,8 @@ async fn pass_group(
         .into_iter()
         .zip(outcomes)
         .map(|((key, submission), mut outcome)| {
+            // NB: the tag policies count the resources on what the pass read (issue 24).
+            super::policy_status::observed(ctx, &key, &submission.binding, &outcome);
             // NB: the controller reports neither the plan nor the observation.
             outcome.plan = None;
             outcome.observed = None;

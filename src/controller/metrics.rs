@@ -79,6 +79,24 @@ pub struct BindingLabels {
     pub binding: String,
 }
 
+/// Labels of `tagbinder_policy_resources`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyResourceLabels {
+    /// The TagPolicy's name.
+    pub policy: String,
+    /// `true` or `false`.
+    pub compliant: String,
+}
+
+/// Labels of `tagbinder_policy_bindings`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyBindingLabels {
+    /// The TagPolicy's name.
+    pub policy: String,
+    /// `true` or `false`.
+    pub violating: String,
+}
+
 /// Labels of the per-provider metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
@@ -114,6 +132,8 @@ pub struct Metrics {
     rate: Family<ProviderLabels, FloatGauge>,
     drift_corrections: Counter,
     policy_evaluations: Counter,
+    policy_resources: Family<PolicyResourceLabels, Gauge>,
+    policy_bindings: Family<PolicyBindingLabels, Gauge>,
     bindings: Family<ReadyLabels, Gauge>,
     drifted: Family<BindingLabels, Gauge>,
     time_to_ready: Histogram,
@@ -150,6 +170,8 @@ impl Default for Metrics {
             rate: Family::default(),
             drift_corrections: Counter::default(),
             policy_evaluations: Counter::default(),
+            policy_resources: Family::default(),
+            policy_bindings: Family::default(),
             bindings: Family::default(),
             drifted: Family::default(),
             time_to_ready: Histogram::new(exponential_buckets(0.5, 2.0, 15)),
@@ -208,6 +230,18 @@ impl Default for Metrics {
             "policy_evaluations",
             "Bindings judged against the TagPolicies (one per binding checked before its pass)",
             metrics.policy_evaluations.clone(),
+        );
+        // NB: one series pair per TagPolicy, never per resource: the cardinality is that of
+        // the policies a cluster has.
+        registry.register(
+            "policy_resources",
+            "Resources a TagPolicy governs, by whether their observed tags keep its rules",
+            metrics.policy_resources.clone(),
+        );
+        registry.register(
+            "policy_bindings",
+            "Bindings a TagPolicy governs, by whether their declared tags break its rules",
+            metrics.policy_bindings.clone(),
         );
         // NB: one series per Observe binding only (Enforce bindings have none): the
         // cardinality is that of the audits a cluster runs, and an alert can name the binding.
@@ -297,6 +331,39 @@ impl Metrics {
     /// Counts one binding judged against the TagPolicies.
     pub fn policy_evaluated(&self) {
         self.policy_evaluations.inc();
+    }
+
+    /// Sets a TagPolicy's gauges (`None`: the policy is gone, its series too).
+    pub fn set_policy(&self, policy: &str, figures: Option<&crate::policy::ledger::Figures>) {
+        for flag in ["true", "false"] {
+            let resources = PolicyResourceLabels {
+                policy: policy.to_string(),
+                compliant: flag.to_string(),
+            };
+            let bindings = PolicyBindingLabels {
+                policy: policy.to_string(),
+                violating: flag.to_string(),
+            };
+            let Some(figures) = figures else {
+                self.policy_resources.remove(&resources);
+                self.policy_bindings.remove(&bindings);
+                continue;
+            };
+            let (resource_count, binding_count) = if flag == "true" {
+                (figures.resources.compliant, figures.bindings.violating)
+            } else {
+                (
+                    figures.resources.noncompliant,
+                    figures.bindings.evaluated - figures.bindings.violating,
+                )
+            };
+            self.policy_resources
+                .get_or_create(&resources)
+                .set(i64::from(resource_count));
+            self.policy_bindings
+                .get_or_create(&bindings)
+                .set(i64::from(binding_count));
+        }
     }
 
     /// Counts corrected drift.
@@ -746,6 +813,48 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_has_two_series_per_gauge_and_none_once_gone() {
+        use crate::api::{PolicyBindingCounts, PolicyResourceCounts};
+        let metrics = Metrics::default();
+        let figures = crate::policy::ledger::Figures {
+            bindings: PolicyBindingCounts {
+                evaluated: 120,
+                violating: 2,
+            },
+            resources: PolicyResourceCounts {
+                evaluated: 5400,
+                compliant: 5391,
+                noncompliant: 9,
+            },
+            noncompliant: vec![],
+        };
+        metrics.set_policy("finops", Some(&figures));
+        let text = metrics.encode();
+        for (series, expected) in [
+            (
+                r#"tagbinder_policy_resources{policy="finops",compliant="true"}"#,
+                "5391",
+            ),
+            (
+                r#"tagbinder_policy_resources{policy="finops",compliant="false"}"#,
+                "9",
+            ),
+            (
+                r#"tagbinder_policy_bindings{policy="finops",violating="true"}"#,
+                "2",
+            ),
+            (
+                r#"tagbinder_policy_bindings{policy="finops",violating="false"}"#,
+                "118",
+            ),
+        ] {
+            assert_eq!(value(&text, series).as_deref(), Some(expected), "{series}");
+        }
+        metrics.set_policy("finops", None);
+        assert!(!metrics.encode().contains("policy=\"finops\""));
+    }
+
+    #[test]
     fn the_metrics_reference_lists_exactly_what_is_exported() {
         let metrics = Arc::new(Metrics::default());
         // NB: every family with a series, so that its labels show.
@@ -760,6 +869,7 @@ mod tests {
         metrics.set_drifted("ns", "audit", Some(1));
         metrics.round("p", 1, 0.1);
         metrics.set_drift("ns/b", "p", Some(Duration::from_secs(60)));
+        metrics.set_policy("finops", Some(&Default::default()));
         let exported = exported(&metrics.encode());
         let documented = documented();
         assert_eq!(

@@ -10,6 +10,7 @@ mod intents;
 mod leader;
 pub mod metrics;
 mod policies;
+mod policy_status;
 mod provider_status;
 pub mod status;
 #[cfg(test)]
@@ -362,6 +363,7 @@ pub async fn run_controller(
     let ctx = Arc::new(ctx);
     let rounds = tokio::spawn(fleet::run(ctx.clone()));
     let reports = tokio::spawn(report_undecodable(ctx.clone(), undecodable_reports));
+    let policy_writes = tokio::spawn(policy_status::run(ctx.clone()));
 
     let by_provider = bindings.clone();
     let providers_for_secrets = providers_store.clone();
@@ -372,6 +374,7 @@ pub async fn run_controller(
     let providers_for_namespaces = providers_store.clone();
     let policies_for_namespaces = policies.clone();
     let (by_policy, policy_fleet) = (bindings.clone(), fleet.clone());
+    let policy_ctx = ctx.clone();
     let matched_before: std::sync::Mutex<std::collections::HashMap<String, Option<Vec<String>>>> =
         Default::default();
     tokio::spawn(async move {
@@ -442,6 +445,8 @@ pub async fn run_controller(
                 }
                 _ => by_policy.keys(),
             };
+            // NB: a new, changed or deleted policy's status (its conditions at least) is news.
+            policy_ctx.policy_status.changed();
             announce_all(&policy_fleet, &keys)
         })
         .reconcile_on(triggered)
@@ -465,6 +470,7 @@ pub async fn run_controller(
         }
     }
     reports.abort();
+    policy_writes.abort();
     fleet.stop();
     let deadline = signalled
         .get()

@@ -22,8 +22,15 @@ type Fingerprint = Vec<(String, Option<i64>)>;
 pub struct Policies {
     store: Store<TagPolicy>,
     synced: Synced,
-    compiled: Mutex<(Fingerprint, Arc<Vec<Policy>>)>,
+    compiled: Mutex<Compiled>,
 }
+
+/// The compiled set: what it was built from, the valid policies and the refusals.
+type Compiled = (
+    Fingerprint,
+    Arc<Vec<Policy>>,
+    Arc<Vec<policy::InvalidPolicy>>,
+);
 
 impl Policies {
     /// Over a watch cache (`synced` once it is filled).
@@ -31,7 +38,7 @@ impl Policies {
         Policies {
             store,
             synced,
-            compiled: Mutex::new((Vec::new(), Arc::new(Vec::new()))),
+            compiled: Mutex::new((Vec::new(), Arc::default(), Arc::default())),
         }
     }
 
@@ -45,6 +52,11 @@ impl Policies {
     /// The valid policies as the cache holds them now, compiled again only when a spec
     /// changed.
     pub fn now(&self) -> Arc<Vec<Policy>> {
+        self.compiled().0
+    }
+
+    /// The valid policies and the refusals of the others (for their status).
+    pub fn compiled(&self) -> (Arc<Vec<Policy>>, Arc<Vec<policy::InvalidPolicy>>) {
         let objects = self.store.state();
         let mut fingerprint: Fingerprint = objects
             .iter()
@@ -54,10 +66,15 @@ impl Policies {
         // NB: the lock guards plain data; a panic while holding it cannot leave it torn.
         let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         if compiled.0 != fingerprint || compiled.1.len() > objects.len() {
-            let (valid, _invalid) = policy::compile_all(objects.iter().map(|p| p.as_ref()));
-            *compiled = (fingerprint, Arc::new(valid));
+            let (valid, invalid) = policy::compile_all(objects.iter().map(|p| p.as_ref()));
+            *compiled = (fingerprint, Arc::new(valid), Arc::new(invalid));
         }
-        compiled.1.clone()
+        (compiled.1.clone(), compiled.2.clone())
+    }
+
+    /// The TagPolicies as the cache holds them (with their status).
+    pub fn objects(&self) -> Vec<Arc<TagPolicy>> {
+        self.store.state()
     }
 }
 

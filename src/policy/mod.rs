@@ -7,6 +7,7 @@
 //! required key itself; a resource may carry it from any tool (foreign tags count).
 
 pub mod admission;
+pub mod ledger;
 mod re2;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,8 @@ pub struct Policy {
     pub name: String,
     /// Deny or Warn.
     pub enforcement: Enforcement,
+    /// The TagPolicy's `metadata.generation`: its spec's version.
+    pub generation: Option<i64>,
     providers: BTreeSet<String>,
     resource_types: BTreeSet<String>,
     namespace_selector: Option<Selector>,
@@ -89,6 +92,7 @@ pub fn compile(policy: &TagPolicy) -> Result<Policy, InvalidPolicy> {
     Ok(Policy {
         name: name.clone(),
         enforcement: spec.enforcement,
+        generation: policy.metadata.generation,
         providers: matching.providers.into_iter().collect(),
         resource_types: matching.resource_types.into_iter().collect(),
         namespace_selector,

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tagbinder::api::{Enforcement, PolicyMatch, PolicyRules, TagPolicy, TagPolicySpec};
+use tagbinder::api::{
+    Enforcement, PolicyMatch, PolicyRules, TagPolicy, TagPolicySpec, TagPolicyStatus,
+};
 
-use crate::Env;
-use crate::support::fixtures::{Tenant, condition, is_true, provider, tags};
+use crate::support::fixtures::{Tenant, condition, eventually, is_true, provider, tags};
 use crate::support::processes::CloudEmulator;
+use crate::{Env, OPERATOR};
 
 fn policy(name: &str, provider: &str, rules: PolicyRules, enforcement: Enforcement) -> TagPolicy {
     TagPolicy::new(
@@ -29,6 +31,48 @@ fn policy(name: &str, provider: &str, rules: PolicyRules, enforcement: Enforceme
             scan: vec![],
         },
     )
+}
+
+/// Waits until the policy's status satisfies `check`.
+async fn policy_status(
+    policies: &Api<TagPolicy>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&TagPolicyStatus) -> bool,
+) -> TagPolicyStatus {
+    eventually(&format!("TagPolicy {name}: {what}"), || async {
+        match policies.get_opt(name).await {
+            Ok(Some(TagPolicy {
+                status: Some(status),
+                ..
+            })) if check(&status) => Ok(status),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+fn figures(status: &TagPolicyStatus) -> (u32, u32, u32, u32, u32) {
+    let bindings = status.bindings.unwrap_or_default();
+    let resources = status.resources.unwrap_or_default();
+    (
+        bindings.evaluated,
+        bindings.violating,
+        resources.evaluated,
+        resources.compliant,
+        resources.noncompliant,
+    )
+}
+
+/// TagPolicy status writes so far by the controller.
+fn policy_status_writes(env: &Env, name: &str) -> usize {
+    env.server
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.is(OPERATOR, "patch", "tagpolicies/status") && c.call.name.as_deref() == Some(name)
+        })
+        .count()
 }
 
 pub async fn a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns(env: Arc<Env>) {
@@ -84,6 +128,18 @@ pub async fn a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns(env:
         cloud.tags("pol-b1").await,
         tags(&[("cost-center", "CC-1042")])
     );
+    // The policy's status: both bindings judged, one violating; the resource the compliant
+    // one covers counted (the denied one read nothing).
+    let status = policy_status(&policies, "e2e-finops", "2 bindings, 1 resource", |s| {
+        figures(s) == (2, 1, 1, 1, 0)
+    })
+    .await;
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    assert_eq!(
+        ready.map(|c| (c.status.as_str(), c.reason.as_str())),
+        Some(("True", "Evaluated"))
+    );
+    assert_eq!(status.observed_generation, Some(1));
 
     // 2. Warn: the binding proceeds; PolicyCompliant=False and a Warning event say why.
     let team = policy(
@@ -117,6 +173,21 @@ pub async fn a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns(env:
     tenant
         .wait_event(&env.client, "good", "PolicyViolation")
         .await;
+    let status = policy_status(&policies, "e2e-team", "pol-b1 noncompliant", |s| {
+        figures(s) == (2, 2, 1, 0, 1)
+    })
+    .await;
+    assert_eq!(status.noncompliant.len(), 1);
+    let sample = &status.noncompliant[0];
+    assert_eq!(
+        (
+            sample.provider.as_str(),
+            sample.resource_type.as_str(),
+            sample.resource_id.as_str()
+        ),
+        (tenant.provider.as_str(), "apiGroup", "pol-b1")
+    );
+    assert_eq!(sample.missing, vec!["team".to_string()]);
 
     // 3. The breaker fixed: it converges.
     tenant
@@ -133,8 +204,80 @@ pub async fn a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns(env:
         cloud.tags("pol-a1").await,
         tags(&[("cost-center", "CC-0001"), ("team", "web")])
     );
+    // Its resource counts now, compliant with both; pol-b1 still lacks `team`.
+    policy_status(&policies, "e2e-finops", "2 compliant resources", |s| {
+        figures(s) == (2, 0, 2, 2, 0)
+    })
+    .await;
+    policy_status(&policies, "e2e-team", "pol-a1 compliant", |s| {
+        figures(s) == (2, 1, 2, 1, 1)
+    })
+    .await;
+    // Few writes: a status per change of the figures, none on a pass that changes none.
+    let writes = policy_status_writes(&env, "e2e-team");
+    tenant
+        .bindings
+        .patch(
+            "good",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {
+                "reconcile.fluxcd.io/requestedAt": "policy-status-writes"
+            }}})),
+        )
+        .await
+        .expect("ask for a pass");
+    tenant
+        .wait("good", "the pass asked for", |b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                == Some("policy-status-writes")
+        })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        policy_status_writes(&env, "e2e-team"),
+        writes,
+        "a pass that changes no figure writes no policy status"
+    );
+    assert!(
+        writes <= 6,
+        "{writes} status writes of e2e-team for its few changes of figures"
+    );
+    // An invalid pattern (RE2 refuses look-ahead): Stalled, naming the rule and the error.
+    let broken = policy(
+        "e2e-broken",
+        &tenant.provider,
+        PolicyRules {
+            patterns: [("team".to_string(), "^(?=w)".to_string())].into(),
+            ..PolicyRules::default()
+        },
+        Enforcement::Warn,
+    );
+    policies
+        .create(&PostParams::default(), &broken)
+        .await
+        .expect("create the invalid policy");
+    let status = policy_status(&policies, "e2e-broken", "Stalled", |s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True")
+    })
+    .await;
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled");
+    assert_eq!(stalled.reason, "InvalidSpec");
+    assert!(
+        stalled.message.contains(r#"spec.rules.patterns["team"]"#)
+            && stalled.message.contains("look"),
+        "{}",
+        stalled.message
+    );
 
-    for name in ["e2e-finops", "e2e-team"] {
+    for name in ["e2e-finops", "e2e-team", "e2e-broken"] {
         policies
             .delete(name, &DeleteParams::default())
             .await

@@ -88,4 +88,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["tagbinder.io"]
   resources: ["tagpolicies"]
   verbs: ["list", "watch"]
+- apiGroups: ["tagbinder.io"]
+  resources: ["tagpolicies/status"]
+  verbs: ["patch"]
 {{- end }}
