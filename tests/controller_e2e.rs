@@ -216,6 +216,7 @@ fn main() -> ExitCode {
         scenario!(an_object_that_does_not_decode_is_skipped_and_reported),
         scenario!(tags_from_kubernetes_follow_their_sources_in_both_hosts),
         scenario!(a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns),
+        scenario!(a_policy_scan_counts_unbound_resources_and_writes_nothing),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -10,6 +10,7 @@ mod intents;
 mod leader;
 pub mod metrics;
 mod policies;
+mod policy_scan;
 mod policy_status;
 mod provider_status;
 pub mod status;
@@ -364,6 +365,7 @@ pub async fn run_controller(
     let rounds = tokio::spawn(fleet::run(ctx.clone()));
     let reports = tokio::spawn(report_undecodable(ctx.clone(), undecodable_reports));
     let policy_writes = tokio::spawn(policy_status::run(ctx.clone()));
+    let policy_scans = tokio::spawn(policy_scan::run(ctx.clone()));
 
     let by_provider = bindings.clone();
     let providers_for_secrets = providers_store.clone();
@@ -471,6 +473,7 @@ pub async fn run_controller(
     }
     reports.abort();
     policy_writes.abort();
+    policy_scans.abort();
     fleet.stop();
     let deadline = signalled
         .get()

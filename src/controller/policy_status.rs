@@ -69,10 +69,38 @@ impl PolicyStatus {
         ledger.observed(key, policies, &scope, None, tags);
     }
 
+    /// Records the resources a policy's scan read (`scan`: its holder key), under that
+    /// policy alone.
+    pub fn scanned(
+        &self,
+        scan: &str,
+        policies: &[Policy],
+        policy: &str,
+        scope: &Scope<'_>,
+        tags: &TagsByResource,
+    ) {
+        let mut ledger = self.ledger();
+        ledger.sync_policies(policies);
+        ledger.observed(scan, policies, scope, Some(policy), tags);
+    }
+
+    /// The holder keys of every scan the ledger holds.
+    pub fn scans(&self) -> Vec<String> {
+        self.ledger().holders_with_prefix(SCAN_PREFIX)
+    }
+
     /// Forgets a binding (deleted) or a scan (removed from its policy).
     pub fn forget(&self, key: &str) {
         self.ledger().forget(key);
     }
+}
+
+/// The prefix of scan holders: no binding key (namespace/name) has a `:`.
+const SCAN_PREFIX: &str = "tagpolicy:";
+
+/// The holder key of a policy's scan `index`.
+pub fn scan_holder(policy: &str, index: usize) -> String {
+    format!("{SCAN_PREFIX}{policy}/scan/{index}")
 }
 
 /// Publishes the policies' figures whenever asked, at most once per [`SPACING`].

@@ -197,7 +197,11 @@ impl Ledger {
     ) {
         let governing: Vec<(usize, &Policy)> = policies
             .iter()
-            .filter(|p| only.is_none_or(|only| only == p.name) && p.governs(scope))
+            // NB: a scan counts under its own policy, whatever the policy's match says.
+            .filter(|p| match only {
+                Some(only) => only == p.name,
+                None => p.governs(scope),
+            })
             .filter_map(|p| Some((self.slot_of(&p.name)?, p)))
             .collect();
         let before = self

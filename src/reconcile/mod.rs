@@ -12,6 +12,7 @@ pub mod intent;
 mod outcome;
 pub mod provider;
 pub mod round;
+pub mod scan;
 pub mod select;
 
 use std::collections::BTreeSet;

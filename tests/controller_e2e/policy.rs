@@ -10,7 +10,8 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tagbinder::api::{
-    Enforcement, PolicyMatch, PolicyRules, TagPolicy, TagPolicySpec, TagPolicyStatus,
+    Enforcement, PolicyMatch, PolicyRules, PolicyScan, ProviderRef, TagPolicy, TagPolicySpec,
+    TagPolicyStatus,
 };
 
 use crate::support::fixtures::{Tenant, condition, eventually, is_true, provider, tags};
@@ -283,4 +284,81 @@ pub async fn a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns(env:
             .await
             .expect("delete the policy");
     }
+}
+
+/// A policy's `scan` counts resources that no binding covers, from reads alone: the
+/// noncompliant one is named, nothing is written, and removing the scan takes its resources
+/// out of the counts.
+pub async fn a_policy_scan_counts_unbound_resources_and_writes_nothing(env: Arc<Env>) {
+    let dir = env.scratch("policy-scan");
+    let cloud = CloudEmulator::start(
+        &dir,
+        &[
+            ("scan-1", &[("env", "prod"), ("owner", "web")]),
+            ("scan-2", &[("env", "prod")]),
+            ("scan-3", &[("env", "dev")]),
+        ],
+    )
+    .await;
+    let tenant = Tenant::with_provider(
+        &env.client,
+        "policy-scan",
+        provider("policy-scan", &cloud.url, "policy-scan-creds"),
+    )
+    .await;
+    let policies: Api<TagPolicy> = Api::all(env.client.clone());
+    let mut owners = policy(
+        "e2e-scan-owners",
+        &tenant.provider,
+        PolicyRules {
+            required: vec!["owner".into()],
+            ..PolicyRules::default()
+        },
+        Enforcement::Warn,
+    );
+    owners.spec.scan = vec![PolicyScan {
+        provider_ref: ProviderRef {
+            name: tenant.provider.clone(),
+        },
+        resource_type: "apiGroup".into(),
+        match_tags: [("env".to_string(), "prod".to_string())].into(),
+        interval: Some("1m".into()),
+    }];
+    policies
+        .create(&PostParams::default(), &owners)
+        .await
+        .expect("create the policy");
+    let status = policy_status(&policies, "e2e-scan-owners", "2 scanned resources", |s| {
+        figures(s) == (0, 0, 2, 1, 1)
+    })
+    .await;
+    assert_eq!(status.noncompliant.len(), 1);
+    assert_eq!(status.noncompliant[0].resource_id, "scan-2");
+    assert_eq!(status.noncompliant[0].missing, vec!["owner".to_string()]);
+    for action in ["TagResources", "UntagResources"] {
+        assert_eq!(
+            cloud.calls(action).await,
+            0,
+            "{action}: a scan writes nothing"
+        );
+    }
+    assert_eq!(cloud.tags("scan-2").await, tags(&[("env", "prod")]));
+
+    // The scan removed: its resources leave the counts.
+    policies
+        .patch(
+            "e2e-scan-owners",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"scan": null}})),
+        )
+        .await
+        .expect("remove the scan");
+    policy_status(&policies, "e2e-scan-owners", "no resource", |s| {
+        figures(s) == (0, 0, 0, 0, 0)
+    })
+    .await;
+    policies
+        .delete("e2e-scan-owners", &DeleteParams::default())
+        .await
+        .expect("delete the policy");
 }
