@@ -224,6 +224,37 @@ fn plan_counts_observed_resources_and_a_foreign_tool_may_supply_a_required_key()
 }
 
 #[test]
+fn a_scan_counts_resources_no_binding_covers_and_plan_lists_them_without_a_write() {
+    let scanning = "apiVersion: tagbinder.io/v1alpha1\nkind: TagPolicy\nmetadata: {name: owners}\n\
+                    spec:\n  rules: {required: [owner]}\n  enforcement: Warn\n  scan:\n    \
+                    - {providerRef: {name: p}, resourceType: apiGroup, matchTags: {env: qa}}\n---\n";
+    let dir = scratch(&[
+        ("provider.yaml", provider()),
+        ("policy.yaml", scanning.to_string()),
+        ("bindings.yaml", binding("b", "[g-1]", "{team: web}")),
+    ]);
+    // NB: g-1 (bound) carries owner from another tool; g-3 (env: qa, bound by nobody) lacks it.
+    let out = run(dir.path(), "plan", &["--policy-report", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let owners = &report["policies"][0];
+    assert_eq!(
+        owners["resources"],
+        serde_json::json!({"evaluated": 2, "compliant": 1, "noncompliant": 1})
+    );
+    assert_eq!(owners["noncompliant"][0]["resourceId"], "g-3");
+    assert_eq!(
+        owners["noncompliant"][0]["missing"],
+        serde_json::json!(["owner"])
+    );
+    let text = stdout(&run(dir.path(), "plan", &[]));
+    assert!(text.contains("! g-3 (p apiGroup): missing owner"), "{text}");
+    let out = run(dir.path(), "apply", &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tags_of(dir.path(), "g-3"), serde_json::json!({"env": "qa"}));
+}
+
+#[test]
 fn a_pattern_re2_refuses_is_an_error_of_the_files() {
     let dir = scratch(&[
         ("provider.yaml", provider()),

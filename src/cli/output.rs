@@ -744,6 +744,9 @@ fn render_policies(out: &mut String, policies: &[super::policy::PolicyReport]) {
         if more > 0 {
             let _ = writeln!(out, "  and {more} more noncompliant resource(s)");
         }
+        for error in &policy.scan_errors {
+            let _ = writeln!(out, "  scan failed: {}", clean(error));
+        }
     }
 }
 

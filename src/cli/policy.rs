@@ -55,6 +55,54 @@ pub fn record_pass(
     }
 }
 
+/// Reads every scan of the files' policies (with the calls of an Observe selector, never a
+/// write) and counts the resources no binding counted; answers the failures per policy.
+pub async fn scan(
+    manifests: &Manifests,
+    policies: &[Policy],
+    clients: &std::collections::BTreeMap<String, crate::reconcile::provider::ProviderClient>,
+    tally: &mut Tally,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut failures: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for policy in policies {
+        let Some(located) = manifests.policies.get(&policy.name) else {
+            continue;
+        };
+        for (index, scan) in located.value.spec.scan.iter().enumerate() {
+            let provider = &scan.provider_ref.name;
+            let read = match clients.get(provider) {
+                Some(client) => {
+                    crate::reconcile::scan::read(client, &scan.resource_type, &scan.match_tags)
+                        .await
+                }
+                None => Err(format!(
+                    "TagProvider {provider:?} is not among the files (or has no client)"
+                )),
+            };
+            match read {
+                Ok(found) => {
+                    for (id, tags) in &found {
+                        tally.record_scanned(
+                            policy,
+                            &Observed {
+                                provider,
+                                resource_type: &scan.resource_type,
+                                resource_id: id,
+                                tags,
+                            },
+                        );
+                    }
+                }
+                Err(error) => failures
+                    .entry(policy.name.clone())
+                    .or_default()
+                    .push(format!("spec.scan[{index}]: {error}")),
+            }
+        }
+    }
+    failures
+}
+
 /// A policy's figures in the report.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,6 +117,9 @@ pub struct PolicyReport {
     pub resources: PolicyResourceCounts,
     /// The first noncompliant resources (at most 20).
     pub noncompliant: Vec<NoncompliantResource>,
+    /// Scans that read nothing, and why (their resources are not counted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scan_errors: Vec<String>,
 }
 
 /// One binding that breaks a policy.
@@ -109,6 +160,7 @@ pub fn report(
     policies: &[Policy],
     tally: &Tally,
     verdicts: &[(String, &Verdict)],
+    scan_errors: &std::collections::BTreeMap<String, Vec<String>>,
 ) -> ComplianceReport {
     let policies = policies
         .iter()
@@ -131,6 +183,7 @@ pub fn report(
                     noncompliant: row.resources_noncompliant(),
                 },
                 noncompliant: row.noncompliant,
+                scan_errors: scan_errors.get(&policy.name).cloned().unwrap_or_default(),
             }
         })
         .collect();

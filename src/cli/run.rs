@@ -367,11 +367,12 @@ pub async fn run_with(
         report.bindings.push(entry);
     }
     if !policies.is_empty() {
+        let scan_errors = cli_policy::scan(manifests, &policies, &clients, &mut tally).await;
         let verdicts: Vec<(String, &crate::policy::Verdict)> = declared
             .iter()
             .map(|binding| (binding.id.to_string(), &binding.verdict))
             .collect();
-        let compliance = cli_policy::report(&policies, &tally, &verdicts);
+        let compliance = cli_policy::report(&policies, &tally, &verdicts, &scan_errors);
         report.policies = compliance.policies;
         report.policy_violations = compliance.violations;
     }
@@ -663,6 +664,14 @@ fn build_clients(
     options: &ClientOptions,
 ) -> Result<BTreeMap<String, ProviderClient>, Vec<ManifestError>> {
     let mut needed: BTreeSet<&str> = declared.iter().map(|d| d.provider.as_str()).collect();
+    // NB: the providers that policies' scans read through (issue 24).
+    needed.extend(
+        manifests
+            .policies
+            .values()
+            .flat_map(|p| &p.value.spec.scan)
+            .map(|scan| scan.provider_ref.name.as_str()),
+    );
     if command.prunes_removed() {
         needed.extend(removed.iter().map(|r| r.provider.as_str()));
     }

@@ -424,6 +424,14 @@ impl Tally {
         }
     }
 
+    /// Counts a resource a scan of `policy` read, under that policy alone, unless a binding's
+    /// pass counted it already (a scan adds the resources no binding covers).
+    pub fn record_scanned(&mut self, policy: &Policy, resource: &Observed<'_>) {
+        if self.seen.insert(identity_of(resource)) {
+            self.record_resource(policy, resource);
+        }
+    }
+
     /// Counts a resource under every policy in `policies` that governs `scope`, once however
     /// many bindings observed it (the first one's scope decides).
     pub fn record_observed(
@@ -432,20 +440,21 @@ impl Tally {
         scope: &Scope<'_>,
         resource: &Observed<'_>,
     ) {
-        use std::hash::{BuildHasher, BuildHasherDefault};
-        let identity = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .hash_one((
-                resource.provider,
-                resource.resource_type,
-                resource.resource_id,
-            ));
-        if !self.seen.insert(identity) {
+        if !self.seen.insert(identity_of(resource)) {
             return;
         }
         for policy in policies.iter().filter(|policy| policy.governs(scope)) {
             self.record_resource(policy, resource);
         }
     }
+}
+
+fn identity_of(resource: &Observed<'_>) -> u64 {
+    ledger::identity(
+        resource.provider,
+        resource.resource_type,
+        resource.resource_id,
+    )
 }
 
 fn sample_order(sample: &NoncompliantResource) -> (&str, &str, &str) {
