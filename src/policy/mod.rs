@@ -378,6 +378,11 @@ impl Tally {
         }
     }
 
+    /// Makes room for `resources` distinct resources at once.
+    pub fn expect_resources(&mut self, resources: usize) {
+        self.seen.reserve(resources);
+    }
+
     /// Counts a binding's verdict.
     pub fn record_binding(&mut self, verdict: &Verdict) {
         for name in &verdict.governed_by {
