@@ -361,13 +361,14 @@ pub async fn run_with(
             &spec.resource_type,
             &binding.id.namespace,
         );
-        // NB: after `apply`, the tags the resources carry now; after `plan`, those read.
-        let carried = match (policies.is_empty(), command.is_plan()) {
-            (true, _) => None,
-            (false, true) => outcome.observed.clone(),
-            (false, false) => outcome.tags_after(),
-        };
-        if let Some(carried) = carried {
+        // NB: after `apply`, the tags the resources carry now; after `plan`, or a pass that
+        // wrote nothing, those read (borrowed: a fleet's steady state copies no tags).
+        let borrowed = command.is_plan() || outcome.writes.calls == 0;
+        if policies.is_empty() {
+            // NB: nothing to count.
+        } else if borrowed && let Some(observed) = &outcome.observed {
+            cli_policy::record_pass(&mut tally, &policies, &scope, observed);
+        } else if !borrowed && let Some(carried) = outcome.tags_after() {
             cli_policy::record_pass(&mut tally, &policies, &scope, &carried);
         }
         let warned = if policies.is_empty() {

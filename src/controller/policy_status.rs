@@ -304,8 +304,21 @@ pub fn observed(
     if policies.is_empty() || binding.metadata.deletion_timestamp.is_some() {
         return;
     }
-    let Some(tags) = outcome.tags_after() else {
-        return;
+    // NB: a pass that wrote nothing counts what it read, borrowed (a sweep copies no tags).
+    let after;
+    let tags = if outcome.writes.calls == 0 {
+        match &outcome.observed {
+            Some(observed) => observed,
+            None => return,
+        }
+    } else {
+        match outcome.tags_after() {
+            Some(tags) => {
+                after = tags;
+                &after
+            }
+            None => return,
+        }
     };
     let labels = if super::policies::selects_namespaces(&policies) {
         ctx.cached_namespace(&binding.namespace().unwrap_or_default())
@@ -315,5 +328,5 @@ pub fn observed(
         Default::default()
     };
     ctx.policy_status
-        .observed(key, &policies, binding, &labels, &tags);
+        .observed(key, &policies, binding, &labels, tags);
 }
