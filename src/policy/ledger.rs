@@ -263,10 +263,9 @@ impl Ledger {
         for &(index, policy) in governing {
             let bit = 1u64 << index;
             checked |= bit;
-            let findings = policy.check(resource.tags);
-            if !findings.is_clean() {
+            if !policy.keeps(resource.tags) {
                 noncompliant |= bit;
-                samples.push((index, findings));
+                samples.push((index, policy));
             }
         }
         facts.refs += 1;
@@ -286,7 +285,7 @@ impl Ledger {
                 slot.samples.retain(|_, (held, _)| *held != id);
             }
         }
-        for (index, findings) in samples {
+        for (index, policy) in samples {
             let Some(slot) = self.slots[index].as_mut() else {
                 continue;
             };
@@ -305,6 +304,8 @@ impl Ledger {
             {
                 continue;
             }
+            // NB: the findings only for a resource among the first 20.
+            let findings = policy.check(resource.tags);
             let sample = NoncompliantResource {
                 provider: key.0.clone(),
                 resource_type: key.1.clone(),

@@ -224,6 +224,7 @@ proptest! {
         prop_assert_eq!(findings.invalid.iter().any(|i| i.key == "cost-center"), cc_bad);
         prop_assert_eq!(findings.invalid.len(), usize::from(env_bad) + usize::from(cc_bad));
         prop_assert_eq!(findings.is_clean(), findings.to_string().is_empty());
+        prop_assert_eq!(policy.keeps(&observed), findings.is_clean());
     }
 
     /// Tags foreign to the rules never change the outcome; adding a required key never
