@@ -448,6 +448,38 @@ impl Backend {
         }
     }
 
+    /// The controller's writes to the API server (create, patch, update, delete) so far, from
+    /// the audit log: when each was received and answered (`None` on the stand-in).
+    fn writes(&self) -> Option<Vec<(f64, f64)>> {
+        let Backend::Real(cluster) = self else {
+            return None;
+        };
+        let seconds = |v: &Value| {
+            v.as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.as_microsecond() as f64 / 1e6)
+        };
+        Some(
+            cluster
+                .audit_events()
+                .iter()
+                .filter(|e| e["stage"] == "ResponseComplete")
+                .filter(|e| {
+                    matches!(
+                        e["verb"].as_str(),
+                        Some("create" | "patch" | "update" | "delete")
+                    )
+                })
+                .filter_map(|e| {
+                    Some((
+                        seconds(&e["requestReceivedTimestamp"])?,
+                        seconds(&e["stageTimestamp"])?,
+                    ))
+                })
+                .collect(),
+        )
+    }
+
     /// CPU seconds and peak RSS of kube-apiserver and etcd (`None` on the stand-in, which
     /// runs in the bench's own process).
     fn servers(&self) -> Option<Servers> {
@@ -515,6 +547,48 @@ impl Servers {
             "etcd_peak_rss_mib": mib(self.etcd.peak_rss_kib),
         })
     }
+}
+
+/// The writes of a phase (received, answered; seconds): how many, how fast, how long each
+/// took (p50, p99), and how many were in flight (mean: their summed latency over the phase's
+/// span; peak).
+fn write_stats(writes: &[(f64, f64)]) -> Value {
+    let (Some(first), Some(last)) = (
+        writes.iter().map(|w| w.0).reduce(f64::min),
+        writes.iter().map(|w| w.1).reduce(f64::max),
+    ) else {
+        return Value::Null;
+    };
+    let span = (last - first).max(1e-3);
+    let mut latencies: Vec<Duration> = writes
+        .iter()
+        .map(|(received, answered)| Duration::from_secs_f64((answered - received).max(0.0)))
+        .collect();
+    latencies.sort();
+    let busy: f64 = latencies.iter().map(Duration::as_secs_f64).sum();
+    let mut edges: Vec<(f64, i64)> = writes
+        .iter()
+        .flat_map(|(received, answered)| [(*received, 1), (*answered, -1)])
+        .collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let peak = edges
+        .iter()
+        .scan(0i64, |in_flight, (_, step)| {
+            *in_flight += step;
+            Some(*in_flight)
+        })
+        .max()
+        .unwrap_or(0);
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    json!({
+        "writes": writes.len(),
+        "span_seconds": round(span),
+        "writes_per_second": round(writes.len() as f64 / span),
+        "latency_p50_seconds": percentile(&latencies, 0.50),
+        "latency_p99_seconds": percentile(&latencies, 0.99),
+        "in_flight_mean": round(busy / span),
+        "in_flight_peak": peak,
+    })
 }
 
 /// What the bench's own watch of the bindings has seen: per binding, its generation, the
@@ -617,6 +691,8 @@ async fn run_at(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let first = Phase::measure(&backend, &cloud, &controller).await;
     let servers_ready = backend.servers();
+    let controller_cpu_ready = Usage::of(pid).cpu_seconds;
+    let first_writes = backend.writes();
     if options.label_change {
         eprintln!(
             "controller_scale: all Ready in {:.1}s; relabelling one namespace",
@@ -651,6 +727,7 @@ async fn run_at(
         after.since(&first)
     };
     let servers_resynced = backend.servers();
+    let controller_cpu_resynced = Usage::of(pid).cpu_seconds;
     let lone = if options.label_change {
         Vec::new()
     } else {
@@ -669,6 +746,11 @@ async fn run_at(
         resync: &resync,
         bounds: bounds(options),
         lone,
+        controller_cpu_seconds: json!({
+            "first_convergence": (controller_cpu_ready * 100.0).round() / 100.0,
+            "resync": ((controller_cpu_resynced - controller_cpu_ready) * 100.0).round() / 100.0,
+        }),
+        first_writes: first_writes.as_deref().map(write_stats),
         servers: match (
             servers_at_start,
             servers_before,
@@ -1212,6 +1294,11 @@ struct Report<'a> {
     resync: &'a Phase,
     /// A lone spec change's time to Ready on the idle fleet, sorted.
     lone: Vec<Duration>,
+    /// The controller's CPU seconds by phase.
+    controller_cpu_seconds: Value,
+    /// The controller's writes to the API server on first convergence ([`write_stats`]; a
+    /// real apiserver only).
+    first_writes: Option<Value>,
     /// kube-apiserver's and etcd's CPU and memory by phase (a real apiserver only).
     servers: Option<Value>,
     /// With `--label-change`: the time from the change to all its bindings Ready, the phase's
@@ -1246,6 +1333,8 @@ impl Report<'_> {
                 "max": self.lone.last().map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
             },
             "servers": self.servers,
+            "controller_cpu_seconds": self.controller_cpu_seconds,
+            "first_convergence_writes": self.first_writes,
             "first_convergence": self.first.to_json(self.options.bindings, &self.bounds.0, self.rate),
             "resync": (!self.options.label_change)
                 .then(|| self.resync.to_json(self.options.bindings, &self.bounds.1, self.rate)),
