@@ -86,26 +86,16 @@ fn walk(
         for rule in rules {
             let source = rule["rule"].as_str().expect("a rule");
             let transition = source.contains("oldSelf");
-            let optional_old = rule["optionalOldSelf"] == true;
             // NB: as in Kubernetes, a transition rule runs only on updates, when the old object
-            // has the field too; with `optionalOldSelf` it runs on create too, `oldSelf` an
-            // optional without a value.
-            if transition && old.is_none() && !optional_old {
+            // has the field too.
+            if transition && old.is_none() {
                 continue;
             }
             let program = cel::Program::compile(source)
                 .unwrap_or_else(|e| panic!("{path}: rule {source:?} compiles: {e:?}"));
             let mut context = cel::Context::default();
             context.add_variable("self", new.clone()).expect("self");
-            if optional_old {
-                let old = match old {
-                    Some(old) => cel::objects::OptionalValue::of(cel::to_value(old).expect("old")),
-                    None => cel::objects::OptionalValue::none(),
-                };
-                context
-                    .add_variable("oldSelf", cel::Value::Opaque(std::sync::Arc::new(old)))
-                    .expect("oldSelf");
-            } else if let Some(old) = old {
+            if let Some(old) = old {
                 context
                     .add_variable("oldSelf", old.clone())
                     .expect("oldSelf");
@@ -334,25 +324,4 @@ fn tags_from_and_default_tags_are_checked_at_admission() {
     // NB: a JD Cloud value may be 255 characters; an Alibaba prefix rule does not apply to it.
     let long = with_defaults("jdcloud", json!({"acs:x": "v".repeat(200)}));
     assert_eq!(admit(&providers, None, &long), Vec::<String>::new());
-}
-
-/// The interval rule (issue 19, item 6): a new or changed interval is checked, an unchanged
-/// one is not run again (`optionalOldSelf`), as the apiserver runs every rule on every write
-/// of the object, the controller's status writes too.
-#[test]
-fn the_interval_rule_checks_a_new_or_changed_interval_only() {
-    let schema = schema_of("ResourceTagBinding");
-    let short = with(&["spec", "interval"], json!("500ms"));
-    let message = "interval must be at least 1s";
-    let created = admit(&schema, None, &short);
-    assert!(created.iter().any(|r| r.contains(message)), "{created:?}");
-    let changed = admit(&schema, Some(&binding()), &short);
-    assert!(changed.iter().any(|r| r.contains(message)), "{changed:?}");
-    // NB: what the apiserver's ratcheting answers too; here the rule is not evaluated at all.
-    assert_eq!(admit(&schema, Some(&short), &short), Vec::<String>::new());
-    let crd = serde_json::to_string(&schema).unwrap();
-    assert!(
-        crd.contains("\"optionalOldSelf\":true"),
-        "the rule sees oldSelf on create"
-    );
 }

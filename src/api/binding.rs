@@ -111,13 +111,8 @@ pub struct ResourceTagBindingSpec {
     // NB: the apiserver runs this rule even when the pattern has refused the value, and
     // `duration()` of a malformed value answers a type conversion error beside the pattern's
     // message (found on a real kube-apiserver); the guard leaves such a value to the pattern.
-    // The apiserver also runs every rule on every write of the object, the controller's status
-    // writes too (ratcheting only forgives the errors of unchanged values afterwards): this
-    // one's regex and durations cost about 1.4 ms of kube-apiserver CPU a write, a quarter of
-    // a status write (issue 19, item 6). An unchanged interval (`optionalOldSelf`: also on
-    // create, where `oldSelf` has no value) is not checked again.
     #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": r"(oldSelf.hasValue() && self == oldSelf.value()) || !self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || duration(self) >= duration('1s')", "optionalOldSelf": true, "message": "interval must be at least 1s"}
+        {"rule": r"!self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || duration(self) >= duration('1s')", "message": "interval must be at least 1s"}
     ]))]
     pub interval: String,
     /// True: no cloud writes until set back to false.
