@@ -13,7 +13,9 @@
 //! and etcd (`tests/kube/cluster.sh`, the binaries `tests/kube/build.sh` builds or reuses),
 //! the controller as the chart's ServiceAccount user (bound to `cluster-admin` here), its
 //! calls read from the apiserver's audit log; the report adds the apiserver's and etcd's CPU
-//! seconds and peak RSS (from `/proc`).
+//! seconds and peak RSS (from `/proc`), and the first convergence's writes from the audit log:
+//! their rate, latency and concurrency (`first_convergence_writes`). Every run reports the
+//! controller's CPU seconds.
 //! Then it checks the counts, which are deterministic: every binding Ready, exactly two
 //! status writes per binding on first convergence (the intent before its tag writes, the
 //! outcome after: issue 14's crash window), none on the resync, no cloud write and no
