@@ -97,7 +97,7 @@ fn the_example_converges_then_changes_nothing_then_prunes() {
     let (ok, out) = apply(dir.path());
     assert!(ok, "{out}");
     assert!(
-        out.contains("- backup=daily (pruned) on orders-prod"),
+        out.contains(&format!("- backup=daily (pruned) on {DB}")),
         "{out}"
     );
     let db = tags_of(dir.path(), DB);
@@ -145,4 +145,82 @@ fn a_declared_aws_key_is_refused() {
     assert!(!ok, "{out}");
     assert!(out.contains("spec.tags[\"aws:owner\"]"), "{out}");
     assert!(out.contains("reserved prefix \"aws:\""), "{out}");
+}
+
+/// A binding older than the example's, naming WEB1 by its ARN (the example names it `i-...1`).
+fn by_arn(owner: &str) -> String {
+    format!(
+        "---\napiVersion: tagbinder.io/v1alpha1\nkind: ResourceTagBinding\nmetadata: \
+         {{name: web-by-arn, namespace: team-web, creationTimestamp: \"2026-01-01T00:00:00Z\"}}\n\
+         spec:\n  providerRef: {{name: aws-use1}}\n  resourceType: ec2:instance\n  \
+         resourceIds: [\"{WEB1}\"]\n  tags: {{owner: {owner}}}\n"
+    )
+}
+
+/// Issue 22 ("a resource is one thing"): `i-0webfront000000001` and its ARN are one resource
+/// for conflicts; with the same value, removing the binding that names it by ARN prunes
+/// nothing the other still declares.
+#[test]
+fn a_bare_id_and_its_arn_are_one_resource_for_conflicts_and_prunes() {
+    let dir = example_copy();
+    let extra = dir.path().join("manifests/zz-by-arn.yaml");
+    std::fs::write(&extra, by_arn("platform")).unwrap();
+    for run in 1..=2 {
+        let output = tagbinder(
+            dir.path(),
+            &["apply", "-f", "manifests", "--embedded-cloud", "-o", "json"],
+        );
+        let report: Value = serde_json::from_str(&text(&output.stdout))
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+        let outcome = |name: &str| {
+            report["bindings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["binding"] == format!("team-web/{name}"))
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} in {report}"))
+        };
+        assert_eq!(outcome("web-by-arn")["ready"], true, "run {run}: {report}");
+        let lost = outcome("web-instances");
+        assert_eq!(lost["reason"], "Conflict", "run {run}: {lost}");
+        assert!(
+            lost["message"]
+                .as_str()
+                .unwrap()
+                .contains("team-web/web-by-arn"),
+            "run {run}: names the winner: {lost}"
+        );
+        assert_eq!(tags_of(dir.path(), WEB1)["owner"], "platform", "run {run}");
+        assert_eq!(tags_of(dir.path(), WEB2)["owner"], "team-web", "run {run}");
+    }
+
+    let dir = example_copy();
+    let extra = dir.path().join("manifests/zz-by-arn.yaml");
+    std::fs::write(&extra, by_arn("team-web")).unwrap();
+    let (ok, out) = apply(dir.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("5 of 5 binding(s) Ready"), "{out}");
+    std::fs::remove_file(&extra).unwrap();
+    let output = tagbinder(
+        dir.path(),
+        &[
+            "apply",
+            "-f",
+            "manifests",
+            "--embedded-cloud",
+            "--prune-removed",
+        ],
+    );
+    let out = format!("{}\n{}", text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("team-web/web-by-arn"),
+        "the removed binding ran: {out}"
+    );
+    assert_eq!(
+        tags_of(dir.path(), WEB1)["owner"],
+        "team-web",
+        "the other binding still declares it: {out}"
+    );
 }

@@ -20,7 +20,7 @@ use crate::cloud::{CallObserver, TagApi};
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::plan::bound::{FleetBinding, Paging, lower_bound};
 use crate::plan::{BindingId, Claim, Claims as PlanClaims};
-use crate::reconcile::fleet::{ClaimIndex, Target, binding_id};
+use crate::reconcile::fleet::{ClaimIndex, Target, binding_id, canonical_ids};
 use crate::reconcile::gate;
 use crate::reconcile::group::{Member, pass_group};
 use crate::reconcile::intent::IntentLog;
@@ -559,12 +559,18 @@ fn declared_bindings<'m>(
                 Ok(rendered) => rendered.tags.clone(),
                 Err(_) => render::render_lenient(&inputs, &provider),
             };
+            // NB: one resource is one id whichever form names it (an AWS bare id and its ARN).
+            let resource_ids = match manifests.providers.get(&provider) {
+                Some(p) => canonical_ids(&p.value.spec, &spec.resource_type, &spec.resource_ids)
+                    .into_owned(),
+                None => spec.resource_ids.clone(),
+            };
             Declared {
                 binding,
                 id,
                 provider,
-                resource_ids: spec.resource_ids.clone(),
-                claimed: spec.resource_ids.iter().cloned().collect(),
+                claimed: resource_ids.iter().cloned().collect(),
+                resource_ids,
                 resolution: None,
                 target,
                 rendered,
