@@ -275,3 +275,83 @@ async fn the_client_keeps_to_the_per_action_rates_which_a_rate_limit_may_only_lo
     );
     assert_eq!(calls(&stats, "TagResources", "ok"), 8, "{stats}");
 }
+
+/// Issue 22: an `InternalServiceException` for an ARN in `FailedResourcesMap` is retried once
+/// and, when the retry fails the same way, verified with a read (GetResources by ARN).
+#[tokio::test]
+async fn an_internal_service_exception_is_retried_once_then_verified_with_a_read() {
+    let ids = vec!["i-0000".to_string(), instance("i-0001")];
+    let team = tags(&[("team", "web")]);
+    // (injected errors per ARN, applied anyway) -> (failed, TagResources, GetResources)
+    let cases = [
+        ((1, false), (0, 2, 0)),
+        ((2, true), (0, 2, 1)),
+        ((2, false), (2, 2, 1)),
+    ];
+    for ((errors, applies), (failed, tag_calls, reads)) in cases {
+        let mut config = config(3);
+        config.aws = AwsConfig {
+            internal_errors: errors,
+            internal_error_applies: applies,
+            ..AwsConfig::default()
+        };
+        let emulator = emulator(config).await;
+        let client = client(&emulator, "", false);
+        let result = client
+            .tag_resources("ec2:instance", &ids, &team)
+            .await
+            .expect("a 200 answer");
+        let case = format!("{errors} injected, applied {applies}: {result:?}");
+        assert_eq!(result.failed.len(), failed, "{case}");
+        for error in result.failed.values() {
+            assert_eq!(error.kind, ErrorKind::Retryable, "{case}");
+            assert!(error.message.contains("was not applied"), "{case}");
+        }
+        let stats = stats(&emulator).await;
+        assert_eq!(
+            calls(&stats, "TagResources", "ok"),
+            tag_calls,
+            "{case}: {stats}"
+        );
+        assert_eq!(
+            calls(&stats, "GetResources", "ok"),
+            reads,
+            "{case}: {stats}"
+        );
+        let observed = client.list_tags("ec2:instance", &ids).await.unwrap();
+        for id in &ids {
+            assert_eq!(
+                observed[id].contains_key("team"),
+                failed == 0,
+                "{case}: {observed:?}"
+            );
+        }
+    }
+}
+
+/// A listing whose `PaginationToken` expired starts again from its first page once, not
+/// forever: with every token expired, two first pages and two refused tokens, then the error.
+#[tokio::test]
+async fn an_expired_pagination_token_restarts_the_listing_once() {
+    let mut config = config(150);
+    config.aws = AwsConfig {
+        pagination_token_ttl: Duration::ZERO,
+        ..AwsConfig::default()
+    };
+    // NB: the token outlives a zero lifetime by the added latency at least.
+    config.faults.latency = Duration::from_millis(5);
+    let emulator = emulator(config).await;
+    let client = client(&emulator, "", false);
+    let error = client
+        .select_resources("ec2:instance", &tags(&[("env", "prod")]))
+        .await
+        .expect_err("every token expires");
+    assert_eq!(error.code, "PaginationTokenExpiredException");
+    let stats = stats(&emulator).await;
+    assert_eq!(calls(&stats, "GetResources", "ok"), 2, "{stats}");
+    assert_eq!(
+        calls(&stats, "GetResources", "PaginationTokenExpiredException"),
+        2,
+        "{stats}"
+    );
+}

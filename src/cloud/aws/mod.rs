@@ -327,6 +327,34 @@ impl Protocol for AwsConfig {
         Ok(failures_of_call(resource_ids, failures))
     }
 
+    fn doubtful_failures(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        body: &str,
+    ) -> Vec<String> {
+        // NB: AWS documents InternalServiceException per ARN as a fault of its own that may
+        // also mean "this type cannot be tagged": retried once, then read (spec section 4).
+        let Ok(answer) = serde_json::from_str::<Value>(body) else {
+            return Vec::new();
+        };
+        let Some(failed) = answer.get("FailedResourcesMap").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        let ids = self.ids_by_arn(resource_type, resource_ids.iter());
+        let mut doubtful: Vec<String> = failed
+            .iter()
+            .filter(|(_, info)| {
+                info.get("ErrorCode").and_then(Value::as_str) == Some("InternalServiceException")
+            })
+            .flat_map(|(arn, _)| ids.get(arn).cloned().unwrap_or_default())
+            .filter(|id| resource_ids.contains(id))
+            .collect();
+        doubtful.sort();
+        doubtful.dedup();
+        doubtful
+    }
+
     fn sign(&self, call: &AwsCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
         let credentials = AwsCredentials::new(
             key.id.clone(),
