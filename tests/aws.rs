@@ -355,3 +355,46 @@ async fn an_expired_pagination_token_restarts_the_listing_once() {
         "{stats}"
     );
 }
+
+/// Issue 22: a provider without `aws.accountId` asks STS GetCallerIdentity for the account,
+/// once per client, and composes bare ids with it.
+#[tokio::test]
+async fn without_an_account_id_sts_names_the_account_once() {
+    let emulator = emulator(config(3)).await;
+    let spec: TagProviderSpec = serde_yaml::from_str(&format!(
+        "{{cloud: aws, region: {REGION}, endpoint: '{}'}}",
+        emulator.url()
+    ))
+    .expect("a provider spec");
+    let client = client_for(
+        &spec,
+        AccessKey::new(KEY, SECRET).into(),
+        &ClientOptions {
+            http: http_client().expect("HTTP client"),
+            endpoint_override: None,
+            retry: RetryPolicy::default(),
+            observer: None,
+            default_rate_limit: false,
+        },
+    )
+    .expect("a client");
+    assert_eq!(client.known_aws_account(), None);
+    let ids = vec!["i-0000".to_string(), instance("i-0001")];
+    let reads = futures::future::join_all((0..3).map(|_| client.list_tags("ec2:instance", &ids)));
+    for observed in reads.await {
+        assert_eq!(
+            observed.expect("a read")["i-0000"],
+            tags(&[("env", "prod")])
+        );
+    }
+    let result = client
+        .tag_resources("ec2:instance", &ids, &tags(&[("team", "web")]))
+        .await
+        .expect("a write");
+    assert!(result.failed.is_empty(), "{result:?}");
+    assert_eq!(client.known_aws_account().as_deref(), Some(ACCOUNT));
+    assert_eq!(client.aws_account().await.as_deref(), Some(ACCOUNT));
+    let stats = stats(&emulator).await;
+    assert_eq!(calls(&stats, "GetCallerIdentity", "ok"), 1, "{stats}");
+    assert_eq!(calls(&stats, "GetResources", "ok"), 3, "{stats}");
+}

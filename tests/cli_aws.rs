@@ -224,3 +224,44 @@ fn a_bare_id_and_its_arn_are_one_resource_for_conflicts_and_prunes() {
         "the other binding still declares it: {out}"
     );
 }
+
+/// Issue 22: without `aws.accountId`, STS names the account: bare ids are composed with it,
+/// and are still one resource with their ARNs.
+#[test]
+fn without_an_account_id_sts_names_the_account() {
+    let dir = example_copy();
+    let provider = dir.path().join("manifests/provider.yaml");
+    let original = std::fs::read_to_string(&provider).unwrap();
+    let edited = original.replace("  aws:\n    accountId: \"123456789012\"", "");
+    assert_ne!(edited, original, "the example names its account");
+    std::fs::write(&provider, edited).unwrap();
+    std::fs::write(
+        dir.path().join("manifests/zz-by-arn.yaml"),
+        by_arn("platform"),
+    )
+    .unwrap();
+    let output = tagbinder(
+        dir.path(),
+        &["apply", "-f", "manifests", "--embedded-cloud", "-o", "json"],
+    );
+    let report: Value = serde_json::from_str(&text(&output.stdout))
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+    let outcome = |name: &str| {
+        report["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["binding"] == format!("team-web/{name}"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {report}"))
+    };
+    assert_eq!(outcome("web-by-arn")["ready"], true, "{report}");
+    assert_eq!(outcome("web-instances")["reason"], "Conflict", "{report}");
+    assert_eq!(tags_of(dir.path(), WEB1)["owner"], "platform");
+    assert_eq!(tags_of(dir.path(), WEB2)["owner"], "team-web");
+    assert_eq!(
+        tags_of(dir.path(), DB)["backup"],
+        "daily",
+        "a bare id: {report}"
+    );
+}

@@ -700,12 +700,16 @@ fn claimants(binding: &ResourceTagBinding, ctx: &Context, considered: &[String])
                 .providers
                 .get(&ObjectRef::new(&binding.spec.provider_ref.name))
             {
-                Some(provider) => {
-                    canonical_ids(&provider.spec, &binding.spec.resource_type, &declared)
-                        .iter()
-                        .cloned()
-                        .collect()
-                }
+                Some(provider) => canonical_ids(
+                    &provider.spec,
+                    ctx.known_aws_account(&binding.spec.provider_ref.name)
+                        .as_deref(),
+                    &binding.spec.resource_type,
+                    &declared,
+                )
+                .iter()
+                .cloned()
+                .collect(),
                 None => declared.into_iter().collect(),
             };
             Some((binding, ids))

@@ -448,6 +448,13 @@ impl Context {
         Ok(Ok(client))
     }
 
+    /// The AWS account of provider `name` as its cached client knows it (`aws.accountId`, or
+    /// the one STS named); `None` before its client asked, and for the other clouds.
+    pub fn known_aws_account(&self, name: &str) -> Option<String> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.get(name)?.client.inner().known_aws_account()
+    }
+
     /// The provider's client, if it was built from its current spec and from the Secret's
     /// resourceVersion in the watch cache.
     async fn cached_client(&self, provider: &TagProvider) -> Option<CloudClient> {

@@ -717,7 +717,9 @@ async fn pass_group(
     let participant = client.participant(resource_type);
     let mut resolutions = resolve_selectors(ctx, &participant, resource_type, &members).await;
     refuse_feeding_cycles(ctx, resource_type, &members, &mut resolutions);
-    // NB: one resource is one id whichever form names it (an AWS bare id and its ARN).
+    // NB: one resource is one id whichever form names it (an AWS bare id and its ARN); an
+    // AWS provider without aws.accountId has its account named by STS, once per client.
+    let account = client.inner().aws_account().await;
     let resource_ids: Vec<std::borrow::Cow<'_, [String]>> = members
         .iter()
         .zip(&resolutions)
@@ -729,6 +731,7 @@ async fn pass_group(
             {
                 Some(provider) => crate::reconcile::fleet::canonical_ids(
                     &provider.spec,
+                    account.as_deref(),
                     resource_type,
                     &s.binding.spec.resource_ids,
                 ),

@@ -102,17 +102,22 @@ impl Target {
 /// once (issue 22: a resource is one thing whichever form names it). On AWS a resource is
 /// its ARN: a bare id the provider can compose becomes its ARN ([`ArnScope::arn`]); an id it
 /// cannot compose stays as it is (the pass refuses it as `InvalidSpec`). Elsewhere ids are
-/// canonical as they are. Both hosts pass, claim and record canonical ids.
+/// canonical as they are. Both hosts pass, claim and record canonical ids. `account` is the
+/// one STS named for an AWS provider without `aws.accountId` (the host asks its client).
 ///
 /// [`ArnScope::arn`]: crate::cloud::aws::ArnScope::arn
 pub fn canonical_ids<'a>(
     spec: &TagProviderSpec,
+    account: Option<&str>,
     resource_type: &str,
     ids: &'a [String],
 ) -> std::borrow::Cow<'a, [String]> {
-    let Some(scope) = arn_scope(spec) else {
+    let Some(mut scope) = arn_scope(spec) else {
         return std::borrow::Cow::Borrowed(ids);
     };
+    if scope.account_id.is_none() {
+        scope.account_id = account.map(str::to_string);
+    }
     let mut seen = std::collections::HashSet::new();
     let canonical: Vec<String> = ids
         .iter()

@@ -1,7 +1,7 @@
 //! The shared controller on AWS (issue 22): a provider of the Resource Groups Tagging API
 //! against a cloud emulator of its own whose inventory is the AWS example's (EC2 instances, an
-//! RDS instance, an S3 bucket). The example's bindings converge; a bare id and its ARN are
-//! one resource for conflicts and for the prune of a deletion.
+//! RDS instance, an S3 bucket), its account named by STS. The example's bindings converge; a
+//! bare id and its ARN are one resource for conflicts and for the prune of a deletion.
 
 use std::sync::Arc;
 
@@ -12,7 +12,6 @@ use crate::support::fixtures::{Tenant, eventually, provider, tags};
 use crate::support::processes::PersistentCloud;
 use tagbinder::api::{AwsSettings, Cloud};
 
-const ACCOUNT: &str = "123456789012";
 const WEB1: &str = "arn:aws:ec2:us-east-1:123456789012:instance/i-0e2eweb000000001";
 const WEB2: &str = "arn:aws:ec2:us-east-1:123456789012:instance/i-0e2eweb000000002";
 const DB: &str = "arn:aws:rds:us-east-1:123456789012:db:e2e-orders";
@@ -42,8 +41,9 @@ pub async fn aws_converges_and_a_bare_id_and_its_arn_are_one_resource(env: Arc<E
     aws.spec.cloud = Cloud::Aws;
     aws.spec.region = "us-east-1".into();
     aws.spec.alibaba = None;
+    // NB: no accountId: STS names it (GetCallerIdentity, once per provider client).
     aws.spec.aws = Some(AwsSettings {
-        account_id: Some(ACCOUNT.into()),
+        account_id: None,
         partition: None,
     });
     let tenant = Tenant::with_provider(&env.client, "awse2e", aws).await;
@@ -171,5 +171,10 @@ pub async fn aws_converges_and_a_bare_id_and_its_arn_are_one_resource(env: Arc<E
     assert_eq!(
         cloud.tags("aws", "ec2:instance", WEB2).await,
         tags(&[("env", "prod"), ("owner", "team-web")])
+    );
+    assert_eq!(
+        cloud.calls("aws", "GetCallerIdentity").await,
+        1,
+        "STS once for the provider's client"
     );
 }

@@ -115,6 +115,24 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         false
     }
 
+    /// A call to make once before this client's first call (AWS: STS GetCallerIdentity,
+    /// when the provider names no account), as long as it has not been answered. None by
+    /// default.
+    fn setup_call(&self) -> Option<Self::Call> {
+        None
+    }
+
+    /// The action name of [`Protocol::setup_call`].
+    fn setup_action(&self) -> &'static str {
+        "Setup"
+    }
+
+    /// Takes the answer of [`Protocol::setup_call`]; the error says what the document lacks.
+    fn setup_answer(&self, body: &str) -> Result<(), String> {
+        let _ = body;
+        Ok(())
+    }
+
     /// The resources of a write answer (`body`, of a call over `resource_ids`) whose failure
     /// is in doubt: retried once, then verified with a read (AWS: an
     /// `InternalServiceException` in `FailedResourcesMap` may be a passing fault, or mean that
@@ -215,6 +233,8 @@ pub struct Client<P> {
     limiter: Option<Arc<RateLimiter>>,
     /// Limiters of single actions (AWS's per-action rates), before `limiter`.
     action_limiters: Vec<(&'static str, Arc<RateLimiter>)>,
+    /// Held while the setup call is made, so that it is made once.
+    setup: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<P: Protocol> fmt::Debug for Client<P> {
@@ -240,7 +260,26 @@ impl<P: Protocol> Client<P> {
             observer: None,
             limiter: None,
             action_limiters: Vec::new(),
+            setup: Arc::default(),
         }
+    }
+
+    /// Makes the protocol's setup call ([`Protocol::setup_call`]) if it is due: once, however
+    /// many calls wait for it.
+    pub async fn set_up(&self) -> Result<(), CloudError> {
+        if self.protocol.setup_call().is_none() {
+            return Ok(());
+        }
+        let _held = self.setup.lock().await;
+        let Some(call) = self.protocol.setup_call() else {
+            return Ok(());
+        };
+        // NB: the setup call's action is its own (GetCallerIdentity), with no rate of its own.
+        let action = self.protocol.setup_action();
+        let body = self.call(action, 0, &call).await?;
+        self.protocol
+            .setup_answer(&body)
+            .map_err(|error| self.not_a_document(action, &body, &error))
     }
 
     /// The protocol (and its configuration).
@@ -463,6 +502,7 @@ impl<P: Protocol> Client<P> {
         }
         let action = self.protocol.action(op.into());
         self.check_batch(action, op, resource_ids.len(), tags.len())?;
+        self.set_up().await?;
         let call = self
             .protocol
             .write_call(op, resource_type, resource_ids, tags)?;
@@ -597,6 +637,7 @@ impl<P: Protocol> TagApi for Client<P> {
         resource_type: &str,
         resource_ids: &[String],
     ) -> Result<TagsByResource, CloudError> {
+        self.set_up().await?;
         let mut observed: TagsByResource = resource_ids
             .iter()
             .map(|id| (id.clone(), Tags::new()))
@@ -635,6 +676,7 @@ impl<P: Protocol> TagApi for Client<P> {
         resource_type: &str,
         match_tags: &Tags,
     ) -> Result<TagsByResource, CloudError> {
+        self.set_up().await?;
         self.select(resource_type, match_tags).await
     }
 }
