@@ -128,13 +128,48 @@ impl Ticket {
     }
 }
 
-/// What a selector binding's selection feeds on (see [`Fleet::feeding_cycles`]).
-#[derive(Clone, PartialEq)]
+/// What a selector binding's selection feeds on (see [`Fleet::feeding_cycles`]): its target,
+/// its `matchTags`, and the binding itself (its spec and metadata, without status), from which
+/// its declared keys are rendered when a cycle is looked for (issue 23: `tagsFrom` and the
+/// provider's `defaultTags` declare keys as `tags` do).
+#[derive(Clone)]
 struct SelectorSpec {
     provider: String,
     resource_type: String,
-    declared: crate::tags::Tags,
     match_tags: crate::tags::Tags,
+    binding: Arc<ResourceTagBinding>,
+}
+
+impl SelectorSpec {
+    fn of(binding: &ResourceTagBinding, match_tags: &crate::tags::Tags) -> Self {
+        let name = binding.metadata.name.as_deref().unwrap_or_default();
+        let mut kept = ResourceTagBinding::new(name, binding.spec.clone());
+        kept.metadata.namespace = binding.metadata.namespace.clone();
+        kept.metadata.labels = binding.metadata.labels.clone();
+        kept.metadata.annotations = binding.metadata.annotations.clone();
+        kept.metadata.creation_timestamp = binding.metadata.creation_timestamp.clone();
+        SelectorSpec {
+            provider: binding.spec.provider_ref.name.clone(),
+            resource_type: binding.spec.resource_type.clone(),
+            match_tags: match_tags.clone(),
+            binding: Arc::new(kept),
+        }
+    }
+}
+
+impl PartialEq for SelectorSpec {
+    /// Equal when what its declared keys are rendered from is equal: a status write (the same
+    /// spec and metadata again) is no change.
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.binding, &other.binding);
+        self.provider == other.provider
+            && self.resource_type == other.resource_type
+            && self.match_tags == other.match_tags
+            && a.spec.tags == b.spec.tags
+            && a.spec.tags_from == b.spec.tags_from
+            && a.metadata.labels == b.metadata.labels
+            && a.metadata.annotations == b.metadata.annotations
+    }
 }
 
 /// A binding that takes part in sweeps.
@@ -286,22 +321,28 @@ impl Fleet {
     }
 
     /// The selector bindings in a feeding cycle with another selector binding of `target`
-    /// (see [`select::feeding_cycles`]), with the members of their cycle.
+    /// (see [`select::feeding_cycles`]), with the members of their cycle. `declared_of`
+    /// renders a binding's declared tags (`tags`, `tagsFrom`, the provider's `defaultTags`).
     pub fn feeding_cycles(
         &self,
         target: &Target,
         target_of: impl Fn(&str, &str) -> Option<Target>,
+        declared_of: impl Fn(&ResourceTagBinding) -> crate::tags::Tags,
     ) -> BTreeMap<String, Vec<String>> {
         let selectors = self
             .selectors
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let feeders: Vec<select::Feeder<'_, String>> = selectors
+        let of_target: Vec<(&String, &SelectorSpec, crate::tags::Tags)> = selectors
             .iter()
             .filter(|(_, s)| target_of(&s.provider, &s.resource_type).as_ref() == Some(target))
-            .map(|(key, s)| select::Feeder {
-                key: key.clone(),
-                declared: &s.declared,
+            .map(|(key, s)| (key, s, declared_of(&s.binding)))
+            .collect();
+        let feeders: Vec<select::Feeder<'_, String>> = of_target
+            .iter()
+            .map(|(key, s, declared)| select::Feeder {
+                key: (*key).clone(),
+                declared,
                 match_tags: &s.match_tags,
             })
             .collect();
@@ -321,12 +362,7 @@ impl Fleet {
                 let key = binding_key(binding);
                 let selector = match &binding.spec.resource_selector {
                     Some(selector) if binding.metadata.deletion_timestamp.is_none() => {
-                        Some(SelectorSpec {
-                            provider: binding.spec.provider_ref.name.clone(),
-                            resource_type: binding.spec.resource_type.clone(),
-                            declared: binding.spec.tags.clone(),
-                            match_tags: selector.match_tags.clone(),
-                        })
+                        Some(SelectorSpec::of(binding, &selector.match_tags))
                     }
                     _ => None,
                 };
@@ -827,7 +863,10 @@ fn refuse_feeding_cycles(
     else {
         return;
     };
-    let cycles = ctx.fleet.feeding_cycles(&target, target_of);
+    // NB: the keys each declares as its claims render them (an absent source: no key).
+    let cycles = ctx
+        .fleet
+        .feeding_cycles(&target, target_of, |b| ctx.claimed_tags(b));
     if cycles.is_empty() {
         return;
     }

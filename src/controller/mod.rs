@@ -625,38 +625,55 @@ fn namespace_watch(client: &Client, namespace: Option<&str>) -> NamespaceWatch {
     let (store, writer) = reflector::store();
     let synced = Synced::default();
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, config).modify(|namespace| {
-            namespace.metadata.managed_fields = None;
-        }),
-    )
-    .default_backoff()
-    .inspect_ok(marks_synced(&synced))
-    // NB: the first list announces nothing (the bindings' own list brings every pass, through
-    // the fleet's queue); after it, a namespace whose labels or annotations changed, in a
-    // watch event or in a relist, announces its bindings.
-    .try_filter_map(move |event| {
-        let initial = matches!(event, watcher::Event::InitApply(_));
-        let changed = match event {
-            watcher::Event::Apply(namespace) | watcher::Event::InitApply(namespace) => {
-                let hash = namespace_trigger(&namespace);
-                match seen.insert(namespace.name_any(), hash) {
-                    Some(previous) => (previous != hash).then_some(namespace),
-                    None if initial => None,
-                    None => Some(namespace),
+    let stream = reflector::reflector(writer, watcher(api, config).modify(strip_namespace))
+        .default_backoff()
+        .inspect_ok(marks_synced(&synced))
+        // NB: the first list announces nothing (the bindings' own list brings every pass, through
+        // the fleet's queue); after it, a namespace whose labels or annotations changed, in a
+        // watch event or in a relist, announces its bindings.
+        .try_filter_map(move |event| {
+            let initial = matches!(event, watcher::Event::InitApply(_));
+            let changed = match event {
+                watcher::Event::Apply(namespace) | watcher::Event::InitApply(namespace) => {
+                    let hash = namespace_trigger(&namespace);
+                    match seen.insert(namespace.name_any(), hash) {
+                        Some(previous) => (previous != hash).then_some(namespace),
+                        None if initial => None,
+                        None => Some(namespace),
+                    }
                 }
-            }
-            watcher::Event::Delete(namespace) => {
-                seen.remove(&namespace.name_any());
-                None
-            }
-            watcher::Event::Init | watcher::Event::InitDone => None,
-        };
-        futures::future::ready(Ok(changed))
-    })
-    .boxed();
+                watcher::Event::Delete(namespace) => {
+                    seen.remove(&namespace.name_any());
+                    None
+                }
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            };
+            futures::future::ready(Ok(changed))
+        })
+        .boxed();
     (stream, store, synced)
+}
+
+/// The annotation in which `kubectl apply` keeps a copy of the object it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Keeps of a namespace what bindings read of it (labels and annotations) and what the cache
+/// needs (name, uid, resourceVersion): every namespace of the cluster is cached, since a watch
+/// cannot be narrowed to the namespaces that host bindings, so each stays small. The copy of
+/// the object that `kubectl apply` keeps in an annotation goes too (no tag value can come
+/// from it: it is longer than any cloud's value limit).
+fn strip_namespace(namespace: &mut PartialObjectMeta<Namespace>) {
+    let metadata = &mut namespace.metadata;
+    metadata.managed_fields = None;
+    metadata.owner_references = None;
+    metadata.finalizers = None;
+    metadata.generate_name = None;
+    if let Some(annotations) = &mut metadata.annotations {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            metadata.annotations = None;
+        }
+    }
 }
 
 /// Hash of what a namespace's bindings read of it: its labels and annotations.

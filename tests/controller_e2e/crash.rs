@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use tagbinder::api::{AppliedRecord, ResourceTagBinding};
+use tagbinder::api::{AppliedRecord, FieldRef, ResourceTagBinding, TagFrom, ValueSource};
 
 use crate::Env;
 use crate::support::apiserver::ApiServer;
-use crate::support::fixtures::{Crds, Tenant, eventually, is_true};
+use crate::support::fixtures::{Crds, Tenant, eventually, is_true, provider};
 use crate::support::processes::{CloudEmulator, Controller, ControllerOptions, http};
 
 /// Kills, each during the first apply of a new wave of bindings.
@@ -47,11 +47,23 @@ fn wave_bindings(tenant: &Tenant, i: usize) -> Vec<ResourceTagBinding> {
             &[&r1, &r2],
             &[("env", "prod"), ("wave", &wave)],
         ),
-        tenant.binding(
-            &format!("w{i:02}-b"),
-            &[&r3, &r2],
-            &[("owner", "team-b"), ("tier", "web")],
-        ),
+        {
+            // NB: `tier` is rendered from the binding's own label (issue 23: rendered keys
+            // are declared keys, in the crash window too), as is the provider's default.
+            let mut b = tenant.binding(&format!("w{i:02}-b"), &[&r3, &r2], &[("owner", "team-b")]);
+            b.metadata.labels = Some(BTreeMap::from([("tier".to_string(), "web".to_string())]));
+            b.spec.tags_from = vec![TagFrom {
+                key: "tier".into(),
+                value_from: ValueSource {
+                    field_ref: Some(FieldRef {
+                        field_path: "metadata.labels['tier']".into(),
+                    }),
+                    ..ValueSource::default()
+                },
+                optional: false,
+            }];
+            b
+        },
     ]
 }
 
@@ -64,7 +76,9 @@ async fn world(env: &Env, name: &str, user: &str) -> (ApiServer, CloudEmulator, 
         .map(|(id, tags)| (id.as_str(), tags.as_slice()))
         .collect();
     let cloud = CloudEmulator::start(&env.scratch(name), &inventory).await;
-    let tenant = Tenant::new(&client, &cloud.url, "crash").await;
+    let mut spec = provider("crash", &cloud.url, "crash-creds");
+    spec.spec.default_tags = BTreeMap::from([("managed-by".to_string(), "tagbinder".to_string())]);
+    let tenant = Tenant::with_provider(&client, "crash", spec).await;
     let user = user.to_string();
     server.delay(STATUS_DELAY, move |call| {
         call.is(&user, "patch", "resourcetagbindings/status")
@@ -145,7 +159,8 @@ async fn unrecorded_writes(tenant: &Tenant, cloud: &CloudEmulator) -> usize {
             .map(|s| s.applied.to_ownership())
             .unwrap_or_default();
         for id in &binding.spec.resource_ids {
-            for (key, value) in &binding.spec.tags {
+            let desired = binding.status.as_ref().and_then(|s| s.desired_tags.clone());
+            for (key, value) in desired.as_ref().unwrap_or(&binding.spec.tags) {
                 let carried = state[id]["tags"][key].as_str();
                 let before = initial[id].iter().any(|(k, v)| k == key && v == value);
                 let recorded = owned.on(id).and_then(|t| t.get(key)) == Some(value);

@@ -240,7 +240,33 @@ pub async fn tags_from_kubernetes_follow_their_sources_in_both_hosts(env: Arc<En
     assert!(message.contains("129 characters"), "{message}");
     assert_eq!(cloud.tags("tf-c1").await, BTreeMap::new());
 
-    // 7. The same manifests through the CLI, against a cloud of its own: the same tags.
+    // 7. Two selector bindings whose selections feed each other only through a rendered key:
+    // "sel-a" selects by `sel-team` and declares `sel-tier` from its own label; "sel-b"
+    // selects by `sel-tier` and declares `sel-team`. The younger is refused, naming both (no
+    // resource carries either key: nothing is selected, nothing written).
+    let selector = |name: &str, by: &str, declared: &[(&str, &str)]| {
+        let mut binding = tenant.binding(name, &[], declared);
+        binding.spec.resource_selector = Some(tagbinder::api::ResourceSelector {
+            match_tags: tags(&[(by, "x")]),
+        });
+        binding
+    };
+    let mut sel_a = selector("sel-a", "sel-team", &[("env", "prod")]);
+    sel_a.metadata.labels = Some(tags(&[("tier", "web")]));
+    sel_a.spec.tags_from = vec![from("sel-tier", field("metadata.labels['tier']"), false)];
+    tenant.create(&sel_a).await;
+    tenant.ready("sel-a").await;
+    tenant
+        .create(&selector("sel-b", "sel-tier", &[("sel-team", "x")]))
+        .await;
+    let refused = tenant.not_ready("sel-b", "InvalidSpec").await;
+    let message = &condition(&refused, "Ready").expect("Ready").message;
+    assert!(
+        message.contains("feed each other") && message.contains("sel-a"),
+        "{message}"
+    );
+
+    // 8. The same manifests through the CLI, against a cloud of its own: the same tags.
     let cli_dir = env.scratch("tagsfrom-cli");
     let cli_cloud = CloudEmulator::start(&cli_dir, resources).await;
     let mut manifests = Vec::new();

@@ -163,6 +163,11 @@ fn a_deleted_binding_leaves_the_queue() {
     assert!(fleet.lock().queue.is_empty());
 }
 
+/// A binding's declared tags as its spec gives them (no `tagsFrom`, no provider defaults).
+fn spec_tags(binding: &ResourceTagBinding) -> crate::tags::Tags {
+    binding.spec.tags.clone()
+}
+
 /// Issue 20, item 5, in the controller: the fleet keeps the selector bindings it watches, and
 /// finds those whose selections feed each other on one target, whichever provider of it.
 #[test]
@@ -191,7 +196,7 @@ fn selections_that_feed_each_other_are_found_across_providers_of_one_target() {
     assert_eq!(spec.cloud, Cloud::Alibaba);
     let target_of = |_: &str, resource_type: &str| Some(Target::of(&spec, resource_type));
     let target = Target::of(&spec, "apigateway");
-    let cycles = fleet.feeding_cycles(&target, target_of);
+    let cycles = fleet.feeding_cycles(&target, target_of, spec_tags);
     let cycle = vec!["team/a".to_string(), "team/b".to_string()];
     assert_eq!(
         cycles,
@@ -223,5 +228,9 @@ fn selections_that_feed_each_other_are_found_across_providers_of_one_target() {
     let mut requested = handed(&mut receiver);
     requested.sort();
     assert_eq!(requested, ["team/a", "team/c"]);
-    assert!(fleet.feeding_cycles(&target, target_of).is_empty());
+    assert!(
+        fleet
+            .feeding_cycles(&target, target_of, spec_tags)
+            .is_empty()
+    );
 }

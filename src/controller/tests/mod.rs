@@ -427,3 +427,41 @@ async fn a_secret_the_controller_may_not_read_stalls_and_is_rechecked() {
         "RBAC changes are not watched: the binding is looked at again"
     );
 }
+
+/// The namespace cache keeps of every namespace what bindings read (labels, annotations) and
+/// what the cache needs, not `kubectl apply`'s copy of the object nor managed fields.
+#[test]
+fn the_namespace_cache_keeps_labels_and_annotations_only() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    let mut namespace: kube::core::PartialObjectMeta<Namespace> = kube::core::PartialObjectMeta {
+        types: None,
+        metadata: ObjectMeta {
+            name: Some("team-web".into()),
+            resource_version: Some("7".into()),
+            labels: Some(BTreeMap::from([("team".into(), "web".into())])),
+            annotations: Some(BTreeMap::from([
+                ("cost".into(), "cc-1".into()),
+                (
+                    super::LAST_APPLIED.into(),
+                    "{\"apiVersion\":\"v1\"}".repeat(50),
+                ),
+            ])),
+            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+            finalizers: Some(vec!["example.com/keep".into()]),
+            ..ObjectMeta::default()
+        },
+        _phantom: std::marker::PhantomData,
+    };
+    super::strip_namespace(&mut namespace);
+    assert_eq!(
+        namespace.metadata,
+        ObjectMeta {
+            name: Some("team-web".into()),
+            resource_version: Some("7".into()),
+            labels: Some(BTreeMap::from([("team".into(), "web".into())])),
+            annotations: Some(BTreeMap::from([("cost".into(), "cc-1".into())])),
+            ..ObjectMeta::default()
+        }
+    );
+}
