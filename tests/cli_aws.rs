@@ -265,3 +265,63 @@ fn without_an_account_id_sts_names_the_account() {
         "a bare id: {report}"
     );
 }
+
+/// Issue 22: without a Secret or the environment's keys, the CLI reads the AWS profile
+/// (`AWS_PROFILE`) from `~/.aws/credentials`; a profile that is not there is named.
+#[test]
+fn the_cli_reads_an_aws_profile() {
+    let dir = example_copy();
+    let provider = dir.path().join("manifests/provider.yaml");
+    let original = std::fs::read_to_string(&provider).unwrap();
+    let edited = original.replace(
+        "  credentials:\n    secretRef:\n      namespace: tagbinder-system\n      name: aws-creds\n",
+        "",
+    );
+    assert_ne!(edited, original, "the example references its Secret");
+    std::fs::write(&provider, edited).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        "[default]\naws_access_key_id = AKIAWRONGWRONGWRONG0\naws_secret_access_key = wrong\n\n\
+         [tagbinder-demo]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+         aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+    )
+    .unwrap();
+    let run = |profile: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+            .args(["apply", "-f", "manifests", "--embedded-cloud"])
+            .current_dir(dir.path())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+            .env_remove("AWS_CONFIG_FILE")
+            .env_remove("AWS_ROLE_ARN")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env("HOME", &home)
+            .env("AWS_PROFILE", profile)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            format!("{}\n{}", text(&output.stdout), text(&output.stderr)),
+        )
+    };
+    let (ok, out) = run("tagbinder-demo");
+    assert!(ok, "{out}");
+    assert!(out.contains("4 of 4 binding(s) Ready"), "{out}");
+    assert!(out.contains("the AWS profile \"tagbinder-demo\""), "{out}");
+    assert!(
+        !out.contains("wJalrXUtnFEMI"),
+        "no secret in the output: {out}"
+    );
+    let (ok, out) = run("nope");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("AWS_PROFILE is \"nope\"") && out.contains("spec.credentials"),
+        "{out}"
+    );
+}

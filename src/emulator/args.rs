@@ -66,8 +66,8 @@ pub struct EmulatorArgs {
         value_parser = clap::value_parser!(i64).range(-MAX_CLOCK_OFFSET_SECS..=MAX_CLOCK_OFFSET_SECS)
     )]
     pub clock_offset_secs: i64,
-    /// Lifetime, in seconds, of the temporary credentials it issues (STS AssumeRoleWithOIDC,
-    /// the ECS metadata service); default: the DurationSeconds asked of STS, six hours for
+    /// Lifetime, in seconds, of the temporary credentials it issues (STS AssumeRoleWithOIDC
+    /// and AssumeRoleWithWebIdentity, the ECS metadata service); default: the DurationSeconds asked of STS, six hours for
     /// the metadata service. Short lifetimes test renewal before expiry.
     #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub credentials_ttl: Option<u64>,

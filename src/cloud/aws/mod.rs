@@ -12,6 +12,7 @@
 //! written or pruned.
 
 pub mod arn;
+pub mod chain;
 mod errors;
 
 use std::time::{Duration, SystemTime};
