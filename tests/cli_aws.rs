@@ -325,3 +325,55 @@ fn the_cli_reads_an_aws_profile() {
         "{out}"
     );
 }
+
+/// Issue 22: web identity in the CLI: with `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE`,
+/// STS AssumeRoleWithWebIdentity (the embedded cloud's) issues the credentials; the token is
+/// never printed.
+#[test]
+fn web_identity_assumes_the_role_with_the_token_file() {
+    use base64::Engine;
+    let dir = example_copy();
+    let provider = dir.path().join("manifests/provider.yaml");
+    let original = std::fs::read_to_string(&provider).unwrap();
+    let edited = original.replace(
+        "  credentials:\n    secretRef:\n      namespace: tagbinder-system\n      name: aws-creds\n",
+        "",
+    );
+    std::fs::write(&provider, edited).unwrap();
+    let part = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let token = format!(
+        "{}.{}.{}",
+        part(r#"{"alg":"RS256"}"#),
+        part(r#"{"sub":"system:serviceaccount:tagbinder-system:tagbinder"}"#),
+        part("web-identity-signature")
+    );
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .args(["apply", "-f", "manifests", "--embedded-cloud"])
+        .current_dir(dir.path())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_STS")
+        .env("HOME", dir.path())
+        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/tagbinder")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let out = format!("{}\n{}", text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("4 of 4 binding(s) Ready"), "{out}");
+    assert!(
+        out.contains("web identity: role arn:aws:iam::123456789012:role/tagbinder"),
+        "{out}"
+    );
+    let signature = part("web-identity-signature");
+    assert!(
+        !out.contains(&token) && !out.contains(&signature),
+        "the token leaked: {out}"
+    );
+}

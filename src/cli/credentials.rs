@@ -33,8 +33,9 @@ pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
 pub fn credentials(
     provider: &Located<TagProvider>,
     manifests: &Manifests,
-    http: &reqwest::Client,
+    options: &crate::reconcile::provider::ClientOptions,
 ) -> Result<Credentials, ManifestError> {
+    let http = &options.http;
     let spec = &provider.value.spec;
     let secret_ref = spec.credentials.as_ref().map(|c| &c.secret_ref);
     if let Some(secret_ref) = secret_ref {
@@ -65,9 +66,15 @@ pub fn credentials(
                 {
                     return Ok(key.into());
                 }
+                // NB: STS is the provider's one endpoint (the embedded cloud's with
+                // --embedded-cloud) unless the environment names another.
+                let endpoint = options
+                    .endpoint_override
+                    .as_deref()
+                    .or(spec.endpoint.as_deref());
                 if let Ok(source) = crate::cloud::aws::chain::aws_chain(
                     &credentials::process_var,
-                    spec.endpoint.as_deref(),
+                    endpoint,
                     &spec.region,
                 ) {
                     return Ok(Credentials::Refreshing(std::sync::Arc::new(

@@ -729,7 +729,7 @@ fn build_clients(
         let Some(provider) = manifests.providers.get(name) else {
             continue; // NB: reported per binding by check_bindings, or per removed binding.
         };
-        let built = credentials(provider, manifests, &options.http).and_then(|credentials| {
+        let built = credentials(provider, manifests, options).and_then(|credentials| {
             client_for(&provider.value.spec, credentials, options)
                 .map_err(|e| ManifestError::at(&provider.source, e.field, e.rule))
         });
