@@ -456,4 +456,44 @@ mod tests {
                 .is_empty()
         );
     }
+
+    #[test]
+    fn an_aws_bare_id_and_its_arn_are_one_canonical_id_and_one_claim() {
+        let aws = provider("{cloud: aws, region: us-east-1, aws: {accountId: '123456789012'}}");
+        let arn = "arn:aws:ec2:us-east-1:123456789012:instance/i-1".to_string();
+        let ids = vec!["i-1".to_string(), arn.clone(), "not/an-id".to_string()];
+        let canonical = canonical_ids(&aws, None, "ec2:instance", &ids);
+        assert_eq!(canonical.as_ref(), [arn.clone(), "not/an-id".to_string()]);
+        // Without accountId, the account STS named composes the bare id.
+        let unnamed = provider("{cloud: aws, region: us-east-1}");
+        let bare = vec!["i-1".to_string()];
+        assert_eq!(
+            canonical_ids(&unnamed, None, "ec2:instance", &bare).as_ref(),
+            ["i-1"]
+        );
+        assert_eq!(
+            canonical_ids(&unnamed, Some("123456789012"), "ec2:instance", &bare).as_ref(),
+            [arn.as_str()]
+        );
+        // Other clouds' ids are canonical as they are, and not copied.
+        let alibaba = provider("{cloud: alibaba, region: cn-hangzhou}");
+        assert!(matches!(
+            canonical_ids(&alibaba, None, "apiGroup", &ids),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let mut index: ClaimIndex<&str> = ClaimIndex::new();
+        index.declare("by-id", "p", "ec2:instance", ["i-1"]);
+        index.declare("by-arn", "p", "ec2:instance", [arn.as_str()]);
+        let target = Target::of(&aws, "ec2:instance");
+        let found = index.claimants(
+            &target,
+            |_, t| Some(Target::of(&aws, t)),
+            [arn.as_str()],
+            None,
+        );
+        assert_eq!(found.into_iter().collect::<Vec<_>>(), ["by-arn", "by-id"]);
+        index.withdraw(&"by-id");
+        let found = index.claimants(&target, |_, t| Some(Target::of(&aws, t)), ["i-1"], None);
+        assert_eq!(found.into_iter().collect::<Vec<_>>(), ["by-arn"]);
+    }
 }

@@ -122,6 +122,10 @@ pub fn resource_type_of(arn: &str) -> Option<String> {
 /// for anything else: not an ARN of the AWS partitions, or a type whose bare ids are not
 /// composed. The claim index keys both names of one resource by it.
 pub fn bare_id_of(arn: &str) -> Option<&str> {
+    // NB: the claim index asks this of every id of every cloud: most are no ARN at all.
+    if !arn.starts_with("arn:aws") {
+        return None;
+    }
     let parts = parts(arn)?;
     if !matches!(parts.partition, "aws" | "aws-cn" | "aws-us-gov") {
         return None;
