@@ -39,7 +39,13 @@
 //! each binding takes its `team` tag from its namespace's label (`tagsFrom`, issue 23).
 //! `--label-change` then, instead of the resync, changes the label of one namespace and
 //! measures the time from the change to all of its bindings Ready with the new value, and the
-//! cloud calls of that phase against their lower bound.
+//! cloud calls of that phase against their lower bound. `--default-change` instead adds a key
+//! to the provider's `defaultTags` (every binding renders it) and measures the same for the
+//! whole fleet:
+//!
+//! ```text
+//! cargo bench --bench controller_scale -- --bindings 10000 --default-change
+//! ```
 
 // NB: the bench uses part of the end-to-end suite's support; the rest is not dead code there.
 #[allow(dead_code)]
@@ -117,6 +123,9 @@ struct Options {
     label_change: bool,
     /// The cloud: Alibaba Cloud's API Gateway, or AWS's tagging API.
     cloud: tagbinder::api::Cloud,
+    /// Add a key to the provider's `defaultTags` after the first convergence (instead of the
+    /// resync).
+    default_change: bool,
 }
 
 impl Options {
@@ -132,6 +141,7 @@ impl Options {
             namespaces: 1,
             label_change: false,
             cloud: tagbinder::api::Cloud::Alibaba,
+            default_change: false,
         };
         let mut interval = None;
         let mut bindings = None;
@@ -154,6 +164,7 @@ impl Options {
                         other => return Err(format!("--cloud {other}: alibaba or aws")),
                     }
                 }
+                "--default-change" => options.default_change = true,
                 "--rate" => {
                     options.rates = match value("--rate")?.as_str() {
                         "default" => vec![RateChoice::Default],
@@ -187,14 +198,22 @@ impl Options {
             options.interval = Duration::from_secs(5);
         }
         options.bindings = bindings.unwrap_or(options.bindings);
-        // NB: no sweep may fall in the label change's window.
-        let default_interval = if options.label_change {
+        if options.label_change && options.default_change {
+            return Err("--label-change and --default-change: one change at a time".into());
+        }
+        // NB: no sweep may fall in the change's window.
+        let default_interval = if options.changes() {
             Duration::from_secs(600)
         } else {
             options.interval
         };
         options.interval = interval.unwrap_or(default_interval);
         Ok(options)
+    }
+
+    /// Whether a change (of a label or of the defaults) replaces the resync.
+    fn changes(&self) -> bool {
+        self.label_change || self.default_change
     }
 
     /// How long every binding may take to become Ready before the bench fails.
@@ -402,6 +421,7 @@ async fn run(options: &Options) -> Result<(), String> {
             "tag_sets": options.tag_sets,
             "namespaces": options.namespaces,
             "label_change": options.label_change,
+            "default_change": options.default_change,
             "interval": humantime::format_duration(options.interval).to_string(),
             "cloud": options.cloud.as_str(),
             "paging": match options.cloud {
@@ -729,9 +749,9 @@ async fn run_at(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let first = Phase::measure(&backend, &cloud, &controller).await;
     let servers_ready = backend.servers();
-    if options.label_change {
+    if options.changes() {
         eprintln!(
-            "controller_scale: all Ready in {:.1}s; relabelling one namespace",
+            "controller_scale: all Ready in {:.1}s; changing a label or the defaults",
             to_ready.as_secs_f64()
         );
     } else {
@@ -742,17 +762,21 @@ async fn run_at(
         );
     }
 
-    let label_change = if options.label_change {
+    let label_change = if options.changes() {
         let Backend::StandIn(server) = &backend else {
-            return Err("--label-change runs on the stand-in only".into());
+            return Err("--label-change and --default-change run on the stand-in only".into());
         };
-        let changed = relabel(&client, server, options).await?;
+        let changed = if options.default_change {
+            change_defaults(&client, server, options).await?
+        } else {
+            relabel(&client, server, options).await?
+        };
         let after = Phase::measure(&backend, &cloud, &controller).await;
         Some((changed, after.since(&first)))
     } else {
         None
     };
-    let resync = if options.label_change {
+    let resync = if options.changes() {
         Phase::default()
     } else {
         wait_resync(&controller, options, first.passes).await?;
@@ -763,7 +787,7 @@ async fn run_at(
         after.since(&first)
     };
     let servers_resynced = backend.servers();
-    let lone = if options.label_change {
+    let lone = if options.changes() {
         Vec::new()
     } else {
         lone_changes(&client, &fleet, options).await?
@@ -796,7 +820,7 @@ async fn run_at(
         },
         label_change: label_change
             .as_ref()
-            .map(|(time, phase)| (*time, phase, label_change_bound(options))),
+            .map(|(time, phase)| (*time, phase, change_bound(options))),
     };
     Ok((report.to_json(), report.check()))
 }
@@ -886,16 +910,31 @@ fn rendered_tags(index: usize, options: &Options, team: Option<&str>) -> Tags {
     tags
 }
 
-/// The bindings of the namespace whose label changes: those of namespace 0.
+/// The bindings that the change concerns: with `--label-change` those of the relabelled
+/// namespace 0, with `--default-change` every binding.
 fn relabelled_bindings(options: &Options) -> Vec<usize> {
     (0..options.bindings)
-        .filter(|i| i % options.namespaces == 0)
+        .filter(|i| options.default_change || i % options.namespaces == 0)
         .collect()
 }
 
-/// The lower bound of the label change: the changed namespace's bindings, their resources
-/// carrying the old value, declaring the new one.
-fn label_change_bound(options: &Options) -> CallBound {
+/// The key and value that `--default-change` adds to the provider's `defaultTags`.
+const ADDED_DEFAULT: (&str, &str) = ("managed-by", "tagbinder");
+
+/// What binding `index` declares after the change.
+fn changed_tags(index: usize, options: &Options) -> Tags {
+    if options.default_change {
+        let mut tags = rendered_tags(index, options, None);
+        tags.insert(ADDED_DEFAULT.0.into(), ADDED_DEFAULT.1.into());
+        tags
+    } else {
+        rendered_tags(index, options, Some(RELABELLED))
+    }
+}
+
+/// The lower bound of the change: the bindings it concerns, their resources carrying the old
+/// tags, declaring the new ones.
+fn change_bound(options: &Options) -> CallBound {
     let affected = relabelled_bindings(options);
     let declared: Vec<(BindingId, Tags, Vec<String>, Tags)> = affected
         .iter()
@@ -906,7 +945,7 @@ fn label_change_bound(options: &Options) -> CallBound {
                     namespace: namespace_of(index, options),
                     name: binding_name(index),
                 },
-                rendered_tags(index, options, Some(RELABELLED)),
+                changed_tags(index, options),
                 resource_ids(index, options.resources_per_binding),
                 rendered_tags(index, options, None),
             )
@@ -928,6 +967,44 @@ fn label_change_bound(options: &Options) -> CallBound {
     let observed = BTreeMap::from([(resource_type(options).to_string(), carried)]);
     let (limits, paging) = limits_and_paging(options);
     lower_bound(&fleet, &observed, &limits, paging)
+}
+
+/// Adds [`ADDED_DEFAULT`] to the provider's `defaultTags` and waits until every binding is
+/// Ready with it: the time that took.
+async fn change_defaults(
+    client: &Client,
+    server: &ApiServer,
+    options: &Options,
+) -> Result<Duration, String> {
+    use tagbinder::api::TagProvider;
+    let (key, value) = ADDED_DEFAULT;
+    let patch = json!({"spec": {"defaultTags": {key: value}}});
+    let changed = Instant::now();
+    Api::<TagProvider>::all(client.clone())
+        .patch(PROVIDER, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| format!("patch the provider's defaultTags: {e}"))?;
+    let with_default =
+        |binding: &Value| is_ready(binding) && binding["status"]["desiredTags"][key] == value;
+    loop {
+        let done = server.count(GROUP, BINDINGS, with_default);
+        if done >= options.bindings {
+            let took = changed.elapsed();
+            eprintln!(
+                "controller_scale: {done} bindings Ready with the new default in {:.2}s",
+                took.as_secs_f64()
+            );
+            return Ok(took);
+        }
+        if changed.elapsed() > options.patience() {
+            return Err(format!(
+                "{done} of {} bindings Ready with the new default after {:?}",
+                options.bindings,
+                options.patience()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Changes the `team` label of the first namespace and waits until every binding of it is
@@ -1372,9 +1449,9 @@ impl Report<'_> {
             },
             "servers": self.servers,
             "first_convergence": self.first.to_json(self.options.bindings, &self.bounds.0, self.rate, cloud),
-            "resync": (!self.options.label_change)
+            "resync": (!self.options.changes())
                 .then(|| self.resync.to_json(self.options.bindings, &self.bounds.1, self.rate, cloud)),
-            "label_change": label_change,
+            (if self.options.default_change { "default_change" } else { "label_change" }): label_change,
         })
     }
 
@@ -1401,7 +1478,7 @@ impl Report<'_> {
             let affected = relabelled_bindings(self.options).len() as u64;
             if phase.cloud_total() as f64 > bound.total() as f64 * 1.1 {
                 problems.push(format!(
-                    "label change: {} cloud calls, more than 1.1 x the lower bound {}",
+                    "the change: {} cloud calls, more than 1.1 x the lower bound {}",
                     phase.cloud_total(),
                     bound.total()
                 ));
@@ -1409,7 +1486,7 @@ impl Report<'_> {
             // NB: its bindings only: an intent and an outcome each.
             if phase.status_writes_total() > affected * FIRST_STATUS_WRITES {
                 problems.push(format!(
-                    "label change: {} status writes for {affected} bindings",
+                    "the change: {} status writes for {affected} bindings",
                     phase.status_writes_total()
                 ));
             }

@@ -427,3 +427,30 @@ fn every_tag_limit_is_reported_in_one_run() {
     );
     assert!(error.contains("acs:"), "{error}");
 }
+
+/// `RUST_LOG=tagbinder=debug` tells what a round did (issue 21, item 6): its span, what it
+/// read, each binding's plan, what it wrote, and each cloud call's outcome.
+#[test]
+fn debug_logs_tell_what_a_round_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = example("quickstart");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tagbinder"))
+        .args(["apply", "-f", files.to_str().unwrap(), "--embedded-cloud"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "tagbinder=debug")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the tagbinder binary runs");
+    let logs = stderr(&output);
+    assert!(output.status.success(), "{logs}");
+    for expected in [
+        "round{resource_type=apiGroup inputs=",
+        "reading every resource the round considers, once resources=",
+        "planned binding=team-web/web-api-groups resources=3 tag_calls=",
+        "writing every plan's batches at once",
+        "cloud_call{cloud=\"alibaba\" action=\"TagResources\"",
+        "call succeeded",
+    ] {
+        assert!(logs.contains(expected), "no {expected:?} in:\n{logs}");
+    }
+}

@@ -46,6 +46,8 @@ mod rbac;
 mod relist;
 #[path = "kube_real/schema.rs"]
 mod schema;
+#[path = "kube_real/tags_from.rs"]
+mod tags_from;
 #[path = "kube_real/watch_namespace.rs"]
 mod watch_namespace;
 
@@ -69,6 +71,7 @@ use policy::*;
 use rbac::*;
 use relist::*;
 use schema::*;
+use tags_from::*;
 use watch_namespace::*;
 
 /// The CRDs, by name.
@@ -89,6 +92,7 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("relist-g1", &[]),
     ("relist-g2", &[]),
     ("watchns-g1", &[]),
+    ("tagsfrom-g1", &[]),
     ("conflict-g1", &[]),
     ("reqat-g1", &[]),
     ("leader-g1", &[]),
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
         scenario!(a_requested_reconcile_runs_at_once_and_is_echoed_on_the_real_apiserver),
         scenario!(a_standby_takes_over_after_sigterm_and_after_sigkill_on_the_real_apiserver),
         scenario!(every_example_folder_applies_with_kubectl),
+        scenario!(namespace_labels_and_provider_defaults_render_on_the_real_apiserver),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -23,6 +23,7 @@ use crate::tags::{Ownership, TagsByResource};
 /// unresolved intent (from `intents`) is claimed where the cloud carries the intended value,
 /// before planning; every new intent is handed to `intents` before any write is sent, and an
 /// input whose intent could not be recorded sends nothing.
+#[tracing::instrument(level = "debug", name = "round", skip_all, fields(resource_type = %resource_type, inputs = inputs.len()))]
 pub async fn run_round<C: TagApi, L: IntentLog>(
     cloud: &C,
     resource_type: &str,
@@ -104,7 +105,7 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
                 continue;
             }
         };
-        slots[index] = Slot::Planned(plan::plan(&PlanInput {
+        let planned = plan::plan(&PlanInput {
             binding: input.binding,
             desired: input.desired,
             resource_ids: input.resource_ids,
@@ -112,7 +113,17 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
             observed,
             claims: input.claims,
             limits: cloud.limits(),
-        }));
+        });
+        tracing::debug!(
+            binding = %input.binding,
+            resources = input.resource_ids.len(),
+            tag_calls = planned.tag_batches.len(),
+            untag_calls = planned.untag_batches.len(),
+            blocked = planned.blocked.len(),
+            mode = ?input.mode,
+            "planned"
+        );
+        slots[index] = Slot::Planned(planned);
     }
     let recorded = record_intents(&inputs, &slots, intents).await;
     let mut executed = execute_all(cloud, resource_type, &inputs, &slots, &recorded).await;
@@ -339,6 +350,11 @@ async fn observe_all<C: TagApi, L: IntentLog>(
         .chunks(cloud.limits().read_chunk())
         .map(<[String]>::to_vec)
         .collect();
+    tracing::debug!(
+        resources = ids.len(),
+        reads = reads.len(),
+        "reading every resource the round considers, once"
+    );
     let answers = if reads.is_empty() {
         Vec::new()
     } else {
@@ -421,6 +437,10 @@ async fn execute_all<'a, C: TagApi>(
     if writes.is_empty() {
         return executed;
     }
+    tracing::debug!(
+        writes = writes.len(),
+        "writing every plan's batches at once (identical payloads share calls)"
+    );
     let results = cloud.write_all(resource_type, &writes).await;
     let mut by_input: Vec<Vec<(Write<'a>, Result<_, CloudError>)>> =
         (0..inputs.len()).map(|_| Vec::new()).collect();

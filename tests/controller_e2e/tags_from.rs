@@ -120,6 +120,9 @@ pub async fn tags_from_kubernetes_follow_their_sources_in_both_hosts(env: Arc<En
     // 1. Every source, by precedence; relabelled while it converges.
     let mut web = tenant.binding("web", &["tf-a1", "tf-a2"], &[("env", "prod")]);
     web.metadata.labels = Some(tags(&[("app", "shop")]));
+    // NB: no sweep within the scenario: the watches of the namespace and the provider bring
+    // the passes that follow a change.
+    web.spec.interval = "1h".into();
     web.spec.tags_from = vec![
         from("team", label("team"), false),
         from(

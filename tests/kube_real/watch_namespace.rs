@@ -1,8 +1,8 @@
 //! The chart's `watchNamespace` install on the real RBAC authorizer, on a cluster of the
 //! scenario's own (its ClusterRole and bindings have the names of the cluster-wide install's):
 //! `helm template --set watchNamespace=NS`, its RBAC applied unchanged, and `tagbinder run
-//! --namespace NS` as the chart's ServiceAccount makes a binding of NS Ready with no request
-//! refused. Its calls go to `target/api-calls-real-namespaced.json`, for
+//! --namespace NS` as the chart's ServiceAccount makes a binding of NS Ready (one tag from
+//! NS's label) with no request refused. Its calls go to `target/api-calls-real-namespaced.json`, for
 //! `.ci/check-rbac-coverage.sh`.
 
 use std::path::Path;
@@ -51,9 +51,21 @@ pub async fn the_watch_namespace_install_grants_the_namespaced_controller_enough
             namespace: Some(&tenant.namespace),
         },
     );
-    tenant
-        .create(&tenant.binding("ns", &["watchns-g1"], &[("env", "prod")]))
+    // NB: a tag from the namespace's label: the controller reads its one namespace by name
+    // (a `metadata.name` field selector), which the chart's watchNamespace grant allows.
+    cluster
+        .kubectl_ok(&["label", "namespace", &tenant.namespace, "team=web"], None)
         .await;
+    let mut binding = tenant.binding("ns", &["watchns-g1"], &[("env", "prod")]);
+    binding.spec.tags_from = vec![tagbinder::api::TagFrom {
+        key: "team".into(),
+        value_from: tagbinder::api::ValueSource {
+            namespace_label: Some("team".into()),
+            ..Default::default()
+        },
+        optional: false,
+    }];
+    tenant.create(&binding).await;
     let ready = cluster
         .kubectl(
             &[
@@ -80,7 +92,10 @@ pub async fn the_watch_namespace_install_grants_the_namespaced_controller_enough
         ready.stderr,
         controller.logs()
     );
-    assert_eq!(env.cloud.tags("watchns-g1").await, tags(&[("env", "prod")]));
+    assert_eq!(
+        env.cloud.tags("watchns-g1").await,
+        tags(&[("env", "prod"), ("team", "web")])
+    );
     let events = controller_events(&cluster);
     assert!(
         events.iter().any(
