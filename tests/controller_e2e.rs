@@ -22,6 +22,8 @@ mod converging;
 mod crash;
 #[path = "controller_e2e/crash_changes.rs"]
 mod crash_changes;
+#[path = "controller_e2e/deletion.rs"]
+mod deletion;
 #[path = "controller_e2e/faults.rs"]
 mod faults;
 #[path = "controller_e2e/fleet.rs"]
@@ -58,6 +60,7 @@ use aws::*;
 use converging::*;
 use crash::*;
 use crash_changes::*;
+use deletion::*;
 use faults::*;
 use fleet::*;
 use observe::*;
