@@ -14,6 +14,8 @@
 
 mod support;
 
+#[path = "controller_e2e/aws.rs"]
+mod aws;
 #[path = "controller_e2e/converging.rs"]
 mod converging;
 #[path = "controller_e2e/crash.rs"]
@@ -54,6 +56,7 @@ use support::fixtures::{self, Crds};
 use support::processes::{CloudEmulator, Controller, ControllerOptions};
 use support::runner;
 
+use aws::*;
 use converging::*;
 use crash::*;
 use crash_changes::*;
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
         scenario!(an_object_that_does_not_decode_is_skipped_and_reported),
         scenario!(tags_from_kubernetes_follow_their_sources_in_both_hosts),
         scenario!(a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns),
+        scenario!(aws_converges_and_a_bare_id_and_its_arn_are_one_resource),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {
