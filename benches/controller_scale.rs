@@ -13,7 +13,9 @@
 //! and etcd (`tests/kube/cluster.sh`, the binaries `tests/kube/build.sh` builds or reuses),
 //! the controller as the chart's ServiceAccount user (bound to `cluster-admin` here), its
 //! calls read from the apiserver's audit log; the report adds the apiserver's and etcd's CPU
-//! seconds and peak RSS (from `/proc`).
+//! seconds and peak RSS (from `/proc`), and the first convergence's writes from the audit log:
+//! their rate, latency and concurrency (`first_convergence_writes`). Every run reports the
+//! controller's CPU seconds.
 //! Then it checks the counts, which are deterministic: every binding Ready, exactly two
 //! status writes per binding on first convergence (the intent before its tag writes, the
 //! outcome after: issue 14's crash window), none on the resync, no cloud write and no
@@ -27,7 +29,13 @@
 //! cargo bench --bench controller_scale -- --rate max         # one rate only: default | max
 //! cargo bench --bench controller_scale -- --apiserver real --bindings 1000
 //! cargo bench --bench controller_scale -- --bindings 10000 --namespaces 100 --label-change
+//! cargo bench --bench controller_scale -- --cloud aws --bindings 10000 --rate default
 //! ```
+//!
+//! `--cloud aws` runs the fleet on AWS's Resource Groups Tagging API instead (issue 22): EC2
+//! instances named by bare id, a provider without `spec.rateLimit` (AWS's fixed per-action
+//! rates, GetResources 15/s, TagResources and UntagResources 5/s), the bound with AWS's limits
+//! (100 ARNs a read, 20 ARNs and 50 tags a write) and its time at those rates.
 //!
 //! `--namespaces N` spreads the bindings over N namespaces, each labelled `team=team-K`, and
 //! each binding takes its `team` tag from its namespace's label (`tagsFrom`, issue 23).
@@ -115,6 +123,8 @@ struct Options {
     namespaces: usize,
     /// Change one namespace's label after the first convergence (instead of the resync).
     label_change: bool,
+    /// The cloud: Alibaba Cloud's API Gateway, or AWS's tagging API.
+    cloud: tagbinder::api::Cloud,
     /// Add a key to the provider's `defaultTags` after the first convergence (instead of the
     /// resync).
     default_change: bool,
@@ -132,6 +142,7 @@ impl Options {
             apiserver: ApiServerChoice::StandIn,
             namespaces: 1,
             label_change: false,
+            cloud: tagbinder::api::Cloud::Alibaba,
             default_change: false,
         };
         let mut interval = None;
@@ -148,6 +159,13 @@ impl Options {
                 "--tag-sets" => options.tag_sets = number(&value("--tag-sets")?)?,
                 "--namespaces" => options.namespaces = number(&value("--namespaces")?)?,
                 "--label-change" => options.label_change = true,
+                "--cloud" => {
+                    options.cloud = match value("--cloud")?.as_str() {
+                        "alibaba" => tagbinder::api::Cloud::Alibaba,
+                        "aws" => tagbinder::api::Cloud::Aws,
+                        other => return Err(format!("--cloud {other}: alibaba or aws")),
+                    }
+                }
                 "--default-change" => options.default_change = true,
                 "--rate" => {
                     options.rates = match value("--rate")?.as_str() {
@@ -233,17 +251,48 @@ impl RateChoice {
         }
     }
 
-    /// Calls per second.
-    fn per_second(self) -> f64 {
+    /// Calls per second (on AWS without a limit: its slowest action's, the writes').
+    fn per_second(self, cloud: tagbinder::api::Cloud) -> f64 {
         match self.limit() {
             Some(limit) => limit.requests_per_second,
-            None => {
-                tagbinder::reconcile::provider::default_rate(tagbinder::api::Cloud::Alibaba)
-                    .per_second
-            }
+            None => tagbinder::reconcile::provider::default_rate(cloud).per_second,
         }
     }
+
+    /// Seconds that `reads` and `writes` take at this rate: on AWS without a limit, at its
+    /// per-action rates (GetResources 15/s, TagResources and UntagResources 5/s).
+    fn seconds(self, cloud: tagbinder::api::Cloud, reads: u64, writes: u64) -> f64 {
+        use tagbinder::cloud::ratelimit::Rate;
+        if cloud == tagbinder::api::Cloud::Aws && self.limit().is_none() {
+            return reads as f64 / Rate::AWS_GET_RESOURCES.per_second
+                + writes as f64 / Rate::AWS_WRITE.per_second;
+        }
+        (reads + writes) as f64 / self.per_second(cloud)
+    }
 }
+
+/// The resource type of the bench's bindings.
+fn resource_type(options: &Options) -> &'static str {
+    match options.cloud {
+        tagbinder::api::Cloud::Aws => "ec2:instance",
+        _ => "apiGroup",
+    }
+}
+
+/// The bench's limits and paging.
+fn limits_and_paging(options: &Options) -> (Limits, Paging) {
+    match options.cloud {
+        tagbinder::api::Cloud::Aws => (Limits::aws(), Paging::of(tagbinder::api::Cloud::Aws)),
+        _ => (
+            Limits::alibaba(),
+            Paging::of(tagbinder::api::Cloud::Alibaba),
+        ),
+    }
+}
+
+/// The AWS account and region of `--cloud aws`.
+const AWS_ACCOUNT: &str = "123456789012";
+const AWS_REGION: &str = "us-east-1";
 
 fn number(text: &str) -> Result<usize, String> {
     text.parse::<usize>()
@@ -289,11 +338,65 @@ fn team_label(index: usize, options: &Options) -> String {
 /// The value of the label after the change.
 const RELABELLED: &str = "relabelled";
 
-/// The resource ids of binding `index`.
+/// The resource ids of binding `index` (bare ids: on AWS, of EC2 instances).
 fn resource_ids(index: usize, per_binding: usize) -> Vec<String> {
     (0..per_binding)
         .map(|j| format!("bench{index:05}x{j}"))
         .collect()
+}
+
+/// The cloud emulator of a run.
+enum BenchCloud {
+    Alibaba(CloudEmulator),
+    /// The emulator (stopped when dropped) and its URL.
+    Aws {
+        _child: tokio::process::Child,
+        url: String,
+    },
+}
+
+impl BenchCloud {
+    async fn start(dir: &std::path::Path, options: &Options, ids: &[String]) -> Self {
+        if options.cloud != tagbinder::api::Cloud::Aws {
+            let resources: Vec<(&str, &[(&str, &str)])> =
+                ids.iter().map(|id| (id.as_str(), &[][..])).collect();
+            return BenchCloud::Alibaba(CloudEmulator::start(dir, &resources).await);
+        }
+        let resources: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                json!({"cloud": "aws", "region": AWS_REGION, "type": "ec2:instance",
+                       "id": format!("arn:aws:ec2:{AWS_REGION}:{AWS_ACCOUNT}:instance/{id}")})
+            })
+            .collect();
+        let inventory = json!({
+            "accounts": [{"accessKeyId": support::processes::KEY_ID,
+                          "accessKeySecret": support::processes::KEY_SECRET}],
+            "resources": resources,
+        });
+        let path = dir.join("aws-inventory.json");
+        std::fs::write(&path, inventory.to_string()).expect("write the inventory");
+        let (child, url) = support::processes::start_emulator(
+            &["--inventory".as_ref(), path.as_os_str()],
+            "the AWS emulator",
+        )
+        .await;
+        BenchCloud::Aws { _child: child, url }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            BenchCloud::Alibaba(cloud) => &cloud.url,
+            BenchCloud::Aws { url, .. } => url,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            BenchCloud::Alibaba(_) => "alibaba",
+            BenchCloud::Aws { .. } => "aws",
+        }
+    }
 }
 
 async fn run(options: &Options) -> Result<(), String> {
@@ -322,7 +425,11 @@ async fn run(options: &Options) -> Result<(), String> {
             "label_change": options.label_change,
             "default_change": options.default_change,
             "interval": humantime::format_duration(options.interval).to_string(),
-            "paging": "50 (tag, resource) entries per ListTagResources page",
+            "cloud": options.cloud.as_str(),
+            "paging": match options.cloud {
+                tagbinder::api::Cloud::Aws => "GetResources by ResourceARNList: 100 ARNs a call, no paging",
+                _ => "50 (tag, resource) entries per ListTagResources page",
+            },
             "runs": reports,
         }))
         .unwrap_or_default()
@@ -468,6 +575,38 @@ impl Backend {
         }
     }
 
+    /// The controller's writes to the API server (create, patch, update, delete) so far, from
+    /// the audit log: when each was received and answered (`None` on the stand-in).
+    fn writes(&self) -> Option<Vec<(f64, f64)>> {
+        let Backend::Real(cluster) = self else {
+            return None;
+        };
+        let seconds = |v: &Value| {
+            v.as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.as_microsecond() as f64 / 1e6)
+        };
+        Some(
+            cluster
+                .audit_events()
+                .iter()
+                .filter(|e| e["stage"] == "ResponseComplete")
+                .filter(|e| {
+                    matches!(
+                        e["verb"].as_str(),
+                        Some("create" | "patch" | "update" | "delete")
+                    )
+                })
+                .filter_map(|e| {
+                    Some((
+                        seconds(&e["requestReceivedTimestamp"])?,
+                        seconds(&e["stageTimestamp"])?,
+                    ))
+                })
+                .collect(),
+        )
+    }
+
     /// CPU seconds and peak RSS of kube-apiserver and etcd (`None` on the stand-in, which
     /// runs in the bench's own process).
     fn servers(&self) -> Option<Servers> {
@@ -537,6 +676,48 @@ impl Servers {
     }
 }
 
+/// The writes of a phase (received, answered; seconds): how many, how fast, how long each
+/// took (p50, p99), and how many were in flight (mean: their summed latency over the phase's
+/// span; peak).
+fn write_stats(writes: &[(f64, f64)]) -> Value {
+    let (Some(first), Some(last)) = (
+        writes.iter().map(|w| w.0).reduce(f64::min),
+        writes.iter().map(|w| w.1).reduce(f64::max),
+    ) else {
+        return Value::Null;
+    };
+    let span = (last - first).max(1e-3);
+    let mut latencies: Vec<Duration> = writes
+        .iter()
+        .map(|(received, answered)| Duration::from_secs_f64((answered - received).max(0.0)))
+        .collect();
+    latencies.sort();
+    let busy: f64 = latencies.iter().map(Duration::as_secs_f64).sum();
+    let mut edges: Vec<(f64, i64)> = writes
+        .iter()
+        .flat_map(|(received, answered)| [(*received, 1), (*answered, -1)])
+        .collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let peak = edges
+        .iter()
+        .scan(0i64, |in_flight, (_, step)| {
+            *in_flight += step;
+            Some(*in_flight)
+        })
+        .max()
+        .unwrap_or(0);
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    json!({
+        "writes": writes.len(),
+        "span_seconds": round(span),
+        "writes_per_second": round(writes.len() as f64 / span),
+        "latency_p50_seconds": percentile(&latencies, 0.50),
+        "latency_p99_seconds": percentile(&latencies, 0.99),
+        "in_flight_mean": round(busy / span),
+        "in_flight_peak": peak,
+    })
+}
+
 /// What the bench's own watch of the bindings has seen: per binding, its generation, the
 /// generation its status answers, and whether it is Ready.
 #[derive(Clone, Default)]
@@ -599,9 +780,7 @@ async fn run_at(
     let ids: Vec<String> = (0..options.bindings)
         .flat_map(|i| resource_ids(i, options.resources_per_binding))
         .collect();
-    let resources: Vec<(&str, &[(&str, &str)])> =
-        ids.iter().map(|id| (id.as_str(), &[][..])).collect();
-    let cloud = CloudEmulator::start(dir.path(), &resources).await;
+    let cloud = BenchCloud::start(dir.path(), options, &ids).await;
     let (backend, client) = Backend::start(options.apiserver, dir.path()).await?;
     for k in 0..options.namespaces {
         let team = team_label(k, options);
@@ -613,8 +792,17 @@ async fn run_at(
         fixtures::create_namespace(&client, &namespace_of(k, options), &labels).await;
     }
     fixtures::create_credentials(&client, SECRET).await;
-    let mut provider = fixtures::provider(PROVIDER, &cloud.url, SECRET);
+    let mut provider = fixtures::provider(PROVIDER, cloud.url(), SECRET);
     provider.spec.rate_limit = rate.limit();
+    if options.cloud == tagbinder::api::Cloud::Aws {
+        provider.spec.cloud = tagbinder::api::Cloud::Aws;
+        provider.spec.region = AWS_REGION.into();
+        provider.spec.alibaba = None;
+        provider.spec.aws = Some(tagbinder::api::AwsSettings {
+            account_id: Some(AWS_ACCOUNT.into()),
+            partition: None,
+        });
+    }
     fixtures::create_provider(&client, &provider).await;
     let created = Instant::now();
     let servers_at_start = backend.servers();
@@ -637,6 +825,8 @@ async fn run_at(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let first = Phase::measure(&backend, &cloud, &controller).await;
     let servers_ready = backend.servers();
+    let controller_cpu_ready = Usage::of(pid).cpu_seconds;
+    let first_writes = backend.writes();
     if options.changes() {
         eprintln!(
             "controller_scale: all Ready in {:.1}s; changing a label or the defaults",
@@ -675,6 +865,7 @@ async fn run_at(
         after.since(&first)
     };
     let servers_resynced = backend.servers();
+    let controller_cpu_resynced = Usage::of(pid).cpu_seconds;
     let lone = if options.changes() {
         Vec::new()
     } else {
@@ -693,6 +884,11 @@ async fn run_at(
         resync: &resync,
         bounds: bounds(options),
         lone,
+        controller_cpu_seconds: json!({
+            "first_convergence": (controller_cpu_ready * 100.0).round() / 100.0,
+            "resync": ((controller_cpu_resynced - controller_cpu_ready) * 100.0).round() / 100.0,
+        }),
+        first_writes: first_writes.as_deref().map(write_stats),
         servers: match (
             servers_at_start,
             servers_before,
@@ -772,7 +968,7 @@ fn bounds(options: &Options) -> (CallBound, CallBound) {
         .iter()
         .map(|(binding, tags, ids)| FleetBinding {
             binding,
-            resource_type: "apiGroup",
+            resource_type: resource_type(options),
             tags,
             resource_ids: ids,
         })
@@ -781,10 +977,9 @@ fn bounds(options: &Options) -> (CallBound, CallBound) {
         .iter()
         .flat_map(|(_, tags, ids)| ids.iter().map(move |id| (id.clone(), tags.clone())))
         .collect();
-    let limits = Limits::alibaba();
-    let paging = Paging::of(tagbinder::api::Cloud::Alibaba);
+    let (limits, paging) = limits_and_paging(options);
     let first = lower_bound(&fleet, &BTreeMap::new(), &limits, paging);
-    let observed = BTreeMap::from([("apiGroup".to_string(), converged)]);
+    let observed = BTreeMap::from([(resource_type(options).to_string(), converged)]);
     (first, lower_bound(&fleet, &observed, &limits, paging))
 }
 
@@ -844,7 +1039,7 @@ fn change_bound(options: &Options) -> CallBound {
         .iter()
         .map(|(binding, tags, ids, _)| FleetBinding {
             binding,
-            resource_type: "apiGroup",
+            resource_type: resource_type(options),
             tags,
             resource_ids: ids,
         })
@@ -853,13 +1048,9 @@ fn change_bound(options: &Options) -> CallBound {
         .iter()
         .flat_map(|(_, _, ids, old)| ids.iter().map(move |id| (id.clone(), old.clone())))
         .collect();
-    let observed = BTreeMap::from([("apiGroup".to_string(), carried)]);
-    lower_bound(
-        &fleet,
-        &observed,
-        &Limits::alibaba(),
-        Paging::of(tagbinder::api::Cloud::Alibaba),
-    )
+    let observed = BTreeMap::from([(resource_type(options).to_string(), carried)]);
+    let (limits, paging) = limits_and_paging(options);
+    lower_bound(&fleet, &observed, &limits, paging)
 }
 
 /// Adds [`ADDED_DEFAULT`] to the provider's `defaultTags` and waits until every binding is
@@ -986,6 +1177,7 @@ fn manifest(index: usize, options: &Options, interval: &str) -> ResourceTagBindi
         ],
     );
     binding.spec.interval = interval.to_string();
+    binding.spec.resource_type = resource_type(options).into();
     if options.namespaces > 1 {
         binding.spec.tags_from = vec![tagbinder::api::TagFrom {
             key: "team".into(),
@@ -1112,7 +1304,7 @@ struct Phase {
 }
 
 impl Phase {
-    async fn measure(backend: &Backend, cloud: &CloudEmulator, controller: &Controller) -> Self {
+    async fn measure(backend: &Backend, cloud: &BenchCloud, controller: &Controller) -> Self {
         let mut phase = Phase {
             reconciles: reconciles(controller).await,
             passes: passes(controller).await,
@@ -1125,9 +1317,9 @@ impl Phase {
             }
             *phase.api_calls.entry(describe(call)).or_default() += 1;
         }
-        let (_, stats) = http("GET", &format!("{}/_emulator/stats", cloud.url), None).await;
+        let (_, stats) = http("GET", &format!("{}/_emulator/stats", cloud.url()), None).await;
         let stats: Value = serde_json::from_str(&stats).unwrap_or_default();
-        if let Some(actions) = stats["requests"]["alibaba"].as_object() {
+        if let Some(actions) = stats["requests"][cloud.name()].as_object() {
             for (action, outcomes) in actions {
                 let count = outcomes
                     .as_object()
@@ -1177,7 +1369,8 @@ impl Phase {
     fn cloud_writes(&self) -> u64 {
         self.cloud_calls
             .iter()
-            .filter(|(action, _)| !action.starts_with("List"))
+            // NB: reads are ListTagResources (Alibaba Cloud) and GetResources (AWS).
+            .filter(|(action, _)| !action.starts_with("List") && !action.starts_with("Get"))
             .map(|(_, count)| count)
             .sum()
     }
@@ -1186,7 +1379,15 @@ impl Phase {
         self.status_writes.values().sum()
     }
 
-    fn to_json(&self, bindings: usize, bound: &CallBound, rate: RateChoice) -> Value {
+    fn to_json(
+        &self,
+        bindings: usize,
+        bound: &CallBound,
+        rate: RateChoice,
+        cloud: tagbinder::api::Cloud,
+    ) -> Value {
+        let writes_made = self.cloud_writes();
+        let reads_made = self.cloud_total() - writes_made;
         let per_binding = |count: u64| count as f64 / bindings as f64;
         let writes: Vec<u64> = (0..bindings)
             .map(|i| {
@@ -1211,11 +1412,14 @@ impl Phase {
             "secretGets": self.secret_gets(),
             "cloudWrites": self.cloud_writes(),
             "rateLimit": {
-                "callsPerSecond": rate.per_second(),
-                "callsOverRateSeconds": rate_limited
-                    .then(|| (self.cloud_total() as f64 / rate.per_second() * 10.0).round() / 10.0),
-                "boundOverRateSeconds": rate_limited
-                    .then(|| (bound.total() as f64 / rate.per_second() * 10.0).round() / 10.0),
+                "callsPerSecond": rate.per_second(cloud),
+                "callsOverRateSeconds": rate_limited.then(|| {
+                    (rate.seconds(cloud, reads_made, writes_made) * 10.0).round() / 10.0
+                }),
+                "boundOverRateSeconds": rate_limited.then(|| {
+                    let (reads, writes) = (bound.list as u64, (bound.tag + bound.untag) as u64);
+                    (rate.seconds(cloud, reads, writes) * 10.0).round() / 10.0
+                }),
             },
             "status_writes": {
                 "total": self.status_writes_total(),
@@ -1289,6 +1493,11 @@ struct Report<'a> {
     resync: &'a Phase,
     /// A lone spec change's time to Ready on the idle fleet, sorted.
     lone: Vec<Duration>,
+    /// The controller's CPU seconds by phase.
+    controller_cpu_seconds: Value,
+    /// The controller's writes to the API server on first convergence ([`write_stats`]; a
+    /// real apiserver only).
+    first_writes: Option<Value>,
     /// kube-apiserver's and etcd's CPU and memory by phase (a real apiserver only).
     servers: Option<Value>,
     /// With `--label-change`: the time from the change to all its bindings Ready, the phase's
@@ -1299,14 +1508,19 @@ struct Report<'a> {
 impl Report<'_> {
     fn to_json(&self) -> Value {
         let mib = |kib: Option<u64>| kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0);
-        let target = self.bounds.0.total() as f64 / self.rate.per_second() * 1.2 + 5.0;
+        let cloud = self.options.cloud;
+        let at_rate = |bound: &CallBound| {
+            self.rate
+                .seconds(cloud, bound.list as u64, (bound.tag + bound.untag) as u64)
+        };
+        let target = at_rate(&self.bounds.0) * 1.2 + 5.0;
         let label_change = self.label_change.as_ref().map(|(took, phase, bound)| {
-            let calls_at_rate = bound.total() as f64 / self.rate.per_second();
+            let calls_at_rate = at_rate(bound);
             json!({
                 "bindings": relabelled_bindings(self.options).len(),
                 "seconds_to_all_ready": (took.as_secs_f64() * 100.0).round() / 100.0,
                 "target_seconds_to_all_ready": ((2.0 + calls_at_rate) * 100.0).round() / 100.0,
-                "calls": phase.to_json(self.options.bindings, bound, self.rate),
+                "calls": phase.to_json(self.options.bindings, bound, self.rate, cloud),
             })
         });
         json!({
@@ -1323,9 +1537,11 @@ impl Report<'_> {
                 "max": self.lone.last().map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
             },
             "servers": self.servers,
-            "first_convergence": self.first.to_json(self.options.bindings, &self.bounds.0, self.rate),
+            "controller_cpu_seconds": self.controller_cpu_seconds,
+            "first_convergence_writes": self.first_writes,
+            "first_convergence": self.first.to_json(self.options.bindings, &self.bounds.0, self.rate, cloud),
             "resync": (!self.options.changes())
-                .then(|| self.resync.to_json(self.options.bindings, &self.bounds.1, self.rate)),
+                .then(|| self.resync.to_json(self.options.bindings, &self.bounds.1, self.rate, cloud)),
             (if self.options.default_change { "default_change" } else { "label_change" }): label_change,
         })
     }

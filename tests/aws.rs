@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tagbinder::api::TagProviderSpec;
+use tagbinder::cloud::aws::chain::{AwsSource, ContainerEndpoint, ContainerToken, WebIdentityRole};
+use tagbinder::cloud::credentials::{Credentials, Refreshing, TemporarySource};
 use tagbinder::cloud::{AccessKey, ErrorKind, RetryPolicy, TagApi};
 use tagbinder::emulator::{
     Account, AwsConfig, EmulatorConfig, Inventory, InventoryResource, RunningEmulator, start,
@@ -274,4 +276,284 @@ async fn the_client_keeps_to_the_per_action_rates_which_a_rate_limit_may_only_lo
         "{stats}"
     );
     assert_eq!(calls(&stats, "TagResources", "ok"), 8, "{stats}");
+}
+
+/// Issue 22: an `InternalServiceException` for an ARN in `FailedResourcesMap` is retried once
+/// and, when the retry fails the same way, verified with a read (GetResources by ARN).
+#[tokio::test]
+async fn an_internal_service_exception_is_retried_once_then_verified_with_a_read() {
+    let ids = vec!["i-0000".to_string(), instance("i-0001")];
+    let team = tags(&[("team", "web")]);
+    // (injected errors per ARN, applied anyway) -> (failed, TagResources, GetResources)
+    let cases = [
+        ((1, false), (0, 2, 0)),
+        ((2, true), (0, 2, 1)),
+        ((2, false), (2, 2, 1)),
+    ];
+    for ((errors, applies), (failed, tag_calls, reads)) in cases {
+        let mut config = config(3);
+        config.aws = AwsConfig {
+            internal_errors: errors,
+            internal_error_applies: applies,
+            ..AwsConfig::default()
+        };
+        let emulator = emulator(config).await;
+        let client = client(&emulator, "", false);
+        let result = client
+            .tag_resources("ec2:instance", &ids, &team)
+            .await
+            .expect("a 200 answer");
+        let case = format!("{errors} injected, applied {applies}: {result:?}");
+        assert_eq!(result.failed.len(), failed, "{case}");
+        for error in result.failed.values() {
+            assert_eq!(error.kind, ErrorKind::Retryable, "{case}");
+            assert!(error.message.contains("was not applied"), "{case}");
+        }
+        let stats = stats(&emulator).await;
+        assert_eq!(
+            calls(&stats, "TagResources", "ok"),
+            tag_calls,
+            "{case}: {stats}"
+        );
+        assert_eq!(
+            calls(&stats, "GetResources", "ok"),
+            reads,
+            "{case}: {stats}"
+        );
+        let observed = client.list_tags("ec2:instance", &ids).await.unwrap();
+        for id in &ids {
+            assert_eq!(
+                observed[id].contains_key("team"),
+                failed == 0,
+                "{case}: {observed:?}"
+            );
+        }
+    }
+}
+
+/// A listing whose `PaginationToken` expired starts again from its first page once, not
+/// forever: with every token expired, two first pages and two refused tokens, then the error.
+#[tokio::test]
+async fn an_expired_pagination_token_restarts_the_listing_once() {
+    let mut config = config(150);
+    config.aws = AwsConfig {
+        pagination_token_ttl: Duration::ZERO,
+        ..AwsConfig::default()
+    };
+    // NB: the token outlives a zero lifetime by the added latency at least.
+    config.faults.latency = Duration::from_millis(5);
+    let emulator = emulator(config).await;
+    let client = client(&emulator, "", false);
+    let error = client
+        .select_resources("ec2:instance", &tags(&[("env", "prod")]))
+        .await
+        .expect_err("every token expires");
+    assert_eq!(error.code, "PaginationTokenExpiredException");
+    let stats = stats(&emulator).await;
+    assert_eq!(calls(&stats, "GetResources", "ok"), 2, "{stats}");
+    assert_eq!(
+        calls(&stats, "GetResources", "PaginationTokenExpiredException"),
+        2,
+        "{stats}"
+    );
+}
+
+/// Issue 22: a provider without `aws.accountId` asks STS GetCallerIdentity for the account,
+/// once per client, and composes bare ids with it.
+#[tokio::test]
+async fn without_an_account_id_sts_names_the_account_once() {
+    let emulator = emulator(config(3)).await;
+    let spec: TagProviderSpec = serde_yaml::from_str(&format!(
+        "{{cloud: aws, region: {REGION}, endpoint: '{}'}}",
+        emulator.url()
+    ))
+    .expect("a provider spec");
+    let client = client_for(
+        &spec,
+        AccessKey::new(KEY, SECRET).into(),
+        &ClientOptions {
+            http: http_client().expect("HTTP client"),
+            endpoint_override: None,
+            retry: RetryPolicy::default(),
+            observer: None,
+            default_rate_limit: false,
+        },
+    )
+    .expect("a client");
+    assert_eq!(client.known_aws_account(), None);
+    let ids = vec!["i-0000".to_string(), instance("i-0001")];
+    let reads = futures::future::join_all((0..3).map(|_| client.list_tags("ec2:instance", &ids)));
+    for observed in reads.await {
+        assert_eq!(
+            observed.expect("a read")["i-0000"],
+            tags(&[("env", "prod")])
+        );
+    }
+    let result = client
+        .tag_resources("ec2:instance", &ids, &tags(&[("team", "web")]))
+        .await
+        .expect("a write");
+    assert!(result.failed.is_empty(), "{result:?}");
+    assert_eq!(client.known_aws_account().as_deref(), Some(ACCOUNT));
+    assert_eq!(client.aws_account().await.as_deref(), Some(ACCOUNT));
+    let stats = stats(&emulator).await;
+    assert_eq!(calls(&stats, "GetCallerIdentity", "ok"), 1, "{stats}");
+    assert_eq!(calls(&stats, "GetResources", "ok"), 3, "{stats}");
+}
+
+/// A JWT-shaped web identity token (the emulator checks its shape and `exp`).
+fn web_identity_token() -> String {
+    use base64::Engine;
+    let part = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let exp = jiff::Timestamp::now().as_second() + 3600;
+    format!(
+        "{}.{}.{}",
+        part(r#"{"alg":"RS256"}"#),
+        part(&format!(
+            r#"{{"sub":"system:serviceaccount:tagbinder-system:tagbinder","exp":{exp}}}"#
+        )),
+        part("signature")
+    )
+}
+
+fn chain_client(emulator: &RunningEmulator, source: AwsSource) -> ProviderClient {
+    let spec: TagProviderSpec = serde_yaml::from_str(&format!(
+        "{{cloud: aws, region: {REGION}, endpoint: '{}', aws: {{accountId: '{ACCOUNT}'}}}}",
+        emulator.url()
+    ))
+    .expect("a provider spec");
+    let http = http_client().expect("HTTP client");
+    let credentials = Credentials::Refreshing(std::sync::Arc::new(Refreshing::new(
+        TemporarySource::Aws(source),
+        http.clone(),
+    )));
+    client_for(
+        &spec,
+        credentials,
+        &ClientOptions {
+            http,
+            endpoint_override: None,
+            retry: RetryPolicy::default(),
+            observer: None,
+            default_rate_limit: false,
+        },
+    )
+    .expect("a client")
+}
+
+/// Issue 22: web identity (IRSA) through the emulator's STS AssumeRoleWithWebIdentity; the
+/// temporary credentials are fetched again before they expire (the emulator issues them for
+/// 4 s here: a call after 4.5 s would fail with credentials fetched once).
+#[tokio::test]
+async fn web_identity_credentials_are_assumed_and_renewed_before_they_expire() {
+    let mut config = config(3);
+    config.credentials_ttl = Some(Duration::from_secs(4));
+    let emulator = emulator(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, web_identity_token()).unwrap();
+    let client = chain_client(
+        &emulator,
+        AwsSource::WebIdentity(WebIdentityRole {
+            role_arn: format!("arn:aws:iam::{ACCOUNT}:role/tagbinder"),
+            token_file,
+            session_name: "tagbinder-test".to_string(),
+            sts_endpoint: emulator.url(),
+        }),
+    );
+    let ids = vec!["i-0000".to_string()];
+    let observed = client
+        .list_tags("ec2:instance", &ids)
+        .await
+        .expect("a read");
+    assert_eq!(observed["i-0000"], tags(&[("env", "prod")]));
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let result = client
+        .tag_resources("ec2:instance", &ids, &tags(&[("team", "web")]))
+        .await
+        .expect("a write with renewed credentials");
+    assert!(result.failed.is_empty(), "{result:?}");
+    let stats = stats(&emulator).await;
+    assert_eq!(
+        calls(&stats, "AssumeRoleWithWebIdentity", "ok"),
+        2,
+        "{stats}"
+    );
+    assert_eq!(calls(&stats, "TagResources", "ok"), 1, "{stats}");
+}
+
+/// Issue 22: EKS Pod Identity: the container credentials endpoint, asked with the token of
+/// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE as `Authorization`, hands out temporary credentials
+/// (here the emulator's STS issued them).
+#[tokio::test]
+async fn pod_identity_credentials_come_from_the_container_endpoint_with_its_token() {
+    let emulator = emulator(config(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("web-token");
+    std::fs::write(&token_file, web_identity_token()).unwrap();
+    // The agent's credentials: assumed once from the emulator's STS.
+    let (key, expiration) = AwsSource::WebIdentity(WebIdentityRole {
+        role_arn: format!("arn:aws:iam::{ACCOUNT}:role/pod"),
+        token_file,
+        session_name: "pod-identity-agent".to_string(),
+        sts_endpoint: emulator.url(),
+    })
+    .fetch(&http_client().unwrap())
+    .await
+    .expect("STS issues credentials");
+    let answer = serde_json::json!({
+        "AccessKeyId": key.id,
+        "SecretAccessKey": key.secret(),
+        "Token": key.session_token(),
+        "Expiration": expiration.to_string(),
+    });
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = {
+        let asked = asked.clone();
+        axum::Router::new().route(
+            "/v1/credentials",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let (asked, answer) = (asked.clone(), answer.clone());
+                async move {
+                    asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                        Some("pod-identity-token") => Ok(axum::Json(answer)),
+                        _ => Err(axum::http::StatusCode::UNAUTHORIZED),
+                    }
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent = format!("http://{}/v1/credentials", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let agent_token = dir.path().join("eks-pod-identity-token");
+    std::fs::write(&agent_token, "pod-identity-token\n").unwrap();
+    let client = chain_client(
+        &emulator,
+        AwsSource::Container(ContainerEndpoint {
+            uri: agent.clone(),
+            token: Some(ContainerToken::File(agent_token)),
+        }),
+    );
+    let observed = client
+        .list_tags("ec2:instance", &["i-0000".to_string()])
+        .await
+        .expect("a read with Pod Identity credentials");
+    assert_eq!(observed["i-0000"], tags(&[("env", "prod")]));
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A wrong token is refused by the agent, and said so without the token.
+    let refused = chain_client(
+        &emulator,
+        AwsSource::Container(ContainerEndpoint {
+            uri: agent,
+            token: Some(ContainerToken::Value("wrong-token".to_string())),
+        }),
+    );
+    let error = refused
+        .list_tags("ec2:instance", &["i-0000".to_string()])
+        .await
+        .expect_err("the agent refuses");
+    assert_eq!(error.kind, ErrorKind::Credentials, "{error:?}");
+    assert!(!error.message.contains("wrong-token"), "{error:?}");
 }

@@ -68,9 +68,13 @@ fn quickstart_converges_and_a_second_plan_shows_no_changes() {
         out.contains("~ owner: legacy-team -> team-web on 5a0f7c1e9b2d4e6f8a1b3c5d7e9f0a12"),
         "{out}"
     );
-    assert!(out.contains("3 of 3 binding(s) Ready"), "{out}");
+    assert!(out.contains("4 of 4 binding(s) Ready"), "{out}");
     assert!(
         out.contains("team-web/web-vms (jdcloud-cn-north-1 vm, 2 resources)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("team-web/web-ec2 (aws-us-east-1 ec2:instance, 2 resources)"),
         "{out}"
     );
 
@@ -86,6 +90,16 @@ fn quickstart_converges_and_a_second_plan_shows_no_changes() {
     assert_eq!(vm["backup"], "daily", "a foreign JD Cloud tag survives");
     assert_eq!(vm["env"], "prod");
     assert_eq!(tags_of(&state, "i-uvvtdzuxre")["owner"], "team-web");
+    let instance = tags_of(
+        &state,
+        "arn:aws:ec2:us-east-1:123456789012:instance/i-0a1b2c3d4e5f60001",
+    );
+    assert_eq!(instance["owner"], "team-web");
+    assert_eq!(
+        instance["created-by"], "terraform",
+        "a foreign AWS tag survives"
+    );
+    assert_eq!(instance["aws:cloudformation:stack-name"], "web-front");
     let untouched = tags_of(&state, "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f50");
     assert_eq!(
         untouched["env"], "staging",
@@ -273,7 +287,7 @@ fn json_output_is_one_document() {
     assert!(plan.status.success(), "{}", stderr(&plan));
     let report: Value = serde_json::from_slice(&plan.stdout).expect("JSON on stdout");
     assert_eq!(report["command"], "plan");
-    assert_eq!(report["bindings"].as_array().unwrap().len(), 3);
+    assert_eq!(report["bindings"].as_array().unwrap().len(), 4);
     let first = &report["bindings"][0];
     assert!(
         first["changes"]
@@ -482,6 +496,12 @@ fn quickstart_makes_the_fewest_calls_against_a_separate_emulator() {
         &format!("  region: cn-north-1\n  endpoint: {}\n", emulator.url),
     );
     std::fs::write(&jd_provider, text).unwrap();
+    let aws_provider = dir.path().join("manifests/provider-aws.yaml");
+    let text = std::fs::read_to_string(&aws_provider).unwrap().replace(
+        "  region: us-east-1\n",
+        &format!("  region: us-east-1\n  endpoint: {}\n", emulator.url),
+    );
+    std::fs::write(&aws_provider, text).unwrap();
 
     let apply = tagbinder(dir.path(), &["apply", "-f", "manifests"]);
     assert!(
@@ -499,6 +519,8 @@ fn quickstart_makes_the_fewest_calls_against_a_separate_emulator() {
     assert_eq!(emulator.calls("jdcloud", "describeResources"), 1);
     assert_eq!(emulator.calls("jdcloud", "tagResources"), 1);
     assert_eq!(emulator.calls("jdcloud", "unTagResources"), 0);
+    assert_eq!(emulator.calls("aws", "GetResources"), 1);
+    assert_eq!(emulator.calls("aws", "TagResources"), 1);
 
     let again = tagbinder(dir.path(), &["apply", "-f", "manifests"]);
     assert!(again.status.success());
@@ -508,6 +530,12 @@ fn quickstart_makes_the_fewest_calls_against_a_separate_emulator() {
         "a second pass only reads"
     );
     assert_eq!(emulator.calls("jdcloud", "describeResources"), 2);
+    assert_eq!(emulator.calls("aws", "GetResources"), 2);
+    assert_eq!(
+        emulator.calls("aws", "TagResources"),
+        1,
+        "a second pass writes nothing"
+    );
     assert_eq!(
         emulator.calls("alibaba", "TagResources") + emulator.calls("jdcloud", "tagResources"),
         3,
@@ -538,7 +566,11 @@ fn no_secret_in_the_output_or_the_logs_of_a_full_run_at_trace_level() {
         "the logs cover the JD Cloud calls:\n{logs}"
     );
     use base64::Engine;
-    for secret in [secret, "jdcloud-quickstart-demo-secret-not-for-production"] {
+    for secret in [
+        secret,
+        "jdcloud-quickstart-demo-secret-not-for-production",
+        "aws-quickstart-demo-secret-not-for-production",
+    ] {
         let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
         for text in [stdout(&output), logs.clone()] {
             assert!(!text.contains(secret), "the secret leaked");

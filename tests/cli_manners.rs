@@ -27,7 +27,11 @@ fn quickstart_against(dir: &Path, emulator: &EmulatorProcess) {
     std::fs::create_dir(&manifests).unwrap();
     copy_flat(&example("quickstart"), &manifests);
     std::fs::remove_file(manifests.join("inventory.yaml")).unwrap();
-    for provider in ["provider.yaml", "provider-jdcloud.yaml"] {
+    for provider in [
+        "provider.yaml",
+        "provider-jdcloud.yaml",
+        "provider-aws.yaml",
+    ] {
         let path = manifests.join(provider);
         let text = std::fs::read_to_string(&path).unwrap();
         let text = text.replacen(
@@ -114,7 +118,7 @@ fn apply_against_a_real_cloud_on_a_terminal_shows_the_plan_and_asks_first() {
     let (output, screen) = on_terminal(dir.path(), &["apply", "-f", "manifests"], "yes\n", &[]);
     assert_eq!(output.status.code(), Some(0), "{screen}");
     assert_eq!(emulator.calls("alibaba", "TagResources"), 2, "{screen}");
-    assert!(screen.contains("3 of 3 binding(s) Ready"), "{screen}");
+    assert!(screen.contains("4 of 4 binding(s) Ready"), "{screen}");
 
     // Nothing left to write: no question.
     let (output, screen) = on_terminal(dir.path(), &["apply", "-f", "manifests"], "", &[]);

@@ -14,12 +14,16 @@
 
 mod support;
 
+#[path = "controller_e2e/aws.rs"]
+mod aws;
 #[path = "controller_e2e/converging.rs"]
 mod converging;
 #[path = "controller_e2e/crash.rs"]
 mod crash;
 #[path = "controller_e2e/crash_changes.rs"]
 mod crash_changes;
+#[path = "controller_e2e/deletion.rs"]
+mod deletion;
 #[path = "controller_e2e/faults.rs"]
 mod faults;
 #[path = "controller_e2e/fleet.rs"]
@@ -52,9 +56,11 @@ use support::fixtures::{self, Crds};
 use support::processes::{CloudEmulator, Controller, ControllerOptions};
 use support::runner;
 
+use aws::*;
 use converging::*;
 use crash::*;
 use crash_changes::*;
+use deletion::*;
 use faults::*;
 use fleet::*;
 use observe::*;
@@ -217,6 +223,7 @@ fn main() -> ExitCode {
         scenario!(tags_from_kubernetes_follow_their_sources_in_both_hosts),
         scenario!(a_deny_policy_stalls_its_breaker_alone_and_a_warn_policy_warns),
         scenario!(a_policy_scan_counts_unbound_resources_and_writes_nothing),
+        scenario!(aws_converges_and_a_bare_id_and_its_arn_are_one_resource),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -48,6 +48,19 @@ mod relist;
 mod schema;
 #[path = "kube_real/tags_from.rs"]
 mod tags_from;
+// NB: scenarios of the stand-in suite that need nothing of the stand-in's own (a held write,
+// an injected error), run here as they are, on the real server (`crate::Env` is this file's).
+#[path = "controller_e2e/deletion.rs"]
+mod e2e_deletion;
+#[allow(dead_code)] // NB: its first scenario has a real-server version of its own (fleet.rs).
+#[path = "controller_e2e/observe.rs"]
+mod e2e_observe;
+#[path = "controller_e2e/selector.rs"]
+mod e2e_selector;
+#[path = "controller_e2e/tag_service.rs"]
+mod e2e_tag_service;
+#[path = "controller_e2e/tags_from.rs"]
+mod e2e_tags_from;
 #[path = "kube_real/watch_namespace.rs"]
 mod watch_namespace;
 
@@ -62,6 +75,11 @@ use support::runner;
 
 use chart::*;
 use controller::*;
+use e2e_deletion::*;
+use e2e_observe::an_observe_binding_that_loses_a_conflict_reports_the_drift;
+use e2e_selector::*;
+use e2e_tag_service::*;
+use e2e_tags_from::*;
 use examples::*;
 use fleet::*;
 use helm_upgrade::*;
@@ -93,6 +111,10 @@ const CLOUD: &[(&str, &[(&str, &str)])] = &[
     ("relist-g2", &[]),
     ("watchns-g1", &[]),
     ("tagsfrom-g1", &[]),
+    ("obsconflict-g1", &[]),
+    ("suspdel-g1", &[]),
+    ("blocked-g1", &[]),
+    ("blockedns-g1", &[]),
     ("conflict-g1", &[]),
     ("reqat-g1", &[]),
     ("leader-g1", &[]),
@@ -116,6 +138,13 @@ pub struct Env {
 }
 
 impl Env {
+    /// A scratch directory of a scenario's own.
+    pub fn scratch(&self, name: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join("scratch").join(name);
+        std::fs::create_dir_all(&path).expect("a scratch directory");
+        path
+    }
+
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("a scratch directory");
         // NB: with kube-controller-manager, so that the chart's Deployment gets its Pod.
@@ -199,6 +228,13 @@ fn main() -> ExitCode {
         scenario!(a_standby_takes_over_after_sigterm_and_after_sigkill_on_the_real_apiserver),
         scenario!(every_example_folder_applies_with_kubectl),
         scenario!(namespace_labels_and_provider_defaults_render_on_the_real_apiserver),
+        scenario!(a_selector_binding_follows_the_resources_that_carry_its_tags),
+        scenario!(an_observe_binding_that_loses_a_conflict_reports_the_drift),
+        scenario!(deleting_a_suspended_binding_leaves_its_tags),
+        scenario!(a_deletion_without_credentials_is_stalled_until_orphaned),
+        scenario!(a_deletion_in_a_namespace_no_longer_allowed_is_stalled_until_allowed),
+        scenario!(the_tag_service_converges_prunes_and_reports_a_missing_resource),
+        scenario!(tags_from_kubernetes_follow_their_sources_in_both_hosts),
     ];
     let (scenarios, filtered_out, list) = runner::selected(scenarios);
     if list {

@@ -64,9 +64,11 @@ pub struct TagProviderSpec {
     pub endpoint: Option<String>,
     /// Where the access key lives: a Secret in the controller's credentials namespace (keys
     /// accessKeyId and accessKeySecret, or secretAccessKey on AWS; optionally securityToken,
-    /// or sessionToken on AWS). Absent: Alibaba Cloud's credentials chain (RRSA through STS
-    /// AssumeRoleWithOIDC, then the ECS instance RAM role); in the CLI, also the cloud's
-    /// standard environment variables.
+    /// or sessionToken on AWS). Absent: the cloud's credentials chain: Alibaba Cloud's (RRSA
+    /// through STS AssumeRoleWithOIDC, then the ECS instance RAM role), AWS's (web identity
+    /// through STS AssumeRoleWithWebIdentity, then the container credentials endpoint of EKS
+    /// Pod Identity); in the CLI, also the cloud's standard environment variables and, on
+    /// AWS, the ~/.aws profile AWS_PROFILE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Credentials>,
     /// Client-side rate limit for this provider's API calls.

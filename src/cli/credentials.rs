@@ -33,8 +33,9 @@ pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
 pub fn credentials(
     provider: &Located<TagProvider>,
     manifests: &Manifests,
-    http: &reqwest::Client,
+    options: &crate::reconcile::provider::ClientOptions,
 ) -> Result<Credentials, ManifestError> {
+    let http = &options.http;
     let spec = &provider.value.spec;
     let secret_ref = spec.credentials.as_ref().map(|c| &c.secret_ref);
     if let Some(secret_ref) = secret_ref {
@@ -59,6 +60,28 @@ pub fn credentials(
         }
         .into()),
         _ => {
+            if spec.cloud == Cloud::Aws {
+                if let Some(key) = aws_profile()
+                    .map_err(|rule| ManifestError::at(&provider.source, "spec.credentials", rule))?
+                {
+                    return Ok(key.into());
+                }
+                // NB: STS is the provider's one endpoint (the embedded cloud's with
+                // --embedded-cloud) unless the environment names another.
+                let endpoint = options
+                    .endpoint_override
+                    .as_deref()
+                    .or(spec.endpoint.as_deref());
+                if let Ok(source) = crate::cloud::aws::chain::aws_chain(
+                    &credentials::process_var,
+                    endpoint,
+                    &spec.region,
+                ) {
+                    return Ok(Credentials::Refreshing(std::sync::Arc::new(
+                        Refreshing::new(credentials::TemporarySource::Aws(source), http.clone()),
+                    )));
+                }
+            }
             let chain = match spec.cloud {
                 Cloud::Alibaba => {
                     Some(credentials::alibaba_chain(&credentials::process_var, false))
@@ -78,6 +101,15 @@ pub fn credentials(
                     credentials::env::OIDC_PROVIDER_ARN,
                     credentials::env::OIDC_TOKEN_FILE,
                     credentials::env::ECS_METADATA
+                ),
+                None if spec.cloud == Cloud::Aws => format!(
+                    ", no profile {:?} in ~/.aws/credentials or ~/.aws/config ({}), nor web \
+                     identity ({}, {}) nor the container credentials endpoint ({})",
+                    aws_profile_name(),
+                    crate::cloud::aws::chain::profile_env::PROFILE,
+                    crate::cloud::aws::chain::env::ROLE_ARN,
+                    crate::cloud::aws::chain::env::WEB_IDENTITY_TOKEN_FILE,
+                    crate::cloud::aws::chain::env::CONTAINER_FULL_URI,
                 ),
                 None => String::new(),
             };
@@ -103,6 +135,45 @@ pub fn credentials(
     }
 }
 
+/// The AWS profile the CLI reads: `AWS_PROFILE`, else `default`.
+fn aws_profile_name() -> String {
+    credentials::process_var(crate::cloud::aws::chain::profile_env::PROFILE)
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// The static key of the AWS profile (see [`crate::cloud::aws::chain::profile_key`]) from
+/// `AWS_SHARED_CREDENTIALS_FILE` (default `~/.aws/credentials`) and `AWS_CONFIG_FILE`
+/// (default `~/.aws/config`). A profile named by `AWS_PROFILE` that neither file has is an
+/// error; the `default` profile may be absent.
+fn aws_profile() -> Result<Option<AccessKey>, String> {
+    use crate::cloud::aws::chain::{profile_env, profile_key};
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let file = |var: &str, default: &str| {
+        credentials::process_var(var)
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|home| home.join(".aws").join(default)))
+    };
+    let read =
+        |path: Option<std::path::PathBuf>| path.and_then(|p| std::fs::read_to_string(p).ok());
+    let credentials_file = read(file(profile_env::SHARED_CREDENTIALS_FILE, "credentials"));
+    let config_file = read(file(profile_env::CONFIG_FILE, "config"));
+    let named = credentials::process_var(profile_env::PROFILE);
+    let profile = named.clone().unwrap_or_else(|| "default".to_string());
+    match profile_key(
+        credentials_file.as_deref(),
+        config_file.as_deref(),
+        &profile,
+    )? {
+        Some(key) => Ok(Some(key)),
+        None if named.is_some() => Err(format!(
+            "{} is {profile:?}, but neither ~/.aws/credentials ([{profile}]) nor ~/.aws/config \
+             ([profile {profile}]) has that profile",
+            profile_env::PROFILE
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Where a provider's access key comes from, for the run's header: the Secret among the
 /// files, or the environment variables (never the key itself).
 pub fn source_of(provider: &Located<TagProvider>, manifests: &Manifests) -> String {
@@ -123,6 +194,18 @@ pub fn source_of(provider: &Located<TagProvider>, manifests: &Manifests) -> Stri
         && let Ok(source) = credentials::alibaba_chain(&credentials::process_var, false)
     {
         return source.describe();
+    }
+    if !from_env && spec.cloud == Cloud::Aws {
+        if let Ok(Some(_)) = aws_profile() {
+            return format!("the AWS profile {:?} (~/.aws)", aws_profile_name());
+        }
+        if let Ok(source) = crate::cloud::aws::chain::aws_chain(
+            &credentials::process_var,
+            spec.endpoint.as_deref(),
+            &spec.region,
+        ) {
+            return source.describe();
+        }
     }
     format!("the environment ({id_var}, {secret_var})")
 }

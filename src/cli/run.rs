@@ -20,7 +20,7 @@ use crate::cloud::{CallObserver, TagApi};
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::plan::bound::{FleetBinding, Paging, lower_bound};
 use crate::plan::{BindingId, Claim, Claims as PlanClaims};
-use crate::reconcile::fleet::{ClaimIndex, Target, binding_id};
+use crate::reconcile::fleet::{ClaimIndex, Target, binding_id, canonical_ids};
 use crate::reconcile::gate;
 use crate::reconcile::group::{Member, pass_group};
 use crate::reconcile::intent::IntentLog;
@@ -303,6 +303,7 @@ pub async fn run_with(
     let removed: Vec<BindingState> = removed_bindings(state, &declared);
     let clients = build_clients(manifests, &declared, &removed, command, options).map_err(lines)?;
     check_bindings(manifests, &declared, &clients, state).map_err(lines)?;
+    canonical_with_accounts(manifests, &mut declared, &clients).await;
     let policies = cli_policy::policies_of(manifests);
     let mut tally = crate::policy::Tally::new(&policies);
     for binding in &mut declared {
@@ -589,12 +590,20 @@ fn declared_bindings<'m>(
                 Ok(rendered) => rendered.tags.clone(),
                 Err(_) => render::render_lenient(&inputs, &provider),
             };
+            // NB: one resource is one id whichever form names it (an AWS bare id and its ARN).
+            let resource_ids = match manifests.providers.get(&provider) {
+                Some(p) => {
+                    canonical_ids(&p.value.spec, None, &spec.resource_type, &spec.resource_ids)
+                        .into_owned()
+                }
+                None => spec.resource_ids.clone(),
+            };
             Declared {
                 binding,
                 id,
                 provider,
-                resource_ids: spec.resource_ids.clone(),
-                claimed: spec.resource_ids.iter().cloned().collect(),
+                claimed: resource_ids.iter().cloned().collect(),
+                resource_ids,
                 resolution: None,
                 target,
                 rendered,
@@ -618,6 +627,54 @@ fn removed_bindings(state: &StateFile, declared: &[Declared<'_>]) -> Vec<Binding
         .filter(|(key, _)| !present.contains(key.as_str()))
         .map(|(_, entry)| entry.clone())
         .collect()
+}
+
+/// The ids of the bindings of AWS providers without `aws.accountId`, composed with the
+/// account STS names (once per provider; a provider whose STS call fails keeps its bare ids,
+/// and its passes report why).
+async fn canonical_with_accounts(
+    manifests: &Manifests,
+    declared: &mut [Declared<'_>],
+    clients: &BTreeMap<String, ProviderClient>,
+) {
+    let mut accounts: BTreeMap<&str, Option<String>> = BTreeMap::new();
+    for binding in declared.iter_mut() {
+        let Some(provider) = manifests.providers.get(&binding.provider) else {
+            continue;
+        };
+        let spec = &provider.value.spec;
+        let named = spec.aws.as_ref().and_then(|aws| aws.account_id.as_ref());
+        if spec.cloud != crate::api::Cloud::Aws || named.is_some() {
+            continue;
+        }
+        let Some(client) = clients.get(&binding.provider) else {
+            continue;
+        };
+        let account = match accounts.get(binding.provider.as_str()) {
+            Some(account) => account.clone(),
+            None => {
+                let account = client.aws_account().await;
+                let name = manifests
+                    .providers
+                    .get_key_value(&binding.provider)
+                    .map_or("", |(name, _)| name.as_str());
+                accounts.insert(name, account.clone());
+                account
+            }
+        };
+        let spec_ids = &binding.binding.value.spec.resource_ids;
+        let ids = canonical_ids(
+            spec,
+            account.as_deref(),
+            &binding.binding.value.spec.resource_type,
+            spec_ids,
+        )
+        .into_owned();
+        if binding.binding.value.spec.resource_selector.is_none() {
+            binding.claimed = ids.iter().cloned().collect();
+            binding.resource_ids = ids;
+        }
+    }
 }
 
 /// Resolves every selector binding (one list-by-tag read per provider, resource type and
@@ -710,7 +767,7 @@ fn build_clients(
         let Some(provider) = manifests.providers.get(name) else {
             continue; // NB: reported per binding by check_bindings, or per removed binding.
         };
-        let built = credentials(provider, manifests, &options.http).and_then(|credentials| {
+        let built = credentials(provider, manifests, options).and_then(|credentials| {
             client_for(&provider.value.spec, credentials, options)
                 .map_err(|e| ManifestError::at(&provider.source, e.field, e.rule))
         });

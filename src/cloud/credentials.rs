@@ -98,6 +98,9 @@ pub enum TemporarySource {
     Oidc(OidcRole),
     /// The ECS instance RAM role, from the metadata service.
     EcsRole(EcsRole),
+    /// AWS's chain: web identity (IRSA) or the container credentials endpoint (EKS Pod
+    /// Identity).
+    Aws(crate::cloud::aws::chain::AwsSource),
 }
 
 impl TemporarySource {
@@ -113,6 +116,7 @@ impl TemporarySource {
                 role.role_name.as_deref().unwrap_or("(the instance's)"),
                 role.metadata_endpoint
             ),
+            TemporarySource::Aws(source) => source.describe(),
         }
     }
 }
@@ -211,6 +215,7 @@ impl Refreshing {
         match &self.source {
             TemporarySource::Oidc(role) => assume_role_with_oidc(&self.http, role).await,
             TemporarySource::EcsRole(role) => ecs_role_credentials(&self.http, role).await,
+            TemporarySource::Aws(source) => source.fetch(&self.http).await,
         }
     }
 }
@@ -227,7 +232,7 @@ pub fn refresh_at(now: jiff::Timestamp, expiration: jiff::Timestamp) -> jiff::Ti
         .unwrap_or(now)
 }
 
-fn failure(
+pub(crate) fn failure(
     kind: ErrorKind,
     action: &'static str,
     code: &str,
@@ -244,7 +249,11 @@ fn failure(
     }
 }
 
-fn transport(action: &'static str, endpoint: &str, error: &reqwest::Error) -> CloudError {
+pub(crate) fn transport(
+    action: &'static str,
+    endpoint: &str,
+    error: &reqwest::Error,
+) -> CloudError {
     // NB: without the URL, which may carry parameters.
     let code = if error.is_timeout() {
         "Timeout"

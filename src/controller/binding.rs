@@ -27,7 +27,7 @@ use crate::api::{
 use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim};
 use crate::reconcile::changes::{self, ChangeAction, KeyChange};
-use crate::reconcile::fleet::{Target, binding_id, binding_key};
+use crate::reconcile::fleet::{Target, binding_id, binding_key, canonical_ids};
 use crate::reconcile::round::run_round;
 use crate::reconcile::{Mode, Outcome, PassInput, Readiness, gate};
 use crate::tags::{Ownership, Tags, TagsByResource};
@@ -701,8 +701,25 @@ fn claimants(binding: &ResourceTagBinding, ctx: &Context, considered: &[String])
     keys.iter()
         .filter_map(|other| {
             let binding = ctx.bindings.get(other)?;
-            // NB: what the index holds: the id list, or a selector's last selection.
-            let ids: BTreeSet<String> = index.declared_ids(other)?.map(str::to_string).collect();
+            // NB: what the index holds: the id list, or a selector's last selection; as the
+            // canonical ids its own provider names them by (an AWS bare id is its ARN).
+            let declared: Vec<String> = index.declared_ids(other)?.map(str::to_string).collect();
+            let ids: BTreeSet<String> = match ctx
+                .providers
+                .get(&ObjectRef::new(&binding.spec.provider_ref.name))
+            {
+                Some(provider) => canonical_ids(
+                    &provider.spec,
+                    ctx.known_aws_account(&binding.spec.provider_ref.name)
+                        .as_deref(),
+                    &binding.spec.resource_type,
+                    &declared,
+                )
+                .iter()
+                .cloned()
+                .collect(),
+                None => declared.into_iter().collect(),
+            };
             Some((binding, ids))
         })
         .filter(|(other, _)| other.metadata.deletion_timestamp.is_none())

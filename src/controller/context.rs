@@ -451,6 +451,13 @@ impl Context {
         Ok(Ok(client))
     }
 
+    /// The AWS account of provider `name` as its cached client knows it (`aws.accountId`, or
+    /// the one STS named); `None` before its client asked, and for the other clouds.
+    pub fn known_aws_account(&self, name: &str) -> Option<String> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.get(name)?.client.inner().known_aws_account()
+    }
+
     /// The provider's client, if it was built from its current spec and from the Secret's
     /// resourceVersion in the watch cache.
     async fn cached_client(&self, provider: &TagProvider) -> Option<CloudClient> {
@@ -486,11 +493,27 @@ impl Context {
                  comes from a Secret (keys {ACCESS_KEY_ID}, {ACCESS_KEY_SECRET}, optionally \
                  {SECURITY_TOKEN})"
             ))),
-            Cloud::Aws => Err(ClientError::Credentials(format!(
-                "TagProvider {name:?} has no spec.credentials.secretRef: an AWS access key comes \
-                 from a Secret (keys {ACCESS_KEY_ID}, {SECRET_ACCESS_KEY}, optionally \
-                 {SESSION_TOKEN}); web identity and Pod Identity are not implemented yet"
-            ))),
+            // NB: the STS of web identity is the provider's one endpoint when it has one.
+            Cloud::Aws => match crate::cloud::aws::chain::aws_chain(
+                &credentials::process_var,
+                self.client_options
+                    .endpoint_override
+                    .as_deref()
+                    .or(provider.spec.endpoint.as_deref()),
+                &provider.spec.region,
+            ) {
+                Ok(source) => Ok((
+                    Credentials::Refreshing(Arc::new(credentials::Refreshing::new(
+                        credentials::TemporarySource::Aws(source),
+                        self.client_options.http.clone(),
+                    ))),
+                    CHAIN.to_string(),
+                )),
+                Err(message) => Err(ClientError::Credentials(format!(
+                    "TagProvider {name:?} has no spec.credentials: {message} (a Secret holds \
+                     keys {ACCESS_KEY_ID}, {SECRET_ACCESS_KEY}, optionally {SESSION_TOKEN})"
+                ))),
+            },
             Cloud::Alibaba => match credentials::alibaba_chain(&credentials::process_var, true) {
                 Ok(source) => Ok((
                     Credentials::Refreshing(Arc::new(credentials::Refreshing::new(

@@ -754,12 +754,26 @@ async fn pass_group(
     let participant = client.participant(resource_type);
     let mut resolutions = resolve_selectors(ctx, &participant, resource_type, &members).await;
     refuse_feeding_cycles(ctx, resource_type, &members, &mut resolutions);
-    let resource_ids: Vec<&[String]> = members
+    // NB: one resource is one id whichever form names it (an AWS bare id and its ARN); an
+    // AWS provider without aws.accountId has its account named by STS, once per client.
+    let account = client.inner().aws_account().await;
+    let resource_ids: Vec<std::borrow::Cow<'_, [String]>> = members
         .iter()
         .zip(&resolutions)
         .map(|((_, s), resolution)| match resolution {
-            Some(resolution) => resolution.ids().unwrap_or_default(),
-            None => &s.binding.spec.resource_ids[..],
+            Some(resolution) => std::borrow::Cow::Borrowed(resolution.ids().unwrap_or_default()),
+            None => match ctx
+                .providers
+                .get(&ObjectRef::new(&s.binding.spec.provider_ref.name))
+            {
+                Some(provider) => crate::reconcile::fleet::canonical_ids(
+                    &provider.spec,
+                    account.as_deref(),
+                    resource_type,
+                    &s.binding.spec.resource_ids,
+                ),
+                None => std::borrow::Cow::Borrowed(&s.binding.spec.resource_ids[..]),
+            },
         })
         .collect();
     let mut shared = SharedClaimants::new();

@@ -66,8 +66,8 @@ pub struct EmulatorArgs {
         value_parser = clap::value_parser!(i64).range(-MAX_CLOCK_OFFSET_SECS..=MAX_CLOCK_OFFSET_SECS)
     )]
     pub clock_offset_secs: i64,
-    /// Lifetime, in seconds, of the temporary credentials it issues (STS AssumeRoleWithOIDC,
-    /// the ECS metadata service); default: the DurationSeconds asked of STS, six hours for
+    /// Lifetime, in seconds, of the temporary credentials it issues (STS AssumeRoleWithOIDC
+    /// and AssumeRoleWithWebIdentity, the ECS metadata service); default: the DurationSeconds asked of STS, six hours for
     /// the metadata service. Short lifetimes test renewal before expiry.
     #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub credentials_ttl: Option<u64>,
@@ -95,6 +95,13 @@ pub struct EmulatorArgs {
     /// region (GetResources 15/s, TagResources and UntagResources 5/s).
     #[arg(long)]
     pub aws_enforce_rates: bool,
+    /// AWS fault: the first N TagResources or UntagResources of each ARN report it in
+    /// FailedResourcesMap as InternalServiceException, without applying it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub aws_internal_errors: u32,
+    /// With --aws-internal-errors: apply those writes all the same (only the answer fails).
+    #[arg(long)]
+    pub aws_internal_error_applies: bool,
 }
 
 impl EmulatorArgs {
@@ -133,6 +140,8 @@ impl EmulatorArgs {
             aws: AwsConfig {
                 pagination_token_ttl: Duration::from_secs(self.aws_pagination_token_ttl_secs),
                 enforce_rates: self.aws_enforce_rates,
+                internal_errors: self.aws_internal_errors,
+                internal_error_applies: self.aws_internal_error_applies,
                 ..AwsConfig::default()
             },
             server: ServerLimits {

@@ -98,6 +98,57 @@ impl Target {
     }
 }
 
+/// The canonical ids of `ids` of `resource_type` through a provider of `spec`, in order, each
+/// once (issue 22: a resource is one thing whichever form names it). On AWS a resource is
+/// its ARN: a bare id the provider can compose becomes its ARN ([`ArnScope::arn`]); an id it
+/// cannot compose stays as it is (the pass refuses it as `InvalidSpec`). Elsewhere ids are
+/// canonical as they are. Both hosts pass, claim and record canonical ids. `account` is the
+/// one STS named for an AWS provider without `aws.accountId` (the host asks its client).
+///
+/// [`ArnScope::arn`]: crate::cloud::aws::ArnScope::arn
+pub fn canonical_ids<'a>(
+    spec: &TagProviderSpec,
+    account: Option<&str>,
+    resource_type: &str,
+    ids: &'a [String],
+) -> std::borrow::Cow<'a, [String]> {
+    let Some(mut scope) = arn_scope(spec) else {
+        return std::borrow::Cow::Borrowed(ids);
+    };
+    if scope.account_id.is_none() {
+        scope.account_id = account.map(str::to_string);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let canonical: Vec<String> = ids
+        .iter()
+        .map(|id| scope.arn(resource_type, id).unwrap_or_else(|_| id.clone()))
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
+    std::borrow::Cow::Owned(canonical)
+}
+
+/// Where an AWS provider's ARNs are (its partition, region and account); `None` elsewhere.
+fn arn_scope(spec: &TagProviderSpec) -> Option<crate::cloud::aws::ArnScope> {
+    if spec.cloud != Cloud::Aws {
+        return None;
+    }
+    let settings = spec.aws.as_ref();
+    Some(crate::cloud::aws::ArnScope {
+        partition: settings
+            .and_then(|aws| aws.partition.clone())
+            .unwrap_or_else(|| crate::cloud::aws::partition_of(&spec.region).to_string()),
+        region: spec.region.clone(),
+        account_id: settings.and_then(|aws| aws.account_id.clone()),
+    })
+}
+
+/// The key of a resource id in the claim index: one key for every form that may name one
+/// resource, found without the provider (an AWS ARN of a type whose bare ids are composed is
+/// keyed by its bare id). The index finds candidates by it; the plan compares canonical ids.
+fn claim_key(id: &str) -> &str {
+    crate::cloud::aws::arn::bare_id_of(id).unwrap_or(id)
+}
+
 /// The Tag service's `PRODUCT:TYPE` name of an Alibaba Cloud resource type (see [`Target::of`]).
 fn alibaba_type(spec: &TagProviderSpec, resource_type: &str) -> String {
     let settings = spec.alibaba.as_ref();
@@ -197,7 +248,11 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
         };
         let group = self.by_resource.entry(shared.clone()).or_default();
         for id in &ids {
-            group.entry((*id).into()).or_default().push(key.clone());
+            let keys = group.entry(claim_key(id).into()).or_default();
+            // NB: two forms of one resource in one binding are one claim.
+            if !keys.contains(&key) {
+                keys.push(key.clone());
+            }
         }
         self.declared.insert(
             key,
@@ -218,6 +273,7 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
             return;
         };
         for id in &declared.ids {
+            let id = claim_key(id);
             if let Some(keys) = group.get_mut(id) {
                 keys.retain(|k| k != key);
                 if keys.is_empty() {
@@ -282,6 +338,7 @@ impl<K: Clone + Eq + Hash + Ord> ClaimIndex<K> {
             return found;
         }
         for id in resource_ids {
+            let id = claim_key(id);
             for group in &groups {
                 if let Some(keys) = group.get(id) {
                     found.extend(keys.iter().filter(|k| Some(*k) != except).cloned());
@@ -398,5 +455,45 @@ mod tests {
                 .claimants(&target("cn-hangzhou"), target_of, ["g1"], None)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn an_aws_bare_id_and_its_arn_are_one_canonical_id_and_one_claim() {
+        let aws = provider("{cloud: aws, region: us-east-1, aws: {accountId: '123456789012'}}");
+        let arn = "arn:aws:ec2:us-east-1:123456789012:instance/i-1".to_string();
+        let ids = vec!["i-1".to_string(), arn.clone(), "not/an-id".to_string()];
+        let canonical = canonical_ids(&aws, None, "ec2:instance", &ids);
+        assert_eq!(canonical.as_ref(), [arn.clone(), "not/an-id".to_string()]);
+        // Without accountId, the account STS named composes the bare id.
+        let unnamed = provider("{cloud: aws, region: us-east-1}");
+        let bare = vec!["i-1".to_string()];
+        assert_eq!(
+            canonical_ids(&unnamed, None, "ec2:instance", &bare).as_ref(),
+            ["i-1"]
+        );
+        assert_eq!(
+            canonical_ids(&unnamed, Some("123456789012"), "ec2:instance", &bare).as_ref(),
+            [arn.as_str()]
+        );
+        // Other clouds' ids are canonical as they are, and not copied.
+        let alibaba = provider("{cloud: alibaba, region: cn-hangzhou}");
+        assert!(matches!(
+            canonical_ids(&alibaba, None, "apiGroup", &ids),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let mut index: ClaimIndex<&str> = ClaimIndex::new();
+        index.declare("by-id", "p", "ec2:instance", ["i-1"]);
+        index.declare("by-arn", "p", "ec2:instance", [arn.as_str()]);
+        let target = Target::of(&aws, "ec2:instance");
+        let found = index.claimants(
+            &target,
+            |_, t| Some(Target::of(&aws, t)),
+            [arn.as_str()],
+            None,
+        );
+        assert_eq!(found.into_iter().collect::<Vec<_>>(), ["by-arn", "by-id"]);
+        index.withdraw(&"by-id");
+        let found = index.claimants(&target, |_, t| Some(Target::of(&aws, t)), ["i-1"], None);
+        assert_eq!(found.into_iter().collect::<Vec<_>>(), ["by-arn"]);
     }
 }

@@ -166,7 +166,15 @@ fn aws_client(
         .clone()
         .or_else(|| spec.endpoint.clone())
         .unwrap_or_else(|| aws::endpoint_of(&spec.region));
+    // NB: the provider's one endpoint serves every AWS API tagbinder calls (STS included).
+    let sts_endpoint = options
+        .endpoint_override
+        .clone()
+        .or_else(|| spec.endpoint.clone())
+        .unwrap_or_else(|| aws::sts_endpoint_of(&spec.region));
     let config = AwsConfig {
+        sts_endpoint,
+        resolved_account: Default::default(),
         endpoint,
         scope: aws::ArnScope {
             partition,
@@ -343,6 +351,28 @@ macro_rules! each_client {
 }
 
 impl ProviderClient {
+    /// AWS: the account of the provider's ARNs, `aws.accountId` or the one STS named,
+    /// asked for (once per client) when the provider names none. `None` for the other clouds,
+    /// and when STS cannot be reached (the client's next call reports why).
+    pub async fn aws_account(&self) -> Option<String> {
+        let ProviderClient::Aws(client) = self else {
+            return None;
+        };
+        if let Err(error) = client.set_up().await {
+            tracing::debug!(code = %error.code, "the account of an AWS provider is unknown");
+        }
+        client.protocol().account_id().map(str::to_string)
+    }
+
+    /// AWS: the account of the provider's ARNs if known yet (`aws.accountId`, or the one STS
+    /// named); `None` otherwise and for the other clouds.
+    pub fn known_aws_account(&self) -> Option<String> {
+        match self {
+            ProviderClient::Aws(client) => client.protocol().account_id().map(str::to_string),
+            _ => None,
+        }
+    }
+
     /// The URL every call of this client goes to (the embedded cloud's, when it runs).
     pub fn endpoint(&self) -> &str {
         match self {

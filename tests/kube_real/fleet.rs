@@ -267,10 +267,13 @@ pub async fn a_selector_follows_the_resources_that_gain_and_lose_its_tags_on_the
     let cloud = CloudEmulator::start(
         &dir,
         &[
-            ("sel-a", &[("team", "web"), ("env", "prod")]),
-            ("sel-b", &[("team", "web"), ("env", "prod")]),
-            ("sel-c", &[("team", "web"), ("env", "dev")]),
-            ("sel-d", &[]),
+            // NB: ids of its own: the stand-in suite's selector scenario, run here too, uses
+            // `sel-*` in a cloud of its own, and one controller sees the same account and
+            // region in both clouds, so the same id would be one resource to it.
+            ("rsel-a", &[("team", "web"), ("env", "prod")]),
+            ("rsel-b", &[("team", "web"), ("env", "prod")]),
+            ("rsel-c", &[("team", "web"), ("env", "dev")]),
+            ("rsel-d", &[]),
         ],
     )
     .await;
@@ -283,30 +286,30 @@ pub async fn a_selector_follows_the_resources_that_gain_and_lose_its_tags_on_the
     tenant.create(&web).await;
     wait_for(&env, &namespace, "web", "condition=Ready").await;
     let selected = || field(&env, &namespace, "web", "{.status.selected.firstIds}");
-    assert_eq!(selected().await, r#"["sel-a","sel-b"]"#);
+    assert_eq!(selected().await, r#"["rsel-a","rsel-b"]"#);
     assert_eq!(
         field(&env, &namespace, "web", "{.status.selected.count}").await,
         "2"
     );
-    for id in ["sel-a", "sel-b"] {
+    for id in ["rsel-a", "rsel-b"] {
         assert_eq!(
             cloud.tags(id).await,
             tags(&[("cost-center", "cc-1"), ("env", "prod"), ("team", "web")])
         );
     }
     assert_eq!(
-        cloud.tags("sel-c").await,
+        cloud.tags("rsel-c").await,
         tags(&[("env", "dev"), ("team", "web")])
     );
 
-    // sel-b loses a tag (Delete: what the binding applied there is pruned); sel-d gains both.
-    cloud.edit("sel-b", &[], &["env"]).await;
+    // rsel-b loses a tag (Delete: what the binding applied there is pruned); rsel-d gains both.
+    cloud.edit("rsel-b", &[], &["env"]).await;
     cloud
-        .edit("sel-d", &[("team", "web"), ("env", "prod")], &[])
+        .edit("rsel-d", &[("team", "web"), ("env", "prod")], &[])
         .await;
-    eventually("sel-d selected instead of sel-b", || async {
+    eventually("rsel-d selected instead of rsel-b", || async {
         let now = selected().await;
-        if now == r#"["sel-a","sel-d"]"# {
+        if now == r#"["rsel-a","rsel-d"]"# {
             Ok(())
         } else {
             Err(now)
@@ -314,16 +317,16 @@ pub async fn a_selector_follows_the_resources_that_gain_and_lose_its_tags_on_the
     })
     .await;
     wait_for(&env, &namespace, "web", "condition=Ready").await;
-    cloud_becomes(&cloud, "sel-b", &[("team", "web")]).await;
+    cloud_becomes(&cloud, "rsel-b", &[("team", "web")]).await;
     cloud_becomes(
         &cloud,
-        "sel-d",
+        "rsel-d",
         &[("cost-center", "cc-1"), ("env", "prod"), ("team", "web")],
     )
     .await;
     assert_eq!(
         field(&env, &namespace, "web", "{.status.appliedResourceIds}").await,
-        r#"["sel-a","sel-d"]"#
+        r#"["rsel-a","rsel-d"]"#
     );
 
     // Deleting the binding prunes what it applied, and only that.
@@ -334,15 +337,15 @@ pub async fn a_selector_follows_the_resources_that_gain_and_lose_its_tags_on_the
         )
         .await;
     assert_eq!(
-        cloud.tags("sel-a").await,
+        cloud.tags("rsel-a").await,
         tags(&[("env", "prod"), ("team", "web")])
     );
     assert_eq!(
-        cloud.tags("sel-d").await,
+        cloud.tags("rsel-d").await,
         tags(&[("env", "prod"), ("team", "web")])
     );
     assert_eq!(
-        cloud.tags("sel-c").await,
+        cloud.tags("rsel-c").await,
         tags(&[("env", "dev"), ("team", "web")])
     );
 }

@@ -1,12 +1,16 @@
 //! The admission policy of issue 24 on the real apiserver: `tagbinder policy admission`
 //! installs with kubectl, its CEL type-checks against the TagPolicy and binding schemas, and
 //! the server refuses a binding whose literal tags break a Deny TagPolicy (naming the policy
-//! and the rule), admits a compliant one, and ignores Warn policies and other providers.
+//! and the rule), admits a compliant one, and ignores Warn policies and other providers. On a
+//! cluster of its own: the policy governs every binding of the cluster, and until the server's
+//! informer of its parameters has filled, it refuses every binding's creation ("failed to
+//! configure binding"), which the shared cluster's other scenarios met.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Env;
+use crate::cluster::Cluster;
+use crate::{Env, install_crds};
 
 const NAMESPACE: &str = "real-admission";
 
@@ -28,7 +32,12 @@ fn binding(name: &str, provider: &str, tags: &str) -> String {
 }
 
 pub async fn the_admission_policy_refuses_a_binding_that_breaks_a_deny_policy(env: Arc<Env>) {
-    let cluster = &env.cluster;
+    let dir = env.dir.path().join("admission").join("cluster");
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start(&dir, false))
+        .await
+        .expect("the cluster starts");
+    install_crds(&cluster).await;
+    let cluster = &cluster;
     let printed = std::process::Command::new(env!("CARGO_BIN_EXE_tagbinder"))
         .args(["policy", "admission"])
         .output()

@@ -35,9 +35,9 @@ async fn cloud_tags_become(env: &Env, id: &str, want: &[(&str, &str)]) {
 }
 
 pub async fn namespace_labels_and_provider_defaults_render_on_the_real_apiserver(env: Arc<Env>) {
-    let mut spec = provider("tagsfrom", &env.cloud.url, "tagsfrom-creds");
+    let mut spec = provider("realtags", &env.cloud.url, "realtags-creds");
     spec.spec.default_tags = tags(&[("managed-by", "tagbinder")]);
-    let tenant = Tenant::with_provider(&env.client, "tagsfrom", spec).await;
+    let tenant = Tenant::with_provider(&env.client, "realtags", spec).await;
     let namespace = tenant.namespace.clone();
     let kubectl = |args: Vec<String>| {
         let env = env.clone();
@@ -146,7 +146,7 @@ pub async fn namespace_labels_and_provider_defaults_render_on_the_real_apiserver
     kubectl(owned(&["label", "namespace", &namespace, "team=web"])).await;
     kubectl(owned(&[
         "patch",
-        "tagprovider/tagsfrom",
+        "tagprovider/realtags",
         "--type=merge",
         "-p",
         r#"{"spec":{"defaultTags":{"managed-by":"platform"}}}"#,

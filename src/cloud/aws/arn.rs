@@ -116,6 +116,29 @@ pub fn resource_type_of(arn: &str) -> Option<String> {
     })
 }
 
+/// The bare id that names the resource of `arn` when tagbinder composes ARNs of its type
+/// ([`ArnScope::arn`] in reverse, whatever the scope): `i-0abc` of
+/// `arn:aws:ec2:REGION:ACCOUNT:instance/i-0abc`, the bucket of `arn:aws:s3:::NAME`. `None`
+/// for anything else: not an ARN of the AWS partitions, or a type whose bare ids are not
+/// composed. The claim index keys both names of one resource by it.
+pub fn bare_id_of(arn: &str) -> Option<&str> {
+    // NB: the claim index asks this of every id of every cloud: most are no ARN at all.
+    if !arn.starts_with("arn:aws") {
+        return None;
+    }
+    let parts = parts(arn)?;
+    if !matches!(parts.partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return None;
+    }
+    let resource_type = resource_type_of(arn)?;
+    let (_, prefix) = COMPOSED
+        .iter()
+        .chain(std::iter::once(&LOG_GROUP))
+        .find(|(known, _)| *known == resource_type)?;
+    let bare = parts.resource.strip_prefix(prefix)?;
+    (!bare.is_empty()).then_some(bare)
+}
+
 impl ArnScope {
     /// The canonical ARN of `id` (bare or an ARN) of `resource_type`, or why there is none.
     pub fn arn(&self, resource_type: &str, id: &str) -> Result<String, String> {
@@ -335,6 +358,31 @@ mod tests {
             self::scope(None).arn("s3", "b").as_deref(),
             Ok("arn:aws:s3:::b")
         );
+    }
+
+    #[test]
+    fn the_bare_id_of_a_composed_arn_is_the_id_it_was_composed_from() {
+        let scope = scope(Some("123456789012"));
+        for (resource_type, id) in [
+            ("ec2:instance", "i-0abc"),
+            ("s3", "my-bucket"),
+            ("rds:db", "orders"),
+            ("sqs", "q1"),
+            (
+                "elasticloadbalancing:loadbalancer",
+                "app/web/50dc6c495c0c9188",
+            ),
+            ("logs:log-group", "/aws/app"),
+        ] {
+            let arn = scope.arn(resource_type, id).unwrap();
+            assert_eq!(bare_id_of(&arn), Some(id), "{arn}");
+        }
+        assert_eq!(bare_id_of("i-0abc"), None);
+        assert_eq!(
+            bare_id_of("arn:aws:kafka:us-east-1:123456789012:cluster/c/1"),
+            None
+        );
+        assert_eq!(bare_id_of("arn:acs:ecs:cn-hangzhou:1:instance/i-1"), None);
     }
 
     #[test]

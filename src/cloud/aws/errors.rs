@@ -99,6 +99,32 @@ pub(super) fn from_answer(
     }
 }
 
+/// The error of a non-2xx STS answer (query protocol: `<ErrorResponse><Error><Code>` and
+/// `<Message>` in XML), classified as the tagging API's.
+pub(super) fn from_sts_answer(
+    action: &'static str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &str,
+) -> CloudError {
+    let code = super::xml_element(body, "Code").unwrap_or_default();
+    let message = super::xml_element(body, "Message").unwrap_or_default();
+    let document = serde_json::json!({"__type": code, "Message": message});
+    let mut error = from_answer(action, status, headers, &document.to_string());
+    if code.is_empty() {
+        error.code = format!("HTTP{status}");
+    }
+    if message.is_empty() {
+        error.message = crate::cloud::transport::excerpt(body.trim());
+    }
+    error.message = format!(
+        "{} (STS GetCallerIdentity, asked for the account because the provider has no \
+         aws.accountId)",
+        error.message
+    );
+    error
+}
+
 /// One `FailedResourcesMap` entry: `{StatusCode, ErrorCode, ErrorMessage}`.
 pub(super) fn resource_error(info: &Value) -> ResourceError {
     let status = info.get("StatusCode").and_then(Value::as_u64).unwrap_or(0);

@@ -12,6 +12,7 @@
 //! written or pruned.
 
 pub mod arn;
+pub mod chain;
 mod errors;
 
 use std::time::{Duration, SystemTime};
@@ -36,6 +37,11 @@ pub const SIGNING_SERVICE: &str = "tagging";
 const TARGET_PREFIX: &str = "ResourceGroupsTaggingAPI_20170126.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
+/// STS's signing name, version and the call that names the caller's account (spec section 7).
+const STS_SERVICE: &str = "sts";
+const GET_CALLER_IDENTITY: &str = "GetCallerIdentity";
+const STS_FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
 const GET_RESOURCES: &str = "GetResources";
 const TAG_RESOURCES: &str = "TagResources";
 const UNTAG_RESOURCES: &str = "UntagResources";
@@ -53,6 +59,16 @@ pub fn endpoint_of(region: &str) -> String {
     }
 }
 
+/// The documented STS endpoint of a region: `https://sts.{region}.amazonaws.com`, or
+/// `.amazonaws.com.cn` in China.
+pub fn sts_endpoint_of(region: &str) -> String {
+    if region.starts_with("cn-") {
+        format!("https://sts.{region}.amazonaws.com.cn")
+    } else {
+        format!("https://sts.{region}.amazonaws.com")
+    }
+}
+
 /// Everything a client needs to reach the tagging API in one region of one account.
 #[derive(Clone, Debug)]
 pub struct AwsConfig {
@@ -60,6 +76,11 @@ pub struct AwsConfig {
     pub endpoint: String,
     /// Partition, region and account of the provider's ARNs.
     pub scope: ArnScope,
+    /// STS, where the account of a provider without `aws.accountId` is asked for
+    /// ([`sts_endpoint_of`], or the provider's one endpoint).
+    pub sts_endpoint: String,
+    /// The account STS named (GetCallerIdentity, once per client) when `scope` has none.
+    pub resolved_account: std::sync::Arc<std::sync::OnceLock<String>>,
     /// Where each attempt's key comes from (the session token of temporary ones included).
     pub credentials: Credentials,
     /// Retry policy for retryable failures.
@@ -81,6 +102,25 @@ pub struct AwsCall {
 }
 
 impl AwsConfig {
+    /// The account of the provider's ARNs: `aws.accountId`, or the one STS named.
+    pub fn account_id(&self) -> Option<&str> {
+        self.scope
+            .account_id
+            .as_deref()
+            .or_else(|| self.resolved_account.get().map(String::as_str))
+    }
+
+    /// The scope with the account STS named, when the provider names none.
+    fn scope(&self) -> std::borrow::Cow<'_, ArnScope> {
+        match (&self.scope.account_id, self.resolved_account.get()) {
+            (None, Some(account)) => std::borrow::Cow::Owned(ArnScope {
+                account_id: Some(account.clone()),
+                ..self.scope.clone()
+            }),
+            _ => std::borrow::Cow::Borrowed(&self.scope),
+        }
+    }
+
     /// The ARNs of `ids`, or the local error of `action`.
     fn arns(
         &self,
@@ -88,9 +128,10 @@ impl AwsConfig {
         resource_type: &str,
         ids: &[String],
     ) -> Result<Vec<String>, CloudError> {
+        let scope = self.scope();
         ids.iter()
             .map(|id| {
-                self.scope.arn(resource_type, id).map_err(|rule| {
+                scope.arn(resource_type, id).map_err(|rule| {
                     local(
                         ErrorKind::InvalidInput,
                         action,
@@ -111,8 +152,9 @@ impl AwsConfig {
         ids: impl Iterator<Item = &'a String>,
     ) -> std::collections::HashMap<String, Vec<String>> {
         let mut by_arn: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let scope = self.scope();
         for id in ids {
-            if let Ok(arn) = self.scope.arn(resource_type, id) {
+            if let Ok(arn) = scope.arn(resource_type, id) {
                 by_arn.entry(arn).or_default().push(id.clone());
             }
         }
@@ -154,9 +196,23 @@ impl Protocol for AwsConfig {
     }
 
     fn check_resource_ids(&self, resource_type: &str, ids: &[String]) -> Result<(), String> {
+        // NB: before STS has named the account (it is asked with the first call), a bare id
+        // is checked as composed with any account, and an ARN's account is not checked.
+        let scope = self.scope();
+        let placeholder = ArnScope {
+            account_id: Some("000000000000".to_string()),
+            ..scope.as_ref().clone()
+        };
         let refused: Vec<String> = ids
             .iter()
-            .filter_map(|id| self.scope.arn(resource_type, id).err())
+            .filter_map(|id| {
+                let checked = if scope.account_id.is_none() && !id.starts_with("arn:") {
+                    &placeholder
+                } else {
+                    scope.as_ref()
+                };
+                checked.arn(resource_type, id).err()
+            })
             .collect();
         match refused.len() {
             0 => Ok(()),
@@ -327,18 +383,76 @@ impl Protocol for AwsConfig {
         Ok(failures_of_call(resource_ids, failures))
     }
 
+    fn setup_call(&self) -> Option<AwsCall> {
+        // NB: without aws.accountId, bare ids need the account: STS names it, once.
+        self.account_id().is_none().then(|| AwsCall {
+            operation: GET_CALLER_IDENTITY,
+            body: "Action=GetCallerIdentity&Version=2011-06-15".to_string(),
+        })
+    }
+
+    fn setup_action(&self) -> &'static str {
+        GET_CALLER_IDENTITY
+    }
+
+    fn setup_answer(&self, body: &str) -> Result<(), String> {
+        let account =
+            xml_element(body, "Account").ok_or("a GetCallerIdentity answer without <Account>")?;
+        if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!(
+                "<Account> {account:?} is not a 12-digit account id"
+            ));
+        }
+        let _ = self.resolved_account.set(account.to_string());
+        Ok(())
+    }
+
+    fn doubtful_failures(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        body: &str,
+    ) -> Vec<String> {
+        // NB: AWS documents InternalServiceException per ARN as a fault of its own that may
+        // also mean "this type cannot be tagged": retried once, then read (spec section 4).
+        let Ok(answer) = serde_json::from_str::<Value>(body) else {
+            return Vec::new();
+        };
+        let Some(failed) = answer.get("FailedResourcesMap").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        let ids = self.ids_by_arn(resource_type, resource_ids.iter());
+        let mut doubtful: Vec<String> = failed
+            .iter()
+            .filter(|(_, info)| {
+                info.get("ErrorCode").and_then(Value::as_str) == Some("InternalServiceException")
+            })
+            .flat_map(|(arn, _)| ids.get(arn).cloned().unwrap_or_default())
+            .filter(|id| resource_ids.contains(id))
+            .collect();
+        doubtful.sort();
+        doubtful.dedup();
+        doubtful
+    }
+
     fn sign(&self, call: &AwsCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
         let credentials = AwsCredentials::new(
             key.id.clone(),
             key.secret(),
             key.session_token().map(str::to_string),
         );
-        let url = reqwest::Url::parse(&self.endpoint).map_err(|error| {
+        let sts = call.operation == GET_CALLER_IDENTITY;
+        let endpoint = if sts {
+            &self.sts_endpoint
+        } else {
+            &self.endpoint
+        };
+        let url = reqwest::Url::parse(endpoint).map_err(|error| {
             local(
                 ErrorKind::InvalidInput,
                 call.operation,
                 "InvalidEndpoint",
-                format!("endpoint {:?} is not a URL: {error}", self.endpoint),
+                format!("endpoint {endpoint:?} is not a URL: {error}"),
                 0,
             )
         })?;
@@ -348,20 +462,31 @@ impl Protocol for AwsConfig {
             (None, _) => String::new(),
         };
         let target = format!("{TARGET_PREFIX}{}", call.operation);
-        let headers = [
-            ("content-type", CONTENT_TYPE),
+        let (content_type, service) = if sts {
+            (STS_FORM, STS_SERVICE)
+        } else {
+            (CONTENT_TYPE, SIGNING_SERVICE)
+        };
+        let all_headers = [
+            ("content-type", content_type),
             ("host", host.as_str()),
             ("x-amz-target", target.as_str()),
         ];
+        // NB: STS speaks the query protocol: a form body, no X-Amz-Target.
+        let headers = if sts {
+            &all_headers[..2]
+        } else {
+            &all_headers[..]
+        };
         let signed = sign_headers(
             &credentials,
             &self.scope.region,
-            SIGNING_SERVICE,
+            service,
             SystemTime::now(),
             Unsigned {
                 method: "POST",
                 url: url.as_str(),
-                headers: &headers,
+                headers,
                 body: call.body.as_bytes(),
             },
         )
@@ -374,13 +499,13 @@ impl Protocol for AwsConfig {
                 0,
             )
         })?;
-        let mut out: Vec<(HeaderName, String)> = vec![
-            (
-                HeaderName::from_static("content-type"),
-                CONTENT_TYPE.to_string(),
-            ),
-            (HeaderName::from_static("x-amz-target"), target),
-        ];
+        let mut out: Vec<(HeaderName, String)> = vec![(
+            HeaderName::from_static("content-type"),
+            content_type.to_string(),
+        )];
+        if !sts {
+            out.push((HeaderName::from_static("x-amz-target"), target));
+        }
         for (name, value) in signed {
             if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
                 out.push((name, value));
@@ -401,6 +526,9 @@ impl Protocol for AwsConfig {
         headers: &HeaderMap,
         body: &str,
     ) -> CloudError {
+        if action == GET_CALLER_IDENTITY {
+            return errors::from_sts_answer(action, status, headers, body);
+        }
         errors::from_answer(action, status, headers, body)
     }
 
@@ -426,4 +554,13 @@ impl Protocol for AwsConfig {
     fn document_name(&self, action: &'static str) -> String {
         format!("an AWS {action} document")
     }
+}
+
+/// The text of the first `<name>` element of an STS (XML) document, trimmed; `None` when it
+/// has none. STS answers carry plain values (ids, codes, messages) in known elements.
+pub(crate) fn xml_element<'a>(document: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = document.find(&open)? + open.len();
+    let end = document[start..].find(&format!("</{name}>"))? + start;
+    Some(document[start..end].trim())
 }

@@ -115,6 +115,38 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         false
     }
 
+    /// A call to make once before this client's first call (AWS: STS GetCallerIdentity,
+    /// when the provider names no account), as long as it has not been answered. None by
+    /// default.
+    fn setup_call(&self) -> Option<Self::Call> {
+        None
+    }
+
+    /// The action name of [`Protocol::setup_call`].
+    fn setup_action(&self) -> &'static str {
+        "Setup"
+    }
+
+    /// Takes the answer of [`Protocol::setup_call`]; the error says what the document lacks.
+    fn setup_answer(&self, body: &str) -> Result<(), String> {
+        let _ = body;
+        Ok(())
+    }
+
+    /// The resources of a write answer (`body`, of a call over `resource_ids`) whose failure
+    /// is in doubt: retried once, then verified with a read (AWS: an
+    /// `InternalServiceException` in `FailedResourcesMap` may be a passing fault, or mean that
+    /// the API cannot tag the resource's type). None by default.
+    fn doubtful_failures(
+        &self,
+        resource_type: &str,
+        resource_ids: &[String],
+        body: &str,
+    ) -> Vec<String> {
+        let _ = (resource_type, resource_ids, body);
+        Vec::new()
+    }
+
     /// The call that lists the tags of `resource_ids` (at most `resources_per_call`, each
     /// once), from the page `token` on.
     fn list_call(
@@ -201,6 +233,8 @@ pub struct Client<P> {
     limiter: Option<Arc<RateLimiter>>,
     /// Limiters of single actions (AWS's per-action rates), before `limiter`.
     action_limiters: Vec<(&'static str, Arc<RateLimiter>)>,
+    /// Held while the setup call is made, so that it is made once.
+    setup: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<P: Protocol> fmt::Debug for Client<P> {
@@ -226,7 +260,26 @@ impl<P: Protocol> Client<P> {
             observer: None,
             limiter: None,
             action_limiters: Vec::new(),
+            setup: Arc::default(),
         }
+    }
+
+    /// Makes the protocol's setup call ([`Protocol::setup_call`]) if it is due: once, however
+    /// many calls wait for it.
+    pub async fn set_up(&self) -> Result<(), CloudError> {
+        if self.protocol.setup_call().is_none() {
+            return Ok(());
+        }
+        let _held = self.setup.lock().await;
+        let Some(call) = self.protocol.setup_call() else {
+            return Ok(());
+        };
+        // NB: the setup call's action is its own (GetCallerIdentity), with no rate of its own.
+        let action = self.protocol.setup_action();
+        let body = self.call(action, 0, &call).await?;
+        self.protocol
+            .setup_answer(&body)
+            .map_err(|error| self.not_a_document(action, &body, &error))
     }
 
     /// The protocol (and its configuration).
@@ -449,14 +502,22 @@ impl<P: Protocol> Client<P> {
         }
         let action = self.protocol.action(op.into());
         self.check_batch(action, op, resource_ids.len(), tags.len())?;
+        self.set_up().await?;
         let call = self
             .protocol
             .write_call(op, resource_type, resource_ids, tags)?;
         let body = self.call(action, resource_ids.len(), &call).await?;
-        let result = self
+        let mut result = self
             .protocol
             .read_write(op, resource_type, resource_ids, &body)
             .map_err(|error| self.not_a_document(action, &body, &error))?;
+        let doubtful = self
+            .protocol
+            .doubtful_failures(resource_type, resource_ids, &body);
+        if !doubtful.is_empty() {
+            self.settle_doubtful(op, resource_type, tags, doubtful, &mut result)
+                .await;
+        }
         if !result.failed.is_empty() {
             tracing::debug!(
                 action,
@@ -465,6 +526,87 @@ impl<P: Protocol> Client<P> {
             );
         }
         Ok(result)
+    }
+}
+
+impl<P: Protocol> Client<P> {
+    /// Settles the doubtful failures of a write (see [`Protocol::doubtful_failures`]): the
+    /// write of those resources is sent once more; what is still in doubt is read, and a
+    /// resource that carries the write's effect is written. Whatever stays failed keeps its
+    /// error, its message saying what was tried.
+    async fn settle_doubtful(
+        &self,
+        op: WriteOp,
+        resource_type: &str,
+        tags: &Tags,
+        doubtful: Vec<String>,
+        result: &mut WriteResult,
+    ) {
+        let action = self.protocol.action(op.into());
+        let mut still = doubtful;
+        let retried = match self.protocol.write_call(op, resource_type, &still, tags) {
+            Ok(call) => self.call(action, still.len(), &call).await.ok(),
+            Err(_) => None,
+        };
+        if let Some(body) = retried
+            && let Ok(answer) = self.protocol.read_write(op, resource_type, &still, &body)
+        {
+            let again = self
+                .protocol
+                .doubtful_failures(resource_type, &still, &body);
+            for id in &still {
+                match answer.failed.get(id) {
+                    None => {
+                        result.failed.remove(id);
+                    }
+                    Some(error) if !again.contains(id) => {
+                        result.failed.insert(id.clone(), error.clone());
+                    }
+                    Some(_) => {}
+                }
+            }
+            still.retain(|id| again.contains(id));
+        }
+        if still.is_empty() {
+            return;
+        }
+        tracing::debug!(action, resources = still.len(), "a doubtful write is read");
+        let observed = match TagApi::list_tags(self, resource_type, &still).await {
+            Ok(observed) => observed,
+            Err(error) => {
+                for id in &still {
+                    if let Some(failed) = result.failed.get_mut(id) {
+                        failed.message = format!(
+                            "{} (retried once; the read that would tell whether it was \
+                             applied failed: {})",
+                            failed.message, error.message
+                        );
+                    }
+                }
+                return;
+            }
+        };
+        for id in still {
+            let carried = observed.get(&id);
+            let applied = match op {
+                WriteOp::Tag => tags
+                    .iter()
+                    .all(|(key, value)| carried.and_then(|t| t.get(key)) == Some(value)),
+                WriteOp::Untag => tags
+                    .keys()
+                    .all(|key| carried.is_none_or(|t| !t.contains_key(key))),
+            };
+            if applied {
+                result.failed.remove(&id);
+            } else if let Some(failed) = result.failed.get_mut(&id) {
+                failed.message = format!(
+                    "{} (twice; a read shows the {action} was not applied: the API may not \
+                     support this resource's type, or failed for a moment; retried with the \
+                     next pass)",
+                    failed.message
+                );
+            }
+        }
     }
 }
 
@@ -495,6 +637,7 @@ impl<P: Protocol> TagApi for Client<P> {
         resource_type: &str,
         resource_ids: &[String],
     ) -> Result<TagsByResource, CloudError> {
+        self.set_up().await?;
         let mut observed: TagsByResource = resource_ids
             .iter()
             .map(|id| (id.clone(), Tags::new()))
@@ -533,6 +676,7 @@ impl<P: Protocol> TagApi for Client<P> {
         resource_type: &str,
         match_tags: &Tags,
     ) -> Result<TagsByResource, CloudError> {
+        self.set_up().await?;
         self.select(resource_type, match_tags).await
     }
 }

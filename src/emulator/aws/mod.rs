@@ -57,6 +57,12 @@ pub struct AwsConfig {
     pub rates: AwsRates,
     /// Default `ResourcesPerPage` of GetResources (the documentation gives no default).
     pub default_page_size: usize,
+    /// A fault: the first this many TagResources or UntagResources of each ARN report it in
+    /// `FailedResourcesMap` as `InternalServiceException` (spec section 4). 0: never.
+    pub internal_errors: u32,
+    /// With `internal_errors`: whether such a write is applied all the same (the answer says
+    /// it failed; a read shows it did not), or not at all (a type the API cannot tag).
+    pub internal_error_applies: bool,
 }
 
 /// Per-action rates (spec section 6).
@@ -87,6 +93,8 @@ impl Default for AwsConfig {
             enforce_rates: false,
             rates: AwsRates::default(),
             default_page_size: 50,
+            internal_errors: 0,
+            internal_error_applies: false,
         }
     }
 }
@@ -98,6 +106,8 @@ pub(crate) struct AwsState {
     issued: Mutex<HashMap<String, sts::Issued>>,
     /// (account, region, action) to the time the next call may come (GCRA).
     buckets: Mutex<HashMap<(String, String, &'static str), Instant>>,
+    /// Writes of each ARN answered with an injected `InternalServiceException`.
+    internal_errors: Mutex<HashMap<String, u32>>,
 }
 
 impl AwsState {
@@ -113,6 +123,24 @@ impl AwsState {
         // NB: expired credentials are useless; forgetting them bounds the map by the live ones.
         all.retain(|_, known| known.expires > now);
         all.insert(access_key_id, issued);
+    }
+
+    /// True when this write of `arn` is answered with an injected `InternalServiceException`
+    /// (the first `limit` of each ARN); counts it.
+    pub(crate) fn internal_error(&self, arn: &str, limit: u32) -> bool {
+        if limit == 0 {
+            return false;
+        }
+        let mut counts = self
+            .internal_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(arn.to_string()).or_insert(0);
+        if *count >= limit {
+            return false;
+        }
+        *count += 1;
+        true
     }
 
     /// True when `action` may go now for `account` in `region`; books the slot.

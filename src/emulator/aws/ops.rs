@@ -139,11 +139,37 @@ pub(crate) async fn serve(
             })
         }
         _ => {
-            let write = WriteRequest::parse(operation, input, caller)?;
-            let failed = app
-                .store
-                .change(|store| Ok::<_, AwsError>(write.apply(store, caller)))
-                .await?;
+            let mut write = WriteRequest::parse(operation, input, caller)?;
+            // NB: an injected InternalServiceException (a fault flag) fails its ARN in the
+            // answer, and is applied or not as the flag says.
+            let faulted: Vec<String> = write
+                .arns
+                .iter()
+                .filter(|arn| app.aws_state.internal_error(arn, app.aws.internal_errors))
+                .cloned()
+                .collect();
+            if !app.aws.internal_error_applies {
+                write.arns.retain(|arn| !faulted.contains(arn));
+            }
+            let mut failed = if write.arns.is_empty() {
+                BTreeMap::new()
+            } else {
+                app.store
+                    .change(|store| Ok::<_, AwsError>(write.apply(store, caller)))
+                    .await?
+            };
+            for arn in faulted {
+                failed.insert(
+                    arn,
+                    (
+                        500,
+                        "InternalServiceException",
+                        "The request processing has failed because of an unknown error, \
+                         exception or failure."
+                            .to_string(),
+                    ),
+                );
+            }
             let failed: Map<String, Value> = failed
                 .into_iter()
                 .map(|(arn, (status, code, message))| {

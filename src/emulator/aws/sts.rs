@@ -245,7 +245,8 @@ fn assume_role_with_web_identity(app: &App, params: &Params) -> Result<String, A
         96,
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
     );
-    let expires = now + duration;
+    // NB: --credentials-ttl shortens every issued credential's life (tests of renewal).
+    let expires = now + app.credentials_ttl.unwrap_or(duration);
     let role_base = role_name.rsplit('/').next().unwrap_or(role_name);
     let assumed_role_arn =
         format!("arn:{partition}:sts::{account}:assumed-role/{role_base}/{session}");
