@@ -557,3 +557,120 @@ async fn pod_identity_credentials_come_from_the_container_endpoint_with_its_toke
     assert_eq!(error.kind, ErrorKind::Credentials, "{error:?}");
     assert!(!error.message.contains("wrong-token"), "{error:?}");
 }
+
+/// Issue 22: the EC2 instance profile, last in the chain, from the instance metadata service
+/// (IMDSv2: a session token first, then the role, then its credentials, each GET with the
+/// token); off EC2 nothing answers and the error names every source of the chain.
+#[tokio::test]
+async fn the_instance_profile_comes_from_the_metadata_service_with_a_session_token() {
+    use tagbinder::cloud::aws::chain::InstanceMetadata;
+    let emulator = emulator(config(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("web-token");
+    std::fs::write(&token_file, web_identity_token()).unwrap();
+    // The instance profile's credentials: assumed once from the emulator's STS.
+    let (key, expiration) = AwsSource::WebIdentity(WebIdentityRole {
+        role_arn: format!("arn:aws:iam::{ACCOUNT}:role/node"),
+        token_file,
+        session_name: "instance-profile".to_string(),
+        sts_endpoint: emulator.url(),
+    })
+    .fetch(&http_client().unwrap())
+    .await
+    .expect("STS issues credentials");
+    let answer = serde_json::json!({
+        "Code": "Success",
+        "Type": "AWS-HMAC",
+        "AccessKeyId": key.id,
+        "SecretAccessKey": key.secret(),
+        "Token": key.session_token(),
+        "Expiration": expiration.to_string(),
+    });
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    const SESSION: &str = "imds-session-token";
+    let with_session = |headers: &axum::http::HeaderMap| {
+        headers
+            .get("x-aws-ec2-metadata-token")
+            .and_then(|v| v.to_str().ok())
+            == Some(SESSION)
+    };
+    let app = {
+        let (a, b, c) = (asked.clone(), asked.clone(), asked.clone());
+        axum::Router::new()
+            .route(
+                "/latest/api/token",
+                axum::routing::put(move |headers: axum::http::HeaderMap| async move {
+                    a.lock().unwrap().push("PUT token".into());
+                    match headers.get("x-aws-ec2-metadata-token-ttl-seconds") {
+                        Some(_) => Ok(SESSION),
+                        None => Err(axum::http::StatusCode::BAD_REQUEST),
+                    }
+                }),
+            )
+            .route(
+                "/latest/meta-data/iam/security-credentials/",
+                axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+                    b.lock().unwrap().push("GET role".into());
+                    if with_session(&headers) {
+                        Ok("tagbinder-node\n")
+                    } else {
+                        Err(axum::http::StatusCode::UNAUTHORIZED)
+                    }
+                }),
+            )
+            .route(
+                "/latest/meta-data/iam/security-credentials/tagbinder-node",
+                axum::routing::get(move |headers: axum::http::HeaderMap| {
+                    let answer = answer.clone();
+                    async move {
+                        c.lock().unwrap().push("GET credentials".into());
+                        if with_session(&headers) {
+                            Ok(axum::Json(answer))
+                        } else {
+                            Err(axum::http::StatusCode::UNAUTHORIZED)
+                        }
+                    }
+                }),
+            )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let imds = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = chain_client(
+        &emulator,
+        AwsSource::Instance(InstanceMetadata {
+            endpoint: imds.clone(),
+        }),
+    );
+    let observed = client
+        .list_tags("ec2:instance", &["i-0000".to_string()])
+        .await
+        .expect("a read with the instance profile's credentials");
+    assert_eq!(observed["i-0000"], tags(&[("env", "prod")]));
+    assert_eq!(
+        *asked.lock().unwrap(),
+        ["PUT token", "GET role", "GET credentials"]
+    );
+
+    // Off EC2: nothing answers at the address; the error says which sources were tried.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let error = chain_client(
+        &emulator,
+        AwsSource::Instance(InstanceMetadata { endpoint: nowhere }),
+    )
+    .list_tags("ec2:instance", &["i-0000".to_string()])
+    .await
+    .expect_err("no metadata service");
+    assert_eq!(error.kind, ErrorKind::Credentials, "{error:?}");
+    for named in [
+        "spec.credentials.secretRef",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "instance profile",
+        "AWS_EC2_METADATA_DISABLED=true",
+    ] {
+        assert!(error.message.contains(named), "{named}: {}", error.message);
+    }
+}

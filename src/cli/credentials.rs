@@ -104,12 +104,14 @@ pub fn credentials(
                 ),
                 None if spec.cloud == Cloud::Aws => format!(
                     ", no profile {:?} in ~/.aws/credentials or ~/.aws/config ({}), nor web \
-                     identity ({}, {}) nor the container credentials endpoint ({})",
+                     identity ({}, {}) nor the container credentials endpoint ({}), and the \
+                     instance profile is not asked ({}=true)",
                     aws_profile_name(),
                     crate::cloud::aws::chain::profile_env::PROFILE,
                     crate::cloud::aws::chain::env::ROLE_ARN,
                     crate::cloud::aws::chain::env::WEB_IDENTITY_TOKEN_FILE,
                     crate::cloud::aws::chain::env::CONTAINER_FULL_URI,
+                    crate::cloud::aws::chain::env::EC2_METADATA_DISABLED,
                 ),
                 None => String::new(),
             };

@@ -8,7 +8,12 @@
 //! - **the container credentials endpoint** (EKS Pod Identity, ECS tasks):
 //!   `AWS_CONTAINER_CREDENTIALS_FULL_URI` (or `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`
 //!   under `http://169.254.170.2`), with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (read afresh
-//!   on every fetch) or `AWS_CONTAINER_AUTHORIZATION_TOKEN` as the `Authorization` header.
+//!   on every fetch) or `AWS_CONTAINER_AUTHORIZATION_TOKEN` as the `Authorization` header;
+//! - **the EC2 instance profile**, last, from the instance metadata service (IMDSv2: a session
+//!   token from `PUT /latest/api/token`, then `/latest/meta-data/iam/security-credentials/`
+//!   and the role's credentials), at `http://169.254.169.254` or
+//!   `AWS_EC2_METADATA_SERVICE_ENDPOINT`, unless `AWS_EC2_METADATA_DISABLED=true`. Off EC2 it
+//!   does not answer: each attempt then waits [`IMDS_TIMEOUT`] and fails naming every source.
 //!
 //! STS's endpoint is `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the provider's
 //! `spec.endpoint`, else `https://sts.REGION.amazonaws.com` of the provider's region. Both
@@ -33,6 +38,15 @@ const DURATION_SECONDS: u32 = 3600;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The ECS agent's address, under which a relative URI lives.
 const ECS_CONTAINER_HOST: &str = "http://169.254.170.2";
+/// What errors of the instance metadata service are reported as.
+pub const INSTANCE_METADATA: &str = "InstanceMetadata";
+/// The instance metadata service of EC2 instances.
+pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
+/// Timeout of one call to the instance metadata service (the SDKs' one second, and one more:
+/// it answers at once where it exists).
+pub const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Lifetime asked of an IMDSv2 session token (the SDKs' value: six hours).
+const IMDS_TOKEN_TTL_SECONDS: &str = "21600";
 
 /// The environment variables of the AWS SDKs that the chain reads.
 pub mod env {
@@ -54,6 +68,17 @@ pub mod env {
     pub const ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
     /// Every AWS service's endpoint.
     pub const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+    /// `true`: the instance metadata service is not asked.
+    pub const EC2_METADATA_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
+    /// The instance metadata service's address.
+    pub const EC2_METADATA_ENDPOINT: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT";
+}
+
+/// The instance metadata service's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceMetadata {
+    /// Its base URL.
+    pub endpoint: String,
 }
 
 /// Web identity's settings.
@@ -103,6 +128,8 @@ pub enum AwsSource {
     WebIdentity(WebIdentityRole),
     /// The container credentials endpoint.
     Container(ContainerEndpoint),
+    /// The EC2 instance profile, from the instance metadata service.
+    Instance(InstanceMetadata),
 }
 
 /// STS's base URL for a provider with `endpoint` (its `spec.endpoint`) in `region`.
@@ -151,14 +178,30 @@ pub fn aws_chain(
             .or_else(|| var(env::CONTAINER_TOKEN).map(ContainerToken::Value));
         return Ok(AwsSource::Container(ContainerEndpoint { uri, token }));
     }
-    Err(format!(
+    if var(env::EC2_METADATA_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err(format!(
+            "{} (the instance profile is not asked: {}=true)",
+            no_credentials(),
+            env::EC2_METADATA_DISABLED
+        ));
+    }
+    Ok(AwsSource::Instance(InstanceMetadata {
+        endpoint: var(env::EC2_METADATA_ENDPOINT)
+            .unwrap_or_else(|| DEFAULT_IMDS_ENDPOINT.to_string()),
+    }))
+}
+
+/// Every source the chain knows, for an error that none gave credentials.
+fn no_credentials() -> String {
+    format!(
         "no credentials: set spec.credentials.secretRef, or web identity ({}, {}; IRSA sets \
-         them), or the container credentials endpoint ({}, {}; EKS Pod Identity sets them)",
+         them), or the container credentials endpoint ({}, {}; EKS Pod Identity sets them), or \
+         run on an EC2 instance with an instance profile",
         env::ROLE_ARN,
         env::WEB_IDENTITY_TOKEN_FILE,
         env::CONTAINER_FULL_URI,
         env::CONTAINER_TOKEN_FILE
-    ))
+    )
 }
 
 impl AwsSource {
@@ -173,6 +216,10 @@ impl AwsSource {
                 "the container credentials endpoint {} (EKS Pod Identity)",
                 endpoint.uri.split('?').next().unwrap_or_default()
             ),
+            AwsSource::Instance(metadata) => format!(
+                "the EC2 instance profile from the instance metadata service at {} (IMDSv2)",
+                metadata.endpoint
+            ),
         }
     }
 
@@ -184,6 +231,7 @@ impl AwsSource {
         match self {
             AwsSource::WebIdentity(role) => web_identity(http, role).await,
             AwsSource::Container(endpoint) => container(http, endpoint).await,
+            AwsSource::Instance(metadata) => instance_profile(http, metadata).await,
         }
     }
 }
@@ -390,6 +438,141 @@ async fn container(
     ))
 }
 
+/// The EC2 instance profile's credentials from the instance metadata service (IMDSv2): a
+/// session token, the role's name, then the role's `{Code, AccessKeyId, SecretAccessKey,
+/// Token, Expiration}`.
+async fn instance_profile(
+    http: &reqwest::Client,
+    metadata: &InstanceMetadata,
+) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+    const ACTION: &str = INSTANCE_METADATA;
+    let base = metadata.endpoint.trim_end_matches('/');
+    // NB: off EC2 nothing answers: the error names every source the chain tried.
+    let unanswered = |error: &reqwest::Error| {
+        failure(
+            ErrorKind::Credentials,
+            ACTION,
+            "NoCredentials",
+            format!(
+                "{}: the instance metadata service at {base} did not answer ({}; set {}=true \
+                 to skip it)",
+                no_credentials(),
+                if error.is_timeout() {
+                    format!("no answer within {:?}", IMDS_TIMEOUT)
+                } else {
+                    "cannot connect".to_string()
+                },
+                env::EC2_METADATA_DISABLED
+            ),
+        )
+    };
+    let answered = |what: &str, status: u16| {
+        let kind = if status >= 500 || status == 429 {
+            ErrorKind::Retryable
+        } else {
+            ErrorKind::Credentials
+        };
+        let hint = if status == 404 {
+            " (no instance profile is attached to this instance)"
+        } else {
+            ""
+        };
+        CloudError {
+            http_status: Some(status),
+            ..failure(
+                kind,
+                ACTION,
+                &format!("HTTP{status}"),
+                format!(
+                    "the instance metadata service at {base} answered {status} to {what}{hint}"
+                ),
+            )
+        }
+    };
+    let response = http
+        .put(format!("{base}/latest/api/token"))
+        .header(
+            "X-aws-ec2-metadata-token-ttl-seconds",
+            IMDS_TOKEN_TTL_SECONDS,
+        )
+        .timeout(IMDS_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| unanswered(&e))?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(answered("the session token's PUT", status));
+    }
+    let token = zeroize::Zeroizing::new(
+        response
+            .text()
+            .await
+            .map_err(|e| unanswered(&e))?
+            .trim()
+            .to_string(),
+    );
+    let get = |path: String| {
+        http.get(format!("{base}{path}"))
+            .header("X-aws-ec2-metadata-token", token.as_str())
+            .timeout(IMDS_TIMEOUT)
+            .send()
+    };
+    const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
+    let response = get(ROLES.to_string()).await.map_err(|e| unanswered(&e))?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(answered("the instance profile's role", status));
+    }
+    let roles = response.text().await.map_err(|e| unanswered(&e))?;
+    let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return Err(answered("the instance profile's role", 404));
+    };
+    let response = get(format!("{ROLES}{role}"))
+        .await
+        .map_err(|e| unanswered(&e))?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(answered(&format!("the credentials of role {role}"), status));
+    }
+    let body = response.text().await.map_err(|e| unanswered(&e))?;
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Answer {
+        code: String,
+        access_key_id: String,
+        secret_access_key: String,
+        token: String,
+        expiration: String,
+    }
+    let answer: Answer = serde_json::from_str(&body).map_err(|error| {
+        failure(
+            ErrorKind::Retryable,
+            ACTION,
+            "InvalidAnswer",
+            format!(
+                "the instance metadata service at {base} answered without the credentials of \
+                 role {role}: {error}"
+            ),
+        )
+    })?;
+    if answer.code != "Success" {
+        return Err(failure(
+            ErrorKind::Retryable,
+            ACTION,
+            "InstanceProfileNotReady",
+            format!(
+                "the instance metadata service at {base} answered Code {:?} for role {role}",
+                answer.code
+            ),
+        ));
+    }
+    let expires = expiration(ACTION, &answer.expiration)?;
+    Ok((
+        AccessKey::with_token(answer.access_key_id, answer.secret_access_key, answer.token),
+        expires,
+    ))
+}
+
 /// The environment variables of the AWS CLI's shared files.
 pub mod profile_env {
     /// The profile to use (default `default`).
@@ -535,11 +718,27 @@ mod tests {
         let half = vars(&[(env::ROLE_ARN, "arn:aws:iam::123456789012:role/tagbinder")]);
         let error = aws_chain(&half, None, "us-east-1").unwrap_err();
         assert!(error.contains(env::WEB_IDENTITY_TOKEN_FILE), "{error}");
-        let error = aws_chain(&vars(&[]), None, "us-east-1").unwrap_err();
+        let disabled = vars(&[(env::EC2_METADATA_DISABLED, "TRUE")]);
+        let error = aws_chain(&disabled, None, "us-east-1").unwrap_err();
         assert!(
-            error.contains("no credentials") && error.contains(env::CONTAINER_FULL_URI),
+            error.contains("no credentials")
+                && error.contains(env::CONTAINER_FULL_URI)
+                && error.contains(env::EC2_METADATA_DISABLED),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_instance_profile_comes_last() {
+        let Ok(AwsSource::Instance(metadata)) = aws_chain(&vars(&[]), None, "us-east-1") else {
+            panic!("the instance profile");
+        };
+        assert_eq!(metadata.endpoint, DEFAULT_IMDS_ENDPOINT);
+        let elsewhere = vars(&[(env::EC2_METADATA_ENDPOINT, "http://127.0.0.1:1338")]);
+        let Ok(AwsSource::Instance(metadata)) = aws_chain(&elsewhere, None, "us-east-1") else {
+            panic!("the instance profile");
+        };
+        assert_eq!(metadata.endpoint, "http://127.0.0.1:1338");
     }
 
     #[test]
