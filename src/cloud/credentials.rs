@@ -249,6 +249,30 @@ pub(crate) fn failure(
     }
 }
 
+/// POSTs `params` as a form to STS at `endpoint` (an unsigned call: the token in them is the
+/// proof): the answer's status and body.
+pub(crate) async fn post_form(
+    http: &reqwest::Client,
+    action: &'static str,
+    endpoint: &str,
+    params: &[(&str, &str)],
+) -> Result<(u16, String), CloudError> {
+    let url = format!("{}/", endpoint.trim_end_matches('/'));
+    let response = http
+        .post(&url)
+        .timeout(FETCH_TIMEOUT)
+        .form(params)
+        .send()
+        .await
+        .map_err(|e| transport(action, endpoint, &e))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| transport(action, endpoint, &e))?;
+    Ok((status, body))
+}
+
 pub(crate) fn transport(
     action: &'static str,
     endpoint: &str,
@@ -348,19 +372,7 @@ async fn assume_role_with_oidc(
         ("RoleSessionName", role.session_name.as_str()),
         ("Timestamp", timestamp.as_str()),
     ];
-    let url = format!("{}/", role.sts_endpoint.trim_end_matches('/'));
-    let response = http
-        .post(&url)
-        .timeout(FETCH_TIMEOUT)
-        .form(&params)
-        .send()
-        .await
-        .map_err(|e| transport(ACTION, &role.sts_endpoint, &e))?;
-    let status = response.status().as_u16();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| transport(ACTION, &role.sts_endpoint, &e))?;
+    let (status, body) = post_form(http, ACTION, &role.sts_endpoint, &params).await?;
     if (200..300).contains(&status) {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "PascalCase")]

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::xml_element;
-use crate::cloud::credentials::{failure, transport};
+use crate::cloud::credentials::{failure, post_form, transport};
 use crate::cloud::{AccessKey, CloudError, ErrorKind};
 
 /// The STS action of web identity.
@@ -292,19 +292,7 @@ async fn web_identity(
         ("WebIdentityToken", token.as_str()),
         ("DurationSeconds", duration.as_str()),
     ];
-    let url = format!("{}/", role.sts_endpoint.trim_end_matches('/'));
-    let response = http
-        .post(&url)
-        .timeout(FETCH_TIMEOUT)
-        .form(&params)
-        .send()
-        .await
-        .map_err(|e| transport(ACTION, &role.sts_endpoint, &e))?;
-    let status = response.status().as_u16();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| transport(ACTION, &role.sts_endpoint, &e))?;
+    let (status, body) = post_form(http, ACTION, &role.sts_endpoint, &params).await?;
     if !(200..300).contains(&status) {
         let code = xml_element(&body, "Code").unwrap_or("HTTP error");
         let message = xml_element(&body, "Message").unwrap_or_default();
@@ -413,29 +401,51 @@ async fn container(
             )
         });
     }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Answer {
-        access_key_id: String,
-        secret_access_key: String,
-        token: String,
-        expiration: String,
+    let answer = json_credentials(
+        ACTION,
+        &body,
+        &format!("the container credentials endpoint {shown}"),
+    )?;
+    answer.into_key(ACTION)
+}
+
+/// Temporary credentials as the container endpoint and the instance metadata service answer
+/// them (JSON; the latter adds `Code`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonCredentials {
+    #[serde(default)]
+    code: Option<String>,
+    access_key_id: String,
+    secret_access_key: String,
+    token: String,
+    expiration: String,
+}
+
+impl JsonCredentials {
+    fn into_key(self, action: &'static str) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+        let expires = expiration(action, &self.expiration)?;
+        Ok((
+            AccessKey::with_token(self.access_key_id, self.secret_access_key, self.token),
+            expires,
+        ))
     }
-    let answer: Answer = serde_json::from_str(&body).map_err(|error| {
+}
+
+/// Reads [`JsonCredentials`] from `body`, the answer of `source` (for the error).
+fn json_credentials(
+    action: &'static str,
+    body: &str,
+    source: &str,
+) -> Result<JsonCredentials, CloudError> {
+    serde_json::from_str(body).map_err(|error| {
         failure(
             ErrorKind::Retryable,
-            ACTION,
+            action,
             "InvalidAnswer",
-            format!(
-                "the container credentials endpoint {shown} answered without credentials: {error}"
-            ),
+            format!("{source} answered without credentials: {error}"),
         )
-    })?;
-    let expires = expiration(ACTION, &answer.expiration)?;
-    Ok((
-        AccessKey::with_token(answer.access_key_id, answer.secret_access_key, answer.token),
-        expires,
-    ))
+    })
 }
 
 /// The EC2 instance profile's credentials from the instance metadata service (IMDSv2): a
@@ -535,27 +545,12 @@ async fn instance_profile(
         return Err(answered(&format!("the credentials of role {role}"), status));
     }
     let body = response.text().await.map_err(|e| unanswered(&e))?;
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Answer {
-        code: String,
-        access_key_id: String,
-        secret_access_key: String,
-        token: String,
-        expiration: String,
-    }
-    let answer: Answer = serde_json::from_str(&body).map_err(|error| {
-        failure(
-            ErrorKind::Retryable,
-            ACTION,
-            "InvalidAnswer",
-            format!(
-                "the instance metadata service at {base} answered without the credentials of \
-                 role {role}: {error}"
-            ),
-        )
-    })?;
-    if answer.code != "Success" {
+    let answer = json_credentials(
+        ACTION,
+        &body,
+        &format!("the instance metadata service at {base}, for role {role},"),
+    )?;
+    if answer.code.as_deref() != Some("Success") {
         return Err(failure(
             ErrorKind::Retryable,
             ACTION,
@@ -566,11 +561,7 @@ async fn instance_profile(
             ),
         ));
     }
-    let expires = expiration(ACTION, &answer.expiration)?;
-    Ok((
-        AccessKey::with_token(answer.access_key_id, answer.secret_access_key, answer.token),
-        expires,
-    ))
+    answer.into_key(ACTION)
 }
 
 /// The environment variables of the AWS CLI's shared files.
