@@ -20,10 +20,10 @@ use crate::cloud::{CallObserver, TagApi};
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::plan::bound::{FleetBinding, Paging, lower_bound};
 use crate::plan::{BindingId, Claim, Claims as PlanClaims};
-use crate::reconcile::fleet::{ClaimIndex, Target, binding_id, canonical_ids};
-use crate::reconcile::gate::{self, Deletion};
+use crate::reconcile::checks::{self, Deletion};
 use crate::reconcile::group::{Member, SharedClaims, considered, pass_group};
-use crate::reconcile::intent::IntentLog;
+use crate::reconcile::identity::{ClaimIndex, Target, binding_id, canonical_ids};
+use crate::reconcile::intent_log::IntentLog;
 use crate::reconcile::provider::{
     ClientOptions, ProviderClient, client_for, http_client, rate_limiter,
 };
@@ -810,7 +810,8 @@ fn check_bindings(
             .get(&binding.id.namespace)
             .cloned()
             .unwrap_or_default();
-        if let Err(refusal) = gate::precheck(&binding.binding.value, Some(&provider.value), &labels)
+        if let Err(refusal) =
+            checks::precheck(&binding.binding.value, Some(&provider.value), &labels)
         {
             let mut message = refusal.readiness.message;
             if refusal.readiness.reason == crate::api::conditions::reason::NAMESPACE_NOT_ALLOWED {
@@ -1341,7 +1342,7 @@ fn binding_report(
     let applied = outcome.writes.calls > 0 || outcome.error.is_some();
     let observe_only = spec.mode == BindingMode::Observe;
     let (reason, message) = if spec.suspend {
-        let suspended = gate::suspended();
+        let suspended = checks::suspended();
         (suspended.reason.to_string(), suspended.message)
     } else {
         (
@@ -1396,11 +1397,11 @@ const WOULD_RELEASE: &str = "apply --prune-removed would remove nothing (its tag
                              or removed since it applied them, or another binding declares \
                              them) and drop its record";
 
-/// What removing `gone` from the files does with its tags ([`gate::deletion`]): a binding
+/// What removing `gone` from the files does with its tags ([`checks::deletion`]): a binding
 /// that is gone from the files has no `suspend` to honour.
 fn deletion_of(gone: &BindingState) -> Deletion {
     let owns_nothing = gone.applied.is_empty() && gone.pending.is_empty();
-    gate::deletion(gone.mode, gone.deletion_policy, false, owns_nothing)
+    checks::deletion(gone.mode, gone.deletion_policy, false, owns_nothing)
 }
 
 async fn handle_removed(

@@ -20,9 +20,9 @@ use crate::api::conditions::reason;
 use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding, ResourceTagBindingStatus};
 use crate::cloud::TagApi;
 use crate::reconcile::changes::{self, ChangeAction};
-use crate::reconcile::fleet::binding_key;
-use crate::reconcile::gate::Deletion;
-use crate::reconcile::{Readiness, gate};
+use crate::reconcile::checks::Deletion;
+use crate::reconcile::identity::binding_key;
+use crate::reconcile::{Readiness, checks};
 use crate::tags::Tags;
 
 /// Entry point of the controller: one binding, through the finalizer. A binding whose checks
@@ -86,7 +86,7 @@ pub fn error_policy(meta: Arc<Meta>, error: &Error, ctx: Arc<Context>) -> Action
 }
 
 /// Where a pass stops before the cloud, and why.
-enum Gate {
+enum Checked {
     /// Go on with this client, declaring these tags (rendered).
     Open(Box<CloudClient>, Tags),
     /// Stop: report this, and wait for a change of spec, provider or Secret.
@@ -105,7 +105,7 @@ fn stalled(reason: &'static str, message: String) -> Readiness {
     }
 }
 
-async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error> {
+async fn check(binding: &ResourceTagBinding, ctx: &Context) -> Result<Checked, Error> {
     // NB: the bindings' cache is complete before the first pass (kube-runtime holds passes
     // until then), the providers' is not: a pass that ran before it filled would report a
     // provider that exists as missing, and nothing would trigger the pass again.
@@ -114,17 +114,17 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
         .providers
         .get(&ObjectRef::new(&binding.spec.provider_ref.name));
     let labels = match &provider {
-        Some(provider) if gate::needs_namespace_labels(provider) => {
+        Some(provider) if checks::needs_namespace_labels(provider) => {
             ctx.namespace_labels(&binding.namespace().unwrap_or_default())
                 .await?
         }
         _ => Default::default(),
     };
-    if let Err(refusal) = gate::precheck(binding, provider.as_deref(), &labels) {
-        return Ok(Gate::Closed(refusal.readiness));
+    if let Err(refusal) = checks::precheck(binding, provider.as_deref(), &labels) {
+        return Ok(Checked::Closed(refusal.readiness));
     }
     let Some(provider) = provider else {
-        return Ok(Gate::Closed(stalled(
+        return Ok(Checked::Closed(stalled(
             reason::PROVIDER_NOT_FOUND,
             format!(
                 "TagProvider {:?} does not exist",
@@ -145,7 +145,7 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
         match ctx.render(binding, &provider, namespace.as_ref()) {
             Ok(rendered) => rendered,
             Err(missing) => {
-                return Ok(Gate::Closed(stalled(
+                return Ok(Checked::Closed(stalled(
                     reason::VALUE_NOT_FOUND,
                     missing.to_string(),
                 )));
@@ -173,7 +173,7 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             if !verdict.denied.is_empty() {
                 // NB: no round follows a denial: its count goes out on its own.
                 ctx.policy_status.changed();
-                return Ok(Gate::Closed(stalled(
+                return Ok(Checked::Closed(stalled(
                     reason::POLICY_VIOLATION,
                     format!(
                         "{}; nothing written",
@@ -183,7 +183,7 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             }
         }
     }
-    let gate = match ctx.cloud_client(&provider).await? {
+    let checked = match ctx.cloud_client(&provider).await? {
         Ok(client) => {
             // NB: a rendered value (or a default) that breaks the cloud's rules names its
             // source; the pass's own check names `spec.tags` only.
@@ -198,33 +198,33 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
                 .map(ToString::to_string)
                 .collect();
             if rendered.has_sources() && !violations.is_empty() {
-                return Ok(Gate::Closed(stalled(
+                return Ok(Checked::Closed(stalled(
                     reason::INVALID_SPEC,
                     violations.join("; "),
                 )));
             }
-            return Ok(Gate::Open(Box::new(client), rendered.tags));
+            return Ok(Checked::Open(Box::new(client), rendered.tags));
         }
         Err(ClientError::Credentials(message)) => {
-            Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message))
+            Checked::Closed(stalled(reason::CREDENTIALS_INVALID, message))
         }
         Err(ClientError::Forbidden(message)) => {
-            Gate::Forbidden(stalled(reason::CREDENTIALS_INVALID, message))
+            Checked::Forbidden(stalled(reason::CREDENTIALS_INVALID, message))
         }
-        Err(ClientError::OutsideCredentialsNamespace(message)) => Gate::Closed(stalled(
+        Err(ClientError::OutsideCredentialsNamespace(message)) => Checked::Closed(stalled(
             reason::SECRET_NOT_IN_CREDENTIALS_NAMESPACE,
             message,
         )),
-        Err(ClientError::Spec(message)) => Gate::Closed(stalled(reason::INVALID_SPEC, message)),
+        Err(ClientError::Spec(message)) => Checked::Closed(stalled(reason::INVALID_SPEC, message)),
     };
-    if let Gate::Closed(readiness) | Gate::Forbidden(readiness) = &gate {
+    if let Checked::Closed(readiness) | Checked::Forbidden(readiness) = &checked {
         let health = Health::Failing {
             reason: readiness.reason,
             message: readiness.message.clone(),
         };
         provider_status::report(ctx, &binding.spec.provider_ref.name, health).await;
     }
-    Ok(gate)
+    Ok(checked)
 }
 
 async fn apply(
@@ -233,10 +233,10 @@ async fn apply(
     submitted: &AtomicBool,
 ) -> Result<Action, Error> {
     let key = binding_key(&binding);
-    let (readiness, next) = match gate(&binding, ctx).await? {
-        Gate::Open(..) if binding.spec.suspend => {
+    let (readiness, next) = match check(&binding, ctx).await? {
+        Checked::Open(..) if binding.spec.suspend => {
             ctx.fleet.unregister(&key);
-            let readiness = gate::suspended();
+            let readiness = checks::suspended();
             status::write(
                 &binding,
                 status_without_pass(&binding, &readiness, ctx),
@@ -247,7 +247,7 @@ async fn apply(
             ctx.metrics.stopped(&key);
             return Ok(Action::await_change());
         }
-        Gate::Open(client, desired) => {
+        Checked::Open(client, desired) => {
             submitted.store(true, Ordering::Relaxed);
             if !status::ready_at_generation(&binding) {
                 ctx.metrics.awaiting_ready(
@@ -267,8 +267,8 @@ async fn apply(
             // NB: the fleet's round runs the pass, writes the status and asks for the next.
             return Ok(Action::await_change());
         }
-        Gate::Closed(readiness) => (readiness, Action::await_change()),
-        Gate::Forbidden(readiness) => (
+        Checked::Closed(readiness) => (readiness, Action::await_change()),
+        Checked::Forbidden(readiness) => (
             readiness,
             Action::requeue(jittered(binding.spec.resync_interval())),
         ),
@@ -328,7 +328,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     let record = ctx.record(binding);
     let owns_nothing = record.owned.is_empty() && record.pending.is_empty();
     let spec = &binding.spec;
-    match gate::deletion(spec.mode, spec.deletion_policy, spec.suspend, owns_nothing) {
+    match checks::deletion(spec.mode, spec.deletion_policy, spec.suspend, owns_nothing) {
         Deletion::Prune => {}
         Deletion::Observe | Deletion::Orphan | Deletion::OwnsNothing => {
             ctx.ownership_recorded(binding);
@@ -349,9 +349,9 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
             return Ok(Action::await_change());
         }
     }
-    let client = match gate(binding, ctx).await? {
-        Gate::Open(client, _) => client,
-        Gate::Closed(readiness) if readiness.reason == reason::PROVIDER_NOT_FOUND => {
+    let client = match check(binding, ctx).await? {
+        Checked::Open(client, _) => client,
+        Checked::Closed(readiness) if readiness.reason == reason::PROVIDER_NOT_FOUND => {
             // NB: without its provider a binding can never prune; holding the finalizer would
             // block the deletion (and its namespace's) forever. Say so, and let go.
             events::publish(
@@ -365,7 +365,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
             ctx.ownership_recorded(binding);
             return Ok(Action::await_change());
         }
-        Gate::Closed(readiness) | Gate::Forbidden(readiness) => {
+        Checked::Closed(readiness) | Checked::Forbidden(readiness) => {
             return cleanup_blocked(binding, readiness, ctx).await;
         }
     };

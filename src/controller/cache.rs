@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::api::ResourceTagBinding;
-use crate::reconcile::fleet::binding_key;
+use crate::reconcile::identity::binding_key;
 
 /// Every binding the controller watches, by `namespace/name`.
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@ use crate::api::ResourceTagBinding;
 use crate::api::conditions::reason;
 use crate::reconcile::Outcome;
 use crate::reconcile::changes::{self, ChangeAction, KeyChange};
-use crate::reconcile::fleet::binding_key;
+use crate::reconcile::identity::binding_key;
 
 /// A pass wrote declared tags that were missing (Normal).
 pub const TAGS_APPLIED: &str = "TagsApplied";

@@ -12,7 +12,7 @@ use crate::api::BindingMode;
 use crate::api::ResourceTagBinding;
 use crate::api::conditions::reason;
 use crate::reconcile::Outcome;
-use crate::reconcile::fleet::binding_key;
+use crate::reconcile::identity::binding_key;
 use crate::tags::Tags;
 
 /// What the fleet does with a binding after its pass.

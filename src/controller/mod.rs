@@ -8,7 +8,7 @@ mod context;
 mod events;
 mod finish;
 pub mod fleet;
-mod intents;
+mod intent_log;
 mod leader;
 pub mod metrics;
 mod pass;

@@ -9,8 +9,8 @@ use super::context::{Context, Record};
 use crate::api::ResourceTagBinding;
 use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim, Claims};
-use crate::reconcile::fleet::{Target, binding_id, canonical_ids};
 use crate::reconcile::group::{Member, SharedClaims, considered, pass_group};
+use crate::reconcile::identity::{Target, binding_id, canonical_ids};
 use crate::reconcile::{Mode, Outcome};
 use crate::tags::{Ownership, Tags, TagsByResource};
 
@@ -106,7 +106,8 @@ pub(super) async fn prune<C: TagApi>(
         claims: &claims[prepared.claims],
         mode: Mode::Apply,
     };
-    let intents = super::intents::StatusIntents::new(ctx, vec![binding], vec![&prepared.pending]);
+    let intents =
+        super::intent_log::StatusIntents::new(ctx, vec![binding], vec![&prepared.pending]);
     pass_group(client, &binding.spec.resource_type, &[member], &intents)
         .await
         .pop()

@@ -15,8 +15,8 @@ use super::context::Context;
 use super::fleet::{Fleet, Submission, Ticket};
 use super::pass::{Prepared, SharedClaimants, claim_lists};
 use crate::api::ResourceTagBinding;
-use crate::reconcile::fleet::Target;
 use crate::reconcile::group::Member;
+use crate::reconcile::identity::Target;
 use crate::reconcile::select::{self, Resolution, Selector};
 use crate::reconcile::{Mode, Outcome};
 
@@ -108,7 +108,7 @@ async fn run_group(ctx: &Arc<Context>, resource_type: String, mut members: Vec<(
             .first()
             .map(|(_, s)| s.binding.spec.provider_ref.name.clone());
         let bindings = chunk.len();
-        let passed = pass_group(ctx, &resource_type, chunk).await;
+        let passed = pass_chunk(ctx, &resource_type, chunk).await;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(provider) = provider {
             ctx.metrics.round(&provider, bindings, seconds);
@@ -137,7 +137,7 @@ async fn run_group(ctx: &Arc<Context>, resource_type: String, mut members: Vec<(
 /// The passes of one provider's bindings of one resource type, together. Selector bindings
 /// are resolved first (one list-by-tag read per distinct `matchTags`), and their selections
 /// enter the claim index before any binding's claims are looked up.
-async fn pass_group(
+async fn pass_chunk(
     ctx: &Context,
     resource_type: &str,
     members: Vec<(String, Submission)>,
@@ -162,7 +162,7 @@ async fn pass_group(
                 .providers
                 .get(&ObjectRef::new(&s.binding.spec.provider_ref.name))
             {
-                Some(provider) => crate::reconcile::fleet::canonical_ids(
+                Some(provider) => crate::reconcile::identity::canonical_ids(
                     &provider.spec,
                     account.as_deref(),
                     resource_type,
@@ -201,7 +201,7 @@ async fn pass_group(
         })
         .collect();
     // NB: intents (issue 14) go to each binding's status before the round's writes.
-    let intents = super::intents::StatusIntents::new(
+    let intents = super::intent_log::StatusIntents::new(
         ctx,
         members.iter().map(|(_, s)| s.binding.as_ref()).collect(),
         prepared.iter().map(|p| &p.pending).collect(),

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::intent::{Intent, IntentLog};
+use super::intent_log::{Intent, IntentLog};
 use super::round::run_round;
 use super::select::{Resolution, Selection};
 use super::{Mode, Outcome, PassInput};
@@ -196,7 +196,7 @@ impl<L: IntentLog> IntentLog for Subset<'_, L> {
 mod tests {
     use super::*;
     use crate::api::conditions::reason;
-    use crate::reconcile::intent::NoIntents;
+    use crate::reconcile::intent_log::NoIntents;
     use crate::reconcile::round::tests::{emulated, id};
     use crate::tags::tags;
 

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use super::execute::{Executed, writes_of};
-use super::intent::{Intent, IntentLog};
+use super::intent_log::{Intent, IntentLog};
 use super::{Mode, Outcome, PassInput, check_spec, select};
 use crate::cloud::{CloudError, TagApi, Write, stops_every_call};
 use crate::plan::{self, PlanInput};

@@ -229,11 +229,11 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
                 batcher: batcher.clone(),
                 resource_type: resource_type.clone(),
             };
-            batcher.run_round(&resource_type, requests).await;
+            batcher.send_calls(&resource_type, requests).await;
         });
     }
 
-    async fn run_round(&self, resource_type: &str, requests: Vec<Request>) {
+    async fn send_calls(&self, resource_type: &str, requests: Vec<Request>) {
         let mut lists = Vec::new();
         let mut writes = Vec::new();
         for request in requests {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::Fleet;
 use crate::api::ResourceTagBinding;
-use crate::reconcile::fleet::{ClaimIndex, Target, binding_key};
+use crate::reconcile::identity::{ClaimIndex, Target, binding_key};
 use crate::reconcile::select;
 
 /// What a selector binding's selection feeds on (see [`Fleet::feeding_cycles`]): its target,

@@ -1,6 +1,6 @@
-//! The controller's fleet: which bindings are due and when their round closes ([`queue`]),
-//! resync by target group ([`sweeps`]), and the claim index and selector feed that the watch
-//! keeps ([`claims`]). The rounds themselves run in [`super::rounds`], so that a fleet costs
+//! The controller's fleet: which bindings are due and when their round closes (`queue`),
+//! resync by target group (`sweeps`), and the claim index and selector feed that the watch
+//! keeps (`claims`). The rounds themselves run in `super::rounds`, so that a fleet costs
 //! the calls of its lower bound (issue 11).
 //!
 //! kube-runtime hosts the checks before a pass (finalizer, provider, namespace, spec,
@@ -46,7 +46,7 @@ use tokio::time::Instant;
 
 use crate::api::ResourceTagBinding;
 use crate::cloud::batcher::Batcher;
-use crate::reconcile::fleet::ClaimIndex;
+use crate::reconcile::identity::ClaimIndex;
 use crate::reconcile::provider::ProviderClient;
 
 use claims::SelectorSpec;
@@ -160,7 +160,7 @@ impl Fleet {
         self.wake.notify_one();
     }
 
-    /// Starts no new round: [`super::rounds::run`] returns once the rounds in flight (if any) are done.
+    /// Starts no new round: `super::rounds::run` returns once the rounds in flight (if any) are done.
     pub fn stop(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);

@@ -5,7 +5,7 @@ use futures::{FutureExt, StreamExt};
 use super::super::cache::tests::binding;
 use super::*;
 use crate::controller::rounds::{InFlight, by_group};
-use crate::reconcile::fleet::Target;
+use crate::reconcile::identity::Target;
 use kube::runtime::watcher;
 
 fn handed(

@@ -13,8 +13,8 @@ use futures::StreamExt;
 
 use super::context::Context;
 use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding};
-use crate::reconcile::fleet::binding_key;
-use crate::reconcile::intent::{Intent, IntentLog, NOTHING_PENDING};
+use crate::reconcile::identity::binding_key;
+use crate::reconcile::intent_log::{Intent, IntentLog, NOTHING_PENDING};
 use crate::tags::{Ownership, TagsByResource};
 
 /// The controller's [`IntentLog`] for the bindings of a round: an intent is written to
