@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod calls;
 pub mod cli;
 pub mod cloud;
 pub mod controller;

@@ -267,8 +267,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
             return;
         }
         let inner = &self.shared.inner;
-        let per_call = inner.limits().read_chunk();
-        let calls = merge::list_calls(lists.iter().map(|(ids, _)| ids.as_slice()), per_call);
+        let calls = merge::list_calls(lists.iter().map(|(ids, _)| ids.as_slice()), inner.limits());
         let reads: Vec<_> = calls
             .iter()
             .map(|ids| inner.list_tags(resource_type, ids))
@@ -330,12 +329,11 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         if writes.is_empty() {
             return;
         }
-        let per_call = self.shared.inner.limits().resources_per_call;
         let calls = merge::write_calls(
             writes
                 .iter()
                 .map(|(op, tags, ids, _)| (*op, tags, ids.as_slice())),
-            per_call,
+            self.shared.inner.limits(),
         );
         let calls: Vec<CallOutcomes> = futures::stream::iter(calls)
             .map(|call| self.write_isolating(resource_type, call))
