@@ -13,33 +13,20 @@ use kube::{Api, ResourceExt};
 
 use super::Context;
 use crate::api::{Cloud, TagProvider};
-use crate::cloud::AccessKey;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::credentials::{self, Credentials};
 use crate::controller::Error;
 use crate::controller::fleet::CloudClient;
 use crate::reconcile::provider::{ClientOptions, client_for};
+use crate::reconcile::secret::{
+    self, ACCESS_KEY_ID, ACCESS_KEY_SECRET, SECRET_ACCESS_KEY, SECURITY_TOKEN, SESSION_TOKEN,
+};
 
 /// How long a pass waits for the Secrets' cache to fill before it reads the Secret itself.
 pub(super) const SECRETS_SYNC_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Keys of a credentials Secret (both clouds).
-pub const ACCESS_KEY_ID: &str = "accessKeyId";
-
-/// Keys of a credentials Secret (both clouds).
-pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
-
-/// Optional key of a credentials Secret: the STS token of temporary credentials.
-pub const SECURITY_TOKEN: &str = "securityToken";
-
 /// The "Secret version" of a client built from the credentials chain (no Secret).
 const CHAIN: &str = "chain";
-
-/// The secret's key in an AWS credentials Secret (instead of `accessKeySecret`).
-pub const SECRET_ACCESS_KEY: &str = "secretAccessKey";
-
-/// The optional session token of temporary AWS credentials.
-pub const SESSION_TOKEN: &str = "sessionToken";
 
 pub(super) struct CachedClient {
     /// Provider generation + Secret resourceVersion the client was built from.
@@ -263,46 +250,17 @@ impl Context {
             }
             Err(error) => return Err(Error::Kube(error)),
         };
-        let value = |key: &str| -> Result<String, String> {
-            let bytes = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .map(|b| b.0.clone());
-            let text = bytes.map(String::from_utf8).transpose().map_err(|_| {
-                format!(
-                    "Secret {}/{} key {key:?} is not UTF-8 text",
+        let data = secret.data.as_ref();
+        let key = match secret::access_key(|key| {
+            let bytes = data?.get(key)?;
+            Some(String::from_utf8(bytes.0.clone()).ok())
+        }) {
+            Ok(key) => key,
+            Err(error) => {
+                return Ok(Err(ClientError::Credentials(format!(
+                    "Secret {}/{} {error}",
                     reference.namespace, reference.name
-                )
-            })?;
-            match text.map(|t| t.trim().to_string()) {
-                Some(text) if !text.is_empty() => Ok(text),
-                _ => Err(format!(
-                    "Secret {}/{} has no {key:?} key (it needs {ACCESS_KEY_ID:?} and {ACCESS_KEY_SECRET:?}, and {SECURITY_TOKEN:?} with temporary credentials)",
-                    reference.namespace, reference.name
-                )),
-            }
-        };
-        // NB: AWS's Secret names the secret `secretAccessKey`, as the AWS CLI does, and may hold
-        // the `sessionToken` of temporary credentials; the others' STS token is `securityToken`.
-        let token_key = [SECURITY_TOKEN, SESSION_TOKEN]
-            .into_iter()
-            .find(|key| secret.data.as_ref().is_some_and(|d| d.contains_key(*key)));
-        let token = match token_key {
-            None => None,
-            Some(key) => match value(key) {
-                Ok(token) => Some(token),
-                Err(message) => return Ok(Err(ClientError::Credentials(message))),
-            },
-        };
-        let secret_value =
-            value(ACCESS_KEY_SECRET).or_else(|e| value(SECRET_ACCESS_KEY).map_err(|_| e));
-        let key = match (value(ACCESS_KEY_ID), secret_value, token) {
-            (Ok(id), Ok(secret_value), token) => {
-                AccessKey::new(id, secret_value).with_session_token(token)
-            }
-            (Err(message), _, _) | (_, Err(message), _) => {
-                return Ok(Err(ClientError::Credentials(message)));
+                ))));
             }
         };
         Ok(Ok((
