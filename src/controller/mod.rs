@@ -44,7 +44,6 @@ use watches::{
 };
 
 use crate::api::{ResourceTagBinding, TagPolicy, TagProvider};
-use crate::cloud::CloudError;
 use crate::reconcile::provider::{ClientOptions, http_client};
 
 /// The finalizer that lets a binding prune before it goes.
@@ -61,9 +60,6 @@ pub enum Error {
     /// The finalizer machinery failed (adding/removing the finalizer, or the pass inside).
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    /// A retryable cloud failure survived the client's retries.
-    #[error("cloud: {0}")]
-    Cloud(#[source] CloudError),
     /// Pruning on deletion did not finish.
     #[error("cleanup not finished: {0}")]
     Cleanup(String),
@@ -79,7 +75,6 @@ impl Error {
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
                 _ => "finalizer_error",
             },
-            Error::Cloud(_) => "cloud_error",
             Error::Cleanup(_) => "cleanup_error",
         }
     }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName};
-use tracing::Instrument;
 
 mod read;
 mod select;
@@ -371,6 +370,7 @@ impl<P: Protocol> Client<P> {
     }
 
     /// One attempt, through the rate limiter, reported to the observer.
+    #[tracing::instrument(level = "debug", name = "attempt", skip(self, action, call))]
     async fn attempt(
         &self,
         action: &'static str,
@@ -410,23 +410,25 @@ impl<P: Protocol> Client<P> {
 
     /// One call, retried by the policy (each attempt signed afresh); answers with the body of
     /// the 2xx answer.
+    #[tracing::instrument(
+        level = "debug",
+        name = "cloud_call",
+        skip(self, call),
+        fields(cloud = self.protocol.cloud_name())
+    )]
     async fn call(
         &self,
         action: &'static str,
         resources: usize,
         call: &P::Call,
     ) -> Result<String, CloudError> {
-        let cloud = self.protocol.cloud_name();
-        let span = tracing::debug_span!("cloud_call", cloud, action, resources);
         let outcome = retry(self.protocol.settings().retry, action, |attempt| {
             self.attempt(action, call, attempt)
         })
-        .instrument(span.clone())
         .await;
         match &outcome {
-            Ok(_) => tracing::debug!(parent: &span, "call succeeded"),
+            Ok(_) => tracing::debug!("call succeeded"),
             Err(error) => tracing::debug!(
-                parent: &span,
                 code = %error.code,
                 kind = error.kind.as_str(),
                 attempts = error.attempts,
