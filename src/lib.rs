@@ -5,6 +5,7 @@
 //! [`emulator`] serves both clouds' tag APIs for tests, benchmarks and the embedded cloud.
 
 pub mod api;
+pub mod calls;
 pub mod cli;
 pub mod cloud;
 pub mod controller;

@@ -258,6 +258,15 @@ pub enum BindingMode {
     Observe,
 }
 
+impl BindingMode {
+    /// Whether a binding of this mode claims what it declares. An Observe binding writes
+    /// nothing, so it claims nothing: an audit neither wins a conflict against a binding that
+    /// writes nor keeps its tags from being pruned (both hosts look claims up through this).
+    pub fn claims(self) -> bool {
+        self == BindingMode::Enforce
+    }
+}
+
 /// Which resources a selector binding binds (`spec.resourceSelector`).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -281,6 +290,13 @@ impl ResourceTagBindingSpec {
     /// The selector's cap on matched resources (`spec.maxResources`, default 1000).
     pub fn max_resources(&self) -> u32 {
         self.max_resources.unwrap_or(MAX_SELECTED_RESOURCES)
+    }
+
+    /// `spec.interval` as a duration: how often the binding's resources are read at least.
+    pub fn resync_interval(&self) -> std::time::Duration {
+        // NB: the CRD pattern and the controller's schema check make the interval parse; the
+        // default covers objects written before either existed.
+        humantime::parse_duration(&self.interval).unwrap_or(std::time::Duration::from_secs(600))
     }
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{StateFile, beside};
 use crate::input;
-use crate::reconcile::intent::{Intent, IntentLog, NOTHING_PENDING};
+use crate::reconcile::intent_log::{Intent, IntentLog, NOTHING_PENDING};
 use crate::tags::{Tags, TagsByResource};
 
 /// Tags a run set out to apply to resources, not yet confirmed in the state file.

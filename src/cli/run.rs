@@ -13,16 +13,16 @@ use super::output::{self, BindingReport, RemovedReport, Report};
 use super::policy as cli_policy;
 use super::progress::Progress;
 use super::state::{BindingState, StateFile, StateLock, state_key};
-use crate::api::{AppliedRecord, BindingMode, DeletionPolicy, ResourceTagBinding, TagProviderSpec};
+use crate::api::{AppliedRecord, BindingMode, ResourceTagBinding, TagProviderSpec};
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::{CallObserver, TagApi};
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::plan::bound::{FleetBinding, Paging, lower_bound};
 use crate::plan::{BindingId, Claim, Claims as PlanClaims};
-use crate::reconcile::fleet::{ClaimIndex, Target, binding_id, canonical_ids};
-use crate::reconcile::gate;
-use crate::reconcile::group::{Member, pass_group};
-use crate::reconcile::intent::IntentLog;
+use crate::reconcile::checks::{self, Deletion};
+use crate::reconcile::group::{Member, SharedClaims, considered, pass_group};
+use crate::reconcile::identity::{ClaimIndex, Target, binding_id, canonical_ids};
+use crate::reconcile::intent_log::IntentLog;
 use crate::reconcile::provider::{
     ClientOptions, ProviderClient, client_for, http_client, rate_limiter,
 };
@@ -784,7 +784,8 @@ fn check_bindings(
             .get(&binding.id.namespace)
             .cloned()
             .unwrap_or_default();
-        if let Err(refusal) = gate::precheck(&binding.binding.value, Some(&provider.value), &labels)
+        if let Err(refusal) =
+            checks::precheck(&binding.binding.value, Some(&provider.value), &labels)
         {
             let mut message = refusal.readiness.message;
             if refusal.readiness.reason == crate::api::conditions::reason::NAMESPACE_NOT_ALLOWED {
@@ -1087,39 +1088,23 @@ async fn reconcile_group<C: TagApi>(
             record.map(|r| &r.pending[..]).unwrap_or_default(),
         );
     }
-    // NB: bindings that consider the same resources share one list of claims, their own
-    // among them (the plan knows itself): 8,000 bindings on one resource hold one list of
-    // 8,000 claims, not 8,000 lists of 7,999 (issue 20, item 8).
-    let mut shared: std::collections::HashMap<Vec<&str>, usize> = Default::default();
-    let mut claim_lists: Vec<PlanClaims<'_>> = Vec::new();
+    let mut shared = SharedClaims::default();
     let member_claims: Vec<usize> = positions
         .iter()
         .zip(&owned)
         .enumerate()
         .map(|(index, (&position, owned))| {
             let binding = &declared[position];
-            // NB: a claimed key is planned like an owned one (and may be pruned): the claims
-            // of other bindings on the intent's resources bear on the pass too.
-            let considered: BTreeSet<&str> = binding
-                .resource_ids
-                .iter()
-                .chain(owned.resources().keys())
-                .chain(intents.pending(index).keys())
-                .map(String::as_str)
-                .collect();
-            let considered: Vec<&str> = considered.into_iter().collect();
-            if let Some(&list) = shared.get(&considered) {
-                return list;
-            }
-            let claims = match &binding.target {
-                Some(target) => claims.on(declared, target, considered.iter().copied(), None),
-                None => Vec::new(),
-            };
-            claim_lists.push(PlanClaims::new(claims));
-            shared.insert(considered, claim_lists.len() - 1);
-            claim_lists.len() - 1
+            let considered = considered(&binding.resource_ids, owned, intents.pending(index));
+            shared.index_of(considered, |considered| {
+                PlanClaims::new(match &binding.target {
+                    Some(target) => claims.on(declared, target, considered.iter().copied(), None),
+                    None => Vec::new(),
+                })
+            })
         })
         .collect();
+    let claim_lists = shared.into_lists();
     let members: Vec<Member<'_>> = positions
         .iter()
         .zip(&owned)
@@ -1190,9 +1175,7 @@ impl Claims {
             )
             .into_iter()
             .map(|position| &declared[position])
-            // NB: an Observe binding writes nothing, so it claims nothing (as in the
-            // controller).
-            .filter(|other| other.binding.value.spec.mode != BindingMode::Observe)
+            .filter(|other| other.binding.value.spec.mode.claims())
             .map(|other| Claim {
                 binding: &other.id,
                 resource_ids: &other.claimed,
@@ -1324,7 +1307,7 @@ fn binding_report(
     let applied = outcome.writes.calls > 0 || outcome.error.is_some();
     let observe_only = spec.mode == BindingMode::Observe;
     let (reason, message) = if spec.suspend {
-        let suspended = gate::suspended();
+        let suspended = checks::suspended();
         (suspended.reason.to_string(), suspended.message)
     } else {
         (
@@ -1371,6 +1354,21 @@ fn binding_report(
     }
 }
 
+/// What `apply --prune-removed` says of a removed binding that removed nothing.
+const RELEASED: &str = "nothing removed: its tags were changed or removed since it applied \
+                        them, or another binding declares them; record dropped";
+/// What `plan --prune-removed` says of a removed binding that would remove nothing.
+const WOULD_RELEASE: &str = "apply --prune-removed would remove nothing (its tags were changed \
+                             or removed since it applied them, or another binding declares \
+                             them) and drop its record";
+
+/// What removing `gone` from the files does with its tags ([`checks::deletion`]): a binding
+/// that is gone from the files has no `suspend` to honour.
+fn deletion_of(gone: &BindingState) -> Deletion {
+    let owns_nothing = gone.applied.is_empty() && gone.pending.is_empty();
+    checks::deletion(gone.mode, gone.deletion_policy, false, owns_nothing)
+}
+
 async fn handle_removed(
     gone: BindingState,
     claims: &PlanClaims<'_>,
@@ -1394,20 +1392,29 @@ async fn handle_removed(
     if command.is_plan() {
         return preview_removed(gone, claims, clients, report).await;
     }
-    if gone.mode == BindingMode::Observe {
-        state.bindings.remove(&key);
-        report.action = "orphaned";
-        report.message =
-            "mode Observe: nothing is written; its tags stay on the resources; record dropped"
-                .to_string();
-        return report;
-    }
-    if gone.deletion_policy == DeletionPolicy::Orphan {
-        state.bindings.remove(&key);
-        report.action = "orphaned";
-        report.message =
-            "deletionPolicy Orphan: its tags stay on the resources; record dropped".to_string();
-        return report;
+    match deletion_of(&gone) {
+        Deletion::Prune => {}
+        Deletion::Observe => {
+            state.bindings.remove(&key);
+            report.action = "orphaned";
+            report.message =
+                "mode Observe: nothing is written; its tags stay on the resources; record dropped"
+                    .to_string();
+            return report;
+        }
+        Deletion::Orphan | Deletion::Suspended => {
+            state.bindings.remove(&key);
+            report.action = "orphaned";
+            report.message =
+                "deletionPolicy Orphan: its tags stay on the resources; record dropped".to_string();
+            return report;
+        }
+        Deletion::OwnsNothing => {
+            state.bindings.remove(&key);
+            report.action = "released";
+            report.message = RELEASED.to_string();
+            return report;
+        }
     }
     let Some(client) = clients.get(&gone.provider) else {
         report.action = "failed";
@@ -1463,9 +1470,7 @@ async fn handle_removed(
         state.bindings.remove(&key);
         if pruned == 0 {
             report.action = "released";
-            report.message = "nothing removed: its tags were changed or removed since it \
-                              applied them, or another binding declares them; record dropped"
-                .to_string();
+            report.message = RELEASED.to_string();
         } else {
             report.action = "pruned";
             report.message =
@@ -1490,19 +1495,27 @@ async fn preview_removed(
     clients: &BTreeMap<String, ProviderClient>,
     mut report: RemovedReport,
 ) -> RemovedReport {
-    if gone.mode == BindingMode::Observe {
-        report.action = "orphaned";
-        report.message = "apply --prune-removed would drop its record without a write (mode \
-                          Observe): its tags stay on the resources"
-            .to_string();
-        return report;
-    }
-    if gone.deletion_policy == DeletionPolicy::Orphan {
-        report.action = "orphaned";
-        report.message = "apply --prune-removed would leave its tags on the resources \
-                          (deletionPolicy Orphan) and drop its record"
-            .to_string();
-        return report;
+    match deletion_of(&gone) {
+        Deletion::Prune => {}
+        Deletion::Observe => {
+            report.action = "orphaned";
+            report.message = "apply --prune-removed would drop its record without a write (mode \
+                              Observe): its tags stay on the resources"
+                .to_string();
+            return report;
+        }
+        Deletion::Orphan | Deletion::Suspended => {
+            report.action = "orphaned";
+            report.message = "apply --prune-removed would leave its tags on the resources \
+                              (deletionPolicy Orphan) and drop its record"
+                .to_string();
+            return report;
+        }
+        Deletion::OwnsNothing => {
+            report.action = "released";
+            report.message = WOULD_RELEASE.to_string();
+            return report;
+        }
     }
     let Some(client) = clients.get(&gone.provider) else {
         report.action = "failed";
@@ -1554,10 +1567,7 @@ async fn preview_removed(
     let pruned = output::distinct_resources(report.changes.iter().filter(|c| c.action == "prune"));
     if pruned == 0 {
         report.action = "released";
-        report.message = "apply --prune-removed would remove nothing (its tags were changed or \
-                          removed since it applied them, or another binding declares them) and \
-                          drop its record"
-            .to_string();
+        report.message = WOULD_RELEASE.to_string();
     } else {
         report.action = "pruned";
         report.message = format!(

@@ -1,36 +1,29 @@
 //! Reconciling one ResourceTagBinding: the same pass as the CLI, hosted by kube-runtime, with
 //! the finalizer, the status write, events and the requeue policy.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::cache::{self, Meta};
-use super::context::CloudClient;
-use super::context::{ClientError, Context, Record, jittered};
-use super::fleet::Submission;
+use super::context::{ClientError, Context, jittered};
+use super::fleet::{CloudClient, Submission};
 use super::provider_status::{self, Health};
-use super::{Error, FIELD_MANAGER, FINALIZER, status};
+use super::{Error, FINALIZER, events, status};
 use crate::api::conditions::reason;
-use crate::api::{
-    AppliedRecord, BindingMode, DeletionPolicy, PendingRecord, ResourceTagBinding,
-    ResourceTagBindingStatus,
-};
+use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding, ResourceTagBindingStatus};
 use crate::cloud::TagApi;
-use crate::plan::{BindingId, Claim};
-use crate::reconcile::changes::{self, ChangeAction, KeyChange};
-use crate::reconcile::fleet::{Target, binding_id, binding_key, canonical_ids};
-use crate::reconcile::round::run_round;
-use crate::reconcile::{Mode, Outcome, PassInput, Readiness, gate};
-use crate::tags::{Ownership, Tags, TagsByResource};
+use crate::reconcile::changes::{self, ChangeAction};
+use crate::reconcile::checks::Deletion;
+use crate::reconcile::identity::binding_key;
+use crate::reconcile::{Readiness, checks};
+use crate::tags::Tags;
 
 /// Entry point of the controller: one binding, through the finalizer. A binding whose checks
 /// pass is submitted to the fleet, whose next round runs its pass (see [`super::fleet`]).
@@ -93,7 +86,7 @@ pub fn error_policy(meta: Arc<Meta>, error: &Error, ctx: Arc<Context>) -> Action
 }
 
 /// Where a pass stops before the cloud, and why.
-enum Gate {
+enum Checked {
     /// Go on with this client, declaring these tags (rendered).
     Open(Box<CloudClient>, Tags),
     /// Stop: report this, and wait for a change of spec, provider or Secret.
@@ -112,7 +105,7 @@ fn stalled(reason: &'static str, message: String) -> Readiness {
     }
 }
 
-async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error> {
+async fn check(binding: &ResourceTagBinding, ctx: &Context) -> Result<Checked, Error> {
     // NB: the bindings' cache is complete before the first pass (kube-runtime holds passes
     // until then), the providers' is not: a pass that ran before it filled would report a
     // provider that exists as missing, and nothing would trigger the pass again.
@@ -121,17 +114,17 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
         .providers
         .get(&ObjectRef::new(&binding.spec.provider_ref.name));
     let labels = match &provider {
-        Some(provider) if gate::needs_namespace_labels(provider) => {
+        Some(provider) if checks::needs_namespace_labels(provider) => {
             ctx.namespace_labels(&binding.namespace().unwrap_or_default())
                 .await?
         }
         _ => Default::default(),
     };
-    if let Err(refusal) = gate::precheck(binding, provider.as_deref(), &labels) {
-        return Ok(Gate::Closed(refusal.readiness));
+    if let Err(refusal) = checks::precheck(binding, provider.as_deref(), &labels) {
+        return Ok(Checked::Closed(refusal.readiness));
     }
     let Some(provider) = provider else {
-        return Ok(Gate::Closed(stalled(
+        return Ok(Checked::Closed(stalled(
             reason::PROVIDER_NOT_FOUND,
             format!(
                 "TagProvider {:?} does not exist",
@@ -152,7 +145,7 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
         match ctx.render(binding, &provider, namespace.as_ref()) {
             Ok(rendered) => rendered,
             Err(missing) => {
-                return Ok(Gate::Closed(stalled(
+                return Ok(Checked::Closed(stalled(
                     reason::VALUE_NOT_FOUND,
                     missing.to_string(),
                 )));
@@ -180,7 +173,7 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             if !verdict.denied.is_empty() {
                 // NB: no round follows a denial: its count goes out on its own.
                 ctx.policy_status.changed();
-                return Ok(Gate::Closed(stalled(
+                return Ok(Checked::Closed(stalled(
                     reason::POLICY_VIOLATION,
                     format!(
                         "{}; nothing written",
@@ -190,7 +183,7 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
             }
         }
     }
-    let gate = match ctx.cloud_client(&provider).await? {
+    let checked = match ctx.cloud_client(&provider).await? {
         Ok(client) => {
             // NB: a rendered value (or a default) that breaks the cloud's rules names its
             // source; the pass's own check names `spec.tags` only.
@@ -205,33 +198,33 @@ async fn gate(binding: &ResourceTagBinding, ctx: &Context) -> Result<Gate, Error
                 .map(ToString::to_string)
                 .collect();
             if rendered.has_sources() && !violations.is_empty() {
-                return Ok(Gate::Closed(stalled(
+                return Ok(Checked::Closed(stalled(
                     reason::INVALID_SPEC,
                     violations.join("; "),
                 )));
             }
-            return Ok(Gate::Open(Box::new(client), rendered.tags));
+            return Ok(Checked::Open(Box::new(client), rendered.tags));
         }
         Err(ClientError::Credentials(message)) => {
-            Gate::Closed(stalled(reason::CREDENTIALS_INVALID, message))
+            Checked::Closed(stalled(reason::CREDENTIALS_INVALID, message))
         }
         Err(ClientError::Forbidden(message)) => {
-            Gate::Forbidden(stalled(reason::CREDENTIALS_INVALID, message))
+            Checked::Forbidden(stalled(reason::CREDENTIALS_INVALID, message))
         }
-        Err(ClientError::OutsideCredentialsNamespace(message)) => Gate::Closed(stalled(
+        Err(ClientError::OutsideCredentialsNamespace(message)) => Checked::Closed(stalled(
             reason::SECRET_NOT_IN_CREDENTIALS_NAMESPACE,
             message,
         )),
-        Err(ClientError::Spec(message)) => Gate::Closed(stalled(reason::INVALID_SPEC, message)),
+        Err(ClientError::Spec(message)) => Checked::Closed(stalled(reason::INVALID_SPEC, message)),
     };
-    if let Gate::Closed(readiness) | Gate::Forbidden(readiness) = &gate {
+    if let Checked::Closed(readiness) | Checked::Forbidden(readiness) = &checked {
         let health = Health::Failing {
             reason: readiness.reason,
             message: readiness.message.clone(),
         };
         provider_status::report(ctx, &binding.spec.provider_ref.name, health).await;
     }
-    Ok(gate)
+    Ok(checked)
 }
 
 async fn apply(
@@ -240,11 +233,11 @@ async fn apply(
     submitted: &AtomicBool,
 ) -> Result<Action, Error> {
     let key = binding_key(&binding);
-    let (readiness, next) = match gate(&binding, ctx).await? {
-        Gate::Open(..) if binding.spec.suspend => {
+    let (readiness, next) = match check(&binding, ctx).await? {
+        Checked::Open(..) if binding.spec.suspend => {
             ctx.fleet.unregister(&key);
-            let readiness = gate::suspended();
-            write_status(
+            let readiness = checks::suspended();
+            status::write(
                 &binding,
                 status_without_pass(&binding, &readiness, ctx),
                 ctx,
@@ -254,9 +247,9 @@ async fn apply(
             ctx.metrics.stopped(&key);
             return Ok(Action::await_change());
         }
-        Gate::Open(client, desired) => {
+        Checked::Open(client, desired) => {
             submitted.store(true, Ordering::Relaxed);
-            if !ready_at_generation(&binding) {
+            if !status::ready_at_generation(&binding) {
                 ctx.metrics.awaiting_ready(
                     &key,
                     binding.metadata.generation,
@@ -274,12 +267,15 @@ async fn apply(
             // NB: the fleet's round runs the pass, writes the status and asks for the next.
             return Ok(Action::await_change());
         }
-        Gate::Closed(readiness) => (readiness, Action::await_change()),
-        Gate::Forbidden(readiness) => (readiness, Action::requeue(jittered(interval(&binding)))),
+        Checked::Closed(readiness) => (readiness, Action::await_change()),
+        Checked::Forbidden(readiness) => (
+            readiness,
+            Action::requeue(jittered(binding.spec.resync_interval())),
+        ),
     };
     ctx.fleet.unregister(&key);
-    if previous_reason(&binding) != Some(readiness.reason) {
-        publish(
+    if status::previous_reason(&binding) != Some(readiness.reason) {
+        events::publish(
             &binding,
             EventType::Warning,
             readiness.reason,
@@ -288,7 +284,7 @@ async fn apply(
         )
         .await;
     }
-    write_status(
+    status::write(
         &binding,
         status_without_pass(&binding, &readiness, ctx),
         ctx,
@@ -315,139 +311,6 @@ fn status_without_pass(
     status
 }
 
-/// What the fleet does with a binding after its pass.
-pub(super) enum Next {
-    /// Sweeps cover it: look again within `spec.interval`.
-    Sweep,
-    /// Something failed that may pass: ask again after a backoff.
-    Retry,
-    /// Only a change can help (stalled).
-    AwaitChange,
-}
-
-/// After a pass of a round that took `seconds`: metrics, the status (only when it changed),
-/// events.
-pub(super) async fn finish(
-    binding: &ResourceTagBinding,
-    outcome: &Outcome,
-    desired: &Tags,
-    seconds: f64,
-    ctx: &Context,
-) -> Next {
-    let key = binding_key(binding);
-    ctx.metrics.reconciled(pass_result(outcome), seconds);
-    ctx.metrics.passed(&binding.spec.provider_ref.name);
-    if let Some(health) = provider_status::health_of(&outcome.readiness) {
-        provider_status::report(ctx, &binding.spec.provider_ref.name, health).await;
-    }
-    ctx.metrics.drift_corrected(outcome.writes.drift_corrected);
-    ctx.metrics
-        .set_ready(&key, Some((outcome.is_ready(), outcome.readiness.reason)));
-    if outcome.is_ready() {
-        ctx.metrics.became_ready(&key, binding.metadata.generation);
-    }
-    // NB: an Enforce binding's resources that still lack declared tags after its pass: drift
-    // (or a first write) that no pass has corrected yet. Observe bindings report theirs in
-    // tagbinder_drifted_resources.
-    let uncorrected =
-        binding.spec.mode == BindingMode::Enforce && outcome.counts.synced < outcome.counts.total;
-    ctx.metrics.set_drift(
-        &key,
-        &binding.spec.provider_ref.name,
-        uncorrected.then(|| interval(binding)),
-    );
-    ctx.metrics.set_intent(&key, !outcome.pending.is_empty());
-    ctx.metrics.set_drifted(
-        &binding.namespace().unwrap_or_default(),
-        &binding.name_any(),
-        outcome.drift.as_ref().map(|d| d.counts.resources),
-    );
-    let was_drifted = status::was_drifted(binding);
-    let now = jiff::Timestamp::now();
-    let mut new_status = status::from_outcome(binding, outcome, Some(desired), now);
-    let verdict = policy_verdict(binding, desired, ctx);
-    ctx.policy_status
-        .judged(&key, &ctx.policies_now(), &verdict);
-    let compliance = super::policies::compliant_condition(binding, &verdict, now);
-    new_status.conditions.extend(compliance.clone());
-    let written = write_status(binding, new_status, ctx).await;
-    if let Err(error) = written {
-        tracing::warn!(binding = %key, %error, "cannot write the status");
-        return Next::Retry;
-    }
-    publish_events(binding, outcome, ctx).await;
-    if let Some(condition) = compliance.filter(|c| c.status == "False")
-        && !super::policies::was_violating(binding)
-    {
-        publish(
-            binding,
-            EventType::Warning,
-            reason::POLICY_VIOLATION,
-            condition.message,
-            ctx,
-        )
-        .await;
-    }
-    if let Some(drift) = &outcome.drift
-        && was_drifted != Some(drift.is_drifted())
-        && (drift.is_drifted() || was_drifted.is_some())
-    {
-        let type_ = if drift.is_drifted() {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        publish(binding, type_, reason::DRIFTED, drift.message.clone(), ctx).await;
-    }
-    if outcome.retry_soon() {
-        // NB: a pass that got some writes through is not failing: its retry waits the first
-        // step of the backoff, not a step longer each time (issue 20: under a throttling
-        // storm, backoffs grew to 41 s while every pass made progress).
-        if outcome.made_progress() {
-            ctx.reset_backoff(&key);
-        }
-        return Next::Retry;
-    }
-    ctx.reset_backoff(&key);
-    // NB: too many matches may change with the cloud: the selector is resolved again on the
-    // next sweep, not only after a spec change.
-    if outcome.readiness.stalled && outcome.readiness.reason != reason::TOO_MANY_RESOURCES {
-        return Next::AwaitChange;
-    }
-    Next::Sweep
-}
-
-/// The binding's standing against the TagPolicies after its pass (the namespace's labels
-/// from the cache: a label change re-announces the namespace's bindings).
-fn policy_verdict(
-    binding: &ResourceTagBinding,
-    desired: &Tags,
-    ctx: &Context,
-) -> crate::policy::Verdict {
-    let policies = ctx.policies_now();
-    if policies.is_empty() || binding.metadata.deletion_timestamp.is_some() {
-        return Default::default();
-    }
-    let labels = if super::policies::selects_namespaces(&policies) {
-        ctx.cached_namespace(&binding.namespace().unwrap_or_default())
-            .map(|namespace| namespace.labels)
-            .unwrap_or_default()
-    } else {
-        Default::default()
-    };
-    super::policies::judge(&policies, binding, &labels, desired)
-}
-
-/// The `result` label of a pass in `tagbinder_reconcile_total`: a pass that left resources
-/// failed is not `ok`.
-fn pass_result(outcome: &Outcome) -> &'static str {
-    match outcome.readiness.reason {
-        reason::PARTIAL_FAILURE => "partial_failure",
-        reason::PROVIDER_ERROR | reason::CREDENTIALS_INVALID => "cloud_error",
-        _ => "ok",
-    }
-}
-
 async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, Error> {
     let key = binding_key(binding);
     ctx.fleet.unregister(&key);
@@ -460,39 +323,38 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         &binding.name_any(),
         None,
     );
-    // NB: an Observe binding never writes, not even to prune: it lets go at once. A binding
-    // that owns nothing may still have an intent to claim (a pass killed after its writes).
+    // NB: a binding that owns nothing may still have an intent to claim (a pass killed
+    // after its writes).
     let record = ctx.record(binding);
     let owns_nothing = record.owned.is_empty() && record.pending.is_empty();
-    if binding.spec.deletion_policy == DeletionPolicy::Orphan
-        || binding.spec.mode == BindingMode::Observe
-        || owns_nothing
-    {
-        ctx.ownership_recorded(binding);
-        return Ok(Action::await_change());
-    }
-    // NB: as Flux does for a suspended object: suspend makes no cloud writes, not even the
-    // prune of a deletion; the binding lets go as with `deletionPolicy: Orphan`.
-    if binding.spec.suspend {
-        publish(
-            binding,
-            EventType::Normal,
-            reason::ORPHANED_TAGS,
-            "deleted while suspended: the tags it applied are left in place, as with \
+    let spec = &binding.spec;
+    match checks::deletion(spec.mode, spec.deletion_policy, spec.suspend, owns_nothing) {
+        Deletion::Prune => {}
+        Deletion::Observe | Deletion::Orphan | Deletion::OwnsNothing => {
+            ctx.ownership_recorded(binding);
+            return Ok(Action::await_change());
+        }
+        Deletion::Suspended => {
+            events::publish(
+                binding,
+                EventType::Normal,
+                reason::ORPHANED_TAGS,
+                "deleted while suspended: the tags it applied are left in place, as with \
              deletionPolicy: Orphan (spec.suspend makes no cloud writes)"
-                .to_string(),
-            ctx,
-        )
-        .await;
-        ctx.ownership_recorded(binding);
-        return Ok(Action::await_change());
+                    .to_string(),
+                ctx,
+            )
+            .await;
+            ctx.ownership_recorded(binding);
+            return Ok(Action::await_change());
+        }
     }
-    let client = match gate(binding, ctx).await? {
-        Gate::Open(client, _) => client,
-        Gate::Closed(readiness) if readiness.reason == reason::PROVIDER_NOT_FOUND => {
+    let client = match check(binding, ctx).await? {
+        Checked::Open(client, _) => client,
+        Checked::Closed(readiness) if readiness.reason == reason::PROVIDER_NOT_FOUND => {
             // NB: without its provider a binding can never prune; holding the finalizer would
             // block the deletion (and its namespace's) forever. Say so, and let go.
-            publish(
+            events::publish(
                 binding,
                 EventType::Warning,
                 reason::ORPHANED_TAGS,
@@ -503,20 +365,20 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
             ctx.ownership_recorded(binding);
             return Ok(Action::await_change());
         }
-        Gate::Closed(readiness) | Gate::Forbidden(readiness) => {
+        Checked::Closed(readiness) | Checked::Forbidden(readiness) => {
             return cleanup_blocked(binding, readiness, ctx).await;
         }
     };
-    let outcome = pass(binding, client.as_ref(), ctx, &Tags::new(), &[]).await;
+    let outcome = super::pass::prune(binding, client.as_ref(), ctx).await;
     if outcome.ownership.is_empty()
         && outcome.pending.is_empty()
         && outcome.failures.is_empty()
         && outcome.error.is_none()
     {
         ctx.ownership_recorded(binding);
-        log_writes(binding, &outcome.changes);
+        events::log_writes(binding, &outcome.changes);
         if let Some(note) = changes::describe_all(&outcome.changes, ChangeAction::Pruned) {
-            publish(
+            events::publish(
                 binding,
                 EventType::Normal,
                 "Pruned",
@@ -527,7 +389,7 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
         }
         return Ok(Action::await_change());
     }
-    write_status(
+    status::write(
         binding,
         status::from_outcome(binding, &outcome, None, jiff::Timestamp::now()),
         ctx,
@@ -535,16 +397,6 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     .await?;
     Err(Error::Cleanup(outcome.readiness.message))
 }
-
-/// The bindings whose claims bear on a pass (the pass's own binding among them: the plan
-/// knows itself), with the resources each declares.
-/// Each with the tags it declares, rendered ([`Context::claimed_tags`]).
-pub(super) type Claimants = Vec<(BindingId, BTreeSet<String>, Tags)>;
-
-/// Claimants already looked up in one group of passes, by the resources considered: bindings
-/// that consider the same resources share one list (issue 20, item 8: 8,000 bindings on one
-/// resource held 8,000 lists of 7,999).
-pub(super) type SharedClaimants = std::collections::HashMap<Vec<String>, Arc<Claimants>>;
 
 /// A deletion that cannot prune (no credentials, namespace no longer allowed): it says so
 /// (Stalled with the reason, and a Warning event on the transition) instead of holding the
@@ -565,8 +417,8 @@ async fn cleanup_blocked(
     readiness.ready = false;
     // NB: the same reason may stand from before the deletion (a pass that could not reach
     // the cloud either): the deletion's message is new, and the event says it once.
-    if previous_message(binding) != Some(readiness.message.as_str()) {
-        publish(
+    if status::previous_message(binding) != Some(readiness.message.as_str()) {
+        events::publish(
             binding,
             EventType::Warning,
             readiness.reason,
@@ -575,331 +427,6 @@ async fn cleanup_blocked(
         )
         .await;
     }
-    write_status(binding, status_without_pass(binding, &readiness, ctx), ctx).await?;
+    status::write(binding, status_without_pass(binding, &readiness, ctx), ctx).await?;
     Err(Error::Cleanup(readiness.message))
-}
-
-/// What a pass of one binding needs beside its spec: its identity, its ownership record, and
-/// the bindings whose claims bear on it.
-pub(super) struct Prepared {
-    /// Identity and age.
-    pub id: BindingId,
-    /// The ownership record before the pass.
-    pub owned: Ownership,
-    /// The unresolved intent of a previous pass, claimed once the pass has observed the cloud.
-    pub pending: TagsByResource,
-    /// Shared with the passes of its group that consider the same resources.
-    pub others: Arc<Claimants>,
-}
-
-impl Prepared {
-    /// Prepares a pass of `binding` over `resource_ids` (and what it owns and intended), its
-    /// claimants looked up in `shared` first (all passes of one provider and resource type).
-    pub fn of(
-        binding: &ResourceTagBinding,
-        ctx: &Context,
-        resource_ids: &[String],
-        shared: &mut SharedClaimants,
-    ) -> Self {
-        let Record { owned, pending } = ctx.record(binding);
-        // NB: a claimed key is planned like an owned one (and may be pruned): the claims of
-        // other bindings on the intent's resources bear on the pass too.
-        let considered: BTreeSet<&String> = resource_ids
-            .iter()
-            .chain(owned.resources().keys())
-            .chain(pending.keys())
-            .collect();
-        let considered: Vec<String> = considered.into_iter().cloned().collect();
-        let others = match shared.get(&considered) {
-            Some(others) => others.clone(),
-            None => {
-                let others = Arc::new(claimants(binding, ctx, &considered));
-                shared.insert(considered, others.clone());
-                others
-            }
-        };
-        Prepared {
-            id: binding_id(binding),
-            owned,
-            pending,
-            others,
-        }
-    }
-
-    /// The claims of `others`, borrowed from them.
-    pub fn claims_of(others: &Claimants) -> Vec<Claim<'_>> {
-        others
-            .iter()
-            .map(|(other_id, ids, tags)| Claim {
-                binding: other_id,
-                resource_ids: ids,
-                tags,
-            })
-            .collect()
-    }
-}
-
-/// One binding's pass against the cloud, with the claims of every other binding on the same
-/// resources, whichever provider they go through (a deletion's pass; due bindings pass
-/// together in the fleet's rounds).
-// NB: a deletion's pass only untags (nothing is declared), so it records no intent: an untag
-// killed before its status write leaves a key the next pass finds gone, and releases. It does
-// claim the intent of a pass killed after its writes, so that it prunes those tags too.
-async fn pass<C: TagApi>(
-    binding: &ResourceTagBinding,
-    client: &C,
-    ctx: &Context,
-    desired: &Tags,
-    resource_ids: &[String],
-) -> Outcome {
-    let prepared = Prepared::of(binding, ctx, resource_ids, &mut SharedClaimants::new());
-    let claims = crate::plan::Claims::new(Prepared::claims_of(&prepared.others));
-    let input = PassInput {
-        binding: &prepared.id,
-        desired,
-        resource_type: &binding.spec.resource_type,
-        resource_ids,
-        owned: &prepared.owned,
-        claims: &claims,
-        mode: Mode::Apply,
-        selection: None,
-    };
-    let intents = super::intents::StatusIntents::new(ctx, vec![binding], vec![&prepared.pending]);
-    run_round(
-        client,
-        &binding.spec.resource_type,
-        std::slice::from_ref(&input),
-        &intents,
-    )
-    .await
-    .pop()
-    .expect("run_round answers one outcome per input")
-}
-
-/// The other bindings whose claims bear on this pass: on the same cloud, region and resource
-/// type (through any provider), not being deleted, declaring at least one resource the pass
-/// considers (declared or owned; the plan looks at no other). Found in the fleet's claim
-/// index, which the watch keeps: a pass costs a lookup per resource, not a scan of the fleet.
-fn claimants(binding: &ResourceTagBinding, ctx: &Context, considered: &[String]) -> Claimants {
-    let Some(provider) = ctx
-        .providers
-        .get(&ObjectRef::new(&binding.spec.provider_ref.name))
-    else {
-        return Vec::new();
-    };
-    let target = Target::of(&provider.spec, &binding.spec.resource_type);
-    let keys = ctx.fleet.claims().claimants(
-        &target,
-        |name, resource_type| {
-            let provider = ctx.providers.get(&ObjectRef::new(name))?;
-            Some(Target::of(&provider.spec, resource_type))
-        },
-        considered.iter().map(String::as_str),
-        None,
-    );
-    let index = ctx.fleet.claims();
-    keys.iter()
-        .filter_map(|other| {
-            let binding = ctx.bindings.get(other)?;
-            // NB: what the index holds: the id list, or a selector's last selection; as the
-            // canonical ids its own provider names them by (an AWS bare id is its ARN).
-            let declared: Vec<String> = index.declared_ids(other)?.map(str::to_string).collect();
-            let ids: BTreeSet<String> = match ctx
-                .providers
-                .get(&ObjectRef::new(&binding.spec.provider_ref.name))
-            {
-                Some(provider) => canonical_ids(
-                    &provider.spec,
-                    ctx.known_aws_account(&binding.spec.provider_ref.name)
-                        .as_deref(),
-                    &binding.spec.resource_type,
-                    &declared,
-                )
-                .iter()
-                .cloned()
-                .collect(),
-                None => declared.into_iter().collect(),
-            };
-            Some((binding, ids))
-        })
-        .filter(|(other, _)| other.metadata.deletion_timestamp.is_none())
-        // NB: an Observe binding writes nothing, so it claims nothing: an audit neither wins
-        // a conflict against a binding that writes nor keeps its tags from being pruned.
-        .filter(|(other, _)| other.spec.mode != BindingMode::Observe)
-        .map(|(other, ids)| (binding_id(&other), ids, ctx.claimed_tags(&other)))
-        .collect()
-}
-
-/// `spec.interval`: how often the binding's resources are read at least.
-pub(super) fn interval(binding: &ResourceTagBinding) -> Duration {
-    // NB: the CRD pattern and the schema check in `gate` make the interval parse; the default
-    // covers objects written before either existed.
-    humantime::parse_duration(&binding.spec.interval).unwrap_or(Duration::from_secs(600))
-}
-
-/// Writes the status with server-side apply, only when it changed beyond timestamps. The
-/// ownership record it carries is kept in memory until the cached binding shows it (or, when
-/// the write fails, until a later write succeeds).
-pub(super) async fn write_status(
-    binding: &ResourceTagBinding,
-    status: ResourceTagBindingStatus,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let record = Record::of(&status);
-    // NB: a record kept in memory is newer than the cache's status: a status equal to the
-    // cache's is still written when it differs from the kept one.
-    let kept_differs = ctx.unrecorded(binding).is_some_and(|kept| kept != record);
-    if !status::differs(binding.status.as_ref(), &status) && !kept_differs {
-        ctx.ownership_recorded(binding);
-        return Ok(());
-    }
-    let api: Api<ResourceTagBinding> =
-        Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": ResourceTagBinding::api_version(&()),
-        "kind": ResourceTagBinding::kind(&()),
-        "status": status,
-    });
-    // NB: kept in memory until the cache's copy of the binding carries it (`Context::owned`),
-    // whether the write succeeds or not.
-    ctx.ownership_unrecorded(binding, record);
-    api.patch_status(
-        &binding.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(drop)
-    .map_err(Error::Kube)
-}
-
-/// Whether the binding's status says Ready=True for its current generation.
-fn ready_at_generation(binding: &ResourceTagBinding) -> bool {
-    binding.status.as_ref().is_some_and(|status| {
-        status.observed_generation == binding.metadata.generation
-            && status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == crate::api::conditions::READY && c.status == "True")
-    })
-}
-
-/// Events on transitions only: tags applied, drift corrected, pruned, conflict, stalled.
-fn previous_reason(binding: &ResourceTagBinding) -> Option<&str> {
-    binding
-        .status
-        .as_ref()
-        .and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == crate::api::conditions::READY)
-        })
-        .map(|c| c.reason.as_str())
-}
-
-/// The message of the Ready condition in the binding's status.
-fn previous_message(binding: &ResourceTagBinding) -> Option<&str> {
-    binding
-        .status
-        .as_ref()
-        .and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == crate::api::conditions::READY)
-        })
-        .map(|c| c.message.as_str())
-}
-
-async fn publish_events(binding: &ResourceTagBinding, outcome: &Outcome, ctx: &Context) {
-    let previous_reason = previous_reason(binding);
-    log_writes(binding, &outcome.changes);
-    for (action, reason) in [
-        (ChangeAction::Rewrote, "DriftCorrected"),
-        (ChangeAction::Applied, "TagsApplied"),
-        (ChangeAction::Pruned, "Pruned"),
-    ] {
-        if let Some(note) = changes::describe_all(&outcome.changes, action) {
-            publish(binding, EventType::Normal, reason, note, ctx).await;
-        }
-    }
-    let reason = outcome.readiness.reason;
-    if previous_reason != Some(reason)
-        && (reason == reason::CONFLICT
-            || outcome.readiness.stalled
-            || reason == reason::PARTIAL_FAILURE)
-    {
-        publish(
-            binding,
-            EventType::Warning,
-            reason,
-            outcome.readiness.message.clone(),
-            ctx,
-        )
-        .await;
-    }
-}
-
-/// One info line per write call of the pass (tag, untag): the binding, its provider, the call,
-/// the keys and how many resources. Tag values stay in the events and at debug level.
-fn log_writes(binding: &ResourceTagBinding, changes: &[KeyChange]) {
-    for call in ["TagResources", "UntagResources"] {
-        let of_call: Vec<&KeyChange> = changes.iter().filter(|c| c.action.call() == call).collect();
-        if of_call.is_empty() {
-            continue;
-        }
-        let keys: BTreeSet<&str> = of_call.iter().map(|c| c.key.as_str()).collect();
-        let resources: BTreeSet<&str> = of_call
-            .iter()
-            .flat_map(|c| c.resources.iter().map(String::as_str))
-            .collect();
-        tracing::info!(
-            binding = %binding_key(binding),
-            provider = %binding.spec.provider_ref.name,
-            action = call,
-            keys = %keys.into_iter().collect::<Vec<_>>().join(","),
-            resources = resources.len(),
-            "wrote tags"
-        );
-        for change in of_call {
-            tracing::debug!(binding = %binding_key(binding), "{}", change.describe());
-        }
-    }
-}
-
-/// The longest event note the API server takes (events.k8s.io/v1 `note`: 1 kB).
-const NOTE_LIMIT: usize = 1024;
-
-/// `note` cut to [`NOTE_LIMIT`] bytes at a character boundary, saying it was cut.
-fn within_note_limit(mut note: String) -> String {
-    const CUT: &str = " ...";
-    if note.len() <= NOTE_LIMIT {
-        return note;
-    }
-    let mut end = NOTE_LIMIT - CUT.len();
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
-    note.truncate(end);
-    note.push_str(CUT);
-    note
-}
-
-async fn publish(
-    binding: &ResourceTagBinding,
-    type_: EventType,
-    reason: &str,
-    note: String,
-    ctx: &Context,
-) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.to_string(),
-        note: Some(within_note_limit(note)),
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
-    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-    if let Err(error) = recorder.publish(&event, &binding.object_ref(&())).await {
-        tracing::warn!(%error, "cannot publish event");
-    }
 }

@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::api::ResourceTagBinding;
-use crate::reconcile::fleet::binding_key;
+use crate::reconcile::identity::binding_key;
 
 /// Every binding the controller watches, by `namespace/name`.
 #[derive(Debug, Default)]
@@ -315,6 +315,46 @@ pub fn key_of(meta: &Meta) -> String {
         meta.namespace().unwrap_or_default(),
         meta.name_any()
     )
+}
+
+/// Whether a cache has been filled once (its watch's first list is in). Any number of tasks
+/// may wait for it.
+// NB: kube-runtime's `Store::wait_until_ready` wakes only the last of several concurrent
+// waiters (one oneshot receiver behind a lock), so the controller's own waits use this.
+#[derive(Clone, Debug)]
+pub struct Synced(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Synced {
+    fn default() -> Self {
+        Synced(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Synced {
+    /// A cache that is filled already.
+    #[cfg(test)]
+    pub fn done() -> Self {
+        let synced = Synced::default();
+        synced.mark();
+        synced
+    }
+
+    /// Whether the cache is filled.
+    pub fn is_done(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// The cache is filled.
+    pub fn mark(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the cache is filled.
+    pub async fn wait(&self) {
+        let mut filled = self.0.subscribe();
+        // NB: the sender lives in `self`, so the channel cannot close while waiting.
+        let _ = filled.wait_for(|filled| *filled).await;
+    }
 }
 
 #[cfg(test)]

@@ -14,21 +14,16 @@ use kube::{Api, Client, ResourceExt};
 use rand::Rng;
 
 use super::Error;
-use super::cache::Bindings;
-use super::fleet::Fleet;
+use super::cache::{Bindings, Synced};
+use super::fleet::{CloudClient, Fleet};
 use super::metrics::Metrics;
 use crate::api::Cloud;
 use crate::api::{ResourceTagBinding, ResourceTagBindingStatus, TagProvider};
 use crate::cloud::AccessKey;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::credentials::{self, Credentials};
-use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for};
+use crate::reconcile::provider::{ClientOptions, client_for};
 
-/// A provider's client as reconciles use it: one per provider, shared by every binding of
-/// it, coalescing the reads and identical writes of the bindings of a fleet round (its
-/// participants; a pass outside rounds, a deletion, waits [`DEFAULT_WINDOW`] for company)
-/// into shared calls, and paced by the provider's rate limit.
-pub type CloudClient = Batcher<ProviderClient>;
 use crate::render::{BindingMeta, Inputs, NamespaceMeta, NotFound, Rendered};
 use crate::tags::{Ownership, TagsByResource};
 
@@ -706,46 +701,6 @@ impl Context {
     pub fn reset_backoff(&self, binding: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.remove(binding);
-    }
-}
-
-/// Whether a cache has been filled once (its watch's first list is in). Any number of tasks
-/// may wait for it.
-// NB: kube-runtime's `Store::wait_until_ready` wakes only the last of several concurrent
-// waiters (one oneshot receiver behind a lock), so the controller's own waits use this.
-#[derive(Clone, Debug)]
-pub struct Synced(Arc<tokio::sync::watch::Sender<bool>>);
-
-impl Default for Synced {
-    fn default() -> Self {
-        Synced(Arc::new(tokio::sync::watch::channel(false).0))
-    }
-}
-
-impl Synced {
-    /// A cache that is filled already.
-    #[cfg(test)]
-    pub fn done() -> Self {
-        let synced = Synced::default();
-        synced.mark();
-        synced
-    }
-
-    /// Whether the cache is filled.
-    pub fn is_done(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// The cache is filled.
-    pub fn mark(&self) {
-        self.0.send_replace(true);
-    }
-
-    /// Resolves once the cache is filled.
-    pub async fn wait(&self) {
-        let mut filled = self.0.subscribe();
-        // NB: the sender lives in `self`, so the channel cannot close while waiting.
-        let _ = filled.wait_for(|filled| *filled).await;
     }
 }
 

@@ -5,14 +5,18 @@
 mod binding;
 mod cache;
 mod context;
+mod events;
+mod finish;
 pub mod fleet;
-mod intents;
+mod intent_log;
 mod leader;
 pub mod metrics;
+mod pass;
 mod policies;
 mod policy_scan;
 mod policy_status;
 mod provider_status;
+mod rounds;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -31,7 +35,8 @@ use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, ResourceExt};
 
 pub use binding::{error_policy, reconcile};
-pub use context::{Context, Synced};
+pub use cache::Synced;
+pub use context::Context;
 
 use crate::api::{ResourceTagBinding, TagPolicy, TagProvider};
 use crate::cloud::CloudError;
@@ -362,7 +367,7 @@ pub async fn run_controller(
         ctx = ctx.with_provider_status();
     }
     let ctx = Arc::new(ctx);
-    let rounds = tokio::spawn(fleet::run(ctx.clone()));
+    let rounds = tokio::spawn(rounds::run(ctx.clone()));
     let reports = tokio::spawn(report_undecodable(ctx.clone(), undecodable_reports));
     let policy_writes = tokio::spawn(policy_status::run(ctx.clone()));
     let policy_scans = tokio::spawn(policy_scan::run(ctx.clone()));

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
-use super::context::Synced;
+use super::cache::Synced;
 use crate::api::conditions::{POLICY_COMPLIANT, reason};
 use crate::api::{ResourceTagBinding, TagPolicy};
 use crate::policy::{self, Policy, Scope, Verdict};

@@ -3,13 +3,20 @@
 //! ignores timestamps so that a resync with nothing new writes nothing.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::ResourceExt;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+
+use super::context::{Context, Record};
+use super::{Error, FIELD_MANAGER};
 
 use crate::api::conditions::{DRIFTED, READY, RECONCILING, STALLED, reason};
 use crate::api::{
     AppliedRecord, MAX_STATUS_FAILURES, PendingRecord, ResourceTagBinding, ResourceTagBindingStatus,
 };
 use crate::reconcile::{Outcome, Readiness};
+
+/// Status writes (and events) of a round in flight at once.
+pub(super) const WRITES_IN_FLIGHT: usize = 16;
 
 /// The annotation Flux (and users) set to ask for a pass now.
 pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
@@ -203,4 +210,78 @@ fn without_timestamps(status: &ResourceTagBindingStatus) -> ResourceTagBindingSt
         condition.last_transition_time = epoch.clone();
     }
     status
+}
+
+/// Writes the status with server-side apply, only when it changed beyond timestamps. The
+/// ownership record it carries is kept in memory until the cached binding shows it (or, when
+/// the write fails, until a later write succeeds).
+pub(super) async fn write(
+    binding: &ResourceTagBinding,
+    status: ResourceTagBindingStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let record = Record::of(&status);
+    // NB: a record kept in memory is newer than the cache's status: a status equal to the
+    // cache's is still written when it differs from the kept one.
+    let kept_differs = ctx.unrecorded(binding).is_some_and(|kept| kept != record);
+    if !differs(binding.status.as_ref(), &status) && !kept_differs {
+        ctx.ownership_recorded(binding);
+        return Ok(());
+    }
+    let api: Api<ResourceTagBinding> =
+        Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": ResourceTagBinding::api_version(&()),
+        "kind": ResourceTagBinding::kind(&()),
+        "status": status,
+    });
+    // NB: kept in memory until the cache's copy of the binding carries it (`Context::owned`),
+    // whether the write succeeds or not.
+    ctx.ownership_unrecorded(binding, record);
+    api.patch_status(
+        &binding.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(Error::Kube)
+}
+
+/// Whether the binding's status says Ready=True for its current generation.
+pub(super) fn ready_at_generation(binding: &ResourceTagBinding) -> bool {
+    binding.status.as_ref().is_some_and(|status| {
+        status.observed_generation == binding.metadata.generation
+            && status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == crate::api::conditions::READY && c.status == "True")
+    })
+}
+
+/// The reason of the Ready condition in the binding's status: events are published on its
+/// transitions only.
+pub(super) fn previous_reason(binding: &ResourceTagBinding) -> Option<&str> {
+    binding
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == crate::api::conditions::READY)
+        })
+        .map(|c| c.reason.as_str())
+}
+
+/// The message of the Ready condition in the binding's status.
+pub(super) fn previous_message(binding: &ResourceTagBinding) -> Option<&str> {
+    binding
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == crate::api::conditions::READY)
+        })
+        .map(|c| c.message.as_str())
 }

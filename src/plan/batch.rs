@@ -1,9 +1,11 @@
-//! Cutting decisions into the fewest cloud calls within the provider's limits.
+//! Cutting decisions into the fewest cloud calls within the provider's limits, shaped by
+//! [`crate::calls`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::engine::ResourceDecisions;
 use super::{KeyDecision, TagBatch, UntagBatch};
+use crate::calls;
 use crate::tags::{Limits, Tags};
 
 /// TagResources calls for the writable resources (declared, not blocked).
@@ -73,12 +75,11 @@ pub(super) fn untag_batches(
     }
     let mut batches = Vec::new();
     for (prunes, ids) in &groups {
-        let prunes: Vec<(&String, &String)> = prunes.iter().collect();
-        for keys in prunes.chunks(per_call(limits.keys_per_untag_call)) {
-            for ids in ids.chunks(per_call(limits.resources_per_call)) {
+        for keys in calls::untag_payloads(prunes, limits) {
+            for ids in calls::write_chunks(ids, limits) {
                 batches.push(UntagBatch {
                     resource_ids: owned_ids(ids),
-                    tags: owned_tags(keys),
+                    tags: owned_tags(&keys),
                 });
             }
         }
@@ -93,9 +94,8 @@ struct Missing<'a> {
 }
 
 fn group_tag_batches(tags: &Tags, members: &[Missing<'_>], limits: &Limits) -> Vec<TagBatch> {
-    let tags: Vec<(&String, &String)> = tags.iter().collect();
     let mut batches = Vec::new();
-    for chunk in tags.chunks(per_call(limits.tags_per_call)) {
+    for chunk in calls::tag_payloads(tags, limits) {
         let ids: Vec<&str> = members
             .iter()
             .filter(|member| {
@@ -105,20 +105,14 @@ fn group_tag_batches(tags: &Tags, members: &[Missing<'_>], limits: &Limits) -> V
             })
             .map(|member| member.id)
             .collect();
-        for ids in ids.chunks(per_call(limits.resources_per_call)) {
+        for ids in calls::write_chunks(&ids, limits) {
             batches.push(TagBatch {
                 resource_ids: owned_ids(ids),
-                tags: owned_tags(chunk),
+                tags: owned_tags(&chunk),
             });
         }
     }
     batches
-}
-
-/// NB: a limit of 0 is a bug in a client's limits; one item per call keeps every call
-/// possible instead of panicking in `chunks`.
-fn per_call(limit: usize) -> usize {
-    limit.max(1)
 }
 
 fn owned_ids(ids: &[&str]) -> Vec<String> {

@@ -13,21 +13,22 @@
 //!   not page. (Grouping resources by how many tags they carry, rather than by id, could
 //!   save a page where counts vary; tagbinder reads in id order, and so does the bound.)
 //! - Writes: TagResources overwrites, so a call may carry the same tags to many resources.
-//!   The tags a binding may write on a resource are its declared tags minus the keys an older
-//!   binding wins with another value (DESIGN.md section 3); cut into chunks of
-//!   `tags_per_call` keys, a chunk is needed on every resource that misses one of its keys.
-//!   Identical chunks share calls across bindings, `resources_per_call` resources a call:
-//!   the bound of the core plan extended across bindings. Resources that the quota blocks
-//!   are not written.
+//!   Each binding is planned alone by the planner (the tags it may write on a resource are
+//!   its declared tags minus the keys an older binding wins with another value, DESIGN.md
+//!   section 3; resources the quota blocks are not written), its payloads cut as
+//!   [`crate::calls`] cuts them; identical payloads share calls across bindings,
+//!   `resources_per_call` resources a call: the bound of the core plan extended across
+//!   bindings.
 //!
 //! The fleet has no tags to prune (no ownership record names an undeclared tag), as in a
 //! first convergence or a no-change pass: untag calls are 0.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::BindingId;
-use super::validate::is_reserved_key;
-use crate::tags::{Limits, Tags, TagsByResource};
+use super::claims::SharedClaims;
+use super::{BindingId, Claim, Claims, PlanInput, plan};
+use crate::calls;
+use crate::tags::{Limits, Ownership, Tags, TagsByResource};
 
 /// One binding of the fleet.
 #[derive(Clone, Copy, Debug)]
@@ -97,13 +98,17 @@ impl CallBound {
 
 /// The fewest calls that converge `fleet` (one provider) from `observed` (resource type to
 /// resource to tags; a resource absent carries no tags), reads paged as `paging`.
+///
+/// The writes are the planner's: each binding is planned alone ([`super::plan`], owning
+/// nothing yet, with the claims of every binding on its resources), and its tag payloads are
+/// pooled across bindings as the batcher pools them ([`crate::calls`]). The bound keeps no
+/// copy of the ownership rules (conflicts, ties, the tag quota).
 pub fn lower_bound(
     fleet: &[FleetBinding<'_>],
     observed: &BTreeMap<String, TagsByResource>,
     limits: &Limits,
     paging: Paging,
 ) -> CallBound {
-    let per_call = limits.resources_per_call.max(1);
     let no_tags = TagsByResource::new();
     let mut by_type: BTreeMap<&str, Vec<&FleetBinding<'_>>> = BTreeMap::new();
     for binding in fleet {
@@ -115,16 +120,18 @@ pub fn lower_bound(
     let mut bound = CallBound::default();
     for (resource_type, bindings) in by_type {
         let observed = observed.get(resource_type).unwrap_or(&no_tags);
-        let mut declaring: BTreeMap<&str, Vec<&FleetBinding<'_>>> = BTreeMap::new();
-        for binding in &bindings {
-            let ids: BTreeSet<&str> = binding.resource_ids.iter().map(String::as_str).collect();
-            for id in ids {
-                declaring.entry(id).or_default().push(binding);
+        let sets: Vec<BTreeSet<String>> = bindings
+            .iter()
+            .map(|binding| binding.resource_ids.iter().cloned().collect())
+            .collect();
+        let mut declaring: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (index, set) in sets.iter().enumerate() {
+            for id in set {
+                declaring.entry(id).or_default().push(index);
             }
         }
         let ids: Vec<&str> = declaring.keys().copied().collect();
-        bound.list += ids
-            .chunks(limits.read_chunk())
+        bound.list += calls::read_chunks(&ids, limits)
             .map(|call| {
                 let entries = call
                     .iter()
@@ -133,84 +140,64 @@ pub fn lower_bound(
                 paging.pages(entries)
             })
             .sum::<usize>();
-        let mut needs: BTreeMap<Tags, BTreeSet<&str>> = BTreeMap::new();
-        for (id, bindings) in &declaring {
-            let carried = observed.get(*id);
-            for binding in bindings {
-                let writable = writable_tags(binding, bindings, carried);
-                for chunk in chunks_needed(&writable, carried, limits) {
-                    needs.entry(chunk).or_default().insert(id);
-                }
-            }
-        }
-        bound.tag += needs
-            .values()
-            .map(|ids| ids.len().div_ceil(per_call))
-            .sum::<usize>();
+        bound.tag += tag_calls(&bindings, &sets, &declaring, observed, limits);
     }
     bound
 }
 
-/// The binding's declared tags minus the keys that an older binding declaring the same
-/// resource (which carries `carried`) wins with another value (the planner's rule, ties
-/// included: [`super::engine::rank`]).
-fn writable_tags(
-    binding: &FleetBinding<'_>,
-    on_resource: &[&FleetBinding<'_>],
-    carried: Option<&Tags>,
-) -> Tags {
-    binding
-        .tags
-        .iter()
-        .filter(|(key, value)| {
-            let carried = carried.and_then(|tags| tags.get(*key)).map(String::as_str);
-            let rank = |id, value| super::engine::rank(id, value, carried);
-            let winner = on_resource
+/// The tag calls of `bindings` (one resource type), each planned with the claims of every
+/// binding on its resources (one list per distinct set of resources), pooled by payload.
+fn tag_calls(
+    bindings: &[&FleetBinding<'_>],
+    sets: &[BTreeSet<String>],
+    declaring: &BTreeMap<&str, Vec<usize>>,
+    observed: &TagsByResource,
+    limits: &Limits,
+) -> usize {
+    let owned = Ownership::default();
+    let mut shared: SharedClaims<&str, Claims<'_>> = SharedClaims::default();
+    let mut needs: BTreeMap<Tags, BTreeSet<String>> = BTreeMap::new();
+    for (binding, set) in bindings.iter().zip(sets) {
+        let considered: Vec<&str> = set.iter().map(String::as_str).collect();
+        let list = shared.index_of(considered, |considered| {
+            let claimants: BTreeSet<usize> = considered
                 .iter()
-                .filter_map(|other| other.tags.get(*key).map(|v| (other.binding, v)))
-                .min_by(|(a, x), (b, y)| rank(a, x).cmp(&rank(b, y)));
-            match winner {
-                Some((winner, theirs)) => {
-                    !(rank(winner, theirs) < rank(binding.binding, value) && theirs != *value)
-                }
-                None => true,
-            }
-        })
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect()
-}
-
-/// The chunks of `writable` that the resource needs (it misses one of their keys), or none
-/// when the new keys would take it over the tag quota.
-fn chunks_needed(writable: &Tags, carried: Option<&Tags>, limits: &Limits) -> Vec<Tags> {
-    let carried_value = |key: &str| carried.and_then(|tags| tags.get(key));
-    let added = writable
-        .keys()
-        .filter(|key| carried_value(key).is_none())
-        .count();
-    let kept = carried.map_or(0, |tags| {
-        tags.keys()
-            .filter(|key| !is_reserved_key(key, limits))
-            .count()
-    });
-    if added > 0 && kept + added > limits.tags_per_resource {
-        return Vec::new();
+                .flat_map(|id| declaring.get(id).into_iter().flatten().copied())
+                .collect();
+            Claims::new(
+                claimants
+                    .into_iter()
+                    .map(|other| Claim {
+                        binding: bindings[other].binding,
+                        resource_ids: &sets[other],
+                        tags: bindings[other].tags,
+                    })
+                    .collect(),
+            )
+        });
+        let Some(claims) = shared.get(list) else {
+            continue;
+        };
+        let planned = plan(&PlanInput {
+            binding: binding.binding,
+            desired: binding.tags,
+            resource_ids: binding.resource_ids,
+            owned: &owned,
+            observed,
+            claims,
+            limits,
+        });
+        for batch in planned.tag_batches {
+            needs
+                .entry(batch.tags)
+                .or_default()
+                .extend(batch.resource_ids);
+        }
     }
-    let pairs: Vec<(&String, &String)> = writable.iter().collect();
-    pairs
-        .chunks(limits.tags_per_call.max(1))
-        .filter(|chunk| {
-            chunk
-                .iter()
-                .any(|(key, value)| carried_value(key) != Some(*value))
-        })
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|(key, value)| ((*key).clone(), (*value).clone()))
-                .collect()
-        })
-        .collect()
+    needs
+        .values()
+        .map(|ids| calls::write_calls(ids.len(), limits))
+        .sum()
 }
 
 #[cfg(test)]
@@ -364,6 +351,90 @@ mod tests {
     }
 
     proptest! {
+        /// Bindings that declare the same tags on different resources (nothing carried, no
+        /// conflict, no quota) share every call: the payloads of each distinct tag set, each
+        /// to all of its resources, `resources_per_call` a call. Holds only because every
+        /// plan cuts the same tags into the same payloads ([`crate::calls`]).
+        #[test]
+        fn identical_tags_share_calls_across_bindings(
+            raw in prop::collection::vec((0usize..3, 1usize..40), 1..12),
+            per_call in 1usize..20,
+            tags_per_call in 1usize..4,
+        ) {
+            let limits = Limits {
+                resources_per_call: per_call,
+                tags_per_call,
+                ..Limits::alibaba()
+            };
+            let sets: Vec<Tags> = (0..3)
+                .map(|set| {
+                    (0..=set * 2)
+                        .map(|key| (format!("k{key}"), format!("v{set}")))
+                        .collect()
+                })
+                .collect();
+            let ids: Vec<BindingId> =
+                (0..raw.len()).map(|i| id(&format!("b{i}"), i as i64)).collect();
+            let mut next = 0;
+            let resources: Vec<Vec<String>> = raw
+                .iter()
+                .map(|(_, count)| {
+                    let range = next..next + count;
+                    next += count;
+                    range.map(|i| format!("r{i:04}")).collect()
+                })
+                .collect();
+            let fleet: Vec<FleetBinding<'_>> = raw
+                .iter()
+                .zip(&ids)
+                .zip(&resources)
+                .map(|(((set, _), binding), resource_ids)| FleetBinding {
+                    binding,
+                    resource_type: "apiGroup",
+                    tags: &sets[*set],
+                    resource_ids,
+                })
+                .collect();
+            let mut expected = 0;
+            for (set, tags) in sets.iter().enumerate() {
+                let declared: usize = raw
+                    .iter()
+                    .filter(|(s, _)| *s == set)
+                    .map(|(_, count)| count)
+                    .sum();
+                expected += tags.len().div_ceil(tags_per_call) * declared.div_ceil(per_call);
+            }
+            let mut writes: Vec<(Tags, Vec<String>)> = Vec::new();
+            for binding in &fleet {
+                let planned = plan(&PlanInput {
+                    binding: binding.binding,
+                    desired: binding.tags,
+                    resource_ids: binding.resource_ids,
+                    owned: &Ownership::default(),
+                    observed: &TagsByResource::new(),
+                    claims: &crate::plan::NO_CLAIMS,
+                    limits: &limits,
+                });
+                writes.extend(
+                    planned
+                        .tag_batches
+                        .into_iter()
+                        .map(|batch| (batch.tags, batch.resource_ids)),
+                );
+            }
+            let shared = merge::write_calls(
+                writes
+                    .iter()
+                    .map(|(tags, ids)| (WriteOp::Tag, tags, ids.as_slice())),
+                &limits,
+            );
+            prop_assert_eq!(shared.len(), expected);
+            let bound = lower_bound(&fleet, &BTreeMap::new(), &limits, Paging::OnePerCall);
+            prop_assert_eq!(bound.tag, expected);
+        }
+    }
+
+    proptest! {
         /// Each binding planned alone (with the others' claims), its reads and writes pooled
         /// by payload as the batcher pools them: exactly the bound.
         #[test]
@@ -433,12 +504,12 @@ mod tests {
                         .map(|batch| (batch.tags, batch.resource_ids)),
                 );
             }
-            let lists = merge::list_calls(reads.iter().map(Vec::as_slice), per_call);
+            let lists = merge::list_calls(reads.iter().map(Vec::as_slice), &limits);
             let tag_calls = merge::write_calls(
                 writes
                     .iter()
                     .map(|(tags, ids)| (WriteOp::Tag, tags, ids.as_slice())),
-                per_call,
+                &limits,
             );
             prop_assert_eq!(lists.len(), bound.list);
             prop_assert_eq!(tag_calls.len(), bound.tag);

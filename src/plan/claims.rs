@@ -6,9 +6,10 @@
 //! memory, where a scan per look-up made both quadratic.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{BindingId, Claim};
+use crate::tags::{Ownership, TagsByResource};
 
 /// Below this many claims, a scan is cheaper than an index.
 const INDEXED_FROM: usize = 32;
@@ -80,6 +81,66 @@ fn index_of<'a>(list: &[Claim<'a>]) -> Index<'a> {
         found.sort_by(|(a, _), (b, _)| a.precedence().cmp(&b.precedence()));
     }
     index
+}
+
+/// The resources a pass considers, sorted and distinct: those it declares, those it owns tags
+/// on, and those of its unresolved intent. A claimed key is planned like an owned one (and may
+/// be pruned), so the claims of other bindings on all of them bear on the pass.
+pub fn considered<'a>(
+    resource_ids: &'a [String],
+    owned: &'a Ownership,
+    pending: &'a TagsByResource,
+) -> Vec<&'a str> {
+    let considered: BTreeSet<&str> = resource_ids
+        .iter()
+        .chain(owned.resources().keys())
+        .chain(pending.keys())
+        .map(String::as_str)
+        .collect();
+    considered.into_iter().collect()
+}
+
+/// Lists of claims looked up once per distinct set of [`considered`] resources: the passes of
+/// a group that consider the same resources share one list, their own claims among them (the
+/// plan knows itself). Issue 20, item 8: 8,000 bindings on one resource held 8,000 lists of
+/// 7,999 claims; now one list of 8,000.
+/// `K` is the host's form of the considered ids (borrowed where the host's data outlives the
+/// group, owned where it does not).
+#[derive(Debug)]
+pub struct SharedClaims<K, L> {
+    lists: Vec<L>,
+    by_considered: HashMap<Vec<K>, usize>,
+}
+
+impl<K, L> Default for SharedClaims<K, L> {
+    fn default() -> Self {
+        SharedClaims {
+            lists: Vec::new(),
+            by_considered: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, L> SharedClaims<K, L> {
+    /// The index of the list for `considered`, looked up with `look_up` the first time.
+    pub fn index_of(&mut self, considered: Vec<K>, look_up: impl FnOnce(&[K]) -> L) -> usize {
+        if let Some(&index) = self.by_considered.get(&considered) {
+            return index;
+        }
+        self.lists.push(look_up(&considered));
+        self.by_considered.insert(considered, self.lists.len() - 1);
+        self.lists.len() - 1
+    }
+
+    /// The list at `index`.
+    pub fn get(&self, index: usize) -> Option<&L> {
+        self.lists.get(index)
+    }
+
+    /// The lists, by index.
+    pub fn into_lists(self) -> Vec<L> {
+        self.lists
+    }
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ impl fmt::Display for SpecViolation {
 
 mod batch;
 pub mod bound;
-mod claims;
+pub mod claims;
 pub mod drift;
 mod engine;
 pub mod intent;

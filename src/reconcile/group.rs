@@ -6,12 +6,13 @@
 //! that the crash window is recorded the same way by both hosts (the intent of
 //! [`crate::plan::intent::intent`], never a whole tag batch).
 
-use super::intent::{Intent, IntentLog};
+use super::intent_log::{Intent, IntentLog};
 use super::round::run_round;
 use super::select::{Resolution, Selection};
 use super::{Mode, Outcome, PassInput};
 use crate::api::DeletionPolicy;
 use crate::cloud::TagApi;
+pub use crate::plan::claims::{SharedClaims, considered};
 use crate::plan::{BindingId, Claims};
 use crate::tags::{Ownership, Tags, TagsByResource};
 
@@ -134,7 +135,7 @@ impl<L: IntentLog> IntentLog for Subset<'_, L> {
 mod tests {
     use super::*;
     use crate::api::conditions::reason;
-    use crate::reconcile::intent::NoIntents;
+    use crate::reconcile::intent_log::NoIntents;
     use crate::reconcile::round::tests::{emulated, id};
     use crate::tags::tags;
 

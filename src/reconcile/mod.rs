@@ -1,14 +1,29 @@
-//! One binding, one pass: observe -> plan -> execute -> outcome (DESIGN.md section 2, layer 4).
+//! What both hosts do around the pure plan (DESIGN.md section 2, layer 4): the bindings due
+//! together pass through one entry point, [`group::pass_group`], and a pass is
+//! observe -> plan -> execute -> outcome. Generic over the cloud's [`TagApi`]; knows nothing of
+//! the Kubernetes client. The controller turns an [`Outcome`] into `status`, the CLI into its
+//! output and state file.
 //!
-//! Generic over the cloud's [`TagApi`]; knows nothing of the Kubernetes client. The controller
-//! turns an [`Outcome`] into `status`, the CLI into its output and state file.
+//! - [`checks`]: the checks before a pass (provider, namespace, spec), what a suspended
+//!   binding reports, and what a deletion does ([`checks::deletion`]);
+//! - [`identity`]: a resource is one thing however many providers reach it (canonical ids,
+//!   [`identity::Target`]), and the claim index keyed by it;
+//! - [`select`]: selectors resolved by list-by-tag, settled against the round's reads, and
+//!   feeding cycles;
+//! - [`group`]: the entry point for the bindings due together (claim lists shared by the
+//!   resources they consider, refused selections, released resources);
+//! - [`round`]: one read of every distinct resource, each binding's plan, the writes through
+//!   the host's [`intent_log::IntentLog`] (the crash window, one mechanism in both hosts);
+//! - [`changes`], `outcome`: what a pass did, as events, status and the CLI's report;
+//! - [`provider`]: a TagProvider's client (credentials, endpoint, rate); [`scan`]: a tag
+//!   policy's read of a resource type.
 
 pub mod changes;
+pub mod checks;
 mod execute;
-pub mod fleet;
-pub mod gate;
 pub mod group;
-pub mod intent;
+pub mod identity;
+pub mod intent_log;
 mod outcome;
 pub mod provider;
 pub mod round;

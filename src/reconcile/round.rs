@@ -10,8 +10,9 @@
 use std::collections::BTreeSet;
 
 use super::execute::{Executed, writes_of};
-use super::intent::{Intent, IntentLog};
+use super::intent_log::{Intent, IntentLog};
 use super::{Mode, Outcome, PassInput, check_spec, select};
+use crate::calls;
 use crate::cloud::{CloudError, TagApi, Write, stops_every_call};
 use crate::plan::{self, PlanInput};
 use crate::tags::{Ownership, TagsByResource};
@@ -314,16 +315,10 @@ impl Observed {
     }
 }
 
-/// The resources an input considers: declared, owned, and named by its unresolved intent.
-fn considered<'a>(
-    input: &'a PassInput<'_>,
-    pending: &'a TagsByResource,
-) -> impl Iterator<Item = &'a String> {
-    input
-        .resource_ids
-        .iter()
-        .chain(input.owned.resources().keys())
-        .chain(pending.keys())
+/// The resources an input considers ([`crate::plan::claims::considered`]): declared, owned,
+/// and named by its unresolved intent; sorted, distinct.
+fn considered<'a>(input: &'a PassInput<'_>, pending: &'a TagsByResource) -> Vec<&'a str> {
+    crate::plan::claims::considered(input.resource_ids, input.owned, pending)
 }
 
 /// Reads every resource the round's undecided inputs consider, once. A call that fails (a
@@ -338,16 +333,15 @@ async fn observe_all<C: TagApi, L: IntentLog>(
     intents: &L,
 ) -> Observed {
     let undecided = |index: usize| matches!(slots[index], Slot::Pending);
-    let ids: BTreeSet<&String> = inputs
+    let ids: BTreeSet<&str> = inputs
         .iter()
         .enumerate()
         .filter(|(index, _)| undecided(*index))
         .flat_map(|(index, input)| considered(input, intents.pending(index)))
         .collect();
-    let ids: Vec<String> = ids.into_iter().cloned().collect();
+    let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
     // NB: the calls a read of them all would make, in the same order: no call more.
-    let reads: Vec<Vec<String>> = ids
-        .chunks(cloud.limits().read_chunk())
+    let reads: Vec<Vec<String>> = calls::read_chunks(&ids, cloud.limits())
         .map(<[String]>::to_vec)
         .collect();
     tracing::debug!(
@@ -377,7 +371,8 @@ async fn observe_all<C: TagApi, L: IntentLog>(
         let error = undecided(index)
             .then(|| {
                 considered(input, intents.pending(index))
-                    .find_map(|id| failed.get(id.as_str()).map(|&e| &errors[e]))
+                    .into_iter()
+                    .find_map(|id| failed.get(id).map(|&e| &errors[e]))
             })
             .flatten();
         each.push(match error {
@@ -385,8 +380,10 @@ async fn observe_all<C: TagApi, L: IntentLog>(
             Some(error) if stops_every_call(error) || inputs.len() == 1 => Err(error.clone()),
             // NB: one input's bad id must not fail the others' reads: each reads its own.
             Some(_) => {
-                let ids: BTreeSet<&String> = considered(input, intents.pending(index)).collect();
-                let ids: Vec<String> = ids.into_iter().cloned().collect();
+                let ids: Vec<String> = considered(input, intents.pending(index))
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
                 cloud.list_tags(resource_type, &ids).await.map(Some)
             }
         });
@@ -401,7 +398,8 @@ fn subset(
     pending: &TagsByResource,
 ) -> TagsByResource {
     considered(input, pending)
-        .filter_map(|id| observed.get(id).map(|tags| (id.clone(), tags.clone())))
+        .into_iter()
+        .filter_map(|id| observed.get(id).map(|tags| (id.to_string(), tags.clone())))
         .collect()
 }
 

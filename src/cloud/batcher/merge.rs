@@ -1,20 +1,22 @@
-//! The pure core of coalescing: which calls carry a round of requests. No I/O.
+//! The pure core of coalescing: which calls carry a round of requests, shaped by
+//! [`crate::calls`]. No I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::calls;
 use crate::cloud::WriteOp;
-use crate::tags::Tags;
+use crate::tags::{Limits, Tags};
 
-/// The list calls that answer every request of a round: the distinct ids, sorted, `per_call`
-/// at a time (so `ceil(distinct / per_call)` calls, and no id read twice).
+/// The list calls that answer every request of a round: the distinct ids, sorted, a read's
+/// worth at a time ([`calls::read_chunks`]: so `ceil(distinct / per_read)` calls, and no id
+/// read twice).
 pub fn list_calls<'a>(
     requests: impl IntoIterator<Item = &'a [String]>,
-    per_call: usize,
+    limits: &Limits,
 ) -> Vec<Vec<String>> {
     let distinct: BTreeSet<&String> = requests.into_iter().flatten().collect();
     let distinct: Vec<String> = distinct.into_iter().cloned().collect();
-    distinct
-        .chunks(per_call.max(1))
+    calls::read_chunks(&distinct, limits)
         .map(<[String]>::to_vec)
         .collect()
 }
@@ -26,17 +28,17 @@ pub struct WriteCall {
     pub op: WriteOp,
     /// The payload every resource of the call gets.
     pub tags: Tags,
-    /// At most `per_call` ids, sorted.
+    /// At most `resources_per_call` ids, sorted.
     pub resource_ids: Vec<String>,
 }
 
 /// The write calls that carry every request of a round: requests with the same operation and
-/// the same tags (an untag's keys with their values) share calls, `per_call` resources at a
-/// time; an id asked for twice with the same payload is written once. Ordered by operation,
-/// then tags, then ids.
+/// the same tags (an untag's keys with their values) share calls, a write's worth of
+/// resources at a time ([`calls::write_chunks`]); an id asked for twice with the same payload
+/// is written once. Ordered by operation, then tags, then ids.
 pub fn write_calls<'a>(
     requests: impl IntoIterator<Item = (WriteOp, &'a Tags, &'a [String])>,
-    per_call: usize,
+    limits: &Limits,
 ) -> Vec<WriteCall> {
     let mut groups: BTreeMap<(WriteOp, &Tags), BTreeSet<&String>> = BTreeMap::new();
     for (op, tags, ids) in requests {
@@ -48,7 +50,7 @@ pub fn write_calls<'a>(
     let mut calls = Vec::new();
     for ((op, tags), ids) in groups {
         let ids: Vec<&String> = ids.into_iter().collect();
-        for chunk in ids.chunks(per_call.max(1)) {
+        for chunk in calls::write_chunks(&ids, limits) {
             calls.push(WriteCall {
                 op,
                 tags: tags.clone(),
@@ -75,6 +77,15 @@ mod tests {
 
     use crate::tags::tags;
 
+    /// Limits of `n` resources a call, read or write.
+    fn per_call(n: usize) -> Limits {
+        Limits {
+            resources_per_call: n,
+            resources_per_read: None,
+            ..Limits::alibaba()
+        }
+    }
+
     fn error(kind: ErrorKind, code: &str) -> CloudError {
         CloudError {
             kind,
@@ -91,12 +102,16 @@ mod tests {
     fn list_calls_read_each_distinct_id_once_in_chunks() {
         let a = ids(&["r3", "r1", "r2"]);
         let b = ids(&["r2", "r4", "r5"]);
-        let calls = list_calls([a.as_slice(), b.as_slice()], 2);
+        let calls = list_calls([a.as_slice(), b.as_slice()], &per_call(2));
         assert_eq!(
             calls,
             vec![ids(&["r1", "r2"]), ids(&["r3", "r4"]), ids(&["r5"])]
         );
-        assert!(list_calls([a.as_slice()], 0).iter().all(|c| c.len() == 1));
+        assert!(
+            list_calls([a.as_slice()], &per_call(0))
+                .iter()
+                .all(|c| c.len() == 1)
+        );
     }
 
     #[test]
@@ -113,7 +128,7 @@ mod tests {
                 (WriteOp::Tag, &dev, c.as_slice()),
                 (WriteOp::Untag, &prod, c.as_slice()),
             ],
-            3,
+            &per_call(3),
         );
         assert_eq!(
             calls,
@@ -152,7 +167,7 @@ mod tests {
                 (WriteOp::Tag, &none, a.as_slice()),
                 (WriteOp::Tag, &prod, &[][..]),
             ],
-            50,
+            &per_call(50),
         );
         assert!(calls.is_empty());
     }
@@ -227,7 +242,7 @@ mod tests {
                 requests
                     .iter()
                     .map(|(op, payload, ids)| (*op, &payloads[*payload], ids.as_slice())),
-                per_call,
+                &self::per_call(per_call),
             );
             let mut expected: BTreeMap<(WriteOp, &Tags), BTreeSet<&String>> = BTreeMap::new();
             for (op, payload, ids) in &requests {
@@ -262,7 +277,7 @@ mod tests {
                 .iter()
                 .map(|ids| ids.iter().map(|i| format!("r{i:03}")).collect())
                 .collect();
-            let calls = list_calls(requests.iter().map(Vec::as_slice), per_call);
+            let calls = list_calls(requests.iter().map(Vec::as_slice), &self::per_call(per_call));
             let distinct: BTreeSet<&String> = requests.iter().flatten().collect();
             prop_assert_eq!(calls.len(), distinct.len().div_ceil(per_call));
             let listed: Vec<&String> = calls.iter().flatten().collect();

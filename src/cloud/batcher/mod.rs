@@ -229,11 +229,11 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
                 batcher: batcher.clone(),
                 resource_type: resource_type.clone(),
             };
-            batcher.run_round(&resource_type, requests).await;
+            batcher.send_calls(&resource_type, requests).await;
         });
     }
 
-    async fn run_round(&self, resource_type: &str, requests: Vec<Request>) {
+    async fn send_calls(&self, resource_type: &str, requests: Vec<Request>) {
         let mut lists = Vec::new();
         let mut writes = Vec::new();
         for request in requests {
@@ -267,8 +267,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
             return;
         }
         let inner = &self.shared.inner;
-        let per_call = inner.limits().read_chunk();
-        let calls = merge::list_calls(lists.iter().map(|(ids, _)| ids.as_slice()), per_call);
+        let calls = merge::list_calls(lists.iter().map(|(ids, _)| ids.as_slice()), inner.limits());
         let reads: Vec<_> = calls
             .iter()
             .map(|ids| inner.list_tags(resource_type, ids))
@@ -330,12 +329,11 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         if writes.is_empty() {
             return;
         }
-        let per_call = self.shared.inner.limits().resources_per_call;
         let calls = merge::write_calls(
             writes
                 .iter()
                 .map(|(op, tags, ids, _)| (*op, tags, ids.as_slice())),
-            per_call,
+            self.shared.inner.limits(),
         );
         let calls: Vec<CallOutcomes> = futures::stream::iter(calls)
             .map(|call| self.write_isolating(resource_type, call))

@@ -644,8 +644,7 @@ impl<P: Protocol> TagApi for Client<P> {
             .collect();
         // NB: the map holds each id once, so a repeated id is listed once.
         let unique: Vec<String> = observed.keys().cloned().collect();
-        let per_call = self.limits().read_chunk();
-        for chunk in unique.chunks(per_call) {
+        for chunk in crate::calls::read_chunks(&unique, self.limits()) {
             self.list_chunk(resource_type, chunk, &mut observed).await?;
         }
         Ok(observed)

@@ -4,6 +4,9 @@ use futures::{FutureExt, StreamExt};
 
 use super::super::cache::tests::binding;
 use super::*;
+use crate::controller::rounds::{InFlight, by_group};
+use crate::reconcile::identity::Target;
+use kube::runtime::watcher;
 
 fn handed(
     receiver: &mut futures::channel::mpsc::UnboundedReceiver<ObjectRef<super::super::cache::Meta>>,

@@ -203,7 +203,7 @@ fn context(
         )
         .with_credentials_namespace("tagbinder-system".to_string()),
     );
-    tokio::spawn(super::fleet::run(ctx.clone()));
+    tokio::spawn(super::rounds::run(ctx.clone()));
     (ctx, ApiServerVerifier(handle))
 }
 

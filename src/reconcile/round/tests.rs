@@ -10,7 +10,7 @@ use crate::cloud::AccessKey;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
 use crate::plan::{BindingId, Claim};
-use crate::reconcile::intent::NoIntents;
+use crate::reconcile::intent_log::NoIntents;
 use crate::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
 use crate::tags::Ownership;
 

@@ -10,7 +10,7 @@ use kube::core::{Selector, SelectorExt};
 
 use super::Readiness;
 use crate::api::conditions::reason;
-use crate::api::{ResourceTagBinding, TagProvider};
+use crate::api::{BindingMode, DeletionPolicy, ResourceTagBinding, TagProvider};
 
 /// A check that failed: the field to blame (for the CLI) and the readiness to report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,5 +108,45 @@ pub fn suspended() -> Readiness {
         reason: reason::SUSPENDED,
         message: "spec.suspend is true: no cloud writes until it is set back to false".to_string(),
         stalled: false,
+    }
+}
+
+/// What the deletion of a binding does with the tags it applied, in both hosts (the
+/// controller on a deletion, the CLI for a binding gone from the files under
+/// `--prune-removed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// A pass that declares nothing prunes what the binding applied (and claims its
+    /// unresolved intent, to prune that too).
+    Prune,
+    /// `mode: Observe`: it never wrote, so it lets go at once and leaves every tag.
+    Observe,
+    /// `deletionPolicy: Orphan`: its tags stay on the resources; it lets go.
+    Orphan,
+    /// It owns nothing and intended nothing: nothing to prune, no call.
+    OwnsNothing,
+    /// `spec.suspend`: no cloud writes, not even a deletion's prune (as Flux does for a
+    /// suspended object); it lets go as with `Orphan`, and says so.
+    Suspended,
+}
+
+/// What deleting a binding of `mode` and `policy` does; `owns_nothing` when its ownership
+/// record and its intent are both empty.
+pub fn deletion(
+    mode: BindingMode,
+    policy: DeletionPolicy,
+    suspended: bool,
+    owns_nothing: bool,
+) -> Deletion {
+    if mode == BindingMode::Observe {
+        Deletion::Observe
+    } else if policy == DeletionPolicy::Orphan {
+        Deletion::Orphan
+    } else if owns_nothing {
+        Deletion::OwnsNothing
+    } else if suspended {
+        Deletion::Suspended
+    } else {
+        Deletion::Prune
     }
 }

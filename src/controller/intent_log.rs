@@ -11,11 +11,10 @@
 
 use futures::StreamExt;
 
-use super::binding::write_status;
 use super::context::Context;
 use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding};
-use crate::reconcile::fleet::binding_key;
-use crate::reconcile::intent::{Intent, IntentLog, NOTHING_PENDING};
+use crate::reconcile::identity::binding_key;
+use crate::reconcile::intent_log::{Intent, IntentLog, NOTHING_PENDING};
 use crate::tags::{Ownership, TagsByResource};
 
 /// The controller's [`IntentLog`] for the bindings of a round: an intent is written to
@@ -64,7 +63,7 @@ impl IntentLog for StatusIntents<'_> {
             .map(|intent| self.write_one(intent))
             .collect();
         futures::stream::iter(writes)
-            .buffered(super::fleet::STATUS_WRITES_IN_FLIGHT)
+            .buffered(super::status::WRITES_IN_FLIGHT)
             .collect()
             .await
     }
@@ -81,8 +80,10 @@ async fn write_intent(
     let mut status = binding.status.clone().unwrap_or_default();
     status.applied = AppliedRecord::from_ownership(owned);
     status.pending = PendingRecord::from_intent(pending);
-    write_status(binding, status, ctx).await.map_err(|error| {
-        tracing::warn!(binding = %binding_key(binding), %error, "cannot record the intent");
-        error.to_string()
-    })
+    super::status::write(binding, status, ctx)
+        .await
+        .map_err(|error| {
+            tracing::warn!(binding = %binding_key(binding), %error, "cannot record the intent");
+            error.to_string()
+        })
 }

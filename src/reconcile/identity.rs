@@ -1,4 +1,4 @@
-//! The fleet: bindings reach cloud resources through providers, but a resource is one thing
+//! Identity: bindings reach cloud resources through providers, but a resource is one thing
 //! (DESIGN.md section 2, layer 4). Both hosts key claims by the resource's identity here, so
 //! that two bindings that reach one resource through two providers see each other's claims.
 //!
