@@ -5,7 +5,6 @@
 //! [`emulator`] serves both clouds' tag APIs for tests, benchmarks and the embedded cloud.
 
 pub mod api;
-pub mod bench;
 pub mod calls;
 pub mod cli;
 pub mod cloud;

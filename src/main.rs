@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tagbinder::{bench, cli, controller, emulator};
+use tagbinder::{cli, controller, emulator};
 
 /// tagbinder manages cloud resource tags declaratively, from ResourceTagBinding manifests.
 #[derive(Parser, Debug)]
@@ -40,9 +40,6 @@ enum Command {
     /// Tag policies: what a cluster installs to enforce them.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Converge a generated fleet against the emulator (in this process) and print the calls
-    /// made, the lower bound, wall time and peak memory as JSON.
-    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,19 +117,6 @@ async fn run() -> ExitCode {
         Command::Apply(apply) => cli::apply(apply).await,
         Command::Emulator(emulator_args) => match emulator::run(emulator_args).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(1)
-            }
-        },
-        Command::Bench(bench_args) => match bench::run(&bench_args).await {
-            Ok(report) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-                ExitCode::SUCCESS
-            }
             Err(error) => {
                 eprintln!("error: {error}");
                 ExitCode::from(1)

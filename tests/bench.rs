@@ -1,8 +1,16 @@
-//! `tagbinder bench` in a smoke size: the call counts are deterministic (every round of the
-//! batcher waits for every binding), so they are asserted exactly; times and memory never are.
+//! The CLI's bench (`cargo bench --bench cli_scale`, benches/cli_scale.rs, included here) in a
+//! smoke size: the call counts are deterministic (every round of the batcher waits for every
+//! binding), so they are asserted exactly; times and memory never are.
 
+// NB: the bench's `main` and its allocator settings are not used here.
+#[allow(dead_code)]
+#[path = "../benches/cli_scale.rs"]
+mod cli_scale;
+
+use clap::Parser as _;
+use cli_scale::{BenchArgs, BenchCloud, BenchStrategy, Fleet};
 use serde_json::Value;
-use tagbinder::bench::{self, BenchArgs, BenchCloud, BenchStrategy};
+use tagbinder::tags::TagsByResource;
 
 fn args(bindings: u32, per_binding: u32) -> BenchArgs {
     BenchArgs {
@@ -23,7 +31,7 @@ fn args(bindings: u32, per_binding: u32) -> BenchArgs {
 
 async fn run(args: BenchArgs) -> Value {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    bench::run(&args).await.expect("the fleet converges")
+    cli_scale::run(&args).await.expect("the fleet converges")
 }
 
 fn count(pass: &Value, path: &[&str]) -> u64 {
@@ -124,4 +132,57 @@ async fn tag_policies_add_no_cloud_call() {
         );
     }
     assert_eq!(with["fleet"]["policies"], 3, "{with}");
+}
+
+#[test]
+fn overlap_shares_resources_between_consecutive_bindings() {
+    let a = BenchArgs::parse_from(
+        ["cli_scale", "--bindings=4", "--resources-per-binding=10"]
+            .into_iter()
+            .chain(["--overlap=0.4", "--tag-sets=2"]),
+    );
+    let fleet = Fleet::generate(&a).unwrap();
+    assert_eq!(
+        fleet.resources.len(),
+        4 * 8,
+        "2 of 10 shared with the next binding"
+    );
+    let (_, _, first) = &fleet.bindings[0];
+    let (_, _, second) = &fleet.bindings[1];
+    let shared: Vec<_> = first.iter().filter(|id| second.contains(id)).collect();
+    assert_eq!(shared.len(), 2);
+    let multi = fleet
+        .converged()
+        .values()
+        .filter(|tags| tags.len() == 10)
+        .count();
+    assert_eq!(multi, 4 * 2, "shared resources carry both tag sets");
+}
+
+#[test]
+fn the_bound_of_a_fleet_without_overlap() {
+    let a = BenchArgs::parse_from(["cli_scale", "--bindings=100", "--resources-per-binding=10"]);
+    let fleet = Fleet::generate(&a).unwrap();
+    let first = fleet.bound(&a, &TagsByResource::new());
+    // 1,000 resources: 20 reads; 10 tag sets of 100 resources each: 2 calls each.
+    assert_eq!((first.list, first.tag, first.untag), (20, 20, 0));
+    let again = fleet.bound(&a, &fleet.converged());
+    // NB: 1,000 resources x 5 tags = 5,000 entries: 100 pages of 50.
+    assert_eq!((again.list, again.tag), (100, 0));
+}
+
+#[test]
+fn too_many_tags_for_shared_resources_is_refused() {
+    let mut a = BenchArgs::parse_from(
+        ["cli_scale", "--bindings=10", "--resources-per-binding=10"]
+            .into_iter()
+            .chain(["--overlap=0.5", "--tag-sets=2", "--tags=11"]),
+    );
+    let error = Fleet::generate(&a).err().expect("refused");
+    assert!(
+        error.contains("--tags 11") && error.contains("at most 20"),
+        "{error}"
+    );
+    a.overlap = 1.5;
+    assert!(Fleet::generate(&a).err().unwrap().contains("--overlap 1.5"));
 }

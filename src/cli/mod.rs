@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub use run::{Command, Strategy, run, run_with};
+pub use run::{Command, run, run_with};
 
 /// Credentials and examples, after `tagbinder plan --help`.
 pub const PLAN_HELP: &str = "\

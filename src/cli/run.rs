@@ -15,7 +15,6 @@ use super::progress::Progress;
 use super::state::{BindingState, StateFile, StateLock, state_key};
 use crate::api::{AppliedRecord, BindingMode, ResourceTagBinding, TagProviderSpec};
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
-use crate::cloud::per_resource::PerResource;
 use crate::cloud::{CallObserver, TagApi};
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::plan::bound::{FleetBinding, Paging, lower_bound};
@@ -144,7 +143,7 @@ pub async fn run(
             &manifests,
             &mut preview_state,
             &preview_options,
-            (preview_command, Strategy::Batched),
+            preview_command,
             &Progress::hidden(),
         )
         .await?;
@@ -156,14 +155,7 @@ pub async fn run(
         let journal = Journal::open(&args.state, &state);
         state.journal = JournalHandle(Some(Arc::new(journal)));
     }
-    let result = run_with(
-        &manifests,
-        &mut state,
-        &options,
-        (command, Strategy::Batched),
-        &progress,
-    )
-    .await;
+    let result = run_with(&manifests, &mut state, &options, command, &progress).await;
     progress.finish();
     if let Some(cloud) = cloud {
         cloud
@@ -276,25 +268,15 @@ async fn start_embedded_cloud(
     Ok(cloud)
 }
 
-/// How a run's cloud calls are made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strategy {
-    /// Every binding's reads and writes coalesced per provider and resource type: each round
-    /// (all reads, then all writes) closes when every binding has asked, so the calls made do
-    /// not depend on timing.
-    Batched,
-    /// One call per resource per change, as per-resource models (Terraform, Crossplane) do:
-    /// for comparison in `tagbinder bench`.
-    PerResource,
-}
-
 /// Runs `command` over loaded manifests with clients built from `options`, recording
-/// ownership in `state` (not saved).
+/// ownership in `state` (not saved). Every binding's reads and writes are coalesced per
+/// provider and resource type: each round (all reads, then all writes) closes when every
+/// binding has asked, so the calls made do not depend on timing.
 pub async fn run_with(
     manifests: &Manifests,
     state: &mut StateFile,
     options: &ClientOptions,
-    (command, strategy): (Command, Strategy),
+    command: Command,
     progress: &Progress,
 ) -> Result<Report, Vec<String>> {
     // NB: one time for the run: the bindings it records first share it.
@@ -335,15 +317,7 @@ pub async fn run_with(
         command: if command.is_plan() { "plan" } else { "apply" },
         ..Report::default()
     };
-    let outcomes = reconcile_groups(
-        &declared,
-        &claims,
-        &clients,
-        state,
-        (command, strategy),
-        progress,
-    )
-    .await;
+    let outcomes = reconcile_groups(&declared, &claims, &clients, state, command, progress).await;
     if !policies.is_empty() {
         // NB: sized once, after the reconcile's peak: at 100,000 resources, growing the set
         // held its old and new tables together.
@@ -1022,7 +996,7 @@ async fn reconcile_groups(
     claims: &Claims,
     clients: &BTreeMap<String, ProviderClient>,
     state: &StateFile,
-    (command, strategy): (Command, Strategy),
+    command: Command,
     progress: &Progress,
 ) -> Vec<Outcome> {
     let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
@@ -1045,19 +1019,10 @@ async fn reconcile_groups(
             // NB: check_bindings refused the run when a binding's provider has no client.
             let client = clients.get(provider)?.clone();
             Some(async move {
-                let outcomes = match strategy {
-                    Strategy::Batched => {
-                        let batcher = Batcher::new(client, DEFAULT_WINDOW);
-                        let participant = batcher.participant(resource_type);
-                        let group = (&participant, resource_type, &positions[..]);
-                        reconcile_group(group, declared, claims, state, command).await
-                    }
-                    Strategy::PerResource => {
-                        let client = PerResource(client);
-                        let group = (&client, resource_type, &positions[..]);
-                        reconcile_group(group, declared, claims, state, command).await
-                    }
-                };
+                let batcher = Batcher::new(client, DEFAULT_WINDOW);
+                let participant = batcher.participant(resource_type);
+                let group = (&participant, resource_type, &positions[..]);
+                let outcomes = reconcile_group(group, declared, claims, state, command).await;
                 progress.passed(positions.len());
                 positions.into_iter().zip(outcomes).collect::<Vec<_>>()
             })

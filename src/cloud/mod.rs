@@ -14,7 +14,6 @@ pub(crate) mod fuzzing;
 pub mod isolate;
 pub mod jdcloud;
 mod pagination;
-pub mod per_resource;
 pub mod ratelimit;
 pub mod retry;
 pub mod sign;

@@ -27,7 +27,7 @@ pub struct EmulatorArgs {
     #[arg(long = "state", value_name = "FILE")]
     pub state_file: Option<PathBuf>,
     /// Entries per ListTagResources page (default: Alibaba Cloud's documented 50).
-    #[arg(long, value_name = "N", default_value_t = crate::plan::bound::ALIBABA_PAGE_ENTRIES as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = super::ALIBABA_LIST_PAGE_ENTRIES as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub page_size: u64,
     /// Throttle requests beyond this many per second (token bucket).
     #[arg(long, value_name = "RPS", value_parser = parse_rate)]

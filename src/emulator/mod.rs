@@ -65,8 +65,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use alibaba::{
-    API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, Product, TAG_SERVICE_VERSION,
-    TagServiceLimits,
+    API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION,
+    LIST_PAGE_ENTRIES as ALIBABA_LIST_PAGE_ENTRIES, Product, TAG_SERVICE_VERSION, TagServiceLimits,
 };
 pub use args::{EmulatorArgs, run};
 pub use aws::{AwsConfig, AwsRates, DEFAULT_ACCOUNT as AWS_DEFAULT_ACCOUNT};
@@ -105,8 +105,8 @@ pub struct EmulatorConfig {
     pub inventory: Inventory,
     /// Where tags persist across runs; loaded at start when it exists.
     pub state_file: Option<PathBuf>,
-    /// Entries per ListTagResources page (default: Alibaba Cloud's documented 50; smaller
-    /// exercises pagination harder).
+    /// Entries per ListTagResources page (default: Alibaba Cloud's documented 50,
+    /// [`ALIBABA_LIST_PAGE_ENTRIES`]; smaller exercises pagination harder).
     pub page_size: usize,
     /// Accepted distance between a request's timestamp and the server clock; a nonce is
     /// remembered at least this long (default 15 minutes).
@@ -132,7 +132,7 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             inventory: Inventory::default(),
             state_file: None,
-            page_size: crate::plan::bound::ALIBABA_PAGE_ENTRIES,
+            page_size: ALIBABA_LIST_PAGE_ENTRIES,
             clock_skew: Duration::from_secs(15 * 60),
             faults: FaultConfig::default(),
             alibaba: AlibabaConfig::default(),

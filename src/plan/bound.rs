@@ -1,5 +1,6 @@
 //! The fewest cloud calls that converge a fleet of bindings, derived from the declarations and
-//! the cloud's state alone (not from the plans): what `tagbinder bench` compares the calls
+//! the cloud's state alone (not from the plans): the length of the CLI's progress bar, and
+//! what the benches (`benches/cli_scale.rs`, `benches/controller_scale.rs`) compare the calls
 //! made against.
 //!
 //! - Reads: every distinct declared resource of a provider and resource type once,
@@ -23,8 +24,6 @@
 //! first convergence or a no-change pass: untag calls are 0.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use serde::Serialize;
 
 use super::claims::SharedClaims;
 use super::{BindingId, Claim, Claims, PlanInput, plan};
@@ -80,7 +79,7 @@ impl Paging {
 }
 
 /// Calls by action.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallBound {
     /// List calls.
     pub list: usize,

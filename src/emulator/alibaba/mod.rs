@@ -38,7 +38,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::Response;
 
-pub use rules::{API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, Product};
+pub use rules::{
+    API_GATEWAY_VERSION, AlibabaConfig, AlibabaLimits, ECS_VERSION, LIST_PAGE_ENTRIES, Product,
+};
 pub use tag_service::{TAG_SERVICE_VERSION, TagServiceLimits};
 
 use self::auth::Verifier;

@@ -52,6 +52,11 @@ pub struct AlibabaLimits {
     pub forbidden_substrings: Vec<String>,
 }
 
+/// Entries, (resource, tag) pairs, per ListTagResources page of a product's own tag API, as
+/// Alibaba Cloud documents them (spec alibaba-rpc-tagging.md section 5, ListTagResources,
+/// "Pagination": "Pages hold up to 50 entries"). The emulator's default `--page-size`.
+pub const LIST_PAGE_ENTRIES: usize = 50;
+
 /// Version of API Gateway (product code `CloudAPI`).
 pub const API_GATEWAY_VERSION: &str = "2016-07-14";
 /// Version of ECS.

@@ -1,38 +1,57 @@
-//! `tagbinder bench`: converges a generated fleet against the emulator started in this
-//! process, twice (a first convergence, then a pass with nothing to change), and prints as
-//! JSON the calls made by action, the lower bound ([`crate::plan::bound`]), their ratio, the
-//! wall time and the peak RSS of each pass. `--compare` measures the batched and the
-//! per-resource strategy in one run.
+//! The CLI at scale: converges a generated fleet with the CLI's reconcile (`cli::run_with`,
+//! what `tagbinder apply` runs) against the emulator started in this process, twice (a first
+//! convergence, then a pass with nothing to change), and prints as JSON the calls made by
+//! action, the lower bound ([`tagbinder::plan::bound`]), their ratio, the wall time and the
+//! peak RSS of each pass. `--strategy per-resource` measures instead the baseline of one call
+//! per resource per change (the bench's own loop through the provider's client: tagbinder has
+//! no such mode); `--compare` measures both in one run.
 //!
 //! The fleet: `--bindings N` bindings of one provider, each declaring `--tags T` tags on
 //! `--resources-per-binding M` resources. Binding `i` uses tag set `i % --tag-sets` (sets
 //! have disjoint keys, so bindings never conflict). With `--overlap F`, consecutive bindings
 //! share `round(F * M / 2)` resources, so that a share `F` of each binding's resources is also
 //! targeted by another binding.
+//!
+//! ```text
+//! cargo bench --bench cli_scale -- --bindings 10000 --policies 3
+//! cargo bench --bench cli_scale -- --bindings 100 --resources-per-binding 50 --compare
+//! cargo bench --bench cli_scale -- --help
+//! ```
+//!
+//! `cargo bench` builds it with the release profile (the shipped binary's optimisations and
+//! allocator settings, so its memory is the binary's). `tests/bench.rs` includes this file
+//! and runs it in a smoke size, asserting the call counts only.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::api::{Cloud, ResourceTagBinding, TagProvider};
-use crate::cli::manifests::{Located, Manifests, Source};
-use crate::cli::state::StateFile;
-use crate::cli::{Command, Strategy, run_with};
-use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
-use crate::plan::BindingId;
-use crate::plan::bound::{ALIBABA_PAGE_ENTRIES, CallBound, FleetBinding, Paging, lower_bound};
-use crate::reconcile::provider::{ClientOptions, http_client};
-use crate::tags::{Limits, Tags, TagsByResource};
+use tagbinder::api::{Cloud, ResourceTagBinding, TagProvider};
+use tagbinder::cli::manifests::{Located, Manifests, Source};
+use tagbinder::cli::progress::Progress;
+use tagbinder::cli::state::StateFile;
+use tagbinder::cli::{Command, run_with};
+use tagbinder::cloud::{AccessKey, TagApi};
+use tagbinder::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
+use tagbinder::plan::BindingId;
+use tagbinder::plan::bound::{CallBound, FleetBinding, Paging, lower_bound};
+use tagbinder::reconcile::provider::{ClientOptions, ProviderClient, client_for, http_client};
+use tagbinder::tags::{Limits, Tags, TagsByResource};
 
 const KEY_ID: &str = "BENCHACCESSKEYID0000000001";
 const KEY_SECRET: &str = "bench-secret-not-for-production";
 const NAMESPACE: &str = "bench";
 
-/// `tagbinder bench`.
-#[derive(Clone, Debug, clap::Args)]
+/// `cargo bench --bench cli_scale -- [OPTIONS]`.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "cli_scale",
+    about = "The CLI's calls, time and memory on a generated fleet"
+)]
 pub struct BenchArgs {
     /// Bindings in the fleet.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -53,8 +72,8 @@ pub struct BenchArgs {
     /// Distinct tag sets; binding i declares set i % tag-sets.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub tag_sets: u32,
-    /// How calls are made: batched (tagbinder) or per-resource (one call per resource per
-    /// change, as Terraform's and Crossplane's per-resource models do).
+    /// How calls are made: batched (tagbinder's CLI) or per-resource (the baseline: one call
+    /// per resource per change, as Terraform's and Crossplane's per-resource models make them).
     #[arg(long, value_enum, default_value_t = BenchStrategy::Batched)]
     pub strategy: BenchStrategy,
     /// Measure both strategies in one run, with the ratio between them.
@@ -137,14 +156,63 @@ impl BenchCloud {
     }
 }
 
+fn main() -> ExitCode {
+    use clap::Parser as _;
+    // NB: `cargo bench` passes `--bench` to a bench without the standard harness.
+    let args = BenchArgs::parse_from(std::env::args().filter(|arg| arg != "--bench"));
+    tune_allocator();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cli_scale: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match runtime.block_on(run(&args)) {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("cli_scale: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The allocator settings of the shipped binary (`tune_allocator` in src/main.rs: one malloc
+/// arena, small blocks trimmed and large ones mapped at 64 KiB), so that the peak RSS measured
+/// here is the binary's. Called before any thread starts.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any other thread
+    // exists, so no allocation is in flight in another thread.
+    unsafe {
+        const SMALL_BLOCKS: libc::c_int = 64 * 1024;
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, SMALL_BLOCKS);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, SMALL_BLOCKS);
+    }
+}
+
 /// The generated fleet.
-struct Fleet {
-    bindings: Vec<(BindingId, Tags, Vec<String>)>,
-    resources: Vec<String>,
+pub struct Fleet {
+    /// Each binding: identity, tags, resources.
+    pub bindings: Vec<(BindingId, Tags, Vec<String>)>,
+    /// Every distinct resource.
+    pub resources: Vec<String>,
 }
 
 impl Fleet {
-    fn generate(args: &BenchArgs) -> Result<Fleet, String> {
+    /// The fleet of `args`, or why it cannot be made.
+    pub fn generate(args: &BenchArgs) -> Result<Fleet, String> {
         if !(0.0..=1.0).contains(&args.overlap) {
             return Err(format!(
                 "--overlap {}: must be between 0 and 1",
@@ -306,7 +374,7 @@ impl Fleet {
     }
 
     /// The lower bound of a pass starting from `observed`.
-    fn bound(&self, args: &BenchArgs, observed: &TagsByResource) -> CallBound {
+    pub fn bound(&self, args: &BenchArgs, observed: &TagsByResource) -> CallBound {
         let fleet: Vec<FleetBinding<'_>> = self
             .bindings
             .iter()
@@ -322,7 +390,7 @@ impl Fleet {
     }
 
     /// Every resource with the tags of every binding that declares it.
-    fn converged(&self) -> TagsByResource {
+    pub fn converged(&self) -> TagsByResource {
         let mut state = TagsByResource::new();
         for (_, tags, ids) in &self.bindings {
             for id in ids {
@@ -339,7 +407,7 @@ impl Fleet {
 /// `args.policies` TagPolicies over the generated tag sets (at most 64 keys each): a pattern
 /// on each set's first key, the allowed values of each set's second key, and set 0's first
 /// key required (the other sets break it: Warn, so that every binding still converges).
-fn policies(args: &BenchArgs) -> Result<Vec<crate::api::TagPolicy>, String> {
+fn policies(args: &BenchArgs) -> Result<Vec<tagbinder::api::TagPolicy>, String> {
     let sets = args.tag_sets.min(64);
     let patterns: serde_json::Map<String, Value> = (0..sets)
         .map(|set| (format!("set{set}-key0"), json!("^value-[0-9]+$")))
@@ -472,17 +540,15 @@ async fn run_strategy(
     fleet: &Fleet,
     strategy: BenchStrategy,
 ) -> Result<Value, String> {
-    let config = EmulatorConfig {
+    let mut config = EmulatorConfig {
         inventory: fleet.inventory(args),
-        // NB: the cloud's documented page size, or with --one-page-per-read one page per list
-        // call (50 resources x 20 tags fit), so that list calls count reads.
-        page_size: if args.one_page_per_read {
-            1000
-        } else {
-            ALIBABA_PAGE_ENTRIES
-        },
         ..EmulatorConfig::default()
     };
+    if args.one_page_per_read {
+        // NB: one page per list call (50 resources x 20 tags fit), so that list calls count
+        // reads; otherwise the emulator pages at the cloud's documented size.
+        config.page_size = 1000;
+    }
     let emulator = emulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
         .await
         .map_err(|e| format!("bench: cannot start the emulator: {e}"))?;
@@ -496,6 +562,19 @@ async fn run_strategy(
         observer: None,
         default_rate_limit: false,
     };
+    // NB: the baseline's client, built as the CLI builds a provider's (its endpoint, rate
+    // limit, retries and paging), with the key of the bench's Secret.
+    let client = match strategy {
+        BenchStrategy::Batched => None,
+        BenchStrategy::PerResource => {
+            let provider = manifests.providers.get("bench").map(|p| &p.value.spec);
+            let provider = provider.ok_or("bench: the generated provider is missing")?;
+            let key = AccessKey::new(KEY_ID, KEY_SECRET);
+            let client = client_for(provider, key.into(), &options)
+                .map_err(|e| format!("bench: cannot build the provider's client: {e}"))?;
+            Some(client)
+        }
+    };
     let mut state = StateFile::default();
     let mut passes = Vec::new();
     let bounds = [
@@ -506,33 +585,42 @@ async fn run_strategy(
         reset_stats(&http, &url).await?;
         let rss_reset = reset_peak_rss();
         let started = Instant::now();
-        let report = run_with(
-            &manifests,
-            &mut state,
-            &options,
-            (
-                Command::Apply {
-                    prune_removed: false,
-                },
-                match strategy {
-                    BenchStrategy::Batched => Strategy::Batched,
-                    BenchStrategy::PerResource => Strategy::PerResource,
-                },
+        let (ready, bindings) = match &client {
+            None => {
+                let report = run_with(
+                    &manifests,
+                    &mut state,
+                    &options,
+                    Command::Apply {
+                        prune_removed: false,
+                    },
+                    &Progress::hidden(),
+                )
+                .await
+                .map_err(|errors| errors.join("; "))?;
+                let ready = report.bindings.iter().filter(|b| b.ready).count();
+                if let Some(first) = report.bindings.iter().find(|b| !b.ready) {
+                    return Err(format!(
+                        "bench: {} of {} bindings did not converge ({strategy:?}, {name} pass); \
+                         first: {:?}",
+                        report.bindings.len() - ready,
+                        report.bindings.len(),
+                        (&first.binding, &first.reason, &first.message)
+                    ));
+                }
+                (ready, report.bindings.len())
+            }
+            Some(client) => (
+                per_resource_pass(client, args, fleet).await?,
+                fleet.bindings.len(),
             ),
-            &crate::cli::progress::Progress::hidden(),
-        )
-        .await
-        .map_err(|errors| errors.join("; "))?;
+        };
         let wall = started.elapsed();
         let peak = peak_rss_mib();
-        let ready = report.bindings.iter().filter(|b| b.ready).count();
-        if ready != report.bindings.len() {
-            let first = report.bindings.iter().find(|b| !b.ready);
+        if ready != bindings {
             return Err(format!(
-                "bench: {} of {} bindings did not converge ({strategy:?}, {name} pass); first: {:?}",
-                report.bindings.len() - ready,
-                report.bindings.len(),
-                first.map(|b| (&b.binding, &b.reason, &b.message))
+                "bench: {} of {bindings} bindings did not converge ({strategy:?}, {name} pass)",
+                bindings - ready
             ));
         }
         let calls = calls_of(&stats(&http, &url).await?);
@@ -545,6 +633,49 @@ async fn run_strategy(
         .await
         .map_err(|e| format!("bench: emulator shutdown: {e}"))?;
     Ok(json!({"strategy": strategy, "passes": passes}))
+}
+
+/// The baseline of one call per resource per change, as per-resource models (Terraform's and
+/// Crossplane's managed resources) make them: each binding in turn reads each of its
+/// resources alone, then writes to each resource, alone, every chunk of the binding's tags
+/// (`tags_per_call` keys) that the resource does not carry yet. Returns the bindings whose
+/// every call succeeded. (The fleet has no conflicts, so there is no ownership to weigh.)
+async fn per_resource_pass(
+    client: &ProviderClient,
+    args: &BenchArgs,
+    fleet: &Fleet,
+) -> Result<usize, String> {
+    let resource_type = args.cloud.resource_type();
+    let per_call = client.limits().tags_per_call.max(1);
+    let mut ready = 0;
+    for (_, tags, ids) in &fleet.bindings {
+        let pairs: Vec<(&String, &String)> = tags.iter().collect();
+        let mut converged = true;
+        for id in ids {
+            let one = std::slice::from_ref(id);
+            let Ok(observed) = client.list_tags(resource_type, one).await else {
+                converged = false;
+                continue;
+            };
+            let carried = observed.get(id);
+            for chunk in pairs.chunks(per_call) {
+                let missing = chunk
+                    .iter()
+                    .any(|(key, value)| carried.and_then(|tags| tags.get(*key)) != Some(*value));
+                if !missing {
+                    continue;
+                }
+                let chunk: Tags = chunk
+                    .iter()
+                    .map(|(key, value)| ((*key).clone(), (*value).clone()))
+                    .collect();
+                let written = client.tag_resources(resource_type, one, &chunk).await;
+                converged &= written.is_ok_and(|result| result.failed.is_empty());
+            }
+        }
+        ready += usize::from(converged);
+    }
+    Ok(ready)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -612,71 +743,4 @@ async fn reset_stats(http: &reqwest::Client, url: &str) -> Result<(), String> {
         .and_then(reqwest::Response::error_for_status)
         .map(drop)
         .map_err(|e| format!("bench: {address}: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(bindings: u32, per_binding: u32, overlap: f64, sets: u32) -> BenchArgs {
-        BenchArgs {
-            bindings,
-            resources_per_binding: per_binding,
-            tags: 5,
-            overlap,
-            same_resources: false,
-            tag_sets: sets,
-            strategy: BenchStrategy::Batched,
-            compare: false,
-            qps: None,
-            cloud: BenchCloud::Alibaba,
-            one_page_per_read: false,
-            policies: 0,
-        }
-    }
-
-    #[test]
-    fn overlap_shares_resources_between_consecutive_bindings() {
-        let fleet = Fleet::generate(&args(4, 10, 0.4, 2)).unwrap();
-        assert_eq!(
-            fleet.resources.len(),
-            4 * 8,
-            "2 of 10 shared with the next binding"
-        );
-        let (_, _, first) = &fleet.bindings[0];
-        let (_, _, second) = &fleet.bindings[1];
-        let shared: Vec<_> = first.iter().filter(|id| second.contains(id)).collect();
-        assert_eq!(shared.len(), 2);
-        let multi = fleet
-            .converged()
-            .values()
-            .filter(|tags| tags.len() == 10)
-            .count();
-        assert_eq!(multi, 4 * 2, "shared resources carry both tag sets");
-    }
-
-    #[test]
-    fn the_bound_of_a_fleet_without_overlap() {
-        let a = args(100, 10, 0.0, 10);
-        let fleet = Fleet::generate(&a).unwrap();
-        let first = fleet.bound(&a, &TagsByResource::new());
-        // 1,000 resources: 20 reads; 10 tag sets of 100 resources each: 2 calls each.
-        assert_eq!((first.list, first.tag, first.untag), (20, 20, 0));
-        let again = fleet.bound(&a, &fleet.converged());
-        // NB: 1,000 resources x 5 tags = 5,000 entries: 100 pages of 50.
-        assert_eq!((again.list, again.tag), (100, 0));
-    }
-
-    #[test]
-    fn too_many_tags_for_shared_resources_is_refused() {
-        let mut a = args(10, 10, 0.5, 2);
-        a.tags = 11;
-        let error = Fleet::generate(&a).err().expect("refused");
-        assert!(
-            error.contains("--tags 11") && error.contains("at most 20"),
-            "{error}"
-        );
-        a.overlap = 1.5;
-        assert!(Fleet::generate(&a).err().unwrap().contains("--overlap 1.5"));
-    }
 }
