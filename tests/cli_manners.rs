@@ -444,7 +444,7 @@ fn debug_logs_tell_what_a_round_did() {
     let logs = stderr(&output);
     assert!(output.status.success(), "{logs}");
     for expected in [
-        "round{resource_type=apiGroup inputs=",
+        "group{provider=\"aliyun-apigw-hangzhou\" resource_type=\"apiGroup\" bindings=1}:round{resource_type=apiGroup inputs=",
         "reading every resource the round considers, once resources=",
         "pass{binding=team-web/web-api-groups resources=3 mode=Apply}",
         "planned tag_calls=1 untag_calls=0",

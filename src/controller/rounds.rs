@@ -110,7 +110,7 @@ async fn run_group(ctx: &Arc<Context>, resource_type: String, mut members: Vec<(
             .map(|(_, s)| s.binding.spec.provider_ref.name.clone());
         let bindings = chunk.len();
         let span = tracing::debug_span!(
-            "chunk",
+            "group",
             provider = provider.as_deref().unwrap_or_default(),
             resource_type = %resource_type,
             bindings,
