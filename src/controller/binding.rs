@@ -233,19 +233,10 @@ async fn apply(
     submitted: &AtomicBool,
 ) -> Result<Action, Error> {
     let key = binding_key(&binding);
-    let (readiness, next) = match check(&binding, ctx).await? {
+    // NB: a suspended binding says so in status, with no event: it is not a failure.
+    let (readiness, next, warn) = match check(&binding, ctx).await? {
         Checked::Open(..) if binding.spec.suspend => {
-            ctx.fleet.unregister(&key);
-            let readiness = checks::suspended();
-            status::write(
-                &binding,
-                status_without_pass(&binding, &readiness, ctx),
-                ctx,
-            )
-            .await?;
-            ctx.metrics.set_ready(&key, Some((false, readiness.reason)));
-            ctx.metrics.stopped(&key);
-            return Ok(Action::await_change());
+            (checks::suspended(), Action::await_change(), false)
         }
         Checked::Open(client, desired) => {
             submitted.store(true, Ordering::Relaxed);
@@ -267,14 +258,15 @@ async fn apply(
             // NB: the fleet's round runs the pass, writes the status and asks for the next.
             return Ok(Action::await_change());
         }
-        Checked::Closed(readiness) => (readiness, Action::await_change()),
+        Checked::Closed(readiness) => (readiness, Action::await_change(), true),
         Checked::Forbidden(readiness) => (
             readiness,
             Action::requeue(jittered(binding.spec.resync_interval())),
+            true,
         ),
     };
     ctx.fleet.unregister(&key);
-    if status::previous_reason(&binding) != Some(readiness.reason) {
+    if warn && status::previous_reason(&binding) != Some(readiness.reason) {
         events::publish(
             &binding,
             EventType::Warning,

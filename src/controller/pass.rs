@@ -9,7 +9,7 @@ use super::context::{Context, Record};
 use crate::api::ResourceTagBinding;
 use crate::cloud::TagApi;
 use crate::plan::{BindingId, Claim, Claims};
-use crate::reconcile::group::{Member, SharedClaims, considered, pass_group};
+use crate::reconcile::group::{SharedClaims, considered, pass_leaving};
 use crate::reconcile::identity::{Target, binding_id, canonical_ids};
 use crate::reconcile::{Mode, Outcome};
 use crate::tags::{Ownership, Tags, TagsByResource};
@@ -95,23 +95,18 @@ pub(super) async fn prune<C: TagApi>(
     let prepared = Prepared::of(binding, ctx, &[], &mut shared);
     let lists = shared.into_lists();
     let claims = claim_lists(&lists);
-    let member = Member {
-        binding: &prepared.id,
-        desired: &Tags::new(),
-        resource_ids: &[],
-        resolution: None,
-        match_tags: None,
-        deletion_policy: binding.spec.deletion_policy,
-        owned: &prepared.owned,
-        claims: &claims[prepared.claims],
-        mode: Mode::Apply,
-    };
     let intents =
         super::intent_log::StatusIntents::new(ctx, vec![binding], vec![&prepared.pending]);
-    pass_group(client, &binding.spec.resource_type, &[member], &intents)
-        .await
-        .pop()
-        .unwrap_or_else(|| unreachable!("pass_group answers one outcome per member"))
+    pass_leaving(
+        client,
+        &binding.spec.resource_type,
+        (&prepared.id, binding.spec.deletion_policy),
+        &prepared.owned,
+        &claims[prepared.claims],
+        Mode::Apply,
+        &intents,
+    )
+    .await
 }
 
 /// The other bindings whose claims bear on this pass: on the same cloud, region and resource

@@ -259,29 +259,23 @@ pub(super) fn ready_at_generation(binding: &ResourceTagBinding) -> bool {
     })
 }
 
+/// The Ready condition in the binding's status.
+fn ready_condition(binding: &ResourceTagBinding) -> Option<&Condition> {
+    binding
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::api::conditions::READY)
+}
+
 /// The reason of the Ready condition in the binding's status: events are published on its
 /// transitions only.
 pub(super) fn previous_reason(binding: &ResourceTagBinding) -> Option<&str> {
-    binding
-        .status
-        .as_ref()
-        .and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == crate::api::conditions::READY)
-        })
-        .map(|c| c.reason.as_str())
+    ready_condition(binding).map(|c| c.reason.as_str())
 }
 
 /// The message of the Ready condition in the binding's status.
 pub(super) fn previous_message(binding: &ResourceTagBinding) -> Option<&str> {
-    binding
-        .status
-        .as_ref()
-        .and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == crate::api::conditions::READY)
-        })
-        .map(|c| c.message.as_str())
+    ready_condition(binding).map(|c| c.message.as_str())
 }

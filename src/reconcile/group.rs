@@ -107,6 +107,37 @@ pub async fn pass_group<C: TagApi, L: IntentLog>(
         .collect()
 }
 
+/// The pass of a binding that is leaving (deleted in the cluster, or gone from the files
+/// under `--prune-removed`), in a group of its own: it declares nothing, so it prunes what it
+/// owns ([`Mode::Apply`]) or says what it would prune ([`Mode::PlanOnly`]), with the claims
+/// of every other binding on those resources; its unresolved intent (`intents`, index 0) is
+/// claimed where the cloud carries it and pruned with the rest.
+pub async fn pass_leaving<C: TagApi, L: IntentLog>(
+    cloud: &C,
+    resource_type: &str,
+    (binding, deletion_policy): (&BindingId, DeletionPolicy),
+    owned: &Ownership,
+    claims: &Claims<'_>,
+    mode: Mode,
+    intents: &L,
+) -> Outcome {
+    let member = Member {
+        binding,
+        desired: &Tags::new(),
+        resource_ids: &[],
+        resolution: None,
+        match_tags: None,
+        deletion_policy,
+        owned,
+        claims,
+        mode,
+    };
+    pass_group(cloud, resource_type, &[member], intents)
+        .await
+        .pop()
+        .unwrap_or_else(|| unreachable!("pass_group answers one outcome per member"))
+}
+
 /// The host's intents of the members that run, indexed as the round's inputs.
 struct Subset<'a, L> {
     inner: &'a L,

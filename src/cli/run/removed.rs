@@ -10,9 +10,9 @@ use crate::cli::state::{BindingState, StateFile, state_key};
 use crate::plan::{BindingId, Claims as PlanClaims};
 use crate::reconcile::Mode;
 use crate::reconcile::checks::{self, Deletion};
-use crate::reconcile::group::{Member, pass_group};
+use crate::reconcile::group::pass_leaving;
 use crate::reconcile::provider::ProviderClient;
-use crate::tags::{Ownership, Tags};
+use crate::tags::Ownership;
 
 use super::Command;
 
@@ -96,21 +96,17 @@ pub(super) async fn handle_removed(
     // rest of what it owns.
     let mut intents = JournalIntents::new(&state.journal, &gone.resource_type);
     intents.push(key.clone(), &gone.provider, &gone.pending);
-    let member = Member {
-        binding: &id,
-        desired: &Tags::new(),
-        resource_ids: &[],
-        resolution: None,
-        match_tags: None,
-        deletion_policy: gone.deletion_policy,
-        owned: &owned,
+    let binding = (&id, gone.deletion_policy);
+    let outcome = pass_leaving(
+        client,
+        &gone.resource_type,
+        binding,
+        &owned,
         claims,
-        mode: Mode::Apply,
-    };
-    let outcome = pass_group(client, &gone.resource_type, &[member], &intents)
-        .await
-        .pop()
-        .unwrap_or_else(|| unreachable!("pass_group answers one outcome per member"));
+        Mode::Apply,
+        &intents,
+    )
+    .await;
     drop(intents);
     report.changes = outcome
         .plan
@@ -196,21 +192,17 @@ pub(super) async fn preview_removed(
     let owned: Ownership = gone.applied.to_ownership();
     // NB: a plan records nothing: the intents of a plan are never kept.
     let intents = JournalIntents::new(&JournalHandle(None), &gone.resource_type);
-    let member = Member {
-        binding: &id,
-        desired: &Tags::new(),
-        resource_ids: &[],
-        resolution: None,
-        match_tags: None,
-        deletion_policy: gone.deletion_policy,
-        owned: &owned,
+    let binding = (&id, gone.deletion_policy);
+    let outcome = pass_leaving(
+        client,
+        &gone.resource_type,
+        binding,
+        &owned,
         claims,
-        mode: Mode::PlanOnly,
-    };
-    let outcome = pass_group(client, &gone.resource_type, &[member], &intents)
-        .await
-        .pop()
-        .unwrap_or_else(|| unreachable!("pass_group answers one outcome per member"));
+        Mode::PlanOnly,
+        &intents,
+    )
+    .await;
     if let Some(error) = &outcome.error {
         report.action = "failed";
         report.message = format!("not planned (read failed): {}", error);
