@@ -24,11 +24,17 @@ pub fn rpc_percent_encode(text: &str) -> String {
 /// The canonicalized query string (spec section 3 steps 2-4): every parameter except
 /// `Signature`, encoded, sorted by encoded name (byte order), joined with `&`.
 pub fn rpc_canonicalized_query<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut pairs: Vec<(String, String)> = params
+    let pairs: Vec<(String, String)> = params
         .into_iter()
         .filter(|(name, _)| *name != "Signature")
         .map(|(name, value)| (rpc_percent_encode(name), rpc_percent_encode(value)))
         .collect();
+    sorted_query(pairs)
+}
+
+/// Encoded `(name, value)` pairs sorted by name, then value (byte order), `name=value`
+/// joined by `&`: the canonical query of every signature here (each encodes its own way).
+pub(crate) fn sorted_query(mut pairs: Vec<(String, String)>) -> String {
     pairs.sort();
     pairs
         .iter()

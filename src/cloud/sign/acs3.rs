@@ -22,16 +22,11 @@ pub fn payload_hash(body: &[u8]) -> String {
 pub fn canonical_query<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     // NB: the documentation encodes names too; the Python SDK encodes values only, which is
     // the same text for the names RPC parameters have (section 4 step 1).
-    let mut pairs: Vec<(String, String)> = params
+    let pairs: Vec<(String, String)> = params
         .into_iter()
         .map(|(name, value)| (rpc_percent_encode(name), rpc_percent_encode(value)))
         .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    super::sorted_query(pairs)
 }
 
 /// Canonical headers and the signed-header list (section 4 step 1): each header as

@@ -360,7 +360,7 @@ fn canonical_query(raw: &str) -> String {
         let decoded: Vec<u8> = percent_encoding::percent_decode_str(text).collect();
         percent_encoding::percent_encode(&decoded, UNRESERVED).to_string()
     };
-    let mut pairs: Vec<(String, String)> = raw
+    let pairs: Vec<(String, String)> = raw
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
@@ -368,12 +368,7 @@ fn canonical_query(raw: &str) -> String {
             (encode(name), encode(value))
         })
         .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    super::sorted_query(pairs)
 }
 
 fn hmac(key: &[u8], message: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {

@@ -77,7 +77,7 @@ pub fn canonical_uri(path: &str) -> String {
 /// starts no valid escape stays itself), each name and value encoded, sorted by name then
 /// value, `name=value` joined by `&`.
 pub fn canonical_query(raw_query: &str) -> String {
-    let mut pairs: Vec<(String, String)> = raw_query
+    let pairs: Vec<(String, String)> = raw_query
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
@@ -85,12 +85,7 @@ pub fn canonical_query(raw_query: &str) -> String {
             (encode_component(name), encode_component(value))
         })
         .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    super::sorted_query(pairs)
 }
 
 fn encode_component(raw: &str) -> String {
