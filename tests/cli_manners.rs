@@ -444,11 +444,12 @@ fn debug_logs_tell_what_a_round_did() {
     let logs = stderr(&output);
     assert!(output.status.success(), "{logs}");
     for expected in [
-        "round{resource_type=apiGroup inputs=",
+        "group{provider=\"aliyun-apigw-hangzhou\" resource_type=\"apiGroup\" bindings=1}:round{resource_type=apiGroup inputs=",
         "reading every resource the round considers, once resources=",
-        "planned binding=team-web/web-api-groups resources=3 tag_calls=",
+        "pass{binding=team-web/web-api-groups resources=3 mode=Apply}",
+        "planned tag_calls=1 untag_calls=0",
         "writing every plan's batches at once",
-        "cloud_call{cloud=\"alibaba\" action=\"TagResources\"",
+        "cloud_call{action=\"TagResources\" resources=3 cloud=\"alibaba\"}:attempt{attempt=1}",
         "call succeeded",
     ] {
         assert!(logs.contains(expected), "no {expected:?} in:\n{logs}");

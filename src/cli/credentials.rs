@@ -9,13 +9,7 @@ use super::manifests::{Located, ManifestError, Manifests};
 use crate::api::{Cloud, TagProvider};
 use crate::cloud::AccessKey;
 use crate::cloud::credentials::{self, Credentials, Refreshing};
-
-/// Keys of a credentials Secret (both clouds).
-pub const ACCESS_KEY_ID: &str = "accessKeyId";
-/// Keys of a credentials Secret (both clouds).
-pub const ACCESS_KEY_SECRET: &str = "accessKeySecret";
-/// Optional key of a credentials Secret: the STS token of temporary credentials.
-pub const SECURITY_TOKEN: &str = "securityToken";
+use crate::reconcile::secret::{self, ACCESS_KEY_ID, ACCESS_KEY_SECRET, SecretKeyError};
 
 /// Environment variables of each cloud's CLI: (key id, secret).
 pub fn env_vars(cloud: Cloud) -> (&'static str, &'static str) {
@@ -227,62 +221,24 @@ fn secret_name(secret: &Located<Secret>) -> String {
 }
 
 fn from_secret(secret: &Located<Secret>) -> Result<AccessKey, ManifestError> {
-    let value = |key: &str| -> Result<String, ManifestError> {
-        let from_string_data = secret
-            .value
-            .string_data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .cloned();
-        let from_data = secret
-            .value
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|bytes| String::from_utf8(bytes.0.clone()));
+    let value = |key: &str| -> Option<Option<String>> {
+        let from_string_data = secret.value.string_data.as_ref().and_then(|d| d.get(key));
+        let from_data = secret.value.data.as_ref().and_then(|d| d.get(key));
         match (from_string_data, from_data) {
-            (Some(text), _) | (None, Some(Ok(text))) if !text.trim().is_empty() => {
-                Ok(text.trim().to_string())
-            }
-            (None, Some(Err(_))) => Err(ManifestError::at(
-                &secret.source,
-                format!("data.{key}"),
-                "is not UTF-8 text",
-            )),
-            _ => Err(ManifestError::at(
-                &secret.source,
-                format!("data.{key}"),
-                format!(
-                    "required in Secret {}: the provider's access key needs {ACCESS_KEY_ID} and \
-                     {ACCESS_KEY_SECRET}",
-                    secret_name(secret)
-                ),
-            )),
+            (Some(text), _) => Some(Some(text.clone())),
+            (None, Some(bytes)) => Some(String::from_utf8(bytes.0.clone()).ok()),
+            (None, None) => None,
         }
     };
-    // NB: AWS's Secret names the secret `secretAccessKey`, as the AWS CLI does, and may hold
-    // the `sessionToken` of temporary credentials; the others' STS token is `securityToken`.
-    let has = |key: &str| {
-        secret
-            .value
-            .string_data
-            .as_ref()
-            .is_some_and(|d| d.contains_key(key))
-            || secret
-                .value
-                .data
-                .as_ref()
-                .is_some_and(|d| d.contains_key(key))
-    };
-    let id = value(ACCESS_KEY_ID)?;
-    let secret_value =
-        value(ACCESS_KEY_SECRET).or_else(|error| value("secretAccessKey").map_err(|_| error))?;
-    let token = if has(SECURITY_TOKEN) {
-        Some(value(SECURITY_TOKEN)?)
-    } else if has("sessionToken") {
-        Some(value("sessionToken")?)
-    } else {
-        None
-    };
-    Ok(AccessKey::new(id, secret_value).with_session_token(token))
+    secret::access_key(value).map_err(|error| {
+        let rule = match error {
+            SecretKeyError::NotText(_) => "is not UTF-8 text".to_string(),
+            SecretKeyError::Missing(_) => format!(
+                "required in Secret {}: the provider's access key needs {ACCESS_KEY_ID} and \
+                 {ACCESS_KEY_SECRET}",
+                secret_name(secret)
+            ),
+        };
+        ManifestError::at(&secret.source, format!("data.{}", error.key()), rule)
+    })
 }

@@ -1,5 +1,5 @@
 //! The bindings' cache, compact: every watched binding held as the JSON of its object (the
-//! metadata stripped as [`super::strip_unused_metadata`] does), decoded when a pass needs it.
+//! metadata stripped as [`super::watches::strip_unused_metadata`] does), decoded when a pass needs it.
 //!
 //! kube-runtime's `Controller` keeps its own store of the objects it reconciles; it is given
 //! only their metadata ([`metadata_event`]), and this cache holds the rest. A typed binding

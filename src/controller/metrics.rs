@@ -4,18 +4,12 @@
 //! `tagbinder_drifted_resources`, which has one series per Observe binding (an audit). The
 //! metrics reference (docs/src/reference/metrics.md) lists each; a test keeps it exact.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use prometheus_client::encoding::EncodeLabelSet;
+use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,86 +17,14 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::cloud::CallObserver;
-use crate::http_server::ServerLimits;
 
+mod labels;
+mod server;
 mod tracked;
 
+pub use labels::*;
+pub use server::serve;
 pub use tracked::Tracked;
-
-/// Labels of `tagbinder_reconcile_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    /// `ok` for a reconcile or pass that ended without an error, `partial_failure` for a
-    /// pass that left some resources failed, `cloud_error` for a pass the cloud failed
-    /// (ProviderError, CredentialsInvalid), else the error's category (`kube_error`,
-    /// `cleanup_error`, `finalizer_error`).
-    pub result: String,
-}
-
-/// Labels of `tagbinder_cloud_requests_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CloudLabels {
-    /// `alibaba` or `jdcloud`.
-    pub cloud: String,
-    /// API action.
-    pub action: String,
-    /// `ok` or the error code.
-    pub outcome: String,
-    /// The TagProvider's name.
-    pub provider: String,
-}
-
-/// Labels of `tagbinder_cloud_throttled_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ThrottleLabels {
-    /// The TagProvider's name.
-    pub provider: String,
-    /// API action.
-    pub action: String,
-}
-
-/// Labels of `tagbinder_bindings`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReadyLabels {
-    /// `true` or `false`.
-    pub ready: String,
-    /// The Ready condition's reason (`Synced`, `PartialFailure`, ...).
-    pub reason: String,
-}
-
-/// Labels of `tagbinder_drifted_resources`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BindingLabels {
-    /// The binding's namespace.
-    pub namespace: String,
-    /// The binding's name.
-    pub binding: String,
-}
-
-/// Labels of `tagbinder_policy_resources`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PolicyResourceLabels {
-    /// The TagPolicy's name.
-    pub policy: String,
-    /// `true` or `false`.
-    pub compliant: String,
-}
-
-/// Labels of `tagbinder_policy_bindings`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PolicyBindingLabels {
-    /// The TagPolicy's name.
-    pub policy: String,
-    /// `true` or `false`.
-    pub violating: String,
-}
-
-/// Labels of the per-provider metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProviderLabels {
-    /// The TagProvider's name.
-    pub provider: String,
-}
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 type Histograms = Family<ProviderLabels, Histogram, fn() -> Histogram>;
@@ -562,57 +484,15 @@ impl CallObserver for ProviderCalls {
     }
 }
 
-/// Limits of the metrics server: Prometheus and the kubelet's probes need a few connections;
-/// the rest of the process keeps its file descriptors (the Kubernetes API, the clouds).
-const METRICS_SERVER: ServerLimits = ServerLimits {
-    header_read_timeout: Duration::from_secs(10),
-    body_read_timeout: Duration::from_secs(10),
-    max_connections: 64,
-};
-
-/// Serves `/metrics`, `/healthz` and `/readyz` until the task is dropped.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    // NB: the address bound (with the port picked for port 0), for whoever reads the logs.
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "serving metrics and health");
-    serve_on(listener, metrics, METRICS_SERVER, std::future::pending()).await
-}
-
-/// Serves the endpoints on `listener` within `limits` until `shutdown` completes.
-async fn serve_on(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    limits: ServerLimits,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(metrics);
-    crate::http_server::serve(listener, app, limits, shutdown).await
-}
-
-async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.encode(),
-    )
-}
-
-async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    metrics.readiness_probe()
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
+    use std::net::SocketAddr;
+
+    use super::server::{METRICS_SERVER, serve_on};
     use super::*;
+    use crate::http_server::ServerLimits;
 
     /// The value of the series `name{labels}` (exactly those labels), if exported.
     fn value(text: &str, series: &str) -> Option<String> {

@@ -20,6 +20,7 @@ mod rounds;
 pub mod status;
 #[cfg(test)]
 mod tests;
+mod watches;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector;
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, ResourceExt};
@@ -37,9 +38,12 @@ use kube::{Api, Client, ResourceExt};
 pub use binding::{error_policy, reconcile};
 pub use cache::Synced;
 pub use context::Context;
+use watches::{
+    announce_all, marks_synced, namespace_watch, pass_trigger, policy_watch, report_undecodable,
+    secret_watch, strip_unused_metadata,
+};
 
 use crate::api::{ResourceTagBinding, TagPolicy, TagProvider};
-use crate::cloud::CloudError;
 use crate::reconcile::provider::{ClientOptions, http_client};
 
 /// The finalizer that lets a binding prune before it goes.
@@ -56,9 +60,6 @@ pub enum Error {
     /// The finalizer machinery failed (adding/removing the finalizer, or the pass inside).
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    /// A retryable cloud failure survived the client's retries.
-    #[error("cloud: {0}")]
-    Cloud(#[source] CloudError),
     /// Pruning on deletion did not finish.
     #[error("cleanup not finished: {0}")]
     Cleanup(String),
@@ -74,7 +75,6 @@ impl Error {
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
                 _ => "finalizer_error",
             },
-            Error::Cloud(_) => "cloud_error",
             Error::Cleanup(_) => "cleanup_error",
         }
     }
@@ -216,25 +216,6 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// Hash of what should trigger a pass: the spec (generation), a requested reconcile, the
-/// start of a deletion, and the finalizers. Status writes change none of these.
-fn pass_trigger(binding: &cache::Meta) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    binding.metadata.generation.hash(&mut hasher);
-    // NB: the cache keeps the request annotation and the labels and annotations the
-    // binding's `fieldRef`s read (see `strip_unused_metadata`): a change of any is a pass.
-    binding.annotations().hash(&mut hasher);
-    binding.labels().hash(&mut hasher);
-    binding
-        .metadata
-        .deletion_timestamp
-        .is_some()
-        .hash(&mut hasher);
-    binding.finalizers().hash(&mut hasher);
-    Some(hasher.finish())
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -495,245 +476,5 @@ pub async fn run_controller(
     }
 }
 
-/// The TagPolicies' watch and cache. Without their CRD, or without RBAC to list them (an
-/// install older than issue 24), no policy is enforced, and the log says so once.
-async fn policy_watch(
-    client: &Client,
-) -> (
-    Option<Arc<policies::Policies>>,
-    futures::stream::BoxStream<'static, Result<TagPolicy, watcher::Error>>,
-) {
-    let api = Api::<TagPolicy>::all(client.clone());
-    match api.list_metadata(&ListParams::default().limit(1)).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 403 => {
-            tracing::warn!(
-                code = status.code,
-                "cannot list TagPolicies (CRD tagpolicies.tagbinder.io not installed, or no RBAC to list them): no tag policy is enforced"
-            );
-            return (None, futures::stream::pending().boxed());
-        }
-        Err(error) => {
-            // NB: a transient error: the watch retries with backoff, and passes wait for it.
-            tracing::warn!(%error, "cannot list TagPolicies yet; passes wait for them");
-        }
-    }
-    let (store, writer) = reflector::store();
-    let synced = Synced::default();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default().any_semantic()),
-    )
-    .default_backoff()
-    .inspect_ok(marks_synced(&synced))
-    // NB: a deleted policy too: a binding it stalled is judged again.
-    .touched_objects()
-    .predicate_filter(predicates::generation, Default::default())
-    .boxed();
-    (
-        Some(Arc::new(policies::Policies::new(store, synced))),
-        stream,
-    )
-}
-
 /// How long shutdown waits for the passes and rounds in flight.
 const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Reports each object of the bindings' watch that does not decode: an error in the log and a
-/// Warning event on the object, once per version of it.
-async fn report_undecodable(
-    ctx: Arc<Context>,
-    mut reports: futures::channel::mpsc::UnboundedReceiver<cache::Undecodable>,
-) {
-    use kube::runtime::events::{Event, EventType, Recorder};
-    let mut reported = std::collections::HashSet::new();
-    while let Some(bad) = reports.next().await {
-        let version = (
-            bad.reference.uid.clone(),
-            bad.reference.resource_version.clone(),
-        );
-        if !reported.insert(version) {
-            continue;
-        }
-        tracing::error!(binding = %bad.key, error = %bad.error, "cannot decode the binding; skipping it");
-        let mut note = format!(
-            "the object does not decode, so it is not reconciled (stored under an older schema?); fix its spec: {}",
-            bad.error
-        );
-        // NB: an event's note holds at most 1 KiB.
-        if note.len() > 1000 {
-            let mut end = 1000;
-            while !note.is_char_boundary(end) {
-                end -= 1;
-            }
-            note.truncate(end);
-        }
-        let event = Event {
-            type_: EventType::Warning,
-            reason: crate::api::conditions::reason::UNDECODABLE.to_string(),
-            note: Some(note),
-            action: "Decode".to_string(),
-            secondary: None,
-        };
-        let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-        if let Err(error) = recorder.publish(&event, &bad.reference).await {
-            tracing::warn!(%error, "cannot publish event");
-        }
-    }
-}
-
-/// Tells the fleet that kube-runtime is handed these bindings.
-fn announce_all(fleet: &fleet::Fleet, keys: &[String]) -> Vec<ObjectRef<cache::Meta>> {
-    keys.iter()
-        .map(|key| {
-            fleet.announce(key.clone());
-            cache::reference(key)
-        })
-        .collect()
-}
-
-/// A watch of Secrets' metadata, its cache, and whether the cache is filled.
-type SecretWatch = (
-    futures::stream::BoxStream<'static, Result<PartialObjectMeta<Secret>, watcher::Error>>,
-    Vec<(reflector::Store<PartialObjectMeta<Secret>>, Synced)>,
-);
-
-/// A metadata-only watch of the Secrets in the credentials namespace, the only namespace
-/// whose Secrets providers may reference (`--credentials-namespace`), with its cache: the
-/// controller needs no access to Secrets anywhere else. A change of a Secret triggers its
-/// providers' bindings; a pass reads a Secret only when its resourceVersion in the cache is
-/// not the one its client was built from.
-fn secret_watch(client: &Client, namespace: &str) -> SecretWatch {
-    let (store, writer) = reflector::store();
-    let synced = Synced::default();
-    let stream = reflector::reflector(
-        writer,
-        watcher(
-            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), namespace),
-            watcher::Config::default().any_semantic(),
-        ),
-    )
-    .default_backoff()
-    .inspect_ok(marks_synced(&synced))
-    .applied_objects();
-    (stream.boxed(), vec![(store, synced)])
-}
-
-/// A watch of Namespaces' metadata (its changes), its cache, and whether the cache is filled.
-type NamespaceWatch = (
-    futures::stream::BoxStream<'static, Result<PartialObjectMeta<Namespace>, watcher::Error>>,
-    reflector::Store<PartialObjectMeta<Namespace>>,
-    Synced,
-);
-
-/// A watch of Namespaces' metadata, its cache, and whether the cache is filled: every
-/// namespace, or with `--namespace`, that one (by a `metadata.name` field selector, which
-/// RBAC authorises against the one name). Only a change of labels or annotations comes out
-/// of the stream (a namespace's status and the rest of its metadata mean nothing here).
-fn namespace_watch(client: &Client, namespace: Option<&str>) -> NamespaceWatch {
-    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-    let mut config = watcher::Config::default().any_semantic();
-    if let Some(namespace) = namespace {
-        config = config.fields(&format!("metadata.name={namespace}"));
-    }
-    let (store, writer) = reflector::store();
-    let synced = Synced::default();
-    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    let stream = reflector::reflector(writer, watcher(api, config).modify(strip_namespace))
-        .default_backoff()
-        .inspect_ok(marks_synced(&synced))
-        // NB: the first list announces nothing (the bindings' own list brings every pass, through
-        // the fleet's queue); after it, a namespace whose labels or annotations changed, in a
-        // watch event or in a relist, announces its bindings.
-        .try_filter_map(move |event| {
-            let initial = matches!(event, watcher::Event::InitApply(_));
-            let changed = match event {
-                watcher::Event::Apply(namespace) | watcher::Event::InitApply(namespace) => {
-                    let hash = namespace_trigger(&namespace);
-                    match seen.insert(namespace.name_any(), hash) {
-                        Some(previous) => (previous != hash).then_some(namespace),
-                        None if initial => None,
-                        None => Some(namespace),
-                    }
-                }
-                watcher::Event::Delete(namespace) => {
-                    seen.remove(&namespace.name_any());
-                    None
-                }
-                watcher::Event::Init | watcher::Event::InitDone => None,
-            };
-            futures::future::ready(Ok(changed))
-        })
-        .boxed();
-    (stream, store, synced)
-}
-
-/// The annotation in which `kubectl apply` keeps a copy of the object it applied.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Keeps of a namespace what bindings read of it (labels and annotations) and what the cache
-/// needs (name, uid, resourceVersion): every namespace of the cluster is cached, since a watch
-/// cannot be narrowed to the namespaces that host bindings, so each stays small. The copy of
-/// the object that `kubectl apply` keeps in an annotation goes too (no tag value can come
-/// from it: it is longer than any cloud's value limit).
-fn strip_namespace(namespace: &mut PartialObjectMeta<Namespace>) {
-    let metadata = &mut namespace.metadata;
-    metadata.managed_fields = None;
-    metadata.owner_references = None;
-    metadata.finalizers = None;
-    metadata.generate_name = None;
-    if let Some(annotations) = &mut metadata.annotations {
-        annotations.remove(LAST_APPLIED);
-        if annotations.is_empty() {
-            metadata.annotations = None;
-        }
-    }
-}
-
-/// Hash of what a namespace's bindings read of it: its labels and annotations.
-fn namespace_trigger(namespace: &PartialObjectMeta<Namespace>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    namespace.labels().hash(&mut hasher);
-    namespace.annotations().hash(&mut hasher);
-    hasher.finish()
-}
-
-/// Marks a cache as filled when its reflector has applied the first complete list.
-fn marks_synced<K>(synced: &Synced) -> impl FnMut(&watcher::Event<K>) + use<K> {
-    let synced = synced.clone();
-    move |event| {
-        if matches!(event, watcher::Event::InitDone) {
-            synced.mark();
-        }
-    }
-}
-
-/// Drops what the cache does not need, to keep memory small with many bindings: managed
-/// fields, labels, owner references and every annotation but the one that asks for a pass
-/// (the last-applied configuration of `kubectl apply` is a copy of the whole object). The
-/// controller reads the spec, the status, and of the metadata only the name, namespace, uid,
-/// resourceVersion, generation, timestamps, finalizers and that annotation.
-fn strip_unused_metadata(binding: &mut ResourceTagBinding) {
-    let (labels, annotations) = binding.spec.referenced_metadata();
-    let (labels, annotations): (Vec<String>, Vec<String>) = (
-        labels.into_iter().map(str::to_string).collect(),
-        annotations.into_iter().map(str::to_string).collect(),
-    );
-    let metadata = &mut binding.metadata;
-    metadata.managed_fields = None;
-    metadata.owner_references = None;
-    // NB: labels and annotations that a `fieldRef` reads stay (issue 23).
-    if let Some(kept) = &mut metadata.labels {
-        kept.retain(|key, _| labels.contains(key));
-        if kept.is_empty() {
-            metadata.labels = None;
-        }
-    }
-    if let Some(kept) = &mut metadata.annotations {
-        kept.retain(|key, _| key == status::REQUESTED_AT_ANNOTATION || annotations.contains(key));
-        if kept.is_empty() {
-            metadata.annotations = None;
-        }
-    }
-}

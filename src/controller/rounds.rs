@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::runtime::reflector::ObjectRef;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::context::Context;
 use super::fleet::{Fleet, Submission, Ticket};
@@ -108,7 +109,15 @@ async fn run_group(ctx: &Arc<Context>, resource_type: String, mut members: Vec<(
             .first()
             .map(|(_, s)| s.binding.spec.provider_ref.name.clone());
         let bindings = chunk.len();
-        let passed = pass_chunk(ctx, &resource_type, chunk).await;
+        let span = tracing::debug_span!(
+            "group",
+            provider = provider.as_deref().unwrap_or_default(),
+            resource_type = %resource_type,
+            bindings,
+        );
+        let passed = pass_chunk(ctx, &resource_type, chunk)
+            .instrument(span)
+            .await;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(provider) = provider {
             ctx.metrics.round(&provider, bindings, seconds);

@@ -15,8 +15,8 @@
 //! - [`round`]: one read of every distinct resource, each binding's plan, the writes through
 //!   the host's [`intent_log::IntentLog`] (the crash window, one mechanism in both hosts);
 //! - [`changes`], `outcome`: what a pass did, as events, status and the CLI's report;
-//! - [`provider`]: a TagProvider's client (credentials, endpoint, rate); [`scan`]: a tag
-//!   policy's read of a resource type.
+//! - [`provider`]: a TagProvider's client (credentials, endpoint, rate); [`secret`]: a
+//!   credentials Secret's keys; [`scan`]: a tag policy's read of a resource type.
 
 pub mod changes;
 pub mod checks;
@@ -28,6 +28,7 @@ mod outcome;
 pub mod provider;
 pub mod round;
 pub mod scan;
+pub mod secret;
 pub mod select;
 
 use std::collections::BTreeSet;

@@ -99,9 +99,11 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
         if !matches!(slots[index], Slot::Pending) {
             continue;
         }
+        let _pass = pass_span(input).entered();
         let observed = match observed.of(index) {
             Ok(observed) => observed,
             Err(error) => {
+                tracing::debug!(%error, "not observed");
                 slots[index] = Slot::Done(Box::new(Outcome::observe_failed(input, error.clone())));
                 continue;
             }
@@ -116,12 +118,9 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
             limits: cloud.limits(),
         });
         tracing::debug!(
-            binding = %input.binding,
-            resources = input.resource_ids.len(),
             tag_calls = planned.tag_batches.len(),
             untag_calls = planned.untag_batches.len(),
             blocked = planned.blocked.len(),
-            mode = ?input.mode,
             "planned"
         );
         slots[index] = Slot::Planned(planned);
@@ -134,6 +133,7 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
         .zip(recorded)
         .enumerate()
         .map(|(index, ((input, slot), recorded))| {
+            let _pass = pass_span(input).entered();
             let plan = match slot {
                 Slot::Done(mut outcome) => {
                     // NB: decided before the observation: the previous intent is unresolved.
@@ -170,6 +170,16 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
         }
     }
     outcomes
+}
+
+/// The span of one binding's pass within the round: its plan and its outcome.
+fn pass_span(input: &PassInput<'_>) -> tracing::Span {
+    tracing::debug_span!(
+        "pass",
+        binding = %input.binding,
+        resources = input.resource_ids.len(),
+        mode = ?input.mode,
+    )
 }
 
 /// Whether an input's intent was recorded before its writes.

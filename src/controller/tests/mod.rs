@@ -443,7 +443,7 @@ fn the_namespace_cache_keeps_labels_and_annotations_only() {
             annotations: Some(BTreeMap::from([
                 ("cost".into(), "cc-1".into()),
                 (
-                    super::LAST_APPLIED.into(),
+                    super::watches::LAST_APPLIED.into(),
                     "{\"apiVersion\":\"v1\"}".repeat(50),
                 ),
             ])),
@@ -453,7 +453,7 @@ fn the_namespace_cache_keeps_labels_and_annotations_only() {
         },
         _phantom: std::marker::PhantomData,
     };
-    super::strip_namespace(&mut namespace);
+    super::watches::strip_namespace(&mut namespace);
     assert_eq!(
         namespace.metadata,
         ObjectMeta {
