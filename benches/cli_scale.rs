@@ -31,6 +31,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use tagbinder::api::{Cloud, ResourceTagBinding, TagProvider};
+use tagbinder::calls::tag_payloads;
 use tagbinder::cli::manifests::{Located, Manifests, Source};
 use tagbinder::cli::progress::Progress;
 use tagbinder::cli::state::StateFile;
@@ -637,19 +638,19 @@ async fn run_strategy(
 
 /// The baseline of one call per resource per change, as per-resource models (Terraform's and
 /// Crossplane's managed resources) make them: each binding in turn reads each of its
-/// resources alone, then writes to each resource, alone, every chunk of the binding's tags
-/// (`tags_per_call` keys) that the resource does not carry yet. Returns the bindings whose
-/// every call succeeded. (The fleet has no conflicts, so there is no ownership to weigh.)
+/// resources alone, then writes to each resource, alone, every payload of the binding's tags
+/// (cut as tagbinder cuts them, [`tagbinder::calls::tag_payloads`]) that the resource does
+/// not carry yet. Returns the bindings whose every call succeeded. (The fleet has no
+/// conflicts, so there is no ownership to weigh.)
 async fn per_resource_pass(
     client: &ProviderClient,
     args: &BenchArgs,
     fleet: &Fleet,
 ) -> Result<usize, String> {
     let resource_type = args.cloud.resource_type();
-    let per_call = client.limits().tags_per_call.max(1);
     let mut ready = 0;
     for (_, tags, ids) in &fleet.bindings {
-        let pairs: Vec<(&String, &String)> = tags.iter().collect();
+        let payloads = tag_payloads(tags, client.limits());
         let mut converged = true;
         for id in ids {
             let one = std::slice::from_ref(id);
@@ -658,18 +659,18 @@ async fn per_resource_pass(
                 continue;
             };
             let carried = observed.get(id);
-            for chunk in pairs.chunks(per_call) {
-                let missing = chunk
+            for payload in &payloads {
+                let missing = payload
                     .iter()
                     .any(|(key, value)| carried.and_then(|tags| tags.get(*key)) != Some(*value));
                 if !missing {
                     continue;
                 }
-                let chunk: Tags = chunk
+                let payload: Tags = payload
                     .iter()
                     .map(|(key, value)| ((*key).clone(), (*value).clone()))
                     .collect();
-                let written = client.tag_resources(resource_type, one, &chunk).await;
+                let written = client.tag_resources(resource_type, one, &payload).await;
                 converged &= written.is_ok_and(|result| result.failed.is_empty());
             }
         }
