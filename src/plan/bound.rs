@@ -1,5 +1,6 @@
 //! The fewest cloud calls that converge a fleet of bindings, derived from the declarations and
-//! the cloud's state alone (not from the plans): the length of the CLI's progress bar, and
+//! the cloud's state alone (each binding planned as if it owned nothing, its payloads pooled
+//! across bindings, not from the calls a run made): the length of the CLI's progress bar, and
 //! what the benches (`benches/cli_scale.rs`, `benches/controller_scale.rs`) compare the calls
 //! made against.
 //!
