@@ -450,7 +450,8 @@ fn expired_temporary_credentials_are_refused() {
 #[test]
 fn temporary_credentials_are_renewed_before_they_expire() {
     use tagbinder::cloud::TagApi;
-    use tagbinder::cloud::credentials::{Credentials, OidcRole, Refreshing, TemporarySource};
+    use tagbinder::cloud::alibaba::chain::OidcRole;
+    use tagbinder::cloud::credentials::{Credentials, Refreshing, TemporarySource};
 
     let emulator = Emulator::start(&["--credentials-ttl", "4"]);
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 //! them equal.
 
 mod binding;
+mod binding_status;
 pub mod conditions;
 mod policy;
 mod provider;
@@ -12,6 +13,7 @@ pub mod regions;
 mod validation;
 
 pub use binding::*;
+pub use binding_status::*;
 pub use policy::*;
 pub use provider::*;
 pub use provider_validation::{

@@ -1,13 +1,14 @@
 //! Credentials in CLI mode: the Secret a provider references, when it is among the files;
 //! otherwise the standard environment variables of the cloud's own CLI; otherwise, for
 //! Alibaba Cloud, RRSA or the ECS instance RAM role named by `ALIBABA_CLOUD_ECS_METADATA`
-//! ([`crate::cloud::credentials::alibaba_chain`]).
+//! ([`crate::cloud::alibaba::chain::alibaba_chain`]).
 
 use k8s_openapi::api::core::v1::Secret;
 
 use super::manifests::{Located, ManifestError, Manifests};
 use crate::api::{Cloud, TagProvider};
 use crate::cloud::AccessKey;
+use crate::cloud::alibaba::chain::{self as alibaba_credentials, alibaba_chain};
 use crate::cloud::credentials::{self, Credentials, Refreshing};
 use crate::reconcile::secret::{self, ACCESS_KEY_ID, ACCESS_KEY_SECRET, SecretKeyError};
 
@@ -40,7 +41,7 @@ pub fn credentials(
     }
     let (id_var, secret_var) = env_vars(spec.cloud);
     let token = match spec.cloud {
-        Cloud::Alibaba => credentials::process_var(credentials::env::SECURITY_TOKEN),
+        Cloud::Alibaba => credentials::process_var(alibaba_credentials::env::SECURITY_TOKEN),
         // NB: the AWS CLI's temporary credentials come with AWS_SESSION_TOKEN.
         Cloud::Aws => std::env::var("AWS_SESSION_TOKEN")
             .ok()
@@ -77,9 +78,7 @@ pub fn credentials(
                 }
             }
             let chain = match spec.cloud {
-                Cloud::Alibaba => {
-                    Some(credentials::alibaba_chain(&credentials::process_var, false))
-                }
+                Cloud::Alibaba => Some(alibaba_chain(&credentials::process_var, false)),
                 Cloud::Jdcloud | Cloud::Aws => None,
             };
             if let Some(Ok(source)) = chain {
@@ -91,10 +90,10 @@ pub fn credentials(
                 Some(Err(message)) if message.starts_with("RRSA") => format!(" ({message})"),
                 Some(_) => format!(
                     ", nor RRSA ({}, {}, {}) nor {} (the ECS instance RAM role)",
-                    credentials::env::ROLE_ARN,
-                    credentials::env::OIDC_PROVIDER_ARN,
-                    credentials::env::OIDC_TOKEN_FILE,
-                    credentials::env::ECS_METADATA
+                    alibaba_credentials::env::ROLE_ARN,
+                    alibaba_credentials::env::OIDC_PROVIDER_ARN,
+                    alibaba_credentials::env::OIDC_TOKEN_FILE,
+                    alibaba_credentials::env::ECS_METADATA
                 ),
                 None if spec.cloud == Cloud::Aws => format!(
                     ", no profile {:?} in ~/.aws/credentials or ~/.aws/config ({}), nor web \
@@ -187,7 +186,7 @@ pub fn source_of(provider: &Located<TagProvider>, manifests: &Manifests) -> Stri
     let from_env = credentials::process_var(id_var).is_some();
     if !from_env
         && spec.cloud == Cloud::Alibaba
-        && let Ok(source) = credentials::alibaba_chain(&credentials::process_var, false)
+        && let Ok(source) = alibaba_chain(&credentials::process_var, false)
     {
         return source.describe();
     }

@@ -13,8 +13,10 @@
 //! - `request`: building and signing one attempt;
 //! - `errors`: classification of error answers;
 //! - `list`: product ListTagResources answers;
-//! - `tag_service`: the Tag service's ARNs, requests and answers.
+//! - `tag_service`: the Tag service's ARNs, requests and answers;
+//! - [`chain`]: the credentials chain (RRSA, the ECS instance RAM role).
 
+pub mod chain;
 pub(crate) mod errors;
 #[cfg(test)]
 mod fuzz;

@@ -13,6 +13,7 @@ use kube::{Api, ResourceExt};
 
 use super::Context;
 use crate::api::{Cloud, TagProvider};
+use crate::cloud::alibaba::chain::alibaba_chain;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
 use crate::cloud::credentials::{self, Credentials};
 use crate::controller::Error;
@@ -192,7 +193,7 @@ impl Context {
                      keys {ACCESS_KEY_ID}, {SECRET_ACCESS_KEY}, optionally {SESSION_TOKEN})"
                 ))),
             },
-            Cloud::Alibaba => match credentials::alibaba_chain(&credentials::process_var, true) {
+            Cloud::Alibaba => match alibaba_chain(&credentials::process_var, true) {
                 Ok(source) => Ok((
                     Credentials::Refreshing(Arc::new(credentials::Refreshing::new(
                         source,
