@@ -100,7 +100,7 @@ pub fn credentials(
                      identity ({}, {}) nor the container credentials endpoint ({}), and the \
                      instance profile is not asked ({}=true)",
                     aws_profile_name(),
-                    crate::cloud::aws::chain::profile_env::PROFILE,
+                    crate::cloud::aws::profile::profile_env::PROFILE,
                     crate::cloud::aws::chain::env::ROLE_ARN,
                     crate::cloud::aws::chain::env::WEB_IDENTITY_TOKEN_FILE,
                     crate::cloud::aws::chain::env::CONTAINER_FULL_URI,
@@ -132,16 +132,16 @@ pub fn credentials(
 
 /// The AWS profile the CLI reads: `AWS_PROFILE`, else `default`.
 fn aws_profile_name() -> String {
-    credentials::process_var(crate::cloud::aws::chain::profile_env::PROFILE)
+    credentials::process_var(crate::cloud::aws::profile::profile_env::PROFILE)
         .unwrap_or_else(|| "default".to_string())
 }
 
-/// The static key of the AWS profile (see [`crate::cloud::aws::chain::profile_key`]) from
+/// The static key of the AWS profile (see [`crate::cloud::aws::profile::profile_key`]) from
 /// `AWS_SHARED_CREDENTIALS_FILE` (default `~/.aws/credentials`) and `AWS_CONFIG_FILE`
 /// (default `~/.aws/config`). A profile named by `AWS_PROFILE` that neither file has is an
 /// error; the `default` profile may be absent.
 fn aws_profile() -> Result<Option<AccessKey>, String> {
-    use crate::cloud::aws::chain::{profile_env, profile_key};
+    use crate::cloud::aws::profile::{profile_env, profile_key};
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let file = |var: &str, default: &str| {
         credentials::process_var(var)

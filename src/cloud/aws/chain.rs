@@ -12,8 +12,8 @@
 //! - **the EC2 instance profile**, last, from the instance metadata service (IMDSv2: a session
 //!   token from `PUT /latest/api/token`, then `/latest/meta-data/iam/security-credentials/`
 //!   and the role's credentials), at `http://169.254.169.254` or
-//!   `AWS_EC2_METADATA_SERVICE_ENDPOINT`, unless `AWS_EC2_METADATA_DISABLED=true`. Off EC2 it
-//!   does not answer: each attempt then waits [`IMDS_TIMEOUT`] and fails naming every source.
+//!   `AWS_EC2_METADATA_SERVICE_ENDPOINT`, unless `AWS_EC2_METADATA_DISABLED=true`
+//!   ([`super::metadata`], with the container endpoint). Off EC2 it does not answer: each attempt then waits [`IMDS_TIMEOUT`] and fails naming every source.
 //!
 //! STS's endpoint is `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the provider's
 //! `spec.endpoint`, else `https://sts.REGION.amazonaws.com` of the provider's region. Both
@@ -24,30 +24,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::metadata::{
+    CONTAINER_CREDENTIALS, ContainerEndpoint, ContainerToken, DEFAULT_IMDS_ENDPOINT, IMDS_TIMEOUT,
+    INSTANCE_METADATA, InstanceMetadata,
+};
+use super::metadata::{ECS_CONTAINER_HOST, container, instance_profile};
 use super::xml_element;
-use crate::cloud::credentials::{failure, post_form, transport};
+use crate::cloud::credentials::{failure, post_form};
 use crate::cloud::{AccessKey, CloudError, ErrorKind};
 
 /// The STS action of web identity.
 pub const ASSUME_ROLE_WITH_WEB_IDENTITY: &str = "AssumeRoleWithWebIdentity";
-/// What errors of the container credentials endpoint are reported as.
-pub const CONTAINER_CREDENTIALS: &str = "ContainerCredentials";
 /// Lifetime asked of STS (the SDKs' default: one hour).
 const DURATION_SECONDS: u32 = 3600;
 /// Timeout of one fetch.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// The ECS agent's address, under which a relative URI lives.
-const ECS_CONTAINER_HOST: &str = "http://169.254.170.2";
-/// What errors of the instance metadata service are reported as.
-pub const INSTANCE_METADATA: &str = "InstanceMetadata";
-/// The instance metadata service of EC2 instances.
-pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
-/// Timeout of one call to the instance metadata service (the SDKs' one second, and one more:
-/// it answers at once where it exists).
-pub const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
-/// Lifetime asked of an IMDSv2 session token (the SDKs' value: six hours).
-const IMDS_TOKEN_TTL_SECONDS: &str = "21600";
-
+pub(super) const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The environment variables of the AWS SDKs that the chain reads.
 pub mod env {
     /// Web identity: the role to assume.
@@ -74,13 +65,6 @@ pub mod env {
     pub const EC2_METADATA_ENDPOINT: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT";
 }
 
-/// The instance metadata service's settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InstanceMetadata {
-    /// Its base URL.
-    pub endpoint: String,
-}
-
 /// Web identity's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebIdentityRole {
@@ -92,33 +76,6 @@ pub struct WebIdentityRole {
     pub session_name: String,
     /// STS base URL.
     pub sts_endpoint: String,
-}
-
-/// The container credentials endpoint's settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerEndpoint {
-    /// The full URL.
-    pub uri: String,
-    /// Where the `Authorization` header comes from, if anywhere.
-    pub token: Option<ContainerToken>,
-}
-
-/// The `Authorization` header of the container credentials endpoint.
-#[derive(Clone, PartialEq, Eq)]
-pub enum ContainerToken {
-    /// A file, read on every fetch (EKS Pod Identity rotates it).
-    File(PathBuf),
-    /// The token itself.
-    Value(String),
-}
-
-impl std::fmt::Debug for ContainerToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ContainerToken::File(path) => f.debug_tuple("File").field(path).finish(),
-            ContainerToken::Value(_) => f.write_str("Value(<redacted>)"),
-        }
-    }
 }
 
 /// Which source of the chain the environment sets up.
@@ -192,7 +149,7 @@ pub fn aws_chain(
 }
 
 /// Every source the chain knows, for an error that none gave credentials.
-fn no_credentials() -> String {
+pub(super) fn no_credentials() -> String {
     format!(
         "no credentials: set spec.credentials.secretRef, or web identity ({}, {}; IRSA sets \
          them), or the container credentials endpoint ({}, {}; EKS Pod Identity sets them), or \
@@ -236,7 +193,7 @@ impl AwsSource {
     }
 }
 
-fn unreadable(
+pub(super) fn unreadable(
     action: &'static str,
     code: &str,
     what: &str,
@@ -252,7 +209,7 @@ fn unreadable(
 }
 
 /// The expiry of temporary credentials, from STS's or the endpoint's `Expiration`.
-fn expiration(action: &'static str, text: &str) -> Result<jiff::Timestamp, CloudError> {
+pub(super) fn expiration(action: &'static str, text: &str) -> Result<jiff::Timestamp, CloudError> {
     text.trim().parse().map_err(|_| {
         failure(
             ErrorKind::Retryable,
@@ -333,314 +290,6 @@ async fn web_identity(
         field("SessionToken")?,
     );
     Ok((key, expiration(ACTION, field("Expiration")?)?))
-}
-
-/// The container credentials endpoint: a GET with the token as `Authorization`; the answer is
-/// JSON `{AccessKeyId, SecretAccessKey, Token, Expiration}`.
-async fn container(
-    http: &reqwest::Client,
-    endpoint: &ContainerEndpoint,
-) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
-    const ACTION: &str = CONTAINER_CREDENTIALS;
-    let shown = endpoint
-        .uri
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let token = match &endpoint.token {
-        None => None,
-        Some(ContainerToken::Value(token)) => Some(zeroize::Zeroizing::new(token.clone())),
-        Some(ContainerToken::File(path)) => Some(zeroize::Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|error| {
-                    unreadable(
-                        ACTION,
-                        "AuthorizationTokenFileUnreadable",
-                        &format!(
-                            "the authorization token file ({})",
-                            env::CONTAINER_TOKEN_FILE
-                        ),
-                        path,
-                        &error,
-                    )
-                })?
-                .trim()
-                .to_string(),
-        )),
-    };
-    let mut request = http.get(&endpoint.uri).timeout(FETCH_TIMEOUT);
-    if let Some(token) = &token {
-        request = request.header(reqwest::header::AUTHORIZATION, token.as_str());
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| transport(ACTION, &shown, &e))?;
-    let status = response.status().as_u16();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| transport(ACTION, &shown, &e))?;
-    if !(200..300).contains(&status) {
-        let kind = if status >= 500 || status == 429 {
-            ErrorKind::Retryable
-        } else {
-            ErrorKind::Credentials
-        };
-        return Err(CloudError {
-            http_status: Some(status),
-            ..failure(
-                kind,
-                ACTION,
-                &format!("HTTP{status}"),
-                format!(
-                    "the container credentials endpoint {shown} answered {status} (check the \
-                     pod's Pod Identity association)"
-                ),
-            )
-        });
-    }
-    let answer = json_credentials(
-        ACTION,
-        &body,
-        &format!("the container credentials endpoint {shown}"),
-    )?;
-    answer.into_key(ACTION)
-}
-
-/// Temporary credentials as the container endpoint and the instance metadata service answer
-/// them (JSON; the latter adds `Code`).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct JsonCredentials {
-    #[serde(default)]
-    code: Option<String>,
-    access_key_id: String,
-    secret_access_key: String,
-    token: String,
-    expiration: String,
-}
-
-impl JsonCredentials {
-    fn into_key(self, action: &'static str) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
-        let expires = expiration(action, &self.expiration)?;
-        Ok((
-            AccessKey::with_token(self.access_key_id, self.secret_access_key, self.token),
-            expires,
-        ))
-    }
-}
-
-/// Reads [`JsonCredentials`] from `body`, the answer of `source` (for the error).
-fn json_credentials(
-    action: &'static str,
-    body: &str,
-    source: &str,
-) -> Result<JsonCredentials, CloudError> {
-    serde_json::from_str(body).map_err(|error| {
-        failure(
-            ErrorKind::Retryable,
-            action,
-            "InvalidAnswer",
-            format!("{source} answered without credentials: {error}"),
-        )
-    })
-}
-
-/// The EC2 instance profile's credentials from the instance metadata service (IMDSv2): a
-/// session token, the role's name, then the role's `{Code, AccessKeyId, SecretAccessKey,
-/// Token, Expiration}`.
-async fn instance_profile(
-    http: &reqwest::Client,
-    metadata: &InstanceMetadata,
-) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
-    const ACTION: &str = INSTANCE_METADATA;
-    let base = metadata.endpoint.trim_end_matches('/');
-    // NB: off EC2 nothing answers: the error names every source the chain tried.
-    let unanswered = |error: &reqwest::Error| {
-        failure(
-            ErrorKind::Credentials,
-            ACTION,
-            "NoCredentials",
-            format!(
-                "{}: the instance metadata service at {base} did not answer ({}; set {}=true \
-                 to skip it)",
-                no_credentials(),
-                if error.is_timeout() {
-                    format!("no answer within {:?}", IMDS_TIMEOUT)
-                } else {
-                    "cannot connect".to_string()
-                },
-                env::EC2_METADATA_DISABLED
-            ),
-        )
-    };
-    let answered = |what: &str, status: u16| {
-        let kind = if status >= 500 || status == 429 {
-            ErrorKind::Retryable
-        } else {
-            ErrorKind::Credentials
-        };
-        let hint = if status == 404 {
-            " (no instance profile is attached to this instance)"
-        } else {
-            ""
-        };
-        CloudError {
-            http_status: Some(status),
-            ..failure(
-                kind,
-                ACTION,
-                &format!("HTTP{status}"),
-                format!(
-                    "the instance metadata service at {base} answered {status} to {what}{hint}"
-                ),
-            )
-        }
-    };
-    let response = http
-        .put(format!("{base}/latest/api/token"))
-        .header(
-            "X-aws-ec2-metadata-token-ttl-seconds",
-            IMDS_TOKEN_TTL_SECONDS,
-        )
-        .timeout(IMDS_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| unanswered(&e))?;
-    let status = response.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(answered("the session token's PUT", status));
-    }
-    let token = zeroize::Zeroizing::new(
-        response
-            .text()
-            .await
-            .map_err(|e| unanswered(&e))?
-            .trim()
-            .to_string(),
-    );
-    let get = |path: String| {
-        http.get(format!("{base}{path}"))
-            .header("X-aws-ec2-metadata-token", token.as_str())
-            .timeout(IMDS_TIMEOUT)
-            .send()
-    };
-    const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
-    let response = get(ROLES.to_string()).await.map_err(|e| unanswered(&e))?;
-    let status = response.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(answered("the instance profile's role", status));
-    }
-    let roles = response.text().await.map_err(|e| unanswered(&e))?;
-    let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
-        return Err(answered("the instance profile's role", 404));
-    };
-    let response = get(format!("{ROLES}{role}"))
-        .await
-        .map_err(|e| unanswered(&e))?;
-    let status = response.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(answered(&format!("the credentials of role {role}"), status));
-    }
-    let body = response.text().await.map_err(|e| unanswered(&e))?;
-    let answer = json_credentials(
-        ACTION,
-        &body,
-        &format!("the instance metadata service at {base}, for role {role},"),
-    )?;
-    if answer.code.as_deref() != Some("Success") {
-        return Err(failure(
-            ErrorKind::Retryable,
-            ACTION,
-            "InstanceProfileNotReady",
-            format!(
-                "the instance metadata service at {base} answered Code {:?} for role {role}",
-                answer.code
-            ),
-        ));
-    }
-    answer.into_key(ACTION)
-}
-
-/// The environment variables of the AWS CLI's shared files.
-pub mod profile_env {
-    /// The profile to use (default `default`).
-    pub const PROFILE: &str = "AWS_PROFILE";
-    /// The shared credentials file (default `~/.aws/credentials`).
-    pub const SHARED_CREDENTIALS_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
-    /// The shared config file (default `~/.aws/config`).
-    pub const CONFIG_FILE: &str = "AWS_CONFIG_FILE";
-}
-
-/// The keys of one section of an AWS shared file (INI: `[section]`, `key = value`, comments
-/// after `#` or `;` at a line's start); `None` when the section is absent.
-fn ini_section(text: &str, wanted: &str) -> Option<Vec<(String, String)>> {
-    let mut found: Option<Vec<(String, String)>> = None;
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-            inside = name == wanted;
-            if inside && found.is_none() {
-                found = Some(Vec::new());
-            }
-            continue;
-        }
-        if inside && let Some((key, value)) = line.split_once('=') {
-            let keys = found.get_or_insert_with(Vec::new);
-            keys.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-    found
-}
-
-/// The static key of profile `profile` in the shared credentials file (`[NAME]`), else in the
-/// config file (`[profile NAME]`, or `[default]`), as the AWS CLI reads them: `Ok(None)` when
-/// neither has the profile; `Err` names a profile without a whole key.
-pub fn profile_key(
-    credentials_file: Option<&str>,
-    config_file: Option<&str>,
-    profile: &str,
-) -> Result<Option<AccessKey>, String> {
-    let config_section = if profile == "default" {
-        "default".to_string()
-    } else {
-        format!("profile {profile}")
-    };
-    let section = credentials_file
-        .and_then(|text| ini_section(text, profile))
-        .map(|keys| (keys, "the shared credentials file"))
-        .or_else(|| {
-            config_file
-                .and_then(|text| ini_section(text, &config_section))
-                .map(|keys| (keys, "the shared config file"))
-        });
-    let Some((keys, file)) = section else {
-        return Ok(None);
-    };
-    let get = |name: &str| {
-        keys.iter()
-            .rev()
-            .find(|(key, value)| key == name && !value.is_empty())
-            .map(|(_, value)| value.clone())
-    };
-    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
-        (Some(id), Some(secret)) => Ok(Some(
-            AccessKey::new(id, secret).with_session_token(get("aws_session_token")),
-        )),
-        _ => Err(format!(
-            "profile {profile:?} in {file} has no aws_access_key_id and aws_secret_access_key \
-             (tagbinder reads static keys from profiles; for roles, SSO or a credential \
-             process, export the credentials, e.g. with `aws configure export-credentials \
-             --format env`)"
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -730,31 +379,6 @@ mod tests {
             panic!("the instance profile");
         };
         assert_eq!(metadata.endpoint, "http://127.0.0.1:1338");
-    }
-
-    #[test]
-    fn profiles_come_from_the_credentials_file_then_the_config_file() {
-        let credentials = "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n\
-                           # a comment\n[team]\naws_access_key_id=AKIATEAM\n\
-                           aws_secret_access_key=s2\naws_session_token = tok\n";
-        let config = "[default]\nregion = us-east-1\n[profile ops]\nregion = eu-west-1\n\
-                      aws_access_key_id = AKIAOPS\naws_secret_access_key = s3\n\
-                      [profile sso]\nsso_session = corp\n";
-        let key = |profile: &str| profile_key(Some(credentials), Some(config), profile);
-        assert_eq!(key("default").unwrap().unwrap().id, "AKIADEFAULT");
-        let team = key("team").unwrap().unwrap();
-        assert_eq!(
-            (team.id.as_str(), team.session_token()),
-            ("AKIATEAM", Some("tok"))
-        );
-        assert_eq!(key("ops").unwrap().unwrap().id, "AKIAOPS");
-        assert!(key("nobody").unwrap().is_none());
-        let error = key("sso").unwrap_err();
-        assert!(
-            error.contains("\"sso\"") && error.contains("export-credentials"),
-            "{error}"
-        );
-        assert!(profile_key(None, None, "default").unwrap().is_none());
     }
 
     #[test]

@@ -14,6 +14,8 @@
 pub mod arn;
 pub mod chain;
 mod errors;
+mod metadata;
+pub mod profile;
 
 use std::time::{Duration, SystemTime};
 
