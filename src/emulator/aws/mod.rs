@@ -17,6 +17,7 @@
 //! inventory is a user of it.
 
 mod auth;
+mod get;
 mod ops;
 mod sts;
 
