@@ -12,6 +12,35 @@ pub const DRIFTED: &str = "Drifted";
 /// False when the binding's declared tags break a `Warn` TagPolicy (a `Deny` one stalls it).
 pub const POLICY_COMPLIANT: &str = "PolicyCompliant";
 
+/// A condition of `type_`, status `True` or `False`, whose `lastTransitionTime` is kept from
+/// the same condition in `previous` while its status does not flip, else `now` (stackable's
+/// merging): a pass that changes nothing changes no condition. The conditions of bindings
+/// and of tag policies are made here (a provider's carry the time its health last changed).
+pub fn condition(
+    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    (type_, status): (&str, bool),
+    reason: &str,
+    message: String,
+    observed_generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    let status = if status { "True" } else { "False" };
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation,
+        last_transition_time,
+    }
+}
+
 /// Reasons of the Ready condition (and of the Stalled/Reconciling ones that go with them).
 pub mod reason {
     /// Every resource carries every declared tag.

@@ -5,12 +5,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
 use super::cache::Synced;
-use crate::api::conditions::{POLICY_COMPLIANT, reason};
+use crate::api::conditions::{POLICY_COMPLIANT, condition, reason};
 use crate::api::{ResourceTagBinding, TagPolicy};
 use crate::policy::{self, Policy, Scope, Verdict};
 use crate::tags::Tags;
@@ -124,37 +124,30 @@ pub fn compliant_condition(
         .cloned()
         .collect();
     let compliant = breaches.is_empty();
-    let status = if compliant { "True" } else { "False" };
-    let last_transition_time = binding
-        .status
-        .as_ref()
-        .and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == POLICY_COMPLIANT && c.status == status)
-        })
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    Some(Condition {
-        type_: POLICY_COMPLIANT.to_string(),
-        status: status.to_string(),
-        reason: if compliant {
-            reason::COMPLIANT
-        } else {
-            reason::POLICY_VIOLATION
-        }
-        .to_string(),
-        message: if compliant {
+    let (reason, message) = if compliant {
+        (
+            reason::COMPLIANT,
             format!(
                 "the declared tags keep TagPolicy {}",
                 verdict.governed_by.join(", ")
-            )
-        } else {
-            Verdict::message(&breaches)
-        },
-        observed_generation: binding.metadata.generation,
-        last_transition_time,
-    })
+            ),
+        )
+    } else {
+        (reason::POLICY_VIOLATION, Verdict::message(&breaches))
+    };
+    let previous = binding
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    Some(condition(
+        previous,
+        (POLICY_COMPLIANT, compliant),
+        reason,
+        message,
+        binding.metadata.generation,
+        now,
+    ))
 }
 
 /// Whether the binding's `PolicyCompliant` condition was False.

@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::Notify;
 
 use super::FIELD_MANAGER;
 use super::context::Context;
-use crate::api::conditions::{READY, STALLED, reason};
+use crate::api::conditions::{READY, STALLED, condition, reason};
 use crate::api::{ResourceTagBinding, TagPolicy, TagPolicyStatus};
 use crate::policy::ledger::{self, Figures, Ledger};
 use crate::policy::{InvalidPolicy, Policy, Scope, Verdict};
@@ -227,26 +227,13 @@ pub fn status_of(
     now: jiff::Timestamp,
 ) -> TagPolicyStatus {
     let generation = policy.metadata.generation;
+    let previous = policy
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let condition = |type_: &str, status: bool, reason: &str, message: String| {
-        let status = if status { "True" } else { "False" };
-        let last_transition_time = policy
-            .status
-            .as_ref()
-            .and_then(|s| {
-                s.conditions
-                    .iter()
-                    .find(|c| c.type_ == type_ && c.status == status)
-            })
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition {
-            type_: type_.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message,
-            observed_generation: generation,
-            last_transition_time,
-        }
+        condition(previous, (type_, status), reason, message, generation, now)
     };
     if let Some(refusal) = refusal {
         let message = format!(

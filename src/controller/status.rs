@@ -9,7 +9,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::context::{Context, Record};
 use super::{Error, FIELD_MANAGER};
 
-use crate::api::conditions::{DRIFTED, READY, RECONCILING, STALLED, reason};
+use crate::api::conditions::{DRIFTED, READY, RECONCILING, STALLED, condition, reason};
 use crate::api::{
     AppliedRecord, MAX_STATUS_FAILURES, PendingRecord, ResourceTagBinding, ResourceTagBindingStatus,
 };
@@ -83,30 +83,28 @@ fn drifted_condition(
     drift: &crate::plan::Drift,
     now: jiff::Timestamp,
 ) -> Condition {
-    let status = if drift.is_drifted() { "True" } else { "False" };
-    let last_transition_time = binding
+    let reason = if drift.is_drifted() {
+        reason::DRIFTED
+    } else {
+        reason::OBSERVED
+    };
+    condition(
+        previous_conditions(binding),
+        (DRIFTED, drift.is_drifted()),
+        reason,
+        drift.message.clone(),
+        binding.metadata.generation,
+        now,
+    )
+}
+
+/// The conditions in the binding's status (none before its first status).
+fn previous_conditions(binding: &ResourceTagBinding) -> &[Condition] {
+    binding
         .status
         .as_ref()
-        .and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == DRIFTED && c.status == status)
-        })
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    Condition {
-        type_: DRIFTED.to_string(),
-        status: status.to_string(),
-        reason: if drift.is_drifted() {
-            reason::DRIFTED
-        } else {
-            reason::OBSERVED
-        }
-        .to_string(),
-        message: drift.message.clone(),
-        observed_generation: binding.metadata.generation,
-        last_transition_time,
-    }
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default()
 }
 
 /// The previous `Drifted` condition's status, if any: `Some(true)` when it was True.
@@ -163,27 +161,15 @@ fn conditions(
     readiness: &Readiness,
     now: jiff::Timestamp,
 ) -> Vec<Condition> {
-    let previous = binding
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    let generation = binding.metadata.generation;
     let condition = |type_: &str, status: bool| {
-        let status = if status { "True" } else { "False" };
-        let last_transition_time = previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition {
-            type_: type_.to_string(),
-            status: status.to_string(),
-            reason: readiness.reason.to_string(),
-            message: readiness.message.clone(),
-            observed_generation: generation,
-            last_transition_time,
-        }
+        condition(
+            previous_conditions(binding),
+            (type_, status),
+            readiness.reason,
+            readiness.message.clone(),
+            binding.metadata.generation,
+            now,
+        )
     };
     let mut conditions = vec![condition(READY, readiness.ready)];
     if readiness.stalled {
