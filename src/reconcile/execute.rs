@@ -16,7 +16,7 @@ pub(super) struct Executed {
     /// First failure per resource.
     pub failures: BTreeMap<String, ResourceError>,
     /// An error that stopped the pass (credentials, or retryable after retries).
-    pub stopped_by: Option<CloudError>,
+    pub stopped_by: Option<super::PassError>,
     /// Write calls this binding asked for. The client may make more (isolating a failing
     /// resource) or fewer (a coalescing client shares calls between bindings).
     pub calls: usize,
@@ -65,7 +65,7 @@ impl Executed {
                     executed.record(write, &result);
                 }
                 Err(error) if error.kind == ErrorKind::Credentials => {
-                    executed.stopped_by.get_or_insert(error);
+                    executed.stopped_by.get_or_insert(error.into());
                 }
                 // NB: a call that outlived its retries (a throttling storm) fails the
                 // resources of that call, not the pass: the others' writes are confirmed
@@ -85,7 +85,7 @@ impl Executed {
         // NB: when nothing got through, the cloud is down for this pass: say so as such.
         if every_write_retryable && let Some(error) = retryable {
             executed.failures.clear();
-            executed.stopped_by.get_or_insert(error);
+            executed.stopped_by.get_or_insert(error.into());
         }
         executed
     }

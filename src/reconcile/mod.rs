@@ -33,7 +33,7 @@ pub mod select;
 
 use std::collections::BTreeSet;
 
-pub use outcome::{Outcome, Readiness};
+pub use outcome::{Outcome, PassError, Readiness};
 
 use crate::cloud::{CloudError, TagApi};
 use crate::plan::{self, BindingId, Claims, PlanInput};
@@ -90,7 +90,7 @@ pub async fn run_pass<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Outcome {
     }
     let observed = match observe(cloud, input).await {
         Ok(observed) => observed,
-        Err(error) => return Outcome::observe_failed(input, error),
+        Err(error) => return Outcome::observe_failed(input, error.into()),
     };
     let plan = plan::plan(&PlanInput {
         binding: input.binding,

@@ -11,6 +11,64 @@ use crate::cloud::{CloudError, ErrorKind};
 use crate::plan::{Drift, KeyDecision, Plan, drift};
 use crate::tags::{Ownership, TagsByResource};
 
+/// Why a pass stopped: what the cloud said ([`CloudError`], classified), or what the round
+/// itself found before or instead of a call. The status shows its kind as a failure's reason
+/// and its code in the message; the metrics count it by code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PassError {
+    /// What the cloud answered (or its transport).
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The host could not record the pass's intent (the crash window) before its writes: no
+    /// write was sent; the next pass tries again.
+    #[error("IntentNotRecorded: no write was sent: the intent could not be recorded first: {0}")]
+    IntentNotRecorded(String),
+    /// A selector's list-by-tag answer dropped resources that reads by id show still
+    /// selected: the answer is not believed, nothing is released or written.
+    #[error(
+        "SelectionDisagrees: the list-by-tag answer dropped {dropped} of the {held} resources \
+         this binding holds, but reading them by id shows they still carry every matchTags \
+         tag: the answer is not believed, nothing is released or written"
+    )]
+    SelectionDisagrees {
+        /// Resources the answer dropped.
+        dropped: usize,
+        /// Resources the binding held.
+        held: usize,
+    },
+    /// The round did not read this binding's resources.
+    #[error("NotObserved: the round did not read this binding's resources")]
+    NotObserved,
+}
+
+impl PassError {
+    /// The kind: the cloud's classification, or a retryable failure of the round.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PassError::Cloud(error) => error.kind,
+            _ => ErrorKind::Retryable,
+        }
+    }
+
+    /// Whether a later pass may succeed without a change.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PassError::Cloud(error) => error.is_retryable(),
+            _ => true,
+        }
+    }
+
+    /// The cloud's error code, or the round's own word for it.
+    pub fn code(&self) -> &str {
+        match self {
+            PassError::Cloud(error) => &error.code,
+            PassError::IntentNotRecorded(_) => "IntentNotRecorded",
+            PassError::SelectionDisagrees { .. } => "SelectionDisagrees",
+            PassError::NotObserved => "NotObserved",
+        }
+    }
+}
+
 /// The Ready condition a pass arrives at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Readiness {
@@ -57,7 +115,7 @@ pub struct Outcome {
     /// Writes made.
     pub writes: WriteCounts,
     /// The error that ended the pass early, if any (never carries a secret).
-    pub error: Option<CloudError>,
+    pub error: Option<PassError>,
     /// An Observe pass that got as far as a plan: what writing would change.
     pub drift: Option<Drift>,
     /// A selector binding: what its resolution selected (set by the host, which resolves).
@@ -75,7 +133,7 @@ impl Outcome {
     /// stopped on a retryable error, or resources failed for a retryable reason (a call that
     /// outlived its retries fails only its resources).
     pub fn retry_soon(&self) -> bool {
-        self.error.as_ref().is_some_and(CloudError::is_retryable)
+        self.error.as_ref().is_some_and(PassError::is_retryable)
             || self
                 .failures
                 .iter()
@@ -181,7 +239,7 @@ impl Outcome {
         )
     }
 
-    pub(super) fn observe_failed(input: &PassInput<'_>, error: CloudError) -> Self {
+    pub(super) fn observe_failed(input: &PassInput<'_>, error: PassError) -> Self {
         let mut outcome = Outcome::base(input, readiness_of_error(&error));
         outcome.error = Some(error);
         outcome
@@ -294,7 +352,7 @@ fn pending_keys(plan: &Plan, id: &str, executed: &Executed, applied: bool) -> us
 }
 
 /// When a pass stops early, every resource with an unconfirmed write failed with that error.
-fn fail_unconfirmed(plan: &Plan, executed: &mut Executed, error: &CloudError) {
+fn fail_unconfirmed(plan: &Plan, executed: &mut Executed, error: &PassError) {
     let writes = plan
         .tag_batches
         .iter()
@@ -320,7 +378,7 @@ fn fail_unconfirmed(plan: &Plan, executed: &mut Executed, error: &CloudError) {
             .failures
             .entry(id)
             .or_insert_with(|| crate::cloud::ResourceError {
-                kind: error.kind,
+                kind: error.kind(),
                 message: error.to_string(),
             });
     }
@@ -383,8 +441,8 @@ fn write_counts(input: &PassInput<'_>, plan: &Plan, executed: &Executed) -> Writ
     counts
 }
 
-fn readiness_of_error(error: &CloudError) -> Readiness {
-    match error.kind {
+fn readiness_of_error(error: &PassError) -> Readiness {
+    match error.kind() {
         ErrorKind::Credentials => Readiness {
             ready: false,
             reason: reason::CREDENTIALS_INVALID,

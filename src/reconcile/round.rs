@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use super::execute::{Executed, writes_of};
 use super::intent_log::{Intent, IntentLog};
-use super::{Mode, Outcome, PassInput, check_spec, select};
+use super::{Mode, Outcome, PassError, PassInput, check_spec, select};
 use crate::calls;
 use crate::cloud::{CloudError, TagApi, Write, stops_every_call};
 use crate::plan::{self, PlanInput};
@@ -76,7 +76,7 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
                     owned,
                 } => Some((resource_ids, owned)),
                 select::Settled::Disagrees { dropped, held } => {
-                    let error = selection_disagrees(dropped, held);
+                    let error = PassError::SelectionDisagrees { dropped, held };
                     slots[index] = Slot::Done(Box::new(Outcome::observe_failed(input, error)));
                     None
                 }
@@ -104,7 +104,10 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
             Ok(observed) => observed,
             Err(error) => {
                 tracing::debug!(%error, "not observed");
-                slots[index] = Slot::Done(Box::new(Outcome::observe_failed(input, error.clone())));
+                slots[index] = Slot::Done(Box::new(Outcome::observe_failed(
+                    input,
+                    error.clone().into(),
+                )));
                 continue;
             }
         };
@@ -142,7 +145,7 @@ pub async fn run_round<C: TagApi, L: IntentLog>(
                 }
                 Slot::Planned(plan) => plan,
                 // NB: every slot is decided or planned above; a pending one has no answer.
-                Slot::Pending => return Outcome::observe_failed(input, not_observed()),
+                Slot::Pending => return Outcome::observe_failed(input, PassError::NotObserved),
             };
             let observed = observed.subset(index, input, intents.pending(index));
             match input.mode {
@@ -189,7 +192,7 @@ enum Recorded {
     /// Recorded: its writes go.
     Yes(TagsByResource),
     /// Not recorded: its writes do not go.
-    Failed(CloudError),
+    Failed(PassError),
 }
 
 /// Hands every planned input's intent to the host at once, before any write is sent.
@@ -232,40 +235,11 @@ async fn record_intents<L: IntentLog>(
     for ((index, intent), answer) in intended.into_iter().zip(answers) {
         recorded[index] = match answer {
             Some(Ok(())) => Recorded::Yes(intent),
-            Some(Err(message)) => Recorded::Failed(intent_not_recorded(message)),
-            None => Recorded::Failed(intent_not_recorded("no answer".to_string())),
+            Some(Err(message)) => Recorded::Failed(PassError::IntentNotRecorded(message)),
+            None => Recorded::Failed(PassError::IntentNotRecorded("no answer".to_string())),
         };
     }
     recorded
-}
-
-/// A list-by-tag answer that the reads by id contradict: nothing is released or written.
-fn selection_disagrees(dropped: usize, held: usize) -> CloudError {
-    CloudError {
-        kind: crate::cloud::ErrorKind::Retryable,
-        action: "ListTagResources",
-        code: "SelectionDisagrees".to_string(),
-        message: format!(
-            "the list-by-tag answer dropped {dropped} of the {held} resources this binding \
-             holds, but reading them by id shows they still carry every matchTags tag: the \
-             answer is not believed, nothing is released or written"
-        ),
-        http_status: None,
-        request_id: None,
-        attempts: 0,
-    }
-}
-
-fn intent_not_recorded(message: String) -> CloudError {
-    CloudError {
-        kind: crate::cloud::ErrorKind::Retryable,
-        action: "TagResources",
-        code: "IntentNotRecorded".to_string(),
-        message: format!("no write was sent: the intent could not be recorded first: {message}"),
-        http_status: None,
-        request_id: None,
-        attempts: 0,
-    }
 }
 
 /// Where one input of a round is.
@@ -276,18 +250,6 @@ enum Slot {
     Planned(plan::Plan),
     /// Decided before the writes (invalid spec, failed read).
     Done(Box<Outcome>),
-}
-
-fn not_observed() -> CloudError {
-    CloudError {
-        kind: crate::cloud::ErrorKind::Retryable,
-        action: "ListTagResources",
-        code: "NotObserved".to_string(),
-        message: "the round did not read this binding's resources".to_string(),
-        http_status: None,
-        request_id: None,
-        attempts: 0,
-    }
 }
 
 /// What a round read: one read of every resource of the round, `resources_per_call` at a time

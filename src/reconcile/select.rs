@@ -141,7 +141,7 @@ impl Resolution {
                 outcome.counts.total = count(*n);
                 outcome
             }
-            Resolution::Failed(error) => Outcome::observe_failed(input, error.clone()),
+            Resolution::Failed(error) => Outcome::observe_failed(input, error.clone().into()),
             Resolution::Invalid(rule) => Outcome::invalid_spec(input, rule.clone()),
         };
         outcome.selected = self.status();
