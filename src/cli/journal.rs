@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{StateFile, beside};
 use crate::input;
-use crate::reconcile::intent_log::{Intent, IntentLog, NOTHING_PENDING};
+use crate::reconcile::intent_log::{Intent, IntentError, IntentLog, NOTHING_PENDING};
 use crate::tags::{Tags, TagsByResource};
 
 /// Tags a run set out to apply to resources, not yet confirmed in the state file.
@@ -207,7 +207,7 @@ impl IntentLog for JournalIntents<'_> {
             .unwrap_or(&NOTHING_PENDING)
     }
 
-    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), String>> {
+    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), IntentError>> {
         intents
             .iter()
             .map(|intent| {
@@ -215,12 +215,12 @@ impl IntentLog for JournalIntents<'_> {
                     return Ok(());
                 };
                 let Some((binding, provider, _)) = self.members.get(intent.index) else {
-                    return Err(format!("no binding at index {} of the group", intent.index));
+                    return Err(IntentError::NoSuchInput(intent.index));
                 };
                 let writes = pending_writes(self.resource_type, intent.pending);
                 journal
                     .record(binding, provider, writes)
-                    .map_err(|error| format!("cannot write the journal: {error}"))
+                    .map_err(|error| IntentError::Journal(error.to_string()))
             })
             .collect()
     }

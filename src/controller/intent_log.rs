@@ -14,7 +14,7 @@ use futures::StreamExt;
 use super::context::Context;
 use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding};
 use crate::reconcile::identity::binding_key;
-use crate::reconcile::intent_log::{Intent, IntentLog, NOTHING_PENDING};
+use crate::reconcile::intent_log::{Intent, IntentError, IntentLog, NOTHING_PENDING};
 use crate::tags::{Ownership, TagsByResource};
 
 /// The controller's [`IntentLog`] for the bindings of a round: an intent is written to
@@ -42,9 +42,9 @@ impl<'a> StatusIntents<'a> {
 }
 
 impl StatusIntents<'_> {
-    async fn write_one(&self, intent: &Intent<'_>) -> Result<(), String> {
+    async fn write_one(&self, intent: &Intent<'_>) -> Result<(), IntentError> {
         let Some(binding) = self.bindings.get(intent.index) else {
-            return Err(format!("no binding at index {} of the round", intent.index));
+            return Err(IntentError::NoSuchInput(intent.index));
         };
         write_intent(binding, intent.owned, intent.pending, self.ctx).await
     }
@@ -55,7 +55,7 @@ impl IntentLog for StatusIntents<'_> {
         self.pending.get(index).copied().unwrap_or(&NOTHING_PENDING)
     }
 
-    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), String>> {
+    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), IntentError>> {
         // NB: the futures are built first (they start when polled): a closure returning a
         // future that borrows its argument is not Send for every lifetime.
         let writes: Vec<_> = intents
@@ -76,7 +76,7 @@ async fn write_intent(
     owned: &Ownership,
     pending: &TagsByResource,
     ctx: &Context,
-) -> Result<(), String> {
+) -> Result<(), IntentError> {
     let mut status = binding.status.clone().unwrap_or_default();
     status.applied = AppliedRecord::from_ownership(owned);
     status.pending = PendingRecord::from_intent(pending);
@@ -84,6 +84,6 @@ async fn write_intent(
         .await
         .map_err(|error| {
             tracing::warn!(binding = %binding_key(binding), %error, "cannot record the intent");
-            error.to_string()
+            IntentError::Status(error.to_string())
         })
 }

@@ -6,7 +6,7 @@
 //! that the crash window is recorded the same way by both hosts (the intent of
 //! [`crate::plan::intent::intent`], never a whole tag batch).
 
-use super::intent_log::{Intent, IntentLog};
+use super::intent_log::{Intent, IntentError, IntentLog};
 use super::round::run_round;
 use super::select::{Resolution, Selection};
 use super::{Mode, Outcome, PassInput};
@@ -150,7 +150,7 @@ impl<L: IntentLog> IntentLog for Subset<'_, L> {
         self.inner.pending(self.members[index])
     }
 
-    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), String>> {
+    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), IntentError>> {
         let mapped: Vec<Intent<'_>> = intents
             .iter()
             .map(|intent| Intent {

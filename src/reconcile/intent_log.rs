@@ -24,6 +24,24 @@ pub struct Intent<'a> {
     pub pending: &'a TagsByResource,
 }
 
+/// Why an intent was not recorded: the input sends no write in this pass, and reports
+/// `IntentNotRecorded` with this.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IntentError {
+    /// The controller's status write (the binding's `status.pendingTags`) failed.
+    #[error("cannot write the binding's status: {0}")]
+    Status(String),
+    /// The CLI's journal could not be written.
+    #[error("cannot write the journal: {0}")]
+    Journal(String),
+    /// The round asked for an input the host does not hold (a bug in the round).
+    #[error("no binding at index {0} of the round")]
+    NoSuchInput(usize),
+    /// The host gave no answer for this intent (a bug in the host).
+    #[error("the host did not answer")]
+    NoAnswer,
+}
+
 /// Where a round's host keeps intents.
 pub trait IntentLog {
     /// The intent that a previous pass of input `index` recorded and whose outcome was never
@@ -32,7 +50,7 @@ pub trait IntentLog {
 
     /// Records `intents` durably, before any of their writes is sent; one answer per intent,
     /// in order. An input whose intent could not be recorded sends no write in this pass.
-    fn record(&self, intents: &[Intent<'_>]) -> impl Future<Output = Vec<Result<(), String>>>;
+    fn record(&self, intents: &[Intent<'_>]) -> impl Future<Output = Vec<Result<(), IntentError>>>;
 }
 
 /// A host that keeps no intent (a pass whose record is saved with its writes, or tests).
@@ -44,7 +62,7 @@ impl IntentLog for NoIntents {
         &NOTHING_PENDING
     }
 
-    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), String>> {
+    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), IntentError>> {
         intents.iter().map(|_| Ok(())).collect()
     }
 }

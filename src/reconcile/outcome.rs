@@ -22,7 +22,7 @@ pub enum PassError {
     /// The host could not record the pass's intent (the crash window) before its writes: no
     /// write was sent; the next pass tries again.
     #[error("IntentNotRecorded: no write was sent: the intent could not be recorded first: {0}")]
-    IntentNotRecorded(String),
+    IntentNotRecorded(#[source] super::intent_log::IntentError),
     /// A selector's list-by-tag answer dropped resources that reads by id show still
     /// selected: the answer is not believed, nothing is released or written.
     #[error(

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use super::execute::{Executed, writes_of};
-use super::intent_log::{Intent, IntentLog};
+use super::intent_log::{Intent, IntentError, IntentLog};
 use super::{Mode, Outcome, PassError, PassInput, check_spec, select};
 use crate::calls;
 use crate::cloud::{CloudError, TagApi, Write, stops_every_call};
@@ -236,7 +236,7 @@ async fn record_intents<L: IntentLog>(
         recorded[index] = match answer {
             Some(Ok(())) => Recorded::Yes(intent),
             Some(Err(message)) => Recorded::Failed(PassError::IntentNotRecorded(message)),
-            None => Recorded::Failed(PassError::IntentNotRecorded("no answer".to_string())),
+            None => Recorded::Failed(PassError::IntentNotRecorded(IntentError::NoAnswer)),
         };
     }
     recorded

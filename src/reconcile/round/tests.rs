@@ -330,7 +330,10 @@ impl IntentLog for Kept {
         &self.0[index]
     }
 
-    async fn record(&self, intents: &[Intent<'_>]) -> Vec<Result<(), String>> {
+    async fn record(
+        &self,
+        intents: &[Intent<'_>],
+    ) -> Vec<Result<(), crate::reconcile::intent_log::IntentError>> {
         intents.iter().map(|_| Ok(())).collect()
     }
 }
