@@ -12,8 +12,8 @@ use crate::plan::{Drift, KeyDecision, Plan, drift};
 use crate::tags::{Ownership, TagsByResource};
 
 /// Why a pass stopped: what the cloud said ([`CloudError`], classified), or what the round
-/// itself found before or instead of a call. The status shows its kind as a failure's reason
-/// and its code in the message; the metrics count it by code.
+/// itself found before or instead of a call. The status shows its kind as the reason of the
+/// failures it leaves, and its text (which starts with its code) as their message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PassError {
     /// What the cloud answered (or its transport).
@@ -55,16 +55,6 @@ impl PassError {
         match self {
             PassError::Cloud(error) => error.is_retryable(),
             _ => true,
-        }
-    }
-
-    /// The cloud's error code, or the round's own word for it.
-    pub fn code(&self) -> &str {
-        match self {
-            PassError::Cloud(error) => &error.code,
-            PassError::IntentNotRecorded(_) => "IntentNotRecorded",
-            PassError::SelectionDisagrees { .. } => "SelectionDisagrees",
-            PassError::NotObserved => "NotObserved",
         }
     }
 }
