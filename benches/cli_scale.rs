@@ -161,7 +161,7 @@ fn main() -> ExitCode {
     use clap::Parser as _;
     // NB: `cargo bench` passes `--bench` to a bench without the standard harness.
     let args = BenchArgs::parse_from(std::env::args().filter(|arg| arg != "--bench"));
-    tune_allocator();
+    tagbinder::allocator::tune();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,21 +185,6 @@ fn main() -> ExitCode {
             eprintln!("cli_scale: {error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The allocator settings of the shipped binary (`tune_allocator` in src/main.rs: one malloc
-/// arena, small blocks trimmed and large ones mapped at 64 KiB), so that the peak RSS measured
-/// here is the binary's. Called before any thread starts.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; it is called before any other thread
-    // exists, so no allocation is in flight in another thread.
-    unsafe {
-        const SMALL_BLOCKS: libc::c_int = 64 * 1024;
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, SMALL_BLOCKS);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, SMALL_BLOCKS);
     }
 }
 

@@ -4,6 +4,7 @@
 //! (tag APIs) -> [`reconcile`] (one pass) -> hosts: [`cli`] and the controller. The
 //! [`emulator`] serves both clouds' tag APIs for tests, benchmarks and the embedded cloud.
 
+pub mod allocator;
 pub mod api;
 pub mod calls;
 pub mod cli;

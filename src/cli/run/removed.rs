@@ -31,6 +31,17 @@ pub(super) fn deletion_of(gone: &BindingState) -> Deletion {
     checks::deletion(gone.mode, gone.deletion_policy, false, owns_nothing)
 }
 
+/// A removed binding's identity (its age decides nothing: it declares nothing) and the
+/// ownership record it leaves.
+fn identity_and_record(gone: &BindingState) -> (BindingId, Ownership) {
+    let id = BindingId {
+        created: None,
+        namespace: gone.namespace.clone(),
+        name: gone.name.clone(),
+    };
+    (id, gone.applied.to_ownership())
+}
+
 pub(super) async fn handle_removed(
     gone: BindingState,
     claims: &PlanClaims<'_>,
@@ -86,12 +97,7 @@ pub(super) async fn handle_removed(
         );
         return report;
     };
-    let id = BindingId {
-        created: None,
-        namespace: gone.namespace.clone(),
-        name: gone.name.clone(),
-    };
-    let owned: Ownership = gone.applied.to_ownership();
+    let (id, owned) = identity_and_record(&gone);
     // NB: its unconfirmed intent is claimed (where the cloud carries it) and pruned with the
     // rest of what it owns.
     let mut intents = JournalIntents::new(&state.journal, &gone.resource_type);
@@ -184,12 +190,7 @@ pub(super) async fn preview_removed(
         );
         return report;
     };
-    let id = BindingId {
-        created: None,
-        namespace: gone.namespace.clone(),
-        name: gone.name.clone(),
-    };
-    let owned: Ownership = gone.applied.to_ownership();
+    let (id, owned) = identity_and_record(&gone);
     // NB: a plan records nothing: the intents of a plan are never kept.
     let intents = JournalIntents::new(&JournalHandle(None), &gone.resource_type);
     let binding = (&id, gone.deletion_policy);
