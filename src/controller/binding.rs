@@ -289,8 +289,8 @@ async fn apply(
     }
     let status = status_without_pass(&binding, &readiness, ctx);
     let records_something = !(status.applied.is_empty() && status.pending.is_empty());
-    status::write(&binding, status, ctx).await?;
     super::intent_log::ensure_finalizer(&binding, records_something, ctx).await;
+    status::write(&binding, status, ctx).await?;
     ctx.metrics.set_ready(&key, Some((false, readiness.reason)));
     ctx.metrics.stopped(&key);
     ctx.reset_backoff(&key);

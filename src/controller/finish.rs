@@ -71,13 +71,15 @@ pub(crate) async fn finish(
         .judged(&key, &ctx.policies_now(), &verdict);
     let compliance = super::policies::compliant_condition(binding, &verdict, now);
     new_status.conditions.extend(compliance.clone());
+    // NB: before the status, so that a binding whose status a user (or a test) sees has its
+    // finalizer already.
+    let records_something = !(outcome.ownership.is_empty() && outcome.pending.is_empty());
+    super::intent_log::ensure_finalizer(binding, records_something, ctx).await;
     let written = status::write(binding, new_status, ctx).await;
     if let Err(error) = written {
         tracing::warn!(binding = %key, %error, "cannot write the status");
         return Next::Retry;
     }
-    let records_something = !(outcome.ownership.is_empty() && outcome.pending.is_empty());
-    super::intent_log::ensure_finalizer(binding, records_something, ctx).await;
     events::publish_events(binding, outcome, ctx).await;
     if let Some(condition) = compliance.filter(|c| c.status == "False")
         && !super::policies::was_violating(binding)

@@ -137,8 +137,8 @@ async fn write_intent(
     })
 }
 
-/// Adds the finalizer to a binding that records nothing and lacks it, after a pass that wrote
-/// nothing (a binding that writes gets it with its first intent): its deletion then reaches
+/// Adds the finalizer to a binding that records nothing and lacks it, at the end of a pass that
+/// wrote nothing (a binding that writes gets it with its first intent): its deletion then reaches
 /// the controller, which forgets it (metrics, caches). A failure is logged and left to the
 /// next pass (the binding owns nothing its deletion would prune).
 // NB: `records_something` comes from the pass (its outcome), not from `ctx.record`: the

@@ -241,13 +241,13 @@ fn synced_status() -> ResourceTagBindingStatus {
     }
 }
 
-/// A new binding that writes nothing (its provider is missing) gets the finalizer after its
+/// A new binding that writes nothing (its provider is missing) gets the finalizer, before its
 /// status: its deletion must reach the controller, which forgets it.
 #[tokio::test]
-async fn a_new_binding_that_writes_nothing_gets_the_finalizer_after_its_status() {
+async fn a_new_binding_that_writes_nothing_gets_the_finalizer_before_its_status() {
     let binding = ResourceTagBinding::test();
     let (ctx, verifier) = context(vec![binding.clone()], vec![]);
-    let scenario = verifier.run(Scenario::FinalizerAfterStatus(binding.clone()));
+    let scenario = verifier.run(Scenario::FinalizerBeforeStatus(binding.clone()));
     reconcile(Arc::new(binding), ctx).await.expect("reconcile");
     within_5s(scenario).await.no_more_requests().await;
 }

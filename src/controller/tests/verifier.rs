@@ -14,9 +14,9 @@ type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// The requests a test expects, in order.
 pub(super) enum Scenario {
-    /// A new binding whose provider is missing: a Warning event, the status, then the
-    /// finalizer (no intent carried it).
-    FinalizerAfterStatus(ResourceTagBinding),
+    /// A new binding whose provider is missing: a Warning event, the finalizer (no intent
+    /// carried it), then the status.
+    FinalizerBeforeStatus(ResourceTagBinding),
     /// No provider: a Warning event, then one status write saying ProviderNotFound.
     ProviderNotFound(ResourceTagBinding),
     /// The Secret is read, the intent is applied to the binding's annotation (with the
@@ -45,12 +45,12 @@ impl ApiServerVerifier {
     pub(super) fn run(self, scenario: Scenario) -> tokio::task::JoinHandle<ApiServerVerifier> {
         tokio::spawn(async move {
             match scenario {
-                Scenario::FinalizerAfterStatus(binding) => {
+                Scenario::FinalizerBeforeStatus(binding) => {
                     let verifier = self.handle_event("ProviderNotFound").await;
-                    let verifier = verifier
-                        .handle_status_patch(binding.clone(), "ProviderNotFound", "False")
-                        .await;
-                    verifier.handle_finalizer_creation(binding).await
+                    let verifier = verifier.handle_finalizer_creation(binding.clone()).await;
+                    verifier
+                        .handle_status_patch(binding, "ProviderNotFound", "False")
+                        .await
                 }
                 Scenario::ProviderNotFound(binding) => {
                     let verifier = self.handle_event("ProviderNotFound").await;
