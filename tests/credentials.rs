@@ -508,7 +508,7 @@ fn temporary_credentials_are_renewed_before_they_expire() {
             .list_tags("apiGroup", &ids)
             .await
             .expect_err("expired");
-        assert_eq!(error.code, "InvalidSecurityToken.Expired");
-        assert_eq!(error.kind, tagbinder::cloud::ErrorKind::Credentials);
+        assert_eq!(error.code(), "InvalidSecurityToken.Expired");
+        assert_eq!(error.kind(), tagbinder::cloud::ErrorKind::Credentials);
     });
 }

@@ -1,7 +1,8 @@
 //! What every cloud client shares about failures that are not the cloud's own error
-//! documents: transport failures, local refusals, and excerpts of unexpected bodies.
+//! documents: transport failures (and endpoints no request can be built for), and excerpts of
+//! unexpected bodies.
 
-use crate::cloud::{CloudError, ErrorKind};
+use crate::cloud::{CallError, CloudError, ErrorKind, Refusal, RefusalReason};
 
 /// Longest excerpt of an unparsable answer body kept in an error message, in characters.
 pub(crate) const BODY_EXCERPT_CHARS: usize = 200;
@@ -14,37 +15,36 @@ pub(crate) fn excerpt(text: &str) -> String {
     }
 }
 
-/// The error of a request that got no usable answer. `endpoint` names the target without
-/// any request parameter (the URL of the request carries the signature).
+/// The error of a request that got no usable answer: the transport's failure to reach the
+/// cloud, or the client's refusal of an endpoint it cannot build a request for. `endpoint`
+/// names the target without any request parameter (the URL of the request carries the
+/// signature).
 pub(crate) fn from_transport(
     action: &'static str,
     endpoint: &str,
     timeout: std::time::Duration,
     error: reqwest::Error,
-) -> CloudError {
+) -> CallError {
     // NB: `without_url` drops the request URL, whose query holds AccessKeyId and Signature.
     let error = error.without_url();
-    let (kind, code, what) = if error.is_builder() {
-        (
-            ErrorKind::InvalidInput,
-            "InvalidEndpoint",
-            "could not build a request to".to_string(),
+    if error.is_builder() {
+        return Refusal::new(
+            RefusalReason::InvalidEndpoint,
+            action,
+            format!(
+                "could not build a request to {endpoint}: {}",
+                error_chain(&error)
+            ),
         )
-    } else if error.is_timeout() {
-        (
-            ErrorKind::Retryable,
-            "Timeout",
-            format!("no answer within {timeout:?} from"),
-        )
+        .into();
+    }
+    let (code, what) = if error.is_timeout() {
+        ("Timeout", format!("no answer within {timeout:?} from"))
     } else {
-        (
-            ErrorKind::Retryable,
-            "Network",
-            "could not reach".to_string(),
-        )
+        ("Network", "could not reach".to_string())
     };
     CloudError {
-        kind,
+        kind: ErrorKind::Retryable,
         action,
         code: code.to_string(),
         message: format!("{what} {endpoint}: {}", error_chain(&error)),
@@ -52,6 +52,7 @@ pub(crate) fn from_transport(
         request_id: None,
         attempts: 1,
     }
+    .into()
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -66,26 +67,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-/// An error found before or after the conversation with the server (limits, answers that
-/// make no sense): never retried by the retry loop.
-pub(crate) fn local(
-    kind: ErrorKind,
-    action: &'static str,
-    code: &str,
-    message: String,
-    attempts: u32,
-) -> CloudError {
-    CloudError {
-        kind,
-        action,
-        code: code.to_string(),
-        message,
-        http_status: None,
-        request_id: None,
-        attempts,
-    }
 }
 
 #[cfg(test)]

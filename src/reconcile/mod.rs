@@ -35,7 +35,7 @@ use std::collections::BTreeSet;
 
 pub use outcome::{Outcome, PassError, Readiness};
 
-use crate::cloud::{CloudError, TagApi};
+use crate::cloud::{CallError, TagApi};
 use crate::plan::{self, BindingId, Claims, PlanInput};
 use crate::tags::{Ownership, Tags, TagsByResource};
 
@@ -137,10 +137,7 @@ fn check_spec<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Option<Outcome> {
     (!violations.is_empty()).then(|| Outcome::invalid_spec(input, violations.join("; ")))
 }
 
-async fn observe<C: TagApi>(
-    cloud: &C,
-    input: &PassInput<'_>,
-) -> Result<TagsByResource, CloudError> {
+async fn observe<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Result<TagsByResource, CallError> {
     let ids: BTreeSet<&String> = input
         .resource_ids
         .iter()

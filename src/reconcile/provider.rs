@@ -13,7 +13,7 @@ use crate::cloud::aws::{self, AwsClient, AwsConfig};
 use crate::cloud::credentials::Credentials;
 use crate::cloud::jdcloud::{self, JdcloudClient, JdcloudConfig};
 use crate::cloud::{
-    CallObserver, Client, CloudError, Protocol, Rate, RateLimiter, RetryPolicy, TagApi, WriteResult,
+    CallError, CallObserver, Client, Protocol, Rate, RateLimiter, RetryPolicy, TagApi, WriteResult,
 };
 use crate::tags::{Limits, Tags, TagsByResource};
 
@@ -359,7 +359,7 @@ impl ProviderClient {
             return None;
         };
         if let Err(error) = client.set_up().await {
-            tracing::debug!(code = %error.code, "the account of an AWS provider is unknown");
+            tracing::debug!(code = %error.code(), "the account of an AWS provider is unknown");
         }
         client.protocol().account_id().map(str::to_string)
     }
@@ -409,7 +409,7 @@ impl TagApi for ProviderClient {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         each_client!(self, client => client.list_tags(resource_type, resource_ids).await)
     }
 
@@ -417,7 +417,7 @@ impl TagApi for ProviderClient {
         &self,
         resource_type: &str,
         match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         each_client!(self, client => client.select_resources(resource_type, match_tags).await)
     }
 
@@ -426,7 +426,7 @@ impl TagApi for ProviderClient {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         each_client!(self, client => client.tag_resources(resource_type, resource_ids, tags).await)
     }
 
@@ -435,7 +435,7 @@ impl TagApi for ProviderClient {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         each_client!(self, client => client.untag_resources(resource_type, resource_ids, tags).await)
     }
 }

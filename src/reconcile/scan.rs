@@ -50,7 +50,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::cloud::{CloudError, WriteResult};
+    use crate::cloud::{CallError, WriteResult};
     use crate::tags::Limits;
 
     /// A cloud that records each call by action.
@@ -73,7 +73,7 @@ mod tests {
             Ok(())
         }
 
-        async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CloudError> {
+        async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CallError> {
             self.calls.lock().unwrap().push("ListTags");
             Ok(ids
                 .iter()
@@ -85,7 +85,7 @@ mod tests {
             &self,
             _: &str,
             match_tags: &Tags,
-        ) -> Result<TagsByResource, CloudError> {
+        ) -> Result<TagsByResource, CallError> {
             self.calls.lock().unwrap().push("SelectResources");
             Ok(self
                 .tags
@@ -100,7 +100,7 @@ mod tests {
             _: &str,
             _: &[String],
             _: &Tags,
-        ) -> Result<WriteResult, CloudError> {
+        ) -> Result<WriteResult, CallError> {
             self.calls.lock().unwrap().push("TagResources");
             Ok(WriteResult::default())
         }
@@ -110,7 +110,7 @@ mod tests {
             _: &str,
             _: &[String],
             _: &Tags,
-        ) -> Result<WriteResult, CloudError> {
+        ) -> Result<WriteResult, CallError> {
             self.calls.lock().unwrap().push("UntagResources");
             Ok(WriteResult::default())
         }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Outcome, PassInput, Readiness};
 use crate::api::conditions::reason;
 use crate::api::{DeletionPolicy, MAX_SELECTED_SHOWN, SelectedResources};
-use crate::cloud::{CloudError, TagApi};
+use crate::cloud::{CallError, TagApi};
 use crate::tags::{Ownership, Tags, TagsByResource};
 
 /// What one selector resolved to.
@@ -36,7 +36,7 @@ pub enum Resolution {
         first: Vec<String>,
     },
     /// The list-by-tag read failed.
-    Failed(CloudError),
+    Failed(CallError),
     /// The selector breaks a rule of the provider's API (see [`violation`]): no read.
     Invalid(String),
 }
@@ -62,7 +62,7 @@ pub async fn resolve_all<C: TagApi>(
         .filter(|s| violation(cloud, s.match_tags).is_none())
         .map(|s| s.match_tags)
         .collect();
-    let mut read: BTreeMap<&Tags, Result<Vec<String>, CloudError>> = BTreeMap::new();
+    let mut read: BTreeMap<&Tags, Result<Vec<String>, CallError>> = BTreeMap::new();
     for match_tags in distinct {
         let selected = cloud
             .select_resources(resource_type, match_tags)
@@ -325,6 +325,7 @@ fn count(n: usize) -> u32 {
 mod tests {
     use super::*;
 
+    use crate::cloud::CloudError;
     use crate::tags::tags;
 
     fn ids(list: &[&str]) -> Vec<String> {
@@ -349,15 +350,18 @@ mod tests {
         assert_eq!(status.count, 25);
         assert_eq!(status.first_ids.len(), MAX_SELECTED_SHOWN);
         assert_eq!(status.first_ids[0], "r00");
-        let failed = Resolution::Failed(CloudError {
-            kind: crate::cloud::ErrorKind::Retryable,
-            action: "ListTagResources",
-            code: "Throttling".into(),
-            message: "slow down".into(),
-            http_status: Some(400),
-            request_id: None,
-            attempts: 3,
-        });
+        let failed = Resolution::Failed(
+            CloudError {
+                kind: crate::cloud::ErrorKind::Retryable,
+                action: "ListTagResources",
+                code: "Throttling".into(),
+                message: "slow down".into(),
+                http_status: Some(400),
+                request_id: None,
+                attempts: 3,
+            }
+            .into(),
+        );
         assert_eq!(failed.status(), None);
     }
 

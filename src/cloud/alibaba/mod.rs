@@ -35,7 +35,7 @@ use serde::Deserialize;
 use super::client::{Admit, Client, HttpRequest, Operation, Settings};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
-use super::{AccessKey, CloudError, RetryPolicy, WriteOp, WriteResult};
+use super::{AccessKey, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use errors::classify;
@@ -100,7 +100,7 @@ impl AlibabaConfig {
         }
     }
 
-    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         request::signed_request(
             self.signature,
             key,
@@ -231,7 +231,7 @@ impl super::client::Protocol for ProductApi {
         resource_type: &str,
         resource_ids: &[String],
         token: Option<&str>,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let mut params = self.resource_params(resource_type, resource_ids);
         if let Some(token) = token {
             params.push(("NextToken".to_string(), token.to_string()));
@@ -247,7 +247,7 @@ impl super::client::Protocol for ProductApi {
         resource_type: &str,
         match_tags: &Tags,
         token: Option<&str>,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         // NB: `Tag.N` without `ResourceId.N` lists by tag alone (spec section 5,
         // ListTagResources: at least one of the two); N = 1..20, every pair must hold.
         let mut params = self.resource_params(resource_type, &[]);
@@ -282,7 +282,7 @@ impl super::client::Protocol for ProductApi {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let mut params = self.resource_params(resource_type, resource_ids);
         let action = match op {
             WriteOp::Tag => {
@@ -309,7 +309,7 @@ impl super::client::Protocol for ProductApi {
         Ok(WriteResult::default())
     }
 
-    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         self.config.sign(call, key)
     }
 

@@ -10,8 +10,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName};
 use super::SignatureVersion;
 use crate::cloud::client::HttpRequest;
 use crate::cloud::sign::{acs3, rpc_percent_encode, rpc_signature, rpc_string_to_sign};
-use crate::cloud::transport::local;
-use crate::cloud::{AccessKey, CloudError, ErrorKind};
+use crate::cloud::{AccessKey, Refusal, RefusalReason};
 
 /// The HTTP method of every call: parameters may be long (50 ids, 20 Unicode tags).
 const METHOD: &str = "POST";
@@ -121,7 +120,7 @@ pub(super) fn signed_request(
     key: &AccessKey,
     unsigned: &Unsigned<'_>,
     freshness: &Freshness,
-) -> Result<HttpRequest, CloudError> {
+) -> Result<HttpRequest, Refusal> {
     let url = root_url(unsigned.endpoint);
     let form = [(CONTENT_TYPE, FORM_CONTENT_TYPE.to_string())];
     match version {
@@ -142,13 +141,7 @@ pub(super) fn signed_request(
         }
         SignatureVersion::V3 => {
             let host = host_of(unsigned.endpoint).map_err(|message| {
-                local(
-                    ErrorKind::InvalidInput,
-                    unsigned.action,
-                    "InvalidEndpoint",
-                    message,
-                    1,
-                )
+                Refusal::new(RefusalReason::InvalidEndpoint, unsigned.action, message)
             })?;
             let body = wire_encode(
                 unsigned
@@ -434,7 +427,7 @@ mod tests {
             &Freshness::now(),
         )
         .expect_err("no host");
-        assert_eq!(error.code, "InvalidEndpoint");
+        assert_eq!(error.reason, RefusalReason::InvalidEndpoint);
     }
 
     #[test]

@@ -27,8 +27,7 @@ use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, f
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::sign::aws::{AwsCredentials, Unsigned, sign_headers};
-use super::transport::local;
-use super::{CloudError, ErrorKind, RetryPolicy, WriteOp, WriteResult};
+use super::{CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use arn::{ArnScope, partition_of};
@@ -123,25 +122,19 @@ impl AwsConfig {
         }
     }
 
-    /// The ARNs of `ids`, or the local error of `action`.
+    /// The ARNs of `ids`, or the `InvalidResourceId` refusal of `action`.
     fn arns(
         &self,
         action: &'static str,
         resource_type: &str,
         ids: &[String],
-    ) -> Result<Vec<String>, CloudError> {
+    ) -> Result<Vec<String>, Refusal> {
         let scope = self.scope();
         ids.iter()
             .map(|id| {
-                scope.arn(resource_type, id).map_err(|rule| {
-                    local(
-                        ErrorKind::InvalidInput,
-                        action,
-                        "InvalidResourceId",
-                        rule,
-                        0,
-                    )
-                })
+                scope
+                    .arn(resource_type, id)
+                    .map_err(|rule| Refusal::new(RefusalReason::InvalidResourceId, action, rule))
             })
             .collect()
     }
@@ -228,7 +221,7 @@ impl Protocol for AwsConfig {
         resource_type: &str,
         resource_ids: &[String],
         _token: Option<&str>,
-    ) -> Result<AwsCall, CloudError> {
+    ) -> Result<AwsCall, Refusal> {
         // NB: ResourceARNList excludes every paging parameter (spec section 3): one call.
         let arns = self.arns(GET_RESOURCES, resource_type, resource_ids)?;
         Ok(AwsCall {
@@ -242,7 +235,7 @@ impl Protocol for AwsConfig {
         resource_type: &str,
         match_tags: &Tags,
         token: Option<&str>,
-    ) -> Result<AwsCall, CloudError> {
+    ) -> Result<AwsCall, Refusal> {
         let filters: Vec<Value> = match_tags
             .iter()
             .map(|(key, value)| json!({"Key": key, "Values": [value]}))
@@ -334,18 +327,16 @@ impl Protocol for AwsConfig {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<AwsCall, CloudError> {
+    ) -> Result<AwsCall, Refusal> {
         let action = self.action(op.into());
         let arns = self.arns(action, resource_type, resource_ids)?;
         if let Some(key) = tags.keys().find(|key| self.is_reserved(key)) {
-            return Err(local(
-                ErrorKind::InvalidInput,
+            return Err(Refusal::new(
+                RefusalReason::ReservedTagKey,
                 action,
-                "ReservedTagKey",
                 format!(
                     "tag key {key:?}: the aws: prefix is AWS's own; tagbinder never writes or removes it (nothing was sent)"
                 ),
-                0,
             ));
         }
         let body = match op {
@@ -437,7 +428,7 @@ impl Protocol for AwsConfig {
         doubtful
     }
 
-    fn sign(&self, call: &AwsCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &AwsCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         let credentials = AwsCredentials::new(
             key.id.clone(),
             key.secret(),
@@ -450,12 +441,10 @@ impl Protocol for AwsConfig {
             &self.endpoint
         };
         let url = reqwest::Url::parse(endpoint).map_err(|error| {
-            local(
-                ErrorKind::InvalidInput,
+            Refusal::new(
+                RefusalReason::InvalidEndpoint,
                 call.operation,
-                "InvalidEndpoint",
                 format!("endpoint {endpoint:?} is not a URL: {error}"),
-                0,
             )
         })?;
         let host = match (url.host_str(), url.port()) {
@@ -492,15 +481,7 @@ impl Protocol for AwsConfig {
                 body: call.body.as_bytes(),
             },
         )
-        .map_err(|message| {
-            local(
-                ErrorKind::InvalidInput,
-                call.operation,
-                "SigningFailed",
-                message,
-                0,
-            )
-        })?;
+        .map_err(|message| Refusal::new(RefusalReason::SigningFailed, call.operation, message))?;
         let mut out: Vec<(HeaderName, String)> = vec![(
             HeaderName::from_static("content-type"),
             content_type.to_string(),

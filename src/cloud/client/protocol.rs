@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName};
 
 use super::Admit;
 use crate::cloud::credentials::Credentials;
-use crate::cloud::{AccessKey, CloudError, RetryPolicy, WriteOp, WriteResult};
+use crate::cloud::{AccessKey, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// The three operations of every tag API.
@@ -132,7 +132,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         resource_type: &str,
         resource_ids: &[String],
         token: Option<&str>,
-    ) -> Result<Self::Call, CloudError>;
+    ) -> Result<Self::Call, Refusal>;
 
     /// The call that lists every resource of `resource_type` carrying all of `match_tags`
     /// (exact key and value; 1..=`selector_tags` of them, checked by the chassis), by tag
@@ -142,7 +142,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         resource_type: &str,
         match_tags: &Tags,
         token: Option<&str>,
-    ) -> Result<Self::Call, CloudError>;
+    ) -> Result<Self::Call, Refusal>;
 
     /// Reads one 2xx answer of a list or select call into `observed` and says the token of
     /// the next page, if any. Only resources of `resource_type` count, with their custom
@@ -164,7 +164,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<Self::Call, CloudError>;
+    ) -> Result<Self::Call, Refusal>;
 
     /// Reads the 2xx answer of a write call: the resources (of `resource_ids`) the cloud
     /// reports as not written.
@@ -177,7 +177,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     ) -> Result<WriteResult, String>;
 
     /// Signs `call` for one attempt with `key`, with a fresh nonce and time.
-    fn sign(&self, call: &Self::Call, key: &AccessKey) -> Result<HttpRequest, CloudError>;
+    fn sign(&self, call: &Self::Call, key: &AccessKey) -> Result<HttpRequest, Refusal>;
 
     /// The error of a non-2xx answer, classified.
     fn error_of(

@@ -23,8 +23,7 @@ use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
-use super::transport::local;
-use super::{AccessKey, CloudError, ErrorKind, RetryPolicy, WriteOp, WriteResult};
+use super::{AccessKey, CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use errors::classify;
@@ -140,18 +139,11 @@ impl JdcloudConfig {
         action: &'static str,
         service_code: &str,
         body: String,
-    ) -> Result<JdcloudCall, CloudError> {
+    ) -> Result<JdcloudCall, Refusal> {
         let region = self.region_for(service_code).to_string();
         let operation = format!("tags:{action}");
-        let target = request::target(&self.endpoint, &region, &operation).map_err(|message| {
-            local(
-                ErrorKind::InvalidInput,
-                action,
-                "InvalidEndpoint",
-                message,
-                0,
-            )
-        })?;
+        let target = request::target(&self.endpoint, &region, &operation)
+            .map_err(|message| Refusal::new(RefusalReason::InvalidEndpoint, action, message))?;
         Ok(JdcloudCall {
             region,
             target,
@@ -208,7 +200,7 @@ impl Protocol for JdcloudConfig {
         resource_type: &str,
         resource_ids: &[String],
         _token: Option<&str>,
-    ) -> Result<JdcloudCall, CloudError> {
+    ) -> Result<JdcloudCall, Refusal> {
         self.call(
             DESCRIBE,
             resource_type,
@@ -221,7 +213,7 @@ impl Protocol for JdcloudConfig {
         resource_type: &str,
         match_tags: &Tags,
         _token: Option<&str>,
-    ) -> Result<JdcloudCall, CloudError> {
+    ) -> Result<JdcloudCall, Refusal> {
         // NB: `tagFilters` without `resourceIds` (section 3): every filter must hold.
         self.call(
             DESCRIBE,
@@ -250,7 +242,7 @@ impl Protocol for JdcloudConfig {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<JdcloudCall, CloudError> {
+    ) -> Result<JdcloudCall, Refusal> {
         // NB: an untag sends each key with the value the caller observed: the service
         // requires both (section 3, unTagResources), and removes the key only where the value
         // matches.
@@ -276,7 +268,7 @@ impl Protocol for JdcloudConfig {
         ))
     }
 
-    fn sign(&self, call: &JdcloudCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &JdcloudCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         let headers = request::sign(
             key,
             &call.region,
@@ -393,8 +385,8 @@ mod tests {
         let ids: Vec<String> = (0..51).map(|i| format!("i-{i}")).collect();
         let tags: Tags = [("k".to_string(), "v".to_string())].into();
         let error = client.tag_resources("vm", &ids, &tags).await.unwrap_err();
-        assert_eq!(error.code, "BatchTooLarge");
-        assert_eq!(error.attempts, 0);
+        assert_eq!(error.code(), "BatchTooLarge");
+        assert_eq!(error.cloud(), None, "refused: nothing was sent");
         let tags: Tags = (0..11)
             .map(|i| (format!("k{i}"), "v".to_string()))
             .collect();
@@ -402,7 +394,11 @@ mod tests {
             .untag_resources("vm", &ids[..1], &tags)
             .await
             .unwrap_err();
-        assert_eq!(error.code, "BatchTooLarge");
-        assert!(error.message.contains("11 tag keys"), "{}", error.message);
+        assert_eq!(error.code(), "BatchTooLarge");
+        assert!(
+            error.message().contains("11 tag keys"),
+            "{}",
+            error.message()
+        );
     }
 }

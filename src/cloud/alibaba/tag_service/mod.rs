@@ -12,8 +12,7 @@ use reqwest::header::HeaderMap;
 
 use super::{AlibabaConfig, RpcCall, indexed};
 use crate::cloud::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings};
-use crate::cloud::transport::local;
-use crate::cloud::{AccessKey, CloudError, ErrorKind, WriteOp, WriteResult};
+use crate::cloud::{AccessKey, CloudError, Refusal, RefusalReason, WriteOp, WriteResult};
 use crate::tags::{Tags, TagsByResource};
 
 pub use arn::{
@@ -52,16 +51,9 @@ fn list_params(token: Option<&str>) -> Vec<(String, String)> {
 
 /// `Tags`: one JSON object as a string (spec section 5), of TagResources and of the filter of
 /// ListTagResources; a map of strings always serialises.
-fn tags_json(action: &'static str, tags: &Tags) -> Result<String, CloudError> {
-    serde_json::to_string(tags).map_err(|error| {
-        local(
-            ErrorKind::InvalidInput,
-            action,
-            "InvalidTags",
-            error.to_string(),
-            0,
-        )
-    })
+fn tags_json(action: &'static str, tags: &Tags) -> Result<String, Refusal> {
+    serde_json::to_string(tags)
+        .map_err(|error| Refusal::new(RefusalReason::InvalidTags, action, error.to_string()))
 }
 
 /// The Tag service in one region of one account.
@@ -83,7 +75,7 @@ impl TagService {
         action: &'static str,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<Vec<(String, String)>, CloudError> {
+    ) -> Result<Vec<(String, String)>, Refusal> {
         let kind = checked_kind(action, resource_type)?;
         let arns: Vec<String> = resource_ids
             .iter()
@@ -99,20 +91,10 @@ impl TagService {
     }
 }
 
-/// The resource type's ARN kind, or the local `InvalidResourceType` error of `action`.
-fn checked_kind<'a>(
-    action: &'static str,
-    resource_type: &'a str,
-) -> Result<ArnType<'a>, CloudError> {
-    parse_resource_type(resource_type).map_err(|rule| {
-        local(
-            ErrorKind::InvalidInput,
-            action,
-            "InvalidResourceType",
-            rule,
-            0,
-        )
-    })
+/// The resource type's ARN kind, or the `InvalidResourceType` refusal of `action`.
+fn checked_kind<'a>(action: &'static str, resource_type: &'a str) -> Result<ArnType<'a>, Refusal> {
+    parse_resource_type(resource_type)
+        .map_err(|rule| Refusal::new(RefusalReason::InvalidResourceType, action, rule))
 }
 
 impl Protocol for TagService {
@@ -139,7 +121,7 @@ impl Protocol for TagService {
         resource_type: &str,
         resource_ids: &[String],
         token: Option<&str>,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let mut params = self.resource_params(super::LIST, resource_type, resource_ids)?;
         params.extend(list_params(token));
         Ok(RpcCall {
@@ -153,7 +135,7 @@ impl Protocol for TagService {
         resource_type: &str,
         match_tags: &Tags,
         token: Option<&str>,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let action = super::LIST;
         // NB: the type is checked before sending; the answer is filtered by it.
         checked_kind(action, resource_type)?;
@@ -186,7 +168,7 @@ impl Protocol for TagService {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let action = super::action(op.into());
         let mut params = self.resource_params(action, resource_type, resource_ids)?;
         match op {
@@ -206,7 +188,7 @@ impl Protocol for TagService {
         wire::read_write(&self.kind(resource_type)?, resource_ids, body)
     }
 
-    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         self.config.sign(call, key)
     }
 
