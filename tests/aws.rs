@@ -212,7 +212,8 @@ async fn ids_of_another_region_account_or_type_and_bare_ids_of_unknown_types_are
     ] {
         let error = client
             .check_resource_ids(resource_type, &[id.to_string()])
-            .expect_err(id);
+            .expect_err(id)
+            .to_string();
         assert!(error.contains(word), "{id}: {error}");
     }
     let error = client

@@ -28,7 +28,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use client::{Client, Protocol};
 pub use ratelimit::{Rate, RateLimiter};
-pub use refusal::{Refusal, RefusalReason};
+pub use refusal::{AddressError, Refusal, RefusalReason};
 pub use retry::RetryPolicy;
 
 use crate::tags::{Limits, Tags, TagsByResource};
@@ -43,7 +43,7 @@ pub trait TagApi: Send + Sync {
 
     /// Checks a binding's `resourceType` against what this cloud (product) accepts. The
     /// error says which values are accepted.
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError>;
 
     /// Checks a binding's `resourceIds` against what this provider can address (AWS: bare ids
     /// it can compose into ARNs, ARNs of its partition, region, account and type). Default:
@@ -52,7 +52,7 @@ pub trait TagApi: Send + Sync {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         let _ = (resource_type, resource_ids);
         Ok(())
     }

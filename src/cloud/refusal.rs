@@ -107,3 +107,28 @@ impl Refusal {
         self.reason.kind()
     }
 }
+
+/// A binding's resource type or ids that this provider cannot address, found before any
+/// call: the host reports it as a rule of the spec that the binding breaks (`InvalidSpec`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// The resource type: the rule it breaks, and which values are accepted.
+    #[error("{0}")]
+    ResourceType(String),
+    /// Resource ids: how many are refused, and why the first is.
+    #[error("{}", ids_refused(*.refused, .first))]
+    ResourceIds {
+        /// How many ids are refused.
+        refused: usize,
+        /// Why the first one is.
+        first: String,
+    },
+}
+
+fn ids_refused(refused: usize, first: &str) -> String {
+    if refused == 1 {
+        first.to_string()
+    } else {
+        format!("{refused} ids refused; the first: {first}")
+    }
+}

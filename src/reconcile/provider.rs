@@ -13,7 +13,8 @@ use crate::cloud::aws::{self, AwsClient, AwsConfig};
 use crate::cloud::credentials::Credentials;
 use crate::cloud::jdcloud::{self, JdcloudClient, JdcloudConfig};
 use crate::cloud::{
-    CallError, CallObserver, Client, Protocol, Rate, RateLimiter, RetryPolicy, TagApi, WriteResult,
+    AddressError, CallError, CallObserver, Client, Protocol, Rate, RateLimiter, RetryPolicy,
+    TagApi, WriteResult,
 };
 use crate::tags::{Limits, Tags, TagsByResource};
 
@@ -270,7 +271,7 @@ fn alibaba_client(
             .clone()
             .unwrap_or_else(|| alibaba::ANY_ACCOUNT.to_string());
         alibaba::check_account_id(&account_id)
-            .map_err(|rule| spec_error("spec.alibaba.accountId", rule))?;
+            .map_err(|error| spec_error("spec.alibaba.accountId", error.to_string()))?;
         let config = AlibabaConfig {
             endpoint: endpoint.unwrap_or_else(|| alibaba::tag_service_endpoint(&spec.region)),
             api_version: settings
@@ -393,7 +394,7 @@ impl TagApi for ProviderClient {
         each_client!(self, client => client.limits())
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         each_client!(self, client => client.check_resource_type(resource_type))
     }
 
@@ -401,7 +402,7 @@ impl TagApi for ProviderClient {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         each_client!(self, client => client.check_resource_ids(resource_type, resource_ids))
     }
 

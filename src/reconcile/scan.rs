@@ -69,7 +69,7 @@ mod tests {
             &self.limits
         }
 
-        fn check_resource_type(&self, _: &str) -> Result<(), String> {
+        fn check_resource_type(&self, _: &str) -> Result<(), crate::cloud::AddressError> {
             Ok(())
         }
 

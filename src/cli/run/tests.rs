@@ -20,7 +20,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         self.0.limits()
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), crate::cloud::AddressError> {
         self.0.check_resource_type(resource_type)
     }
 
@@ -28,7 +28,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), crate::cloud::AddressError> {
         self.0.check_resource_ids(resource_type, resource_ids)
     }
 

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use super::client::{Admit, Client, HttpRequest, Operation, Settings};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
-use super::{AccessKey, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult};
+use super::{AccessKey, AddressError, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use errors::classify;
@@ -216,12 +216,15 @@ impl super::client::Protocol for ProductApi {
         action(operation)
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         match &self.resource_types {
-            Some(accepted) if !accepted.iter().any(|known| known == resource_type) => Err(format!(
-                "resource type {resource_type:?} is not one this product accepts; accepted: {}",
-                accepted.join(", ")
-            )),
+            Some(accepted) if !accepted.iter().any(|known| known == resource_type) => {
+                Err(AddressError::ResourceType(format!(
+                    "resource type {resource_type:?} is not one this product accepts; \
+                     accepted: {}",
+                    accepted.join(", ")
+                )))
+            }
             _ => Ok(()),
         }
     }

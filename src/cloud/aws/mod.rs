@@ -27,7 +27,7 @@ use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, f
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::sign::aws::{AwsCredentials, Unsigned, sign_headers};
-use super::{CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult};
+use super::{AddressError, CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use arn::{ArnScope, partition_of};
@@ -132,9 +132,9 @@ impl AwsConfig {
         let scope = self.scope();
         ids.iter()
             .map(|id| {
-                scope
-                    .arn(resource_type, id)
-                    .map_err(|rule| Refusal::new(RefusalReason::InvalidResourceId, action, rule))
+                scope.arn(resource_type, id).map_err(|error| {
+                    Refusal::new(RefusalReason::InvalidResourceId, action, error.to_string())
+                })
             })
             .collect()
     }
@@ -186,11 +186,12 @@ impl Protocol for AwsConfig {
         }
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         arn::check_resource_type(resource_type)
+            .map_err(|error| AddressError::ResourceType(error.to_string()))
     }
 
-    fn check_resource_ids(&self, resource_type: &str, ids: &[String]) -> Result<(), String> {
+    fn check_resource_ids(&self, resource_type: &str, ids: &[String]) -> Result<(), AddressError> {
         // NB: before STS has named the account (it is asked with the first call), a bare id
         // is checked as composed with any account, and an ARN's account is not checked.
         let scope = self.scope();
@@ -198,7 +199,7 @@ impl Protocol for AwsConfig {
             account_id: Some("000000000000".to_string()),
             ..scope.as_ref().clone()
         };
-        let refused: Vec<String> = ids
+        let refused: Vec<arn::ArnError> = ids
             .iter()
             .filter_map(|id| {
                 let checked = if scope.account_id.is_none() && !id.starts_with("arn:") {
@@ -209,10 +210,12 @@ impl Protocol for AwsConfig {
                 checked.arn(resource_type, id).err()
             })
             .collect();
-        match refused.len() {
-            0 => Ok(()),
-            1 => Err(refused[0].clone()),
-            n => Err(format!("{n} ids refused; the first: {}", refused[0])),
+        match refused.first() {
+            None => Ok(()),
+            Some(first) => Err(AddressError::ResourceIds {
+                refused: refused.len(),
+                first: first.to_string(),
+            }),
         }
     }
 

@@ -36,7 +36,8 @@ use tokio::sync::oneshot;
 use self::merge::WriteCall;
 use super::isolate::{self, IdOutcome, route_write};
 use super::{
-    CallError, Refusal, RefusalReason, TagApi, Write, WriteOp, WriteResult, stops_every_call,
+    AddressError, CallError, Refusal, RefusalReason, TagApi, Write, WriteOp, WriteResult,
+    stops_every_call,
 };
 use crate::tags::{Limits, Tags, TagsByResource};
 
@@ -549,7 +550,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         self.shared.inner.limits()
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         self.shared.inner.check_resource_type(resource_type)
     }
 
@@ -557,7 +558,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         self.shared
             .inner
             .check_resource_ids(resource_type, resource_ids)
@@ -643,7 +644,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         self.batcher.limits()
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         self.batcher.check_resource_type(resource_type)
     }
 
@@ -651,7 +652,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         self.batcher.check_resource_ids(resource_type, resource_ids)
     }
 

@@ -83,7 +83,7 @@ impl TagApi for FakeCloud {
         &self.limits
     }
 
-    fn check_resource_type(&self, _: &str) -> Result<(), String> {
+    fn check_resource_type(&self, _: &str) -> Result<(), crate::cloud::AddressError> {
         Ok(())
     }
 

@@ -28,7 +28,9 @@ pub(crate) use write::failures_of_call;
 use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
 use super::transport::{excerpt, from_transport};
-use super::{CallError, CallObserver, Refusal, RefusalReason, TagApi, WriteOp, WriteResult};
+use super::{
+    AddressError, CallError, CallObserver, Refusal, RefusalReason, TagApi, WriteOp, WriteResult,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// A tag API client: the chassis over one protocol.
@@ -282,7 +284,7 @@ impl<P: Protocol> TagApi for Client<P> {
         self.protocol.settings().limits
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         self.protocol.check_resource_type(resource_type)
     }
 
@@ -290,7 +292,7 @@ impl<P: Protocol> TagApi for Client<P> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         self.protocol
             .check_resource_ids(resource_type, resource_ids)
     }

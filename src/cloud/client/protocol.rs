@@ -8,7 +8,9 @@ use reqwest::header::{HeaderMap, HeaderName};
 
 use super::Admit;
 use crate::cloud::credentials::Credentials;
-use crate::cloud::{AccessKey, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult};
+use crate::cloud::{
+    AccessKey, AddressError, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// The three operations of every tag API.
@@ -74,14 +76,14 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     fn action(&self, operation: Operation) -> &'static str;
 
     /// Checks a binding's `resourceType`; the error says which values are accepted.
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError>;
 
     /// Checks a binding's `resourceIds` (see [`TagApi::check_resource_ids`]).
     fn check_resource_ids(
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         let _ = (resource_type, resource_ids);
         Ok(())
     }

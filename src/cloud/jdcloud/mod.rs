@@ -23,7 +23,9 @@ use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
-use super::{AccessKey, CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult};
+use super::{
+    AccessKey, AddressError, CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use errors::classify;
@@ -184,15 +186,15 @@ impl Protocol for JdcloudConfig {
         }
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         if self.service_codes.iter().any(|code| code == resource_type) {
             return Ok(());
         }
-        Err(format!(
+        Err(AddressError::ResourceType(format!(
             "resource type {resource_type:?} is not a JD Cloud serviceCode this provider \
              accepts; accepted: {} (add more with the provider's jdcloud.extraServiceCodes)",
             self.service_codes.join(", ")
-        ))
+        )))
     }
 
     fn list_call(
@@ -352,7 +354,7 @@ mod tests {
         for code in SERVICE_CODES {
             assert_eq!(plain.check_resource_type(code), Ok(()), "{code}");
         }
-        let error = plain.check_resource_type("kafka").unwrap_err();
+        let error = plain.check_resource_type("kafka").unwrap_err().to_string();
         assert!(error.contains("\"kafka\""), "{error}");
         assert!(error.contains("extraServiceCodes"), "{error}");
         assert!(plain.check_resource_type("VM").is_err(), "case-sensitive");

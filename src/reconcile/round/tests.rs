@@ -210,7 +210,7 @@ impl TagApi for std::sync::Arc<Storm> {
         &self.limits
     }
 
-    fn check_resource_type(&self, _: &str) -> Result<(), String> {
+    fn check_resource_type(&self, _: &str) -> Result<(), crate::cloud::AddressError> {
         Ok(())
     }
 

@@ -12,7 +12,9 @@ use reqwest::header::HeaderMap;
 
 use super::{AlibabaConfig, RpcCall, indexed};
 use crate::cloud::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings};
-use crate::cloud::{AccessKey, CloudError, Refusal, RefusalReason, WriteOp, WriteResult};
+use crate::cloud::{
+    AccessKey, AddressError, CloudError, Refusal, RefusalReason, WriteOp, WriteResult,
+};
 use crate::tags::{Tags, TagsByResource};
 
 pub use arn::{
@@ -87,14 +89,19 @@ impl TagService {
     }
 
     fn kind<'a>(&self, resource_type: &'a str) -> Result<ArnType<'a>, String> {
-        parse_resource_type(resource_type)
+        parse_resource_type(resource_type).map_err(|error| error.to_string())
     }
 }
 
 /// The resource type's ARN kind, or the `InvalidResourceType` refusal of `action`.
 fn checked_kind<'a>(action: &'static str, resource_type: &'a str) -> Result<ArnType<'a>, Refusal> {
-    parse_resource_type(resource_type)
-        .map_err(|rule| Refusal::new(RefusalReason::InvalidResourceType, action, rule))
+    parse_resource_type(resource_type).map_err(|error| {
+        Refusal::new(
+            RefusalReason::InvalidResourceType,
+            action,
+            error.to_string(),
+        )
+    })
 }
 
 impl Protocol for TagService {
@@ -112,8 +119,10 @@ impl Protocol for TagService {
         super::action(operation)
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
-        parse_resource_type(resource_type).map(|_| ())
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
+        parse_resource_type(resource_type)
+            .map(|_| ())
+            .map_err(|error| AddressError::ResourceType(error.to_string()))
     }
 
     fn list_call(

@@ -516,7 +516,8 @@ fn resource_types_are_checked_against_the_preset() {
     assert_eq!(client.check_resource_type("apiGroup"), Ok(()));
     let refusal = client
         .check_resource_type("instance")
-        .expect_err("not API Gateway");
+        .expect_err("not API Gateway")
+        .to_string();
     assert!(refusal.contains("apiGroup, plugin, app, api"), "{refusal}");
 
     let open = client_with("http://127.0.0.1:9", fast_retry(1), |api| {

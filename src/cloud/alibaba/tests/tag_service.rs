@@ -255,7 +255,8 @@ fn resource_types_are_product_and_type() {
     assert_eq!(client.check_resource_type("slb:instance"), Ok(()));
     let refusal = client
         .check_resource_type("instance")
-        .expect_err("no product");
+        .expect_err("no product")
+        .to_string();
     assert!(refusal.contains("PRODUCT:TYPE"), "{refusal}");
     let printed = format!("{client:?}");
     assert!(
