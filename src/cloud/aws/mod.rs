@@ -484,7 +484,13 @@ impl Protocol for AwsConfig {
                 body: call.body.as_bytes(),
             },
         )
-        .map_err(|message| Refusal::new(RefusalReason::SigningFailed, call.operation, message))?;
+        .map_err(|error| {
+            Refusal::new(
+                RefusalReason::SigningFailed,
+                call.operation,
+                error.to_string(),
+            )
+        })?;
         let mut out: Vec<(HeaderName, String)> = vec![(
             HeaderName::from_static("content-type"),
             content_type.to_string(),
