@@ -15,6 +15,46 @@ pub(crate) fn excerpt(text: &str) -> String {
     }
 }
 
+/// Why an endpoint cannot be a request's target.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// It does not parse as a URL.
+    #[error("endpoint {endpoint:?} is not a URL: {error}")]
+    NotAUrl {
+        /// The endpoint.
+        endpoint: String,
+        /// What the parser says.
+        error: String,
+    },
+    /// Its scheme is neither http nor https.
+    #[error("endpoint {0:?} must be an http or https URL")]
+    Scheme(String),
+    /// It names no host.
+    #[error("endpoint {0:?} has no host")]
+    NoHost(String),
+}
+
+/// An endpoint's URL, and the `host` a request to it carries: the host, with `:port` only
+/// when the port is not the scheme's default.
+pub(crate) fn endpoint_url(endpoint: &str) -> Result<(reqwest::Url, String), EndpointError> {
+    let url = reqwest::Url::parse(endpoint).map_err(|error| EndpointError::NotAUrl {
+        endpoint: endpoint.to_string(),
+        error: error.to_string(),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(EndpointError::Scheme(endpoint.to_string()));
+    }
+    let name = url
+        .host_str()
+        .ok_or_else(|| EndpointError::NoHost(endpoint.to_string()))?;
+    // NB: `Url::port` is None for the scheme's default port, as the Host header wants it.
+    let host = match url.port() {
+        Some(port) => format!("{name}:{port}"),
+        None => name.to_string(),
+    };
+    Ok((url, host))
+}
+
 /// The error of a request that got no usable answer: the transport's failure to reach the
 /// cloud, or the client's refusal of an endpoint it cannot build a request for. `endpoint`
 /// names the target without any request parameter (the URL of the request carries the

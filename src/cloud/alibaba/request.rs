@@ -10,6 +10,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName};
 use super::SignatureVersion;
 use crate::cloud::client::HttpRequest;
 use crate::cloud::sign::{acs3, rpc_percent_encode, rpc_signature, rpc_string_to_sign};
+use crate::cloud::transport::endpoint_url;
 use crate::cloud::{AccessKey, Refusal, RefusalReason};
 
 /// The HTTP method of every call: parameters may be long (50 ids, 20 Unicode tags).
@@ -140,8 +141,12 @@ pub(super) fn signed_request(
             })
         }
         SignatureVersion::V3 => {
-            let host = host_of(unsigned.endpoint).map_err(|message| {
-                Refusal::new(RefusalReason::InvalidEndpoint, unsigned.action, message)
+            let (_, host) = endpoint_url(unsigned.endpoint).map_err(|error| {
+                Refusal::new(
+                    RefusalReason::InvalidEndpoint,
+                    unsigned.action,
+                    error.to_string(),
+                )
             })?;
             let body = wire_encode(
                 unsigned
@@ -159,26 +164,6 @@ pub(super) fn signed_request(
             })
         }
     }
-}
-
-/// The `host` a request to `endpoint` carries: the host, with `:port` only when the port is
-/// not the scheme's default.
-pub(super) fn host_of(endpoint: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(endpoint)
-        .map_err(|error| format!("endpoint {endpoint:?} is not a URL: {error}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "endpoint {endpoint:?} must be an http or https URL"
-        ));
-    }
-    let name = url
-        .host_str()
-        .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
-    // NB: `Url::port` is None for the scheme's default port, as the Host header wants it.
-    Ok(match url.port() {
-        Some(port) => format!("{name}:{port}"),
-        None => name.to_string(),
-    })
 }
 
 const ACTION_HEADER: &str = "x-acs-action";

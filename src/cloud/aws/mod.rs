@@ -27,6 +27,7 @@ use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, f
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::sign::aws::{AwsCredentials, Unsigned, sign_headers};
+use super::transport::endpoint_url;
 use super::{AddressError, CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
@@ -443,18 +444,13 @@ impl Protocol for AwsConfig {
         } else {
             &self.endpoint
         };
-        let url = reqwest::Url::parse(endpoint).map_err(|error| {
+        let (url, host) = endpoint_url(endpoint).map_err(|error| {
             Refusal::new(
                 RefusalReason::InvalidEndpoint,
                 call.operation,
-                format!("endpoint {endpoint:?} is not a URL: {error}"),
+                error.to_string(),
             )
         })?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            (None, _) => String::new(),
-        };
         let target = format!("{TARGET_PREFIX}{}", call.operation);
         let (content_type, service) = if sts {
             (STS_FORM, STS_SERVICE)

@@ -144,8 +144,9 @@ impl JdcloudConfig {
     ) -> Result<JdcloudCall, Refusal> {
         let region = self.region_for(service_code).to_string();
         let operation = format!("tags:{action}");
-        let target = request::target(&self.endpoint, &region, &operation)
-            .map_err(|message| Refusal::new(RefusalReason::InvalidEndpoint, action, message))?;
+        let target = request::target(&self.endpoint, &region, &operation).map_err(|error| {
+            Refusal::new(RefusalReason::InvalidEndpoint, action, error.to_string())
+        })?;
         Ok(JdcloudCall {
             region,
             target,
