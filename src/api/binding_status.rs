@@ -57,6 +57,46 @@ pub struct ResourceTagBindingStatus {
     /// Echo of the `reconcile.fluxcd.io/requestedAt` annotation last handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+    /// Sequence number of the ownership record above. An intent in the
+    /// `tagbinder.io/intent` annotation with a higher number is newer than this status (a
+    /// pass was stopped between its writes and this status write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_sequence: Option<i64>,
+}
+
+/// The annotation in which the controller records a pass's intent before its cloud writes,
+/// together with the finalizer in one write of the object (the crash window, issue 14): the
+/// ownership record the pass starts from and the tags it is about to write. The status
+/// written after the pass supersedes it (`status.recordSequence` at least its `sequence`).
+pub const INTENT_ANNOTATION: &str = "tagbinder.io/intent";
+
+/// The value of [`INTENT_ANNOTATION`] (JSON): a sequence number, an ownership record and an
+/// intent, in the compact forms of `status`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IntentRecord {
+    /// Compared with `status.recordSequence`: the higher one is the newer record.
+    pub sequence: i64,
+    /// The ownership record the intent extends.
+    #[serde(flatten)]
+    pub applied: AppliedRecord,
+    /// The tags about to be written.
+    #[serde(flatten)]
+    pub pending: PendingRecord,
+}
+
+impl IntentRecord {
+    /// The intent recorded in `annotations`, if any and newer than `status` (an annotation
+    /// that is not a record counts as none: a hand-edited annotation claims nothing).
+    pub fn newer_than(
+        annotations: &BTreeMap<String, String>,
+        status: Option<&ResourceTagBindingStatus>,
+    ) -> Option<Self> {
+        let record: IntentRecord =
+            serde_json::from_str(annotations.get(INTENT_ANNOTATION)?).ok()?;
+        let recorded = status.and_then(|s| s.record_sequence).unwrap_or(0);
+        (record.sequence > recorded).then_some(record)
+    }
 }
 
 /// What a binding applied: the basis of pruning. The controller keeps it in `status`, the

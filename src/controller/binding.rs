@@ -17,7 +17,7 @@ use super::fleet::{CloudClient, Submission};
 use super::provider_status::{self, Health};
 use super::{Error, FINALIZER, events, status};
 use crate::api::conditions::reason;
-use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding, ResourceTagBindingStatus};
+use crate::api::{ResourceTagBinding, ResourceTagBindingStatus};
 use crate::cloud::TagApi;
 use crate::reconcile::changes::{self, ChangeAction};
 use crate::reconcile::checks::Deletion;
@@ -35,23 +35,34 @@ pub async fn reconcile(
     let namespace = binding.namespace().unwrap_or_default();
     let api: Api<ResourceTagBinding> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = binding_key(&binding);
-    // NB: a binding without the finalizer gets it in this reconcile, and nothing else: its
-    // watch event brings the pass. The fleet's round keeps waiting for it meanwhile.
-    let adds_finalizer = binding.metadata.deletion_timestamp.is_none()
+    // NB: a binding without the finalizer gets it in the write of its first intent, before
+    // its first cloud write (`intent_log`), or after a pass that writes nothing (`finish`):
+    // one write fewer than a finalizer of its own. One that records something and lacks it
+    // (removed by hand) gets it here, before its pass.
+    let lacks_finalizer = binding.metadata.deletion_timestamp.is_none()
         && !binding.finalizers().iter().any(|f| f == FINALIZER);
     // NB: a binding submitted to the fleet is counted when its pass ends, with its result.
     let submitted = AtomicBool::new(false);
-    let result = finalizer(&api, FINALIZER, binding, |event| async {
-        match event {
-            Event::Apply(binding) => apply(binding, &ctx, &submitted).await,
-            Event::Cleanup(binding) => cleanup(&binding, &ctx).await,
+    let result = if lacks_finalizer {
+        if ctx.record(&binding).is_empty() {
+            apply(binding, &ctx, &submitted).await
+        } else {
+            match super::intent_log::add_finalizer(&binding, &ctx).await {
+                Ok(()) => apply(binding, &ctx, &submitted).await,
+                Err(error) => Err(error),
+            }
         }
-    })
-    .await
-    .map_err(|error| Error::Finalizer(Box::new(error)));
-    if !(adds_finalizer && result.is_ok()) {
-        ctx.fleet.settled(&key);
-    }
+    } else {
+        finalizer(&api, FINALIZER, binding, |event| async {
+            match event {
+                Event::Apply(binding) => apply(binding, &ctx, &submitted).await,
+                Event::Cleanup(binding) => cleanup(&binding, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|error| Error::Finalizer(Box::new(error)))
+    };
+    ctx.fleet.settled(&key);
     let label = match &result {
         Ok(_) => "ok",
         Err(error) => error.metric_label(),
@@ -276,12 +287,10 @@ async fn apply(
         )
         .await;
     }
-    status::write(
-        &binding,
-        status_without_pass(&binding, &readiness, ctx),
-        ctx,
-    )
-    .await?;
+    let status = status_without_pass(&binding, &readiness, ctx);
+    let records_something = !(status.applied.is_empty() && status.pending.is_empty());
+    status::write(&binding, status, ctx).await?;
+    super::intent_log::ensure_finalizer(&binding, records_something, ctx).await;
     ctx.metrics.set_ready(&key, Some((false, readiness.reason)));
     ctx.metrics.stopped(&key);
     ctx.reset_backoff(&key);
@@ -289,17 +298,14 @@ async fn apply(
 }
 
 /// The status of a pass that stopped before the cloud: new conditions, the ownership record
-/// unchanged (the one a failed status write could not record, if any).
+/// unchanged (the newest: one a failed status write could not record, or an intent's).
 fn status_without_pass(
     binding: &ResourceTagBinding,
     readiness: &Readiness,
     ctx: &Context,
 ) -> ResourceTagBindingStatus {
     let mut status = status::without_pass(binding, readiness, jiff::Timestamp::now());
-    if let Some(kept) = ctx.unrecorded(binding) {
-        status.applied = AppliedRecord::from_ownership(&kept.owned);
-        status.pending = PendingRecord::from_intent(&kept.pending);
-    }
+    ctx.record(binding).write_to(&mut status);
     status
 }
 
@@ -383,7 +389,13 @@ async fn cleanup(binding: &ResourceTagBinding, ctx: &Context) -> Result<Action, 
     }
     status::write(
         binding,
-        status::from_outcome(binding, &outcome, None, jiff::Timestamp::now()),
+        status::from_outcome(
+            binding,
+            &outcome,
+            None,
+            ctx.record(binding).sequence,
+            jiff::Timestamp::now(),
+        ),
         ctx,
     )
     .await?;

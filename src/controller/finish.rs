@@ -64,7 +64,8 @@ pub(crate) async fn finish(
     );
     let was_drifted = status::was_drifted(binding);
     let now = jiff::Timestamp::now();
-    let mut new_status = status::from_outcome(binding, outcome, Some(desired), now);
+    let sequence = ctx.record(binding).sequence;
+    let mut new_status = status::from_outcome(binding, outcome, Some(desired), sequence, now);
     let verdict = policy_verdict(binding, desired, ctx);
     ctx.policy_status
         .judged(&key, &ctx.policies_now(), &verdict);
@@ -75,6 +76,8 @@ pub(crate) async fn finish(
         tracing::warn!(binding = %key, %error, "cannot write the status");
         return Next::Retry;
     }
+    let records_something = !(outcome.ownership.is_empty() && outcome.pending.is_empty());
+    super::intent_log::ensure_finalizer(binding, records_something, ctx).await;
     events::publish_events(binding, outcome, ctx).await;
     if let Some(condition) = compliance.filter(|c| c.status == "False")
         && !super::policies::was_violating(binding)

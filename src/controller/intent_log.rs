@@ -1,25 +1,35 @@
-//! The crash window (issue 14) in the controller: a pass's intent goes to its binding's
-//! `status.pendingTags` before the round sends its writes, and the status write after the pass
-//! clears it (or keeps what the cloud did not confirm). A controller killed in between finds
-//! the intent in `status` at its next pass, which claims the keys the cloud carries with the
-//! intended value (see [`crate::plan::intent`]).
+//! The crash window (issue 14) in the controller: a pass's intent (the ownership record it
+//! starts from and the tags it is about to write) goes to its binding's `tagbinder.io/intent`
+//! annotation before the round sends its writes, in the same write as the finalizer when the
+//! binding lacks it; the status write after the pass supersedes it (`status.recordSequence`).
+//! A controller killed in between finds the intent on the binding at its next pass, which
+//! claims the keys the cloud carries with the intended value (see [`crate::plan::intent`]).
+//! An intent too large for an annotation goes to `status.pendingTags` instead.
 //!
-//! NB: this costs one status write per pass that writes tags it does not own yet (none at
-//! rest: a resync that changes nothing writes nothing), in exchange for an ownership record
-//! that no kill can lose. A single journal object per round would cost fewer writes, but needs
+//! NB: this costs one write of the binding per pass that writes tags it does not own yet (none
+//! at rest: a resync that changes nothing writes nothing), in exchange for an ownership record
+//! that no kill can lose; on a binding's first pass that write carries the finalizer too
+//! (issue 19: three writes for a first convergence, the intent, the status and an event,
+//! instead of four). A single journal object per round would cost fewer writes, but needs
 //! another resource (and RBAC), a size limit of its own, and a second source of truth.
 
 use futures::StreamExt;
 
-use super::context::Context;
-use crate::api::{AppliedRecord, PendingRecord, ResourceTagBinding};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+
+use super::context::{Context, Record};
+use super::{Error, FIELD_MANAGER, FINALIZER};
+use crate::api::{
+    AppliedRecord, INTENT_ANNOTATION, IntentRecord, PendingRecord, ResourceTagBinding,
+};
 use crate::reconcile::identity::binding_key;
 use crate::reconcile::intent_log::{Intent, IntentError, IntentLog, NOTHING_PENDING};
 use crate::tags::{Ownership, TagsByResource};
 
-/// The controller's [`IntentLog`] for the bindings of a round: an intent is written to
-/// `status.pendingTags` (with the ownership record it extends) before the writes are sent, a
-/// few bindings at a time; the status write after the pass clears it.
+/// The controller's [`IntentLog`] for the bindings of a round: an intent is written to the
+/// binding's intent annotation (with the ownership record it extends) before the writes are
+/// sent, a few bindings at a time; the status write after the pass supersedes it.
 pub(super) struct StatusIntents<'a> {
     ctx: &'a Context,
     bindings: Vec<&'a ResourceTagBinding>,
@@ -69,21 +79,130 @@ impl IntentLog for StatusIntents<'_> {
     }
 }
 
-/// Writes a pass's intent before its writes: the binding's status with the ownership record
-/// `owned` and `status.pendingTags` (no write when the status says so already).
+/// The largest intent annotation written: the object's annotations hold at most 256 KiB in
+/// all, beside the user's (and `kubectl apply`'s copy of the object). A larger intent (a
+/// selector binding over many resources) goes to `status`, which has room for it.
+const MAX_INTENT_ANNOTATION: usize = 64 * 1024;
+
+/// Writes a pass's intent before its writes, in one write of the binding when it can: the
+/// intent annotation (the ownership record `owned`, the tags `pending`, a sequence number
+/// above the record's), with the finalizer if the binding lacks it (a binding's first intent:
+/// its deletion must prune what the pass writes). No write when the binding records this
+/// already.
 async fn write_intent(
     binding: &ResourceTagBinding,
     owned: &Ownership,
     pending: &TagsByResource,
     ctx: &Context,
 ) -> Result<(), IntentError> {
-    let mut status = binding.status.clone().unwrap_or_default();
-    status.applied = AppliedRecord::from_ownership(owned);
-    status.pending = PendingRecord::from_intent(pending);
-    super::status::write(binding, status, ctx)
-        .await
-        .map_err(|error| {
-            tracing::warn!(binding = %binding_key(binding), %error, "cannot record the intent");
-            IntentError::Status(error.to_string())
-        })
+    let current = ctx.record(binding);
+    let has_finalizer = binding.finalizers().iter().any(|f| f == FINALIZER);
+    if has_finalizer && current.owned == *owned && current.pending == *pending {
+        return Ok(());
+    }
+    let record = Record {
+        owned: owned.clone(),
+        pending: pending.clone(),
+        sequence: current.sequence + 1,
+    };
+    let value = serde_json::to_string(&IntentRecord {
+        sequence: record.sequence,
+        applied: AppliedRecord::from_ownership(owned),
+        pending: PendingRecord::from_intent(pending),
+    })
+    .map_err(|error| IntentError::Status(error.to_string()))?;
+    let written = if value.len() <= MAX_INTENT_ANNOTATION {
+        // NB: kept in memory until the cache's copy carries it, whether the write succeeds or
+        // not (as a status write's record): the next pass claims what the cloud confirms.
+        ctx.ownership_unrecorded(binding, record);
+        apply_metadata(binding, Some(&value), ctx).await
+    } else {
+        let finalized = if has_finalizer {
+            Ok(())
+        } else {
+            add_finalizer(binding, ctx).await
+        };
+        match finalized {
+            Ok(()) => {
+                let mut status = binding.status.clone().unwrap_or_default();
+                record.write_to(&mut status);
+                super::status::write(binding, status, ctx).await
+            }
+            Err(error) => Err(error),
+        }
+    };
+    written.map_err(|error| {
+        tracing::warn!(binding = %binding_key(binding), %error, "cannot record the intent");
+        IntentError::Status(error.to_string())
+    })
+}
+
+/// Adds the finalizer to a binding that records nothing and lacks it, after a pass that wrote
+/// nothing (a binding that writes gets it with its first intent): its deletion then reaches
+/// the controller, which forgets it (metrics, caches). A failure is logged and left to the
+/// next pass (the binding owns nothing its deletion would prune).
+// NB: `records_something` comes from the pass (its outcome), not from `ctx.record`: the
+// cached copy may show the status the pass just wrote, and not yet the finalizer its intent
+// carried.
+pub(super) async fn ensure_finalizer(
+    binding: &ResourceTagBinding,
+    records_something: bool,
+    ctx: &Context,
+) {
+    if records_something
+        || binding.metadata.deletion_timestamp.is_some()
+        || binding.finalizers().iter().any(|f| f == FINALIZER)
+    {
+        return;
+    }
+    if let Err(error) = add_finalizer(binding, ctx).await {
+        tracing::warn!(binding = %binding_key(binding), %error, "cannot add the finalizer");
+    }
+}
+
+/// Adds the finalizer to a binding that lacks it (as the cached copy shows it).
+pub(super) async fn add_finalizer(
+    binding: &ResourceTagBinding,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let intent = binding
+        .annotations()
+        .get(INTENT_ANNOTATION)
+        .map(String::as_str);
+    apply_metadata(binding, intent, ctx).await
+}
+
+/// Applies (server-side apply) the finalizer and the intent annotation `intent` to the
+/// binding's metadata: the finalizers are a set and the annotations a map, so nobody else's
+/// entries change. An intent left out is removed (the cache keeps it while it is newer than
+/// the status, and then it is superseded). Never creates the object: a binding deleted
+/// since lacks the required `spec`, and the apiserver refuses.
+async fn apply_metadata(
+    binding: &ResourceTagBinding,
+    intent: Option<&str>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let api: Api<ResourceTagBinding> =
+        Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
+    let mut metadata = serde_json::json!({
+        "name": binding.name_any(),
+        "uid": binding.uid(),
+        "finalizers": [FINALIZER],
+    });
+    if let Some(intent) = intent {
+        metadata["annotations"] = serde_json::json!({ INTENT_ANNOTATION: intent });
+    }
+    let patch = serde_json::json!({
+        "apiVersion": ResourceTagBinding::api_version(&()),
+        "kind": ResourceTagBinding::kind(&()),
+        "metadata": metadata,
+    });
+    api.patch(
+        &binding.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(Error::Kube)
 }

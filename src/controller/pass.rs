@@ -46,7 +46,7 @@ impl Prepared {
         resource_ids: &[String],
         shared: &mut SharedClaimants,
     ) -> Self {
-        let Record { owned, pending } = ctx.record(binding);
+        let Record { owned, pending, .. } = ctx.record(binding);
         let considered: Vec<String> = considered(resource_ids, &owned, &pending)
             .into_iter()
             .map(str::to_string)

@@ -22,11 +22,13 @@ pub(super) const WRITES_IN_FLIGHT: usize = 16;
 pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
 
 /// The status after a pass that got as far as the cloud; `desired` the tags it declared
-/// (`status.desiredTags`; `None` for a deletion's pass).
+/// (`status.desiredTags`; `None` for a deletion's pass); `sequence` the number of the record
+/// the pass started from or recorded with its intent (see [`Context::record`]).
 pub fn from_outcome(
     binding: &ResourceTagBinding,
     outcome: &Outcome,
     desired: Option<&crate::tags::Tags>,
+    sequence: i64,
     now: jiff::Timestamp,
 ) -> ResourceTagBindingStatus {
     let previous = binding.status.clone().unwrap_or_default();
@@ -57,6 +59,8 @@ pub fn from_outcome(
             .map(|d| d.samples.clone())
             .unwrap_or_default(),
         last_handled_reconcile_at: requested_at(binding),
+        // NB: the record the pass started from (or its intent's): this status supersedes it.
+        record_sequence: (sequence > 0).then_some(sequence),
         // NB: a failed read leaves the last resolution standing.
         selected: match (&outcome.selected, &binding.spec.resource_selector) {
             (Some(selected), _) => Some(selected.clone()),

@@ -16,24 +16,28 @@ use kube::{Api, Client, ResourceExt};
 use super::cache::{self, Synced};
 use super::context::Context;
 use super::{fleet, policies, status};
-use crate::api::{ResourceTagBinding, TagPolicy};
+use crate::api::{INTENT_ANNOTATION, IntentRecord, ResourceTagBinding, TagPolicy};
 
 /// Hash of what should trigger a pass: the spec (generation), a requested reconcile, the
-/// start of a deletion, and the finalizers. Status writes change none of these.
+/// labels and annotations a `fieldRef` reads, and the start of a deletion. The controller's
+/// own writes (status, the intent annotation, the finalizer) change none of these.
 pub(super) fn pass_trigger(binding: &cache::Meta) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     binding.metadata.generation.hash(&mut hasher);
     // NB: the cache keeps the request annotation and the labels and annotations the
     // binding's `fieldRef`s read (see `strip_unused_metadata`): a change of any is a pass.
-    binding.annotations().hash(&mut hasher);
+    binding
+        .annotations()
+        .iter()
+        .filter(|(key, _)| *key != INTENT_ANNOTATION)
+        .for_each(|entry| entry.hash(&mut hasher));
     binding.labels().hash(&mut hasher);
     binding
         .metadata
         .deletion_timestamp
         .is_some()
         .hash(&mut hasher);
-    binding.finalizers().hash(&mut hasher);
     Some(hasher.finish())
 }
 
@@ -256,8 +260,17 @@ pub(super) fn strip_unused_metadata(binding: &mut ResourceTagBinding) {
             metadata.labels = None;
         }
     }
+    // NB: the intent annotation stays while it is newer than the status (the crash window).
+    let intent = metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|all| IntentRecord::newer_than(all, binding.status.as_ref()).is_some());
     if let Some(kept) = &mut metadata.annotations {
-        kept.retain(|key, _| key == status::REQUESTED_AT_ANNOTATION || annotations.contains(key));
+        kept.retain(|key, _| {
+            key == status::REQUESTED_AT_ANNOTATION
+                || annotations.contains(key)
+                || (intent && key == INTENT_ANNOTATION)
+        });
         if kept.is_empty() {
             metadata.annotations = None;
         }

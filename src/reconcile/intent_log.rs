@@ -2,8 +2,9 @@
 //! make, so that a pass killed after a write and before its outcome is recorded loses no
 //! ownership. The round asks its host for each input's unresolved intent (claimed after the
 //! observation, see [`crate::plan::intent::claim`]) and hands it every new intent before any
-//! write is sent; the host makes them durable (the controller in `status.pendingTags`) and the
-//! outcome's [`pending`](super::Outcome::pending) says what is still unresolved afterwards.
+//! write is sent; the host makes them durable (the controller in an annotation of the binding,
+//! the CLI in its journal) and the outcome's [`pending`](super::Outcome::pending) says what is
+//! still unresolved afterwards.
 
 use std::future::Future;
 
@@ -28,8 +29,9 @@ pub struct Intent<'a> {
 /// `IntentNotRecorded` with this.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IntentError {
-    /// The controller's status write (the binding's `status.pendingTags`) failed.
-    #[error("cannot write the binding's status: {0}")]
+    /// The controller's write of the binding (its intent annotation, or `status` for an
+    /// intent too large for an annotation) failed.
+    #[error("cannot write the binding: {0}")]
     Status(String),
     /// The CLI's journal could not be written.
     #[error("cannot write the journal: {0}")]

@@ -290,6 +290,16 @@ impl Tenant {
             .count()
     }
 
+    /// Writes (patches) of the binding `name` itself, not its status, by `user`: the intent
+    /// annotation, the finalizer.
+    pub fn object_writes(&self, server: &ApiServer, user: &str, name: &str) -> usize {
+        server
+            .calls()
+            .iter()
+            .filter(|c| c.is(user, "patch", "resourcetagbindings") && c.on(&self.namespace, name))
+            .count()
+    }
+
     /// Waits until the binding satisfies `check`.
     pub async fn wait(
         &self,

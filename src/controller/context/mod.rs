@@ -22,7 +22,10 @@ use super::Error;
 use super::cache::{Bindings, Synced};
 use super::fleet::Fleet;
 use super::metrics::Metrics;
-use crate::api::{ResourceTagBinding, ResourceTagBindingStatus, TagProvider};
+use crate::api::{
+    AppliedRecord, IntentRecord, PendingRecord, ResourceTagBinding, ResourceTagBindingStatus,
+    TagProvider,
+};
 use crate::reconcile::provider::ClientOptions;
 
 use crate::render::{BindingMeta, Inputs, NamespaceMeta, NotFound, Rendered};
@@ -106,6 +109,8 @@ impl Unrecorded {
         let Some(uid) = binding.uid() else { return };
         let mut kept = self.lock();
         // NB: the status is decoded only for a binding with a kept record, a few per round.
+        // NB: an intent kept in memory goes once the status carries the outcome that
+        // supersedes it, not when the annotation shows up: until then it is the newest record.
         if let Some(record) = kept.get(&uid)
             && binding.status.as_ref().map(Record::of).as_ref() == Some(record)
         {
@@ -114,14 +119,18 @@ impl Unrecorded {
     }
 }
 
-/// What a binding's `status` records for its passes: what it owns, and what a pass set out to
-/// write whose outcome is not recorded yet (the crash window, see [`crate::plan::intent`]).
+/// What a binding records of its passes: what it owns, and what a pass set out to write whose
+/// outcome is not recorded yet (the crash window, see [`crate::plan::intent`]), in `status`
+/// or, newer, in the intent annotation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     /// The ownership record (`status.appliedTags`, ...).
     pub owned: Ownership,
     /// The unresolved intent (`status.pendingTags`, ...).
     pub pending: TagsByResource,
+    /// Its sequence number (`status.recordSequence`, the annotation's `sequence`): a record
+    /// with a higher number is newer.
+    pub sequence: i64,
 }
 
 impl Record {
@@ -130,7 +139,39 @@ impl Record {
         Record {
             owned: status.applied.to_ownership(),
             pending: status.pending.to_intent(),
+            sequence: status.record_sequence.unwrap_or(0),
         }
+    }
+
+    /// The newest record this copy of the binding carries: the intent annotation's when it is
+    /// newer than `status`, else the status's (`None`: neither).
+    pub fn of_binding(binding: &ResourceTagBinding) -> Option<Self> {
+        let status = binding.status.as_ref();
+        if let Some(intent) = binding
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| IntentRecord::newer_than(annotations, status))
+        {
+            return Some(Record {
+                owned: intent.applied.to_ownership(),
+                pending: intent.pending.to_intent(),
+                sequence: intent.sequence,
+            });
+        }
+        status.map(Record::of)
+    }
+
+    /// True when the binding owns nothing and intends nothing.
+    pub fn is_empty(&self) -> bool {
+        self.owned.is_empty() && self.pending.is_empty()
+    }
+
+    /// Copies this record into `status`.
+    pub fn write_to(&self, status: &mut ResourceTagBindingStatus) {
+        status.applied = AppliedRecord::from_ownership(&self.owned);
+        status.pending = PendingRecord::from_intent(&self.pending);
+        status.record_sequence = (self.sequence > 0).then_some(self.sequence);
     }
 }
 
@@ -363,8 +404,8 @@ impl Context {
     }
 
     /// The ownership record a pass starts from: the one kept in memory, if any (it is newer
-    /// than the `status` of this copy of the binding), else the one in `status`. A kept record
-    /// is forgotten once the binding's cached copy carries it.
+    /// than what this copy of the binding carries), else the newer of the intent annotation's
+    /// and the status's. A kept record is forgotten once the cached copy's status carries it.
     // NB: a status write that succeeded is not yet in the cache's copy of the binding, and a
     // pass of the same binding may start from that copy before the watch delivers the new
     // one; starting from its stale record, that pass would take the tags the binding wrote
@@ -374,7 +415,7 @@ impl Context {
     }
 
     /// The ownership record and the unresolved intent a pass starts from, as [`Context::owned`]
-    /// chooses them (both from the same status write).
+    /// chooses them (both from the same write).
     pub fn record(&self, binding: &ResourceTagBinding) -> Record {
         let in_status = binding.status.as_ref().map(Record::of);
         let mut unrecorded = self.unrecorded.lock();
@@ -387,7 +428,7 @@ impl Context {
             }
             return kept;
         }
-        in_status.unwrap_or_default()
+        Record::of_binding(binding).unwrap_or_default()
     }
 
     /// The record written last whose status the cache does not show yet (or whose write

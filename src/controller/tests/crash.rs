@@ -30,15 +30,9 @@ async fn the_next_pass_claims_the_intended_keys_that_landed() {
         let verifier = verifier.handle_secret_get().await;
         // The new intent: env=prod on g2 only (g1's is claimed, not written again).
         let (verifier, intent) = verifier.handle_intent_patch(expected.clone()).await;
-        assert_eq!(intent["status"]["appliedTags"]["env"], "prod", "{intent}");
-        assert_eq!(
-            intent["status"]["appliedResourceIds"],
-            serde_json::json!(["g1"])
-        );
-        assert_eq!(
-            intent["status"]["pendingResourceIds"],
-            serde_json::json!(["g2"])
-        );
+        assert_eq!(intent["appliedTags"]["env"], "prod", "{intent}");
+        assert_eq!(intent["appliedResourceIds"], serde_json::json!(["g1"]));
+        assert_eq!(intent["pendingResourceIds"], serde_json::json!(["g2"]));
         let (verifier, patch) = verifier
             .handle_status_patch_seen(expected, "Synced", "True")
             .await;
@@ -48,6 +42,88 @@ async fn the_next_pass_claims_the_intended_keys_that_landed() {
             serde_json::json!(["g1", "g2"])
         );
         assert!(patch["status"].get("pendingTags").is_none(), "{patch}");
+        verifier.handle_event("TagsApplied").await
+    });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    cloud.shutdown().await.expect("emulator stops");
+}
+
+/// A binding whose intent annotation (env=prod on g1 and g2, sequence `intent`) and status
+/// (owning nothing, sequence `status`) a killed pass left.
+fn with_intent_annotation(intent: i64, status: i64) -> ResourceTagBinding {
+    let record = IntentRecord {
+        sequence: intent,
+        pending: killed_after_the_intent().pending,
+        ..IntentRecord::default()
+    };
+    let mut binding =
+        ResourceTagBinding::test()
+            .finalized()
+            .with_status(ResourceTagBindingStatus {
+                record_sequence: Some(status),
+                ..ResourceTagBindingStatus::default()
+            });
+    binding.metadata.annotations = Some(BTreeMap::from([(
+        INTENT_ANNOTATION.to_string(),
+        serde_json::to_string(&record).expect("JSON"),
+    )]));
+    binding
+}
+
+/// The crash window through the annotation (issue 19): a pass killed after writing its intent
+/// annotation and its cloud writes, before its status write. The next pass claims what the
+/// annotation names and the cloud carries.
+#[tokio::test]
+async fn the_next_pass_claims_what_the_intent_annotation_names() {
+    let cloud = cloud(&[("g1", &[("env", "prod")]), ("g2", &[("env", "dev")])]).await;
+    let binding = with_intent_annotation(4, 3);
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_get().await;
+        let (verifier, intent) = verifier.handle_intent_patch(expected.clone()).await;
+        assert_eq!(intent["sequence"], 5, "{intent}");
+        assert_eq!(intent["appliedResourceIds"], serde_json::json!(["g1"]));
+        assert_eq!(intent["pendingResourceIds"], serde_json::json!(["g2"]));
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "Synced", "True")
+            .await;
+        assert_eq!(
+            patch["status"]["appliedResourceIds"],
+            serde_json::json!(["g1", "g2"]),
+            "{patch}"
+        );
+        assert_eq!(patch["status"]["recordSequence"], 5, "{patch}");
+        verifier.handle_event("TagsApplied").await
+    });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    cloud.shutdown().await.expect("emulator stops");
+}
+
+/// An intent annotation that a later status superseded claims nothing: g1's env=prod, set by
+/// someone else since, stays foreign (never owned, never pruned).
+#[tokio::test]
+async fn a_superseded_intent_annotation_claims_nothing() {
+    let cloud = cloud(&[("g1", &[("env", "prod")]), ("g2", &[])]).await;
+    let binding = with_intent_annotation(3, 3);
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_get().await;
+        let (verifier, intent) = verifier.handle_intent_patch(expected.clone()).await;
+        assert_eq!(intent["sequence"], 4, "{intent}");
+        assert!(intent.get("appliedResourceIds").is_none(), "{intent}");
+        assert_eq!(intent["pendingResourceIds"], serde_json::json!(["g2"]));
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "Synced", "True")
+            .await;
+        assert_eq!(
+            patch["status"]["appliedResourceIds"],
+            serde_json::json!(["g2"]),
+            "{patch}"
+        );
         verifier.handle_event("TagsApplied").await
     });
     reconcile(Arc::new(binding), ctx).await.expect("reconcile");
@@ -92,7 +168,7 @@ async fn an_intent_that_cannot_be_recorded_sends_no_write() {
     let expected = binding.clone();
     let scenario = tokio::spawn(async move {
         let verifier = verifier.handle_secret_get().await;
-        let verifier = verifier.handle_status_conflict().await;
+        let verifier = verifier.handle_intent_conflict().await;
         let (verifier, patch) = verifier
             .handle_status_patch_seen(expected, "ProviderError", "False")
             .await;

@@ -241,13 +241,28 @@ fn synced_status() -> ResourceTagBindingStatus {
     }
 }
 
+/// A new binding that writes nothing (its provider is missing) gets the finalizer after its
+/// status: its deletion must reach the controller, which forgets it.
 #[tokio::test]
-async fn a_new_binding_gets_the_finalizer_first() {
+async fn a_new_binding_that_writes_nothing_gets_the_finalizer_after_its_status() {
     let binding = ResourceTagBinding::test();
     let (ctx, verifier) = context(vec![binding.clone()], vec![]);
-    let scenario = verifier.run(Scenario::FinalizerCreation(binding.clone()));
+    let scenario = verifier.run(Scenario::FinalizerAfterStatus(binding.clone()));
     reconcile(Arc::new(binding), ctx).await.expect("reconcile");
     within_5s(scenario).await.no_more_requests().await;
+}
+
+/// A new binding gets the finalizer in the write of its first intent, before its first cloud
+/// write (issue 19: one write of the binding, not two).
+#[tokio::test]
+async fn a_new_binding_gets_the_finalizer_with_its_first_intent() {
+    let cloud = cloud(&[("g1", &[]), ("g2", &[("team", "web")])]).await;
+    let binding = ResourceTagBinding::test();
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let scenario = verifier.run(Scenario::IntentThenStatusPatched(binding.clone()));
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    cloud.shutdown().await.expect("emulator stops");
 }
 
 #[tokio::test]
@@ -364,7 +379,7 @@ async fn a_failed_status_write_keeps_the_ownership_record_for_the_next_pass() {
     let scenario = tokio::spawn(async move {
         let verifier = verifier.handle_secret_get().await;
         let (verifier, intent) = verifier.handle_intent_patch(intent_binding).await;
-        assert_eq!(intent["status"]["pendingTags"]["env"], "prod", "{intent}");
+        assert_eq!(intent["pendingTags"]["env"], "prod", "{intent}");
         verifier.handle_status_conflict().await
     });
     reconcile(Arc::new(binding.clone()), ctx.clone())

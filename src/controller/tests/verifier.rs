@@ -8,18 +8,20 @@ use kube::client::Body;
 use serde_json::Value;
 
 use super::{FINALIZER, KEY_SECRET, ResourceTagBinding, secret};
+use crate::api::INTENT_ANNOTATION;
 
 type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// The requests a test expects, in order.
 pub(super) enum Scenario {
-    /// A new binding gets the finalizer, and nothing else happens in that pass.
-    FinalizerCreation(ResourceTagBinding),
+    /// A new binding whose provider is missing: a Warning event, the status, then the
+    /// finalizer (no intent carried it).
+    FinalizerAfterStatus(ResourceTagBinding),
     /// No provider: a Warning event, then one status write saying ProviderNotFound.
     ProviderNotFound(ResourceTagBinding),
-    /// The Secret is read, the intent is patched into the status, tags are written to the
-    /// cloud, the status is patched once more (the intent cleared), and an event says tags
-    /// were applied.
+    /// The Secret is read, the intent is applied to the binding's annotation (with the
+    /// finalizer), tags are written to the cloud, the status is patched (the intent
+    /// superseded), and an event says tags were applied.
     IntentThenStatusPatched(ResourceTagBinding),
     /// The Secret is read and the cloud already matches the status: no write at all.
     NothingChanged,
@@ -43,8 +45,12 @@ impl ApiServerVerifier {
     pub(super) fn run(self, scenario: Scenario) -> tokio::task::JoinHandle<ApiServerVerifier> {
         tokio::spawn(async move {
             match scenario {
-                Scenario::FinalizerCreation(binding) => {
-                    self.handle_finalizer_creation(binding).await
+                Scenario::FinalizerAfterStatus(binding) => {
+                    let verifier = self.handle_event("ProviderNotFound").await;
+                    let verifier = verifier
+                        .handle_status_patch(binding.clone(), "ProviderNotFound", "False")
+                        .await;
+                    verifier.handle_finalizer_creation(binding).await
                 }
                 Scenario::ProviderNotFound(binding) => {
                     let verifier = self.handle_event("ProviderNotFound").await;
@@ -60,7 +66,11 @@ impl ApiServerVerifier {
                         .await;
                     assert!(
                         patch["status"].get("pendingResourceIds").is_none(),
-                        "the intent is cleared: {patch}"
+                        "the intent is resolved: {patch}"
+                    );
+                    assert_eq!(
+                        patch["status"]["recordSequence"], 1,
+                        "the status supersedes the intent: {patch}"
                     );
                     verifier.handle_event("TagsApplied").await
                 }
@@ -212,8 +222,8 @@ impl ApiServerVerifier {
         (self, patch)
     }
 
-    /// The status patch of an intent (before the cloud writes), answered as applied; returns
-    /// the patch.
+    /// The write of an intent (before the cloud writes): a server-side apply of the binding's
+    /// intent annotation and its finalizer, answered as applied; returns the intent record.
     pub(super) async fn handle_intent_patch(
         mut self,
         binding: ResourceTagBinding,
@@ -222,19 +232,41 @@ impl ApiServerVerifier {
         assert_eq!(request.method(), http::Method::PATCH);
         assert_eq!(
             request.uri().path(),
-            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web/status"
+            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web"
         );
         let patch = Self::body_json(request).await;
+        assert_eq!(
+            patch["metadata"]["finalizers"],
+            serde_json::json!([FINALIZER]),
+            "the finalizer in {patch}"
+        );
+        let value = patch["metadata"]["annotations"][INTENT_ANNOTATION]
+            .as_str()
+            .unwrap_or_else(|| panic!("an intent annotation in {patch}"));
+        let intent: Value = serde_json::from_str(value).expect("JSON intent");
         assert!(
-            patch["status"]["pendingResourceIds"]
+            intent["pendingResourceIds"]
                 .as_array()
                 .is_some_and(|ids| !ids.is_empty()),
-            "an intent in {patch}"
+            "an intent in {intent}"
         );
-        let mut updated = binding;
-        updated.status = serde_json::from_value(patch["status"].clone()).expect("status");
+        let mut updated = binding.finalized();
+        updated
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(INTENT_ANNOTATION.to_string(), value.to_string());
         Self::respond(send, &updated);
-        (self, patch)
+        (self, intent)
+    }
+
+    /// The write of an intent, answered 409 Conflict.
+    pub(super) async fn handle_intent_conflict(mut self) -> Self {
+        let (request, send) = self.next().await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert!(request.uri().path().ends_with("/resourcetagbindings/web"));
+        Self::fail(send, 409, "Conflict");
+        self
     }
 
     /// A status patch, answered 409 Conflict.
