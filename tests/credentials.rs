@@ -335,7 +335,8 @@ fn a_half_configured_rrsa_is_named() {
     assert!(!output.status.success());
     let text = format!("{}{}", stdout(&output), stderr(&output));
     assert!(
-        text.contains("ALIBABA_CLOUD_OIDC_TOKEN_FILE") && text.contains("RRSA"),
+        text.contains("RRSA is half configured: ALIBABA_CLOUD_ROLE_ARN set")
+            && text.contains("ALIBABA_CLOUD_OIDC_TOKEN_FILE not set"),
         "{text}"
     );
 }

@@ -274,6 +274,33 @@ fn sts_endpoint(var: &dyn Fn(&str) -> Option<String>) -> String {
     }
 }
 
+/// Why Alibaba Cloud's chain has no source.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// Some of RRSA's three variables are set, not all.
+    #[error("RRSA is half configured: {} set, {} not set", .set.join(", "), .missing.join(", "))]
+    RrsaHalfConfigured {
+        /// The variables set.
+        set: Vec<&'static str>,
+        /// The others.
+        missing: Vec<&'static str>,
+    },
+    /// Neither RRSA nor the ECS instance RAM role.
+    #[error(
+        "no credentials: set spec.credentials.secretRef, or RRSA ({}, {}, {}), or {} (the ECS \
+         instance RAM role{})",
+        env::ROLE_ARN,
+        env::OIDC_PROVIDER_ARN,
+        env::OIDC_TOKEN_FILE,
+        env::ECS_METADATA,
+        if *.ecs_disabled { format!("; {} is true", env::ECS_METADATA_DISABLED) } else { String::new() }
+    )]
+    NoSource {
+        /// Whether `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true` turned the ECS role off.
+        ecs_disabled: bool,
+    },
+}
+
 /// Alibaba Cloud's credentials chain for a provider without `spec.credentials`: RRSA when
 /// its three variables are set; else the ECS instance RAM role, unless
 /// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true` or (`ecs_by_default` false, the CLI) no
@@ -281,9 +308,9 @@ fn sts_endpoint(var: &dyn Fn(&str) -> Option<String>) -> String {
 pub fn alibaba_chain(
     var: &dyn Fn(&str) -> Option<String>,
     ecs_by_default: bool,
-) -> Result<TemporarySource, String> {
+) -> Result<TemporarySource, ChainError> {
     let rrsa = [env::ROLE_ARN, env::OIDC_PROVIDER_ARN, env::OIDC_TOKEN_FILE];
-    let set: Vec<&str> = rrsa.iter().copied().filter(|n| var(n).is_some()).collect();
+    let set: Vec<&'static str> = rrsa.iter().copied().filter(|n| var(n).is_some()).collect();
     if set.len() == rrsa.len() {
         let session_name = var(env::ROLE_SESSION_NAME)
             .unwrap_or_else(|| format!("tagbinder-{}", jiff::Timestamp::now().as_second()));
@@ -297,28 +324,15 @@ pub fn alibaba_chain(
         }));
     }
     if !set.is_empty() {
-        let missing: Vec<&str> = rrsa.iter().copied().filter(|n| !set.contains(n)).collect();
-        return Err(format!(
-            "RRSA is half configured: {} set, {} not set",
-            set.join(", "),
-            missing.join(", ")
-        ));
+        let missing = rrsa.iter().copied().filter(|n| !set.contains(n)).collect();
+        return Err(ChainError::RrsaHalfConfigured { set, missing });
     }
     let disabled = var(env::ECS_METADATA_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let role_name = var(env::ECS_METADATA);
     if disabled || (!ecs_by_default && role_name.is_none()) {
-        return Err(format!(
-            "no credentials: set spec.credentials.secretRef, or RRSA ({}, {}, {}), or {} (the ECS instance RAM role{})",
-            env::ROLE_ARN,
-            env::OIDC_PROVIDER_ARN,
-            env::OIDC_TOKEN_FILE,
-            env::ECS_METADATA,
-            if disabled {
-                format!("; {} is true", env::ECS_METADATA_DISABLED)
-            } else {
-                String::new()
-            }
-        ));
+        return Err(ChainError::NoSource {
+            ecs_disabled: disabled,
+        });
     }
     Ok(TemporarySource::EcsRole(EcsRole {
         metadata_endpoint: var(env::ECS_METADATA_ENDPOINT)
@@ -422,7 +436,14 @@ mod tests {
     fn half_an_rrsa_setup_is_named() {
         let error = alibaba_chain(&vars(&[(env::ROLE_ARN, "acs:ram::1:role/r")]), true)
             .expect_err("incomplete");
-        assert!(error.contains(env::OIDC_TOKEN_FILE), "{error}");
+        assert_eq!(
+            error,
+            ChainError::RrsaHalfConfigured {
+                set: vec![env::ROLE_ARN],
+                missing: vec![env::OIDC_PROVIDER_ARN, env::OIDC_TOKEN_FILE],
+            }
+        );
+        assert!(error.to_string().contains(env::OIDC_TOKEN_FILE), "{error}");
     }
 
     #[test]
@@ -439,7 +460,9 @@ mod tests {
         assert!(alibaba_chain(&vars(&[]), false).is_err());
         assert!(alibaba_chain(&vars(&[(env::ECS_METADATA, "role")]), false).is_ok());
         let error = alibaba_chain(&vars(&[(env::ECS_METADATA_DISABLED, "true")]), true)
-            .expect_err("disabled");
+            .expect_err("disabled")
+            .to_string();
         assert!(error.contains("spec.credentials.secretRef"), "{error}");
+        assert!(error.contains(env::ECS_METADATA_DISABLED), "{error}");
     }
 }
