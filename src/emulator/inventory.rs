@@ -371,53 +371,104 @@ impl Inventory {
                 .and_then(|()| from_yaml_documents(&text))
         }
         .map_err(fail)?;
-        inventory.validate().map_err(fail)?;
+        inventory
+            .validate()
+            .map_err(|error| fail(error.to_string()))?;
         Ok(inventory)
     }
 
     /// Checks what serde cannot: known clouds, non-empty names, no resource or access key
     /// listed twice.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InventoryError> {
         let mut key_ids = BTreeSet::new();
         for account in &self.accounts {
             if account.access_key_id.is_empty() {
-                return Err("accounts: an accessKeyId is empty".to_string());
+                return Err(InventoryError::EmptyKeyId);
             }
             if !key_ids.insert(account.access_key_id.as_str()) {
-                return Err(format!(
-                    "accounts: access key {:?} is listed twice",
-                    account.access_key_id
-                ));
+                return Err(InventoryError::KeyTwice(account.access_key_id.clone()));
             }
         }
         validate_resources(&self.resources)
     }
 }
 
+/// What is wrong with an inventory (or the emulator's saved state).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    /// An account without an access key id.
+    #[error("accounts: an accessKeyId is empty")]
+    EmptyKeyId,
+    /// An access key listed twice.
+    #[error("accounts: access key {0:?} is listed twice")]
+    KeyTwice(String),
+    /// A cloud the emulator does not serve.
+    #[error("resource {resource}: cloud {cloud:?} is not one of {CLOUDS:?}")]
+    Cloud {
+        /// `cloud/type/id`.
+        resource: String,
+        /// The cloud.
+        cloud: String,
+    },
+    /// An empty type or id.
+    #[error("resource {0}: type and id must not be empty")]
+    Empty(String),
+    /// An AWS resource whose id is not its ARN.
+    #[error("resource {resource}: {rule}")]
+    Aws {
+        /// `cloud/type/id`.
+        resource: String,
+        /// Why.
+        rule: super::aws::ArnError,
+    },
+    /// A resource listed twice.
+    #[error("resource {0} is listed twice")]
+    Twice(String),
+    /// AWS resources of two accounts.
+    #[error(
+        "resource {resource}: account {found} is not {known}, the account of the other AWS \
+         resources; the emulator serves one AWS account"
+    )]
+    Accounts {
+        /// `cloud/type/id`.
+        resource: String,
+        /// Its account.
+        found: String,
+        /// The others'.
+        known: String,
+    },
+}
+
+impl InventoryResource {
+    /// `cloud/type/id`, for messages.
+    pub(crate) fn name(&self) -> String {
+        format!("{}/{}/{}", self.cloud, self.resource_type, self.id)
+    }
+}
+
 /// Checks a resource list (from an inventory or a state file): known clouds, non-empty type
 /// and id, no (cloud, type, id) twice.
-pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), String> {
+pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), InventoryError> {
     let mut seen = BTreeSet::new();
     for resource in resources {
-        let name = format!(
-            "{}/{}/{}",
-            resource.cloud, resource.resource_type, resource.id
-        );
+        let name = resource.name();
         if !CLOUDS.contains(&resource.cloud.as_str()) {
-            return Err(format!(
-                "resource {name}: cloud {:?} is not one of {CLOUDS:?}",
-                resource.cloud
-            ));
+            return Err(InventoryError::Cloud {
+                resource: name,
+                cloud: resource.cloud.clone(),
+            });
         }
         if resource.resource_type.is_empty() || resource.id.is_empty() {
-            return Err(format!("resource {name}: type and id must not be empty"));
+            return Err(InventoryError::Empty(name));
         }
         if resource.cloud == AWS {
-            super::aws::check_resource(resource)
-                .map_err(|rule| format!("resource {name}: {rule}"))?;
+            super::aws::check_resource(resource).map_err(|rule| InventoryError::Aws {
+                resource: name.clone(),
+                rule,
+            })?;
         }
         if !seen.insert((&resource.cloud, &resource.resource_type, &resource.id)) {
-            return Err(format!("resource {name} is listed twice"));
+            return Err(InventoryError::Twice(name));
         }
     }
     Ok(())
@@ -601,9 +652,12 @@ mod tests {
             validate_resources(&[resource("alibaba", "g1"), resource("jdcloud", "g1")]).is_ok()
         );
         let twice = validate_resources(&[resource("alibaba", "g1"), resource("alibaba", "g1")]);
-        assert!(twice.unwrap_err().contains("twice"));
+        assert_eq!(
+            twice.unwrap_err(),
+            InventoryError::Twice("alibaba/apiGroup/g1".to_string())
+        );
         let unknown = validate_resources(&[resource("aws", "g1")]);
-        assert!(unknown.unwrap_err().contains("aws"));
+        assert!(unknown.unwrap_err().to_string().contains("aws"));
         let accounts = Inventory {
             accounts: vec![
                 Account {
