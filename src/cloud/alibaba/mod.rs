@@ -32,7 +32,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::client::{Admit, Client, HttpRequest, Operation, Settings};
+use super::client::{Admit, AnswerError, Client, HttpRequest, Operation, Settings};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::{AccessKey, AddressError, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult};
@@ -270,10 +270,10 @@ impl super::client::Protocol for ProductApi {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AnswerError> {
         // NB: the answer's `ResourceType` is informational (spec section 5): every entry of
         // an answer to `ResourceType=<the binding's>` is of that type.
-        let page = list::Page::parse(body).map_err(|error| error.to_string())?;
+        let page = list::Page::parse(body)?;
         let next = page.next_token().map(str::to_string);
         page.merge_into(observed, admit);
         Ok(next)
@@ -307,7 +307,7 @@ impl super::client::Protocol for ProductApi {
         _resource_type: &str,
         _resource_ids: &[String],
         _body: &str,
-    ) -> Result<WriteResult, String> {
+    ) -> Result<WriteResult, AnswerError> {
         // NB: all-or-nothing (spec section 5): a 2xx answer means every resource was written.
         Ok(WriteResult::default())
     }

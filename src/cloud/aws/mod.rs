@@ -23,7 +23,9 @@ use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 use serde_json::{Value, json};
 
 use super::AccessKey;
-use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
+use super::client::{
+    Admit, AnswerError, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call,
+};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::sign::aws::{AwsCredentials, Unsigned, sign_headers};
@@ -264,12 +266,12 @@ impl Protocol for AwsConfig {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String> {
-        let answer: Value = serde_json::from_str(body).map_err(|error| error.to_string())?;
+    ) -> Result<Option<String>, AnswerError> {
+        let answer: Value = serde_json::from_str(body)?;
         let list = answer
             .get("ResourceTagMappingList")
             .and_then(Value::as_array)
-            .ok_or("no ResourceTagMappingList")?;
+            .ok_or(AnswerError::Missing("no ResourceTagMappingList"))?;
         let requested = match admit {
             Admit::Requested => Some(self.ids_by_arn(resource_type, observed.keys())),
             Admit::Listed => None,
@@ -278,7 +280,7 @@ impl Protocol for AwsConfig {
             let arn = mapping
                 .get("ResourceARN")
                 .and_then(Value::as_str)
-                .ok_or("a mapping without ResourceARN")?;
+                .ok_or(AnswerError::Missing("a mapping without ResourceARN"))?;
             let ids: Vec<String> = match &requested {
                 Some(requested) => match requested.get(arn) {
                     Some(ids) => ids.clone(),
@@ -305,7 +307,7 @@ impl Protocol for AwsConfig {
                 let key = tag
                     .get("Key")
                     .and_then(Value::as_str)
-                    .ok_or("a tag without Key")?;
+                    .ok_or(AnswerError::Missing("a tag without Key"))?;
                 let value = tag.get("Value").and_then(Value::as_str).unwrap_or("");
                 if !self.is_reserved(key) {
                     listed.insert(key.to_string(), value.to_string());
@@ -361,13 +363,17 @@ impl Protocol for AwsConfig {
         resource_type: &str,
         resource_ids: &[String],
         body: &str,
-    ) -> Result<WriteResult, String> {
-        let answer: Value = serde_json::from_str(body).map_err(|error| error.to_string())?;
+    ) -> Result<WriteResult, AnswerError> {
+        let answer: Value = serde_json::from_str(body)?;
         let ids = self.ids_by_arn(resource_type, resource_ids.iter());
         let failed = match answer.get("FailedResourcesMap") {
             None | Some(Value::Null) => serde_json::Map::new(),
             Some(Value::Object(failed)) => failed.clone(),
-            Some(_) => return Err("FailedResourcesMap is not a map".to_string()),
+            Some(_) => {
+                return Err(AnswerError::Invalid(
+                    "FailedResourcesMap is not a map".to_string(),
+                ));
+            }
         };
         let failures = failed.iter().flat_map(|(arn, info)| {
             let error = errors::resource_error(info);
@@ -392,13 +398,14 @@ impl Protocol for AwsConfig {
         GET_CALLER_IDENTITY
     }
 
-    fn setup_answer(&self, body: &str) -> Result<(), String> {
-        let account =
-            xml_element(body, "Account").ok_or("a GetCallerIdentity answer without <Account>")?;
+    fn setup_answer(&self, body: &str) -> Result<(), AnswerError> {
+        let account = xml_element(body, "Account").ok_or(AnswerError::Missing(
+            "a GetCallerIdentity answer without <Account>",
+        ))?;
         if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!(
+            return Err(AnswerError::Invalid(format!(
                 "<Account> {account:?} is not a 12-digit account id"
-            ));
+            )));
         }
         let _ = self.resolved_account.set(account.to_string());
         Ok(())

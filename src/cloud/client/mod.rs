@@ -20,7 +20,7 @@ mod read;
 mod select;
 mod write;
 
-pub use protocol::{HttpRequest, Operation, Protocol, Settings};
+pub use protocol::{AnswerError, HttpRequest, Operation, Protocol, Settings};
 pub use read::Admit;
 pub(crate) use select::check_match_tags;
 pub(crate) use write::failures_of_call;
@@ -260,7 +260,7 @@ impl<P: Protocol> Client<P> {
     }
 
     /// The error of a 2xx answer that is not the document it should be.
-    fn not_a_document(&self, action: &'static str, body: &str, error: &str) -> Refusal {
+    fn not_a_document(&self, action: &'static str, body: &str, error: &AnswerError) -> Refusal {
         Refusal::new(
             RefusalReason::InvalidResponse,
             action,

@@ -61,6 +61,21 @@ pub struct HttpRequest {
     pub body: String,
 }
 
+/// Why a 2xx answer is not the document it should be: the chassis refuses it
+/// ([`crate::cloud::RefusalReason::InvalidResponse`]), naming the endpoint and the body.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// It is not the JSON document of the answer.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// It lacks an element every answer holds.
+    #[error("{0}")]
+    Missing(&'static str),
+    /// An element holds what no answer may.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// One tag API's wire protocol: everything that differs between APIs, nothing that does not.
 pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     /// A call as built once (parameters, target) and signed afresh on each attempt.
@@ -108,7 +123,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     }
 
     /// Takes the answer of [`Protocol::setup_call`]; the error says what the document lacks.
-    fn setup_answer(&self, body: &str) -> Result<(), String> {
+    fn setup_answer(&self, body: &str) -> Result<(), AnswerError> {
         let _ = body;
         Ok(())
     }
@@ -156,7 +171,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String>;
+    ) -> Result<Option<String>, AnswerError>;
 
     /// The call that applies (`Tag`) or removes (`Untag`) `tags` on `resource_ids`, within
     /// the limits.
@@ -176,7 +191,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         resource_type: &str,
         resource_ids: &[String],
         body: &str,
-    ) -> Result<WriteResult, String>;
+    ) -> Result<WriteResult, AnswerError>;
 
     /// Signs `call` for one attempt with `key`, with a fresh nonce and time.
     fn sign(&self, call: &Self::Call, key: &AccessKey) -> Result<HttpRequest, Refusal>;

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 
-use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
+use super::client::{
+    Admit, AnswerError, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call,
+};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::{
@@ -231,12 +233,11 @@ impl Protocol for JdcloudConfig {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AnswerError> {
         // NB: describeResources answers every match at once (section 3: "no pagination
         // support" in the SDK): no next page.
-        wire::merge_describe(body, resource_type, observed, admit)
-            .map(|()| None)
-            .map_err(|error| error.to_string())
+        wire::merge_describe(body, resource_type, observed, admit)?;
+        Ok(None)
     }
 
     fn write_call(
@@ -260,8 +261,8 @@ impl Protocol for JdcloudConfig {
         _resource_type: &str,
         resource_ids: &[String],
         body: &str,
-    ) -> Result<WriteResult, String> {
-        let parsed = wire::parse_write(body).map_err(|error| error.to_string())?;
+    ) -> Result<WriteResult, AnswerError> {
+        let parsed = wire::parse_write(body)?;
         Ok(failures_of_call(
             resource_ids,
             parsed

@@ -11,7 +11,9 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 
 use super::{AlibabaConfig, RpcCall, indexed};
-use crate::cloud::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings};
+use crate::cloud::client::{
+    Admit, AnswerError, Client, HttpRequest, Operation, Protocol, Settings,
+};
 use crate::cloud::{
     AccessKey, AddressError, CloudError, Refusal, RefusalReason, WriteOp, WriteResult,
 };
@@ -88,8 +90,8 @@ impl TagService {
         Ok(params)
     }
 
-    fn kind<'a>(&self, resource_type: &'a str) -> Result<ArnType<'a>, String> {
-        parse_resource_type(resource_type).map_err(|error| error.to_string())
+    fn kind<'a>(&self, resource_type: &'a str) -> Result<ArnType<'a>, AnswerError> {
+        parse_resource_type(resource_type).map_err(|error| AnswerError::Invalid(error.to_string()))
     }
 }
 
@@ -167,7 +169,7 @@ impl Protocol for TagService {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AnswerError> {
         wire::read_list(&self.kind(resource_type)?, body, observed, admit)
     }
 
@@ -193,7 +195,7 @@ impl Protocol for TagService {
         resource_type: &str,
         resource_ids: &[String],
         body: &str,
-    ) -> Result<WriteResult, String> {
+    ) -> Result<WriteResult, AnswerError> {
         wire::read_write(&self.kind(resource_type)?, resource_ids, body)
     }
 
