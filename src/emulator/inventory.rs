@@ -362,15 +362,15 @@ impl Inventory {
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         {
             // NB: serde_json refuses nesting deeper than 128 levels itself, early.
-            serde_json::from_str(&text).map_err(|error| error.to_string())
+            serde_json::from_str(&text).map_err(|error| InventoryError::Syntax(error.to_string()))
         } else {
             let limits = crate::input::YamlLimits::for_file(MAX_INVENTORY_BYTES);
             crate::input::check_yaml(&text, limits)
-                .map_err(|error| format!("document {}: {error}", error.document))
+                .map_err(InventoryError::Yaml)
                 .and_then(|()| refuse_oversized_numbers(&text))
                 .and_then(|()| from_yaml_documents(&text))
         }
-        .map_err(fail)?;
+        .map_err(|error| fail(error.to_string()))?;
         inventory
             .validate()
             .map_err(|error| fail(error.to_string()))?;
@@ -396,6 +396,25 @@ impl Inventory {
 /// What is wrong with an inventory (or the emulator's saved state).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InventoryError {
+    /// The text breaks a bound of YAML input, or does not parse.
+    #[error("document {}: {}", .0.document, .0)]
+    Yaml(crate::input::YamlLimitError),
+    /// A number beyond 64 bits (refused before serde_yaml would quote its digits).
+    #[error("document {document}: {field}: {rule}")]
+    OversizedNumber {
+        /// 1-based document number.
+        document: usize,
+        /// Where.
+        field: String,
+        /// Why.
+        rule: String,
+    },
+    /// Several documents, not exactly one of them an inventory.
+    #[error("a file of several documents must hold exactly one {INVENTORY_KIND}; it holds {0}")]
+    NotOneInventory(usize),
+    /// Not an inventory document (serde's message).
+    #[error("{0}")]
+    Syntax(String),
     /// An account without an access key id.
     #[error("accounts: an accessKeyId is empty")]
     EmptyKeyId,
@@ -476,25 +495,25 @@ pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), 
 
 /// Refuses a number beyond 64 bits before serde_yaml reads the text: its error would quote
 /// the digits (a secret of 20 to 39 digits, say).
-fn refuse_oversized_numbers(text: &str) -> Result<(), String> {
+fn refuse_oversized_numbers(text: &str) -> Result<(), InventoryError> {
     match crate::yaml11::ambiguous_scalars(text)
         .into_iter()
         .find(|scalar| scalar.is_oversized())
     {
-        Some(scalar) => Err(format!(
-            "document {}: {}: {}",
-            scalar.document,
-            scalar.field,
-            scalar.rule(true)
-        )),
+        Some(scalar) => Err(InventoryError::OversizedNumber {
+            document: scalar.document,
+            rule: scalar.rule(true),
+            field: scalar.field,
+        }),
         None => Ok(()),
     }
 }
 
-fn from_yaml_documents(text: &str) -> Result<Inventory, String> {
+fn from_yaml_documents(text: &str) -> Result<Inventory, InventoryError> {
+    let syntax = |error: serde_yaml::Error| InventoryError::Syntax(error.to_string());
     let mut documents = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        match serde_yaml::Value::deserialize(document).map_err(|e| e.to_string())? {
+        match serde_yaml::Value::deserialize(document).map_err(syntax)? {
             serde_yaml::Value::Null => {}
             value => documents.push(value),
         }
@@ -508,15 +527,12 @@ fn from_yaml_documents(text: &str) -> Result<Inventory, String> {
                 .filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some(INVENTORY_KIND))
                 .collect();
             if inventories.len() != 1 {
-                return Err(format!(
-                    "a file of several documents must hold exactly one {INVENTORY_KIND}; it holds {}",
-                    inventories.len()
-                ));
+                return Err(InventoryError::NotOneInventory(inventories.len()));
             }
             inventories.remove(0)
         }
     };
-    serde_yaml::from_value(chosen).map_err(|e| e.to_string())
+    serde_yaml::from_value(chosen).map_err(syntax)
 }
 
 #[cfg(test)]
