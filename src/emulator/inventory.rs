@@ -58,18 +58,14 @@ struct InventoryDocument {
 }
 
 impl TryFrom<InventoryDocument> for Inventory {
-    type Error = String;
+    type Error = InventoryError;
 
     fn try_from(document: InventoryDocument) -> Result<Self, Self::Error> {
         if let Some(api_version) = document.api_version.filter(|v| v != INVENTORY_API_VERSION) {
-            return Err(format!(
-                "apiVersion {api_version:?} is not served; use {INVENTORY_API_VERSION:?}"
-            ));
+            return Err(InventoryError::ApiVersion(api_version));
         }
         if let Some(kind) = document.kind.filter(|k| k != INVENTORY_KIND) {
-            return Err(format!(
-                "kind {kind:?} is not an inventory; use {INVENTORY_KIND:?}"
-            ));
+            return Err(InventoryError::Kind(kind));
         }
         Ok(Inventory {
             accounts: document.accounts,
@@ -415,6 +411,12 @@ pub enum InventoryError {
     /// Not an inventory document (serde's message).
     #[error("{0}")]
     Syntax(String),
+    /// An `apiVersion` the emulator does not serve.
+    #[error("apiVersion {0:?} is not served; use {INVENTORY_API_VERSION:?}")]
+    ApiVersion(String),
+    /// A `kind` that is not an inventory.
+    #[error("kind {0:?} is not an inventory; use {INVENTORY_KIND:?}")]
+    Kind(String),
     /// An account without an access key id.
     #[error("accounts: an accessKeyId is empty")]
     EmptyKeyId,
