@@ -16,9 +16,10 @@
 //! seconds and peak RSS (from `/proc`), and the first convergence's writes from the audit log:
 //! their rate, latency and concurrency (`first_convergence_writes`). Every run reports the
 //! controller's CPU seconds.
-//! Then it checks the counts, which are deterministic: every binding Ready, exactly two
-//! status writes per binding on first convergence (the intent before its tag writes, the
-//! outcome after: issue 14's crash window), none on the resync, no cloud write and no
+//! Then it checks the counts, which are deterministic: every binding Ready, exactly one write
+//! of the binding (its intent before its tag writes, with the finalizer: issue 14's crash
+//! window) and one status write (the outcome after) per binding on first convergence, none on
+//! the resync, no cloud write and no
 //! Secret GET on the resync, both phases within 1.1x the lower bound. It never checks a time
 //! or a size; the README compares the times with their targets.
 //!
@@ -79,7 +80,10 @@ use support::fixtures::{self, Crds};
 use support::processes::{CloudEmulator, Controller, ControllerOptions, http};
 
 /// Status writes of a binding whose first pass writes tags: its intent, then its outcome.
-const FIRST_STATUS_WRITES: u64 = 2;
+const FIRST_STATUS_WRITES: u64 = 1;
+/// Writes of the binding itself per binding on first convergence: its intent annotation, with
+/// the finalizer (issue 19).
+const FIRST_OBJECT_WRITES: u64 = 1;
 
 /// The user the bench acts as.
 const USER: &str = "bench";
@@ -1295,6 +1299,8 @@ async fn reconciles(controller: &Controller) -> u64 {
 struct Phase {
     /// Status writes (patch or update of `status`) by binding name.
     status_writes: HashMap<String, u64>,
+    /// Writes (patch or update) of the binding itself, not its status, by binding name.
+    object_writes: HashMap<String, u64>,
     /// The controller's Kubernetes API calls, by `verb resource[/subresource]`.
     api_calls: BTreeMap<String, u64>,
     /// Cloud API calls, by action.
@@ -1314,6 +1320,10 @@ impl Phase {
             if is_status_write(call) {
                 let name = call.name.clone().unwrap_or_default();
                 *phase.status_writes.entry(name).or_default() += 1;
+            }
+            if is_object_write(call) {
+                let name = call.name.clone().unwrap_or_default();
+                *phase.object_writes.entry(name).or_default() += 1;
             }
             *phase.api_calls.entry(describe(call)).or_default() += 1;
         }
@@ -1339,18 +1349,15 @@ impl Phase {
                 .filter(|(_, v)| *v > 0)
                 .collect()
         };
-        Phase {
-            status_writes: self
-                .status_writes
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v - earlier.status_writes.get(k).copied().unwrap_or(0),
-                    )
-                })
+        let minus_by_name = |now: &HashMap<String, u64>, then: &HashMap<String, u64>| {
+            now.iter()
+                .map(|(k, v)| (k.clone(), v - then.get(k).copied().unwrap_or(0)))
                 .filter(|(_, v)| *v > 0)
-                .collect(),
+                .collect()
+        };
+        Phase {
+            status_writes: minus_by_name(&self.status_writes, &earlier.status_writes),
+            object_writes: minus_by_name(&self.object_writes, &earlier.object_writes),
             api_calls: minus(&self.api_calls, &earlier.api_calls),
             cloud_calls: minus(&self.cloud_calls, &earlier.cloud_calls),
             reconciles: self.reconciles - earlier.reconciles,
@@ -1377,6 +1384,10 @@ impl Phase {
 
     fn status_writes_total(&self) -> u64 {
         self.status_writes.values().sum()
+    }
+
+    fn object_writes_total(&self) -> u64 {
+        self.object_writes.values().sum()
     }
 
     fn to_json(
@@ -1427,6 +1438,10 @@ impl Phase {
                 "min_per_binding": writes.iter().min(),
                 "max_per_binding": writes.iter().max(),
             },
+            "object_writes": {
+                "total": self.object_writes_total(),
+                "per_binding": per_binding(self.object_writes_total()),
+            },
             "kubernetes_api_calls": {
                 "total": self.api_calls.values().sum::<u64>(),
                 "by_call": self.api_calls,
@@ -1451,6 +1466,13 @@ fn percentile(sorted: &[Duration], q: f64) -> Option<f64> {
 fn is_status_write(call: &ApiCall) -> bool {
     call.resource == BINDINGS
         && call.subresource.as_deref() == Some("status")
+        && matches!(call.verb.as_str(), "patch" | "update")
+}
+
+fn is_object_write(call: &ApiCall) -> bool {
+    call.resource == BINDINGS
+        && call.subresource.is_none()
+        && call.name.is_some()
         && matches!(call.verb.as_str(), "patch" | "update")
 }
 
@@ -1546,24 +1568,38 @@ impl Report<'_> {
         })
     }
 
-    /// The deterministic counts: two status writes per binding on first convergence (its
-    /// intent, then its outcome), none on the resync. Never a time or a size.
+    /// The deterministic counts: one write of the binding (its intent, with the finalizer)
+    /// and one status write (its outcome) per binding on first convergence, none on the
+    /// resync. Never a time or a size.
     fn check(&self) -> Result<(), String> {
         let bindings = self.options.bindings;
         let mut problems = Vec::new();
-        let off: Vec<String> = (0..bindings)
-            .map(binding_name)
-            .filter_map(|name| {
-                let count = self.first.status_writes.get(&name).copied().unwrap_or(0);
-                (count != FIRST_STATUS_WRITES).then(|| format!("{name}: {count}"))
-            })
-            .collect();
-        if !off.is_empty() {
-            problems.push(format!(
-                "{} binding(s) without exactly {FIRST_STATUS_WRITES} status writes on first convergence (e.g. {})",
-                off.len(),
-                off.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            ));
+        for (what, writes, expected) in [
+            (
+                "status writes",
+                &self.first.status_writes,
+                FIRST_STATUS_WRITES,
+            ),
+            (
+                "writes of the binding",
+                &self.first.object_writes,
+                FIRST_OBJECT_WRITES,
+            ),
+        ] {
+            let off: Vec<String> = (0..bindings)
+                .map(binding_name)
+                .filter_map(|name| {
+                    let count = writes.get(&name).copied().unwrap_or(0);
+                    (count != expected).then(|| format!("{name}: {count}"))
+                })
+                .collect();
+            if !off.is_empty() {
+                problems.push(format!(
+                    "{} binding(s) without exactly {expected} {what} on first convergence (e.g. {})",
+                    off.len(),
+                    off.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
         }
         if let Some((_, phase, bound)) = &self.label_change {
             let affected = relabelled_bindings(self.options).len() as u64;
@@ -1575,17 +1611,21 @@ impl Report<'_> {
                 ));
             }
             // NB: its bindings only: an intent and an outcome each.
-            if phase.status_writes_total() > affected * FIRST_STATUS_WRITES {
+            if phase.status_writes_total() > affected * FIRST_STATUS_WRITES
+                || phase.object_writes_total() > affected * FIRST_OBJECT_WRITES
+            {
                 problems.push(format!(
-                    "the change: {} status writes for {affected} bindings",
-                    phase.status_writes_total()
+                    "the change: {} status writes and {} writes of the bindings for {affected} bindings",
+                    phase.status_writes_total(),
+                    phase.object_writes_total()
                 ));
             }
         }
-        if self.resync.status_writes_total() > 0 {
+        if self.resync.status_writes_total() + self.resync.object_writes_total() > 0 {
             problems.push(format!(
-                "{} status write(s) on the no-change resync",
-                self.resync.status_writes_total()
+                "{} status write(s) and {} write(s) of the bindings on the no-change resync",
+                self.resync.status_writes_total(),
+                self.resync.object_writes_total()
             ));
         }
         if self.resync.cloud_writes() > 0 {

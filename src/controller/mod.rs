@@ -39,8 +39,8 @@ pub use binding::{error_policy, reconcile};
 pub use cache::Synced;
 pub use context::Context;
 use watches::{
-    announce_all, marks_synced, namespace_watch, pass_trigger, policy_watch, report_undecodable,
-    secret_watch, strip_unused_metadata,
+    after_first_list, announce_all, marks_synced, namespace_watch, pass_trigger, policy_watch,
+    report_undecodable, secret_watch, strip_unused_metadata,
 };
 
 use crate::api::{ResourceTagBinding, TagPolicy, TagProvider};
@@ -366,7 +366,8 @@ pub async fn run_controller(
     .default_backoff()
     .inspect_ok(marks_synced(&providers_synced))
     .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
+    .predicate_filter(predicates::generation, Default::default())
+    .try_filter(after_first_list(&providers_synced));
 
     let (policies, policies_stream) = policy_watch(&client).await;
 

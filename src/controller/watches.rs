@@ -152,8 +152,19 @@ pub(super) fn secret_watch(client: &Client, namespace: &str) -> SecretWatch {
     )
     .default_backoff()
     .inspect_ok(marks_synced(&synced))
-    .applied_objects();
+    .applied_objects()
+    .try_filter(after_first_list(&synced));
     (stream.boxed(), vec![(store, synced)])
+}
+
+/// A filter for a watch that announces bindings: nothing of its first list (until `synced`)
+/// comes out. The bindings' own list brings every pass, and passes wait for the caches to
+/// fill; an announcement of a binding whose pass already ran would bring a second pass.
+pub(super) fn after_first_list<K>(
+    synced: &Synced,
+) -> impl FnMut(&K) -> futures::future::Ready<bool> + use<K> {
+    let synced = synced.clone();
+    move |_| futures::future::ready(synced.is_done())
 }
 
 /// A watch of Namespaces' metadata, its cache, and whether the cache is filled: every
