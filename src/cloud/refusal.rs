@@ -1,7 +1,8 @@
 //! The client's own refusals: a call it would not send (over the cloud's limits, a selector
-//! that breaks its rules, an id it cannot address, an endpoint it cannot sign for), an answer
-//! it would not use (not the document it should be, a pagination that never ends), or a
-//! coalesced call dropped unsent. Decided here, not by the cloud: a [`super::CloudError`] is
+//! that breaks its rules, an id it cannot address, an endpoint it cannot sign for, a token
+//! file it cannot read), an answer it would not use (not the document it should be, a
+//! pagination that never ends, credentials it cannot read), or a coalesced call dropped
+//! unsent. Decided here, not by the cloud: a [`super::CloudError`] is
 //! only what the cloud (or the transport to it) answered.
 
 use super::ErrorKind;
@@ -39,6 +40,14 @@ pub enum RefusalReason {
     PaginationLoop,
     /// A coalesced call dropped before an answer came (shutting down).
     Dropped,
+    /// AWS web identity's token file cannot be read.
+    WebIdentityTokenFileUnreadable,
+    /// The container credentials endpoint's authorization token file cannot be read.
+    AuthorizationTokenFileUnreadable,
+    /// RRSA's OIDC token file cannot be read.
+    OidcTokenFileUnreadable,
+    /// STS or a metadata service answered without usable credentials.
+    InvalidAnswer,
 }
 
 impl RefusalReason {
@@ -59,15 +68,25 @@ impl RefusalReason {
             RefusalReason::InvalidResponse => "InvalidResponse",
             RefusalReason::PaginationLoop => "PaginationLoop",
             RefusalReason::Dropped => "Dropped",
+            RefusalReason::WebIdentityTokenFileUnreadable => "WebIdentityTokenFileUnreadable",
+            RefusalReason::AuthorizationTokenFileUnreadable => "AuthorizationTokenFileUnreadable",
+            RefusalReason::OidcTokenFileUnreadable => "OIDCTokenFileUnreadable",
+            RefusalReason::InvalidAnswer => "InvalidAnswer",
         }
     }
 
-    /// The kind: a pagination loop and a dropped call may pass later (`Retryable`, reason
-    /// `ProviderError`); everything else needs a change of input or configuration
-    /// (`InvalidInput`).
+    /// The kind: a pagination loop, a dropped call and credentials answered unusable may
+    /// pass later (`Retryable`, reason `ProviderError`); an unreadable token file needs the
+    /// credentials set up (`Credentials`); everything else needs a change of input or
+    /// configuration (`InvalidInput`).
     pub fn kind(self) -> ErrorKind {
         match self {
-            RefusalReason::PaginationLoop | RefusalReason::Dropped => ErrorKind::Retryable,
+            RefusalReason::PaginationLoop
+            | RefusalReason::Dropped
+            | RefusalReason::InvalidAnswer => ErrorKind::Retryable,
+            RefusalReason::WebIdentityTokenFileUnreadable
+            | RefusalReason::AuthorizationTokenFileUnreadable
+            | RefusalReason::OidcTokenFileUnreadable => ErrorKind::Credentials,
             _ => ErrorKind::InvalidInput,
         }
     }

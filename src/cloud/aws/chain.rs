@@ -31,7 +31,7 @@ pub use super::metadata::{
 use super::metadata::{ECS_CONTAINER_HOST, container, instance_profile};
 use super::xml_element;
 use crate::cloud::credentials::{failure, post_form};
-use crate::cloud::{AccessKey, CloudError, ErrorKind};
+use crate::cloud::{AccessKey, CallError, CloudError, ErrorKind, Refusal, RefusalReason};
 
 /// The STS action of web identity.
 pub const ASSUME_ROLE_WITH_WEB_IDENTITY: &str = "AssumeRoleWithWebIdentity";
@@ -201,7 +201,7 @@ impl AwsSource {
     pub async fn fetch(
         &self,
         http: &reqwest::Client,
-    ) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+    ) -> Result<(AccessKey, jiff::Timestamp), CallError> {
         match self {
             AwsSource::WebIdentity(role) => web_identity(http, role).await,
             AwsSource::Container(endpoint) => container(http, endpoint).await,
@@ -210,28 +210,27 @@ impl AwsSource {
     }
 }
 
+/// A token file that cannot be read: the client's refusal, nothing was asked.
 pub(super) fn unreadable(
     action: &'static str,
-    code: &str,
+    reason: RefusalReason,
     what: &str,
     path: &std::path::Path,
     error: &std::io::Error,
-) -> CloudError {
-    failure(
-        ErrorKind::Credentials,
+) -> Refusal {
+    Refusal::new(
+        reason,
         action,
-        code,
         format!("cannot read {what} {}: {error}", path.display()),
     )
 }
 
 /// The expiry of temporary credentials, from STS's or the endpoint's `Expiration`.
-pub(super) fn expiration(action: &'static str, text: &str) -> Result<jiff::Timestamp, CloudError> {
+pub(super) fn expiration(action: &'static str, text: &str) -> Result<jiff::Timestamp, Refusal> {
     text.trim().parse().map_err(|_| {
-        failure(
-            ErrorKind::Retryable,
+        Refusal::new(
+            RefusalReason::InvalidAnswer,
             action,
-            "InvalidAnswer",
             format!("the credentials' Expiration {text:?} is not a UTC time"),
         )
     })
@@ -242,12 +241,12 @@ pub(super) fn expiration(action: &'static str, text: &str) -> Result<jiff::Times
 async fn web_identity(
     http: &reqwest::Client,
     role: &WebIdentityRole,
-) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+) -> Result<(AccessKey, jiff::Timestamp), CallError> {
     const ACTION: &str = ASSUME_ROLE_WITH_WEB_IDENTITY;
     let token = std::fs::read_to_string(&role.token_file).map_err(|error| {
         unreadable(
             ACTION,
-            "WebIdentityTokenFileUnreadable",
+            RefusalReason::WebIdentityTokenFileUnreadable,
             &format!(
                 "the web identity token file ({})",
                 env::WEB_IDENTITY_TOKEN_FILE
@@ -287,16 +286,16 @@ async fn web_identity(
                     role.sts_endpoint, role.role_arn
                 ),
             )
-        });
+        }
+        .into());
     }
     let field = |name: &str| {
         xml_element(&body, name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                failure(
-                    ErrorKind::Retryable,
+                Refusal::new(
+                    RefusalReason::InvalidAnswer,
                     ACTION,
-                    "InvalidAnswer",
                     format!("STS at {} answered without {name}", role.sts_endpoint),
                 )
             })
