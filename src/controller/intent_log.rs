@@ -160,23 +160,24 @@ pub(super) async fn ensure_finalizer(
     }
 }
 
+/// The field manager of the finalizer applied alone: it never owns the intent annotation, so
+/// its applies never remove one (server-side apply removes what a manager owned and left out).
+const FINALIZER_MANAGER: &str = "tagbinder-finalizer";
+
 /// Adds the finalizer to a binding that lacks it (as the cached copy shows it).
 pub(super) async fn add_finalizer(
     binding: &ResourceTagBinding,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let intent = binding
-        .annotations()
-        .get(INTENT_ANNOTATION)
-        .map(String::as_str);
-    apply_metadata(binding, intent, ctx).await
+    apply_metadata(binding, None, ctx).await
 }
 
-/// Applies (server-side apply) the finalizer and the intent annotation `intent` to the
-/// binding's metadata: the finalizers are a set and the annotations a map, so nobody else's
-/// entries change. An intent left out is removed (the cache keeps it while it is newer than
-/// the status, and then it is superseded). Never creates the object: a binding deleted
-/// since lacks the required `spec`, and the apiserver refuses.
+/// Applies (server-side apply) the finalizer, and the intent annotation `intent` if any, to
+/// the binding's metadata: the finalizers are a set and the annotations a map, so nobody
+/// else's entries change. The intent's applies (manager `tagbinder`) always carry an intent,
+/// the finalizer's alone have a manager of their own: neither removes an intent. Never
+/// creates the object: a binding deleted since lacks the required `spec`, and the apiserver
+/// refuses.
 async fn apply_metadata(
     binding: &ResourceTagBinding,
     intent: Option<&str>,
@@ -197,9 +198,14 @@ async fn apply_metadata(
         "kind": ResourceTagBinding::kind(&()),
         "metadata": metadata,
     });
+    let manager = if intent.is_some() {
+        FIELD_MANAGER
+    } else {
+        FINALIZER_MANAGER
+    };
     api.patch(
         &binding.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(manager).force(),
         &Patch::Apply(&patch),
     )
     .await

@@ -117,6 +117,8 @@ impl ApiServerVerifier {
         );
     }
 
+    /// The finalizer applied alone: by a field manager of its own, which never owns (so never
+    /// removes) an intent annotation.
     pub(super) async fn handle_finalizer_creation(mut self, binding: ResourceTagBinding) -> Self {
         let (request, send) = self.next().await;
         assert_eq!(request.method(), http::Method::PATCH);
@@ -124,8 +126,20 @@ impl ApiServerVerifier {
             request.uri().path(),
             "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web"
         );
-        let patch = Self::body_json(request).await.to_string();
-        assert!(patch.contains(FINALIZER), "finalizer in {patch}");
+        let query = request.uri().query().unwrap_or_default().to_string();
+        assert!(
+            query.contains("fieldManager=tagbinder-finalizer"),
+            "the finalizer's own manager: {query}"
+        );
+        let patch = Self::body_json(request).await;
+        assert_eq!(
+            patch["metadata"]["finalizers"],
+            serde_json::json!([FINALIZER])
+        );
+        assert!(
+            patch["metadata"].get("annotations").is_none(),
+            "no annotation in {patch}"
+        );
         Self::respond(send, &binding.finalized());
         self
     }
