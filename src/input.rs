@@ -152,6 +152,20 @@ impl Size {
     }
 }
 
+/// A bound of [`YamlLimits`] (or [`MAX_YAML_DEPTH`]) that a text breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+enum YamlBreach {
+    /// Nested deeper than [`MAX_YAML_DEPTH`].
+    #[error("YAML nests deeper than {MAX_YAML_DEPTH} levels, the limit")]
+    Depth,
+    /// More nodes than the limit, aliases expanded.
+    #[error("YAML expands to more than {0} nodes (aliases expanded), the limit")]
+    Nodes(u64),
+    /// More scalar text than the limit, aliases expanded.
+    #[error("YAML expands to more than {} of text (aliases expanded), the limit", mib(*.0))]
+    Text(u64),
+}
+
 struct Budget {
     limits: YamlLimits,
     document: usize,
@@ -163,7 +177,7 @@ struct Budget {
 }
 
 impl Budget {
-    fn on_event(&mut self, event: Event<'_>) -> Result<(), String> {
+    fn on_event(&mut self, event: Event<'_>) -> Result<(), YamlBreach> {
         match event {
             Event::DocumentStart(_) => {
                 self.document += 1;
@@ -181,9 +195,7 @@ impl Budget {
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if self.open.len() >= MAX_YAML_DEPTH {
-                    return Err(format!(
-                        "YAML nests deeper than {MAX_YAML_DEPTH} levels, the limit"
-                    ));
+                    return Err(YamlBreach::Depth);
                 }
                 self.open.push((anchor, self.total));
                 self.total.add(Size {
@@ -207,16 +219,10 @@ impl Budget {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
         if self.total.nodes > self.limits.nodes {
-            return Err(format!(
-                "YAML expands to more than {} nodes (aliases expanded), the limit",
-                self.limits.nodes
-            ));
+            return Err(YamlBreach::Nodes(self.limits.nodes));
         }
         if self.total.scalar_bytes > self.limits.scalar_bytes {
-            return Err(format!(
-                "YAML expands to more than {} of text (aliases expanded), the limit",
-                mib(self.limits.scalar_bytes)
-            ));
+            return Err(YamlBreach::Text(self.limits.scalar_bytes));
         }
         Ok(())
     }

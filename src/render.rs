@@ -161,7 +161,64 @@ pub struct Missing {
     /// The `tagsFrom` key.
     pub key: String,
     /// What is missing, e.g. `namespace "team-web" has no label "team"`.
-    pub what: String,
+    pub what: Absent,
+}
+
+/// What a `tagsFrom` entry's source lacks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Absent {
+    /// The binding's namespace is not known (the CLI: no Namespace document).
+    #[error("namespace {namespace:?} is unknown")]
+    Namespace {
+        /// The binding's namespace.
+        namespace: String,
+    },
+    /// The namespace has no such label.
+    #[error("namespace {namespace:?} has no label {label:?}")]
+    NamespaceLabel {
+        /// The binding's namespace.
+        namespace: String,
+        /// The label.
+        label: String,
+    },
+    /// The namespace has no such annotation.
+    #[error("namespace {namespace:?} has no annotation {annotation:?}")]
+    NamespaceAnnotation {
+        /// The binding's namespace.
+        namespace: String,
+        /// The annotation.
+        annotation: String,
+    },
+    /// `fieldRef.fieldPath` names no field tagbinder reads.
+    #[error(
+        "fieldRef.fieldPath {path:?} names no supported field (metadata.name, \
+         metadata.namespace, metadata.labels['KEY'], metadata.annotations['KEY'])"
+    )]
+    UnsupportedField {
+        /// The field path.
+        path: String,
+    },
+    /// The binding has no such label or annotation.
+    #[error("binding {binding} has no {what} {key:?}")]
+    BindingField {
+        /// `namespace/name`.
+        binding: String,
+        /// `label` or `annotation`.
+        what: &'static str,
+        /// The label's or annotation's key.
+        key: String,
+    },
+    /// No cluster name was given to the host.
+    #[error(
+        "no cluster name is set (`tagbinder run --cluster-name`, chart value clusterName; \
+         `tagbinder plan|apply --cluster-name`)"
+    )]
+    ClusterName,
+    /// `valueFrom` names no source.
+    #[error(
+        "valueFrom sets no source (namespaceLabel, namespaceAnnotation, fieldRef, clusterName)"
+    )]
+    NoSource,
 }
 
 impl fmt::Display for Missing {
@@ -237,19 +294,22 @@ fn render_all(inputs: &Inputs<'_>, provider: &str) -> (Rendered, Vec<Missing>) {
 }
 
 /// The value of one entry and its source, or what is missing.
-fn value_of(entry: &TagFrom, inputs: &Inputs<'_>) -> Result<(String, Source), String> {
+fn value_of(entry: &TagFrom, inputs: &Inputs<'_>) -> Result<(String, Source), Absent> {
     let from = &entry.value_from;
     let namespace = inputs.binding.namespace;
     let namespace_meta = || {
-        inputs
-            .namespace
-            .ok_or_else(|| format!("namespace {namespace:?} is unknown"))
+        inputs.namespace.ok_or_else(|| Absent::Namespace {
+            namespace: namespace.to_string(),
+        })
     };
     if let Some(label) = &from.namespace_label {
         let value = namespace_meta()?
             .labels
             .get(label)
-            .ok_or_else(|| format!("namespace {namespace:?} has no label {label:?}"))?;
+            .ok_or_else(|| Absent::NamespaceLabel {
+                namespace: namespace.to_string(),
+                label: label.clone(),
+            })?;
         return Ok((
             value.clone(),
             Source::NamespaceLabel {
@@ -262,7 +322,10 @@ fn value_of(entry: &TagFrom, inputs: &Inputs<'_>) -> Result<(String, Source), St
         let value = namespace_meta()?
             .annotations
             .get(annotation)
-            .ok_or_else(|| format!("namespace {namespace:?} has no annotation {annotation:?}"))?;
+            .ok_or_else(|| Absent::NamespaceAnnotation {
+                namespace: namespace.to_string(),
+                annotation: annotation.clone(),
+            })?;
         return Ok((
             value.clone(),
             Source::NamespaceAnnotation {
@@ -282,33 +345,25 @@ fn value_of(entry: &TagFrom, inputs: &Inputs<'_>) -> Result<(String, Source), St
             Some(BindingField::Label(key)) => (binding.labels, "label", key),
             Some(BindingField::Annotation(key)) => (binding.annotations, "annotation", key),
             None => {
-                return Err(format!(
-                    "fieldRef.fieldPath {:?} names no supported field (metadata.name, \
-                     metadata.namespace, metadata.labels['KEY'], metadata.annotations['KEY'])",
-                    field_ref.field_path
-                ));
+                return Err(Absent::UnsupportedField {
+                    path: field_ref.field_path.clone(),
+                });
             }
         };
-        let value = map.and_then(|map| map.get(key)).ok_or_else(|| {
-            format!(
-                "binding {}/{} has no {what} {key:?}",
-                binding.namespace, binding.name
-            )
-        })?;
+        let value = map
+            .and_then(|map| map.get(key))
+            .ok_or_else(|| Absent::BindingField {
+                binding: format!("{}/{}", binding.namespace, binding.name),
+                what,
+                key: key.to_string(),
+            })?;
         return Ok((value.clone(), source));
     }
     if from.cluster_name.is_some() {
-        let name = inputs.cluster_name.ok_or_else(|| {
-            "no cluster name is set (`tagbinder run --cluster-name`, chart value clusterName; \
-             `tagbinder plan|apply --cluster-name`)"
-                .to_string()
-        })?;
+        let name = inputs.cluster_name.ok_or(Absent::ClusterName)?;
         return Ok((name.to_string(), Source::ClusterName));
     }
-    Err(
-        "valueFrom sets no source (namespaceLabel, namespaceAnnotation, fieldRef, clusterName)"
-            .to_string(),
-    )
+    Err(Absent::NoSource)
 }
 
 #[cfg(test)]

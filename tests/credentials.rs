@@ -335,7 +335,8 @@ fn a_half_configured_rrsa_is_named() {
     assert!(!output.status.success());
     let text = format!("{}{}", stdout(&output), stderr(&output));
     assert!(
-        text.contains("ALIBABA_CLOUD_OIDC_TOKEN_FILE") && text.contains("RRSA"),
+        text.contains("RRSA is half configured: ALIBABA_CLOUD_ROLE_ARN set")
+            && text.contains("ALIBABA_CLOUD_OIDC_TOKEN_FILE not set"),
         "{text}"
     );
 }
@@ -508,7 +509,7 @@ fn temporary_credentials_are_renewed_before_they_expire() {
             .list_tags("apiGroup", &ids)
             .await
             .expect_err("expired");
-        assert_eq!(error.code, "InvalidSecurityToken.Expired");
-        assert_eq!(error.kind, tagbinder::cloud::ErrorKind::Credentials);
+        assert_eq!(error.code(), "InvalidSecurityToken.Expired");
+        assert_eq!(error.kind(), tagbinder::cloud::ErrorKind::Credentials);
     });
 }

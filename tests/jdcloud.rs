@@ -286,10 +286,13 @@ async fn a_wrong_secret_is_a_credentials_error_without_retry_or_write() {
         .tag_resources("vm", &ids(&["i-2"]), &tags(&[("env", "prod")]))
         .await
         .unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Credentials);
-    assert_eq!(error.code, "UNAUTHENTICATED");
-    assert_eq!(error.http_status, Some(401));
-    assert_eq!(error.attempts, 1);
+    assert_eq!(error.kind(), ErrorKind::Credentials);
+    assert_eq!(error.code(), "UNAUTHENTICATED");
+    assert_eq!(
+        error.cloud().expect("the cloud's answer").http_status,
+        Some(401)
+    );
+    assert_eq!(error.cloud().expect("the cloud's answer").attempts, 1);
     assert!(!error.to_string().contains("not-the-secret"));
     assert_eq!(tags_in(&state(&emulator).await, "vm", "i-2"), json!({}));
 }
@@ -557,9 +560,9 @@ async fn an_answer_slower_than_the_timeout_is_a_retried_timeout() {
     };
     let client = JdcloudClient::new(client_config.clone(), http());
     let error = client.list_tags("vm", &ids(&["i-1"])).await.unwrap_err();
-    assert_eq!(error.code, "Timeout");
-    assert_eq!(error.kind, ErrorKind::Retryable);
-    assert_eq!(error.attempts, 2);
+    assert_eq!(error.code(), "Timeout");
+    assert_eq!(error.kind(), ErrorKind::Retryable);
+    assert_eq!(error.cloud().expect("the cloud's answer").attempts, 2);
     // A skewed server clock is a clear credentials-side error, not a retry loop.
     let skewed = emulator_with_clock(jiff::SignedDuration::from_mins(-30)).await;
     client_config.endpoint = skewed.url();
@@ -568,8 +571,8 @@ async fn an_answer_slower_than_the_timeout_is_a_retried_timeout() {
         .list_tags("vm", &ids(&["i-1"]))
         .await
         .unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Credentials);
-    assert!(error.message.contains("clock"), "{}", error.message);
+    assert_eq!(error.kind(), ErrorKind::Credentials);
+    assert!(error.message().contains("clock"), "{}", error.message());
 }
 
 async fn emulator_with_clock(offset: jiff::SignedDuration) -> RunningEmulator {

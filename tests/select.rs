@@ -177,7 +177,7 @@ trait Select {
         &'a self,
         resource_type: &'a str,
         match_tags: &'a Tags,
-    ) -> futures::future::BoxFuture<'a, Result<TagsByResource, tagbinder::cloud::CloudError>>;
+    ) -> futures::future::BoxFuture<'a, Result<TagsByResource, tagbinder::cloud::CallError>>;
 }
 
 impl<C: TagApi> Select for C {
@@ -185,7 +185,7 @@ impl<C: TagApi> Select for C {
         &'a self,
         resource_type: &'a str,
         match_tags: &'a Tags,
-    ) -> futures::future::BoxFuture<'a, Result<TagsByResource, tagbinder::cloud::CloudError>> {
+    ) -> futures::future::BoxFuture<'a, Result<TagsByResource, tagbinder::cloud::CallError>> {
         Box::pin(self.select_resources(resource_type, match_tags))
     }
 }
@@ -376,8 +376,8 @@ async fn empty_and_oversized_selectors_are_refused_without_a_call() {
             .select(api.resource_type, &Tags::new())
             .await
             .unwrap_err();
-        assert_eq!(error.kind, ErrorKind::InvalidInput, "{}", api.prefix);
-        assert_eq!(error.code, "EmptyMatchTags");
+        assert_eq!(error.kind(), ErrorKind::InvalidInput, "{}", api.prefix);
+        assert_eq!(error.code(), "EmptyMatchTags");
         let too_many: Tags = (0..=20)
             .map(|n| (format!("k{n}"), "v".to_string()))
             .collect();
@@ -386,9 +386,9 @@ async fn empty_and_oversized_selectors_are_refused_without_a_call() {
             .select(api.resource_type, &too_many)
             .await
             .unwrap_err();
-        assert_eq!(error.kind, ErrorKind::InvalidInput, "{}", api.prefix);
-        assert_eq!(error.code, "TooManyMatchTags");
-        assert!(error.message.starts_with("21 matchTags"), "{error}");
+        assert_eq!(error.kind(), ErrorKind::InvalidInput, "{}", api.prefix);
+        assert_eq!(error.code(), "TooManyMatchTags");
+        assert!(error.message().starts_with("21 matchTags"), "{error}");
         assert_eq!(
             stats(&emulator).await["total"],
             0,

@@ -9,6 +9,7 @@ use super::manifests::{Located, ManifestError, Manifests};
 use crate::api::{Cloud, TagProvider};
 use crate::cloud::AccessKey;
 use crate::cloud::alibaba::chain::{self as alibaba_credentials, alibaba_chain};
+use crate::cloud::aws::profile::ProfileError;
 use crate::cloud::credentials::{self, Credentials, Refreshing};
 use crate::reconcile::secret::{self, ACCESS_KEY_ID, ACCESS_KEY_SECRET, SecretKeyError};
 
@@ -56,9 +57,9 @@ pub fn credentials(
         .into()),
         _ => {
             if spec.cloud == Cloud::Aws {
-                if let Some(key) = aws_profile()
-                    .map_err(|rule| ManifestError::at(&provider.source, "spec.credentials", rule))?
-                {
+                if let Some(key) = aws_profile().map_err(|error| {
+                    ManifestError::at(&provider.source, "spec.credentials", error.to_string())
+                })? {
                     return Ok(key.into());
                 }
                 // NB: STS is the provider's one endpoint (the embedded cloud's with
@@ -87,7 +88,9 @@ pub fn credentials(
                 )));
             }
             let chain_note = match chain {
-                Some(Err(message)) if message.starts_with("RRSA") => format!(" ({message})"),
+                Some(Err(error @ alibaba_credentials::ChainError::RrsaHalfConfigured { .. })) => {
+                    format!(" ({error})")
+                }
                 Some(_) => format!(
                     ", nor RRSA ({}, {}, {}) nor {} (the ECS instance RAM role)",
                     alibaba_credentials::env::ROLE_ARN,
@@ -140,7 +143,7 @@ fn aws_profile_name() -> String {
 /// `AWS_SHARED_CREDENTIALS_FILE` (default `~/.aws/credentials`) and `AWS_CONFIG_FILE`
 /// (default `~/.aws/config`). A profile named by `AWS_PROFILE` that neither file has is an
 /// error; the `default` profile may be absent.
-fn aws_profile() -> Result<Option<AccessKey>, String> {
+fn aws_profile() -> Result<Option<AccessKey>, ProfileError> {
     use crate::cloud::aws::profile::{profile_env, profile_key};
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let file = |var: &str, default: &str| {
@@ -160,11 +163,7 @@ fn aws_profile() -> Result<Option<AccessKey>, String> {
         &profile,
     )? {
         Some(key) => Ok(Some(key)),
-        None if named.is_some() => Err(format!(
-            "{} is {profile:?}, but neither ~/.aws/credentials ([{profile}]) nor ~/.aws/config \
-             ([profile {profile}]) has that profile",
-            profile_env::PROFILE
-        )),
+        None if named.is_some() => Err(ProfileError::Absent { profile }),
         None => Ok(None),
     }
 }

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{StateFile, beside};
-use crate::input;
+use super::state::{StateError, StateFile, StateProblem, beside};
+use crate::input::{self, InputError};
 use crate::reconcile::intent_log::{Intent, IntentError, IntentLog, NOTHING_PENDING};
 use crate::tags::{Tags, TagsByResource};
 
@@ -108,15 +108,18 @@ impl Journal {
 
 /// Moves the journal's unconfirmed writes (lines of runs newer than the state file) into the
 /// state's records as `pending`; a record is created for a binding that has none yet.
-pub fn load_pending(path: &Path, state: &mut StateFile) -> Result<(), String> {
+pub fn load_pending(path: &Path, state: &mut StateFile) -> Result<(), StateError> {
     let journal = beside(path, ".journal");
+    let fail = |error| StateError {
+        path: journal.clone(),
+        problem: StateProblem::Journal(error),
+    };
     let file = match std::fs::File::open(&journal) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(format!("{}: cannot read: {error}", journal.display())),
+        Err(error) => return Err(fail(InputError::Io(error))),
     };
-    let bytes = input::read_bounded(file, super::state::MAX_STATE_BYTES)
-        .map_err(|error| format!("{}: {error}", journal.display()))?;
+    let bytes = input::read_bounded(file, super::state::MAX_STATE_BYTES).map_err(fail)?;
     for line in bytes.as_slice().lines() {
         // NB: a line cut short by a kill is the only malformed one possible; its write was
         // never sent.
@@ -158,14 +161,13 @@ pub fn load_pending(path: &Path, state: &mut StateFile) -> Result<(), String> {
 }
 
 /// Empties the journal once the state file records everything in it.
-pub fn clear(path: &Path) -> Result<(), String> {
+pub fn clear(path: &Path) -> Result<(), StateError> {
     let journal = beside(path, ".journal");
     match std::fs::remove_file(&journal) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(format!(
-            "{}: cannot remove the journal (the state file is saved; the next run ignores \
-             the journal's lines): {error}",
-            journal.display()
-        )),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(StateError {
+            path: journal,
+            problem: StateProblem::JournalNotRemoved(error),
+        }),
         _ => Ok(()),
     }
 }

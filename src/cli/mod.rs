@@ -140,7 +140,7 @@ pub struct ApplyArgs {
 /// `args` with the state file's path resolved ([`state::resolve`]): once, before anything
 /// else, so that the whole run locks, reads and writes one file.
 fn resolved(args: &CommonArgs) -> Result<CommonArgs, Vec<String>> {
-    let state = state::resolve(&args.state).map_err(|error| vec![error])?;
+    let state = state::resolve(&args.state).map_err(|error| vec![error.to_string()])?;
     Ok(CommonArgs {
         state,
         ..args.clone()

@@ -74,6 +74,7 @@ pub async fn scan(
                 Some(client) => {
                     crate::reconcile::scan::read(client, &scan.resource_type, &scan.match_tags)
                         .await
+                        .map_err(|error| error.to_string())
                 }
                 None => Err(format!(
                     "TagProvider {provider:?} is not among the files (or has no client)"

@@ -95,6 +95,146 @@ fn is_enforce(mode: &BindingMode) -> bool {
     *mode == BindingMode::Enforce
 }
 
+/// What went wrong with the state file, its lock or its journal: the file, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", .path.display())]
+pub struct StateError {
+    /// The state file (the journal, for the journal's problems).
+    pub path: PathBuf,
+    /// Why.
+    pub problem: StateProblem,
+}
+
+/// Why the state file, its lock or its journal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateProblem {
+    /// Larger than [`MAX_STATE_BYTES`].
+    #[error("cannot read the state file: larger than {} ({limit} bytes), the limit", mib(*limit))]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// It cannot be read.
+    #[error("cannot read the state file: {0}")]
+    Unreadable(InputError),
+    /// It is no state file.
+    #[error("not a tagbinder state file: {0}")]
+    NotAStateFile(serde_json::Error),
+    /// Its generation leaves no room for a save.
+    #[error(
+        "generation {0} is the largest a state file can hold, so no run could save after it; \
+         the file was edited by hand: set \"generation\" to the number of saves (0 is safe \
+         when no other run uses this file)"
+    )]
+    GenerationAtMax(u64),
+    /// A version this build does not read.
+    #[error("state file version {0} is not supported (expected {STATE_VERSION})")]
+    Version(u32),
+    /// Two records of one binding (version 1 keyed them by provider too).
+    #[error(
+        "the state file holds two records of binding {key} (providers {first:?} and \
+         {second:?}, under {old_key:?}); keep the one of the provider the binding uses and \
+         remove the other"
+    )]
+    TwoRecords {
+        /// `namespace/name`.
+        key: String,
+        /// The first record's provider.
+        first: String,
+        /// The second's.
+        second: String,
+        /// The second's version 1 key.
+        old_key: String,
+    },
+    /// Another run saved after this one read.
+    #[error(
+        "cannot write the state file: another run saved generation {on_disk} after this run \
+         read generation {read}; not overwriting it (run again)"
+    )]
+    Overtaken {
+        /// The generation on disk.
+        on_disk: u64,
+        /// The generation this run read.
+        read: u64,
+    },
+    /// The generation counter cannot count one more save.
+    #[error("cannot write the state file: the generation counter is at its largest value")]
+    GenerationExhausted,
+    /// Writing it failed.
+    #[error("cannot write the state file: {0}")]
+    Unwritable(std::io::Error),
+    /// A symbolic link on the way cannot be read.
+    #[error("cannot read the link: {0}")]
+    Link(std::io::Error),
+    /// It is not a regular file.
+    #[error(
+        "the state file is {kind}{through}, not a regular file; give --state a regular file's \
+         path"
+    )]
+    NotRegular {
+        /// What it is.
+        kind: &'static str,
+        /// ` (through links, PATH)` when links led there.
+        through: String,
+    },
+    /// Its real path cannot be found.
+    #[error("cannot resolve the state file's path: {0}")]
+    Unresolvable(std::io::Error),
+    /// Too many links.
+    #[error("more than {MAX_LINKS} symbolic links to follow; is there a loop?")]
+    LinkLoop,
+    /// `apply` could not prepare its writes (before any cloud write).
+    #[error("the state file cannot be written ({what}: {error}); nothing was changed")]
+    NotWritable {
+        /// Which step.
+        what: &'static str,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Another run holds the lock.
+    #[error(
+        "another tagbinder run is using this state file (lock {}){}; wait for it to end, or \
+         pass --lock-timeout=DURATION to wait",
+        .lock.display(),
+        waited(*.timeout)
+    )]
+    Locked {
+        /// The lock file.
+        lock: PathBuf,
+        /// How long this run waited.
+        timeout: Duration,
+    },
+    /// The lock cannot be taken.
+    #[error("cannot lock the state file: {0}")]
+    Lock(std::io::Error),
+    /// The journal cannot be read.
+    #[error("{0}")]
+    Journal(InputError),
+    /// The journal cannot be removed.
+    #[error(
+        "cannot remove the journal (the state file is saved; the next run ignores the \
+         journal's lines): {0}"
+    )]
+    JournalNotRemoved(std::io::Error),
+}
+
+fn waited(timeout: Duration) -> String {
+    if timeout.is_zero() {
+        String::new()
+    } else {
+        format!(" after waiting {}", humantime::format_duration(timeout))
+    }
+}
+
+impl StateError {
+    fn new(path: &Path, problem: StateProblem) -> Self {
+        StateError {
+            path: path.to_path_buf(),
+            problem,
+        }
+    }
+}
+
 /// The key of a binding in the state file: unambiguous because Kubernetes names hold no `/`
 /// (the CLI refuses the names Kubernetes refuses).
 pub fn state_key(namespace: &str, name: &str) -> String {
@@ -112,61 +252,48 @@ impl StateFile {
 
     /// Reads the state file; a missing file is an empty state. Reads at most
     /// [`MAX_STATE_BYTES`], and migrates a version 1 file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let fail = |error: &dyn std::fmt::Display| {
-            format!("{}: cannot read the state file: {error}", path.display())
-        };
+    pub fn load(path: &Path) -> Result<Self, StateError> {
+        let fail = |problem| StateError::new(path, problem);
         let text = match read_regular_file(path) {
             Ok(text) => text,
             Err(InputError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(StateFile::empty());
             }
             Err(InputError::TooLarge { limit }) => {
-                return Err(fail(&format!(
-                    "larger than {} ({limit} bytes), the limit",
-                    mib(limit)
-                )));
+                return Err(fail(StateProblem::TooLarge { limit }));
             }
-            Err(error) => return Err(fail(&error)),
+            Err(error) => return Err(fail(StateProblem::Unreadable(error))),
         };
         let state: StateFile = serde_json::from_str(&text)
-            .map_err(|error| format!("{}: not a tagbinder state file: {error}", path.display()))?;
+            .map_err(|error| fail(StateProblem::NotAStateFile(error)))?;
         // NB: refused rather than saturated: the next save must write a higher generation
         // than any run read (that is how a run finds that another saved meanwhile), and a
         // saturated counter would stop telling. Refused at load, before any cloud write, not
         // at the save after them. No run reaches it by counting: the file was edited.
         if state.generation == u64::MAX {
-            return Err(format!(
-                "{}: generation {} is the largest a state file can hold, so no run could \
-                 save after it; the file was edited by hand: set \"generation\" to the number \
-                 of saves (0 is safe when no other run uses this file)",
-                path.display(),
-                state.generation
-            ));
+            return Err(fail(StateProblem::GenerationAtMax(state.generation)));
         }
         match state.version {
             STATE_VERSION | STATE_VERSION_PROVIDER_KEYS => state.rekeyed(path),
-            version => Err(format!(
-                "{}: state file version {version} is not supported (expected {STATE_VERSION})",
-                path.display(),
-            )),
+            version => Err(fail(StateProblem::Version(version))),
         }
     }
 
     /// The records keyed by `namespace/name` (version 1 keyed them by provider too); two
     /// records of one binding cannot be merged safely, and are refused.
-    fn rekeyed(self, path: &Path) -> Result<Self, String> {
+    fn rekeyed(self, path: &Path) -> Result<Self, StateError> {
         let mut bindings = BTreeMap::new();
         for (old_key, entry) in self.bindings {
             let key = state_key(&entry.namespace, &entry.name);
             if let Some(previous) = bindings.insert(key.clone(), entry) {
-                return Err(format!(
-                    "{}: the state file holds two records of binding {key} (providers {:?} \
-                     and {:?}, under {old_key:?}); keep the one of the provider the binding \
-                     uses and remove the other",
-                    path.display(),
-                    previous.provider,
-                    bindings[&key].provider,
+                return Err(StateError::new(
+                    path,
+                    StateProblem::TwoRecords {
+                        first: previous.provider,
+                        second: bindings[&key].provider.clone(),
+                        key,
+                        old_key,
+                    },
                 ));
             }
         }
@@ -180,33 +307,33 @@ impl StateFile {
     /// Writes the state file atomically (a temporary file in the same directory, synced,
     /// renamed), as the next generation; refuses when the file on disk is newer than the one
     /// this run read (a run that does not take the lock wrote it meanwhile).
-    pub fn save(&mut self, path: &Path) -> Result<(), String> {
-        let fail = |error: &dyn std::fmt::Display| {
-            format!("{}: cannot write the state file: {error}", path.display())
-        };
+    pub fn save(&mut self, path: &Path) -> Result<(), StateError> {
+        let fail = |error: std::io::Error| StateError::new(path, StateProblem::Unwritable(error));
         if let Ok(on_disk) = StateFile::load(path)
             && on_disk.generation > self.generation
         {
-            return Err(fail(&format!(
-                "another run saved generation {} after this run read generation {}; \
-                 not overwriting it (run again)",
-                on_disk.generation, self.generation
-            )));
+            return Err(StateError::new(
+                path,
+                StateProblem::Overtaken {
+                    on_disk: on_disk.generation,
+                    read: self.generation,
+                },
+            ));
         }
         let dir = state_dir(path);
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        std::fs::create_dir_all(dir).map_err(fail)?;
         let mut next = self.clone();
         next.version = STATE_VERSION;
         next.generation = self
             .generation
             .checked_add(1)
-            .ok_or_else(|| fail(&"the generation counter is at its largest value"))?;
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-        let json = serde_json::to_string_pretty(&next).map_err(|e| fail(&e))?;
-        file.write_all(json.as_bytes()).map_err(|e| fail(&e))?;
-        file.write_all(b"\n").map_err(|e| fail(&e))?;
-        file.as_file().sync_all().map_err(|e| fail(&e))?;
-        file.persist(path).map_err(|e| fail(&e.error))?;
+            .ok_or_else(|| StateError::new(path, StateProblem::GenerationExhausted))?;
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+        let json = serde_json::to_string_pretty(&next).map_err(|e| fail(e.into()))?;
+        file.write_all(json.as_bytes()).map_err(fail)?;
+        file.write_all(b"\n").map_err(fail)?;
+        file.as_file().sync_all().map_err(fail)?;
+        file.persist(path).map_err(|e| fail(e.error))?;
         self.generation = next.generation;
         Ok(())
     }
@@ -243,8 +370,8 @@ const MAX_LINKS: usize = 40;
 /// replaces the target, leaving the link a link. Anything but a regular file is refused (a
 /// FIFO would block the run's read while it holds the lock). A path that does not exist yet
 /// and involves no link is answered as given.
-pub fn resolve(path: &Path) -> Result<PathBuf, String> {
-    let fail = |why: String| format!("{}: {why}", path.display());
+pub fn resolve(path: &Path) -> Result<PathBuf, StateError> {
+    let fail = |problem| StateError::new(path, problem);
     let mut current = path.to_path_buf();
     for _ in 0..MAX_LINKS {
         let Ok(metadata) = std::fs::symlink_metadata(&current) else {
@@ -253,8 +380,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf, String> {
             return Ok(in_real_directory(&current));
         };
         if metadata.file_type().is_symlink() {
-            let target = std::fs::read_link(&current)
-                .map_err(|e| fail(format!("cannot read the link: {e}")))?;
+            let target = std::fs::read_link(&current).map_err(|e| fail(StateProblem::Link(e)))?;
             current = state_dir(&current).join(target);
             continue;
         }
@@ -265,17 +391,11 @@ pub fn resolve(path: &Path) -> Result<PathBuf, String> {
             } else {
                 format!(" (through links, {})", current.display())
             };
-            return Err(fail(format!(
-                "the state file is {kind}{through}, not a regular file; give --state a \
-                 regular file's path"
-            )));
+            return Err(fail(StateProblem::NotRegular { kind, through }));
         }
-        return std::fs::canonicalize(&current)
-            .map_err(|e| fail(format!("cannot resolve the state file's path: {e}")));
+        return std::fs::canonicalize(&current).map_err(|e| fail(StateProblem::Unresolvable(e)));
     }
-    Err(fail(format!(
-        "more than {MAX_LINKS} symbolic links to follow; is there a loop?"
-    )))
+    Err(fail(StateProblem::LinkLoop))
 }
 
 /// `path` (which does not exist) in its directory's real path, when the directory exists.
@@ -335,15 +455,12 @@ pub struct StateLock {
 impl StateLock {
     /// Takes the exclusive lock for `apply`, waiting up to `timeout`, and checks that the state
     /// can be written (its directory, a temporary file in it): both before any cloud write.
-    pub fn for_apply(state: &Path, timeout: Duration) -> Result<StateLock, String> {
+    pub fn for_apply(state: &Path, timeout: Duration) -> Result<StateLock, StateError> {
         let dir = state_dir(state);
-        let fail = |what: &str, error: &dyn std::fmt::Display| {
-            format!(
-                "{}: the state file cannot be written ({what}: {error}); nothing was changed",
-                state.display()
-            )
+        let fail = |what: &'static str, error: std::io::Error| {
+            StateError::new(state, StateProblem::NotWritable { what, error })
         };
-        std::fs::create_dir_all(dir).map_err(|e| fail("cannot create its directory", &e))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail("cannot create its directory", e))?;
         let lock_path = beside(state, ".lock");
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -351,19 +468,19 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(|e| fail("cannot create the lock file", &e))?;
+            .map_err(|e| fail("cannot create the lock file", e))?;
         wait_for(&file, state, timeout, true)?;
         // NB: the lock file may have been created by another user, and the directory may
         // accept a lock file but not a new file: try the save's own first step.
         tempfile::NamedTempFile::new_in(dir)
-            .map_err(|e| fail("cannot create a temporary file beside it", &e))?;
+            .map_err(|e| fail("cannot create a temporary file beside it", e))?;
         Ok(StateLock { _file: file })
     }
 
     /// Takes a shared lock for `plan`, waiting up to `timeout`: a plan does not read a state
     /// file that an `apply` is writing. No lock (and no error) where none can be taken: a
     /// state directory that does not exist yet or that this user cannot write.
-    pub fn for_plan(state: &Path, timeout: Duration) -> Result<Option<StateLock>, String> {
+    pub fn for_plan(state: &Path, timeout: Duration) -> Result<Option<StateLock>, StateError> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -383,7 +500,7 @@ fn wait_for(
     state: &Path,
     timeout: Duration,
     exclusive: bool,
-) -> Result<(), String> {
+) -> Result<(), StateError> {
     let started = Instant::now();
     loop {
         let tried = if exclusive {
@@ -399,23 +516,16 @@ fn wait_for(
                 std::thread::sleep(Duration::from_millis(100).min(timeout));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                let waited = if timeout.is_zero() {
-                    String::new()
-                } else {
-                    format!(" after waiting {}", humantime::format_duration(timeout))
-                };
-                return Err(format!(
-                    "{}: another tagbinder run is using this state file (lock {}){waited}; \
-                     wait for it to end, or pass --lock-timeout=DURATION to wait",
-                    state.display(),
-                    beside(state, ".lock").display()
+                return Err(StateError::new(
+                    state,
+                    StateProblem::Locked {
+                        lock: beside(state, ".lock"),
+                        timeout,
+                    },
                 ));
             }
             Err(std::fs::TryLockError::Error(error)) => {
-                return Err(format!(
-                    "{}: cannot lock the state file: {error}",
-                    state.display()
-                ));
+                return Err(StateError::new(state, StateProblem::Lock(error)));
             }
         }
     }
@@ -466,7 +576,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         std::fs::write(&path, "{\"hello\": 1}").unwrap();
-        let error = StateFile::load(&path).unwrap_err();
+        let error = StateFile::load(&path).unwrap_err().to_string();
         assert!(error.contains("not a tagbinder state file"), "{error}");
     }
 
@@ -477,7 +587,7 @@ mod tests {
         // NB: sparse: no disk space is used.
         let file = std::fs::File::create(&path).unwrap();
         file.set_len(MAX_STATE_BYTES + 1).unwrap();
-        let error = StateFile::load(&path).unwrap_err();
+        let error = StateFile::load(&path).unwrap_err().to_string();
         assert!(error.contains("256.0 MiB"), "{error}");
     }
 
@@ -487,11 +597,14 @@ mod tests {
         let path = dir.path().join("state.json");
         let state = serde_json::json!({"version": 2, "generation": u64::MAX, "bindings": {}});
         std::fs::write(&path, state.to_string()).unwrap();
-        let error = StateFile::load(&path).unwrap_err();
+        let error = StateFile::load(&path).unwrap_err().to_string();
         assert!(error.contains("generation 18446744073709551615"), "{error}");
         let mut edited = StateFile::empty();
         edited.generation = u64::MAX;
-        let error = edited.save(&dir.path().join("other.json")).unwrap_err();
+        let error = edited
+            .save(&dir.path().join("other.json"))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("largest"), "{error}");
     }
 
@@ -513,7 +626,7 @@ mod tests {
         two["bindings"]["q/ns/b"] = two["bindings"]["p/ns/b"].clone();
         two["bindings"]["q/ns/b"]["provider"] = "q".into();
         std::fs::write(&path, two.to_string()).unwrap();
-        let error = StateFile::load(&path).unwrap_err();
+        let error = StateFile::load(&path).unwrap_err().to_string();
         assert!(error.contains("two records of binding ns/b"), "{error}");
     }
 
@@ -526,7 +639,7 @@ mod tests {
         fast.save(&path).unwrap();
         slow.bindings
             .insert(state_key("ns", "b"), entry("p", "ns", "b"));
-        let error = slow.save(&path).unwrap_err();
+        let error = slow.save(&path).unwrap_err().to_string();
         assert!(error.contains("not overwriting"), "{error}");
     }
 
@@ -535,10 +648,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let first = StateLock::for_apply(&path, Duration::ZERO).unwrap();
-        let error = StateLock::for_apply(&path, Duration::ZERO).unwrap_err();
+        let error = StateLock::for_apply(&path, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("another tagbinder run"), "{error}");
         assert!(error.contains("--lock-timeout"), "{error}");
-        let error = StateLock::for_plan(&path, Duration::ZERO).unwrap_err();
+        let error = StateLock::for_plan(&path, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("another tagbinder run"), "{error}");
         let waiter = {
             let path = path.clone();
@@ -560,7 +677,9 @@ mod tests {
         if std::fs::write(locked.join("probe"), "").is_ok() {
             return;
         }
-        let error = StateLock::for_apply(&locked.join("state.json"), Duration::ZERO).unwrap_err();
+        let error = StateLock::for_apply(&locked.join("state.json"), Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("cannot be written"), "{error}");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::alibaba::chain::{EcsRole, OidcRole, assume_role_with_oidc, ecs_role_credentials};
-use super::{AccessKey, CloudError, ErrorKind};
+use super::{AccessKey, CallError, CloudError, ErrorKind};
 
 /// How long before expiry credentials are fetched again, at most (the SDKs' 15 minutes);
 /// short-lived credentials are fetched again when a quarter of their life is left.
@@ -49,7 +49,7 @@ impl fmt::Debug for Credentials {
 impl Credentials {
     /// The key to sign the next request with; fetches temporary credentials when there are
     /// none yet or they are due for renewal.
-    pub async fn current(&self) -> Result<AccessKey, CloudError> {
+    pub async fn current(&self) -> Result<AccessKey, CallError> {
         match self {
             Credentials::Static(key) => Ok(key.clone()),
             Credentials::Refreshing(refreshing) => refreshing.current().await,
@@ -123,7 +123,7 @@ impl Refreshing {
         }
     }
 
-    async fn current(&self) -> Result<AccessKey, CloudError> {
+    async fn current(&self) -> Result<AccessKey, CallError> {
         let mut cached = self.cached.lock().await;
         let now = jiff::Timestamp::now();
         if let Some(issued) = cached.as_ref()
@@ -159,7 +159,7 @@ impl Refreshing {
         }
     }
 
-    async fn fetch(&self) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+    async fn fetch(&self) -> Result<(AccessKey, jiff::Timestamp), CallError> {
         match &self.source {
             TemporarySource::Oidc(role) => assume_role_with_oidc(&self.http, role).await,
             TemporarySource::EcsRole(role) => ecs_role_credentials(&self.http, role).await,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{CloudError, ResourceError, TagApi, WriteOp, WriteResult, stops_every_call};
+use super::{CallError, ResourceError, TagApi, WriteOp, WriteResult, stops_every_call};
 use crate::tags::Tags;
 
 /// Sends one write call.
@@ -15,7 +15,7 @@ pub async fn send<C: TagApi + ?Sized>(
     op: WriteOp,
     resource_ids: &[String],
     tags: &Tags,
-) -> Result<WriteResult, CloudError> {
+) -> Result<WriteResult, CallError> {
     match op {
         WriteOp::Tag => cloud.tag_resources(resource_type, resource_ids, tags).await,
         WriteOp::Untag => {
@@ -39,7 +39,7 @@ pub async fn write_isolating<C: TagApi + ?Sized>(
 ) -> Vec<(String, IdOutcome)> {
     let mut outcomes = Vec::with_capacity(resource_ids.len());
     let mut pending = vec![resource_ids];
-    let mut stopped: Option<CloudError> = None;
+    let mut stopped: Option<CallError> = None;
     while let Some(chunk) = pending.pop() {
         if let Some(error) = &stopped {
             outcomes.extend(
@@ -75,7 +75,7 @@ pub async fn write_isolating<C: TagApi + ?Sized>(
             }
             Err(error) => {
                 let failure = ResourceError {
-                    kind: error.kind,
+                    kind: error.kind(),
                     message: error.to_string(),
                 };
                 outcomes.extend(
@@ -90,7 +90,7 @@ pub async fn write_isolating<C: TagApi + ?Sized>(
 }
 
 /// The first error that stopped a resource of `outcomes`, if one did.
-pub fn stop_of(outcomes: &[(String, IdOutcome)]) -> Option<&CloudError> {
+pub fn stop_of(outcomes: &[(String, IdOutcome)]) -> Option<&CallError> {
     outcomes.iter().find_map(|(_, outcome)| match outcome {
         IdOutcome::Stopped(error) => Some(error),
         _ => None,
@@ -101,7 +101,7 @@ pub fn stop_of(outcomes: &[(String, IdOutcome)]) -> Option<&CloudError> {
 pub fn result_of(
     resource_ids: &[String],
     outcomes: &[(String, IdOutcome)],
-) -> Result<WriteResult, CloudError> {
+) -> Result<WriteResult, CallError> {
     let by_id: HashMap<&str, &IdOutcome> = outcomes
         .iter()
         .map(|(id, outcome)| (id.as_str(), outcome))
@@ -119,7 +119,7 @@ pub enum IdOutcome {
     Failed(ResourceError),
     /// The call failed with an error that stops every call (credentials, or retryable after
     /// retries), or was not sent after one did.
-    Stopped(CloudError),
+    Stopped(CallError),
 }
 
 /// What a write request gets back, from the outcomes of its resources (every id of the
@@ -128,9 +128,9 @@ pub enum IdOutcome {
 pub fn route_write(
     resource_ids: &[String],
     outcomes: &HashMap<&str, &IdOutcome>,
-) -> Result<WriteResult, CloudError> {
+) -> Result<WriteResult, CallError> {
     let mut result = WriteResult::default();
-    let mut first_stop: Option<&CloudError> = None;
+    let mut first_stop: Option<&CallError> = None;
     let mut all_stopped = !resource_ids.is_empty();
     for id in resource_ids {
         match outcomes.get(id.as_str()) {
@@ -144,7 +144,7 @@ pub fn route_write(
                 result.failed.insert(
                     id.clone(),
                     ResourceError {
-                        kind: error.kind,
+                        kind: error.kind(),
                         message: error.to_string(),
                     },
                 );

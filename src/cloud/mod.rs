@@ -15,6 +15,7 @@ pub mod isolate;
 pub mod jdcloud;
 mod pagination;
 pub mod ratelimit;
+mod refusal;
 pub mod retry;
 pub mod sign;
 mod transport;
@@ -27,6 +28,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use client::{Client, Protocol};
 pub use ratelimit::{Rate, RateLimiter};
+pub use refusal::{AddressError, Refusal, RefusalReason};
 pub use retry::RetryPolicy;
 
 use crate::tags::{Limits, Tags, TagsByResource};
@@ -41,7 +43,7 @@ pub trait TagApi: Send + Sync {
 
     /// Checks a binding's `resourceType` against what this cloud (product) accepts. The
     /// error says which values are accepted.
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError>;
 
     /// Checks a binding's `resourceIds` against what this provider can address (AWS: bare ids
     /// it can compose into ARNs, ARNs of its partition, region, account and type). Default:
@@ -50,7 +52,7 @@ pub trait TagApi: Send + Sync {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         let _ = (resource_type, resource_ids);
         Ok(())
     }
@@ -62,7 +64,7 @@ pub trait TagApi: Send + Sync {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> impl Future<Output = Result<TagsByResource, CloudError>> + Send;
+    ) -> impl Future<Output = Result<TagsByResource, CallError>> + Send;
 
     /// Several reads at once, one answer each, in order: a read that fails fails only its
     /// own resources. A coalescing client ([`batcher::Batcher`]) sends them in one round, so
@@ -72,7 +74,7 @@ pub trait TagApi: Send + Sync {
         &self,
         resource_type: &str,
         reads: &[Vec<String>],
-    ) -> impl Future<Output = Vec<Result<TagsByResource, CloudError>>> + Send {
+    ) -> impl Future<Output = Vec<Result<TagsByResource, CallError>>> + Send {
         async move {
             let mut answers = Vec::with_capacity(reads.len());
             for ids in reads {
@@ -92,7 +94,7 @@ pub trait TagApi: Send + Sync {
         &self,
         resource_type: &str,
         match_tags: &Tags,
-    ) -> impl Future<Output = Result<TagsByResource, CloudError>> + Send;
+    ) -> impl Future<Output = Result<TagsByResource, CallError>> + Send;
 
     /// Applies every tag to every resource (overwriting existing values of those keys). The
     /// caller keeps within `limits()`. Resources the cloud reports as failed individually are
@@ -102,7 +104,7 @@ pub trait TagApi: Send + Sync {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> impl Future<Output = Result<WriteResult, CloudError>> + Send;
+    ) -> impl Future<Output = Result<WriteResult, CallError>> + Send;
 
     /// Removes the keys of `tags` from every resource. `tags` holds, for each key, the value
     /// the caller observed (JD Cloud requires it; Alibaba Cloud sends only keys).
@@ -111,7 +113,7 @@ pub trait TagApi: Send + Sync {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> impl Future<Output = Result<WriteResult, CloudError>> + Send;
+    ) -> impl Future<Output = Result<WriteResult, CallError>> + Send;
 
     /// Independent writes of one caller, handed over together so that a coalescing client
     /// ([`batcher::Batcher`]) can share calls with other callers' writes; one result per
@@ -125,10 +127,10 @@ pub trait TagApi: Send + Sync {
         &self,
         resource_type: &str,
         writes: &[Write<'_>],
-    ) -> impl Future<Output = Vec<Result<WriteResult, CloudError>>> + Send {
+    ) -> impl Future<Output = Vec<Result<WriteResult, CallError>>> + Send {
         async move {
             let mut results = Vec::with_capacity(writes.len());
-            let mut stopped: Option<CloudError> = None;
+            let mut stopped: Option<CallError> = None;
             for write in writes {
                 if let Some(error) = &stopped {
                     results.push(Err(error.clone()));
@@ -172,8 +174,8 @@ pub struct Write<'a> {
 
 /// Credentials errors need a human; retryable errors that survived the retries mean the
 /// cloud is struggling: either way, further calls would fail the same way for now.
-pub fn stops_every_call(error: &CloudError) -> bool {
-    matches!(error.kind, ErrorKind::Credentials | ErrorKind::Retryable)
+pub fn stops_every_call(error: &CallError) -> bool {
+    matches!(error.kind(), ErrorKind::Credentials | ErrorKind::Retryable)
 }
 
 /// Sees every HTTP attempt a client makes: the controller counts them in
@@ -236,7 +238,8 @@ impl ErrorKind {
     }
 }
 
-/// A failed call, classified. Never carries a secret.
+/// What the cloud answered to a failed call (or the transport's failure to reach it),
+/// classified. Never carries a secret; never made by the client itself ([`Refusal`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{action} failed: {code}: {message}{}", attempts_note(*.attempts))]
 pub struct CloudError {
@@ -264,10 +267,63 @@ fn attempts_note(attempts: u32) -> String {
     }
 }
 
-impl CloudError {
+/// A failed call of a [`TagApi`]: what the cloud (or the transport to it) answered, or what the
+/// client refused itself. Both are classified by the one [`ErrorKind`] that the execution, the
+/// batcher and the status read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The cloud's answer, or no answer.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The client's own refusal: nothing was sent, or the answer was not used.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+impl CallError {
+    /// What kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CallError::Cloud(error) => error.kind,
+            CallError::Refused(refusal) => refusal.kind(),
+        }
+    }
+
+    /// The cloud's error code, or the refusal's reason.
+    pub fn code(&self) -> &str {
+        match self {
+            CallError::Cloud(error) => &error.code,
+            CallError::Refused(refusal) => refusal.reason.as_str(),
+        }
+    }
+
+    /// The API action.
+    pub fn action(&self) -> &'static str {
+        match self {
+            CallError::Cloud(error) => error.action,
+            CallError::Refused(refusal) => refusal.action,
+        }
+    }
+
+    /// The message, for people: the cloud's, or what the client refused.
+    pub fn message(&self) -> &str {
+        match self {
+            CallError::Cloud(error) => &error.message,
+            CallError::Refused(refusal) => &refusal.message,
+        }
+    }
+
     /// True for errors worth another attempt later.
     pub fn is_retryable(&self) -> bool {
-        self.kind == ErrorKind::Retryable
+        self.kind() == ErrorKind::Retryable
+    }
+
+    /// What the cloud answered, if this is the cloud's answer.
+    pub fn cloud(&self) -> Option<&CloudError> {
+        match self {
+            CallError::Cloud(error) => Some(error),
+            CallError::Refused(_) => None,
+        }
     }
 }
 

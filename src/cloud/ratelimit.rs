@@ -201,9 +201,9 @@ pub(crate) async fn limited<T>(
     let result = attempt.await;
     match &result {
         Ok(_) => limiter.succeeded(&permit),
-        Err(failure) if is_throttling(&failure.error) => {
+        Err(failure) if failure.error.cloud().is_some_and(&is_throttling) => {
             tracing::debug!(
-                code = %failure.error.code,
+                code = %failure.error.code(),
                 rate = limiter.current_rate(),
                 "throttled; lowering the call rate"
             );
@@ -353,7 +353,8 @@ mod tests {
                 http_status: Some(400),
                 request_id: None,
                 attempts: 1,
-            },
+            }
+            .into(),
             retry_after,
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::CloudError;
+use super::{CallError, CloudError, Refusal};
 
 /// How a client retries retryable failures: jittered exponential backoff, bounded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,18 +66,30 @@ impl RetryPolicy {
 /// One failed attempt: the classified error, and when the server asked to be tried again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptError {
-    /// What went wrong, classified by the client.
-    pub error: CloudError,
+    /// What went wrong: the cloud's answer, or the client's refusal (signing).
+    pub error: CallError,
     /// The server's retry-after hint (e.g. Alibaba's `x-acs-retry-after`), when it gave one.
     pub retry_after: Option<Duration>,
 }
 
-impl From<CloudError> for AttemptError {
-    fn from(error: CloudError) -> Self {
+impl From<CallError> for AttemptError {
+    fn from(error: CallError) -> Self {
         AttemptError {
             error,
             retry_after: None,
         }
+    }
+}
+
+impl From<CloudError> for AttemptError {
+    fn from(error: CloudError) -> Self {
+        CallError::from(error).into()
+    }
+}
+
+impl From<Refusal> for AttemptError {
+    fn from(refusal: Refusal) -> Self {
+        CallError::from(refusal).into()
     }
 }
 
@@ -99,7 +111,7 @@ pub async fn retry<T, F, Fut>(
     policy: &RetryPolicy,
     action: &'static str,
     mut attempt: F,
-) -> Result<T, CloudError>
+) -> Result<T, CallError>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, AttemptError>>,
@@ -112,14 +124,16 @@ where
             Err(failure) => failure,
         };
         let mut error = failure.error;
-        error.attempts = number;
+        if let CallError::Cloud(error) = &mut error {
+            error.attempts = number;
+        }
         if !error.is_retryable() || number >= max_attempts {
             return Err(error);
         }
         let delay = policy.delay(number, failure.retry_after);
         tracing::debug!(
             action,
-            code = %error.code,
+            code = %error.code(),
             attempt = number,
             delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             server_hint = failure.retry_after.is_some(),
@@ -158,6 +172,10 @@ mod tests {
             request_id: None,
             attempts: 1,
         })
+    }
+
+    fn attempts(error: &CallError) -> u32 {
+        error.cloud().expect("the cloud's answer").attempts
     }
 
     #[test]
@@ -274,8 +292,8 @@ mod tests {
         .await;
         let error = result.expect_err("a credentials error is terminal");
         assert_eq!(calls.get(), 1);
-        assert_eq!(error.attempts, 1);
-        assert_eq!(error.kind, ErrorKind::Credentials);
+        assert_eq!(attempts(&error), 1);
+        assert_eq!(error.kind(), ErrorKind::Credentials);
     }
 
     #[tokio::test]
@@ -288,7 +306,7 @@ mod tests {
         .await;
         let error = result.expect_err("every attempt fails");
         assert_eq!(calls.get(), 3);
-        assert_eq!(error.attempts, 3);
+        assert_eq!(attempts(&error), 3);
         assert!(error.to_string().contains("after 3 attempts"), "{error}");
     }
 
@@ -300,7 +318,7 @@ mod tests {
             async { Err(failure(ErrorKind::Retryable, "Throttling")) }
         })
         .await;
-        assert_eq!(result.expect_err("fails").attempts, 1);
+        assert_eq!(attempts(&result.expect_err("fails")), 1);
         assert_eq!(calls.get(), 1);
     }
 }

@@ -1,7 +1,8 @@
 //! What every cloud client shares about failures that are not the cloud's own error
-//! documents: transport failures, local refusals, and excerpts of unexpected bodies.
+//! documents: transport failures (and endpoints no request can be built for), and excerpts of
+//! unexpected bodies.
 
-use crate::cloud::{CloudError, ErrorKind};
+use crate::cloud::{CallError, CloudError, ErrorKind, Refusal, RefusalReason};
 
 /// Longest excerpt of an unparsable answer body kept in an error message, in characters.
 pub(crate) const BODY_EXCERPT_CHARS: usize = 200;
@@ -14,37 +15,76 @@ pub(crate) fn excerpt(text: &str) -> String {
     }
 }
 
-/// The error of a request that got no usable answer. `endpoint` names the target without
-/// any request parameter (the URL of the request carries the signature).
+/// Why an endpoint cannot be a request's target.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// It does not parse as a URL.
+    #[error("endpoint {endpoint:?} is not a URL: {error}")]
+    NotAUrl {
+        /// The endpoint.
+        endpoint: String,
+        /// What the parser says.
+        error: String,
+    },
+    /// Its scheme is neither http nor https.
+    #[error("endpoint {0:?} must be an http or https URL")]
+    Scheme(String),
+    /// It names no host.
+    #[error("endpoint {0:?} has no host")]
+    NoHost(String),
+}
+
+/// An endpoint's URL, and the `host` a request to it carries: the host, with `:port` only
+/// when the port is not the scheme's default.
+pub(crate) fn endpoint_url(endpoint: &str) -> Result<(reqwest::Url, String), EndpointError> {
+    let url = reqwest::Url::parse(endpoint).map_err(|error| EndpointError::NotAUrl {
+        endpoint: endpoint.to_string(),
+        error: error.to_string(),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(EndpointError::Scheme(endpoint.to_string()));
+    }
+    let name = url
+        .host_str()
+        .ok_or_else(|| EndpointError::NoHost(endpoint.to_string()))?;
+    // NB: `Url::port` is None for the scheme's default port, as the Host header wants it.
+    let host = match url.port() {
+        Some(port) => format!("{name}:{port}"),
+        None => name.to_string(),
+    };
+    Ok((url, host))
+}
+
+/// The error of a request that got no usable answer: the transport's failure to reach the
+/// cloud, or the client's refusal of an endpoint it cannot build a request for. `endpoint`
+/// names the target without any request parameter (the URL of the request carries the
+/// signature).
 pub(crate) fn from_transport(
     action: &'static str,
     endpoint: &str,
     timeout: std::time::Duration,
     error: reqwest::Error,
-) -> CloudError {
+) -> CallError {
     // NB: `without_url` drops the request URL, whose query holds AccessKeyId and Signature.
     let error = error.without_url();
-    let (kind, code, what) = if error.is_builder() {
-        (
-            ErrorKind::InvalidInput,
-            "InvalidEndpoint",
-            "could not build a request to".to_string(),
+    if error.is_builder() {
+        return Refusal::new(
+            RefusalReason::InvalidEndpoint,
+            action,
+            format!(
+                "could not build a request to {endpoint}: {}",
+                error_chain(&error)
+            ),
         )
-    } else if error.is_timeout() {
-        (
-            ErrorKind::Retryable,
-            "Timeout",
-            format!("no answer within {timeout:?} from"),
-        )
+        .into();
+    }
+    let (code, what) = if error.is_timeout() {
+        ("Timeout", format!("no answer within {timeout:?} from"))
     } else {
-        (
-            ErrorKind::Retryable,
-            "Network",
-            "could not reach".to_string(),
-        )
+        ("Network", "could not reach".to_string())
     };
     CloudError {
-        kind,
+        kind: ErrorKind::Retryable,
         action,
         code: code.to_string(),
         message: format!("{what} {endpoint}: {}", error_chain(&error)),
@@ -52,6 +92,7 @@ pub(crate) fn from_transport(
         request_id: None,
         attempts: 1,
     }
+    .into()
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -66,26 +107,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-/// An error found before or after the conversation with the server (limits, answers that
-/// make no sense): never retried by the retry loop.
-pub(crate) fn local(
-    kind: ErrorKind,
-    action: &'static str,
-    code: &str,
-    message: String,
-    attempts: u32,
-) -> CloudError {
-    CloudError {
-        kind,
-        action,
-        code: code.to_string(),
-        message,
-        http_status: None,
-        request_id: None,
-        attempts,
-    }
 }
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ pub struct Watched {
     /// The object's metadata, as far as it decodes.
     pub metadata: ObjectMeta,
     /// The binding, or why it does not decode.
-    pub decoded: Result<ResourceTagBinding, String>,
+    pub decoded: Result<ResourceTagBinding, Arc<serde_json::Error>>,
 }
 
 impl<'de> serde::Deserialize<'de> for Watched {
@@ -200,7 +200,7 @@ impl<'de> serde::Deserialize<'de> for Watched {
             .get("metadata")
             .and_then(|metadata| ObjectMeta::deserialize(metadata).ok())
             .unwrap_or_default();
-        let decoded = ResourceTagBinding::deserialize(value).map_err(|error| error.to_string());
+        let decoded = ResourceTagBinding::deserialize(value).map_err(Arc::new);
         Ok(Watched { metadata, decoded })
     }
 }
@@ -242,7 +242,7 @@ pub struct Undecodable {
     /// The object, for an event about it.
     pub reference: k8s_openapi::api::core::v1::ObjectReference,
     /// The decoding error.
-    pub error: String,
+    pub error: Arc<serde_json::Error>,
 }
 
 /// The watch's event with the undecodable object set aside: `Err` names it (an event that

@@ -56,7 +56,7 @@ pub async fn run_as_leader(
     client: &Client,
     args: &RunArgs,
     metrics: Arc<Metrics>,
-) -> Result<(), String> {
+) -> Result<(), super::RunError> {
     let namespace = args.lease_namespace.clone().unwrap_or_else(pod_namespace);
     let identity = identity();
     let build = || async {
@@ -67,11 +67,10 @@ pub async fn run_as_leader(
             .with_grace(LEASE_GRACE)
             .build()
             .await
-            .map_err(|e| {
-                format!(
-                    "leader election: cannot use Lease {namespace}/{}: {e}",
-                    args.lease_name
-                )
+            .map_err(|error| super::RunError::Lease {
+                namespace: namespace.clone(),
+                name: args.lease_name.clone(),
+                error,
             })
     };
     let mut manager = build().await?;
@@ -124,8 +123,8 @@ pub async fn run_as_leader(
             }
             state = manager.changed() => match state {
                 Ok(true) => {}
-                Ok(false) => break Err("lost the lease; stopped reconciling so that the new leader alone writes".to_string()),
-                Err(error) => break Err(format!("leader election: cannot renew the lease: {error}")),
+                Ok(false) => break Err(super::RunError::LeaseLost),
+                Err(error) => break Err(super::RunError::LeaseRenewal(error)),
             },
         }
     };

@@ -120,9 +120,70 @@ pub struct RunArgs {
     pub cluster_name: Option<String>,
 }
 
+/// Why `tagbinder run` could not start, or stopped: the flag, the CRD or the Lease, and
+/// what the API server or the library said.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `--kubeconfig` cannot be read or used.
+    #[error("--kubeconfig {}: {error}", .path.display())]
+    Kubeconfig {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        error: kube::config::KubeconfigError,
+    },
+    /// `--context` cannot be used.
+    #[error("--context {context}: {error}")]
+    Context {
+        /// The context.
+        context: String,
+        /// Why.
+        #[source]
+        error: kube::config::KubeconfigError,
+    },
+    /// Neither the in-cluster config nor a kubeconfig.
+    #[error("cannot reach the Kubernetes API (in-cluster config, then KUBECONFIG): {0}")]
+    Infer(#[source] kube::config::InferConfigError),
+    /// The client cannot be built from the config.
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// A CRD is not installed.
+    #[error(
+        "the CRD {0} is not installed; install the CRDs with `tagbinder crd | kubectl apply -f -`"
+    )]
+    CrdMissing(&'static str),
+    /// A CRD's objects cannot be listed.
+    #[error("cannot list {crd}: {error}")]
+    CrdUnlisted {
+        /// The CRD.
+        crd: &'static str,
+        /// Why.
+        #[source]
+        error: kube::Error,
+    },
+    /// The leader-election Lease cannot be used.
+    #[error("leader election: cannot use Lease {namespace}/{name}: {error}")]
+    Lease {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// Why.
+        #[source]
+        error: kube_lease_manager::LeaseManagerError,
+    },
+    /// Another replica took the Lease.
+    #[error("lost the lease; stopped reconciling so that the new leader alone writes")]
+    LeaseLost,
+    /// The Lease could not be renewed.
+    #[error("leader election: cannot renew the lease: {0}")]
+    LeaseRenewal(#[source] kube_lease_manager::LeaseManagerError),
+}
+
 /// The Kubernetes client: from `--kubeconfig` and `--context` when given, else the
 /// in-cluster config, then `KUBECONFIG` (or `~/.kube/config`), as kubectl finds it.
-async fn client(args: &RunArgs) -> Result<Client, String> {
+async fn client(args: &RunArgs) -> Result<Client, RunError> {
     use kube::config::{Config, KubeConfigOptions, Kubeconfig};
     let options = KubeConfigOptions {
         context: args.context.clone(),
@@ -130,24 +191,32 @@ async fn client(args: &RunArgs) -> Result<Client, String> {
     };
     let config = match (&args.kubeconfig, &args.context) {
         (Some(path), _) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
-        }
-        (None, Some(context)) => Config::from_kubeconfig(&options)
+            let kubeconfig = |error| RunError::Kubeconfig {
+                path: path.clone(),
+                error,
+            };
+            Config::from_custom_kubeconfig(
+                Kubeconfig::read_from(path).map_err(kubeconfig)?,
+                &options,
+            )
             .await
-            .map_err(|e| format!("--context {context}: {e}"))?,
-        (None, None) => Config::infer().await.map_err(|e| {
-            format!("cannot reach the Kubernetes API (in-cluster config, then KUBECONFIG): {e}")
-        })?,
+            .map_err(kubeconfig)?
+        }
+        (None, Some(context)) => {
+            Config::from_kubeconfig(&options)
+                .await
+                .map_err(|error| RunError::Context {
+                    context: context.clone(),
+                    error,
+                })?
+        }
+        (None, None) => Config::infer().await.map_err(RunError::Infer)?,
     };
-    Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+    Client::try_from(config).map_err(RunError::Client)
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C.
-pub async fn run(args: RunArgs) -> Result<(), String> {
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = client(&args).await?;
     check_crds(&client, args.namespace.as_deref()).await?;
     let metrics = Arc::new(metrics::Metrics::default());
@@ -164,7 +233,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
 
 /// Fails with a clear message when a CRD is missing. With `--namespace`, bindings are probed in
 /// that namespace only: a namespaced install has no cluster-wide access to them.
-async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), String> {
+async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), RunError> {
     let probe = ListParams::default().limit(1);
     let bindings: Api<ResourceTagBinding> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
@@ -184,11 +253,9 @@ async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), Stri
         match result {
             Ok(()) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {
-                return Err(format!(
-                    "the CRD {crd} is not installed; install the CRDs with `tagbinder crd | kubectl apply -f -`"
-                ));
+                return Err(RunError::CrdMissing(crd));
             }
-            Err(error) => return Err(format!("cannot list {crd}: {error}")),
+            Err(error) => return Err(RunError::CrdUnlisted { crd, error }),
         }
     }
     Ok(())

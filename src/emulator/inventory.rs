@@ -58,18 +58,14 @@ struct InventoryDocument {
 }
 
 impl TryFrom<InventoryDocument> for Inventory {
-    type Error = String;
+    type Error = InventoryError;
 
     fn try_from(document: InventoryDocument) -> Result<Self, Self::Error> {
         if let Some(api_version) = document.api_version.filter(|v| v != INVENTORY_API_VERSION) {
-            return Err(format!(
-                "apiVersion {api_version:?} is not served; use {INVENTORY_API_VERSION:?}"
-            ));
+            return Err(InventoryError::ApiVersion(api_version));
         }
         if let Some(kind) = document.kind.filter(|k| k != INVENTORY_KIND) {
-            return Err(format!(
-                "kind {kind:?} is not an inventory; use {INVENTORY_KIND:?}"
-            ));
+            return Err(InventoryError::Kind(kind));
         }
         Ok(Inventory {
             accounts: document.accounts,
@@ -362,62 +358,138 @@ impl Inventory {
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         {
             // NB: serde_json refuses nesting deeper than 128 levels itself, early.
-            serde_json::from_str(&text).map_err(|error| error.to_string())
+            serde_json::from_str(&text).map_err(|error| InventoryError::Syntax(error.to_string()))
         } else {
             let limits = crate::input::YamlLimits::for_file(MAX_INVENTORY_BYTES);
             crate::input::check_yaml(&text, limits)
-                .map_err(|error| format!("document {}: {error}", error.document))
+                .map_err(InventoryError::Yaml)
                 .and_then(|()| refuse_oversized_numbers(&text))
                 .and_then(|()| from_yaml_documents(&text))
         }
-        .map_err(fail)?;
-        inventory.validate().map_err(fail)?;
+        .map_err(|error| fail(error.to_string()))?;
+        inventory
+            .validate()
+            .map_err(|error| fail(error.to_string()))?;
         Ok(inventory)
     }
 
     /// Checks what serde cannot: known clouds, non-empty names, no resource or access key
     /// listed twice.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InventoryError> {
         let mut key_ids = BTreeSet::new();
         for account in &self.accounts {
             if account.access_key_id.is_empty() {
-                return Err("accounts: an accessKeyId is empty".to_string());
+                return Err(InventoryError::EmptyKeyId);
             }
             if !key_ids.insert(account.access_key_id.as_str()) {
-                return Err(format!(
-                    "accounts: access key {:?} is listed twice",
-                    account.access_key_id
-                ));
+                return Err(InventoryError::KeyTwice(account.access_key_id.clone()));
             }
         }
         validate_resources(&self.resources)
     }
 }
 
+/// What is wrong with an inventory (or the emulator's saved state).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    /// The text breaks a bound of YAML input, or does not parse.
+    #[error("document {}: {}", .0.document, .0)]
+    Yaml(crate::input::YamlLimitError),
+    /// A number beyond 64 bits (refused before serde_yaml would quote its digits).
+    #[error("document {document}: {field}: {rule}")]
+    OversizedNumber {
+        /// 1-based document number.
+        document: usize,
+        /// Where.
+        field: String,
+        /// Why.
+        rule: String,
+    },
+    /// Several documents, not exactly one of them an inventory.
+    #[error("a file of several documents must hold exactly one {INVENTORY_KIND}; it holds {0}")]
+    NotOneInventory(usize),
+    /// Not an inventory document (serde's message).
+    #[error("{0}")]
+    Syntax(String),
+    /// An `apiVersion` the emulator does not serve.
+    #[error("apiVersion {0:?} is not served; use {INVENTORY_API_VERSION:?}")]
+    ApiVersion(String),
+    /// A `kind` that is not an inventory.
+    #[error("kind {0:?} is not an inventory; use {INVENTORY_KIND:?}")]
+    Kind(String),
+    /// An account without an access key id.
+    #[error("accounts: an accessKeyId is empty")]
+    EmptyKeyId,
+    /// An access key listed twice.
+    #[error("accounts: access key {0:?} is listed twice")]
+    KeyTwice(String),
+    /// A cloud the emulator does not serve.
+    #[error("resource {resource}: cloud {cloud:?} is not one of {CLOUDS:?}")]
+    Cloud {
+        /// `cloud/type/id`.
+        resource: String,
+        /// The cloud.
+        cloud: String,
+    },
+    /// An empty type or id.
+    #[error("resource {0}: type and id must not be empty")]
+    Empty(String),
+    /// An AWS resource whose id is not its ARN.
+    #[error("resource {resource}: {rule}")]
+    Aws {
+        /// `cloud/type/id`.
+        resource: String,
+        /// Why.
+        rule: super::aws::ArnError,
+    },
+    /// A resource listed twice.
+    #[error("resource {0} is listed twice")]
+    Twice(String),
+    /// AWS resources of two accounts.
+    #[error(
+        "resource {resource}: account {found} is not {known}, the account of the other AWS \
+         resources; the emulator serves one AWS account"
+    )]
+    Accounts {
+        /// `cloud/type/id`.
+        resource: String,
+        /// Its account.
+        found: String,
+        /// The others'.
+        known: String,
+    },
+}
+
+impl InventoryResource {
+    /// `cloud/type/id`, for messages.
+    pub(crate) fn name(&self) -> String {
+        format!("{}/{}/{}", self.cloud, self.resource_type, self.id)
+    }
+}
+
 /// Checks a resource list (from an inventory or a state file): known clouds, non-empty type
 /// and id, no (cloud, type, id) twice.
-pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), String> {
+pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), InventoryError> {
     let mut seen = BTreeSet::new();
     for resource in resources {
-        let name = format!(
-            "{}/{}/{}",
-            resource.cloud, resource.resource_type, resource.id
-        );
+        let name = resource.name();
         if !CLOUDS.contains(&resource.cloud.as_str()) {
-            return Err(format!(
-                "resource {name}: cloud {:?} is not one of {CLOUDS:?}",
-                resource.cloud
-            ));
+            return Err(InventoryError::Cloud {
+                resource: name,
+                cloud: resource.cloud.clone(),
+            });
         }
         if resource.resource_type.is_empty() || resource.id.is_empty() {
-            return Err(format!("resource {name}: type and id must not be empty"));
+            return Err(InventoryError::Empty(name));
         }
         if resource.cloud == AWS {
-            super::aws::check_resource(resource)
-                .map_err(|rule| format!("resource {name}: {rule}"))?;
+            super::aws::check_resource(resource).map_err(|rule| InventoryError::Aws {
+                resource: name.clone(),
+                rule,
+            })?;
         }
         if !seen.insert((&resource.cloud, &resource.resource_type, &resource.id)) {
-            return Err(format!("resource {name} is listed twice"));
+            return Err(InventoryError::Twice(name));
         }
     }
     Ok(())
@@ -425,25 +497,25 @@ pub(crate) fn validate_resources(resources: &[InventoryResource]) -> Result<(), 
 
 /// Refuses a number beyond 64 bits before serde_yaml reads the text: its error would quote
 /// the digits (a secret of 20 to 39 digits, say).
-fn refuse_oversized_numbers(text: &str) -> Result<(), String> {
+fn refuse_oversized_numbers(text: &str) -> Result<(), InventoryError> {
     match crate::yaml11::ambiguous_scalars(text)
         .into_iter()
         .find(|scalar| scalar.is_oversized())
     {
-        Some(scalar) => Err(format!(
-            "document {}: {}: {}",
-            scalar.document,
-            scalar.field,
-            scalar.rule(true)
-        )),
+        Some(scalar) => Err(InventoryError::OversizedNumber {
+            document: scalar.document,
+            rule: scalar.rule(true),
+            field: scalar.field,
+        }),
         None => Ok(()),
     }
 }
 
-fn from_yaml_documents(text: &str) -> Result<Inventory, String> {
+fn from_yaml_documents(text: &str) -> Result<Inventory, InventoryError> {
+    let syntax = |error: serde_yaml::Error| InventoryError::Syntax(error.to_string());
     let mut documents = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        match serde_yaml::Value::deserialize(document).map_err(|e| e.to_string())? {
+        match serde_yaml::Value::deserialize(document).map_err(syntax)? {
             serde_yaml::Value::Null => {}
             value => documents.push(value),
         }
@@ -457,15 +529,12 @@ fn from_yaml_documents(text: &str) -> Result<Inventory, String> {
                 .filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some(INVENTORY_KIND))
                 .collect();
             if inventories.len() != 1 {
-                return Err(format!(
-                    "a file of several documents must hold exactly one {INVENTORY_KIND}; it holds {}",
-                    inventories.len()
-                ));
+                return Err(InventoryError::NotOneInventory(inventories.len()));
             }
             inventories.remove(0)
         }
     };
-    serde_yaml::from_value(chosen).map_err(|e| e.to_string())
+    serde_yaml::from_value(chosen).map_err(syntax)
 }
 
 #[cfg(test)]
@@ -601,9 +670,12 @@ mod tests {
             validate_resources(&[resource("alibaba", "g1"), resource("jdcloud", "g1")]).is_ok()
         );
         let twice = validate_resources(&[resource("alibaba", "g1"), resource("alibaba", "g1")]);
-        assert!(twice.unwrap_err().contains("twice"));
+        assert_eq!(
+            twice.unwrap_err(),
+            InventoryError::Twice("alibaba/apiGroup/g1".to_string())
+        );
         let unknown = validate_resources(&[resource("aws", "g1")]);
-        assert!(unknown.unwrap_err().contains("aws"));
+        assert!(unknown.unwrap_err().to_string().contains("aws"));
         let accounts = Inventory {
             accounts: vec![
                 Account {

@@ -290,7 +290,7 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
     config
         .inventory
         .validate()
-        .map_err(|m| invalid(format!("inventory: {m}")))?;
+        .map_err(|error| invalid(format!("inventory: {error}")))?;
     let saved = match &config.state_file {
         Some(path) => store::load_state(path)?,
         None => None,
@@ -298,7 +298,7 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
     let (store, resumed) = match saved {
         Some(saved) => {
             inventory::validate_resources(&saved)
-                .map_err(|m| invalid(format!("state file: {m}")))?;
+                .map_err(|error| invalid(format!("state file: {error}")))?;
             // NB: the saved state is the cloud's; the inventory's resources that it lacks are
             // added (a second example run in the same folder), the others keep their state.
             let (resources, resumed) = Resumed::merge(saved, &config.inventory.resources);
@@ -306,8 +306,8 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         }
         None => (Store::from_resources(&config.inventory.resources), None),
     };
-    let aws_account =
-        aws::account_of(&store.to_resources()).map_err(|m| invalid(format!("inventory: {m}")))?;
+    let aws_account = aws::account_of(&store.to_resources())
+        .map_err(|error| invalid(format!("inventory: {error}")))?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = Arc::new(App {

@@ -86,7 +86,7 @@ pub fn compile(policy: &TagPolicy) -> Result<Policy, InvalidPolicy> {
     let mut patterns = BTreeMap::new();
     for (key, pattern) in &spec.rules.patterns {
         let field = format!("spec.rules.patterns[{key:?}]");
-        let regex = re2::compile(pattern).map_err(|message| invalid(field, message))?;
+        let regex = re2::compile(pattern).map_err(|error| invalid(field, error.to_string()))?;
         patterns.insert(key.clone(), (pattern.clone(), regex));
     }
     Ok(Policy {

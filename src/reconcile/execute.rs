@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::cloud::{
-    CloudError, ErrorKind, ResourceError, TagApi, Write, WriteOp, WriteResult, stops_every_call,
+    CallError, ErrorKind, ResourceError, TagApi, Write, WriteOp, WriteResult, stops_every_call,
 };
 use crate::plan::{Confirmed, Plan};
 
@@ -52,10 +52,10 @@ impl Executed {
     /// What the answers to `writes` (in order) confirmed and failed.
     pub(super) fn from_results(
         writes: &[Write<'_>],
-        results: impl IntoIterator<Item = Result<WriteResult, CloudError>>,
+        results: impl IntoIterator<Item = Result<WriteResult, CallError>>,
     ) -> Self {
         let mut executed = Executed::default();
-        let mut retryable: Option<CloudError> = None;
+        let mut retryable: Option<CallError> = None;
         let mut every_write_retryable = true;
         for (write, result) in writes.iter().zip(results) {
             executed.calls += 1;
@@ -64,7 +64,7 @@ impl Executed {
                     every_write_retryable = false;
                     executed.record(write, &result);
                 }
-                Err(error) if error.kind == ErrorKind::Credentials => {
+                Err(error) if error.kind() == ErrorKind::Credentials => {
                     executed.stopped_by.get_or_insert(error.into());
                 }
                 // NB: a call that outlived its retries (a throttling storm) fails the
@@ -90,10 +90,10 @@ impl Executed {
         executed
     }
 
-    fn fail_all(&mut self, ids: &[String], error: &CloudError) {
+    fn fail_all(&mut self, ids: &[String], error: &CallError) {
         for id in ids {
             self.failures.entry(id.clone()).or_insert(ResourceError {
-                kind: error.kind,
+                kind: error.kind(),
                 message: error.to_string(),
             });
         }

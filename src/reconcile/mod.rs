@@ -35,8 +35,8 @@ use std::collections::BTreeSet;
 
 pub use outcome::{Outcome, PassError, Readiness};
 
-use crate::cloud::{CloudError, TagApi};
-use crate::plan::{self, BindingId, Claims, PlanInput};
+use crate::cloud::{AddressError, CallError, TagApi};
+use crate::plan::{self, BindingId, Claims, PlanInput, SpecViolation};
 use crate::tags::{Ownership, Tags, TagsByResource};
 
 /// What a pass may do.
@@ -112,17 +112,29 @@ pub async fn run_pass<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Outcome {
 
 /// Checks what only the provider knows (key rules, resource types): `InvalidSpec` before
 /// any cloud call.
-pub fn spec_violations<C: TagApi>(cloud: &C, resource_type: &str, desired: &Tags) -> Vec<String> {
+pub fn spec_violations<C: TagApi>(
+    cloud: &C,
+    resource_type: &str,
+    desired: &Tags,
+) -> Vec<SpecViolation> {
     let mut violations = Vec::new();
-    if let Err(rule) = cloud.check_resource_type(resource_type) {
-        violations.push(format!("spec.resourceType: {rule}"));
+    if let Err(error) = cloud.check_resource_type(resource_type) {
+        violations.push(address_violation(error));
     }
-    violations.extend(
-        plan::validate(desired, cloud.limits())
-            .iter()
-            .map(ToString::to_string),
-    );
+    violations.extend(plan::validate(desired, cloud.limits()));
     violations
+}
+
+/// The field of the spec that an address the provider refuses comes from.
+pub fn address_violation(error: AddressError) -> SpecViolation {
+    let field = match error {
+        AddressError::ResourceType(_) => "spec.resourceType",
+        AddressError::ResourceIds { .. } => "spec.resourceIds",
+    };
+    SpecViolation {
+        field: field.to_string(),
+        rule: error.to_string(),
+    }
 }
 
 fn check_spec<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Option<Outcome> {
@@ -131,16 +143,14 @@ fn check_spec<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Option<Outcome> {
         return None;
     }
     let mut violations = spec_violations(cloud, input.resource_type, input.desired);
-    if let Err(rule) = cloud.check_resource_ids(input.resource_type, input.resource_ids) {
-        violations.push(format!("spec.resourceIds: {rule}"));
+    if let Err(error) = cloud.check_resource_ids(input.resource_type, input.resource_ids) {
+        violations.push(address_violation(error));
     }
+    let violations: Vec<String> = violations.iter().map(ToString::to_string).collect();
     (!violations.is_empty()).then(|| Outcome::invalid_spec(input, violations.join("; ")))
 }
 
-async fn observe<C: TagApi>(
-    cloud: &C,
-    input: &PassInput<'_>,
-) -> Result<TagsByResource, CloudError> {
+async fn observe<C: TagApi>(cloud: &C, input: &PassInput<'_>) -> Result<TagsByResource, CallError> {
     let ids: BTreeSet<&String> = input
         .resource_ids
         .iter()

@@ -7,18 +7,19 @@ use super::execute::Executed;
 use super::{Mode, PassInput};
 use crate::api::conditions::reason;
 use crate::api::{ConflictEntry, ResourceCounts, ResourceFailure, SelectedResources};
-use crate::cloud::{CloudError, ErrorKind};
+use crate::cloud::{CallError, ErrorKind};
 use crate::plan::{Drift, KeyDecision, Plan, drift};
 use crate::tags::{Ownership, TagsByResource};
 
-/// Why a pass stopped: what the cloud said ([`CloudError`], classified), or what the round
-/// itself found before or instead of a call. The status shows its kind as the reason of the
-/// failures it leaves, and its text (which starts with its code) as their message.
+/// Why a pass stopped: what a call answered ([`CallError`]: the cloud's answer or the client's
+/// refusal, classified), or what the round itself found before or instead of a call. The
+/// status shows its kind as the reason of the failures it leaves, and its text (which starts
+/// with its code) as their message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PassError {
-    /// What the cloud answered (or its transport).
+    /// What the cloud answered (or its transport), or what the client refused to send.
     #[error(transparent)]
-    Cloud(#[from] CloudError),
+    Call(#[from] CallError),
     /// The host could not record the pass's intent (the crash window) before its writes: no
     /// write was sent; the next pass tries again.
     #[error("IntentNotRecorded: no write was sent: the intent could not be recorded first: {0}")]
@@ -45,7 +46,7 @@ impl PassError {
     /// The kind: the cloud's classification, or a retryable failure of the round.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            PassError::Cloud(error) => error.kind,
+            PassError::Call(error) => error.kind(),
             _ => ErrorKind::Retryable,
         }
     }
@@ -53,7 +54,7 @@ impl PassError {
     /// Whether a later pass may succeed without a change.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PassError::Cloud(error) => error.is_retryable(),
+            PassError::Call(error) => error.is_retryable(),
             _ => true,
         }
     }

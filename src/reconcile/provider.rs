@@ -13,7 +13,8 @@ use crate::cloud::aws::{self, AwsClient, AwsConfig};
 use crate::cloud::credentials::Credentials;
 use crate::cloud::jdcloud::{self, JdcloudClient, JdcloudConfig};
 use crate::cloud::{
-    CallObserver, Client, CloudError, Protocol, Rate, RateLimiter, RetryPolicy, TagApi, WriteResult,
+    AddressError, CallError, CallObserver, Client, Protocol, Rate, RateLimiter, RetryPolicy,
+    TagApi, WriteResult,
 };
 use crate::tags::{Limits, Tags, TagsByResource};
 
@@ -270,7 +271,7 @@ fn alibaba_client(
             .clone()
             .unwrap_or_else(|| alibaba::ANY_ACCOUNT.to_string());
         alibaba::check_account_id(&account_id)
-            .map_err(|rule| spec_error("spec.alibaba.accountId", rule))?;
+            .map_err(|error| spec_error("spec.alibaba.accountId", error.to_string()))?;
         let config = AlibabaConfig {
             endpoint: endpoint.unwrap_or_else(|| alibaba::tag_service_endpoint(&spec.region)),
             api_version: settings
@@ -359,7 +360,7 @@ impl ProviderClient {
             return None;
         };
         if let Err(error) = client.set_up().await {
-            tracing::debug!(code = %error.code, "the account of an AWS provider is unknown");
+            tracing::debug!(code = %error.code(), "the account of an AWS provider is unknown");
         }
         client.protocol().account_id().map(str::to_string)
     }
@@ -393,7 +394,7 @@ impl TagApi for ProviderClient {
         each_client!(self, client => client.limits())
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         each_client!(self, client => client.check_resource_type(resource_type))
     }
 
@@ -401,7 +402,7 @@ impl TagApi for ProviderClient {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         each_client!(self, client => client.check_resource_ids(resource_type, resource_ids))
     }
 
@@ -409,7 +410,7 @@ impl TagApi for ProviderClient {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         each_client!(self, client => client.list_tags(resource_type, resource_ids).await)
     }
 
@@ -417,7 +418,7 @@ impl TagApi for ProviderClient {
         &self,
         resource_type: &str,
         match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         each_client!(self, client => client.select_resources(resource_type, match_tags).await)
     }
 
@@ -426,7 +427,7 @@ impl TagApi for ProviderClient {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         each_client!(self, client => client.tag_resources(resource_type, resource_ids, tags).await)
     }
 
@@ -435,7 +436,7 @@ impl TagApi for ProviderClient {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         each_client!(self, client => client.untag_resources(resource_type, resource_ids, tags).await)
     }
 }

@@ -13,7 +13,7 @@ use super::execute::{Executed, writes_of};
 use super::intent_log::{Intent, IntentError, IntentLog};
 use super::{Mode, Outcome, PassError, PassInput, check_spec, select};
 use crate::calls;
-use crate::cloud::{CloudError, TagApi, Write, stops_every_call};
+use crate::cloud::{CallError, TagApi, Write, stops_every_call};
 use crate::plan::{self, PlanInput};
 use crate::tags::{Ownership, TagsByResource};
 
@@ -259,12 +259,12 @@ struct Observed {
     shared: TagsByResource,
     /// Per input: `Ok(None)` when `shared` holds its resources, `Ok(Some(..))` when it read
     /// its own, `Err` when a call of one of its resources failed.
-    each: Vec<Result<Option<TagsByResource>, CloudError>>,
+    each: Vec<Result<Option<TagsByResource>, CallError>>,
 }
 
 impl Observed {
     /// What input `index` observed, or why it could not.
-    fn of(&self, index: usize) -> Result<&TagsByResource, &CloudError> {
+    fn of(&self, index: usize) -> Result<&TagsByResource, &CallError> {
         match &self.each[index] {
             Ok(None) => Ok(&self.shared),
             Ok(Some(own)) => Ok(own),
@@ -327,7 +327,7 @@ async fn observe_all<C: TagApi, L: IntentLog>(
         cloud.list_tags_each(resource_type, &reads).await
     };
     let mut shared = TagsByResource::new();
-    let mut errors: Vec<CloudError> = Vec::new();
+    let mut errors: Vec<CallError> = Vec::new();
     let mut failed: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (read, answer) in reads.iter().zip(answers) {
         match answer {
@@ -412,7 +412,7 @@ async fn execute_all<'a, C: TagApi>(
         "writing every plan's batches at once (identical payloads share calls)"
     );
     let results = cloud.write_all(resource_type, &writes).await;
-    let mut by_input: Vec<Vec<(Write<'a>, Result<_, CloudError>)>> =
+    let mut by_input: Vec<Vec<(Write<'a>, Result<_, CallError>)>> =
         (0..inputs.len()).map(|_| Vec::new()).collect();
     for ((owner, write), result) in owners.into_iter().zip(writes).zip(results) {
         by_input[owner].push((write, result));

@@ -7,16 +7,37 @@
 
 use super::select::{self, Resolution, Selector};
 use crate::api::MAX_SELECTED_RESOURCES;
-use crate::cloud::TagApi;
+use crate::cloud::{CallError, TagApi};
 use crate::tags::{Tags, TagsByResource};
 
+/// Why a scan read nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// `matchTags` matches more resources than a selector may.
+    #[error(
+        "matchTags matches {count} resources, more than {cap} (the cap of a selector): narrow it"
+    )]
+    TooMany {
+        /// Resources matched.
+        count: usize,
+        /// The cap.
+        cap: u32,
+    },
+    /// `matchTags` breaks a rule of the provider's API (a `field: rule` line).
+    #[error("matchTags: {0}")]
+    Invalid(String),
+    /// A read failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
 /// Reads the resources of `resource_type` that carry `match_tags`, with all their tags; the
-/// error says why nothing was read (for people: the field, the cap, the cloud's error).
+/// error says why nothing was read (the field, the cap, the cloud's error).
 pub async fn read<C: TagApi>(
     cloud: &C,
     resource_type: &str,
     match_tags: &Tags,
-) -> Result<TagsByResource, String> {
+) -> Result<TagsByResource, ScanError> {
     let selector = Selector {
         match_tags,
         cap: MAX_SELECTED_RESOURCES,
@@ -28,21 +49,16 @@ pub async fn read<C: TagApi>(
     let ids = match resolution {
         Some(Resolution::Selected(ids)) => ids,
         Some(Resolution::TooMany { count, cap, .. }) => {
-            return Err(format!(
-                "matchTags matches {count} resources, more than {cap} (the cap of a selector): narrow it"
-            ));
+            return Err(ScanError::TooMany { count, cap });
         }
-        Some(Resolution::Failed(error)) => return Err(error.to_string()),
-        Some(Resolution::Invalid(rule)) => return Err(format!("matchTags: {rule}")),
+        Some(Resolution::Failed(error)) => return Err(error.into()),
+        Some(Resolution::Invalid(rule)) => return Err(ScanError::Invalid(rule)),
         None => return Ok(TagsByResource::new()),
     };
     if ids.is_empty() {
         return Ok(TagsByResource::new());
     }
-    cloud
-        .list_tags(resource_type, &ids)
-        .await
-        .map_err(|error| error.to_string())
+    Ok(cloud.list_tags(resource_type, &ids).await?)
 }
 
 #[cfg(test)]
@@ -50,7 +66,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::cloud::{CloudError, WriteResult};
+    use crate::cloud::{CallError, WriteResult};
     use crate::tags::Limits;
 
     /// A cloud that records each call by action.
@@ -69,11 +85,11 @@ mod tests {
             &self.limits
         }
 
-        fn check_resource_type(&self, _: &str) -> Result<(), String> {
+        fn check_resource_type(&self, _: &str) -> Result<(), crate::cloud::AddressError> {
             Ok(())
         }
 
-        async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CloudError> {
+        async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CallError> {
             self.calls.lock().unwrap().push("ListTags");
             Ok(ids
                 .iter()
@@ -85,7 +101,7 @@ mod tests {
             &self,
             _: &str,
             match_tags: &Tags,
-        ) -> Result<TagsByResource, CloudError> {
+        ) -> Result<TagsByResource, CallError> {
             self.calls.lock().unwrap().push("SelectResources");
             Ok(self
                 .tags
@@ -100,7 +116,7 @@ mod tests {
             _: &str,
             _: &[String],
             _: &Tags,
-        ) -> Result<WriteResult, CloudError> {
+        ) -> Result<WriteResult, CallError> {
             self.calls.lock().unwrap().push("TagResources");
             Ok(WriteResult::default())
         }
@@ -110,7 +126,7 @@ mod tests {
             _: &str,
             _: &[String],
             _: &Tags,
-        ) -> Result<WriteResult, CloudError> {
+        ) -> Result<WriteResult, CallError> {
             self.calls.lock().unwrap().push("UntagResources");
             Ok(WriteResult::default())
         }
@@ -161,8 +177,17 @@ mod tests {
         let refused = read(&cloud, "instance", &tags(&[("env", "prod")]))
             .await
             .unwrap_err();
+        assert_eq!(
+            refused,
+            ScanError::TooMany {
+                count: 1001,
+                cap: 1000
+            }
+        );
         assert!(
-            refused.contains("matches 1001 resources, more than 1000"),
+            refused
+                .to_string()
+                .contains("matches 1001 resources, more than 1000"),
             "{refused}"
         );
         assert_eq!(*cloud.calls.lock().unwrap(), vec!["SelectResources"]);

@@ -111,6 +111,41 @@ mod tests {
         assert_eq!(empty_token, SecretKeyError::Missing(SECURITY_TOKEN));
         let binary = read(&[(ACCESS_KEY_ID, None)]).unwrap_err();
         assert_eq!(binary.key(), ACCESS_KEY_ID);
-        assert!(!binary.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn no_error_shows_a_value_the_secret_holds() {
+        // NB: every present key holds a value of its own, so an error that printed any of
+        // them (the key at fault's or another's) would show it.
+        let values = ["id-VALUE", "secret-VALUE", "token-VALUE"];
+        let cases: [&[(&str, Option<&str>)]; 5] = [
+            &[
+                (ACCESS_KEY_ID, Some(values[0])),
+                (SECURITY_TOKEN, Some(values[2])),
+            ],
+            &[(ACCESS_KEY_ID, None), (ACCESS_KEY_SECRET, Some(values[1]))],
+            &[
+                (ACCESS_KEY_ID, Some(values[0])),
+                (ACCESS_KEY_SECRET, Some(values[1])),
+                (SECURITY_TOKEN, Some("  ")),
+            ],
+            &[
+                (ACCESS_KEY_ID, Some(values[0])),
+                (SECRET_ACCESS_KEY, Some(values[1])),
+                (SESSION_TOKEN, None),
+            ],
+            &[
+                (ACCESS_KEY_SECRET, Some(values[1])),
+                (SECURITY_TOKEN, Some(values[2])),
+            ],
+        ];
+        for data in cases {
+            let error = read(data).expect_err("a wrong Secret");
+            for printed in [error.to_string(), format!("{error:?}")] {
+                for value in values {
+                    assert!(!printed.contains(value), "{printed:?} shows {value:?}");
+                }
+            }
+        }
     }
 }

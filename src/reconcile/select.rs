@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Outcome, PassInput, Readiness};
 use crate::api::conditions::reason;
 use crate::api::{DeletionPolicy, MAX_SELECTED_SHOWN, SelectedResources};
-use crate::cloud::{CloudError, TagApi};
+use crate::cloud::{CallError, TagApi};
+use crate::plan::SpecViolation;
 use crate::tags::{Ownership, Tags, TagsByResource};
 
 /// What one selector resolved to.
@@ -36,8 +37,9 @@ pub enum Resolution {
         first: Vec<String>,
     },
     /// The list-by-tag read failed.
-    Failed(CloudError),
-    /// The selector breaks a rule of the provider's API (see [`violation`]): no read.
+    Failed(CallError),
+    /// The selector breaks a rule of the provider's API (see [`violation`]), as a `field: rule`
+    /// line: no read.
     Invalid(String),
 }
 
@@ -57,41 +59,42 @@ pub async fn resolve_all<C: TagApi>(
     resource_type: &str,
     selectors: &[Selector<'_>],
 ) -> Vec<Resolution> {
-    let distinct: BTreeSet<&Tags> = selectors
-        .iter()
-        .filter(|s| violation(cloud, s.match_tags).is_none())
-        .map(|s| s.match_tags)
-        .collect();
-    let mut read: BTreeMap<&Tags, Result<Vec<String>, CloudError>> = BTreeMap::new();
+    let distinct: BTreeSet<&Tags> = selectors.iter().map(|s| s.match_tags).collect();
+    let mut read: BTreeMap<&Tags, Result<Vec<String>, Resolution>> = BTreeMap::new();
     for match_tags in distinct {
-        let selected = cloud
-            .select_resources(resource_type, match_tags)
-            .await
-            .map(|found| found.into_keys().collect());
+        let selected = match violation(cloud, match_tags) {
+            Some(violation) => Err(Resolution::Invalid(violation.to_string())),
+            None => cloud
+                .select_resources(resource_type, match_tags)
+                .await
+                .map(|found| found.into_keys().collect())
+                .map_err(Resolution::Failed),
+        };
         read.insert(match_tags, selected);
     }
     selectors
         .iter()
-        .map(|selector| match read.get(selector.match_tags) {
-            None => Resolution::Invalid(violation(cloud, selector.match_tags).unwrap_or_default()),
-            Some(Err(error)) => Resolution::Failed(error.clone()),
-            Some(Ok(ids)) if ids.len() > selector.cap as usize => Resolution::TooMany {
+        .map(|selector| match &read[selector.match_tags] {
+            Err(refused) => refused.clone(),
+            Ok(ids) if ids.len() > selector.cap as usize => Resolution::TooMany {
                 count: ids.len(),
                 cap: selector.cap,
                 first: ids.iter().take(MAX_SELECTED_SHOWN).cloned().collect(),
             },
-            Some(Ok(ids)) => Resolution::Selected(ids.clone()),
+            Ok(ids) => Resolution::Selected(ids.clone()),
         })
         .collect()
 }
 
 /// Why `match_tags` cannot be sent to this provider's API (none, more than it filters by in one
-/// call, or a tag no resource can carry), as a `field: rule` line; the same rules the client
-/// applies before sending.
-pub fn violation<C: TagApi>(cloud: &C, match_tags: &Tags) -> Option<String> {
+/// call, or a tag no resource can carry); the same rules the client applies before sending.
+pub fn violation<C: TagApi>(cloud: &C, match_tags: &Tags) -> Option<SpecViolation> {
     crate::cloud::client::check_match_tags("ListTagResources", match_tags, cloud.limits())
         .err()
-        .map(|error| format!("spec.resourceSelector.matchTags: {}", error.message))
+        .map(|refusal| SpecViolation {
+            field: "spec.resourceSelector.matchTags".to_string(),
+            rule: refusal.message,
+        })
 }
 
 impl Resolution {
@@ -325,6 +328,7 @@ fn count(n: usize) -> u32 {
 mod tests {
     use super::*;
 
+    use crate::cloud::CloudError;
     use crate::tags::tags;
 
     fn ids(list: &[&str]) -> Vec<String> {
@@ -349,15 +353,18 @@ mod tests {
         assert_eq!(status.count, 25);
         assert_eq!(status.first_ids.len(), MAX_SELECTED_SHOWN);
         assert_eq!(status.first_ids[0], "r00");
-        let failed = Resolution::Failed(CloudError {
-            kind: crate::cloud::ErrorKind::Retryable,
-            action: "ListTagResources",
-            code: "Throttling".into(),
-            message: "slow down".into(),
-            http_status: Some(400),
-            request_id: None,
-            attempts: 3,
-        });
+        let failed = Resolution::Failed(
+            CloudError {
+                kind: crate::cloud::ErrorKind::Retryable,
+                action: "ListTagResources",
+                code: "Throttling".into(),
+                message: "slow down".into(),
+                http_status: Some(400),
+                request_id: None,
+                attempts: 3,
+            }
+            .into(),
+        );
         assert_eq!(failed.status(), None);
     }
 

@@ -94,26 +94,20 @@ pub(super) fn check_bindings(
                 .resource_selector
                 .as_ref()
                 .and_then(|s| select::violation(client, &s.match_tags));
-            let rendered_violations = rendered
-                .violations(
-                    client.limits(),
-                    spec.resource_selector.as_ref().map(|s| &s.match_tags),
-                )
-                .into_iter()
-                .map(|violation| violation.to_string());
+            let rendered_violations = rendered.violations(
+                client.limits(),
+                spec.resource_selector.as_ref().map(|s| &s.match_tags),
+            );
             let resource_type = client
                 .check_resource_type(&spec.resource_type)
                 .err()
-                .map(|rule| format!("spec.resourceType: {rule}"));
+                .map(crate::reconcile::address_violation);
             for violation in resource_type
                 .into_iter()
                 .chain(rendered_violations)
                 .chain(selector)
             {
-                let (field, rule) = violation
-                    .split_once(": ")
-                    .unwrap_or(("spec", violation.as_str()));
-                errors.push(ManifestError::at(source, field, rule));
+                errors.push(ManifestError::at(source, violation.field, violation.rule));
             }
         }
         let key = state_key(&binding.id.namespace, &binding.id.name);

@@ -88,9 +88,9 @@ pub async fn run(
         Command::Plan { .. } => StateLock::for_plan(&args.state, args.lock_timeout),
         Command::Apply { .. } => StateLock::for_apply(&args.state, args.lock_timeout).map(Some),
     }
-    .map_err(|e| vec![e])?;
-    let mut state = StateFile::load(&args.state).map_err(|e| vec![e])?;
-    journal::load_pending(&args.state, &mut state).map_err(|e| vec![e])?;
+    .map_err(|e| vec![e.to_string()])?;
+    let mut state = StateFile::load(&args.state).map_err(|e| vec![e.to_string()])?;
+    journal::load_pending(&args.state, &mut state).map_err(|e| vec![e.to_string()])?;
     let cloud = match &args.embedded_cloud {
         Some(path) => Some(start_embedded_cloud(path, &manifests).await?),
         None => None,
@@ -145,8 +145,8 @@ pub async fn run(
     }
     let mut report = result?;
     if !command.is_plan() {
-        state.save(&args.state).map_err(|e| vec![e])?;
-        journal::clear(&args.state).map_err(|e| vec![e])?;
+        state.save(&args.state).map_err(|e| vec![e.to_string()])?;
+        journal::clear(&args.state).map_err(|e| vec![e.to_string()])?;
     }
     report.embedded_cloud = args
         .embedded_cloud

@@ -3,7 +3,7 @@
 use super::passes::reconcile_group;
 use super::*;
 use crate::cloud::TagApi;
-use crate::cloud::{CloudError, ErrorKind, Write, WriteResult};
+use crate::cloud::{CallError, CloudError, ErrorKind, Write, WriteResult};
 use crate::reconcile::round::tests::emulated;
 use crate::tags::Tags;
 use crate::tags::{Limits, TagsByResource};
@@ -20,7 +20,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         self.0.limits()
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), crate::cloud::AddressError> {
         self.0.check_resource_type(resource_type)
     }
 
@@ -28,7 +28,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), crate::cloud::AddressError> {
         self.0.check_resource_ids(resource_type, resource_ids)
     }
 
@@ -36,7 +36,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         &self,
         resource_type: &str,
         ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         self.0.list_tags(resource_type, ids).await
     }
 
@@ -44,7 +44,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         &self,
         resource_type: &str,
         match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         self.0.select_resources(resource_type, match_tags).await
     }
 
@@ -53,7 +53,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         resource_type: &str,
         ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         self.0.tag_resources(resource_type, ids, tags).await?;
         Err(CloudError {
             kind: ErrorKind::Retryable,
@@ -63,7 +63,8 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
             http_status: None,
             request_id: None,
             attempts: 5,
-        })
+        }
+        .into())
     }
 
     async fn untag_resources(
@@ -71,7 +72,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         resource_type: &str,
         ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         self.0.untag_resources(resource_type, ids, tags).await
     }
 
@@ -79,7 +80,7 @@ impl<C: TagApi> TagApi for LostAnswers<C> {
         &self,
         resource_type: &str,
         writes: &[Write<'_>],
-    ) -> Vec<Result<WriteResult, CloudError>> {
+    ) -> Vec<Result<WriteResult, CallError>> {
         let mut results = Vec::new();
         for write in writes {
             results.push(

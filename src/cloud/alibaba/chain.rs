@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use crate::cloud::credentials::{FETCH_TIMEOUT, TemporarySource, failure, post_form, transport};
-use crate::cloud::{AccessKey, CloudError, ErrorKind};
+use crate::cloud::{AccessKey, CallError, ErrorKind, Refusal, RefusalReason};
 
 /// STS API version of `AssumeRoleWithOIDC`.
 pub const STS_API_VERSION: &str = "2015-04-01";
@@ -76,13 +76,12 @@ struct TemporaryKey {
 pub(crate) async fn assume_role_with_oidc(
     http: &reqwest::Client,
     role: &OidcRole,
-) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+) -> Result<(AccessKey, jiff::Timestamp), CallError> {
     const ACTION: &str = ASSUME_ROLE_WITH_OIDC;
     let token = std::fs::read_to_string(&role.token_file).map_err(|error| {
-        failure(
-            ErrorKind::Credentials,
+        Refusal::new(
+            RefusalReason::OidcTokenFileUnreadable,
             ACTION,
-            "OIDCTokenFileUnreadable",
             format!(
                 "cannot read the OIDC token file {} (ALIBABA_CLOUD_OIDC_TOKEN_FILE): {error}",
                 role.token_file.display()
@@ -113,10 +112,9 @@ pub(crate) async fn assume_role_with_oidc(
             credentials: TemporaryKey,
         }
         let answer: Answer = serde_json::from_str(&body).map_err(|error| {
-            failure(
-                ErrorKind::Retryable,
+            Refusal::new(
+                RefusalReason::InvalidAnswer,
                 ACTION,
-                "InvalidAnswer",
                 format!(
                     "STS at {} answered without credentials: {error}",
                     role.sts_endpoint
@@ -134,14 +132,14 @@ pub(crate) async fn assume_role_with_oidc(
         "{} (RRSA: role {}, OIDC provider {})",
         error.message, role.role_arn, role.oidc_provider_arn
     );
-    Err(error)
+    Err(error.into())
 }
 
 /// The ECS instance RAM role's credentials from the metadata service.
 pub(crate) async fn ecs_role_credentials(
     http: &reqwest::Client,
     role: &EcsRole,
-) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+) -> Result<(AccessKey, jiff::Timestamp), CallError> {
     const ACTION: &str = ECS_METADATA;
     let base = role.metadata_endpoint.trim_end_matches('/');
     let token = match http
@@ -169,9 +167,9 @@ pub(crate) async fn ecs_role_credentials(
                     "the metadata service at {base} answered {} to the metadata token request, and ALIBABA_CLOUD_IMDSV1_DISABLED=true requires one",
                     answer.status()
                 ),
-            ));
+            ).into());
         }
-        Err(error) if role.require_token => return Err(transport(ACTION, base, &error)),
+        Err(error) if role.require_token => return Err(transport(ACTION, base, &error).into()),
         _ => None,
     };
     let get = |path: String| {
@@ -225,7 +223,8 @@ pub(crate) async fn ecs_role_credentials(
             ACTION,
             "NoRamRole",
             format!("the metadata service at {base} names no RAM role: attach one to the instance"),
-        ));
+        )
+        .into());
     }
     let body = get(format!("{CREDENTIALS_PATH}{role_name}")).await?;
     #[derive(serde::Deserialize)]
@@ -236,10 +235,9 @@ pub(crate) async fn ecs_role_credentials(
         key: TemporaryKey,
     }
     let answer: Answer = serde_json::from_str(&body).map_err(|error| {
-        failure(
-            ErrorKind::Retryable,
+        Refusal::new(
+            RefusalReason::InvalidAnswer,
             ACTION,
-            "InvalidAnswer",
             format!("the metadata service at {base} answered without credentials for role {role_name}: {error}"),
         )
     })?;
@@ -249,7 +247,8 @@ pub(crate) async fn ecs_role_credentials(
             ACTION,
             &answer.code,
             format!("the metadata service at {base} has no credentials for role {role_name}"),
-        ));
+        )
+        .into());
     }
     answer.key.into_key(ACTION)
 }
@@ -274,6 +273,33 @@ fn sts_endpoint(var: &dyn Fn(&str) -> Option<String>) -> String {
     }
 }
 
+/// Why Alibaba Cloud's chain has no source.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// Some of RRSA's three variables are set, not all.
+    #[error("RRSA is half configured: {} set, {} not set", .set.join(", "), .missing.join(", "))]
+    RrsaHalfConfigured {
+        /// The variables set.
+        set: Vec<&'static str>,
+        /// The others.
+        missing: Vec<&'static str>,
+    },
+    /// Neither RRSA nor the ECS instance RAM role.
+    #[error(
+        "no credentials: set spec.credentials.secretRef, or RRSA ({}, {}, {}), or {} (the ECS \
+         instance RAM role{})",
+        env::ROLE_ARN,
+        env::OIDC_PROVIDER_ARN,
+        env::OIDC_TOKEN_FILE,
+        env::ECS_METADATA,
+        if *.ecs_disabled { format!("; {} is true", env::ECS_METADATA_DISABLED) } else { String::new() }
+    )]
+    NoSource {
+        /// Whether `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true` turned the ECS role off.
+        ecs_disabled: bool,
+    },
+}
+
 /// Alibaba Cloud's credentials chain for a provider without `spec.credentials`: RRSA when
 /// its three variables are set; else the ECS instance RAM role, unless
 /// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true` or (`ecs_by_default` false, the CLI) no
@@ -281,9 +307,9 @@ fn sts_endpoint(var: &dyn Fn(&str) -> Option<String>) -> String {
 pub fn alibaba_chain(
     var: &dyn Fn(&str) -> Option<String>,
     ecs_by_default: bool,
-) -> Result<TemporarySource, String> {
+) -> Result<TemporarySource, ChainError> {
     let rrsa = [env::ROLE_ARN, env::OIDC_PROVIDER_ARN, env::OIDC_TOKEN_FILE];
-    let set: Vec<&str> = rrsa.iter().copied().filter(|n| var(n).is_some()).collect();
+    let set: Vec<&'static str> = rrsa.iter().copied().filter(|n| var(n).is_some()).collect();
     if set.len() == rrsa.len() {
         let session_name = var(env::ROLE_SESSION_NAME)
             .unwrap_or_else(|| format!("tagbinder-{}", jiff::Timestamp::now().as_second()));
@@ -297,28 +323,15 @@ pub fn alibaba_chain(
         }));
     }
     if !set.is_empty() {
-        let missing: Vec<&str> = rrsa.iter().copied().filter(|n| !set.contains(n)).collect();
-        return Err(format!(
-            "RRSA is half configured: {} set, {} not set",
-            set.join(", "),
-            missing.join(", ")
-        ));
+        let missing = rrsa.iter().copied().filter(|n| !set.contains(n)).collect();
+        return Err(ChainError::RrsaHalfConfigured { set, missing });
     }
     let disabled = var(env::ECS_METADATA_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let role_name = var(env::ECS_METADATA);
     if disabled || (!ecs_by_default && role_name.is_none()) {
-        return Err(format!(
-            "no credentials: set spec.credentials.secretRef, or RRSA ({}, {}, {}), or {} (the ECS instance RAM role{})",
-            env::ROLE_ARN,
-            env::OIDC_PROVIDER_ARN,
-            env::OIDC_TOKEN_FILE,
-            env::ECS_METADATA,
-            if disabled {
-                format!("; {} is true", env::ECS_METADATA_DISABLED)
-            } else {
-                String::new()
-            }
-        ));
+        return Err(ChainError::NoSource {
+            ecs_disabled: disabled,
+        });
     }
     Ok(TemporarySource::EcsRole(EcsRole {
         metadata_endpoint: var(env::ECS_METADATA_ENDPOINT)
@@ -329,12 +342,11 @@ pub fn alibaba_chain(
 }
 
 impl TemporaryKey {
-    fn into_key(self, action: &'static str) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+    fn into_key(self, action: &'static str) -> Result<(AccessKey, jiff::Timestamp), CallError> {
         let expiration: jiff::Timestamp = self.expiration.parse().map_err(|_| {
-            failure(
-                ErrorKind::Retryable,
+            Refusal::new(
+                RefusalReason::InvalidAnswer,
                 action,
-                "InvalidAnswer",
                 format!(
                     "the credentials' Expiration {:?} is not a UTC time",
                     self.expiration
@@ -418,11 +430,43 @@ mod tests {
         assert!(role.session_name.starts_with("tagbinder-"));
     }
 
+    #[tokio::test]
+    async fn an_unreadable_token_file_is_the_client_s_refusal_and_a_credentials_error() {
+        let role = OidcRole {
+            role_arn: "acs:ram::1:role/r".into(),
+            oidc_provider_arn: "acs:ram::1:oidc-provider/p".into(),
+            token_file: PathBuf::from("/nonexistent/tagbinder-token"),
+            session_name: "s".into(),
+            // NB: nothing listens there: the refusal comes before any call.
+            sts_endpoint: "http://127.0.0.1:9".into(),
+            duration_seconds: DEFAULT_DURATION_SECONDS,
+        };
+        let http = crate::reconcile::provider::http_client().expect("HTTP client");
+        let error = assume_role_with_oidc(&http, &role).await.unwrap_err();
+        assert!(
+            matches!(&error, CallError::Refused(refusal)
+                if refusal.reason == RefusalReason::OidcTokenFileUnreadable),
+            "{error:?}"
+        );
+        assert_eq!(error.kind(), ErrorKind::Credentials);
+        assert!(
+            error.to_string().contains("OIDCTokenFileUnreadable"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn half_an_rrsa_setup_is_named() {
         let error = alibaba_chain(&vars(&[(env::ROLE_ARN, "acs:ram::1:role/r")]), true)
             .expect_err("incomplete");
-        assert!(error.contains(env::OIDC_TOKEN_FILE), "{error}");
+        assert_eq!(
+            error,
+            ChainError::RrsaHalfConfigured {
+                set: vec![env::ROLE_ARN],
+                missing: vec![env::OIDC_PROVIDER_ARN, env::OIDC_TOKEN_FILE],
+            }
+        );
+        assert!(error.to_string().contains(env::OIDC_TOKEN_FILE), "{error}");
     }
 
     #[test]
@@ -439,7 +483,9 @@ mod tests {
         assert!(alibaba_chain(&vars(&[]), false).is_err());
         assert!(alibaba_chain(&vars(&[(env::ECS_METADATA, "role")]), false).is_ok());
         let error = alibaba_chain(&vars(&[(env::ECS_METADATA_DISABLED, "true")]), true)
-            .expect_err("disabled");
+            .expect_err("disabled")
+            .to_string();
         assert!(error.contains("spec.credentials.secretRef"), "{error}");
+        assert!(error.contains(env::ECS_METADATA_DISABLED), "{error}");
     }
 }

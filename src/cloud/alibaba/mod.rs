@@ -32,10 +32,10 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::client::{Admit, Client, HttpRequest, Operation, Settings};
+use super::client::{Admit, AnswerError, Client, HttpRequest, Operation, Settings};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
-use super::{AccessKey, CloudError, RetryPolicy, WriteOp, WriteResult};
+use super::{AccessKey, AddressError, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use errors::classify;
@@ -100,7 +100,7 @@ impl AlibabaConfig {
         }
     }
 
-    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         request::signed_request(
             self.signature,
             key,
@@ -216,12 +216,15 @@ impl super::client::Protocol for ProductApi {
         action(operation)
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         match &self.resource_types {
-            Some(accepted) if !accepted.iter().any(|known| known == resource_type) => Err(format!(
-                "resource type {resource_type:?} is not one this product accepts; accepted: {}",
-                accepted.join(", ")
-            )),
+            Some(accepted) if !accepted.iter().any(|known| known == resource_type) => {
+                Err(AddressError::ResourceType(format!(
+                    "resource type {resource_type:?} is not one this product accepts; \
+                     accepted: {}",
+                    accepted.join(", ")
+                )))
+            }
             _ => Ok(()),
         }
     }
@@ -231,7 +234,7 @@ impl super::client::Protocol for ProductApi {
         resource_type: &str,
         resource_ids: &[String],
         token: Option<&str>,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let mut params = self.resource_params(resource_type, resource_ids);
         if let Some(token) = token {
             params.push(("NextToken".to_string(), token.to_string()));
@@ -247,7 +250,7 @@ impl super::client::Protocol for ProductApi {
         resource_type: &str,
         match_tags: &Tags,
         token: Option<&str>,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         // NB: `Tag.N` without `ResourceId.N` lists by tag alone (spec section 5,
         // ListTagResources: at least one of the two); N = 1..20, every pair must hold.
         let mut params = self.resource_params(resource_type, &[]);
@@ -267,10 +270,10 @@ impl super::client::Protocol for ProductApi {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AnswerError> {
         // NB: the answer's `ResourceType` is informational (spec section 5): every entry of
         // an answer to `ResourceType=<the binding's>` is of that type.
-        let page = list::Page::parse(body).map_err(|error| error.to_string())?;
+        let page = list::Page::parse(body)?;
         let next = page.next_token().map(str::to_string);
         page.merge_into(observed, admit);
         Ok(next)
@@ -282,7 +285,7 @@ impl super::client::Protocol for ProductApi {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let mut params = self.resource_params(resource_type, resource_ids);
         let action = match op {
             WriteOp::Tag => {
@@ -304,12 +307,12 @@ impl super::client::Protocol for ProductApi {
         _resource_type: &str,
         _resource_ids: &[String],
         _body: &str,
-    ) -> Result<WriteResult, String> {
+    ) -> Result<WriteResult, AnswerError> {
         // NB: all-or-nothing (spec section 5): a 2xx answer means every resource was written.
         Ok(WriteResult::default())
     }
 
-    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         self.config.sign(call, key)
     }
 

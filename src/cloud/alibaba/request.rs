@@ -10,8 +10,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName};
 use super::SignatureVersion;
 use crate::cloud::client::HttpRequest;
 use crate::cloud::sign::{acs3, rpc_percent_encode, rpc_signature, rpc_string_to_sign};
-use crate::cloud::transport::local;
-use crate::cloud::{AccessKey, CloudError, ErrorKind};
+use crate::cloud::transport::endpoint_url;
+use crate::cloud::{AccessKey, Refusal, RefusalReason};
 
 /// The HTTP method of every call: parameters may be long (50 ids, 20 Unicode tags).
 const METHOD: &str = "POST";
@@ -121,7 +121,7 @@ pub(super) fn signed_request(
     key: &AccessKey,
     unsigned: &Unsigned<'_>,
     freshness: &Freshness,
-) -> Result<HttpRequest, CloudError> {
+) -> Result<HttpRequest, Refusal> {
     let url = root_url(unsigned.endpoint);
     let form = [(CONTENT_TYPE, FORM_CONTENT_TYPE.to_string())];
     match version {
@@ -141,13 +141,11 @@ pub(super) fn signed_request(
             })
         }
         SignatureVersion::V3 => {
-            let host = host_of(unsigned.endpoint).map_err(|message| {
-                local(
-                    ErrorKind::InvalidInput,
+            let (_, host) = endpoint_url(unsigned.endpoint).map_err(|error| {
+                Refusal::new(
+                    RefusalReason::InvalidEndpoint,
                     unsigned.action,
-                    "InvalidEndpoint",
-                    message,
-                    1,
+                    error.to_string(),
                 )
             })?;
             let body = wire_encode(
@@ -166,26 +164,6 @@ pub(super) fn signed_request(
             })
         }
     }
-}
-
-/// The `host` a request to `endpoint` carries: the host, with `:port` only when the port is
-/// not the scheme's default.
-pub(super) fn host_of(endpoint: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(endpoint)
-        .map_err(|error| format!("endpoint {endpoint:?} is not a URL: {error}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "endpoint {endpoint:?} must be an http or https URL"
-        ));
-    }
-    let name = url
-        .host_str()
-        .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
-    // NB: `Url::port` is None for the scheme's default port, as the Host header wants it.
-    Ok(match url.port() {
-        Some(port) => format!("{name}:{port}"),
-        None => name.to_string(),
-    })
 }
 
 const ACTION_HEADER: &str = "x-acs-action";
@@ -434,7 +412,7 @@ mod tests {
             &Freshness::now(),
         )
         .expect_err("no host");
-        assert_eq!(error.code, "InvalidEndpoint");
+        assert_eq!(error.reason, RefusalReason::InvalidEndpoint);
     }
 
     #[test]

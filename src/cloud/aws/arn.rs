@@ -3,6 +3,93 @@
 //! ids, bare or ARNs, as the canonical ARN the API takes; ARNs of another partition, region,
 //! account or type refused.
 
+/// Why a resource type or id has no ARN of this provider.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArnError {
+    /// A `resourceType` that is not `SERVICE[:TYPE]`.
+    #[error(
+        "resource type {0:?} is not SERVICE[:TYPE] as the Resource Groups Tagging API's \
+         ResourceTypeFilters name it, e.g. ec2:instance, rds:db, s3"
+    )]
+    ResourceType(String),
+    /// An empty id.
+    #[error("a resource id is empty")]
+    EmptyId,
+    /// A bare id of a type whose ARNs tagbinder does not compose.
+    #[error(
+        "{id:?} is a bare id of resource type {resource_type:?}, whose ARN tagbinder does not \
+         compose: give the ARN (arn:{partition}:...); bare ids are composed for {composed}"
+    )]
+    NotComposed {
+        /// The id.
+        id: String,
+        /// The binding's resource type.
+        resource_type: String,
+        /// The provider's partition.
+        partition: String,
+        /// The types whose bare ids are composed, comma-separated.
+        composed: String,
+    },
+    /// A bare id, and the provider names no account to compose its ARN with.
+    #[error(
+        "{0:?} is a bare id: set the provider's aws.accountId to compose its ARN, or give the ARN"
+    )]
+    NoAccount(String),
+    /// An id with `/` or `:` that is not an ARN.
+    #[error("{id:?} is neither a bare id of {resource_type} nor an ARN: give the ARN")]
+    NeitherBareNorArn {
+        /// The id.
+        id: String,
+        /// The binding's resource type.
+        resource_type: String,
+    },
+    /// An id that starts like an ARN but is none.
+    #[error("{0:?} is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)")]
+    NotAnArn(String),
+    /// An ARN of another partition.
+    #[error("{arn} is in partition {found}; this provider's is {expected}")]
+    Partition {
+        /// The ARN.
+        arn: String,
+        /// Its partition.
+        found: String,
+        /// The provider's.
+        expected: String,
+    },
+    /// An ARN of another region.
+    #[error(
+        "{arn} is in region {found}; this provider's is {expected} (use a provider of that region)"
+    )]
+    Region {
+        /// The ARN.
+        arn: String,
+        /// Its region.
+        found: String,
+        /// The provider's.
+        expected: String,
+    },
+    /// An ARN of another account.
+    #[error("{arn} is in account {found}; this provider's is {expected}")]
+    Account {
+        /// The ARN.
+        arn: String,
+        /// Its account.
+        found: String,
+        /// The provider's.
+        expected: String,
+    },
+    /// An ARN of another resource type.
+    #[error("{arn} is a {found}, not a {expected} (the binding's resourceType)")]
+    Type {
+        /// The ARN.
+        arn: String,
+        /// Its resource type.
+        found: String,
+        /// The binding's.
+        expected: String,
+    },
+}
+
 /// Where a provider's resources are: composes and checks ARNs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArnScope {
@@ -56,7 +143,7 @@ const LOG_GROUP: (&str, &str) = ("logs:log-group", "log-group:");
 
 /// Checks a `resourceType`: `SERVICE` or `SERVICE:TYPE`, lowercase service of letters, digits
 /// and `-`; a type of ASCII letters, digits, `-`, `_` and `.`.
-pub fn check_resource_type(resource_type: &str) -> Result<(), String> {
+pub fn check_resource_type(resource_type: &str) -> Result<(), ArnError> {
     let (service, kind) = match resource_type.split_once(':') {
         Some((service, kind)) => (service, Some(kind)),
         None => (resource_type, None),
@@ -76,10 +163,7 @@ pub fn check_resource_type(resource_type: &str) -> Result<(), String> {
     if service_ok && kind_ok {
         Ok(())
     } else {
-        Err(format!(
-            "resource type {resource_type:?} is not SERVICE[:TYPE] as the Resource Groups \
-             Tagging API's ResourceTypeFilters name it, e.g. ec2:instance, rds:db, s3"
-        ))
+        Err(ArnError::ResourceType(resource_type.to_string()))
     }
 }
 
@@ -141,40 +225,38 @@ pub fn bare_id_of(arn: &str) -> Option<&str> {
 
 impl ArnScope {
     /// The canonical ARN of `id` (bare or an ARN) of `resource_type`, or why there is none.
-    pub fn arn(&self, resource_type: &str, id: &str) -> Result<String, String> {
+    pub fn arn(&self, resource_type: &str, id: &str) -> Result<String, ArnError> {
         if id.starts_with("arn:") {
             return self.check_arn(resource_type, id).map(|()| id.to_string());
         }
         if id.is_empty() {
-            return Err("a resource id is empty".to_string());
+            return Err(ArnError::EmptyId);
         }
         let composed = COMPOSED
             .iter()
             .chain(std::iter::once(&LOG_GROUP))
             .find(|(known, _)| *known == resource_type);
         let Some((_, prefix)) = composed else {
-            return Err(format!(
-                "{id:?} is a bare id of resource type {resource_type:?}, whose ARN tagbinder does \
-                 not compose: give the ARN (arn:{}:...); bare ids are composed for {}",
-                self.partition,
-                COMPOSED
+            return Err(ArnError::NotComposed {
+                id: id.to_string(),
+                resource_type: resource_type.to_string(),
+                partition: self.partition.clone(),
+                composed: COMPOSED
                     .iter()
                     .chain(std::iter::once(&LOG_GROUP))
                     .map(|(t, _)| *t)
                     .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+                    .join(", "),
+            });
         };
         let service = resource_type.split(':').next().unwrap_or(resource_type);
         if service == "s3" {
             return Ok(format!("arn:{}:s3:::{id}", self.partition));
         }
-        let account = self.account_id.as_deref().ok_or_else(|| {
-            format!(
-                "{id:?} is a bare id: set the provider's aws.accountId to compose its ARN, or give \
-                 the ARN"
-            )
-        })?;
+        let account = self
+            .account_id
+            .as_deref()
+            .ok_or_else(|| ArnError::NoAccount(id.to_string()))?;
         // NB: an SQS queue may be named by its URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME.
         let name = if service == "sqs" && id.contains("://") {
             id.rsplit('/').next().unwrap_or(id)
@@ -182,9 +264,10 @@ impl ArnScope {
             id
         };
         if name.contains(['/', ':']) && !matches!(service, "elasticloadbalancing" | "logs") {
-            return Err(format!(
-                "{id:?} is neither a bare id of {resource_type} nor an ARN: give the ARN"
-            ));
+            return Err(ArnError::NeitherBareNorArn {
+                id: id.to_string(),
+                resource_type: resource_type.to_string(),
+            });
         }
         Ok(format!(
             "arn:{}:{service}:{}:{account}:{prefix}{name}",
@@ -193,38 +276,41 @@ impl ArnScope {
     }
 
     /// Refuses an ARN of another partition, region, account or type than this provider's.
-    fn check_arn(&self, resource_type: &str, arn: &str) -> Result<(), String> {
-        let parts = parts(arn).ok_or_else(|| {
-            format!("{arn:?} is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)")
-        })?;
+    fn check_arn(&self, resource_type: &str, arn: &str) -> Result<(), ArnError> {
+        let parts = parts(arn).ok_or_else(|| ArnError::NotAnArn(arn.to_string()))?;
         if parts.partition != self.partition {
-            return Err(format!(
-                "{arn} is in partition {}; this provider's is {}",
-                parts.partition, self.partition
-            ));
+            return Err(ArnError::Partition {
+                arn: arn.to_string(),
+                found: parts.partition.to_string(),
+                expected: self.partition.clone(),
+            });
         }
         if !parts.region.is_empty() && parts.region != self.region {
-            return Err(format!(
-                "{arn} is in region {}; this provider's is {} (use a provider of that region)",
-                parts.region, self.region
-            ));
+            return Err(ArnError::Region {
+                arn: arn.to_string(),
+                found: parts.region.to_string(),
+                expected: self.region.clone(),
+            });
         }
         if let Some(account) = &self.account_id
             && !parts.account.is_empty()
             && parts.account != account
         {
-            return Err(format!(
-                "{arn} is in account {}; this provider's is {account}",
-                parts.account
-            ));
+            return Err(ArnError::Account {
+                arn: arn.to_string(),
+                found: parts.account.to_string(),
+                expected: account.clone(),
+            });
         }
         let arn_type = resource_type_of(arn).unwrap_or_default();
         let same_type = arn_type == resource_type
             || (!resource_type.contains(':') && arn_type.split(':').next() == Some(resource_type));
         if !same_type {
-            return Err(format!(
-                "{arn} is a {arn_type}, not a {resource_type} (the binding's resourceType)"
-            ));
+            return Err(ArnError::Type {
+                arn: arn.to_string(),
+                found: arn_type,
+                expected: resource_type.to_string(),
+            });
         }
         let _ = parts.service;
         Ok(())
@@ -347,12 +433,15 @@ mod tests {
             ("ec2:instance", "arn:aws", "not an ARN"),
         ];
         for (resource_type, arn, word) in refused {
-            let error = scope.arn(resource_type, arn).unwrap_err();
+            let error = scope.arn(resource_type, arn).unwrap_err().to_string();
             assert!(error.contains(word), "{arn}: {error}");
         }
-        let error = scope.arn("kafka:cluster", "c-1").unwrap_err();
+        let error = scope.arn("kafka:cluster", "c-1").unwrap_err().to_string();
         assert!(error.contains("give the ARN"), "{error}");
-        let error = self::scope(None).arn("ec2:instance", "i-1").unwrap_err();
+        let error = self::scope(None)
+            .arn("ec2:instance", "i-1")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("aws.accountId"), "{error}");
         assert_eq!(
             self::scope(None).arn("s3", "b").as_deref(),

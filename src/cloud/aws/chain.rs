@@ -31,7 +31,7 @@ pub use super::metadata::{
 use super::metadata::{ECS_CONTAINER_HOST, container, instance_profile};
 use super::xml_element;
 use crate::cloud::credentials::{failure, post_form};
-use crate::cloud::{AccessKey, CloudError, ErrorKind};
+use crate::cloud::{AccessKey, CallError, CloudError, ErrorKind, Refusal, RefusalReason};
 
 /// The STS action of web identity.
 pub const ASSUME_ROLE_WITH_WEB_IDENTITY: &str = "AssumeRoleWithWebIdentity";
@@ -101,6 +101,26 @@ fn sts_endpoint(
         .unwrap_or_else(|| super::sts_endpoint_of(region))
 }
 
+/// Why the AWS chain has no source.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// One of web identity's two variables is set, not the other.
+    #[error("web identity is half configured: {set} is set, {missing} is not")]
+    WebIdentityHalfConfigured {
+        /// The variable set.
+        set: &'static str,
+        /// The other.
+        missing: &'static str,
+    },
+    /// No web identity, no container endpoint, and the instance profile is not to be asked.
+    #[error(
+        "{} (the instance profile is not asked: {}=true)",
+        no_credentials(),
+        env::EC2_METADATA_DISABLED
+    )]
+    MetadataDisabled,
+}
+
 /// The chain's source the environment sets up: web identity when its two variables are set,
 /// else the container credentials endpoint; `Err` says what is missing. `endpoint` and
 /// `region` are the provider's. `var` reads one (non-empty) variable.
@@ -108,9 +128,9 @@ pub fn aws_chain(
     var: &dyn Fn(&str) -> Option<String>,
     endpoint: Option<&str>,
     region: &str,
-) -> Result<AwsSource, String> {
+) -> Result<AwsSource, ChainError> {
     let web = [env::ROLE_ARN, env::WEB_IDENTITY_TOKEN_FILE];
-    let set: Vec<&str> = web.iter().copied().filter(|n| var(n).is_some()).collect();
+    let set: Vec<&'static str> = web.iter().copied().filter(|n| var(n).is_some()).collect();
     if set.len() == web.len() {
         return Ok(AwsSource::WebIdentity(WebIdentityRole {
             role_arn: var(env::ROLE_ARN).unwrap_or_default(),
@@ -122,9 +142,10 @@ pub fn aws_chain(
     }
     if let [one] = set[..] {
         let other = web.iter().find(|n| **n != one).copied().unwrap_or_default();
-        return Err(format!(
-            "web identity is half configured: {one} is set, {other} is not"
-        ));
+        return Err(ChainError::WebIdentityHalfConfigured {
+            set: one,
+            missing: other,
+        });
     }
     let uri = var(env::CONTAINER_FULL_URI).or_else(|| {
         var(env::CONTAINER_RELATIVE_URI).map(|path| format!("{ECS_CONTAINER_HOST}{path}"))
@@ -136,11 +157,7 @@ pub fn aws_chain(
         return Ok(AwsSource::Container(ContainerEndpoint { uri, token }));
     }
     if var(env::EC2_METADATA_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return Err(format!(
-            "{} (the instance profile is not asked: {}=true)",
-            no_credentials(),
-            env::EC2_METADATA_DISABLED
-        ));
+        return Err(ChainError::MetadataDisabled);
     }
     Ok(AwsSource::Instance(InstanceMetadata {
         endpoint: var(env::EC2_METADATA_ENDPOINT)
@@ -184,7 +201,7 @@ impl AwsSource {
     pub async fn fetch(
         &self,
         http: &reqwest::Client,
-    ) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+    ) -> Result<(AccessKey, jiff::Timestamp), CallError> {
         match self {
             AwsSource::WebIdentity(role) => web_identity(http, role).await,
             AwsSource::Container(endpoint) => container(http, endpoint).await,
@@ -193,28 +210,27 @@ impl AwsSource {
     }
 }
 
+/// A token file that cannot be read: the client's refusal, nothing was asked.
 pub(super) fn unreadable(
     action: &'static str,
-    code: &str,
+    reason: RefusalReason,
     what: &str,
     path: &std::path::Path,
     error: &std::io::Error,
-) -> CloudError {
-    failure(
-        ErrorKind::Credentials,
+) -> Refusal {
+    Refusal::new(
+        reason,
         action,
-        code,
         format!("cannot read {what} {}: {error}", path.display()),
     )
 }
 
 /// The expiry of temporary credentials, from STS's or the endpoint's `Expiration`.
-pub(super) fn expiration(action: &'static str, text: &str) -> Result<jiff::Timestamp, CloudError> {
+pub(super) fn expiration(action: &'static str, text: &str) -> Result<jiff::Timestamp, Refusal> {
     text.trim().parse().map_err(|_| {
-        failure(
-            ErrorKind::Retryable,
+        Refusal::new(
+            RefusalReason::InvalidAnswer,
             action,
-            "InvalidAnswer",
             format!("the credentials' Expiration {text:?} is not a UTC time"),
         )
     })
@@ -225,12 +241,12 @@ pub(super) fn expiration(action: &'static str, text: &str) -> Result<jiff::Times
 async fn web_identity(
     http: &reqwest::Client,
     role: &WebIdentityRole,
-) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+) -> Result<(AccessKey, jiff::Timestamp), CallError> {
     const ACTION: &str = ASSUME_ROLE_WITH_WEB_IDENTITY;
     let token = std::fs::read_to_string(&role.token_file).map_err(|error| {
         unreadable(
             ACTION,
-            "WebIdentityTokenFileUnreadable",
+            RefusalReason::WebIdentityTokenFileUnreadable,
             &format!(
                 "the web identity token file ({})",
                 env::WEB_IDENTITY_TOKEN_FILE
@@ -270,16 +286,16 @@ async fn web_identity(
                     role.sts_endpoint, role.role_arn
                 ),
             )
-        });
+        }
+        .into());
     }
     let field = |name: &str| {
         xml_element(&body, name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                failure(
-                    ErrorKind::Retryable,
+                Refusal::new(
+                    RefusalReason::InvalidAnswer,
                     ACTION,
-                    "InvalidAnswer",
                     format!("STS at {} answered without {name}", role.sts_endpoint),
                 )
             })
@@ -356,10 +372,12 @@ mod tests {
     #[test]
     fn half_a_web_identity_and_nothing_at_all_are_named() {
         let half = vars(&[(env::ROLE_ARN, "arn:aws:iam::123456789012:role/tagbinder")]);
-        let error = aws_chain(&half, None, "us-east-1").unwrap_err();
+        let error = aws_chain(&half, None, "us-east-1").unwrap_err().to_string();
         assert!(error.contains(env::WEB_IDENTITY_TOKEN_FILE), "{error}");
         let disabled = vars(&[(env::EC2_METADATA_DISABLED, "TRUE")]);
-        let error = aws_chain(&disabled, None, "us-east-1").unwrap_err();
+        let error = aws_chain(&disabled, None, "us-east-1")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("no credentials")
                 && error.contains(env::CONTAINER_FULL_URI)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::chain::{FETCH_TIMEOUT, env, expiration, no_credentials, unreadable};
 use crate::cloud::credentials::{failure, transport};
-use crate::cloud::{AccessKey, CloudError, ErrorKind};
+use crate::cloud::{AccessKey, CallError, CloudError, ErrorKind, Refusal, RefusalReason};
 
 /// What errors of the container credentials endpoint are reported as.
 pub const CONTAINER_CREDENTIALS: &str = "ContainerCredentials";
@@ -58,7 +58,7 @@ pub enum ContainerToken {
 pub(super) async fn container(
     http: &reqwest::Client,
     endpoint: &ContainerEndpoint,
-) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+) -> Result<(AccessKey, jiff::Timestamp), CallError> {
     const ACTION: &str = CONTAINER_CREDENTIALS;
     let shown = endpoint
         .uri
@@ -74,7 +74,7 @@ pub(super) async fn container(
                 .map_err(|error| {
                     unreadable(
                         ACTION,
-                        "AuthorizationTokenFileUnreadable",
+                        RefusalReason::AuthorizationTokenFileUnreadable,
                         &format!(
                             "the authorization token file ({})",
                             env::CONTAINER_TOKEN_FILE
@@ -117,7 +117,8 @@ pub(super) async fn container(
                      pod's Pod Identity association)"
                 ),
             )
-        });
+        }
+        .into());
     }
     let answer = json_credentials(
         ACTION,
@@ -145,12 +146,11 @@ pub(super) fn json_credentials(
     action: &'static str,
     body: &str,
     source: &str,
-) -> Result<JsonCredentials, CloudError> {
+) -> Result<JsonCredentials, Refusal> {
     serde_json::from_str(body).map_err(|error| {
-        failure(
-            ErrorKind::Retryable,
+        Refusal::new(
+            RefusalReason::InvalidAnswer,
             action,
-            "InvalidAnswer",
             format!("{source} answered without credentials: {error}"),
         )
     })
@@ -162,7 +162,7 @@ pub(super) fn json_credentials(
 pub(super) async fn instance_profile(
     http: &reqwest::Client,
     metadata: &InstanceMetadata,
-) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+) -> Result<(AccessKey, jiff::Timestamp), CallError> {
     const ACTION: &str = INSTANCE_METADATA;
     let base = metadata.endpoint.trim_end_matches('/');
     // NB: off EC2 nothing answers: the error names every source the chain tried.
@@ -219,7 +219,7 @@ pub(super) async fn instance_profile(
         .map_err(|e| unanswered(&e))?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
-        return Err(answered("the session token's PUT", status));
+        return Err(answered("the session token's PUT", status).into());
     }
     let token = zeroize::Zeroizing::new(
         response
@@ -239,18 +239,18 @@ pub(super) async fn instance_profile(
     let response = get(ROLES.to_string()).await.map_err(|e| unanswered(&e))?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
-        return Err(answered("the instance profile's role", status));
+        return Err(answered("the instance profile's role", status).into());
     }
     let roles = response.text().await.map_err(|e| unanswered(&e))?;
     let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
-        return Err(answered("the instance profile's role", 404));
+        return Err(answered("the instance profile's role", 404).into());
     };
     let response = get(format!("{ROLES}{role}"))
         .await
         .map_err(|e| unanswered(&e))?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
-        return Err(answered(&format!("the credentials of role {role}"), status));
+        return Err(answered(&format!("the credentials of role {role}"), status).into());
     }
     let body = response.text().await.map_err(|e| unanswered(&e))?;
     let answer = json_credentials(
@@ -267,7 +267,8 @@ pub(super) async fn instance_profile(
                 "the instance metadata service at {base} answered Code {:?} for role {role}",
                 answer.code
             ),
-        ));
+        )
+        .into());
     }
     answer.into_key(ACTION)
 }
@@ -282,7 +283,7 @@ impl std::fmt::Debug for ContainerToken {
 }
 
 impl JsonCredentials {
-    fn into_key(self, action: &'static str) -> Result<(AccessKey, jiff::Timestamp), CloudError> {
+    fn into_key(self, action: &'static str) -> Result<(AccessKey, jiff::Timestamp), CallError> {
         let expires = expiration(action, &self.expiration)?;
         Ok((
             AccessKey::with_token(self.access_key_id, self.secret_access_key, self.token),

@@ -23,12 +23,14 @@ use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 use serde_json::{Value, json};
 
 use super::AccessKey;
-use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
+use super::client::{
+    Admit, AnswerError, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call,
+};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
 use super::sign::aws::{AwsCredentials, Unsigned, sign_headers};
-use super::transport::local;
-use super::{CloudError, ErrorKind, RetryPolicy, WriteOp, WriteResult};
+use super::transport::endpoint_url;
+use super::{AddressError, CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use arn::{ArnScope, partition_of};
@@ -123,24 +125,18 @@ impl AwsConfig {
         }
     }
 
-    /// The ARNs of `ids`, or the local error of `action`.
+    /// The ARNs of `ids`, or the `InvalidResourceId` refusal of `action`.
     fn arns(
         &self,
         action: &'static str,
         resource_type: &str,
         ids: &[String],
-    ) -> Result<Vec<String>, CloudError> {
+    ) -> Result<Vec<String>, Refusal> {
         let scope = self.scope();
         ids.iter()
             .map(|id| {
-                scope.arn(resource_type, id).map_err(|rule| {
-                    local(
-                        ErrorKind::InvalidInput,
-                        action,
-                        "InvalidResourceId",
-                        rule,
-                        0,
-                    )
+                scope.arn(resource_type, id).map_err(|error| {
+                    Refusal::new(RefusalReason::InvalidResourceId, action, error.to_string())
                 })
             })
             .collect()
@@ -193,11 +189,12 @@ impl Protocol for AwsConfig {
         }
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         arn::check_resource_type(resource_type)
+            .map_err(|error| AddressError::ResourceType(error.to_string()))
     }
 
-    fn check_resource_ids(&self, resource_type: &str, ids: &[String]) -> Result<(), String> {
+    fn check_resource_ids(&self, resource_type: &str, ids: &[String]) -> Result<(), AddressError> {
         // NB: before STS has named the account (it is asked with the first call), a bare id
         // is checked as composed with any account, and an ARN's account is not checked.
         let scope = self.scope();
@@ -205,7 +202,7 @@ impl Protocol for AwsConfig {
             account_id: Some("000000000000".to_string()),
             ..scope.as_ref().clone()
         };
-        let refused: Vec<String> = ids
+        let refused: Vec<arn::ArnError> = ids
             .iter()
             .filter_map(|id| {
                 let checked = if scope.account_id.is_none() && !id.starts_with("arn:") {
@@ -216,10 +213,12 @@ impl Protocol for AwsConfig {
                 checked.arn(resource_type, id).err()
             })
             .collect();
-        match refused.len() {
-            0 => Ok(()),
-            1 => Err(refused[0].clone()),
-            n => Err(format!("{n} ids refused; the first: {}", refused[0])),
+        match refused.first() {
+            None => Ok(()),
+            Some(first) => Err(AddressError::ResourceIds {
+                refused: refused.len(),
+                first: first.to_string(),
+            }),
         }
     }
 
@@ -228,7 +227,7 @@ impl Protocol for AwsConfig {
         resource_type: &str,
         resource_ids: &[String],
         _token: Option<&str>,
-    ) -> Result<AwsCall, CloudError> {
+    ) -> Result<AwsCall, Refusal> {
         // NB: ResourceARNList excludes every paging parameter (spec section 3): one call.
         let arns = self.arns(GET_RESOURCES, resource_type, resource_ids)?;
         Ok(AwsCall {
@@ -242,7 +241,7 @@ impl Protocol for AwsConfig {
         resource_type: &str,
         match_tags: &Tags,
         token: Option<&str>,
-    ) -> Result<AwsCall, CloudError> {
+    ) -> Result<AwsCall, Refusal> {
         let filters: Vec<Value> = match_tags
             .iter()
             .map(|(key, value)| json!({"Key": key, "Values": [value]}))
@@ -267,12 +266,12 @@ impl Protocol for AwsConfig {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String> {
-        let answer: Value = serde_json::from_str(body).map_err(|error| error.to_string())?;
+    ) -> Result<Option<String>, AnswerError> {
+        let answer: Value = serde_json::from_str(body)?;
         let list = answer
             .get("ResourceTagMappingList")
             .and_then(Value::as_array)
-            .ok_or("no ResourceTagMappingList")?;
+            .ok_or(AnswerError::Missing("no ResourceTagMappingList"))?;
         let requested = match admit {
             Admit::Requested => Some(self.ids_by_arn(resource_type, observed.keys())),
             Admit::Listed => None,
@@ -281,7 +280,7 @@ impl Protocol for AwsConfig {
             let arn = mapping
                 .get("ResourceARN")
                 .and_then(Value::as_str)
-                .ok_or("a mapping without ResourceARN")?;
+                .ok_or(AnswerError::Missing("a mapping without ResourceARN"))?;
             let ids: Vec<String> = match &requested {
                 Some(requested) => match requested.get(arn) {
                     Some(ids) => ids.clone(),
@@ -308,7 +307,7 @@ impl Protocol for AwsConfig {
                 let key = tag
                     .get("Key")
                     .and_then(Value::as_str)
-                    .ok_or("a tag without Key")?;
+                    .ok_or(AnswerError::Missing("a tag without Key"))?;
                 let value = tag.get("Value").and_then(Value::as_str).unwrap_or("");
                 if !self.is_reserved(key) {
                     listed.insert(key.to_string(), value.to_string());
@@ -334,18 +333,16 @@ impl Protocol for AwsConfig {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<AwsCall, CloudError> {
+    ) -> Result<AwsCall, Refusal> {
         let action = self.action(op.into());
         let arns = self.arns(action, resource_type, resource_ids)?;
         if let Some(key) = tags.keys().find(|key| self.is_reserved(key)) {
-            return Err(local(
-                ErrorKind::InvalidInput,
+            return Err(Refusal::new(
+                RefusalReason::ReservedTagKey,
                 action,
-                "ReservedTagKey",
                 format!(
                     "tag key {key:?}: the aws: prefix is AWS's own; tagbinder never writes or removes it (nothing was sent)"
                 ),
-                0,
             ));
         }
         let body = match op {
@@ -366,13 +363,17 @@ impl Protocol for AwsConfig {
         resource_type: &str,
         resource_ids: &[String],
         body: &str,
-    ) -> Result<WriteResult, String> {
-        let answer: Value = serde_json::from_str(body).map_err(|error| error.to_string())?;
+    ) -> Result<WriteResult, AnswerError> {
+        let answer: Value = serde_json::from_str(body)?;
         let ids = self.ids_by_arn(resource_type, resource_ids.iter());
         let failed = match answer.get("FailedResourcesMap") {
             None | Some(Value::Null) => serde_json::Map::new(),
             Some(Value::Object(failed)) => failed.clone(),
-            Some(_) => return Err("FailedResourcesMap is not a map".to_string()),
+            Some(_) => {
+                return Err(AnswerError::Invalid(
+                    "FailedResourcesMap is not a map".to_string(),
+                ));
+            }
         };
         let failures = failed.iter().flat_map(|(arn, info)| {
             let error = errors::resource_error(info);
@@ -397,13 +398,14 @@ impl Protocol for AwsConfig {
         GET_CALLER_IDENTITY
     }
 
-    fn setup_answer(&self, body: &str) -> Result<(), String> {
-        let account =
-            xml_element(body, "Account").ok_or("a GetCallerIdentity answer without <Account>")?;
+    fn setup_answer(&self, body: &str) -> Result<(), AnswerError> {
+        let account = xml_element(body, "Account").ok_or(AnswerError::Missing(
+            "a GetCallerIdentity answer without <Account>",
+        ))?;
         if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!(
+            return Err(AnswerError::Invalid(format!(
                 "<Account> {account:?} is not a 12-digit account id"
-            ));
+            )));
         }
         let _ = self.resolved_account.set(account.to_string());
         Ok(())
@@ -437,7 +439,7 @@ impl Protocol for AwsConfig {
         doubtful
     }
 
-    fn sign(&self, call: &AwsCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &AwsCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         let credentials = AwsCredentials::new(
             key.id.clone(),
             key.secret(),
@@ -449,20 +451,13 @@ impl Protocol for AwsConfig {
         } else {
             &self.endpoint
         };
-        let url = reqwest::Url::parse(endpoint).map_err(|error| {
-            local(
-                ErrorKind::InvalidInput,
+        let (url, host) = endpoint_url(endpoint).map_err(|error| {
+            Refusal::new(
+                RefusalReason::InvalidEndpoint,
                 call.operation,
-                "InvalidEndpoint",
-                format!("endpoint {endpoint:?} is not a URL: {error}"),
-                0,
+                error.to_string(),
             )
         })?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            (None, _) => String::new(),
-        };
         let target = format!("{TARGET_PREFIX}{}", call.operation);
         let (content_type, service) = if sts {
             (STS_FORM, STS_SERVICE)
@@ -492,13 +487,11 @@ impl Protocol for AwsConfig {
                 body: call.body.as_bytes(),
             },
         )
-        .map_err(|message| {
-            local(
-                ErrorKind::InvalidInput,
+        .map_err(|error| {
+            Refusal::new(
+                RefusalReason::SigningFailed,
                 call.operation,
-                "SigningFailed",
-                message,
-                0,
+                error.to_string(),
             )
         })?;
         let mut out: Vec<(HeaderName, String)> = vec![(

@@ -39,6 +39,33 @@ fn ini_section(text: &str, wanted: &str) -> Option<Vec<(String, String)>> {
     found
 }
 
+/// Why a profile gives no access key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    /// The profile is there, without a whole static key.
+    #[error(
+        "profile {profile:?} in {file} has no aws_access_key_id and aws_secret_access_key \
+         (tagbinder reads static keys from profiles; for roles, SSO or a credential process, \
+         export the credentials, e.g. with `aws configure export-credentials --format env`)"
+    )]
+    NoStaticKey {
+        /// The profile.
+        profile: String,
+        /// Which file holds it.
+        file: &'static str,
+    },
+    /// `AWS_PROFILE` names a profile that neither file has.
+    #[error(
+        "{} is {profile:?}, but neither ~/.aws/credentials ([{profile}]) nor ~/.aws/config \
+         ([profile {profile}]) has that profile",
+        profile_env::PROFILE
+    )]
+    Absent {
+        /// The profile.
+        profile: String,
+    },
+}
+
 /// The static key of profile `profile` in the shared credentials file (`[NAME]`), else in the
 /// config file (`[profile NAME]`, or `[default]`), as the AWS CLI reads them: `Ok(None)` when
 /// neither has the profile; `Err` names a profile without a whole key.
@@ -46,7 +73,7 @@ pub fn profile_key(
     credentials_file: Option<&str>,
     config_file: Option<&str>,
     profile: &str,
-) -> Result<Option<AccessKey>, String> {
+) -> Result<Option<AccessKey>, ProfileError> {
     let config_section = if profile == "default" {
         "default".to_string()
     } else {
@@ -73,12 +100,10 @@ pub fn profile_key(
         (Some(id), Some(secret)) => Ok(Some(
             AccessKey::new(id, secret).with_session_token(get("aws_session_token")),
         )),
-        _ => Err(format!(
-            "profile {profile:?} in {file} has no aws_access_key_id and aws_secret_access_key \
-             (tagbinder reads static keys from profiles; for roles, SSO or a credential \
-             process, export the credentials, e.g. with `aws configure export-credentials \
-             --format env`)"
-        )),
+        _ => Err(ProfileError::NoStaticKey {
+            profile: profile.to_string(),
+            file,
+        }),
     }
 }
 
@@ -103,7 +128,7 @@ mod tests {
         );
         assert_eq!(key("ops").unwrap().unwrap().id, "AKIAOPS");
         assert!(key("nobody").unwrap().is_none());
-        let error = key("sso").unwrap_err();
+        let error = key("sso").unwrap_err().to_string();
         assert!(
             error.contains("\"sso\"") && error.contains("export-credentials"),
             "{error}"

@@ -188,17 +188,17 @@ mod tests {
 
     #[test]
     fn a_request_whose_every_resource_stopped_gets_the_error() {
-        let stopped = IdOutcome::Stopped(error(ErrorKind::Retryable, "Throttling.User"));
+        let stopped = IdOutcome::Stopped(error(ErrorKind::Retryable, "Throttling.User").into());
         let outcomes: HashMap<&str, &IdOutcome> =
             HashMap::from([("a1", &stopped), ("a2", &stopped)]);
         let error = route_write(&ids(&["a1", "a2"]), &outcomes).expect_err("stopped");
-        assert_eq!(error.code, "Throttling.User");
+        assert_eq!(error.code(), "Throttling.User");
     }
 
     #[test]
     fn a_partly_stopped_request_keeps_what_was_confirmed() {
         let written = IdOutcome::Written;
-        let stopped = IdOutcome::Stopped(error(ErrorKind::Retryable, "ServiceUnavailable"));
+        let stopped = IdOutcome::Stopped(error(ErrorKind::Retryable, "ServiceUnavailable").into());
         let outcomes: HashMap<&str, &IdOutcome> =
             HashMap::from([("a1", &written), ("a2", &stopped)]);
         let result = route_write(&ids(&["a1", "a2"]), &outcomes).expect("partly written");

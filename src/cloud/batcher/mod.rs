@@ -35,7 +35,10 @@ use tokio::sync::oneshot;
 
 use self::merge::WriteCall;
 use super::isolate::{self, IdOutcome, route_write};
-use super::{CloudError, ErrorKind, TagApi, Write, WriteOp, WriteResult, stops_every_call};
+use super::{
+    AddressError, CallError, Refusal, RefusalReason, TagApi, Write, WriteOp, WriteResult,
+    stops_every_call,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// How long the first request of a round waits for others when no participant is registered.
@@ -97,11 +100,11 @@ struct Request {
 }
 
 enum RequestKind {
-    List(oneshot::Sender<Result<TagsByResource, CloudError>>),
+    List(oneshot::Sender<Result<TagsByResource, CallError>>),
     Write {
         op: WriteOp,
         tags: Tags,
-        reply: oneshot::Sender<Result<WriteResult, CloudError>>,
+        reply: oneshot::Sender<Result<WriteResult, CallError>>,
     },
 }
 
@@ -272,7 +275,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
             .iter()
             .map(|ids| inner.list_tags(resource_type, ids))
             .collect();
-        let answers: Vec<Result<TagsByResource, CloudError>> = futures::stream::iter(reads)
+        let answers: Vec<Result<TagsByResource, CallError>> = futures::stream::iter(reads)
             .buffered(MAX_IN_FLIGHT)
             .collect()
             .await;
@@ -348,7 +351,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
             }
         }
         let none = HashMap::new();
-        let results: Vec<Result<WriteResult, CloudError>> = writes
+        let results: Vec<Result<WriteResult, CallError>> = writes
             .iter()
             .map(|(op, tags, ids, _)| {
                 route_write(ids, by_payload.get(&(*op, tags)).unwrap_or(&none))
@@ -378,7 +381,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         caller: Option<u64>,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         if resource_ids.is_empty() {
             return Ok(TagsByResource::new());
         }
@@ -399,7 +402,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         caller: Option<u64>,
         resource_type: &str,
         reads: &[Vec<String>],
-    ) -> Vec<Result<TagsByResource, CloudError>> {
+    ) -> Vec<Result<TagsByResource, CallError>> {
         let mut requests = Vec::new();
         let mut answers = Vec::with_capacity(reads.len());
         for ids in reads {
@@ -434,7 +437,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         caller: Option<u64>,
         resource_type: &str,
         writes: &[Write<'_>],
-    ) -> Vec<Result<WriteResult, CloudError>> {
+    ) -> Vec<Result<WriteResult, CallError>> {
         let mut requests = Vec::new();
         let mut answers = Vec::with_capacity(writes.len());
         for write in writes {
@@ -473,7 +476,7 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
         op: WriteOp,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         let write = Write {
             op,
             resource_ids,
@@ -486,13 +489,13 @@ impl<C: TagApi + Clone + 'static> Batcher<C> {
 
 type ListRequests = Vec<(
     Vec<String>,
-    oneshot::Sender<Result<TagsByResource, CloudError>>,
+    oneshot::Sender<Result<TagsByResource, CallError>>,
 )>;
 type WriteRequests = Vec<(
     WriteOp,
     Tags,
     Vec<String>,
-    oneshot::Sender<Result<WriteResult, CloudError>>,
+    oneshot::Sender<Result<WriteResult, CallError>>,
 )>;
 
 /// Ends a round in flight, even if it panicked: the next round may go.
@@ -529,17 +532,13 @@ fn spawn(future: impl std::future::Future<Output = ()> + Send + 'static) {
     }
 }
 
-fn dropped(action: &'static str) -> CloudError {
-    CloudError {
-        kind: ErrorKind::Retryable,
+fn dropped(action: &'static str) -> CallError {
+    Refusal::new(
+        RefusalReason::Dropped,
         action,
-        code: "Dropped".to_string(),
-        message: "the coalesced call was dropped before an answer came (shutting down?)"
-            .to_string(),
-        http_status: None,
-        request_id: None,
-        attempts: 0,
-    }
+        "the coalesced call was dropped before an answer came (shutting down?)",
+    )
+    .into()
 }
 
 impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
@@ -551,7 +550,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         self.shared.inner.limits()
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         self.shared.inner.check_resource_type(resource_type)
     }
 
@@ -559,7 +558,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         self.shared
             .inner
             .check_resource_ids(resource_type, resource_ids)
@@ -569,7 +568,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         self.list(None, resource_type, resource_ids).await
     }
 
@@ -577,7 +576,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         &self,
         resource_type: &str,
         reads: &[Vec<String>],
-    ) -> Vec<Result<TagsByResource, CloudError>> {
+    ) -> Vec<Result<TagsByResource, CallError>> {
         self.list_each(None, resource_type, reads).await
     }
 
@@ -585,7 +584,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         &self,
         resource_type: &str,
         match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         let shared = &self.shared;
         shared
             .selects
@@ -598,7 +597,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         self.write_one(None, resource_type, WriteOp::Tag, resource_ids, tags)
             .await
     }
@@ -608,7 +607,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         self.write_one(None, resource_type, WriteOp::Untag, resource_ids, tags)
             .await
     }
@@ -617,7 +616,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Batcher<C> {
         &self,
         resource_type: &str,
         writes: &[Write<'_>],
-    ) -> Vec<Result<WriteResult, CloudError>> {
+    ) -> Vec<Result<WriteResult, CallError>> {
         self.write(None, resource_type, writes).await
     }
 }
@@ -645,7 +644,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         self.batcher.limits()
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         self.batcher.check_resource_type(resource_type)
     }
 
@@ -653,7 +652,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         self.batcher.check_resource_ids(resource_type, resource_ids)
     }
 
@@ -661,7 +660,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         let caller = self.caller(resource_type);
         self.batcher.list(caller, resource_type, resource_ids).await
     }
@@ -670,7 +669,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         &self,
         resource_type: &str,
         reads: &[Vec<String>],
-    ) -> Vec<Result<TagsByResource, CloudError>> {
+    ) -> Vec<Result<TagsByResource, CallError>> {
         let caller = self.caller(resource_type);
         self.batcher.list_each(caller, resource_type, reads).await
     }
@@ -679,7 +678,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         &self,
         resource_type: &str,
         match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         // NB: not a request of this participant's round: the round does not wait for it.
         self.batcher
             .select_resources(resource_type, match_tags)
@@ -691,7 +690,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         let caller = self.caller(resource_type);
         self.batcher
             .write_one(caller, resource_type, WriteOp::Tag, resource_ids, tags)
@@ -703,7 +702,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         let caller = self.caller(resource_type);
         self.batcher
             .write_one(caller, resource_type, WriteOp::Untag, resource_ids, tags)
@@ -714,7 +713,7 @@ impl<C: TagApi + Clone + 'static> TagApi for Participant<C> {
         &self,
         resource_type: &str,
         writes: &[Write<'_>],
-    ) -> Vec<Result<WriteResult, CloudError>> {
+    ) -> Vec<Result<WriteResult, CallError>> {
         let caller = self.caller(resource_type);
         self.batcher.write(caller, resource_type, writes).await
     }

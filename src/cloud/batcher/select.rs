@@ -9,10 +9,10 @@ use std::sync::{Mutex, PoisonError};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::cloud::{CloudError, TagApi};
+use crate::cloud::{CallError, TagApi};
 use crate::tags::{Tags, TagsByResource};
 
-type Selection = Result<TagsByResource, CloudError>;
+type Selection = Result<TagsByResource, CallError>;
 /// One select in flight, awaited by every caller that asked for it.
 type Call = Shared<BoxFuture<'static, Selection>>;
 /// Resource type and match tags: what makes two selects identical.

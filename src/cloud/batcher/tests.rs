@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::cloud::{ErrorKind, TagApi, Write, WriteOp};
+use crate::cloud::{CloudError, ErrorKind, TagApi, Write, WriteOp};
 
 /// A cloud of resources `r000`..: all-or-nothing writes (like Alibaba's product APIs), ids
 /// listed in `missing` make a whole write call fail with `NotFound`; `credentials_broken`
@@ -83,11 +83,11 @@ impl TagApi for FakeCloud {
         &self.limits
     }
 
-    fn check_resource_type(&self, _: &str) -> Result<(), String> {
+    fn check_resource_type(&self, _: &str) -> Result<(), crate::cloud::AddressError> {
         Ok(())
     }
 
-    async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CloudError> {
+    async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CallError> {
         self.log("List", ids, &Tags::new());
         let latency = self.state.lock().unwrap().latency;
         tokio::time::sleep(latency).await;
@@ -98,7 +98,7 @@ impl TagApi for FakeCloud {
         let state = self.state.lock().unwrap();
         if state.credentials_broken {
             drop(state);
-            return Err(self.failure("List", ids).unwrap());
+            return Err(self.failure("List", ids).unwrap().into());
         }
         Ok(ids
             .iter()
@@ -110,7 +110,7 @@ impl TagApi for FakeCloud {
         &self,
         _: &str,
         match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         self.log("Select", &[], match_tags);
         let gate = self.state.lock().unwrap().select_gate.clone();
         if let Some(gate) = gate {
@@ -134,14 +134,14 @@ impl TagApi for FakeCloud {
         _: &str,
         ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         self.log("Tag", ids, tags);
         assert!(
             ids.len() <= self.limits.resources_per_call,
             "a write over the limit"
         );
         if let Some(error) = self.failure("Tag", ids) {
-            return Err(error);
+            return Err(error.into());
         }
         let mut state = self.state.lock().unwrap();
         for id in ids {
@@ -159,10 +159,10 @@ impl TagApi for FakeCloud {
         _: &str,
         ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         self.log("Untag", ids, tags);
         if let Some(error) = self.failure("Untag", ids) {
-            return Err(error);
+            return Err(error.into());
         }
         let mut state = self.state.lock().unwrap();
         for id in ids {
@@ -291,8 +291,8 @@ async fn an_error_that_stops_every_call_reaches_every_caller() {
         pa.tag_resources("apiGroup", &a, &prod),
         pb.tag_resources("apiGroup", &b, &prod),
     );
-    assert_eq!(ra.expect_err("stopped").kind, ErrorKind::Credentials);
-    assert_eq!(rb.expect_err("stopped").kind, ErrorKind::Credentials);
+    assert_eq!(ra.expect_err("stopped").kind(), ErrorKind::Credentials);
+    assert_eq!(rb.expect_err("stopped").kind(), ErrorKind::Credentials);
     assert_eq!(cloud.count("Tag"), 1, "not split: splitting cannot help");
 }
 

@@ -20,15 +20,17 @@ mod read;
 mod select;
 mod write;
 
-pub use protocol::{HttpRequest, Operation, Protocol, Settings};
+pub use protocol::{AnswerError, HttpRequest, Operation, Protocol, Settings};
 pub use read::Admit;
 pub(crate) use select::check_match_tags;
 pub(crate) use write::failures_of_call;
 
 use super::ratelimit::{RateLimiter, limited};
 use super::retry::{AttemptError, retry};
-use super::transport::{excerpt, from_transport, local};
-use super::{CallObserver, CloudError, ErrorKind, TagApi, WriteOp, WriteResult};
+use super::transport::{excerpt, from_transport};
+use super::{
+    AddressError, CallError, CallObserver, Refusal, RefusalReason, TagApi, WriteOp, WriteResult,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// A tag API client: the chassis over one protocol.
@@ -73,7 +75,7 @@ impl<P: Protocol> Client<P> {
 
     /// Makes the protocol's setup call ([`Protocol::setup_call`]) if it is due: once, however
     /// many calls wait for it.
-    pub async fn set_up(&self) -> Result<(), CloudError> {
+    pub async fn set_up(&self) -> Result<(), CallError> {
         if self.protocol.setup_call().is_none() {
             return Ok(());
         }
@@ -86,7 +88,7 @@ impl<P: Protocol> Client<P> {
         let body = self.call(action, 0, &call).await?;
         self.protocol
             .setup_answer(&body)
-            .map_err(|error| self.not_a_document(action, &body, &error))
+            .map_err(|error| self.not_a_document(action, &body, &error).into())
     }
 
     /// The protocol (and its configuration).
@@ -151,7 +153,7 @@ impl<P: Protocol> Client<P> {
         }
         let response = builder.send().await.map_err(|error| {
             let error = from_transport(action, &shown, timeout, error);
-            tracing::debug!(attempt, code = %error.code, "no answer");
+            tracing::debug!(attempt, code = %error.code(), "no answer");
             AttemptError::from(error)
         })?;
         let status = response.status().as_u16();
@@ -174,7 +176,10 @@ impl<P: Protocol> Client<P> {
             request_id = error.request_id.as_deref(),
             "error answer"
         );
-        Err(AttemptError { error, retry_after })
+        Err(AttemptError {
+            error: error.into(),
+            retry_after,
+        })
     }
 
     /// One attempt, through the rate limiter, reported to the observer.
@@ -199,13 +204,20 @@ impl<P: Protocol> Client<P> {
         )
         .await;
         if let Some(observer) = &self.observer {
+            // NB: a refusal (an endpoint or a request that could not be signed) sent nothing:
+            // no HTTP attempt to count.
             let outcome = match &result {
-                Ok(_) => "ok",
-                Err(failure) => failure.error.code.as_str(),
+                Ok(_) => Some("ok"),
+                Err(failure) => failure.error.cloud().map(|error| error.code.as_str()),
             };
-            observer.observe(protocol.cloud_name(), action, outcome);
+            if let Some(outcome) = outcome {
+                observer.observe(protocol.cloud_name(), action, outcome);
+            }
             if let Err(failure) = &result
-                && protocol.is_throttling(&failure.error)
+                && failure
+                    .error
+                    .cloud()
+                    .is_some_and(|error| protocol.is_throttling(error))
             {
                 observer.throttled(protocol.cloud_name(), action);
             }
@@ -229,7 +241,7 @@ impl<P: Protocol> Client<P> {
         action: &'static str,
         resources: usize,
         call: &P::Call,
-    ) -> Result<String, CloudError> {
+    ) -> Result<String, CallError> {
         let outcome = retry(self.protocol.settings().retry, action, |attempt| {
             self.attempt(action, call, attempt)
         })
@@ -237,10 +249,10 @@ impl<P: Protocol> Client<P> {
         match &outcome {
             Ok(_) => tracing::debug!("call succeeded"),
             Err(error) => tracing::debug!(
-                code = %error.code,
-                kind = error.kind.as_str(),
-                attempts = error.attempts,
-                request_id = error.request_id.as_deref(),
+                code = %error.code(),
+                kind = error.kind().as_str(),
+                attempts = error.cloud().map(|error| error.attempts),
+                request_id = error.cloud().and_then(|error| error.request_id.as_deref()),
                 "call failed"
             ),
         }
@@ -248,11 +260,10 @@ impl<P: Protocol> Client<P> {
     }
 
     /// The error of a 2xx answer that is not the document it should be.
-    fn not_a_document(&self, action: &'static str, body: &str, error: &str) -> CloudError {
-        local(
-            ErrorKind::InvalidInput,
+    fn not_a_document(&self, action: &'static str, body: &str, error: &AnswerError) -> Refusal {
+        Refusal::new(
+            RefusalReason::InvalidResponse,
             action,
-            "InvalidResponse",
             format!(
                 "the answer of {} is not {} ({error}); is the provider's endpoint right? Body \
                  starts: {}",
@@ -260,7 +271,6 @@ impl<P: Protocol> Client<P> {
                 self.protocol.document_name(action),
                 excerpt(body.trim())
             ),
-            1,
         )
     }
 }
@@ -274,7 +284,7 @@ impl<P: Protocol> TagApi for Client<P> {
         self.protocol.settings().limits
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         self.protocol.check_resource_type(resource_type)
     }
 
@@ -282,7 +292,7 @@ impl<P: Protocol> TagApi for Client<P> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         self.protocol
             .check_resource_ids(resource_type, resource_ids)
     }
@@ -291,7 +301,7 @@ impl<P: Protocol> TagApi for Client<P> {
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         self.set_up().await?;
         let mut observed: TagsByResource = resource_ids
             .iter()
@@ -310,7 +320,7 @@ impl<P: Protocol> TagApi for Client<P> {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         self.write(WriteOp::Tag, resource_type, resource_ids, tags)
             .await
     }
@@ -320,7 +330,7 @@ impl<P: Protocol> TagApi for Client<P> {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         self.write(WriteOp::Untag, resource_type, resource_ids, tags)
             .await
     }
@@ -329,7 +339,7 @@ impl<P: Protocol> TagApi for Client<P> {
         &self,
         resource_type: &str,
         match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         self.set_up().await?;
         self.select(resource_type, match_tags).await
     }

@@ -8,7 +8,9 @@ use reqwest::header::{HeaderMap, HeaderName};
 
 use super::Admit;
 use crate::cloud::credentials::Credentials;
-use crate::cloud::{AccessKey, CloudError, RetryPolicy, WriteOp, WriteResult};
+use crate::cloud::{
+    AccessKey, AddressError, CloudError, Refusal, RetryPolicy, WriteOp, WriteResult,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 /// The three operations of every tag API.
@@ -59,6 +61,21 @@ pub struct HttpRequest {
     pub body: String,
 }
 
+/// Why a 2xx answer is not the document it should be: the chassis refuses it
+/// ([`crate::cloud::RefusalReason::InvalidResponse`]), naming the endpoint and the body.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// It is not the JSON document of the answer.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// It lacks an element every answer holds.
+    #[error("{0}")]
+    Missing(&'static str),
+    /// An element holds what no answer may.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// One tag API's wire protocol: everything that differs between APIs, nothing that does not.
 pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     /// A call as built once (parameters, target) and signed afresh on each attempt.
@@ -74,14 +91,14 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     fn action(&self, operation: Operation) -> &'static str;
 
     /// Checks a binding's `resourceType`; the error says which values are accepted.
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String>;
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError>;
 
     /// Checks a binding's `resourceIds` (see [`TagApi::check_resource_ids`]).
     fn check_resource_ids(
         &self,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), AddressError> {
         let _ = (resource_type, resource_ids);
         Ok(())
     }
@@ -106,7 +123,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
     }
 
     /// Takes the answer of [`Protocol::setup_call`]; the error says what the document lacks.
-    fn setup_answer(&self, body: &str) -> Result<(), String> {
+    fn setup_answer(&self, body: &str) -> Result<(), AnswerError> {
         let _ = body;
         Ok(())
     }
@@ -132,7 +149,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         resource_type: &str,
         resource_ids: &[String],
         token: Option<&str>,
-    ) -> Result<Self::Call, CloudError>;
+    ) -> Result<Self::Call, Refusal>;
 
     /// The call that lists every resource of `resource_type` carrying all of `match_tags`
     /// (exact key and value; 1..=`selector_tags` of them, checked by the chassis), by tag
@@ -142,7 +159,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         resource_type: &str,
         match_tags: &Tags,
         token: Option<&str>,
-    ) -> Result<Self::Call, CloudError>;
+    ) -> Result<Self::Call, Refusal>;
 
     /// Reads one 2xx answer of a list or select call into `observed` and says the token of
     /// the next page, if any. Only resources of `resource_type` count, with their custom
@@ -154,7 +171,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String>;
+    ) -> Result<Option<String>, AnswerError>;
 
     /// The call that applies (`Tag`) or removes (`Untag`) `tags` on `resource_ids`, within
     /// the limits.
@@ -164,7 +181,7 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<Self::Call, CloudError>;
+    ) -> Result<Self::Call, Refusal>;
 
     /// Reads the 2xx answer of a write call: the resources (of `resource_ids`) the cloud
     /// reports as not written.
@@ -174,10 +191,10 @@ pub trait Protocol: fmt::Debug + Send + Sync + 'static {
         resource_type: &str,
         resource_ids: &[String],
         body: &str,
-    ) -> Result<WriteResult, String>;
+    ) -> Result<WriteResult, AnswerError>;
 
     /// Signs `call` for one attempt with `key`, with a fresh nonce and time.
-    fn sign(&self, call: &Self::Call, key: &AccessKey) -> Result<HttpRequest, CloudError>;
+    fn sign(&self, call: &Self::Call, key: &AccessKey) -> Result<HttpRequest, Refusal>;
 
     /// The error of a non-2xx answer, classified.
     fn error_of(

@@ -3,8 +3,7 @@
 
 use super::{Client, Operation, Protocol};
 use crate::cloud::pagination::Pagination;
-use crate::cloud::transport::local;
-use crate::cloud::{CloudError, ErrorKind};
+use crate::cloud::{CallError, Refusal, RefusalReason};
 use crate::tags::{Tags, TagsByResource};
 
 /// Which resources of a list answer a read keeps.
@@ -34,7 +33,7 @@ impl<P: Protocol> Client<P> {
         resource_type: &str,
         resource_ids: &[String],
         observed: &mut TagsByResource,
-    ) -> Result<(), CloudError> {
+    ) -> Result<(), CallError> {
         self.read_pages(
             resource_type,
             resource_ids.len(),
@@ -54,8 +53,8 @@ impl<P: Protocol> Client<P> {
         resources: usize,
         observed: &mut TagsByResource,
         admit: Admit,
-        call_from: impl Fn(Option<&str>) -> Result<P::Call, CloudError>,
-    ) -> Result<(), CloudError> {
+        call_from: impl Fn(Option<&str>) -> Result<P::Call, Refusal>,
+    ) -> Result<(), CallError> {
         let action = self.protocol.action(Operation::List);
         let mut pagination = Pagination::default();
         let mut token: Option<String> = None;
@@ -66,7 +65,7 @@ impl<P: Protocol> Client<P> {
                 Ok(body) => body,
                 // NB: a listing whose token expired starts again, once: what it read stays
                 // (the same resources are read again into the same map).
-                Err(error)
+                Err(CallError::Cloud(error))
                     if token.is_some() && !restarted && self.protocol.restarts_listing(&error) =>
                 {
                     tracing::debug!(action, code = %error.code, "the listing starts again");
@@ -82,13 +81,7 @@ impl<P: Protocol> Client<P> {
                 .read_list(resource_type, &body, observed, admit)
                 .map_err(|error| self.not_a_document(action, &body, &error))?;
             token = pagination.advance(next.as_deref()).map_err(|error| {
-                local(
-                    ErrorKind::Retryable,
-                    action,
-                    "PaginationLoop",
-                    error.describe(),
-                    1,
-                )
+                Refusal::new(RefusalReason::PaginationLoop, action, error.describe())
             })?;
             if token.is_none() {
                 return Ok(());

@@ -8,9 +8,7 @@
 //! shows it, is dropped (a server that ignored the filter never selects everything).
 
 use super::{Admit, Client, Operation, Protocol};
-use crate::cloud::CloudError;
-use crate::cloud::ErrorKind;
-use crate::cloud::transport::local;
+use crate::cloud::{CallError, Refusal, RefusalReason};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 impl<P: Protocol> Client<P> {
@@ -20,7 +18,7 @@ impl<P: Protocol> Client<P> {
         &self,
         resource_type: &str,
         match_tags: &Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         let action = self.protocol.action(Operation::List);
         check_match_tags(action, match_tags, self.protocol.settings().limits)?;
         let mut selected = TagsByResource::new();
@@ -50,30 +48,26 @@ pub(crate) fn check_match_tags(
     action: &'static str,
     match_tags: &Tags,
     limits: &Limits,
-) -> Result<(), CloudError> {
+) -> Result<(), Refusal> {
     let limit = limits.selector_tags;
     if match_tags.is_empty() {
-        return Err(local(
-            ErrorKind::InvalidInput,
+        return Err(Refusal::new(
+            RefusalReason::EmptyMatchTags,
             action,
-            "EmptyMatchTags",
             "a resource selector needs at least one matchTags entry: selecting without a tag \
              filter would list every resource of the account (nothing was sent)"
                 .to_string(),
-            0,
         ));
     }
     if match_tags.len() > limit {
-        return Err(local(
-            ErrorKind::InvalidInput,
+        return Err(Refusal::new(
+            RefusalReason::TooManyMatchTags,
             action,
-            "TooManyMatchTags",
             format!(
                 "{} matchTags; {action} on this API filters by at most {limit} tags per call \
                  (nothing was sent)",
                 match_tags.len()
             ),
-            0,
         ));
     }
     let system = match_tags.keys().find_map(|key| {
@@ -81,17 +75,15 @@ pub(crate) fn check_match_tags(
         (!limits.selects_reserved_keys).then_some((key, prefix))
     });
     if let Some((key, prefix)) = system {
-        return Err(local(
-            ErrorKind::InvalidInput,
+        return Err(Refusal::new(
+            RefusalReason::UnfilterableMatchTags,
             action,
-            "UnfilterableMatchTags",
             format!(
                 "matchTags {key:?} is a system tag (prefix {prefix:?}); this API's list-by-tag \
                  read filters custom tags only, so it would select nothing: select by a custom \
                  tag, or through the product's own API (alibaba.product ecs, ...) (nothing was \
                  sent)"
             ),
-            0,
         ));
     }
     let unmatchable = match_tags.iter().find_map(|(key, value)| {
@@ -114,12 +106,10 @@ pub(crate) fn check_match_tags(
         }
     });
     match unmatchable {
-        Some(rule) => Err(local(
-            ErrorKind::InvalidInput,
+        Some(rule) => Err(Refusal::new(
+            RefusalReason::InvalidMatchTags,
             action,
-            "InvalidMatchTags",
             format!("{rule}: no resource can carry it (nothing was sent)"),
-            0,
         )),
         None => Ok(()),
     }
@@ -141,15 +131,15 @@ pub(crate) fn keep_matching(selected: &mut TagsByResource, match_tags: &Tags) ->
 mod tests {
     use super::*;
 
+    use crate::cloud::ErrorKind;
     use crate::tags::tags;
 
     #[test]
     fn an_empty_selector_is_refused_without_a_call() {
         let error =
             check_match_tags("ListTagResources", &Tags::new(), &Limits::alibaba()).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::InvalidInput);
-        assert_eq!(error.code, "EmptyMatchTags");
-        assert_eq!(error.attempts, 0);
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert_eq!(error.reason, RefusalReason::EmptyMatchTags);
         assert!(error.message.contains("nothing was sent"), "{error}");
     }
 
@@ -160,9 +150,8 @@ mod tests {
             .collect();
         let limits = Limits::alibaba_tag_service();
         let error = check_match_tags("ListTagResources", &many, &limits).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::InvalidInput);
-        assert_eq!(error.code, "TooManyMatchTags");
-        assert_eq!(error.attempts, 0);
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert_eq!(error.reason, RefusalReason::TooManyMatchTags);
         assert!(error.message.starts_with("11 matchTags"), "{error}");
         assert!(error.message.contains("at most 10"), "{error}");
         assert_eq!(
@@ -185,12 +174,11 @@ mod tests {
             &Limits::alibaba_tag_service(),
         )
         .unwrap_err();
-        assert_eq!(error.code, "InvalidMatchTags");
+        assert_eq!(error.reason, RefusalReason::InvalidMatchTags);
         assert!(error.message.contains("\"team\""), "{error}");
         let error = check_match_tags("describeResources", &tags(&[("", "x")]), &Limits::jdcloud())
             .unwrap_err();
-        assert_eq!(error.code, "InvalidMatchTags");
-        assert_eq!(error.attempts, 0);
+        assert_eq!(error.reason, RefusalReason::InvalidMatchTags);
     }
 
     #[test]
@@ -203,7 +191,7 @@ mod tests {
         );
         let error = check_match_tags("ListTagResources", &system, &Limits::alibaba_tag_service())
             .unwrap_err();
-        assert_eq!(error.code, "UnfilterableMatchTags");
+        assert_eq!(error.reason, RefusalReason::UnfilterableMatchTags);
         assert!(error.message.contains("\"acs:rm:rgId\""), "{error}");
         assert!(error.message.contains("custom tags only"), "{error}");
     }

@@ -2,8 +2,9 @@
 //! outcome is in doubt.
 
 use super::{Client, Protocol};
-use crate::cloud::transport::local;
-use crate::cloud::{CloudError, ErrorKind, ResourceError, TagApi, WriteOp, WriteResult};
+use crate::cloud::{
+    CallError, Refusal, RefusalReason, ResourceError, TagApi, WriteOp, WriteResult,
+};
 use crate::tags::Tags;
 
 impl<P: Protocol> Client<P> {
@@ -14,7 +15,7 @@ impl<P: Protocol> Client<P> {
         op: WriteOp,
         resource_ids: usize,
         tags: usize,
-    ) -> Result<(), CloudError> {
+    ) -> Result<(), Refusal> {
         let limits = self.protocol.settings().limits;
         let (item_limit, item_name) = match op {
             WriteOp::Tag => (limits.tags_per_call, "tags"),
@@ -29,15 +30,13 @@ impl<P: Protocol> Client<P> {
         };
         match excess {
             None => Ok(()),
-            Some((count, limit, what)) => Err(local(
-                ErrorKind::InvalidInput,
+            Some((count, limit, what)) => Err(Refusal::new(
+                RefusalReason::BatchTooLarge,
                 action,
-                "BatchTooLarge",
                 format!(
                     "{count} {what} in one {action} call; this API accepts at most {limit} per \
                      call, so the caller must split the batch (nothing was sent)"
                 ),
-                0,
             )),
         }
     }
@@ -49,7 +48,7 @@ impl<P: Protocol> Client<P> {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<WriteResult, CloudError> {
+    ) -> Result<WriteResult, CallError> {
         if resource_ids.is_empty() || tags.is_empty() {
             return Ok(WriteResult::default());
         }
@@ -132,7 +131,8 @@ impl<P: Protocol> Client<P> {
                         failed.message = format!(
                             "{} (retried once; the read that would tell whether it was \
                              applied failed: {})",
-                            failed.message, error.message
+                            failed.message,
+                            error.message()
                         );
                     }
                 }

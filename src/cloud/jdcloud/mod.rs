@@ -20,11 +20,14 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 
-use super::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call};
+use super::client::{
+    Admit, AnswerError, Client, HttpRequest, Operation, Protocol, Settings, failures_of_call,
+};
 use super::credentials::Credentials;
 use super::retry::retry_after_seconds;
-use super::transport::local;
-use super::{AccessKey, CloudError, ErrorKind, RetryPolicy, WriteOp, WriteResult};
+use super::{
+    AccessKey, AddressError, CloudError, Refusal, RefusalReason, RetryPolicy, WriteOp, WriteResult,
+};
 use crate::tags::{Limits, Tags, TagsByResource};
 
 pub use errors::classify;
@@ -140,17 +143,11 @@ impl JdcloudConfig {
         action: &'static str,
         service_code: &str,
         body: String,
-    ) -> Result<JdcloudCall, CloudError> {
+    ) -> Result<JdcloudCall, Refusal> {
         let region = self.region_for(service_code).to_string();
         let operation = format!("tags:{action}");
-        let target = request::target(&self.endpoint, &region, &operation).map_err(|message| {
-            local(
-                ErrorKind::InvalidInput,
-                action,
-                "InvalidEndpoint",
-                message,
-                0,
-            )
+        let target = request::target(&self.endpoint, &region, &operation).map_err(|error| {
+            Refusal::new(RefusalReason::InvalidEndpoint, action, error.to_string())
         })?;
         Ok(JdcloudCall {
             region,
@@ -192,15 +189,15 @@ impl Protocol for JdcloudConfig {
         }
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
         if self.service_codes.iter().any(|code| code == resource_type) {
             return Ok(());
         }
-        Err(format!(
+        Err(AddressError::ResourceType(format!(
             "resource type {resource_type:?} is not a JD Cloud serviceCode this provider \
              accepts; accepted: {} (add more with the provider's jdcloud.extraServiceCodes)",
             self.service_codes.join(", ")
-        ))
+        )))
     }
 
     fn list_call(
@@ -208,7 +205,7 @@ impl Protocol for JdcloudConfig {
         resource_type: &str,
         resource_ids: &[String],
         _token: Option<&str>,
-    ) -> Result<JdcloudCall, CloudError> {
+    ) -> Result<JdcloudCall, Refusal> {
         self.call(
             DESCRIBE,
             resource_type,
@@ -221,7 +218,7 @@ impl Protocol for JdcloudConfig {
         resource_type: &str,
         match_tags: &Tags,
         _token: Option<&str>,
-    ) -> Result<JdcloudCall, CloudError> {
+    ) -> Result<JdcloudCall, Refusal> {
         // NB: `tagFilters` without `resourceIds` (section 3): every filter must hold.
         self.call(
             DESCRIBE,
@@ -236,12 +233,11 @@ impl Protocol for JdcloudConfig {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AnswerError> {
         // NB: describeResources answers every match at once (section 3: "no pagination
         // support" in the SDK): no next page.
-        wire::merge_describe(body, resource_type, observed, admit)
-            .map(|()| None)
-            .map_err(|error| error.to_string())
+        wire::merge_describe(body, resource_type, observed, admit)?;
+        Ok(None)
     }
 
     fn write_call(
@@ -250,7 +246,7 @@ impl Protocol for JdcloudConfig {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<JdcloudCall, CloudError> {
+    ) -> Result<JdcloudCall, Refusal> {
         // NB: an untag sends each key with the value the caller observed: the service
         // requires both (section 3, unTagResources), and removes the key only where the value
         // matches.
@@ -265,8 +261,8 @@ impl Protocol for JdcloudConfig {
         _resource_type: &str,
         resource_ids: &[String],
         body: &str,
-    ) -> Result<WriteResult, String> {
-        let parsed = wire::parse_write(body).map_err(|error| error.to_string())?;
+    ) -> Result<WriteResult, AnswerError> {
+        let parsed = wire::parse_write(body)?;
         Ok(failures_of_call(
             resource_ids,
             parsed
@@ -276,7 +272,7 @@ impl Protocol for JdcloudConfig {
         ))
     }
 
-    fn sign(&self, call: &JdcloudCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &JdcloudCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         let headers = request::sign(
             key,
             &call.region,
@@ -360,7 +356,7 @@ mod tests {
         for code in SERVICE_CODES {
             assert_eq!(plain.check_resource_type(code), Ok(()), "{code}");
         }
-        let error = plain.check_resource_type("kafka").unwrap_err();
+        let error = plain.check_resource_type("kafka").unwrap_err().to_string();
         assert!(error.contains("\"kafka\""), "{error}");
         assert!(error.contains("extraServiceCodes"), "{error}");
         assert!(plain.check_resource_type("VM").is_err(), "case-sensitive");
@@ -393,8 +389,8 @@ mod tests {
         let ids: Vec<String> = (0..51).map(|i| format!("i-{i}")).collect();
         let tags: Tags = [("k".to_string(), "v".to_string())].into();
         let error = client.tag_resources("vm", &ids, &tags).await.unwrap_err();
-        assert_eq!(error.code, "BatchTooLarge");
-        assert_eq!(error.attempts, 0);
+        assert_eq!(error.code(), "BatchTooLarge");
+        assert_eq!(error.cloud(), None, "refused: nothing was sent");
         let tags: Tags = (0..11)
             .map(|i| (format!("k{i}"), "v".to_string()))
             .collect();
@@ -402,7 +398,11 @@ mod tests {
             .untag_resources("vm", &ids[..1], &tags)
             .await
             .unwrap_err();
-        assert_eq!(error.code, "BatchTooLarge");
-        assert!(error.message.contains("11 tag keys"), "{}", error.message);
+        assert_eq!(error.code(), "BatchTooLarge");
+        assert!(
+            error.message().contains("11 tag keys"),
+            "{}",
+            error.message()
+        );
     }
 }

@@ -7,6 +7,7 @@ use crate::cloud::sign::jdcloud::{
     Algorithm, CanonicalInput, authorization, canonical_request, credential_scope, sha256_hex,
     signature, signed_headers, signing_key, string_to_sign,
 };
+use crate::cloud::transport::{EndpointError, endpoint_url};
 
 /// The HTTP method of every tag operation (section 1).
 const METHOD: &str = "POST";
@@ -50,22 +51,12 @@ pub(super) struct Target {
 }
 
 /// The target of `operation` (`tags:tagResources`, ...) in `region` at `endpoint`.
-pub(super) fn target(endpoint: &str, region: &str, operation: &str) -> Result<Target, String> {
-    let base = reqwest::Url::parse(endpoint)
-        .map_err(|error| format!("endpoint {endpoint:?} is not a URL: {error}"))?;
-    if !matches!(base.scheme(), "http" | "https") {
-        return Err(format!(
-            "endpoint {endpoint:?} must be an http or https URL"
-        ));
-    }
-    let host_name = base
-        .host_str()
-        .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
-    // NB: `Url::port` is None for the scheme's default port, as the Host header wants it.
-    let host = match base.port() {
-        Some(port) => format!("{host_name}:{port}"),
-        None => host_name.to_string(),
-    };
+pub(super) fn target(
+    endpoint: &str,
+    region: &str,
+    operation: &str,
+) -> Result<Target, EndpointError> {
+    let (base, host) = endpoint_url(endpoint)?;
     // NB: the region is a path segment, inserted as written: `Url::set_path` keeps `/` and
     // resolves `..`, so a region such as `cn-north-1/../../evil` would move the request. The
     // CRD's pattern on `spec.region` and the CLI's restatement of it

@@ -86,6 +86,79 @@ pub struct Unsigned<'a> {
     pub body: &'a [u8],
 }
 
+/// Why the signer could not sign a request (the aws-sigv4 crate's own message).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// The signing parameters (identity, region, service, time) are incomplete.
+    #[error("SigV4 parameters: {0}")]
+    Parameters(String),
+    /// The request cannot be signed (its URL or a header).
+    #[error("SigV4 cannot sign a request to {url}: {error}")]
+    Request {
+        /// The request's URL.
+        url: String,
+        /// Why.
+        error: String,
+    },
+    /// The signature could not be computed.
+    #[error("SigV4 signing failed: {0}")]
+    Signing(String),
+}
+
+/// Why a request does not verify: the rule of SigV4 it breaks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// A header that must be there once is absent or repeated.
+    #[error("missing {0} header (exactly one)")]
+    Header(&'static str),
+    /// The Authorization header does not start with [`ALGORITHM`].
+    #[error("the Authorization header's algorithm is not {ALGORITHM}")]
+    Algorithm,
+    /// A component of the Authorization header without `=`.
+    #[error("malformed Authorization component {0:?}")]
+    MalformedComponent(String),
+    /// A component of the Authorization header SigV4 does not define.
+    #[error("unknown Authorization component {0:?}")]
+    UnknownComponent(String),
+    /// A component the Authorization header lacks.
+    #[error("the Authorization header lacks {0}")]
+    MissingComponent(&'static str),
+    /// A Credential that is not `KEY/DATE/REGION/SERVICE/aws4_request`.
+    #[error("Credential {0:?} is not KEY/DATE/REGION/SERVICE/aws4_request")]
+    Credential(String),
+    /// SignedHeaders not lowercase, sorted and unique.
+    #[error("SignedHeaders must be lowercase names, sorted, each once")]
+    SignedHeadersOrder,
+    /// An `X-Amz-Date` that is not a SigV4 time.
+    #[error(transparent)]
+    Date(#[from] AmzDateError),
+    /// The credential scope's date is not the request's.
+    #[error("the credential scope's date {scope} is not the date of X-Amz-Date {date}")]
+    ScopeDate {
+        /// The scope's date.
+        scope: String,
+        /// The request's `X-Amz-Date`.
+        date: String,
+    },
+    /// `host` is not signed.
+    #[error("SignedHeaders must include host")]
+    HostNotSigned,
+    /// A signed header the request does not carry.
+    #[error("signed header {0} is not in the request")]
+    SignedHeaderAbsent(String),
+    /// The access key id is not known.
+    #[error("unknown access key id {0:?}")]
+    UnknownKey(String),
+    /// The signature is not the one the secret gives.
+    #[error("the request signature does not match: the canonical request or the secret differs")]
+    Mismatch,
+}
+
+/// An `X-Amz-Date` that is not `YYYYMMDD'T'HHMMSS'Z'`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("X-Amz-Date {0:?} is not YYYYMMDDTHHMMSSZ")]
+pub struct AmzDateError(pub String);
+
 /// The headers SigV4 adds to `request` (`x-amz-date`, `x-amz-security-token` for temporary
 /// credentials, `authorization`), signed at `time` for `region` and `service` (`tagging`,
 /// `sts`). The session token is signed (it is in the canonical request), as the AWS SDKs do.
@@ -95,7 +168,7 @@ pub fn sign_headers(
     service: &str,
     time: SystemTime,
     request: Unsigned<'_>,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, SignError> {
     let identity = credentials.identity();
     let params = v4::SigningParams::builder()
         .identity(&identity)
@@ -104,7 +177,7 @@ pub fn sign_headers(
         .time(time)
         .settings(SigningSettings::default())
         .build()
-        .map_err(|error| format!("SigV4 parameters: {error}"))?
+        .map_err(|error| SignError::Parameters(error.to_string()))?
         .into();
     let signable = SignableRequest::new(
         request.method,
@@ -112,9 +185,12 @@ pub fn sign_headers(
         request.headers.iter().copied(),
         SignableBody::Bytes(request.body),
     )
-    .map_err(|error| format!("SigV4 cannot sign a request to {}: {error}", request.url))?;
+    .map_err(|error| SignError::Request {
+        url: request.url.to_string(),
+        error: error.to_string(),
+    })?;
     let (instructions, _signature) = sign(signable, &params)
-        .map_err(|error| format!("SigV4 signing failed: {error}"))?
+        .map_err(|error| SignError::Signing(error.to_string()))?
         .into_parts();
     Ok(instructions
         .headers()
@@ -165,7 +241,7 @@ pub struct SignedScope {
 pub fn verify(
     request: &Verification<'_>,
     secret_of: impl FnOnce(&str) -> Option<String>,
-) -> Result<SignedScope, String> {
+) -> Result<SignedScope, VerifyError> {
     let header = |wanted: &str| -> Vec<&str> {
         request
             .headers
@@ -176,28 +252,28 @@ pub fn verify(
     };
     let authorization = header("authorization");
     let [authorization] = authorization[..] else {
-        return Err("missing Authorization header (exactly one)".to_string());
+        return Err(VerifyError::Header("Authorization"));
     };
     let parsed = parse_authorization(authorization)?;
     let date = header("x-amz-date");
     let [date] = date[..] else {
-        return Err("missing X-Amz-Date header (exactly one)".to_string());
+        return Err(VerifyError::Header("X-Amz-Date"));
     };
     let time = parse_amz_date(date)?;
     if parsed.date != date.get(..8).unwrap_or_default() {
-        return Err(format!(
-            "the credential scope's date {} is not the date of X-Amz-Date {date}",
-            parsed.date
-        ));
+        return Err(VerifyError::ScopeDate {
+            scope: parsed.date,
+            date: date.to_string(),
+        });
     }
     if !parsed.signed_headers.iter().any(|name| name == "host") {
-        return Err("SignedHeaders must include host".to_string());
+        return Err(VerifyError::HostNotSigned);
     }
     let mut canonical_headers = String::new();
     for name in &parsed.signed_headers {
         let values = header(name);
         if values.is_empty() {
-            return Err(format!("signed header {name} is not in the request"));
+            return Err(VerifyError::SignedHeaderAbsent(name.clone()));
         }
         let joined: Vec<String> = values.iter().map(|value| collapse(value)).collect();
         canonical_headers.push_str(&format!("{name}:{}\n", joined.join(",")));
@@ -220,16 +296,12 @@ pub fn verify(
     );
     let secret = zeroize::Zeroizing::new(
         secret_of(&parsed.access_key_id)
-            .ok_or_else(|| format!("unknown access key id {:?}", parsed.access_key_id))?,
+            .ok_or_else(|| VerifyError::UnknownKey(parsed.access_key_id.clone()))?,
     );
     let key = signing_key(&secret, &parsed.date, &parsed.region, &parsed.service);
     let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
     if !crate::emulator::constant_time_eq(expected.as_bytes(), parsed.signature.as_bytes()) {
-        return Err(
-            "the request signature does not match: the canonical request or the secret \
-             differs"
-                .to_string(),
-        );
+        return Err(VerifyError::Mismatch);
     }
     let session_token = header("x-amz-security-token")
         .first()
@@ -254,14 +326,12 @@ struct Authorization {
     signature: String,
 }
 
-fn parse_authorization(value: &str) -> Result<Authorization, String> {
+fn parse_authorization(value: &str) -> Result<Authorization, VerifyError> {
     let Some(rest) = value
         .strip_prefix(ALGORITHM)
         .and_then(|rest| rest.strip_prefix(' '))
     else {
-        return Err(format!(
-            "the Authorization header's algorithm is not {ALGORITHM}"
-        ));
+        return Err(VerifyError::Algorithm);
     };
     let mut credential = None;
     let mut signed_headers = None;
@@ -270,23 +340,21 @@ fn parse_authorization(value: &str) -> Result<Authorization, String> {
         let (name, value) = part
             .trim()
             .split_once('=')
-            .ok_or_else(|| format!("malformed Authorization component {:?}", part.trim()))?;
+            .ok_or_else(|| VerifyError::MalformedComponent(part.trim().to_string()))?;
         let slot = match name {
             "Credential" => &mut credential,
             "SignedHeaders" => &mut signed_headers,
             "Signature" => &mut signature,
-            other => return Err(format!("unknown Authorization component {other:?}")),
+            other => return Err(VerifyError::UnknownComponent(other.to_string())),
         };
         *slot = Some(value.to_string());
     }
-    let credential = credential.ok_or("the Authorization header lacks Credential")?;
-    let signed_headers = signed_headers.ok_or("the Authorization header lacks SignedHeaders")?;
-    let signature = signature.ok_or("the Authorization header lacks Signature")?;
+    let credential = credential.ok_or(VerifyError::MissingComponent("Credential"))?;
+    let signed_headers = signed_headers.ok_or(VerifyError::MissingComponent("SignedHeaders"))?;
+    let signature = signature.ok_or(VerifyError::MissingComponent("Signature"))?;
     let parts: Vec<&str> = credential.split('/').collect();
     let [access_key_id, date, region, service, "aws4_request"] = parts[..] else {
-        return Err(format!(
-            "Credential {credential:?} is not KEY/DATE/REGION/SERVICE/aws4_request"
-        ));
+        return Err(VerifyError::Credential(credential));
     };
     let signed_headers: Vec<String> = signed_headers.split(';').map(str::to_string).collect();
     let mut sorted = signed_headers.clone();
@@ -297,7 +365,7 @@ fn parse_authorization(value: &str) -> Result<Authorization, String> {
             .iter()
             .any(|name| name.is_empty() || name.to_ascii_lowercase() != *name)
     {
-        return Err("SignedHeaders must be lowercase names, sorted, each once".to_string());
+        return Err(VerifyError::SignedHeadersOrder);
     }
     Ok(Authorization {
         access_key_id: access_key_id.to_string(),
@@ -310,10 +378,10 @@ fn parse_authorization(value: &str) -> Result<Authorization, String> {
 }
 
 /// `YYYYMMDD'T'HHMMSS'Z'` as a time.
-pub fn parse_amz_date(value: &str) -> Result<SystemTime, String> {
+pub fn parse_amz_date(value: &str) -> Result<SystemTime, AmzDateError> {
     let time = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", value)
         .and_then(|civil| civil.to_zoned(jiff::tz::TimeZone::UTC))
-        .map_err(|_| format!("X-Amz-Date {value:?} is not YYYYMMDDTHHMMSSZ"))?;
+        .map_err(|_| AmzDateError(value.to_string()))?;
     Ok(SystemTime::from(time.timestamp()))
 }
 

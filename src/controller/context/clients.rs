@@ -188,8 +188,8 @@ impl Context {
                     ))),
                     CHAIN.to_string(),
                 )),
-                Err(message) => Err(ClientError::Credentials(format!(
-                    "TagProvider {name:?} has no spec.credentials: {message} (a Secret holds \
+                Err(error) => Err(ClientError::Credentials(format!(
+                    "TagProvider {name:?} has no spec.credentials: {error} (a Secret holds \
                      keys {ACCESS_KEY_ID}, {SECRET_ACCESS_KEY}, optionally {SESSION_TOKEN})"
                 ))),
             },
@@ -201,8 +201,8 @@ impl Context {
                     ))),
                     CHAIN.to_string(),
                 )),
-                Err(message) => Err(ClientError::Credentials(format!(
-                    "TagProvider {name:?} has no spec.credentials: {message}"
+                Err(error) => Err(ClientError::Credentials(format!(
+                    "TagProvider {name:?} has no spec.credentials: {error}"
                 ))),
             },
         }

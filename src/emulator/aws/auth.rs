@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Uri};
 use secrecy::ExposeSecret;
 
 use super::{AwsError, sts};
-use crate::cloud::sign::aws::{Verification, verify as verify_signature};
+use crate::cloud::sign::aws::{Verification, VerifyError, verify as verify_signature};
 use crate::emulator::App;
 
 /// Who called, as the signature says.
@@ -64,19 +64,16 @@ pub(crate) fn verify(
         body,
     };
     let issued_of = |key: &str| app.aws_state.issued(key);
-    let mut known = true;
     let scope = verify_signature(&request, |key| {
         if let Some(secret) = app.accounts.secret(key) {
             return Some(secret.expose_secret().to_string());
         }
-        let secret = issued_of(key).map(|issued| issued.secret.expose_secret().to_string());
-        known = secret.is_some();
-        secret
+        issued_of(key).map(|issued| issued.secret.expose_secret().to_string())
     });
     let scope = match scope {
         Ok(scope) => scope,
-        Err(_) if !known => return Err(unrecognized()),
-        Err(rule) => return Err(invalid_signature(rule)),
+        Err(VerifyError::UnknownKey(_)) => return Err(unrecognized()),
+        Err(rule) => return Err(invalid_signature(rule.to_string())),
     };
     if scope.service != service {
         return Err(invalid_signature(format!(

@@ -32,10 +32,10 @@ use serde_json::json;
 
 use super::App;
 use super::faults::Fault;
-use super::inventory::{AWS, InventoryResource};
+use super::inventory::{AWS, InventoryError, InventoryResource};
 use super::stats::OK;
 
-pub(crate) use ops::check_resource;
+pub(crate) use ops::{ArnError, check_resource};
 
 /// The account of an inventory without AWS resources (the documentation's example account).
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
@@ -164,25 +164,23 @@ impl AwsState {
 }
 
 /// The account the emulator serves (see the module docs).
-pub(crate) fn account_of(resources: &[InventoryResource]) -> Result<String, String> {
+pub(crate) fn account_of(resources: &[InventoryResource]) -> Result<String, InventoryError> {
     let mut account: Option<String> = None;
     for resource in resources.iter().filter(|r| r.cloud == AWS) {
-        let parsed = ops::parse_arn(&resource.id).map_err(|rule| {
-            format!(
-                "resource aws/{}/{}: {rule}",
-                resource.resource_type, resource.id
-            )
+        let parsed = ops::parse_arn(&resource.id).map_err(|rule| InventoryError::Aws {
+            resource: resource.name(),
+            rule,
         })?;
         if parsed.account.is_empty() {
             continue;
         }
         match &account {
             Some(known) if *known != parsed.account => {
-                return Err(format!(
-                    "resource aws/{}/{}: account {} is not {known}, the account of the other AWS \
-                     resources; the emulator serves one AWS account",
-                    resource.resource_type, resource.id, parsed.account
-                ));
+                return Err(InventoryError::Accounts {
+                    resource: resource.name(),
+                    found: parsed.account.to_string(),
+                    known: known.clone(),
+                });
             }
             _ => account = Some(parsed.account.to_string()),
         }

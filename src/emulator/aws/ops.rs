@@ -51,22 +51,45 @@ pub(crate) struct Arn<'a> {
     pub resource: &'a str,
 }
 
+/// Why an inventory resource or a request's id is not an ARN the emulator serves.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArnError {
+    /// Not `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`.
+    #[error("{0:?} is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)")]
+    NotAnArn(String),
+    /// Longer than [`ARN_CHARS`].
+    #[error("an ARN has at most {ARN_CHARS} characters")]
+    TooLong,
+    /// An inventory resource whose type is not its ARN's.
+    #[error("type {found:?} is not the ARN's {expected:?}")]
+    Type {
+        /// The inventory's type.
+        found: String,
+        /// The ARN's.
+        expected: String,
+    },
+    /// An inventory resource whose region is not its ARN's.
+    #[error("region {found:?} is not the ARN's {expected:?}")]
+    Region {
+        /// The inventory's region.
+        found: String,
+        /// The ARN's.
+        expected: String,
+    },
+}
+
 /// Parses an ARN, or says why it is not one.
-pub(crate) fn parse_arn(text: &str) -> Result<Arn<'_>, String> {
+pub(crate) fn parse_arn(text: &str) -> Result<Arn<'_>, ArnError> {
     let mut parts = text.splitn(6, ':');
     let fields: Vec<&str> = parts.by_ref().collect();
     let [prefix, partition, service, region, account, resource] = fields[..] else {
-        return Err(format!(
-            "{text:?} is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)"
-        ));
+        return Err(ArnError::NotAnArn(text.to_string()));
     };
     if prefix != "arn" || partition.is_empty() || service.is_empty() || resource.is_empty() {
-        return Err(format!(
-            "{text:?} is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)"
-        ));
+        return Err(ArnError::NotAnArn(text.to_string()));
     }
     if text.chars().count() > ARN_CHARS {
-        return Err(format!("an ARN has at most {ARN_CHARS} characters"));
+        return Err(ArnError::TooLong);
     }
     Ok(Arn {
         partition,
@@ -89,7 +112,7 @@ pub(crate) fn resource_type_of_arn(arn: &Arn<'_>) -> String {
 
 /// Checks an inventory resource of AWS: its id an ARN, its type the ARN's, its region the
 /// ARN's (or none, for an ARN without one).
-pub(crate) fn check_resource(resource: &InventoryResource) -> Result<(), String> {
+pub(crate) fn check_resource(resource: &InventoryResource) -> Result<(), ArnError> {
     let arn = parse_arn(&resource.id)?;
     let expected = resource_type_of_arn(&arn);
     let type_matches = resource.resource_type == expected
@@ -99,16 +122,16 @@ pub(crate) fn check_resource(resource: &InventoryResource) -> Result<(), String>
                 .strip_prefix(arn.service)
                 .is_some_and(|rest| rest.starts_with(':')));
     if !type_matches {
-        return Err(format!(
-            "type {:?} is not the ARN's {expected:?}",
-            resource.resource_type
-        ));
+        return Err(ArnError::Type {
+            found: resource.resource_type.clone(),
+            expected,
+        });
     }
     if !arn.region.is_empty() && resource.region != arn.region {
-        return Err(format!(
-            "region {:?} is not the ARN's {:?}",
-            resource.region, arn.region
-        ));
+        return Err(ArnError::Region {
+            found: resource.region.clone(),
+            expected: arn.region.to_string(),
+        });
     }
     Ok(())
 }
@@ -258,7 +281,8 @@ pub(super) fn check_arns(
     }
     let partition = sts::partition_of(&caller.region);
     for arn in arns {
-        let parsed = parse_arn(arn).map_err(|rule| AwsError::invalid(format!("{name}: {rule}")))?;
+        let parsed =
+            parse_arn(arn).map_err(|error| AwsError::invalid(format!("{name}: {error}")))?;
         if parsed.partition != partition {
             return Err(AwsError::invalid(format!(
                 "{name}: the partition of {arn} is {}, not {partition}, the partition of region {}",
@@ -354,7 +378,8 @@ impl WriteRequest {
     }
 
     fn apply_one(&self, store: &mut Store, caller: &Caller, arn: &str) -> Result<(), Failure> {
-        let parsed = parse_arn(arn).map_err(|rule| (400, "InvalidParameterException", rule))?;
+        let parsed = parse_arn(arn)
+            .map_err(|error| (400, "InvalidParameterException", error.to_string()))?;
         if !parsed.account.is_empty() && parsed.account != caller.account {
             return Err((
                 400,

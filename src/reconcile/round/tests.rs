@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use super::*;
 use crate::api::conditions::reason;
 use crate::api::{AlibabaSettings, Cloud, TagProviderSpec};
-use crate::cloud::AccessKey;
 use crate::cloud::batcher::{Batcher, DEFAULT_WINDOW};
+use crate::cloud::{AccessKey, CloudError};
 use crate::emulator::{self, Account, EmulatorConfig, Inventory, InventoryResource};
 use crate::plan::{BindingId, Claim};
 use crate::reconcile::intent_log::NoIntents;
@@ -185,7 +185,7 @@ impl Storm {
     }
 }
 
-fn throttle(action: &'static str, ids: &[String], throttled: &str) -> Result<(), CloudError> {
+fn throttle(action: &'static str, ids: &[String], throttled: &str) -> Result<(), CallError> {
     if !ids.iter().any(|id| id == throttled) {
         return Ok(());
     }
@@ -197,7 +197,8 @@ fn throttle(action: &'static str, ids: &[String], throttled: &str) -> Result<(),
         http_status: Some(400),
         request_id: None,
         attempts: 5,
-    })
+    }
+    .into())
 }
 
 impl TagApi for std::sync::Arc<Storm> {
@@ -209,11 +210,11 @@ impl TagApi for std::sync::Arc<Storm> {
         &self.limits
     }
 
-    fn check_resource_type(&self, _: &str) -> Result<(), String> {
+    fn check_resource_type(&self, _: &str) -> Result<(), crate::cloud::AddressError> {
         Ok(())
     }
 
-    async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CloudError> {
+    async fn list_tags(&self, _: &str, ids: &[String]) -> Result<TagsByResource, CallError> {
         assert!(ids.len() <= 2, "a read over the limit: {ids:?}");
         throttle("ListTagResources", ids, self.reads_throttled)?;
         let tags = self.tags.lock().expect("tags");
@@ -227,7 +228,7 @@ impl TagApi for std::sync::Arc<Storm> {
         &self,
         _: &str,
         _: &crate::tags::Tags,
-    ) -> Result<TagsByResource, CloudError> {
+    ) -> Result<TagsByResource, CallError> {
         Ok(TagsByResource::new())
     }
 
@@ -236,7 +237,7 @@ impl TagApi for std::sync::Arc<Storm> {
         _: &str,
         ids: &[String],
         tags: &crate::tags::Tags,
-    ) -> Result<crate::cloud::WriteResult, CloudError> {
+    ) -> Result<crate::cloud::WriteResult, CallError> {
         throttle("TagResources", ids, self.writes_throttled)?;
         let mut carried = self.tags.lock().expect("tags");
         for id in ids {
@@ -250,7 +251,7 @@ impl TagApi for std::sync::Arc<Storm> {
         _: &str,
         _: &[String],
         _: &crate::tags::Tags,
-    ) -> Result<crate::cloud::WriteResult, CloudError> {
+    ) -> Result<crate::cloud::WriteResult, CallError> {
         Ok(crate::cloud::WriteResult::default())
     }
 }

@@ -17,34 +17,77 @@ pub struct ArnType<'a> {
     pub resource_type: &'a str,
 }
 
+/// Why a `resourceType` is not the Tag service's `PRODUCT:TYPE`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceTypeError {
+    /// No `:`.
+    #[error(
+        "resource type {0:?} is not PRODUCT:TYPE; the Tag service addresses resources by \
+         product and type, e.g. ecs:instance, rds:dbinstance, oss:bucket"
+    )]
+    NotProductType(String),
+    /// The product part breaks its rule.
+    #[error(
+        "product {product:?} of resource type {text:?} {rule}: lowercase ASCII letters, digits \
+         and '-', starting with a letter, at most {MAX_PART_CHARS} characters (e.g. ecs, rds, \
+         oss)"
+    )]
+    Product {
+        /// The product part.
+        product: String,
+        /// The whole resource type.
+        text: String,
+        /// What is wrong with it.
+        rule: &'static str,
+    },
+    /// The type part breaks its rule.
+    #[error(
+        "type {part:?} of resource type {text:?} {rule}: ASCII letters, digits, '-', '_' and \
+         '.', starting with a letter, at most {MAX_PART_CHARS} characters (e.g. instance, \
+         dbinstance, bucket)"
+    )]
+    Type {
+        /// The type part.
+        part: String,
+        /// The whole resource type.
+        text: String,
+        /// What is wrong with it.
+        rule: &'static str,
+    },
+}
+
+/// An `accountId` that is neither `*` nor a numeric UID.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not an account id: expected * (the caller's account) or the account's numeric UID"
+)]
+pub struct AccountIdError(pub String);
+
 /// Parses `PRODUCT:TYPE`, refusing a malformed one with the rule it breaks. The set of
 /// products is open: only the shape is checked. A product is lowercase ASCII letters, digits
 /// and `-`, starting with a letter; a type is ASCII letters, digits, `-`, `_` and `.`,
 /// starting with a letter; each at most 64 characters.
-pub fn parse_resource_type(text: &str) -> Result<ArnType<'_>, String> {
+pub fn parse_resource_type(text: &str) -> Result<ArnType<'_>, ResourceTypeError> {
     let Some((product, resource_type)) = text.split_once(':') else {
-        return Err(format!(
-            "resource type {text:?} is not PRODUCT:TYPE; the Tag service addresses resources \
-             by product and type, e.g. ecs:instance, rds:dbinstance, oss:bucket"
-        ));
+        return Err(ResourceTypeError::NotProductType(text.to_string()));
     };
     if let Some(rule) = part_rule(product, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
     }) {
-        return Err(format!(
-            "product {product:?} of resource type {text:?} {rule}: lowercase ASCII letters, \
-             digits and '-', starting with a letter, at most {MAX_PART_CHARS} characters \
-             (e.g. ecs, rds, oss)"
-        ));
+        return Err(ResourceTypeError::Product {
+            product: product.to_string(),
+            text: text.to_string(),
+            rule,
+        });
     }
     if let Some(rule) = part_rule(resource_type, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
     }) {
-        return Err(format!(
-            "type {resource_type:?} of resource type {text:?} {rule}: ASCII letters, digits, \
-             '-', '_' and '.', starting with a letter, at most {MAX_PART_CHARS} characters \
-             (e.g. instance, dbinstance, bucket)"
-        ));
+        return Err(ResourceTypeError::Type {
+            part: resource_type.to_string(),
+            text: text.to_string(),
+            rule,
+        });
     }
     Ok(ArnType {
         product,
@@ -66,7 +109,7 @@ fn part_rule(part: &str, allowed: impl Fn(char) -> bool) -> Option<&'static str>
 }
 
 /// Checks an `accountId`: `*` (the caller's account) or the account's numeric UID.
-pub fn check_account_id(account_id: &str) -> Result<(), String> {
+pub fn check_account_id(account_id: &str) -> Result<(), AccountIdError> {
     if account_id == ANY_ACCOUNT
         || (!account_id.is_empty()
             && account_id.len() <= 32
@@ -74,10 +117,7 @@ pub fn check_account_id(account_id: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!(
-            "{account_id:?} is not an account id: expected * (the caller's account) or the \
-             account's numeric UID"
-        ))
+        Err(AccountIdError(account_id.to_string()))
     }
 }
 
@@ -177,12 +217,17 @@ mod tests {
             ("ecs:_x", "is malformed"),
         ];
         for (text, needle) in cases {
-            let rule = parse_resource_type(text).expect_err(text);
+            let rule = parse_resource_type(text).expect_err(text).to_string();
             assert!(rule.contains(needle), "{text}: {rule}");
             assert!(rule.contains(&format!("{text:?}")), "{text}: {rule}");
         }
         let long = format!("ecs:{}", "a".repeat(65));
-        assert!(parse_resource_type(&long).unwrap_err().contains("too long"));
+        assert!(
+            parse_resource_type(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("too long")
+        );
     }
 
     #[test]

@@ -11,9 +11,12 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 
 use super::{AlibabaConfig, RpcCall, indexed};
-use crate::cloud::client::{Admit, Client, HttpRequest, Operation, Protocol, Settings};
-use crate::cloud::transport::local;
-use crate::cloud::{AccessKey, CloudError, ErrorKind, WriteOp, WriteResult};
+use crate::cloud::client::{
+    Admit, AnswerError, Client, HttpRequest, Operation, Protocol, Settings,
+};
+use crate::cloud::{
+    AccessKey, AddressError, CloudError, Refusal, RefusalReason, WriteOp, WriteResult,
+};
 use crate::tags::{Tags, TagsByResource};
 
 pub use arn::{
@@ -52,16 +55,9 @@ fn list_params(token: Option<&str>) -> Vec<(String, String)> {
 
 /// `Tags`: one JSON object as a string (spec section 5), of TagResources and of the filter of
 /// ListTagResources; a map of strings always serialises.
-fn tags_json(action: &'static str, tags: &Tags) -> Result<String, CloudError> {
-    serde_json::to_string(tags).map_err(|error| {
-        local(
-            ErrorKind::InvalidInput,
-            action,
-            "InvalidTags",
-            error.to_string(),
-            0,
-        )
-    })
+fn tags_json(action: &'static str, tags: &Tags) -> Result<String, Refusal> {
+    serde_json::to_string(tags)
+        .map_err(|error| Refusal::new(RefusalReason::InvalidTags, action, error.to_string()))
 }
 
 /// The Tag service in one region of one account.
@@ -83,7 +79,7 @@ impl TagService {
         action: &'static str,
         resource_type: &str,
         resource_ids: &[String],
-    ) -> Result<Vec<(String, String)>, CloudError> {
+    ) -> Result<Vec<(String, String)>, Refusal> {
         let kind = checked_kind(action, resource_type)?;
         let arns: Vec<String> = resource_ids
             .iter()
@@ -94,23 +90,18 @@ impl TagService {
         Ok(params)
     }
 
-    fn kind<'a>(&self, resource_type: &'a str) -> Result<ArnType<'a>, String> {
-        parse_resource_type(resource_type)
+    fn kind<'a>(&self, resource_type: &'a str) -> Result<ArnType<'a>, AnswerError> {
+        parse_resource_type(resource_type).map_err(|error| AnswerError::Invalid(error.to_string()))
     }
 }
 
-/// The resource type's ARN kind, or the local `InvalidResourceType` error of `action`.
-fn checked_kind<'a>(
-    action: &'static str,
-    resource_type: &'a str,
-) -> Result<ArnType<'a>, CloudError> {
-    parse_resource_type(resource_type).map_err(|rule| {
-        local(
-            ErrorKind::InvalidInput,
+/// The resource type's ARN kind, or the `InvalidResourceType` refusal of `action`.
+fn checked_kind<'a>(action: &'static str, resource_type: &'a str) -> Result<ArnType<'a>, Refusal> {
+    parse_resource_type(resource_type).map_err(|error| {
+        Refusal::new(
+            RefusalReason::InvalidResourceType,
             action,
-            "InvalidResourceType",
-            rule,
-            0,
+            error.to_string(),
         )
     })
 }
@@ -130,8 +121,10 @@ impl Protocol for TagService {
         super::action(operation)
     }
 
-    fn check_resource_type(&self, resource_type: &str) -> Result<(), String> {
-        parse_resource_type(resource_type).map(|_| ())
+    fn check_resource_type(&self, resource_type: &str) -> Result<(), AddressError> {
+        parse_resource_type(resource_type)
+            .map(|_| ())
+            .map_err(|error| AddressError::ResourceType(error.to_string()))
     }
 
     fn list_call(
@@ -139,7 +132,7 @@ impl Protocol for TagService {
         resource_type: &str,
         resource_ids: &[String],
         token: Option<&str>,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let mut params = self.resource_params(super::LIST, resource_type, resource_ids)?;
         params.extend(list_params(token));
         Ok(RpcCall {
@@ -153,7 +146,7 @@ impl Protocol for TagService {
         resource_type: &str,
         match_tags: &Tags,
         token: Option<&str>,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let action = super::LIST;
         // NB: the type is checked before sending; the answer is filtered by it.
         checked_kind(action, resource_type)?;
@@ -176,7 +169,7 @@ impl Protocol for TagService {
         body: &str,
         observed: &mut TagsByResource,
         admit: Admit,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AnswerError> {
         wire::read_list(&self.kind(resource_type)?, body, observed, admit)
     }
 
@@ -186,7 +179,7 @@ impl Protocol for TagService {
         resource_type: &str,
         resource_ids: &[String],
         tags: &Tags,
-    ) -> Result<RpcCall, CloudError> {
+    ) -> Result<RpcCall, Refusal> {
         let action = super::action(op.into());
         let mut params = self.resource_params(action, resource_type, resource_ids)?;
         match op {
@@ -202,11 +195,11 @@ impl Protocol for TagService {
         resource_type: &str,
         resource_ids: &[String],
         body: &str,
-    ) -> Result<WriteResult, String> {
+    ) -> Result<WriteResult, AnswerError> {
         wire::read_write(&self.kind(resource_type)?, resource_ids, body)
     }
 
-    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, CloudError> {
+    fn sign(&self, call: &RpcCall, key: &AccessKey) -> Result<HttpRequest, Refusal> {
         self.config.sign(call, key)
     }
 

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::arn::{ArnType, parse_arn};
-use crate::cloud::client::Admit;
+use crate::cloud::client::{Admit, AnswerError};
 use crate::cloud::{ResourceError, WriteResult};
 use crate::tags::TagsByResource;
 
@@ -73,8 +73,8 @@ pub(in crate::cloud::alibaba) fn read_list(
     body: &str,
     observed: &mut TagsByResource,
     admit: Admit,
-) -> Result<Option<String>, String> {
-    let page: ListPage = serde_json::from_str(body).map_err(|error| error.to_string())?;
+) -> Result<Option<String>, AnswerError> {
+    let page: ListPage = serde_json::from_str(body)?;
     for resource in page.tag_resources.unwrap_or_default().into_vec() {
         let Some(arn) = parse_arn(&resource.resource_arn) else {
             tracing::debug!(arn = %resource.resource_arn, "an answer names an ARN it cannot read");
@@ -131,18 +131,18 @@ pub(in crate::cloud::alibaba) fn read_write(
     kind: &ArnType<'_>,
     resource_ids: &[String],
     body: &str,
-) -> Result<WriteResult, String> {
-    let answer: WriteAnswer = serde_json::from_str(body).map_err(|error| error.to_string())?;
+) -> Result<WriteResult, AnswerError> {
+    let answer: WriteAnswer = serde_json::from_str(body)?;
     let mut result = WriteResult::default();
     for failed in answer.failed_resources.unwrap_or_default().into_vec() {
         let id = parse_arn(&failed.resource_arn)
             .filter(|arn| arn.names_kind(kind))
             .and_then(|arn| resource_ids.iter().find(|id| arn.id == id.as_str()))
             .ok_or_else(|| {
-                format!(
+                AnswerError::Invalid(format!(
                     "FailedResources names {:?}, which is no resource of the call",
                     failed.resource_arn
-                )
+                ))
             })?;
         let (code, message) = failed
             .result
@@ -228,8 +228,8 @@ mod tests {
             r#"{"NextToken":null,"TagResources":{"TagResource":[]}}"#,
         ] {
             assert_eq!(
-                read_list(&ECS, body, &mut observed(&["i-1"]), Admit::Requested),
-                Ok(None),
+                read_list(&ECS, body, &mut observed(&["i-1"]), Admit::Requested).expect(body),
+                None,
                 "{body}"
             );
         }
@@ -272,12 +272,14 @@ mod tests {
             r#"{"RequestId":"W","FailedResources":{"FailedResource":[]}}"#,
         ] {
             assert_eq!(
-                read_write(&ECS, &ids(&["i-1"]), body),
-                Ok(WriteResult::default())
+                read_write(&ECS, &ids(&["i-1"]), body).expect(body),
+                WriteResult::default()
             );
         }
         let stranger = r#"{"FailedResources":[{"ResourceARN":"arn:acs:ecs:r:*:instance/i-9"}]}"#;
-        let error = read_write(&ECS, &ids(&["i-1"]), stranger).expect_err("not in the call");
+        let error = read_write(&ECS, &ids(&["i-1"]), stranger)
+            .expect_err("not in the call")
+            .to_string();
         assert!(error.contains("i-9"), "{error}");
     }
 }

@@ -73,7 +73,7 @@ fn ids(items: &[&str]) -> Vec<String> {
 
 use crate::tags::tags;
 
-fn assert_no_secret(error: &CloudError) {
+fn assert_no_secret(error: &crate::cloud::CallError) {
     assert!(!error.to_string().contains(SECRET));
     assert!(!format!("{error:?}").contains(SECRET));
 }
@@ -254,8 +254,8 @@ async fn list_stops_when_the_server_repeats_a_token() {
         .list_tags("app", &ids(&["a"]))
         .await
         .expect_err("endless pagination");
-    assert_eq!(error.code, "PaginationLoop");
-    assert!(error.message.contains("again"), "{}", error.message);
+    assert_eq!(error.code(), "PaginationLoop");
+    assert!(error.message().contains("again"), "{}", error.message());
     assert_eq!(mock.received().len(), 2);
 }
 
@@ -267,9 +267,13 @@ async fn list_rejects_an_answer_that_is_not_json() {
         .list_tags("app", &ids(&["a"]))
         .await
         .expect_err("not JSON");
-    assert_eq!(error.kind, ErrorKind::InvalidInput);
-    assert_eq!(error.code, "InvalidResponse");
-    assert!(error.message.contains("login page"), "{}", error.message);
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert_eq!(error.code(), "InvalidResponse");
+    assert!(
+        error.message().contains("login page"),
+        "{}",
+        error.message()
+    );
 }
 
 #[tokio::test]
@@ -332,11 +336,21 @@ async fn credential_errors_are_not_retried() {
         .tag_resources("app", &ids(&["a"]), &tags(&[("k", "v")]))
         .await
         .expect_err("bad key");
-    assert_eq!(error.kind, ErrorKind::Credentials);
-    assert_eq!(error.code, "InvalidAccessKeyId.NotFound");
-    assert_eq!(error.request_id.as_deref(), Some("ERR-1"));
-    assert_eq!(error.http_status, Some(404));
-    assert_eq!(error.attempts, 1);
+    assert_eq!(error.kind(), ErrorKind::Credentials);
+    assert_eq!(error.code(), "InvalidAccessKeyId.NotFound");
+    assert_eq!(
+        error
+            .cloud()
+            .expect("the cloud's answer")
+            .request_id
+            .as_deref(),
+        Some("ERR-1")
+    );
+    assert_eq!(
+        error.cloud().expect("the cloud's answer").http_status,
+        Some(404)
+    );
+    assert_eq!(error.cloud().expect("the cloud's answer").attempts, 1);
     assert_eq!(mock.received().len(), 1);
     assert_no_secret(&error);
 }
@@ -349,8 +363,8 @@ async fn retries_stop_at_max_attempts() {
         .list_tags("app", &ids(&["a"]))
         .await
         .expect_err("always down");
-    assert_eq!(error.kind, ErrorKind::Retryable);
-    assert_eq!(error.attempts, 3);
+    assert_eq!(error.kind(), ErrorKind::Retryable);
+    assert_eq!(error.cloud().expect("the cloud's answer").attempts, 3);
     assert!(error.to_string().contains("after 3 attempts"), "{error}");
     assert_eq!(mock.received().len(), 3);
 }
@@ -369,7 +383,14 @@ async fn not_found_and_quota_errors_are_terminal() {
             .tag_resources("app", &ids(&["a"]), &tags(&[("k", "v")]))
             .await
             .expect_err(code);
-        assert_eq!((error.kind, error.attempts), (kind, 1), "{code}");
+        assert_eq!(
+            (
+                error.kind(),
+                error.cloud().expect("the cloud's answer").attempts
+            ),
+            (kind, 1),
+            "{code}"
+        );
         assert_eq!(mock.received().len(), 1, "{code}");
     }
 }
@@ -386,7 +407,7 @@ async fn retry_after_header_becomes_the_retry_hint() {
         .expect("a call");
     let failure = client.send(LIST, &call, 1).await.expect_err("throttled");
     assert_eq!(failure.retry_after, Some(Duration::from_secs(2)));
-    assert_eq!(failure.error.kind, ErrorKind::Retryable);
+    assert_eq!(failure.error.kind(), ErrorKind::Retryable);
 }
 
 #[tokio::test]
@@ -406,8 +427,8 @@ async fn writes_over_the_limits_are_refused_before_sending() {
     ];
     for refusal in refusals {
         let error = refusal.expect_err("over a limit");
-        assert_eq!(error.kind, ErrorKind::InvalidInput);
-        assert!(error.message.contains("at most"), "{}", error.message);
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert!(error.message().contains("at most"), "{}", error.message());
     }
     assert!(mock.received().is_empty());
 }
@@ -436,10 +457,10 @@ async fn slow_answers_time_out_as_retryable() {
         .await
         .expect_err("too slow");
     assert_eq!(
-        (error.kind, error.code.as_str()),
+        (error.kind(), error.code()),
         (ErrorKind::Retryable, "Timeout")
     );
-    assert!(error.message.contains("50ms"), "{}", error.message);
+    assert!(error.message().contains("50ms"), "{}", error.message());
 }
 
 #[tokio::test]
@@ -455,27 +476,38 @@ async fn unreachable_endpoints_are_retryable_and_leak_no_parameters() {
         .await
         .expect_err("nobody listens");
     assert_eq!(
-        (error.kind, error.code.as_str()),
+        (error.kind(), error.code()),
         (ErrorKind::Retryable, "Network")
     );
-    assert_eq!(error.attempts, 2);
-    assert!(error.message.contains(&endpoint), "{}", error.message);
-    assert!(!error.message.contains("Signature"), "{}", error.message);
+    assert_eq!(error.cloud().expect("the cloud's answer").attempts, 2);
+    assert!(error.message().contains(&endpoint), "{}", error.message());
+    assert!(
+        !error.message().contains("Signature"),
+        "{}",
+        error.message()
+    );
     assert_no_secret(&error);
 }
 
 #[tokio::test]
-async fn malformed_endpoints_are_invalid_input() {
-    let client = client_at("not a url", fast_retry(3));
+async fn malformed_endpoints_are_refused_and_no_attempt_is_counted() {
+    let outcomes = Arc::new(Outcomes::default());
+    let client = client_at("not a url", fast_retry(3)).with_observer(outcomes.clone());
     let error = client
         .list_tags("app", &ids(&["a"]))
         .await
         .expect_err("bad endpoint");
     assert_eq!(
-        (error.kind, error.code.as_str()),
+        (error.kind(), error.code()),
         (ErrorKind::InvalidInput, "InvalidEndpoint")
     );
-    assert_eq!(error.attempts, 1);
+    assert_eq!(
+        error.cloud(),
+        None,
+        "the client's refusal, not the cloud's answer"
+    );
+    let seen = outcomes.0.lock().expect("outcomes lock").clone();
+    assert!(seen.is_empty(), "no HTTP attempt was made: {seen:?}");
 }
 
 #[test]
@@ -484,7 +516,8 @@ fn resource_types_are_checked_against_the_preset() {
     assert_eq!(client.check_resource_type("apiGroup"), Ok(()));
     let refusal = client
         .check_resource_type("instance")
-        .expect_err("not API Gateway");
+        .expect_err("not API Gateway")
+        .to_string();
     assert!(refusal.contains("apiGroup, plugin, app, api"), "{refusal}");
 
     let open = client_with("http://127.0.0.1:9", fast_retry(1), |api| {

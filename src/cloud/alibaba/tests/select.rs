@@ -117,7 +117,7 @@ async fn empty_or_oversized_selectors_are_refused_unsent() {
         .await
         .unwrap_err();
     assert_eq!(
-        (error.kind, error.code.as_str()),
+        (error.kind(), error.code()),
         (ErrorKind::InvalidInput, "EmptyMatchTags")
     );
     let many: Tags = (1..=21)
@@ -127,9 +127,9 @@ async fn empty_or_oversized_selectors_are_refused_unsent() {
         .select_resources("apiGroup", &many)
         .await
         .unwrap_err();
-    assert_eq!(error.code, "TooManyMatchTags");
-    assert!(error.message.contains("21 matchTags"), "{error}");
-    assert!(error.message.contains("at most 20"), "{error}");
+    assert_eq!(error.code(), "TooManyMatchTags");
+    assert!(error.message().contains("21 matchTags"), "{error}");
+    assert!(error.message().contains("at most 20"), "{error}");
 
     let service = tag_service::client(&mock.endpoint, SignatureVersion::V1, fast_retry(1));
     let eleven: Tags = many.into_iter().take(11).collect();
@@ -137,8 +137,8 @@ async fn empty_or_oversized_selectors_are_refused_unsent() {
         .select_resources("ecs:instance", &eleven)
         .await
         .unwrap_err();
-    assert_eq!(error.code, "TooManyMatchTags");
-    assert!(error.message.contains("at most 10"), "{error}");
+    assert_eq!(error.code(), "TooManyMatchTags");
+    assert!(error.message().contains("at most 10"), "{error}");
     assert!(mock.received().is_empty(), "nothing was sent");
 }
 
@@ -194,7 +194,7 @@ async fn a_tag_service_select_sends_the_tags_filter_and_keeps_the_bindings_kind(
         .select_resources("instance", &tags(&[("team", "web")]))
         .await
         .unwrap_err();
-    assert_eq!(error.code, "InvalidResourceType");
+    assert_eq!(error.code(), "InvalidResourceType");
     assert_eq!(mock.received().len(), 2, "a bad type is refused unsent");
 }
 
@@ -207,7 +207,7 @@ async fn a_select_stops_when_the_server_repeats_a_token() {
         .select_resources("apiGroup", &tags(&[("team", "web")]))
         .await
         .unwrap_err();
-    assert_eq!(error.code, "PaginationLoop");
+    assert_eq!(error.code(), "PaginationLoop");
     assert_eq!(
         mock.received().len(),
         2,
