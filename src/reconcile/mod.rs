@@ -25,6 +25,7 @@ pub mod group;
 pub mod identity;
 pub mod intent_log;
 mod outcome;
+mod pass_error;
 pub mod provider;
 pub mod round;
 pub mod scan;
@@ -33,7 +34,8 @@ pub mod select;
 
 use std::collections::BTreeSet;
 
-pub use outcome::{Outcome, PassError, Readiness};
+pub use outcome::{Outcome, Readiness};
+pub use pass_error::PassError;
 
 use crate::cloud::{AddressError, CallError, TagApi};
 use crate::plan::{self, BindingId, Claims, PlanInput, SpecViolation};
