@@ -7,7 +7,7 @@ use super::execute::Executed;
 use super::{Mode, PassError, PassInput};
 use crate::api::conditions::reason;
 use crate::api::{ConflictEntry, ResourceCounts, ResourceFailure, SelectedResources};
-use crate::cloud::{CallError, ErrorKind};
+use crate::cloud::ErrorKind;
 use crate::plan::{Drift, KeyDecision, Plan, drift};
 use crate::tags::{Ownership, TagsByResource};
 

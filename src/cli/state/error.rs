@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::{MAX_LINKS, STATE_VERSION};
 use crate::input::{InputError, mib};
 
 /// What went wrong with the state file, its lock or its journal: the file, and why.
