@@ -36,9 +36,9 @@ pub async fn reconcile(
     let api: Api<ResourceTagBinding> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = binding_key(&binding);
     // NB: a binding without the finalizer gets it in the write of its first intent, before
-    // its first cloud write (`intent_log`), or after a pass that writes nothing (`finish`):
-    // one write fewer than a finalizer of its own. One that records something and lacks it
-    // (removed by hand) gets it here, before its pass.
+    // its first cloud write (`intent_log`), or at the end of a first pass that writes nothing,
+    // before its status (`finish`, `apply`): one write fewer than a finalizer of its own. One
+    // that records something and lacks it (removed by hand) gets it here, before its pass.
     let lacks_finalizer = binding.metadata.deletion_timestamp.is_none()
         && !binding.finalizers().iter().any(|f| f == FINALIZER);
     // NB: a binding submitted to the fleet is counted when its pass ends, with its result.
