@@ -131,6 +131,48 @@ async fn a_superseded_intent_annotation_claims_nothing() {
     cloud.shutdown().await.expect("emulator stops");
 }
 
+/// An intent too large for an annotation (1,000 resources of 80-character ids: over 64 KiB)
+/// goes to `status`, after the finalizer applied alone (both before the cloud writes).
+#[tokio::test]
+async fn an_intent_too_large_for_an_annotation_goes_to_status() {
+    let ids: Vec<String> = (0..1000).map(|i| format!("g{i:079}")).collect();
+    let inventory: Vec<(&str, &[(&str, &str)])> =
+        ids.iter().map(|id| (id.as_str(), &[][..])).collect();
+    let cloud = cloud(&inventory).await;
+    let mut binding = ResourceTagBinding::test();
+    binding.spec.resource_ids = ids;
+    let (ctx, verifier) = context(vec![binding.clone()], vec![provider(&cloud.url())]);
+    let expected = binding.clone();
+    let scenario = tokio::spawn(async move {
+        let verifier = verifier.handle_secret_get().await;
+        let verifier = verifier.handle_finalizer_creation(expected.clone()).await;
+        let (verifier, intent) = verifier
+            .handle_status_intent(expected.clone().finalized())
+            .await;
+        assert_eq!(intent["status"]["recordSequence"], 1, "{intent}");
+        assert_eq!(
+            intent["status"]["pendingResourceIds"]
+                .as_array()
+                .map(Vec::len),
+            Some(1000)
+        );
+        let (verifier, patch) = verifier
+            .handle_status_patch_seen(expected, "Synced", "True")
+            .await;
+        assert_eq!(
+            patch["status"]["appliedResourceIds"]
+                .as_array()
+                .map(Vec::len),
+            Some(1000)
+        );
+        assert!(patch["status"].get("pendingResourceIds").is_none());
+        verifier.handle_event("TagsApplied").await
+    });
+    reconcile(Arc::new(binding), ctx).await.expect("reconcile");
+    within_5s(scenario).await.no_more_requests().await;
+    cloud.shutdown().await.expect("emulator stops");
+}
+
 #[tokio::test]
 async fn a_deleted_binding_prunes_what_its_killed_pass_wrote() {
     let cloud = cloud(&[

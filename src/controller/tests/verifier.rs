@@ -274,6 +274,25 @@ impl ApiServerVerifier {
         (self, intent)
     }
 
+    /// The status write of an intent too large for an annotation, answered as applied;
+    /// returns the patch.
+    pub(super) async fn handle_status_intent(
+        mut self,
+        binding: ResourceTagBinding,
+    ) -> (Self, Value) {
+        let (request, send) = self.next().await;
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web/status"
+        );
+        let patch = Self::body_json(request).await;
+        let mut updated = binding;
+        updated.status = serde_json::from_value(patch["status"].clone()).expect("status");
+        Self::respond(send, &updated);
+        (self, patch)
+    }
+
     /// The write of an intent, answered 409 Conflict.
     pub(super) async fn handle_intent_conflict(mut self) -> Self {
         let (request, send) = self.next().await;
