@@ -40,7 +40,7 @@ pub async fn reconcile(
     // before its status (`finish`, `apply`): one write fewer than a finalizer of its own. One
     // that records something and lacks it (removed by hand) gets it here, before its pass.
     let lacks_finalizer = binding.metadata.deletion_timestamp.is_none()
-        && !binding.finalizers().iter().any(|f| f == FINALIZER);
+        && !super::intent_log::has_finalizer(&binding);
     // NB: a binding submitted to the fleet is counted when its pass ends, with its result.
     let submitted = AtomicBool::new(false);
     let result = if lacks_finalizer {

@@ -96,7 +96,7 @@ async fn write_intent(
     ctx: &Context,
 ) -> Result<(), IntentError> {
     let current = ctx.record(binding);
-    let has_finalizer = binding.finalizers().iter().any(|f| f == FINALIZER);
+    let has_finalizer = has_finalizer(binding);
     if has_finalizer && current.owned == *owned && current.pending == *pending {
         return Ok(());
     }
@@ -117,24 +117,28 @@ async fn write_intent(
         ctx.ownership_unrecorded(binding, record);
         apply_metadata(binding, Some(&value), ctx).await
     } else {
-        let finalized = if has_finalizer {
-            Ok(())
-        } else {
-            add_finalizer(binding, ctx).await
-        };
-        match finalized {
-            Ok(()) => {
-                let mut status = binding.status.clone().unwrap_or_default();
-                record.write_to(&mut status);
-                super::status::write(binding, status, ctx).await
-            }
-            Err(error) => Err(error),
-        }
+        intent_in_status(binding, record, has_finalizer, ctx).await
     };
     written.map_err(|error| {
         tracing::warn!(binding = %binding_key(binding), %error, "cannot record the intent");
         IntentError::Status(error.to_string())
     })
+}
+
+/// An intent too large for an annotation: the finalizer first if the binding lacks it, then
+/// the intent in `status` (its record with the higher sequence number).
+async fn intent_in_status(
+    binding: &ResourceTagBinding,
+    record: Record,
+    has_finalizer: bool,
+    ctx: &Context,
+) -> Result<(), Error> {
+    if !has_finalizer {
+        add_finalizer(binding, ctx).await?;
+    }
+    let mut status = binding.status.clone().unwrap_or_default();
+    record.write_to(&mut status);
+    super::status::write(binding, status, ctx).await
 }
 
 /// Adds the finalizer to a binding that records nothing and lacks it, at the end of a pass that
@@ -149,15 +153,18 @@ pub(super) async fn ensure_finalizer(
     records_something: bool,
     ctx: &Context,
 ) {
-    if records_something
-        || binding.metadata.deletion_timestamp.is_some()
-        || binding.finalizers().iter().any(|f| f == FINALIZER)
+    if records_something || binding.metadata.deletion_timestamp.is_some() || has_finalizer(binding)
     {
         return;
     }
     if let Err(error) = add_finalizer(binding, ctx).await {
         tracing::warn!(binding = %binding_key(binding), %error, "cannot add the finalizer");
     }
+}
+
+/// Whether the binding (as this copy shows it) carries the controller's finalizer.
+pub(super) fn has_finalizer(binding: &ResourceTagBinding) -> bool {
+    binding.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// The field manager of the finalizer applied alone: it never owns the intent annotation, so

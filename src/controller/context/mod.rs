@@ -108,9 +108,9 @@ impl Unrecorded {
     pub fn seen(&self, binding: &ResourceTagBinding) {
         let Some(uid) = binding.uid() else { return };
         let mut kept = self.lock();
-        // NB: the status is decoded only for a binding with a kept record, a few per round.
-        // NB: an intent kept in memory goes once the status carries the outcome that
-        // supersedes it, not when the annotation shows up: until then it is the newest record.
+        // NB: the status is decoded only for a binding with a kept record, a few per round. An
+        // intent kept in memory goes once the status carries the outcome that supersedes it,
+        // not when the annotation shows up: until then it is the newest record.
         if let Some(record) = kept.get(&uid)
             && binding.status.as_ref().map(Record::of).as_ref() == Some(record)
         {

@@ -204,6 +204,28 @@ impl ApiServerVerifier {
         reason: &str,
         ready: &str,
     ) -> (Self, Value) {
+        let (patch, send) = self.next_status_patch().await;
+        let ready_condition = patch["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .cloned()
+            .unwrap_or_else(|| panic!("a Ready condition in {patch}"));
+        assert_eq!(ready_condition["reason"], reason, "{patch}");
+        assert_eq!(ready_condition["status"], ready, "{patch}");
+        assert_eq!(ready_condition["observedGeneration"], 1);
+        assert!(
+            !patch.to_string().contains(KEY_SECRET),
+            "no secret in status"
+        );
+        Self::answer_status(send, binding, &patch);
+        (self, patch)
+    }
+
+    /// The next request, a status patch of the binding by the controller's field manager: its
+    /// body, and where to answer it.
+    async fn next_status_patch(
+        &mut self,
+    ) -> (Value, tower_test::mock::SendResponse<Response<Body>>) {
         let (request, send) = self.next().await;
         assert_eq!(request.method(), http::Method::PATCH);
         assert_eq!(
@@ -217,23 +239,18 @@ impl ApiServerVerifier {
                 .unwrap_or_default()
                 .contains("fieldManager=tagbinder")
         );
-        let patch = Self::body_json(request).await;
-        let ready_condition = patch["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-            .cloned()
-            .unwrap_or_else(|| panic!("a Ready condition in {patch}"));
-        assert_eq!(ready_condition["reason"], reason, "{patch}");
-        assert_eq!(ready_condition["status"], ready, "{patch}");
-        assert_eq!(ready_condition["observedGeneration"], 1);
-        assert!(
-            !patch.to_string().contains(KEY_SECRET),
-            "no secret in status"
-        );
+        (Self::body_json(request).await, send)
+    }
+
+    /// Answers a status patch as applied to `binding`.
+    fn answer_status(
+        send: tower_test::mock::SendResponse<Response<Body>>,
+        binding: ResourceTagBinding,
+        patch: &Value,
+    ) {
         let mut updated = binding;
         updated.status = serde_json::from_value(patch["status"].clone()).expect("status");
         Self::respond(send, &updated);
-        (self, patch)
     }
 
     /// The write of an intent (before the cloud writes): a server-side apply of the binding's
@@ -280,16 +297,8 @@ impl ApiServerVerifier {
         mut self,
         binding: ResourceTagBinding,
     ) -> (Self, Value) {
-        let (request, send) = self.next().await;
-        assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(
-            request.uri().path(),
-            "/apis/tagbinder.io/v1alpha1/namespaces/team-web/resourcetagbindings/web/status"
-        );
-        let patch = Self::body_json(request).await;
-        let mut updated = binding;
-        updated.status = serde_json::from_value(patch["status"].clone()).expect("status");
-        Self::respond(send, &updated);
+        let (patch, send) = self.next_status_patch().await;
+        Self::answer_status(send, binding, &patch);
         (self, patch)
     }
 
